@@ -1,0 +1,136 @@
+"""The ``trainguard`` command: run a profile and write the report; inspect baselines and data.
+
+Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
+  trainguard run --profile seed --device cuda     # the full protocol on a GPU
+  TRAINGUARD_DATA_DIR=../shared/data trainguard run --offline
+  trainguard baselines show --profile ci
+  trainguard baselines update --profile ci        # retrain the baseline seeds, rewrite baselines/ci/<device>.csv
+  trainguard data verify --data-dir ../shared/data
+  trainguard data fetch cifar10                   # download into ~/.cache/trainguard
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="ci", help="profile name (smoke, ci, seed) or .toml path [ci]")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
+    parser.add_argument("--seed", type=int, default=None, help="training seed [profile's]")
+    parser.add_argument("--data-dir", type=Path, default=None, help="directory with cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR]")
+    parser.add_argument("--offline", action="store_true", help="never download data")
+    parser.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="[baselines]")
+    parser.add_argument("--results-dir", type=Path, default=Path(".trainguard/results"), help="result cache [.trainguard/results]")
+    parser.add_argument("--no-result-cache", action="store_true", help="train everything again")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainguard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a profile, check it, write the markdown report",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    _common(run)
+    run.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
+
+    baselines = sub.add_parser("baselines", help="show or update measured baseline tables")
+    baselines.add_argument("action", choices=("show", "update"))
+    _common(baselines)
+
+    data = sub.add_parser("data", help="download data into the cache, or verify a data directory")
+    data.add_argument("action", choices=("fetch", "verify"))
+    data.add_argument("names", nargs="*", default=["cifar10", "mnist"], help="cifar10, mnist [both]")
+    data.add_argument("--data-dir", type=Path, default=None)
+    data.add_argument("--cache-dir", type=Path, default=None)
+    return parser
+
+
+def _matrix(args):
+    from .session import Matrix, Options
+    from .spec import load_profile
+
+    options = Options(profile=load_profile(args.profile), device=args.device, seed=args.seed, data_dir=args.data_dir,
+                      baselines_dir=args.baselines_dir,
+                      results_dir=None if args.no_result_cache else args.results_dir,
+                      allow_download=not args.offline)
+    return Matrix(options)
+
+
+def cmd_run(args) -> int:
+    from .session import write_report
+
+    matrix = _matrix(args)
+    verdicts = matrix.all_verdicts()
+    notes = []
+    if "baseline" in matrix.profile.checks:
+        table = matrix.baseline()
+        if table is None:
+            notes.append(f"no baseline {matrix.baseline_file()}: cells not compared "
+                         f"(create with `trainguard baselines update --profile {matrix.profile.name}`)")
+        elif (why := matrix.data_matches_baseline(table)):
+            notes.append(why)
+    path = write_report(matrix, verdicts, args.report, notes)
+    failed = [v for v in verdicts if not v.passed]
+    for v in failed:
+        print(f"FAIL {v.message}")
+    print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
+    print(f"report: {path}")
+    return 1 if failed else 0
+
+
+def cmd_baselines(args) -> int:
+    matrix = _matrix(args)
+    if args.action == "update":
+        for line in matrix.update_baseline():
+            print(line)
+        print(f"wrote {matrix.baseline_file()}")
+        return 0
+    path = matrix.baseline_file()
+    if not path.exists():
+        print(f"no baseline at {path}", file=sys.stderr)
+        return 2
+    print(path.read_text(), end="")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    for name in args.names:
+        if args.action == "verify":
+            directory = args.data_dir or data.default_data_dir()
+            if directory is None:
+                print("data verify needs --data-dir or TRAINGUARD_DATA_DIR", file=sys.stderr)
+                return 2
+            ds = data.read_npz(name, Path(directory) / data.FILENAMES[name])
+        else:
+            ds = data.load(name, None, args.cache_dir, allow_download=True)
+        print(f"{name}: {ds.source}: {len(ds.x_train):,} train, {ds.test_split}; {ds.verification}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    from .spec import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "baselines": cmd_baselines, "data": cmd_data}[args.command](args)
+    except (ConfigError, DataError) as exc:
+        print(f"trainguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trainguard: interrupted; completed runs are kept in the result cache, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

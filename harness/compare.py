@@ -1,0 +1,85 @@
+"""Checks: measured numbers + baseline tables + tolerances → verdicts with messages.
+
+Pure functions; nothing here trains, reads files or knows about pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .baselines import BaselineCell
+from .spec import METRIC_LABELS, Tolerance
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str  # baseline | published | ranking | budget_improves
+    subject: str  # e.g. "NewModel2-20", "ranking@10", "Baseline1 10→20"
+    passed: bool
+    message: str
+    model: str | None = None
+    budget: int | None = None
+    metric: str | None = None
+    measured: float | None = None
+    expected: float | None = None
+    allowed: float | None = None
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.passed else "FAIL"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def check_against_baseline(model: str, budget: int, metric: str, measured: float,
+                           cell: BaselineCell, tolerance: Tolerance, source: str) -> Verdict:
+    """|measured − mean| ≤ abs + k_std·std, in the spirit of pytest-regressions' per-column tolerances."""
+    allowed = tolerance.allowed(cell.std)
+    delta = measured - cell.mean
+    passed = abs(delta) <= allowed
+    message = (
+        f"{model}-{budget} {METRIC_LABELS[metric]}: measured {_fmt(measured)}, baseline {_fmt(cell.mean)} "
+        f"(std {_fmt(cell.std)}, n={cell.n}, {source}), difference {delta:+.4f}, allowed ±{allowed:.4f} "
+        f"(abs {tolerance.abs} + {tolerance.k_std}·std)"
+        + ("" if passed else " — REGRESSION" if _is_worse(metric, delta) else " — unexpected improvement")
+    )
+    return Verdict("baseline", f"{model}-{budget}", passed, message, model, budget, metric, measured, cell.mean, allowed)
+
+
+def _is_worse(metric: str, delta: float) -> bool:
+    return delta > 0 if metric.endswith("loss") else delta < 0
+
+
+def check_ranking(budget: int, order: list[str], test_acc: dict[str, float]) -> Verdict:
+    """The report's ranking: each model in ``order`` has strictly higher test accuracy than the one before."""
+    present = [m for m in order if m in test_acc]
+    broken = [(a, b) for a, b in zip(present, present[1:]) if not test_acc[a] < test_acc[b]]
+    listing = " < ".join(f"{m} {test_acc[m]:.2f}" for m in present)
+    if broken:
+        pairs = "; ".join(f"{a} ({test_acc[a]:.2f}) is not below {b} ({test_acc[b]:.2f})" for a, b in broken)
+        return Verdict("ranking", f"ranking@{budget}", False,
+                       f"ranking at {budget} epochs broken (test accuracy): {pairs}. Expected {' < '.join(present)}.",
+                       budget=budget, metric="test_acc")
+    return Verdict("ranking", f"ranking@{budget}", True, f"ranking at {budget} epochs holds: {listing}",
+                   budget=budget, metric="test_acc")
+
+
+def check_budget_improves(model: str, small: int, large: int, acc_small: float, acc_large: float) -> Verdict:
+    """More epochs must help: test accuracy after ``large`` epochs strictly above that after ``small``."""
+    passed = acc_large > acc_small
+    message = (f"{model}: test accuracy {acc_small:.2f} after {small} epochs → {acc_large:.2f} after {large} "
+               f"({acc_large - acc_small:+.2f})" + ("" if passed else f" — {large} epochs did not improve on {small}"))
+    return Verdict("budget_improves", f"{model} {small}→{large}", passed, message, model, large, "test_acc",
+                   acc_large, acc_small)
+
+
+def check_published(model: str, budget: int, metric: str, measured: float, published: float,
+                    allowed: float) -> Verdict:
+    """Absolute band around the report's single published run (used by the full-data `seed` profile)."""
+    delta = measured - published
+    passed = abs(delta) <= allowed
+    message = (f"{model}-{budget} {METRIC_LABELS[metric]}: measured {_fmt(measured)}, published {_fmt(published)}, "
+               f"difference {delta:+.4f}, allowed ±{allowed}")
+    return Verdict("published", f"{model}-{budget}", passed, message, model, budget, metric, measured, published, allowed)

@@ -1,0 +1,148 @@
+"""The PyTorch training engine: one readable loop, data kept on the training device.
+
+Given a model name, a data set and a training config, it trains to a number of
+epochs and returns a :class:`History` with one record per epoch. A run to the
+largest budget serves every smaller one: with a constant learning rate, the same
+seed and the same data order, the first 10 epochs of a 20-epoch run *are* a
+10-epoch run (tests/test_engine.py proves it bit for bit on CPU). Evaluation
+after each epoch draws no random numbers, so it does not disturb that.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+import models
+from .data import Dataset
+from .history import EpochRecord, History
+from .spec import ConfigError, TrainConfig
+
+EpochCallback = Callable[[History, EpochRecord], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU. Asking for CUDA without it is an error, never a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}, "
+                              f"torch.version.cuda={torch.version.cuda}); use --device cpu or auto")
+        return torch.device(name)
+    raise ConfigError(f"--device {name!r}: expected auto, cpu or cuda")
+
+
+def device_class(device: torch.device) -> str:
+    """The baseline family a device's results belong to: numbers are never compared across classes."""
+    return device.type
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 HWC (or HW) numpy → uint8 NCHW tensor on the device. Scaling happens per batch, on the device."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    if tensor.ndim == 3:  # greyscale
+        tensor = tensor.unsqueeze(-1)
+    return tensor.permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 0–255 → float in [-1, 1] (the probes' and the course code's Normalize(0.5, 0.5))."""
+    return batch_uint8.float().div_(127.5).sub_(1.0)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy (percent) in eval mode."""
+    model.eval()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
+    correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size])
+        y = labels[start:start + batch_size]
+        out = model(x)
+        loss_sum += criterion(out, y).double()
+        correct += (out.argmax(1) == y).sum()
+    n = len(images)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
+          device: torch.device, on_epoch: EpochCallback | None = None,
+          model_factory: Callable[[], nn.Module] | None = None) -> History:
+    """Train ``model_name`` for ``epochs`` epochs; return the per-epoch history.
+
+    A NaN or infinite loss stops the run at the end of the epoch where it appeared
+    (checking every batch would force a device sync per step); the history is
+    then marked ``diverged`` with that epoch and holds only the finite epochs.
+    """
+    seed_everything(seed)
+    model = (model_factory or (lambda: models.build(model_name)))().to(device)
+    history = History(model=model_name, seed=seed, device=device_name(device),
+                      parameters=models.parameter_count(model))
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    x_train = to_device_images(dataset.x_train, device)
+    y_train = torch.from_numpy(dataset.y_train.astype(np.int64)).to(device)
+    x_test = to_device_images(dataset.x_test, device)
+    y_test = torch.from_numpy(dataset.y_test.astype(np.int64)).to(device)
+    # The shuffle comes from its own CPU generator so that the data order depends on the
+    # seed alone, not on how many random numbers the model's init or dropout consumed.
+    order_rng = torch.Generator().manual_seed(seed)
+    n = len(x_train)
+
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        permutation = torch.randperm(n, generator=order_rng).to(device)
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        for start in range(0, n, config.batch_size):
+            idx = permutation[start:start + config.batch_size]
+            x, y = normalize(x_train[idx]), y_train[idx]
+            out = model(x)
+            loss = criterion(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().double() * len(idx)
+            correct += (out.detach().argmax(1) == y).sum()
+        train_loss = loss_sum.item() / n
+        seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            history.status, history.failed_epoch = "diverged", epoch
+            history.message = f"loss became {train_loss} during epoch {epoch}"
+            break
+        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
+        record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=100.0 * correct.item() / n,
+                             test_loss=test_loss, test_acc=test_acc, seconds=seconds)
+        history.epochs.append(record)
+        if on_epoch is not None:
+            on_epoch(history, record)
+    return history

@@ -1,0 +1,197 @@
+"""pytest plugin (entry point ``pytest11: trainguard``): options, parametrization, session cache, report.
+
+Thin hooks over :class:`harness.session.Matrix`. Test modules ask for fixtures:
+
+- ``trainguard_matrix``: the session's Matrix (one per pytest process: no model trains twice);
+- ``cifar_cell`` → (model, budget), ``cifar_budget`` → budget, ``cifar_model`` → model:
+  parametrized from the chosen profile, with ids like ``[NewModel2-20]``;
+- ``trainguard_baseline``: the measured baseline table (rewritten first under ``--update-baselines``);
+- ``trainguard_check``: asserts verdicts and records them for the report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .compare import Verdict
+from .spec import ConfigError, METRICS, load_profile
+
+_STATE_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trainguard", "trainguard training regression harness")
+    group.addoption("--profile", default="ci", help="profile name (smoke, ci, seed) or path to a .toml profile [ci]")
+    group.addoption("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda [auto]")
+    group.addoption("--seed", type=int, default=None, help="training seed [the profile's seed]")
+    group.addoption("--data-dir", default=None,
+                    help="directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]")
+    group.addoption("--offline", action="store_true", help="never download data; fail with instructions instead")
+    group.addoption("--baselines-dir", default=None, help="baseline tables [<rootdir>/baselines]")
+    group.addoption("--results-dir", default=None, help="result cache, one JSON per run [<rootdir>/.trainguard/results]")
+    group.addoption("--no-result-cache", action="store_true", help="train everything again; do not read or write the result cache")
+    group.addoption("--report", default=None, help="markdown report path [<rootdir>/reports/report.md]")
+    group.addoption("--update-baselines", action="store_true",
+                    help="train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and print what changed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
+    try:
+        profile = load_profile(config.getoption("--profile"))
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--profile: {exc}") from None
+    device = config.getoption("--device")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise pytest.UsageError(f"--device {device!r}: expected auto, cpu or cuda")
+    config.stash[_STATE_KEY] = {"profile": profile, "matrix": None, "verdicts": [], "skips": [],
+                                "started": time.time(), "baseline_changes": None}
+
+
+def _state(config: pytest.Config) -> dict:
+    return config.stash[_STATE_KEY]
+
+
+def _rooted(config: pytest.Config, value: str | None, default: str) -> Path:
+    return Path(value) if value else Path(config.rootpath) / default
+
+
+def _printer(config: pytest.Config):
+    def write(message: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None:
+            print(message)
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(message)
+        else:
+            reporter.write_line(message)
+    return write
+
+
+def get_matrix(config: pytest.Config):
+    state = _state(config)
+    if state["matrix"] is None:
+        from .session import Matrix, Options
+
+        options = Options(
+            profile=state["profile"],
+            device=config.getoption("--device"),
+            seed=config.getoption("--seed"),
+            data_dir=Path(config.getoption("--data-dir")) if config.getoption("--data-dir") else None,
+            baselines_dir=_rooted(config, config.getoption("--baselines-dir"), "baselines"),
+            results_dir=None if config.getoption("--no-result-cache")
+            else _rooted(config, config.getoption("--results-dir"), ".trainguard/results"),
+            allow_download=not config.getoption("--offline"),
+        )
+        try:
+            state["matrix"] = Matrix(options, printer=_printer(config))
+        except ConfigError as exc:
+            pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return state["matrix"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    profile = _state(metafunc.config)["profile"]
+    if "cifar_cell" in metafunc.fixturenames:
+        cells = [(m, b) for m in profile.models for b in profile.budgets]
+        metafunc.parametrize("cifar_cell", cells, ids=[f"{m}-{b}" for m, b in cells])
+    if "cifar_budget" in metafunc.fixturenames:
+        metafunc.parametrize("cifar_budget", profile.budgets, ids=[str(b) for b in profile.budgets])
+    if "cifar_model" in metafunc.fixturenames:
+        metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
+
+
+@pytest.fixture(scope="session")
+def trainguard_profile(request):
+    return _state(request.config)["profile"]
+
+
+@pytest.fixture(scope="session")
+def trainguard_matrix(request):
+    from .data import DataError
+
+    matrix = get_matrix(request.config)
+    try:
+        matrix.dataset  # noqa: B018 — load and verify once, fail every case with the same clear message
+    except DataError as exc:
+        pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return matrix
+
+
+@pytest.fixture(scope="session")
+def trainguard_baseline(request, trainguard_matrix):
+    """The measured baseline for this profile and device class; skips with the way to create it if absent."""
+    state = _state(request.config)
+    if request.config.getoption("--update-baselines"):
+        changes = trainguard_matrix.update_baseline()
+        state["baseline_changes"] = (trainguard_matrix.baseline_file(), changes)
+        _printer(request.config)(f"[trainguard] rewrote {trainguard_matrix.baseline_file()}:\n  " + "\n  ".join(changes))
+    try:
+        table = trainguard_matrix.baseline()
+    except ConfigError as exc:
+        pytest.fail(f"trainguard: {exc}", pytrace=False)
+    if table is None:
+        reason = (f"no baseline {trainguard_matrix.baseline_file()} for profile {trainguard_matrix.profile.name} on "
+                  f"{trainguard_matrix.device_class}; create it with: pytest -m slow --profile "
+                  f"{trainguard_matrix.profile.name} --update-baselines")
+        state["skips"].append(reason)
+        pytest.skip(reason)
+    mismatch = trainguard_matrix.data_matches_baseline(table)
+    if mismatch:
+        state["skips"].append(mismatch)
+        pytest.skip(mismatch)
+    return table
+
+
+@pytest.fixture
+def trainguard_check(request):
+    """Record verdicts for the report and fail with every failing verdict's message."""
+    state = _state(request.config)
+
+    def check(verdicts: list[Verdict]) -> None:
+        state["verdicts"].extend(verdicts)
+        failures = [v.message for v in verdicts if not v.passed]
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
+
+    return check
+
+
+def require_check(profile, name: str) -> None:
+    if name not in profile.checks:
+        pytest.skip(f"profile {profile.name} does not enable the {name!r} check")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    state = session.config.stash.get(_STATE_KEY, None)
+    if not state or state["matrix"] is None or not state["matrix"]._histories:
+        return
+    from .session import write_report
+
+    path = _rooted(session.config, session.config.getoption("--report"), "reports/report.md")
+    write_report(state["matrix"], state["verdicts"], path, notes=state["skips"])
+    state["report_path"] = path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    state = config.stash.get(_STATE_KEY, None)
+    if not state:
+        return
+    if state.get("baseline_changes"):
+        path, changes = state["baseline_changes"]
+        terminalreporter.write_sep("-", f"trainguard: baseline {path} updated")
+        for line in changes:
+            terminalreporter.write_line(line)
+    if state.get("report_path"):
+        failed = sum(not v.passed for v in state["verdicts"])
+        terminalreporter.write_sep("-", "trainguard")
+        terminalreporter.write_line(f"report: {state['report_path']} ({len(state['verdicts'])} checks, {failed} failed)")
+
+
+__all__ = ["METRICS", "require_check"]

@@ -1,0 +1,64 @@
+"""The result cache: one JSON file per training run, keyed by the hash of everything that determines it.
+
+The key (:meth:`RunSpec.key`) covers the profile's training config, model, seed, epochs,
+data fingerprint, device class, library versions and the source of the engine and models,
+so a changed model is never served a stale result. Files are written atomically
+(temp file, fsync, rename), so an interrupted run keeps every completed result and the
+next run trains only what is missing. Each run has its own file, so concurrent
+workers never write the same path for different content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+from .history import History
+from .spec import RunSpec
+from .storage import atomic_write_json
+
+_CODE_FILES = ("harness/engine.py", "harness/data.py", "models/__init__.py", "models/cifar.py")
+
+
+def code_fingerprint() -> str:
+    """sha256 over the source files that decide a result (engine, data handling, models)."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in _CODE_FILES:
+        path = root / rel
+        digest.update(rel.encode())
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    return digest.hexdigest()[:16]
+
+
+class ResultStore:
+    def __init__(self, root: Path | str | None) -> None:
+        self.root = Path(root) if root else None
+
+    def path(self, spec: RunSpec) -> Path:
+        return self.root / spec.profile / spec.device_class / f"{spec.model}-seed{spec.seed}-{spec.key()}.json"
+
+    def get(self, spec: RunSpec) -> History | None:
+        """A stored completed history for this exact spec, or None. Corrupt files are reported, not trusted."""
+        if self.root is None:
+            return None
+        path = self.path(spec)
+        if not path.exists():
+            return None
+        try:
+            history = History.from_json(json.loads(path.read_text()))
+            if history.key != spec.key():
+                raise ValueError(f"key {history.key!r} does not match the file name's {spec.key()!r}")
+        except (ValueError, TypeError, KeyError) as exc:
+            warnings.warn(f"result file {path} is corrupt ({exc}); ignoring it and training again", stacklevel=2)
+            return None
+        return history if history.completed else None
+
+    def put(self, spec: RunSpec, history: History) -> Path | None:
+        if self.root is None:
+            return None
+        path = self.path(spec)
+        atomic_write_json(path, history.to_json())
+        return path

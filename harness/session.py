@@ -1,0 +1,276 @@
+"""The matrix of one profile: trains each (model, seed) once, serves every budget, runs the checks.
+
+This is the library object the pytest plugin and the CLI are thin shells over
+(like pytest-benchmark's session object): it owns the data, the result cache,
+the baselines and the verdicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import baselines as bl
+from . import compare, data, engine
+from .history import EpochRecord, History
+from .results import ResultStore, code_fingerprint
+from .spec import METRICS, ConfigError, Profile, RunSpec
+
+RANKING = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
+PUBLISHED_BAND = {"train_loss": 0.10, "train_acc": None, "test_acc": 2.5}  # points; None = not checked
+
+Printer = Callable[[str], None]
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Options:
+    profile: Profile
+    device: str = "auto"
+    seed: int | None = None  # None = the profile's seed
+    data_dir: Path | None = None
+    baselines_dir: Path = Path("baselines")
+    results_dir: Path | None = Path(".trainguard/results")
+    allow_download: bool = True
+
+
+@dataclass
+class Matrix:
+    options: Options
+    printer: Printer = print
+    _dataset: data.Dataset | None = None
+    _histories: dict[tuple[str, int], History] = field(default_factory=dict)
+    trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.profile = self.options.profile
+        self.device = engine.resolve_device(self.options.device)
+        self.device_class = engine.device_class(self.device)
+        self.store = ResultStore(self.options.results_dir)
+        self.seed = self.profile.seed if self.options.seed is None else self.options.seed
+
+    # ------------------------------------------------------------------ data and training
+
+    @property
+    def dataset(self) -> data.Dataset:
+        if self._dataset is None:
+            p = self.profile
+            if p.dataset == "synthetic":
+                full = data.synthetic("cifar10", p.train_per_class or 50, max(1, (p.test_images or 100) // 10))
+                self._dataset = data.reduce(full, None, p.test_images)
+            else:
+                full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
+                self._dataset = data.reduce(full, p.train_per_class, p.test_images)
+            self._fingerprint = self._dataset.fingerprint()
+        return self._dataset
+
+    def run_spec(self, model: str, seed: int) -> RunSpec:
+        self.dataset  # noqa: B018 — computes the fingerprint
+        return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
+                       training=self.profile.training(model), data_fingerprint=self._fingerprint,
+                       device_class=self.device_class, code_fingerprint=code_fingerprint(),
+                       versions=tuple(sorted(versions().items())))
+
+    def history(self, model: str, seed: int | None = None) -> History:
+        """The full-length history of (model, seed): from memory, else the result cache, else trained now."""
+        seed = self.seed if seed is None else seed
+        if (model, seed) in self._histories:
+            return self._histories[(model, seed)]
+        spec = self.run_spec(model, seed)
+        history = self.store.get(spec)
+        if history is not None:
+            self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
+        else:
+            history = self._train(model, seed, spec)
+        self._histories[(model, seed)] = history
+        return history
+
+    def _train(self, model: str, seed: int, spec: RunSpec) -> History:
+        epochs = self.profile.max_epochs
+        self.printer(f"[trainguard] training {model} seed {seed} for {epochs} epochs on {self.device} "
+                     f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
+
+        def progress(history: History, record: EpochRecord) -> None:
+            self.printer(f"[trainguard] {model} seed {seed} | Epoch: {record.epoch}/{epochs} | "
+                         f"Loss: {record.train_loss:.4f} | Train Accuracy: {record.train_acc:.2f} | "
+                         f"Test Accuracy: {record.test_acc:.2f} | {record.seconds:.1f}s")
+
+        history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device, on_epoch=progress)
+        history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
+                                                  "epochs": epochs, "training": vars(spec.training)}
+        if history.completed:
+            self.store.put(spec, history)
+        else:
+            self.printer(f"[trainguard] {model} seed {seed}: {history.status} at epoch {history.failed_epoch}: "
+                         f"{history.message}")
+        self.trained.append((model, seed))
+        return history
+
+    def record(self, model: str, budget: int, seed: int | None = None) -> EpochRecord:
+        return self.history(model, seed).at(budget)
+
+    # ------------------------------------------------------------------ baselines
+
+    def baseline_file(self) -> Path:
+        return bl.baseline_path(self.options.baselines_dir, self.profile.name, self.device_class)
+
+    def baseline(self) -> bl.BaselineTable | None:
+        path = self.baseline_file()
+        if not path.exists():
+            return None
+        return bl.load_measured(path, self.profile.models, self.profile.budgets)
+
+    def published(self) -> dict:
+        path = Path(self.options.baselines_dir) / "published.csv"
+        return bl.load_published(path) if path.exists() else {}
+
+    def measure_baseline(self) -> dict[tuple[str, int, str], bl.BaselineCell]:
+        cells = {}
+        for model in self.profile.models:
+            histories = [self.history(model, seed) for seed in self.profile.baseline_seeds]
+            failed = [h for h in histories if not h.completed]
+            if failed:
+                raise RuntimeError(f"cannot write a baseline: {model} seed {failed[0].seed} {failed[0].status}")
+            for budget in self.profile.budgets:
+                for metric in METRICS:
+                    cells[(model, budget, metric)] = bl.BaselineCell.of([h.at(budget).metric(metric) for h in histories])
+        return cells
+
+    def update_baseline(self) -> list[str]:
+        """Train every baseline seed, rewrite the measured table, return what changed."""
+        path = self.baseline_file()
+        old = None
+        if path.exists():
+            try:
+                old = bl.load_measured(path, (), ()).cells
+            except ConfigError:
+                old = None
+        cells = self.measure_baseline()
+        meta = {
+            "profile": self.profile.name,
+            "device_class": self.device_class,
+            "device_name": engine.device_name(self.device),
+            "seeds": list(self.profile.baseline_seeds),
+            "versions": versions(),
+            "date": dt.date.today().isoformat(),
+            "commit": git_commit(),
+            "data": {"source": Path(self.dataset.source).name, "verification": self.dataset.verification,
+                     "test_split": self.dataset.test_split, "notes": self.dataset.notes,
+                     "fingerprint": self._fingerprint},
+            "code_fingerprint": code_fingerprint(),
+        }
+        bl.write_measured(path, cells, self.profile.models, self.profile.budgets, meta)
+        return bl.diff_cells(old, cells)
+
+    # ------------------------------------------------------------------ checks
+
+    def baseline_verdicts(self, model: str, budget: int, table: bl.BaselineTable) -> list[compare.Verdict]:
+        record = self.record(model, budget)
+        source = f"{table.path.parent.name}/{table.path.name}"
+        return [compare.check_against_baseline(model, budget, metric, record.metric(metric),
+                                               table.cell(model, budget, metric), self.profile.tolerance(metric), source)
+                for metric in METRICS]
+
+    def data_matches_baseline(self, table: bl.BaselineTable) -> str | None:
+        """None if the baseline was measured on this exact data; else why not."""
+        recorded = table.meta.get("data", {}).get("fingerprint")
+        self.dataset  # noqa: B018
+        if recorded != self._fingerprint:
+            return (f"{table.path} was measured on other data ({table.meta.get('data', {}).get('test_split')}, "
+                    f"fingerprint {str(recorded)[:12]}) than this run ({self.dataset.test_split}, "
+                    f"fingerprint {self._fingerprint[:12]}); regenerate it with --update-baselines")
+        return None
+
+    def ranking_verdict(self, budget: int) -> compare.Verdict:
+        order = [m for m in RANKING if m in self.profile.models]
+        return compare.check_ranking(budget, order, {m: self.record(m, budget).test_acc for m in order})
+
+    def budget_verdict(self, model: str) -> compare.Verdict:
+        small, large = self.profile.budgets[0], self.profile.budgets[-1]
+        return compare.check_budget_improves(model, small, large, self.record(model, small).test_acc,
+                                             self.record(model, large).test_acc)
+
+    def published_verdicts(self, model: str, budget: int) -> list[compare.Verdict]:
+        published = self.published()
+        record = self.record(model, budget)
+        return [compare.check_published(model, budget, metric, record.metric(metric), published[(model, budget, metric)], band)
+                for metric, band in PUBLISHED_BAND.items() if band is not None and (model, budget, metric) in published]
+
+    def all_verdicts(self) -> list[compare.Verdict]:
+        """Every check the profile enables, for the CLI (the pytest plugin runs them as separate tests)."""
+        verdicts = []
+        checks = self.profile.checks
+        table = self.baseline() if "baseline" in checks else None
+        for model in self.profile.models:
+            for budget in self.profile.budgets:
+                if table is not None and self.data_matches_baseline(table) is None:
+                    verdicts += self.baseline_verdicts(model, budget, table)
+        if "ranking" in checks:
+            verdicts += [self.ranking_verdict(b) for b in self.profile.budgets]
+        if "budget_improves" in checks and len(self.profile.budgets) > 1:
+            verdicts += [self.budget_verdict(m) for m in self.profile.models]
+        return verdicts
+
+    def environment(self) -> dict:
+        ds = self.dataset
+        return {
+            "profile": f"{self.profile.name} — {self.profile.description}",
+            "device": f"{engine.device_name(self.device)} (class {self.device_class})",
+            "seed": self.seed,
+            "data": f"{ds.name} from {ds.source}; {ds.verification}",
+            "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
+            "test split": ds.test_split,
+            "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
+            "commit": git_commit(),
+            "wall time": f"{time.time() - self.started:.1f} s",
+            "python": sys.executable,
+        }
+
+
+def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
+    """Per budget, the measured metrics of every model trained with the run's seed."""
+    rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
+    for model in matrix.profile.models:
+        history = matrix._histories.get((model, matrix.seed))
+        if history is None:
+            continue
+        for budget in matrix.profile.budgets:
+            if budget <= len(history.epochs):
+                record = history.at(budget)
+                rows[budget].append({"model": model, **{m: record.metric(m) for m in METRICS}})
+    return rows
+
+
+def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = ()) -> Path:
+    from . import report
+
+    notes = list(dict.fromkeys(notes))  # one line per distinct reason
+    for (model, seed), history in sorted(matrix._histories.items()):
+        if not history.completed:
+            notes.append(f"{model} seed {seed} {history.status} at epoch {history.failed_epoch}: {history.message}")
+    if matrix.profile.dataset == "synthetic":
+        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
+    text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),
+                         matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes)
+    return report.write(path, text)

@@ -1,0 +1,210 @@
+"""What a run is: profiles (TOML files) parsed into frozen, validated dataclasses.
+
+A profile names the data, the models, the epoch budgets, the seeds, the training
+hyperparameters and the comparison tolerances. Everything that determines a
+result lives here, so that :func:`RunSpec.key` can hash it for the result cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+#: Metrics the comparison understands, with the unit shown in reports.
+METRICS = ("train_loss", "train_acc", "test_acc")
+METRIC_LABELS = {
+    "train_loss": "Train Loss",
+    "train_acc": "Train Accuracy",
+    "test_acc": "Test Accuracy",
+    "test_loss": "Test Loss",
+}
+CHECKS = ("baseline", "ranking", "budget_improves")
+DATASETS = ("cifar10", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A profile, baseline or option is malformed; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 0.01
+    momentum: float = 0.0
+    batch_size: int = 32
+    eval_batch_size: int = 1000
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Allowed deviation from a baseline mean: ``abs + k_std * std``.
+
+    Additive, like numpy's ``atol + rtol*|b|``: the absolute part is a floor that
+    survives a baseline whose few seeds happened to agree closely; the k_std part
+    scales with the spread that was actually measured.
+    """
+
+    abs: float = 0.0
+    k_std: float = 0.0
+
+    def allowed(self, std: float) -> float:
+        return self.abs + self.k_std * std
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    dataset: str
+    train_per_class: int | None  # None = the whole training split
+    test_images: int | None  # None = the whole test split; else its first N
+    budgets: tuple[int, ...]
+    models: tuple[str, ...]
+    seed: int
+    baseline_seeds: tuple[int, ...]
+    checks: tuple[str, ...]
+    default_training: TrainConfig
+    per_model_training: tuple[tuple[str, TrainConfig], ...] = ()
+    tolerances: tuple[tuple[str, Tolerance], ...] = ()
+    source: str = ""
+
+    @property
+    def max_epochs(self) -> int:
+        return max(self.budgets)
+
+    def training(self, model: str) -> TrainConfig:
+        return dict(self.per_model_training).get(model, self.default_training)
+
+    def tolerance(self, metric: str) -> Tolerance:
+        return dict(self.tolerances).get(metric, Tolerance())
+
+    def with_models(self, models: tuple[str, ...]) -> "Profile":
+        return dataclasses.replace(self, models=models)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a model trained once to the profile's largest budget."""
+
+    profile: str
+    model: str
+    seed: int
+    epochs: int
+    training: TrainConfig
+    data_fingerprint: str
+    device_class: str
+    code_fingerprint: str = ""
+    versions: tuple[tuple[str, str], ...] = field(default=())
+
+    def key(self) -> str:
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Load a profile by name (``ci``) or by path to a TOML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ConfigError(
+                f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())}, "
+                f"or pass the path to a .toml profile file"
+            )
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"profile file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile file {path} is not valid TOML: {exc}") from None
+    return parse_profile(raw, source=str(path))
+
+
+def _require(raw: dict, key: str, kind, source: str):
+    if key not in raw:
+        raise ConfigError(f"{source}: missing key {key!r}")
+    value = raw[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{source}: key {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _train_config(raw: dict, base: TrainConfig, where: str) -> TrainConfig:
+    known = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for key, value in raw.items():
+        if key == "per_model":
+            continue
+        if key not in known:
+            raise ConfigError(f"{where}: unknown training key {key!r}; known: {', '.join(known)}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: training key {key!r} must be a number, got {value!r}")
+        values[key] = value
+    config = dataclasses.replace(base, **values)
+    if config.batch_size < 1 or config.eval_batch_size < 1 or config.lr <= 0:
+        raise ConfigError(f"{where}: batch sizes must be >= 1 and lr > 0, got {config}")
+    return config
+
+
+def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
+    from models import MODEL_NAMES  # late import: models import torch
+
+    name = _require(raw, "name", str, source)
+    dataset = _require(raw, "dataset", str, source)
+    if dataset not in DATASETS:
+        raise ConfigError(f"{source}: dataset {dataset!r} is not one of {', '.join(DATASETS)}")
+    budgets = tuple(_require(raw, "budgets", list, source))
+    if not budgets or any(not isinstance(b, int) or b < 1 for b in budgets):
+        raise ConfigError(f"{source}: 'budgets' must be a non-empty list of positive integers, got {budgets!r}")
+    models = tuple(_require(raw, "models", list, source))
+    for model in models:
+        if model not in MODEL_NAMES:
+            raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}")
+    checks = tuple(raw.get("checks", ["baseline"]))
+    for check in checks:
+        if check not in CHECKS:
+            raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(CHECKS)}")
+    training_raw = raw.get("training", {})
+    default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
+    per_model = []
+    for model, override in sorted(training_raw.get("per_model", {}).items()):
+        if model not in MODEL_NAMES:
+            raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
+        per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))
+    tolerances = []
+    for metric, tol in sorted(raw.get("tolerance", {}).items()):
+        if metric not in METRICS:
+            raise ConfigError(f"{source}: [tolerance.{metric}] is not a metric; known: {', '.join(METRICS)}")
+        unknown = set(tol) - {"abs", "k_std"}
+        if unknown:
+            raise ConfigError(f"{source}: [tolerance.{metric}] has unknown keys {sorted(unknown)}; use abs and k_std")
+        tolerances.append((metric, Tolerance(float(tol.get("abs", 0.0)), float(tol.get("k_std", 0.0)))))
+    baseline_seeds = tuple(raw.get("baseline_seeds", [0, 1, 2]))
+    if len(baseline_seeds) < 2:
+        raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds to measure a spread")
+    return Profile(
+        name=name,
+        description=raw.get("description", ""),
+        dataset=dataset,
+        train_per_class=raw.get("train_per_class"),
+        test_images=raw.get("test_images"),
+        budgets=tuple(sorted(budgets)),
+        models=models,
+        seed=int(raw.get("seed", 0)),
+        baseline_seeds=baseline_seeds,
+        checks=checks,
+        default_training=default_training,
+        per_model_training=tuple(per_model),
+        tolerances=tuple(tolerances),
+        source=source,
+    )

@@ -1,0 +1,93 @@
+"""The training engine on CPU: determinism, budget snapshots, divergence."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import models
+from harness import data, engine
+from harness.history import History
+from harness.spec import ConfigError, TrainConfig
+
+CPU = torch.device("cpu")
+CONFIG = TrainConfig(lr=0.01, batch_size=16, eval_batch_size=50)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return data.synthetic("cifar10", train_per_class=8, test_per_class=5)
+
+
+@pytest.mark.parametrize("model", ["Baseline2", "NewModel2"])  # NewModel2: dropout and BatchNorm
+def test_same_seed_gives_identical_histories(tiny, model):
+    a = engine.train(model, tiny, CONFIG, 2, seed=3, device=CPU)
+    b = engine.train(model, tiny, CONFIG, 2, seed=3, device=CPU)
+    strip = lambda h: [dataclasses.replace(e, seconds=0.0) for e in h.epochs]
+    assert strip(a) == strip(b)
+
+
+def test_different_seed_gives_different_history(tiny):
+    a = engine.train("Baseline2", tiny, CONFIG, 1, seed=3, device=CPU)
+    b = engine.train("Baseline2", tiny, CONFIG, 1, seed=4, device=CPU)
+    assert a.epochs[0].train_loss != b.epochs[0].train_loss
+
+
+def test_short_run_equals_prefix_of_long_run_bit_for_bit(tiny):
+    """One run to the largest budget serves every smaller budget (constant lr, same order)."""
+    long = engine.train("NewModel2", tiny, CONFIG, 4, seed=7, device=CPU)
+    short = engine.train("NewModel2", tiny, CONFIG, 2, seed=7, device=CPU)
+    for a, b in zip(short.epochs, long.epochs[:2]):
+        assert (a.train_loss, a.train_acc, a.test_loss, a.test_acc) == (b.train_loss, b.train_acc, b.test_loss, b.test_acc)
+    assert long.at(2).test_loss == short.at(2).test_loss
+
+
+def test_history_round_trips_through_json(tiny):
+    history = engine.train("Baseline1", tiny, CONFIG, 2, seed=0, device=CPU)
+    again = History.from_json(json.loads(json.dumps(history.to_json())))
+    assert again == history
+    assert set(history.to_json()["epochs"][0]) >= {"train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+
+
+def test_records_running_metrics_per_epoch(tiny):
+    history = engine.train("Baseline2", tiny, CONFIG, 3, seed=0, device=CPU)
+    assert [e.epoch for e in history.epochs] == [1, 2, 3]
+    for e in history.epochs:
+        assert 0 <= e.train_acc <= 100 and 0 <= e.test_acc <= 100 and e.train_loss > 0 and e.seconds > 0
+    assert history.parameters == 62006 and history.device == "cpu"
+
+
+def test_divergence_stops_the_run_and_is_recorded(tiny):
+    history = engine.train("Baseline2", tiny, dataclasses.replace(CONFIG, lr=1e6), 5, seed=0, device=CPU)
+    assert history.status == "diverged" and history.failed_epoch is not None
+    assert len(history.epochs) == history.failed_epoch - 1
+    with pytest.raises(IndexError, match="diverged"):
+        history.at(5)
+
+
+def test_device_resolution():
+    assert engine.resolve_device("cpu").type == "cpu"
+    assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="expected auto, cpu or cuda"):
+        engine.resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda_is_an_error_not_a_silent_cpu_run():
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        engine.resolve_device("cuda")
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_docstring_states_the_true_parameter_count(name):
+    count = models.parameter_count(models.build(name))
+    assert f"{count:,} parameters" in models.REGISTRY[name].__doc__
+
+
+def test_model_capacity_grows_as_the_report_describes():
+    count = {n: models.parameter_count(models.build(n)) for n in models.MODEL_NAMES}
+    assert count["Baseline2"] < count["NewModel1"] < count["NewModel2"]
+    nm2 = models.build("NewModel2")
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in nm2.modules()) > 2
+    assert any(isinstance(m, torch.nn.Dropout) for m in nm2.modules())
