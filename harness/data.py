@@ -298,7 +298,7 @@ def synthetic(name: str, train_per_class: int, test_per_class: int, seed: int = 
     def make(per_class: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(10), per_class)
         rng.shuffle(labels)
-        images = 128 + 40 * prototypes[labels] + rng.normal(scale=60, size=(len(labels),) + shape)
+        images = 128 + 50 * prototypes[labels] + rng.normal(scale=40, size=(len(labels),) + shape)
         return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
 
     x_train, y_train = make(train_per_class)

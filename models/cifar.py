@@ -84,20 +84,25 @@ class NewModel2(nn.Module):
     """Deeper CNN: four conv stages with channels growing 32 → 64 → 128 → 256,
     a max-pool after every stage (four, against Baseline2's two), and dropout.
 
-    4 × [conv3x3 → BatchNorm → ReLU → maxpool(2)] (32×32 → 2×2) →
+    4 × [conv3x3 → BatchNorm → ReLU → maxpool(2) → Dropout(0.1)] (32×32 → 2×2) →
     Flatten(1024) → Dropout(0.5) → Linear(1024, 256) → ReLU → Dropout(0.5) → Linear(256, 10).
     654,346 parameters.
 
-    BatchNorm is an inference, not in the report: without it a deep CNN at
-    lr 0.01 and plain SGD sits at chance for several epochs (PROTOCOL.md probes).
+    Inferred, not in the report: BatchNorm (without it a deep CNN at lr 0.01 and plain
+    SGD sits at chance for several epochs, PROTOCOL.md probes) and the light dropout
+    after each conv stage (without it the network overfits a 10,000-image subset by
+    epoch 10 — test accuracy 65.0 at epoch 10, 64.5 at epoch 20 — where the report's
+    NewModel2 still gains 5 points from 10 to 20 epochs; with it, 57.1 → 61.9 and a
+    running train accuracy below test accuracy, as in the report's logs).
     """
 
-    def __init__(self, dropout: float = 0.5) -> None:
+    def __init__(self, dropout: float = 0.5, conv_dropout: float = 0.1) -> None:
         super().__init__()
         stages = []
         channels = (3, 32, 64, 128, 256)
         for c_in, c_out in zip(channels, channels[1:]):
-            stages += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+            stages += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2),
+                       nn.Dropout(conv_dropout)]
         self.features = nn.Sequential(*stages)
         self.classifier = nn.Sequential(
             nn.Flatten(),
