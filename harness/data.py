@@ -52,6 +52,8 @@ class Dataset:
     source: str  # where it was read from
     verification: str  # "verified: ..." or "unverified: ..."
     notes: list[str] = field(default_factory=list)
+    x_val: np.ndarray | None = None  # a held-out part of the training data (Keras' validation_split)
+    y_val: np.ndarray | None = None
 
     @property
     def test_split(self) -> str:

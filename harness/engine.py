@@ -68,20 +68,30 @@ def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).to(device)
 
 
-def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 0–255 → float in [-1, 1] (the probes' and the course code's Normalize(0.5, 0.5))."""
-    return batch_uint8.float().div_(127.5).sub_(1.0)
+def normalize(batch_uint8: torch.Tensor, inputs: str = "pm1") -> torch.Tensor:
+    """uint8 0–255 → float: ``pm1`` scales to [-1, 1] (the course code's Normalize(0.5, 0.5));
+    ``raw`` keeps 0–255, as the MNIST report fed its dense network."""
+    batch = batch_uint8.float()
+    return batch.div_(127.5).sub_(1.0) if inputs == "pm1" else batch
+
+
+def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        # Keras' Adam defaults (epsilon 1e-7), so the PyTorch twin of a Keras run matches it.
+        return torch.optim.Adam(parameters, lr=config.lr, eps=1e-7, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+             inputs: str = "pm1") -> tuple[float, float]:
     """Mean loss and accuracy (percent) in eval mode."""
     model.eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
     correct = torch.zeros((), device=images.device, dtype=torch.int64)
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size])
+        x = normalize(images[start:start + batch_size], inputs)
         y = labels[start:start + batch_size]
         out = model(x)
         loss_sum += criterion(out, y).double()
@@ -107,13 +117,15 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     model = (model_factory or (lambda: models.build(model_name)))().to(device, memory_format=torch.channels_last)
     history = History(model=model_name, seed=seed, device=device_name(device),
                       parameters=models.parameter_count(model))
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config, model.parameters())
     criterion = nn.CrossEntropyLoss()
     x_train = to_device_images(dataset.x_train, device)
     y_train = torch.from_numpy(dataset.y_train.astype(np.int64)).to(device)
     x_test = to_device_images(dataset.x_test, device)
     y_test = torch.from_numpy(dataset.y_test.astype(np.int64)).to(device)
+    validation = None
+    if dataset.x_val is not None:
+        validation = (to_device_images(dataset.x_val, device), torch.from_numpy(dataset.y_val.astype(np.int64)).to(device))
     # The shuffle comes from its own CPU generator so that the data order depends on the
     # seed alone, not on how many random numbers the model's init or dropout consumed.
     order_rng = torch.Generator().manual_seed(seed)
@@ -127,7 +139,7 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for start in range(0, n, config.batch_size):
             idx = permutation[start:start + config.batch_size]
-            x, y = normalize(x_train[idx]), y_train[idx]
+            x, y = normalize(x_train[idx], config.inputs), y_train[idx]
             out = model(x)
             loss = criterion(out, y)
             optimizer.zero_grad(set_to_none=True)
@@ -141,9 +153,13 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
             history.status, history.failed_epoch = "diverged", epoch
             history.message = f"loss became {train_loss} during epoch {epoch}"
             break
-        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
+        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs)
+        extra = {}
+        if validation is not None:
+            val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs)
+            extra = {"val_loss": val_loss, "val_acc": val_acc}
         record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=100.0 * correct.item() / n,
-                             test_loss=test_loss, test_acc=test_acc, seconds=seconds)
+                             test_loss=test_loss, test_acc=test_acc, seconds=seconds, extra=extra)
         history.epochs.append(record)
         if on_epoch is not None:
             on_epoch(history, record)

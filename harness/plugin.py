@@ -103,6 +103,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cifar_cell", cells, ids=[f"{m}-{b}" for m, b in cells])
     if "cifar_budget" in metafunc.fixturenames:
         metafunc.parametrize("cifar_budget", profile.budgets, ids=[str(b) for b in profile.budgets])
+    if "mnist_case" in metafunc.fixturenames:
+        config = profile.mnist
+        cases = [(f, seed) for f in config.frameworks for seed in config.seeds] if config else []
+        metafunc.parametrize("mnist_case", cases, ids=[f"{f}-seed{s}" for f, s in cases])
     if "cifar_model" in metafunc.fixturenames:
         metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
 
@@ -149,6 +153,43 @@ def trainguard_baseline(request, trainguard_matrix):
     return table
 
 
+@pytest.fixture(scope="session")
+def mnist_experiment(request, trainguard_matrix):
+    """Experiment 1 for the session: pairs (without/with dropout) cached per framework × seed."""
+    from .data import DataError, load
+    from .overfit import OverfitExperiment, distribution_path, write_distribution
+
+    state = _state(request.config)
+    config = state["profile"].mnist
+    if config is None:
+        pytest.skip(f"profile {state['profile'].name} has no [mnist] section")
+    options = trainguard_matrix.options
+    try:
+        mnist = load("mnist", options.data_dir, allow_download=options.allow_download)
+    except DataError as exc:
+        pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    experiment = OverfitExperiment(config, mnist, trainguard_matrix.device)
+    state["overfit"] = experiment
+    if request.config.getoption("--update-baselines"):
+        from .overfit import keras_available
+        from .session import git_commit, versions
+
+        for framework in config.frameworks:
+            if framework == "keras" and keras_available():
+                continue
+            distribution = experiment.distribution(framework, config.baseline_seeds)
+            alarms = experiment.false_alarms(framework, config.baseline_seeds)
+            path = distribution_path(options.baselines_dir, state["profile"].name, framework,
+                                     trainguard_matrix.device_class)
+            write_distribution(path, distribution, {
+                "seeds": list(config.baseline_seeds), "versions": versions(), "commit": git_commit(),
+                "thresholds": {"min_gap": config.min_gap, "min_rise": config.min_rise, "max_ratio": config.max_ratio},
+                "false_alarms": alarms})
+            _printer(request.config)(f"[trainguard] wrote {path}; {len(alarms)} check(s) fail over "
+                                     f"{len(config.baseline_seeds)} seeds" + "".join(f"\n  {a}" for a in alarms))
+    return experiment
+
+
 @pytest.fixture
 def trainguard_check(request):
     """Record verdicts for the report and fail with every failing verdict's message."""
@@ -170,12 +211,13 @@ def require_check(profile, name: str) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     state = session.config.stash.get(_STATE_KEY, None)
-    if not state or state["matrix"] is None or not state["matrix"]._histories:
+    overfit = state.get("overfit") if state else None
+    if not state or state["matrix"] is None or not (state["matrix"]._histories or (overfit and overfit.pairs)):
         return
     from .session import write_report
 
     path = _rooted(session.config, session.config.getoption("--report"), "reports/report.md")
-    write_report(state["matrix"], state["verdicts"], path, notes=state["skips"])
+    write_report(state["matrix"], state["verdicts"], path, notes=state["skips"], overfit_experiment=overfit)
     state["report_path"] = path
 
 

@@ -21,32 +21,48 @@ def _num(value: float | None, metric: str) -> str:
     return f"{value:.4f}" if metric.endswith("loss") else f"{value:.2f}"
 
 
-def cell_table(budget: int, rows: list[dict], verdicts: list[Verdict], published: dict) -> pd.DataFrame:
-    """One row per model: each metric measured, baseline mean ± allowed, difference, verdict; then published."""
+SHORT = {"train_loss": "loss", "train_acc": "train acc", "test_acc": "test acc"}
+
+
+def _delta(value: float, metric: str) -> str:
+    return f"{value:+.4f}" if metric.endswith("loss") else f"{value:+.2f}"
+
+
+def baseline_table(budget: int, rows: list[dict], verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per model: each metric measured, baseline mean ± allowed, difference; then the verdict."""
     by_key = {(v.model, v.budget, v.metric): v for v in verdicts if v.check == "baseline"}
     records = []
     for row in rows:
-        model = row["model"]
-        out = {"Model": model}
-        statuses = []
+        out, statuses = {"Model": row["model"]}, []
         for metric in METRICS:
-            label = METRIC_LABELS[metric]
-            measured = row[metric]
+            label, measured = METRIC_LABELS[metric], row[metric]
+            v = by_key.get((row["model"], budget, metric))
             out[label] = _num(measured, metric)
-            v = by_key.get((model, budget, metric))
-            if v is not None:
-                out[f"{label} baseline"] = f"{_num(v.expected, metric)} ± {_num(v.allowed, metric)}"
-                out[f"Δ {label}"] = f"{measured - v.expected:+.4f}" if metric.endswith("loss") else f"{measured - v.expected:+.2f}"
+            out[f"{label} baseline"] = f"{_num(v.expected, metric)} ± {_num(v.allowed, metric)}" if v else "—"
+            out[f"Δ {SHORT[metric]}"] = _delta(measured - v.expected, metric) if v else "—"
+            if v:
                 statuses.append(v.passed)
-            pub = published.get((model, budget, metric))
-            out[f"{label} published"] = _num(pub, metric)
         out["Verdict"] = ("pass" if all(statuses) else "**FAIL**") if statuses else "not compared"
         records.append(out)
     return pd.DataFrame.from_records(records)
 
 
+def published_table(budget: int, rows: list[dict], published: dict) -> pd.DataFrame:
+    records = []
+    for row in rows:
+        out = {"Model": row["model"]}
+        for metric in METRICS:
+            label, pub = METRIC_LABELS[metric], published.get((row["model"], budget, metric))
+            out[label] = _num(row[metric], metric)
+            out[f"{label} published"] = _num(pub, metric)
+            out[f"Δ {SHORT[metric]}"] = _delta(row[metric] - pub, metric) if pub is not None else "—"
+        records.append(out)
+    return pd.DataFrame.from_records(records)
+
+
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
-           verdicts: list[Verdict], published: dict, notes: list[str] = ()) -> str:
+           verdicts: list[Verdict], published: dict, notes: list[str] = (),
+           published_note: str = "reference", extra_sections: list[str] = ()) -> str:
     failed = [v for v in verdicts if not v.passed]
     lines = [f"# {title}", ""]
     lines.append(f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} checks passed.")
@@ -57,10 +73,19 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
         lines.append(f"> {note}")
         lines.append("")
     for budget in budgets:
-        lines.append(f"## {budget} epochs (lr as profiled)")
+        if not rows_by_budget.get(budget):
+            continue
+        lines.append(f"## {budget} epochs")
         lines.append("")
-        lines.append(_table(cell_table(budget, rows_by_budget[budget], verdicts, published)))
+        lines.append("Measured against the profile's measured baseline (mean ± allowed deviation):")
         lines.append("")
+        lines.append(_table(baseline_table(budget, rows_by_budget[budget], verdicts)))
+        lines.append("")
+        if published:
+            lines.append(f"Against the report's published table ({published_note}):")
+            lines.append("")
+            lines.append(_table(published_table(budget, rows_by_budget[budget], published)))
+            lines.append("")
     other = [v for v in verdicts if v.check != "baseline"]
     if other:
         lines.append("## Checks")
@@ -69,6 +94,7 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
                                           "verdict": ["pass" if v.passed else "**FAIL**" for v in other],
                                           "detail": [v.message for v in other]})))
         lines.append("")
+    lines += list(extra_sections)
     if failed:
         lines.append("## Failures")
         lines.append("")
@@ -80,3 +106,47 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
 def write(path: Path, text: str) -> Path:
     atomic_write_text(Path(path), text)
     return Path(path)
+
+
+def overfit_section(pairs: list, config, figures: dict[str, str], distribution_notes: list[str]) -> str:
+    """Experiment 1: per-epoch tables (first seed per framework), gap figures against the report's, plots."""
+    from .overfit import REPORT_GAPS
+
+    lines = ["## MNIST overfitting and the dropout fix (Experiment 1)", "",
+             f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
+             f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
+             f"test = MNIST's 10,000 test images. Thresholds: gap without dropout ≥ {config.min_gap}, "
+             f"test-loss rise ≥ {config.min_rise:.0%}, gap ratio ≤ {config.max_ratio}.", ""]
+    summary = []
+    for pair in pairs:
+        q = pair.quantities()
+        summary.append({"framework": pair.framework, "seed": pair.seed,
+                        "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
+                        "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
+                        "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
+    summary.append({"framework": "report", "seed": "—", "gap without dropout": f"{REPORT_GAPS['gap_nodrop']}",
+                    "gap with dropout": f"{REPORT_GAPS['gap_drop']}", "ratio": f"{REPORT_GAPS['ratio']}",
+                    "test-loss rise": "65% (val)", "final test loss (no dropout / dropout)": "28.89 / 11.57 (val)"})
+    lines += [_table(pd.DataFrame.from_records(summary)), ""]
+    lines += [f"> {note}" for note in distribution_notes]
+    shown = set()
+    for pair in pairs:
+        if pair.framework in shown:
+            continue
+        shown.add(pair.framework)
+        lines += [f"### {pair.framework}, seed {pair.seed}: per epoch", ""]
+        records = []
+        for a, b in zip(pair.nodrop.epochs, pair.drop.epochs):
+            records.append({"epoch": a.epoch,
+                            "loss": f"{a.train_loss:.4f}", "accuracy": f"{a.train_acc / 100:.4f}",
+                            "val_loss": f"{a.extra.get('val_loss', float('nan')):.4f}",
+                            "val_accuracy": f"{a.extra.get('val_acc', float('nan')) / 100:.4f}",
+                            "test loss": f"{a.test_loss:.4f}", "test acc": f"{a.test_acc / 100:.4f}",
+                            "loss (dropout)": f"{b.train_loss:.4f}", "accuracy (dropout)": f"{b.train_acc / 100:.4f}",
+                            "val_loss (dropout)": f"{b.extra.get('val_loss', float('nan')):.4f}",
+                            "val_accuracy (dropout)": f"{b.extra.get('val_acc', float('nan')) / 100:.4f}",
+                            "test loss (dropout)": f"{b.test_loss:.4f}", "test acc (dropout)": f"{b.test_acc / 100:.4f}"})
+        lines += [_table(pd.DataFrame.from_records(records)), ""]
+        if pair.framework in figures:
+            lines += [f"![Model loss, {pair.framework}]({figures[pair.framework]})", ""]
+    return "\n".join(lines)

@@ -262,8 +262,29 @@ def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
     return rows
 
 
-def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = ()) -> Path:
-    from . import report
+def published_note(matrix: Matrix) -> str:
+    p = matrix.profile
+    if p.dataset == "cifar10" and p.train_per_class is None:
+        return f"same protocol; this run's test split: {matrix.dataset.test_split}"
+    return "reference only: the report trained on all 50,000 images; this profile uses less data"
+
+
+def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = (),
+                 overfit_experiment=None) -> Path:
+    from . import plots, report
+
+    path = Path(path)
+    sections = []
+    if overfit_experiment is not None and overfit_experiment.pairs:
+        pairs = [overfit_experiment.pairs[k] for k in sorted(overfit_experiment.pairs)]
+        figures = {}
+        for framework in dict.fromkeys(p.framework for p in pairs):
+            first = next(p for p in pairs if p.framework == framework)
+            figure = path.parent / f"{path.stem}-mnist-loss-{framework}.png"
+            plots.loss_curves(figure, f"Model loss — {framework}, seed {first.seed}",
+                              {"without dropout": first.nodrop, f"Dropout({overfit_experiment.config.dropout})": first.drop})
+            figures[framework] = figure.name
+        sections.append(report.overfit_section(pairs, overfit_experiment.config, figures, []))
 
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     for (model, seed), history in sorted(matrix._histories.items()):
@@ -272,5 +293,6 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
     if matrix.profile.dataset == "synthetic":
         notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
     text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),
-                         matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes)
+                         matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes,
+                         published_note=published_note(matrix), extra_sections=sections)
     return report.write(path, text)

@@ -32,6 +32,10 @@ class ConfigError(ValueError):
     """A profile, baseline or option is malformed; the message names the file and key."""
 
 
+OPTIMIZERS = ("sgd", "adam")
+INPUT_SCALES = ("pm1", "raw")  # pm1: pixels to [-1, 1]; raw: 0–255 as floats (the MNIST report's choice)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float = 0.01
@@ -39,6 +43,8 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 1000
     weight_decay: float = 0.0
+    optimizer: str = "sgd"
+    inputs: str = "pm1"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Profile:
     per_model_training: tuple[tuple[str, TrainConfig], ...] = ()
     tolerances: tuple[tuple[str, Tolerance], ...] = ()
     source: str = ""
+    mnist: object = None  # harness.overfit.OverfitConfig when the profile runs Experiment 1
 
     @property
     def max_epochs(self) -> int:
@@ -147,7 +154,11 @@ def _train_config(raw: dict, base: TrainConfig, where: str) -> TrainConfig:
             continue
         if key not in known:
             raise ConfigError(f"{where}: unknown training key {key!r}; known: {', '.join(known)}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        choices = {"optimizer": OPTIMIZERS, "inputs": INPUT_SCALES}.get(key)
+        if choices is not None:
+            if value not in choices:
+                raise ConfigError(f"{where}: training key {key!r} must be one of {', '.join(choices)}, got {value!r}")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: training key {key!r} must be a number, got {value!r}")
         values[key] = value
     config = dataclasses.replace(base, **values)
@@ -192,7 +203,16 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     baseline_seeds = tuple(raw.get("baseline_seeds", [0, 1, 2]))
     if len(baseline_seeds) < 2:
         raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds to measure a spread")
+    mnist = None
+    if "mnist" in raw:
+        from .overfit import OverfitConfig  # late import: overfit imports this module
+
+        try:
+            mnist = OverfitConfig.from_profile(raw["mnist"], source)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: [mnist]: {exc}") from None
     return Profile(
+        mnist=mnist,
         name=name,
         description=raw.get("description", ""),
         dataset=dataset,

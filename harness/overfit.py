@@ -1,0 +1,210 @@
+"""Experiment 1 of PROTOCOL.md: a dense network on 200 MNIST images overfits; Dropout(0.5) fixes it.
+
+Runs the same protocol in PyTorch (always) and in Keras (when TensorFlow is installed):
+200 training images (seeded, class-balanced), the last 25 % of them held out for
+validation (Keras' ``validation_split=0.25``), batch 32, raw pixels 0–255, Adam at Keras'
+defaults, 10 epochs, and after every epoch an evaluation on MNIST's 10,000 test images.
+
+The checks rest on the large test set:
+- without dropout the gap appears: final test loss − final train loss ≥ ``min_gap``, and the
+  test loss rises after its minimum: final ≥ (1 + ``min_rise``) × minimum;
+- with dropout the gap shrinks: final gap ≤ ``max_ratio`` × the no-dropout gap, and the final
+  test loss is below the no-dropout one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import engine
+from .compare import Verdict
+from .data import Dataset
+from .history import History
+from .spec import ConfigError, TrainConfig
+
+FRAMEWORKS = ("torch", "keras")
+QUANTITIES = ("gap_nodrop", "rise_nodrop", "gap_drop", "ratio", "test_loss_nodrop", "test_loss_drop")
+REPORT_GAPS = {"gap_nodrop": 28.9, "gap_drop": 9.0, "ratio": 0.31}  # the report's 50-image validation figures
+
+
+@dataclass(frozen=True)
+class OverfitConfig:
+    train_images: int = 200
+    validation_split: float = 0.25
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 0.001
+    dropout: float = 0.5
+    seeds: tuple[int, ...] = (0, 1, 2)
+    baseline_seeds: tuple[int, ...] = tuple(range(20))
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    min_gap: float = 5.0
+    min_rise: float = 0.05
+    max_ratio: float = 0.6
+
+    @classmethod
+    def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        config = cls(**values)
+        bad = [f for f in config.frameworks if f not in FRAMEWORKS]
+        if bad:
+            raise ConfigError(f"{source}: [mnist] frameworks {bad} unknown; known: {', '.join(FRAMEWORKS)}")
+        return config
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(lr=self.lr, batch_size=self.batch_size, eval_batch_size=2000, optimizer="adam", inputs="raw")
+
+
+def keras_available() -> str | None:
+    """None if TensorFlow and Keras are installed; else the reason. Imports neither (see keras_engine)."""
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed; install the extra: pip install -e '.[tf]'"
+    return None
+
+
+def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
+    """``train_images`` images, class-balanced, chosen and ordered by ``seed``; the last
+    ``validation_split`` of them is the validation set, as Keras' validation_split takes it."""
+    rng = np.random.default_rng(seed)
+    per_class = config.train_images // 10
+    chosen = np.concatenate([rng.choice(np.flatnonzero(mnist.y_train == c), per_class, replace=False) for c in range(10)])
+    rng.shuffle(chosen)
+    n_val = int(round(len(chosen) * config.validation_split))
+    fit, val = chosen[:-n_val], chosen[-n_val:]
+    return Dataset(mnist.name, mnist.x_train[fit], mnist.y_train[fit], mnist.x_test, mnist.y_test,
+                   mnist.source, mnist.verification,
+                   [f"{config.train_images} train images (seed {seed}, {per_class} per class): "
+                    f"{len(fit)} fitted, {n_val} validation"],
+                   x_val=mnist.x_train[val], y_val=mnist.y_train[val])
+
+
+def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device) -> History:
+    from models.mnist import DenseMNIST
+
+    history = engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
+                           device, model_factory=lambda: DenseMNIST(dropout))
+    return history
+
+
+def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int) -> History:
+    from .keras_engine import train_in_subprocess
+
+    return train_in_subprocess(subset, config, dropout, seed)
+
+
+@dataclass
+class Pair:
+    """One seed of the experiment: the run without and the run with dropout."""
+
+    framework: str
+    seed: int
+    nodrop: History
+    drop: History
+
+    def quantities(self) -> dict[str, float]:
+        nd, d = self.nodrop.epochs, self.drop.epochs
+        test_nd = [e.test_loss for e in nd]
+        gap_nd = nd[-1].test_loss - nd[-1].train_loss
+        gap_d = d[-1].test_loss - d[-1].train_loss
+        return {
+            "gap_nodrop": gap_nd,
+            "rise_nodrop": test_nd[-1] / min(test_nd) - 1.0,
+            "gap_drop": gap_d,
+            "ratio": gap_d / gap_nd if gap_nd > 0 else math.inf,
+            "test_loss_nodrop": nd[-1].test_loss,
+            "test_loss_drop": d[-1].test_loss,
+        }
+
+
+def gap_appears(pair: Pair, config: OverfitConfig) -> list[Verdict]:
+    q = pair.quantities()
+    subject = f"{pair.framework}-seed{pair.seed}"
+    return [
+        Verdict("overfit", subject, q["gap_nodrop"] >= config.min_gap,
+                f"{subject} without dropout: final test loss − train loss = {q['gap_nodrop']:.3f}, "
+                f"threshold ≥ {config.min_gap} (report: 28.9 on its 50 validation images)",
+                metric="gap_nodrop", measured=q["gap_nodrop"], expected=config.min_gap),
+        Verdict("overfit", subject, q["rise_nodrop"] >= config.min_rise,
+                f"{subject} without dropout: final test loss / its minimum − 1 = {q['rise_nodrop']:.3f}, "
+                f"threshold ≥ {config.min_rise} (report: 28.89 / 17.54 − 1 = 0.65)",
+                metric="rise_nodrop", measured=q["rise_nodrop"], expected=config.min_rise),
+    ]
+
+
+def dropout_helps(pair: Pair, config: OverfitConfig) -> list[Verdict]:
+    q = pair.quantities()
+    subject = f"{pair.framework}-seed{pair.seed}"
+    return [
+        Verdict("dropout", subject, q["ratio"] <= config.max_ratio,
+                f"{subject}: gap with dropout {q['gap_drop']:.3f} / without {q['gap_nodrop']:.3f} = ratio "
+                f"{q['ratio']:.3f}, threshold ≤ {config.max_ratio} (report: 0.31)",
+                metric="ratio", measured=q["ratio"], expected=config.max_ratio),
+        Verdict("dropout", subject, q["test_loss_drop"] < q["test_loss_nodrop"],
+                f"{subject}: final test loss with dropout {q['test_loss_drop']:.3f} must be below "
+                f"without dropout {q['test_loss_nodrop']:.3f}",
+                metric="test_loss_drop", measured=q["test_loss_drop"], expected=q["test_loss_nodrop"]),
+    ]
+
+
+@dataclass
+class OverfitExperiment:
+    """Runs and caches pairs (one per framework × seed) for a session."""
+
+    config: OverfitConfig
+    mnist: Dataset
+    device: object
+    pairs: dict[tuple[str, int], Pair] = field(default_factory=dict)
+
+    def pair(self, framework: str, seed: int) -> Pair:
+        if (framework, seed) not in self.pairs:
+            subset = small_subset(self.mnist, self.config, seed)
+            if framework == "keras":
+                runs = [run_keras(subset, self.config, p, seed) for p in (0.0, self.config.dropout)]
+            else:
+                runs = [run_torch(subset, self.config, p, seed, self.device) for p in (0.0, self.config.dropout)]
+            self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
+        return self.pairs[(framework, seed)]
+
+    def distribution(self, framework: str, seeds) -> dict[str, dict[str, float]]:
+        values = {q: [] for q in QUANTITIES}
+        for seed in seeds:
+            for q, v in self.pair(framework, seed).quantities().items():
+                values[q].append(v)
+        return {q: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+                    "min": min(v), "max": max(v), "n": len(v)} for q, v in values.items()}
+
+    def false_alarms(self, framework: str, seeds) -> list[str]:
+        """Messages of every check that fails for any of ``seeds`` (the target is none)."""
+        failures = []
+        for seed in seeds:
+            pair = self.pair(framework, seed)
+            failures += [v.message for v in gap_appears(pair, self.config) + dropout_helps(pair, self.config)
+                         if not v.passed]
+        return failures
+
+
+def distribution_path(baselines_dir, profile: str, framework: str, device_class: str):
+    from pathlib import Path
+
+    return Path(baselines_dir) / profile / f"mnist-{framework}-{device_class}.csv"
+
+
+def write_distribution(path, distribution: dict, meta: dict) -> None:
+    """The measured distribution of each quantity over the baseline seeds, as reviewable CSV + JSON."""
+    from .storage import atomic_write_json, atomic_write_text
+
+    lines = ["quantity,mean,std,min,max,n"]
+    lines += [f"{q},{d['mean']:.4f},{d['std']:.4f},{d['min']:.4f},{d['max']:.4f},{d['n']}" for q, d in distribution.items()]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_json(path.with_suffix(".meta.json"), meta)

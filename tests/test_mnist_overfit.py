@@ -1,0 +1,25 @@
+"""MNIST overfitting and the dropout fix (PROTOCOL.md, Experiment 1), per framework × seed.
+
+Keras cases are skipped, with the reason, where TensorFlow is not installed.
+"""
+
+import pytest
+
+from harness.overfit import dropout_helps, gap_appears, keras_available
+
+pytestmark = pytest.mark.slow
+
+
+def _pair(mnist_experiment, mnist_case):
+    framework, seed = mnist_case
+    if framework == "keras" and (reason := keras_available()):
+        pytest.skip(reason)
+    return mnist_experiment.pair(framework, seed)
+
+
+def test_mnist_gap_appears_without_dropout(mnist_experiment, trainguard_check, mnist_case):
+    trainguard_check(gap_appears(_pair(mnist_experiment, mnist_case), mnist_experiment.config))
+
+
+def test_mnist_dropout_shrinks_gap(mnist_experiment, trainguard_check, mnist_case):
+    trainguard_check(dropout_helps(_pair(mnist_experiment, mnist_case), mnist_experiment.config))

@@ -1,0 +1,87 @@
+"""Experiment 1's machinery on generated MNIST-shaped data (fast; the real runs are slow tests)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from harness import data, overfit
+from harness.history import EpochRecord, History
+from harness.spec import ConfigError, load_profile
+
+CONFIG = overfit.OverfitConfig(epochs=2, train_images=40)
+
+
+@pytest.fixture(scope="module")
+def fake_mnist():
+    return data.synthetic("mnist", train_per_class=10, test_per_class=5)
+
+
+def test_subset_is_seeded_class_balanced_and_split_like_keras(fake_mnist):
+    a = overfit.small_subset(fake_mnist, CONFIG, seed=1)
+    assert len(a.x_train) == 30 and len(a.x_val) == 10  # validation_split 0.25 of 40
+    counts = np.bincount(np.concatenate([a.y_train, a.y_val]), minlength=10)
+    assert counts.tolist() == [4] * 10
+    b = overfit.small_subset(fake_mnist, CONFIG, seed=1)
+    c = overfit.small_subset(fake_mnist, CONFIG, seed=2)
+    assert np.array_equal(a.x_train, b.x_train) and not np.array_equal(a.x_train, c.x_train)
+    assert len(a.x_test) == len(fake_mnist.x_test)
+
+
+def test_torch_twin_records_validation_and_test_per_epoch(fake_mnist):
+    subset = overfit.small_subset(fake_mnist, CONFIG, seed=0)
+    history = overfit.run_torch(subset, CONFIG, 0.5, 0, torch.device("cpu"))
+    assert len(history.epochs) == 2
+    assert {"val_loss", "val_acc"} <= set(history.epochs[0].extra)
+    again = overfit.run_torch(subset, CONFIG, 0.5, 0, torch.device("cpu"))
+    assert [e.test_loss for e in again.epochs] == [e.test_loss for e in history.epochs]
+
+
+def _history(train, test):
+    h = History("m", 0, "cpu", 1)
+    h.epochs = [EpochRecord(i + 1, a, 0.0, b, 0.0, 0.0) for i, (a, b) in enumerate(zip(train, test))]
+    return h
+
+
+def test_checks_pass_on_the_report_s_own_numbers():
+    report = overfit.Pair("report", 0,
+                          _history([91.41, 0.0], [17.54, 28.89]),  # no dropout: min 17.54, final 28.89
+                          _history([158.67, 2.53], [52.03, 11.57]))
+    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
+    assert all(v.passed for v in overfit.gap_appears(report, config) + overfit.dropout_helps(report, config))
+    assert report.quantities()["ratio"] == pytest.approx(0.313, abs=1e-3)
+
+
+def test_checks_fail_naming_quantity_value_and_threshold():
+    no_overfit = overfit.Pair("torch", 3, _history([1.0, 0.5], [1.2, 1.0]), _history([1.0, 0.9], [1.3, 1.1]))
+    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
+    failures = [v.message for v in overfit.gap_appears(no_overfit, config) + overfit.dropout_helps(no_overfit, config)
+                if not v.passed]
+    assert any("test loss − train loss = 0.500, threshold ≥ 5" in m for m in failures)
+    assert any("minimum − 1 = 0.000, threshold ≥ 0.05" in m for m in failures)
+    assert any("must be below" in m for m in failures)
+
+
+def test_ci_profile_runs_both_frameworks():
+    mnist = load_profile("ci").mnist
+    assert mnist.frameworks == ("torch", "keras") and len(mnist.baseline_seeds) >= 20
+
+
+def test_bad_mnist_section_is_named():
+    from harness.spec import parse_profile
+
+    raw = {"name": "x", "dataset": "cifar10", "budgets": [1], "models": ["Baseline1"], "mnist": {"epoch": 3}}
+    with pytest.raises(ConfigError, match=r"\[mnist\] has unknown keys \['epoch'\]"):
+        parse_profile(raw, "x.toml")
+    raw["mnist"] = {"frameworks": ["jax"]}
+    with pytest.raises(ConfigError, match="frameworks"):
+        parse_profile(raw, "x.toml")
+
+
+@pytest.mark.skipif(overfit.keras_available() is not None, reason="TensorFlow/Keras not installed")
+def test_keras_run_has_the_same_record_format(fake_mnist):
+    subset = overfit.small_subset(fake_mnist, CONFIG, seed=0)
+    history = overfit.run_keras(subset, CONFIG, 0.5, 0)
+    assert len(history.epochs) == 2 and {"val_loss", "val_acc"} <= set(history.epochs[0].extra)
+    assert history.parameters == 669706
