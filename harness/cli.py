@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     baselines = sub.add_parser("baselines", help="show or update measured baseline tables")
     baselines.add_argument("action", choices=("show", "update"))
+    baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     _common(baselines)
 
     data = sub.add_parser("data", help="download data into the cache, or verify a data directory")
@@ -70,6 +71,21 @@ def cmd_run(args) -> int:
     matrix = _matrix(args)
     verdicts = matrix.all_verdicts()
     notes = []
+    experiment = None
+    if matrix.profile.mnist is not None:
+        from . import data, overfit
+
+        config = matrix.profile.mnist
+        experiment = overfit.OverfitExperiment(
+            config, data.load("mnist", args.data_dir, allow_download=not args.offline), matrix.device)
+        for framework in config.frameworks:
+            if framework == "keras" and (reason := overfit.keras_available()):
+                notes.append(f"MNIST keras runs skipped: {reason}")
+                continue
+            for seed in config.seeds:
+                print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
+                pair = experiment.pair(framework, seed)
+                verdicts += overfit.gap_appears(pair, config) + overfit.dropout_helps(pair, config)
     if "baseline" in matrix.profile.checks:
         table = matrix.baseline()
         if table is None:
@@ -77,7 +93,7 @@ def cmd_run(args) -> int:
                          f"(create with `trainguard baselines update --profile {matrix.profile.name}`)")
         elif (why := matrix.data_matches_baseline(table)):
             notes.append(why)
-    path = write_report(matrix, verdicts, args.report, notes)
+    path = write_report(matrix, verdicts, args.report, notes, overfit_experiment=experiment)
     failed = [v for v in verdicts if not v.passed]
     for v in failed:
         print(f"FAIL {v.message}")
@@ -92,6 +108,14 @@ def cmd_baselines(args) -> int:
         for line in matrix.update_baseline():
             print(line)
         print(f"wrote {matrix.baseline_file()}")
+        if matrix.profile.mnist is not None and not args.skip_mnist:
+            from . import data, overfit
+
+            experiment = overfit.OverfitExperiment(
+                matrix.profile.mnist, data.load("mnist", args.data_dir, allow_download=not args.offline), matrix.device)
+            for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
+                                                     matrix.device_class):
+                print(line)
         return 0
     path = matrix.baseline_file()
     if not path.exists():

@@ -100,10 +100,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return loss_sum.item() / n, 100.0 * correct.item() / n
 
 
-class Diverged(RuntimeError):
-    pass
-
-
 def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
           device: torch.device, on_epoch: EpochCallback | None = None,
           model_factory: Callable[[], nn.Module] | None = None) -> History:
@@ -112,11 +108,23 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     A NaN or infinite loss stops the run at the end of the epoch where it appeared
     (checking every batch would force a device sync per step); the history is
     then marked ``diverged`` with that epoch and holds only the finite epochs.
+    Running out of device memory marks it ``oom`` with a suggestion.
     """
     seed_everything(seed)
     model = (model_factory or (lambda: models.build(model_name)))().to(device, memory_format=torch.channels_last)
     history = History(model=model_name, seed=seed, device=device_name(device),
                       parameters=models.parameter_count(model))
+    try:
+        _train_epochs(model, history, dataset, config, epochs, seed, device, on_epoch)
+    except torch.OutOfMemoryError as exc:
+        history.status, history.failed_epoch = "oom", len(history.epochs) + 1
+        history.message = (f"out of memory on {device_name(device)} ({str(exc).splitlines()[0][:200]}); "
+                           f"try a smaller batch_size or eval_batch_size in the profile, or another --device")
+    return history
+
+
+def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: TrainConfig, epochs: int,
+                  seed: int, device: torch.device, on_epoch: EpochCallback | None) -> None:
     optimizer = make_optimizer(config, model.parameters())
     criterion = nn.CrossEntropyLoss()
     x_train = to_device_images(dataset.x_train, device)
@@ -130,7 +138,6 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     # seed alone, not on how many random numbers the model's init or dropout consumed.
     order_rng = torch.Generator().manual_seed(seed)
     n = len(x_train)
-
     for epoch in range(1, epochs + 1):
         model.train()
         started = time.perf_counter()
@@ -163,4 +170,3 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
         history.epochs.append(record)
         if on_epoch is not None:
             on_epoch(history, record)
-    return history

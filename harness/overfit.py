@@ -208,3 +208,25 @@ def write_distribution(path, distribution: dict, meta: dict) -> None:
     lines += [f"{q},{d['mean']:.4f},{d['std']:.4f},{d['min']:.4f},{d['max']:.4f},{d['n']}" for q, d in distribution.items()]
     atomic_write_text(path, "\n".join(lines) + "\n")
     atomic_write_json(path.with_suffix(".meta.json"), meta)
+
+
+def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: str, device_class: str) -> list[str]:
+    """Run every baseline seed per framework, write the distributions, return a summary per framework
+    with the checks that would fail on those seeds under the profile's thresholds (false alarms)."""
+    from .session import git_commit, versions
+
+    config, lines = experiment.config, []
+    for framework in config.frameworks:
+        if framework == "keras" and (reason := keras_available()):
+            lines.append(f"keras skipped: {reason}")
+            continue
+        distribution = experiment.distribution(framework, config.baseline_seeds)
+        alarms = experiment.false_alarms(framework, config.baseline_seeds)
+        path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
+        write_distribution(path, distribution, {
+            "seeds": list(config.baseline_seeds), "versions": versions(), "commit": git_commit(),
+            "thresholds": {"min_gap": config.min_gap, "min_rise": config.min_rise, "max_ratio": config.max_ratio},
+            "false_alarms": alarms})
+        lines.append(f"wrote {path}: {len(alarms)} check(s) would fail over {len(config.baseline_seeds)} seeds")
+        lines += [f"  {alarm}" for alarm in alarms]
+    return lines

@@ -157,7 +157,7 @@ def trainguard_baseline(request, trainguard_matrix):
 def mnist_experiment(request, trainguard_matrix):
     """Experiment 1 for the session: pairs (without/with dropout) cached per framework × seed."""
     from .data import DataError, load
-    from .overfit import OverfitExperiment, distribution_path, write_distribution
+    from .overfit import OverfitExperiment, update_distributions
 
     state = _state(request.config)
     config = state["profile"].mnist
@@ -171,22 +171,9 @@ def mnist_experiment(request, trainguard_matrix):
     experiment = OverfitExperiment(config, mnist, trainguard_matrix.device)
     state["overfit"] = experiment
     if request.config.getoption("--update-baselines"):
-        from .overfit import keras_available
-        from .session import git_commit, versions
-
-        for framework in config.frameworks:
-            if framework == "keras" and keras_available():
-                continue
-            distribution = experiment.distribution(framework, config.baseline_seeds)
-            alarms = experiment.false_alarms(framework, config.baseline_seeds)
-            path = distribution_path(options.baselines_dir, state["profile"].name, framework,
+        lines = update_distributions(experiment, options.baselines_dir, state["profile"].name,
                                      trainguard_matrix.device_class)
-            write_distribution(path, distribution, {
-                "seeds": list(config.baseline_seeds), "versions": versions(), "commit": git_commit(),
-                "thresholds": {"min_gap": config.min_gap, "min_rise": config.min_rise, "max_ratio": config.max_ratio},
-                "false_alarms": alarms})
-            _printer(request.config)(f"[trainguard] wrote {path}; {len(alarms)} check(s) fail over "
-                                     f"{len(config.baseline_seeds)} seeds" + "".join(f"\n  {a}" for a in alarms))
+        _printer(request.config)("[trainguard] MNIST baselines:\n  " + "\n  ".join(lines))
     return experiment
 
 

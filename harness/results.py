@@ -10,6 +10,7 @@ workers never write the same path for different content.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -22,6 +23,7 @@ from .storage import atomic_write_json
 _CODE_FILES = ("harness/engine.py", "harness/data.py", "models/__init__.py", "models/cifar.py")
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """sha256 over the source files that decide a result (engine, data handling, models)."""
     root = Path(__file__).resolve().parent.parent

@@ -185,7 +185,21 @@ class Matrix:
 
     # ------------------------------------------------------------------ checks
 
+    def run_failures(self, models, budget: int) -> list[compare.Verdict]:
+        """A failing verdict for each model whose run stopped (diverged, out of memory) before ``budget``."""
+        failures = []
+        for model in models:
+            history = self.history(model)
+            if len(history.epochs) < budget:
+                failures.append(compare.Verdict(
+                    "run", f"{model}-{budget}", False,
+                    f"{model} seed {history.seed}: run {history.status} at epoch {history.failed_epoch} "
+                    f"({history.message}); no {budget}-epoch result", model=model, budget=budget))
+        return failures
+
     def baseline_verdicts(self, model: str, budget: int, table: bl.BaselineTable) -> list[compare.Verdict]:
+        if failed := self.run_failures([model], budget):
+            return failed
         record = self.record(model, budget)
         source = f"{table.path.parent.name}/{table.path.name}"
         return [compare.check_against_baseline(model, budget, metric, record.metric(metric),
@@ -204,10 +218,14 @@ class Matrix:
 
     def ranking_verdict(self, budget: int) -> compare.Verdict:
         order = [m for m in RANKING if m in self.profile.models]
+        if failed := self.run_failures(order, budget):
+            return failed[0]
         return compare.check_ranking(budget, order, {m: self.record(m, budget).test_acc for m in order})
 
     def budget_verdict(self, model: str) -> compare.Verdict:
         small, large = self.profile.budgets[0], self.profile.budgets[-1]
+        if failed := self.run_failures([model], large):
+            return failed[0]
         return compare.check_budget_improves(model, small, large, self.record(model, small).test_acc,
                                              self.record(model, large).test_acc)
 

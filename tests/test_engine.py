@@ -91,3 +91,17 @@ def test_model_capacity_grows_as_the_report_describes():
     nm2 = models.build("NewModel2")
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in nm2.modules()) > 2
     assert any(isinstance(m, torch.nn.Dropout) for m in nm2.modules())
+
+
+def test_out_of_memory_is_recorded_with_advice(tiny):
+    class Greedy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(1, 1)
+
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    history = engine.train("Greedy", tiny, CONFIG, 2, seed=0, device=CPU, model_factory=Greedy)
+    assert history.status == "oom" and history.failed_epoch == 1 and history.epochs == []
+    assert "smaller batch_size" in history.message and "20.00 GiB" in history.message
