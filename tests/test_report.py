@@ -1,0 +1,24 @@
+"""Report rendering (pure): tables per budget beside baseline and published, verdicts, notes."""
+
+from harness import report
+from harness.compare import Verdict
+
+
+def test_render_shows_measured_baseline_difference_and_verdict():
+    rows = {10: [{"model": "NewModel2", "train_loss": 0.61, "train_acc": 79.0, "test_acc": 70.0}]}
+    verdicts = [
+        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_loss", 0.61, 0.60, 0.05),
+        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_acc", 79.0, 79.3, 2.0),
+        Verdict("baseline", "NewModel2-10", False, "NewModel2-10 Test Accuracy: measured 70.00 — REGRESSION",
+                "NewModel2", 10, "test_acc", 70.0, 79.67, 2.5),
+        Verdict("ranking", "ranking@10", True, "ranking at 10 epochs holds"),
+    ]
+    published = {("NewModel2", 10, "test_acc"): 79.67}
+    text = report.render("t", {"profile": "ci", "device": "cpu", "wall time": "1.0 s"}, (10, 20), rows,
+                         verdicts, published, notes=["a note"], published_note="reference only")
+    assert "**Result: FAIL** — 3 of 4 checks passed." in text
+    assert "## 10 epochs" in text and "## 20 epochs" not in text  # no rows for 20
+    assert "79.67 ± 2.50" in text and "-9.67" in text and "**FAIL**" in text
+    assert "reference only" in text and "> a note" in text
+    assert "## Failures" in text and "REGRESSION" in text
+    assert "| wall time" in text
