@@ -46,6 +46,17 @@ class BaselineTable:
     def cell(self, model: str, epochs: int, metric: str) -> BaselineCell | None:
         return self.cells.get((model, epochs, metric))
 
+    def pooled_std(self, epochs: int, metric: str) -> float:
+        """Root-mean-square of the per-model stds of ``metric`` at ``epochs``.
+
+        A std from a handful of seeds is itself noisy: measured on ci (5 seeds), NewModel1's
+        10-epoch test accuracy had std 0.69 beside 1.4–2.1 for its neighbours, and a new
+        seed landed 4.7 points off. Pooling across the models at the same budget gives an
+        estimate with several times the degrees of freedom.
+        """
+        stds = [c.std for (m, e, k), c in self.cells.items() if e == epochs and k == metric]
+        return math.sqrt(sum(s * s for s in stds) / len(stds)) if stds else 0.0
+
 
 def baseline_path(root: Path, profile: str, device_class: str) -> Path:
     return Path(root) / profile / f"{device_class}.csv"

@@ -34,15 +34,21 @@ def _fmt(value: float) -> str:
 
 
 def check_against_baseline(model: str, budget: int, metric: str, measured: float,
-                           cell: BaselineCell, tolerance: Tolerance, source: str) -> Verdict:
-    """|measured − mean| ≤ abs + k_std·std, in the spirit of pytest-regressions' per-column tolerances."""
-    allowed = tolerance.allowed(cell.std)
+                           cell: BaselineCell, tolerance: Tolerance, source: str, pooled_std: float = 0.0) -> Verdict:
+    """|measured − mean| ≤ abs + k_std·std, in the spirit of pytest-regressions' per-column tolerances.
+
+    std is the larger of the cell's own and the pooled one (see BaselineTable.pooled_std):
+    never tighter than the spread this cell showed, nor than the typical spread at its budget.
+    """
+    std = max(cell.std, pooled_std)
+    allowed = tolerance.allowed(std)
     delta = measured - cell.mean
     passed = abs(delta) <= allowed
     message = (
         f"{model}-{budget} {METRIC_LABELS[metric]}: measured {_fmt(measured)}, baseline {_fmt(cell.mean)} "
         f"(std {_fmt(cell.std)}, n={cell.n}, {source}), difference {delta:+.4f}, allowed ±{allowed:.4f} "
-        f"(abs {tolerance.abs} + {tolerance.k_std}·std)"
+        f"(abs {tolerance.abs} + {tolerance.k_std}·std {std:.4f}"
+        + (", pooled over models)" if std > cell.std else ")")
         + ("" if passed else " — REGRESSION" if _is_worse(metric, delta) else " — unexpected improvement")
     )
     return Verdict("baseline", f"{model}-{budget}", passed, message, model, budget, metric, measured, cell.mean, allowed)

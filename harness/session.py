@@ -203,7 +203,8 @@ class Matrix:
         record = self.record(model, budget)
         source = f"{table.path.parent.name}/{table.path.name}"
         return [compare.check_against_baseline(model, budget, metric, record.metric(metric),
-                                               table.cell(model, budget, metric), self.profile.tolerance(metric), source)
+                                               table.cell(model, budget, metric), self.profile.tolerance(metric), source,
+                                               pooled_std=table.pooled_std(budget, metric))
                 for metric in METRICS]
 
     def data_matches_baseline(self, table: bl.BaselineTable) -> str | None:

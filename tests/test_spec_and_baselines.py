@@ -132,3 +132,16 @@ def test_ranking_and_budget_checks():
     assert compare.check_budget_improves("M", 10, 20, 50.0, 51.0).passed
     flat = compare.check_budget_improves("M", 10, 20, 50.0, 50.0)
     assert not flat.passed and "did not improve" in flat.message
+
+
+def test_pooled_std_is_a_floor_for_a_cell_whose_few_seeds_agreed():
+    cells = {("A", 10, "test_acc"): bl.BaselineCell(40.0, 0.5, 5), ("B", 10, "test_acc"): bl.BaselineCell(50.0, 2.0, 5),
+             ("C", 10, "test_acc"): bl.BaselineCell(60.0, 2.0, 5)}
+    table = bl.BaselineTable(None, cells, {})
+    pooled = table.pooled_std(10, "test_acc")
+    assert pooled == pytest.approx(((0.25 + 4 + 4) / 3) ** 0.5)
+    tol = Tolerance(abs=2.0, k_std=3.0)
+    verdict = compare.check_against_baseline("A", 10, "test_acc", 35.5, cells[("A", 10, "test_acc")], tol, "b", pooled)
+    assert verdict.passed and "pooled over models" in verdict.message  # 4.5 off: within 2 + 3·1.66
+    own = compare.check_against_baseline("B", 10, "test_acc", 58.5, cells[("B", 10, "test_acc")], tol, "b", pooled)
+    assert not own.passed  # 8.5 off, beyond 2 + 3·2.0: the cell's own larger std is kept
