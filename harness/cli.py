@@ -85,7 +85,7 @@ def cmd_run(args) -> int:
             for seed in config.seeds:
                 print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
                 pair = experiment.pair(framework, seed)
-                verdicts += overfit.gap_appears(pair, config) + overfit.dropout_helps(pair, config)
+                verdicts += overfit.all_checks(pair, config)
     if "baseline" in matrix.profile.checks:
         table = matrix.baseline()
         if table is None:

@@ -5,7 +5,7 @@ Keras cases are skipped, with the reason, where TensorFlow is not installed.
 
 import pytest
 
-from harness.overfit import dropout_helps, gap_appears, keras_available
+from harness.overfit import dropout_helps, gap_appears, keras_available, loss_rises_after_minimum
 
 pytestmark = pytest.mark.slow
 
@@ -23,3 +23,10 @@ def test_mnist_gap_appears_without_dropout(mnist_experiment, trainguard_check, m
 
 def test_mnist_dropout_shrinks_gap(mnist_experiment, trainguard_check, mnist_case):
     trainguard_check(dropout_helps(_pair(mnist_experiment, mnist_case), mnist_experiment.config))
+
+
+def test_mnist_test_loss_rises_after_its_minimum(mnist_experiment, trainguard_check, mnist_case):
+    config = mnist_experiment.config
+    if config.min_rise is None:
+        pytest.skip(f"rise check off in this profile: {config.rise_note}")
+    trainguard_check(loss_rises_after_minimum(_pair(mnist_experiment, mnist_case), config))

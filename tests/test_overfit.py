@@ -49,15 +49,14 @@ def test_checks_pass_on_the_report_s_own_numbers():
                           _history([91.41, 0.0], [17.54, 28.89]),  # no dropout: min 17.54, final 28.89
                           _history([158.67, 2.53], [52.03, 11.57]))
     config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
-    assert all(v.passed for v in overfit.gap_appears(report, config) + overfit.dropout_helps(report, config))
+    assert all(v.passed for v in overfit.all_checks(report, config)) and len(overfit.all_checks(report, config)) == 4
     assert report.quantities()["ratio"] == pytest.approx(0.313, abs=1e-3)
 
 
 def test_checks_fail_naming_quantity_value_and_threshold():
     no_overfit = overfit.Pair("torch", 3, _history([1.0, 0.5], [1.2, 1.0]), _history([1.0, 0.9], [1.3, 1.1]))
     config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
-    failures = [v.message for v in overfit.gap_appears(no_overfit, config) + overfit.dropout_helps(no_overfit, config)
-                if not v.passed]
+    failures = [v.message for v in overfit.all_checks(no_overfit, config) if not v.passed]
     assert any("test loss − train loss = 0.500, threshold ≥ 5" in m for m in failures)
     assert any("minimum − 1 = 0.000, threshold ≥ 0.05" in m for m in failures)
     assert any("must be below" in m for m in failures)
