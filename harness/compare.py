@@ -49,7 +49,8 @@ def check_against_baseline(model: str, budget: int, metric: str, measured: float
         f"(std {_fmt(cell.std)}, n={cell.n}, {source}), difference {delta:+.4f}, allowed ±{allowed:.4f} "
         f"(abs {tolerance.abs} + {tolerance.k_std}·std {std:.4f}"
         + (", pooled over models)" if std > cell.std else ")")
-        + ("" if passed else " — REGRESSION" if _is_worse(metric, delta) else " — unexpected improvement")
+        + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta)
+           else " — DEVIATION (better than baseline: check what changed)")
     )
     return Verdict("baseline", f"{model}-{budget}", passed, message, model, budget, metric, measured, cell.mean, allowed)
 

@@ -30,10 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--data-dir", default=None,
                     help="directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]")
     group.addoption("--offline", action="store_true", help="never download data; fail with instructions instead")
-    group.addoption("--baselines-dir", default=None, help="baseline tables [<rootdir>/baselines]")
-    group.addoption("--results-dir", default=None, help="result cache, one JSON per run [<rootdir>/.trainguard/results]")
+    group.addoption("--baselines-dir", default=None, help="baseline tables [./baselines]")
+    group.addoption("--results-dir", default=None, help="result cache, one JSON per run [./.trainguard/results]")
     group.addoption("--no-result-cache", action="store_true", help="train everything again; do not read or write the result cache")
-    group.addoption("--report", default=None, help="markdown report path [<rootdir>/reports/report.md]")
+    group.addoption("--report", default=None, help="markdown report path [./reports/report.md]")
     group.addoption("--update-baselines", action="store_true",
                     help="train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and print what changed")
 
@@ -56,7 +56,11 @@ def _state(config: pytest.Config) -> dict:
 
 
 def _rooted(config: pytest.Config, value: str | None, default: str) -> Path:
-    return Path(value) if value else Path(config.rootpath) / default
+    """Defaults live under the directory pytest was started from (the project root, as the CLI's do).
+
+    Not pytest's rootdir: that moves when an option value is a path elsewhere (``--profile /tmp/x.toml``).
+    """
+    return Path(value) if value else Path(config.invocation_params.dir) / default
 
 
 def _printer(config: pytest.Config):

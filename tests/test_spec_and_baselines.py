@@ -121,7 +121,7 @@ def test_loss_regression_direction():
     cell = bl.BaselineCell(1.0, 0.0, 3)
     up = compare.check_against_baseline("M", 10, "train_loss", 1.5, cell, Tolerance(0.1), "b")
     down = compare.check_against_baseline("M", 10, "train_loss", 0.5, cell, Tolerance(0.1), "b")
-    assert "REGRESSION" in up.message and "unexpected improvement" in down.message
+    assert "REGRESSION" in up.message and "DEVIATION (better than baseline" in down.message
 
 
 def test_ranking_and_budget_checks():
