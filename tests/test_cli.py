@@ -43,7 +43,8 @@ def test_failed_check_exits_1(tmp_path, dirs, capsys):
     profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.01", "lr = 0.0001"))
     dirs[1] = str(profile)
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 1
-    assert "FAIL Baseline1-1 Train Loss" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL Baseline1-2 Test Accuracy: measured" in out and "REGRESSION" in out and "2 failed" in out
 
 
 def test_input_errors_exit_2(tmp_path, capsys, monkeypatch):
