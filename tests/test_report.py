@@ -22,3 +22,17 @@ def test_render_shows_measured_baseline_difference_and_verdict():
     assert "reference only" in text and "> a note" in text
     assert "## Failures" in text and "REGRESSION" in text
     assert "| wall time" in text
+
+
+def test_loss_curve_figure_is_a_png(tmp_path):
+    from harness import plots
+    from harness.history import EpochRecord, History
+
+    def history(train, test):
+        h = History("m", 0, "cpu", 1)
+        h.epochs = [EpochRecord(i + 1, a, 0.0, b, 0.0, 0.0, {"val_loss": b + 1}) for i, (a, b) in enumerate(zip(train, test))]
+        return h
+
+    path = plots.loss_curves(tmp_path / "loss.png", "Model loss",
+                             {"without dropout": history([9, 1, 0], [5, 4, 6]), "Dropout(0.5)": history([9, 3, 2], [5, 3, 3])})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
