@@ -208,7 +208,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from .session import write_report
 
     path = _rooted(session.config, session.config.getoption("--report"), "reports/report.md")
-    write_report(state["matrix"], state["verdicts"], path, notes=state["skips"], overfit_experiment=overfit)
+    try:
+        write_report(state["matrix"], state["verdicts"], path, notes=state["skips"], overfit_experiment=overfit)
+    except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
+        _printer(session.config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return
     state["report_path"] = path
 
 

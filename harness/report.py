@@ -116,7 +116,9 @@ def overfit_section(pairs: list, config, figures: dict[str, str], distribution_n
              f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
              f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
              f"test = MNIST's 10,000 test images. Thresholds: gap without dropout ≥ {config.min_gap}, "
-             f"test-loss rise ≥ {config.min_rise:.0%}, gap ratio ≤ {config.max_ratio}.", ""]
+             + (f"test-loss rise ≥ {config.min_rise:.0%}, " if config.min_rise is not None
+                else "test-loss rise not checked, ")
+             + f"gap ratio ≤ {config.max_ratio}.", ""]
     summary = []
     for pair in pairs:
         q = pair.quantities()
@@ -128,7 +130,9 @@ def overfit_section(pairs: list, config, figures: dict[str, str], distribution_n
                     "gap with dropout": f"{REPORT_GAPS['gap_drop']}", "ratio": f"{REPORT_GAPS['ratio']}",
                     "test-loss rise": "65% (val)", "final test loss (no dropout / dropout)": "28.89 / 11.57 (val)"})
     lines += [_table(pd.DataFrame.from_records(summary)), ""]
-    lines += [f"> {note}" for note in distribution_notes]
+    if config.min_rise is None and config.rise_note:
+        distribution_notes = [*distribution_notes, f"Rise check off: {config.rise_note}"]
+    lines += [f"> {note}" for note in distribution_notes] + ([""] if distribution_notes else [])
     shown = set()
     for pair in pairs:
         if pair.framework in shown:

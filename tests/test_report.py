@@ -36,3 +36,22 @@ def test_loss_curve_figure_is_a_png(tmp_path):
     path = plots.loss_curves(tmp_path / "loss.png", "Model loss",
                              {"without dropout": history([9, 1, 0], [5, 4, 6]), "Dropout(0.5)": history([9, 3, 2], [5, 3, 3])})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_mnist_section_renders_with_the_ci_profile_thresholds():
+    from harness.history import EpochRecord, History
+    from harness.overfit import Pair
+    from harness.spec import load_profile
+
+    def history(train, test):
+        h = History("m", 0, "cpu", 1)
+        h.epochs = [EpochRecord(i + 1, a, 90.0, b, 70.0, 0.1, {"val_loss": b, "val_acc": 80.0})
+                    for i, (a, b) in enumerate(zip(train, test))]
+        return h
+
+    config = load_profile("ci").mnist
+    pair = Pair("torch", 0, history([50, 1, 0], [20, 15, 18]), history([90, 9, 5], [30, 14, 12]))
+    text = report.overfit_section([pair], config, {"torch": "r-mnist-loss-torch.png"}, [])
+    assert "test-loss rise not checked" in text and "Rise check off:" in text
+    assert "![Model loss, torch](r-mnist-loss-torch.png)" in text
+    assert "| report" in text and "28.9" in text and "18.0000" in text
