@@ -13,7 +13,7 @@ from .spec import METRIC_LABELS, Tolerance
 
 @dataclass(frozen=True)
 class Verdict:
-    check: str  # baseline | published | ranking | budget_improves
+    check: str  # baseline | ranking | budget_improves | run | overfit | dropout
     subject: str  # e.g. "NewModel2-20", "ranking@10", "Baseline1 10→20"
     passed: bool
     message: str
@@ -80,13 +80,3 @@ def check_budget_improves(model: str, small: int, large: int, acc_small: float, 
                f"({acc_large - acc_small:+.2f})" + ("" if passed else f" — {large} epochs did not improve on {small}"))
     return Verdict("budget_improves", f"{model} {small}→{large}", passed, message, model, large, "test_acc",
                    acc_large, acc_small)
-
-
-def check_published(model: str, budget: int, metric: str, measured: float, published: float,
-                    allowed: float) -> Verdict:
-    """Absolute band around the report's single published run (used by the full-data `seed` profile)."""
-    delta = measured - published
-    passed = abs(delta) <= allowed
-    message = (f"{model}-{budget} {METRIC_LABELS[metric]}: measured {_fmt(measured)}, published {_fmt(published)}, "
-               f"difference {delta:+.4f}, allowed ±{allowed}")
-    return Verdict("published", f"{model}-{budget}", passed, message, model, budget, metric, measured, published, allowed)

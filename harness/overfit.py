@@ -93,9 +93,8 @@ def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
 def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device) -> History:
     from models.mnist import DenseMNIST
 
-    history = engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
-                           device, model_factory=lambda: DenseMNIST(dropout))
-    return history
+    return engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
+                        device, model_factory=lambda: DenseMNIST(dropout))
 
 
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int) -> History:

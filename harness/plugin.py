@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .compare import Verdict
-from .spec import ConfigError, METRICS, load_profile
+from .spec import ConfigError, load_profile
 
 _STATE_KEY = pytest.StashKey[dict]()
 
@@ -231,5 +231,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_sep("-", "trainguard")
         terminalreporter.write_line(f"report: {state['report_path']} ({len(state['verdicts'])} checks, {failed} failed)")
 
-
-__all__ = ["METRICS", "require_check"]

@@ -26,7 +26,6 @@ from .results import ResultStore, code_fingerprint
 from .spec import METRICS, ConfigError, Profile, RunSpec
 
 RANKING = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
-PUBLISHED_BAND = {"train_loss": 0.10, "train_acc": None, "test_acc": 2.5}  # points; None = not checked
 
 Printer = Callable[[str], None]
 
@@ -229,12 +228,6 @@ class Matrix:
             return failed[0]
         return compare.check_budget_improves(model, small, large, self.record(model, small).test_acc,
                                              self.record(model, large).test_acc)
-
-    def published_verdicts(self, model: str, budget: int) -> list[compare.Verdict]:
-        published = self.published()
-        record = self.record(model, budget)
-        return [compare.check_published(model, budget, metric, record.metric(metric), published[(model, budget, metric)], band)
-                for metric, band in PUBLISHED_BAND.items() if band is not None and (model, budget, metric) in published]
 
     def all_verdicts(self) -> list[compare.Verdict]:
         """Every check the profile enables, for the CLI (the pytest plugin runs them as separate tests)."""
