@@ -84,8 +84,8 @@ def cmd_run(args) -> int:
                 continue
             for seed in config.seeds:
                 print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-                pair = experiment.pair(framework, seed)
-                verdicts += overfit.all_checks(pair, config)
+                experiment.pair(framework, seed)
+            verdicts += experiment.verdicts(framework)
     if "baseline" in matrix.profile.checks:
         table = matrix.baseline()
         if table is None:

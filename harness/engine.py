@@ -75,6 +75,30 @@ def normalize(batch_uint8: torch.Tensor, inputs: str = "pm1") -> torch.Tensor:
     return batch.div_(127.5).sub_(1.0) if inputs == "pm1" else batch
 
 
+def augment(batch_uint8: torch.Tensor, kind: str, rng: torch.Generator) -> torch.Tensor:
+    """Random flips / padded crops of a uint8 NCHW batch, per sample, without leaving the device.
+
+    The random draws come from ``rng`` (a CPU generator seeded from the run's seed), so
+    the augmentation is reproducible and independent of the model's own random numbers.
+    """
+    if kind == "none":
+        return batch_uint8
+    n, _, height, width = batch_uint8.shape
+    device = batch_uint8.device
+    flip = torch.rand(n, generator=rng).lt(0.5).to(device)
+    batch = torch.where(flip[:, None, None, None], batch_uint8.flip(3), batch_uint8)
+    if kind == "flip_crop":
+        pad = 4
+        padded = nn.functional.pad(batch, (pad, pad, pad, pad))  # zeros: black, as RandomCrop(padding=4)
+        offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=rng).to(device)
+        rows = (offsets[0][:, None] + torch.arange(height, device=device))[:, :, None]  # (n, H, 1)
+        cols = (offsets[1][:, None] + torch.arange(width, device=device))[:, None, :]  # (n, 1, W)
+        # Advanced indexing on dims 0, 2, 3 puts them first: the result is (n, H, W, C).
+        crops = padded[torch.arange(n, device=device)[:, None, None], :, rows, cols]
+        batch = crops.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels_last for free
+    return batch
+
+
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         # Keras' Adam defaults (epsilon 1e-7), so the PyTorch twin of a Keras run matches it.
@@ -137,6 +161,7 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
     # The shuffle comes from its own CPU generator so that the data order depends on the
     # seed alone, not on how many random numbers the model's init or dropout consumed.
     order_rng = torch.Generator().manual_seed(seed)
+    augment_rng = torch.Generator().manual_seed(seed + 1_000_003)
     n = len(x_train)
     for epoch in range(1, epochs + 1):
         model.train()
@@ -146,7 +171,8 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
         correct = torch.zeros((), device=device, dtype=torch.int64)
         for start in range(0, n, config.batch_size):
             idx = permutation[start:start + config.batch_size]
-            x, y = normalize(x_train[idx], config.inputs), y_train[idx]
+            x = normalize(augment(x_train[idx], config.augment, augment_rng), config.inputs)
+            y = y_train[idx]
             out = model(x)
             loss = criterion(out, y)
             optimizer.zero_grad(set_to_none=True)

@@ -8,12 +8,18 @@ defaults, 10 epochs, and after every epoch an evaluation on MNIST's 10,000 test 
 The checks rest on the large test set:
 - without dropout the gap appears: final test loss − final train loss ≥ ``min_gap``, and the
   test loss rises after its minimum: final ≥ (1 + ``min_rise``) × minimum;
-- with dropout the gap shrinks: final gap ≤ ``max_ratio`` × the no-dropout gap, and the final
-  test loss is below the no-dropout one.
+- with dropout the gap shrinks: final gap ≤ ``max_ratio`` × the no-dropout gap (per seed), and
+  the final test loss, averaged over the profile's seeds, is below the no-dropout one.
+
+Why the last check is made on the seed average: per seed it is a coin that lands wrong now
+and then (measured over 20 seeds: 1 torch and 3 keras seeds had a higher final test loss
+with dropout, the test loss bouncing by ±3 between epochs), while the mean over 3 seeds
+failed for none of the 1,140 three-seed groups of those 20 seeds in either framework.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -151,20 +157,33 @@ def loss_rises_after_minimum(pair: Pair, config: OverfitConfig) -> list[Verdict]
 def dropout_helps(pair: Pair, config: OverfitConfig) -> list[Verdict]:
     q = pair.quantities()
     subject = f"{pair.framework}-seed{pair.seed}"
-    return [
-        Verdict("dropout", subject, q["ratio"] <= config.max_ratio,
-                f"{subject}: gap with dropout {q['gap_drop']:.3f} / without {q['gap_nodrop']:.3f} = ratio "
-                f"{q['ratio']:.3f}, threshold ≤ {config.max_ratio} (report: 0.31)",
-                metric="ratio", measured=q["ratio"], expected=config.max_ratio),
-        Verdict("dropout", subject, q["test_loss_drop"] < q["test_loss_nodrop"],
-                f"{subject}: final test loss with dropout {q['test_loss_drop']:.3f} must be below "
-                f"without dropout {q['test_loss_nodrop']:.3f}",
-                metric="test_loss_drop", measured=q["test_loss_drop"], expected=q["test_loss_nodrop"]),
-    ]
+    return [Verdict("dropout", subject, q["ratio"] <= config.max_ratio,
+                    f"{subject}: gap with dropout {q['gap_drop']:.3f} / without {q['gap_nodrop']:.3f} = ratio "
+                    f"{q['ratio']:.3f}, threshold ≤ {config.max_ratio} (report: 0.31)",
+                    metric="ratio", measured=q["ratio"], expected=config.max_ratio)]
+
+
+def dropout_lowers_test_loss(pairs: list[Pair]) -> list[Verdict]:
+    """The final test loss with dropout, averaged over the seeds, is below the one without."""
+    framework, seeds = pairs[0].framework, [p.seed for p in pairs]
+    subject = f"{framework}-seeds{'_'.join(map(str, seeds))}"
+    with_dropout = statistics.fmean(p.quantities()["test_loss_drop"] for p in pairs)
+    without = statistics.fmean(p.quantities()["test_loss_nodrop"] for p in pairs)
+    return [Verdict("dropout", subject, with_dropout < without,
+                    f"{framework}, seeds {seeds}: mean final test loss with dropout {with_dropout:.3f} must be "
+                    f"below without dropout {without:.3f} (report: 11.57 < 28.89 on its 50 validation images)",
+                    metric="test_loss_drop", measured=with_dropout, expected=without)]
 
 
 def all_checks(pair: Pair, config: OverfitConfig) -> list[Verdict]:
+    """The checks made on each seed."""
     return gap_appears(pair, config) + loss_rises_after_minimum(pair, config) + dropout_helps(pair, config)
+
+
+def framework_verdicts(pairs: list[Pair], config: OverfitConfig) -> list[Verdict]:
+    """Every check for one framework: each seed's, then the one on the seed average."""
+    verdicts = [v for pair in pairs for v in all_checks(pair, config)]
+    return verdicts + dropout_lowers_test_loss(pairs)
 
 
 @dataclass
@@ -194,13 +213,19 @@ class OverfitExperiment:
         return {q: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
                     "min": min(v), "max": max(v), "n": len(v)} for q, v in values.items()}
 
-    def false_alarms(self, framework: str, seeds) -> list[str]:
-        """Messages of every check that fails for any of ``seeds`` (the target is none)."""
-        failures = []
-        for seed in seeds:
-            pair = self.pair(framework, seed)
-            failures += [v.message for v in all_checks(pair, self.config) if not v.passed]
-        return failures
+    def verdicts(self, framework: str) -> list[Verdict]:
+        """The profile's checks for one framework over the profile's seeds."""
+        return framework_verdicts([self.pair(framework, seed) for seed in self.config.seeds], self.config)
+
+    def false_alarms(self, framework: str, seeds) -> tuple[list[str], int]:
+        """Messages of every check that fails on ``seeds`` (the target is none), and how many
+        trials were made: one per seed for the per-seed checks, plus one per group of
+        ``len(config.seeds)`` seeds for the seed-average check, as a run of the profile makes it."""
+        pairs = [self.pair(framework, seed) for seed in seeds]
+        failures = [v.message for pair in pairs for v in all_checks(pair, self.config) if not v.passed]
+        groups = list(itertools.combinations(pairs, len(self.config.seeds)))
+        failures += [v.message for group in groups for v in dropout_lowers_test_loss(list(group)) if not v.passed]
+        return failures, len(pairs) + len(groups)
 
 
 def distribution_path(baselines_dir, profile: str, framework: str, device_class: str):
@@ -230,7 +255,7 @@ def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: 
             lines.append(f"keras skipped: {reason}")
             continue
         distribution = experiment.distribution(framework, config.baseline_seeds)
-        alarms = experiment.false_alarms(framework, config.baseline_seeds)
+        alarms, trials = experiment.false_alarms(framework, config.baseline_seeds)
         path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
         framework_versions = versions()
         if framework == "keras":
@@ -244,7 +269,8 @@ def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: 
         write_distribution(path, distribution, {
             "seeds": list(config.baseline_seeds), "versions": framework_versions, "commit": git_commit(),
             "thresholds": {"min_gap": config.min_gap, "min_rise": config.min_rise, "max_ratio": config.max_ratio},
-            "false_alarms": alarms})
-        lines.append(f"wrote {path}: {len(alarms)} check(s) would fail over {len(config.baseline_seeds)} seeds")
+            "false_alarms": alarms, "false_alarm_trials": trials})
+        lines.append(f"wrote {path}: {len(alarms)} check(s) would fail over {len(config.baseline_seeds)} seeds "
+                     f"and their {trials - len(config.baseline_seeds)} groups of {len(config.seeds)}")
         lines += [f"  {alarm}" for alarm in alarms]
     return lines

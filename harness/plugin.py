@@ -111,6 +111,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         config = profile.mnist
         cases = [(f, seed) for f in config.frameworks for seed in config.seeds] if config else []
         metafunc.parametrize("mnist_case", cases, ids=[f"{f}-seed{s}" for f, s in cases])
+    if "mnist_framework" in metafunc.fixturenames:
+        frameworks = list(profile.mnist.frameworks) if profile.mnist else []
+        metafunc.parametrize("mnist_framework", frameworks, ids=frameworks)
     if "cifar_model" in metafunc.fixturenames:
         metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
 

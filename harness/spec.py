@@ -34,6 +34,10 @@ class ConfigError(ValueError):
 
 OPTIMIZERS = ("sgd", "adam")
 INPUT_SCALES = ("pm1", "raw")  # pm1: pixels to [-1, 1]; raw: 0–255 as floats (the MNIST report's choice)
+# Training-time augmentation, done per batch on the device: none; flip = random horizontal
+# flip; flip_crop = flip + random 32x32 crop of the image zero-padded by 4 pixels (the
+# torchvision RandomHorizontalFlip + RandomCrop(32, padding=4) of course code).
+AUGMENTATIONS = ("none", "flip", "flip_crop")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     optimizer: str = "sgd"
     inputs: str = "pm1"
+    augment: str = "none"
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ def _train_config(raw: dict, base: TrainConfig, where: str) -> TrainConfig:
             continue
         if key not in known:
             raise ConfigError(f"{where}: unknown training key {key!r}; known: {', '.join(known)}")
-        choices = {"optimizer": OPTIMIZERS, "inputs": INPUT_SCALES}.get(key)
+        choices = {"optimizer": OPTIMIZERS, "inputs": INPUT_SCALES, "augment": AUGMENTATIONS}.get(key)
         if choices is not None:
             if value not in choices:
                 raise ConfigError(f"{where}: training key {key!r} must be one of {', '.join(choices)}, got {value!r}")

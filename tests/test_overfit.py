@@ -48,18 +48,47 @@ def test_checks_pass_on_the_report_s_own_numbers():
     report = overfit.Pair("report", 0,
                           _history([91.41, 0.0], [17.54, 28.89]),  # no dropout: min 17.54, final 28.89
                           _history([158.67, 2.53], [52.03, 11.57]))
-    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
-    assert all(v.passed for v in overfit.all_checks(report, config)) and len(overfit.all_checks(report, config)) == 4
+    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6, seeds=(0,))
+    verdicts = overfit.framework_verdicts([report], config)
+    assert [v.metric for v in verdicts] == ["gap_nodrop", "rise_nodrop", "ratio", "test_loss_drop"]
+    assert all(v.passed for v in verdicts)
     assert report.quantities()["ratio"] == pytest.approx(0.313, abs=1e-3)
 
 
 def test_checks_fail_naming_quantity_value_and_threshold():
     no_overfit = overfit.Pair("torch", 3, _history([1.0, 0.5], [1.2, 1.0]), _history([1.0, 0.9], [1.3, 1.1]))
-    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6)
-    failures = [v.message for v in overfit.all_checks(no_overfit, config) if not v.passed]
+    config = overfit.OverfitConfig(min_gap=5, min_rise=0.05, max_ratio=0.6, seeds=(3,))
+    failures = [v.message for v in overfit.framework_verdicts([no_overfit], config) if not v.passed]
     assert any("test loss − train loss = 0.500, threshold ≥ 5" in m for m in failures)
     assert any("minimum − 1 = 0.000, threshold ≥ 0.05" in m for m in failures)
-    assert any("must be below" in m for m in failures)
+    assert not any("ratio" in m for m in failures)  # 0.2 / 0.5 = 0.4 ≤ 0.6 passes
+    assert any("mean final test loss with dropout 1.100 must be below without dropout 1.000" in m for m in failures)
+
+
+def test_ratio_check_fails_naming_the_ratio():
+    weak_dropout = overfit.Pair("torch", 0, _history([5.0, 0.0], [14.0, 10.0]), _history([9.0, 1.0], [12.0, 9.0]))
+    verdict, = overfit.dropout_helps(weak_dropout, overfit.OverfitConfig(max_ratio=0.6))
+    assert not verdict.passed
+    assert "gap with dropout 8.000 / without 10.000 = ratio 0.800, threshold ≤ 0.6" in verdict.message
+
+
+def test_dropout_loss_check_uses_the_seed_average():
+    """One seed where dropout's final test loss is higher does not fail the check if the average is lower."""
+    unlucky = overfit.Pair("keras", 1, _history([5.0, 0.0], [14.0, 13.0]), _history([9.0, 2.0], [15.0, 14.0]))
+    lucky = overfit.Pair("keras", 2, _history([5.0, 0.0], [14.0, 18.0]), _history([9.0, 2.0], [12.0, 11.0]))
+    verdict, = overfit.dropout_lowers_test_loss([unlucky, lucky])
+    assert verdict.passed and verdict.measured == pytest.approx(12.5) and verdict.expected == pytest.approx(15.5)
+    assert "seeds [1, 2]" in verdict.message
+    assert not overfit.dropout_lowers_test_loss([unlucky])[0].passed
+
+
+def test_false_alarms_count_seeds_and_seed_groups():
+    pairs = {s: overfit.Pair("torch", s, _history([5.0, 0.0], [14.0, 20.0]), _history([9.0, 2.0], [12.0, 11.0]))
+             for s in range(4)}
+    experiment = overfit.OverfitExperiment(overfit.OverfitConfig(min_gap=5, seeds=(0, 1)), mnist=None, device=None,
+                                           pairs={("torch", s): p for s, p in pairs.items()})
+    alarms, trials = experiment.false_alarms("torch", range(4))
+    assert alarms == [] and trials == 4 + 6  # 4 seeds, C(4, 2) pairs of seeds
 
 
 def test_ci_profile_runs_both_frameworks():
