@@ -55,6 +55,19 @@ def check_against_baseline(model: str, budget: int, metric: str, measured: float
     return Verdict("baseline", f"{model}-{budget}", passed, message, model, budget, metric, measured, cell.mean, allowed)
 
 
+def check_against_published(model: str, budget: int, metric: str, values: list[float], published: float,
+                            band: float) -> Verdict:
+    """|mean of ``values`` − published| ≤ band: the report's single run against our seed mean."""
+    mean = sum(values) / len(values)
+    delta = mean - published
+    passed = abs(delta) <= band
+    spread = f"mean of {len(values)} seeds" if len(values) > 1 else "1 seed"
+    message = (f"{model}-{budget} {METRIC_LABELS[metric]} vs published: measured {_fmt(mean)} ({spread}), "
+               f"published {_fmt(published)}, difference {delta:+.4f}, allowed ±{band}"
+               + ("" if passed else " — OUTSIDE THE PUBLISHED BAND"))
+    return Verdict("published", f"{model}-{budget}", passed, message, model, budget, metric, mean, published, band)
+
+
 def _is_worse(metric: str, delta: float) -> bool:
     return delta > 0 if metric.endswith("loss") else delta < 0
 

@@ -206,6 +206,37 @@ class Matrix:
                                                pooled_std=table.pooled_std(budget, metric))
                 for metric in METRICS]
 
+    def published_seeds(self) -> tuple[int, ...]:
+        return self.profile.published.seeds or (self.seed,)
+
+    def published_verdicts(self, model: str, budget: int) -> list[compare.Verdict]:
+        """The cell's mean over the published check's seeds against the report's table, per banded metric."""
+        published = self.published()
+        if not published:
+            path = Path(self.options.baselines_dir) / "published.csv"
+            return [compare.Verdict("published", f"{model}-{budget}", False,
+                                    f"the published check needs {path}, which is missing or empty "
+                                    f"(it ships with trainguard in baselines/; pass --baselines-dir)",
+                                    model=model, budget=budget)]
+        if failed := self.run_failures([model], budget):
+            return failed
+        seeds = self.published_seeds()
+        records = []
+        for seed in seeds:
+            history = self.history(model, seed)
+            if len(history.epochs) < budget:
+                return [compare.Verdict("run", f"{model}-{budget}", False,
+                                        f"{model} seed {seed}: run {history.status} at epoch {history.failed_epoch}; "
+                                        f"no {budget}-epoch result", model=model, budget=budget)]
+            records.append(history.at(budget))
+        verdicts = []
+        for metric in METRICS:
+            band, value = self.profile.published.band(metric), published.get((model, budget, metric))
+            if band is not None and value is not None:
+                verdicts.append(compare.check_against_published(model, budget, metric,
+                                                                [r.metric(metric) for r in records], value, band))
+        return verdicts
+
     def data_matches_baseline(self, table: bl.BaselineTable) -> str | None:
         """None if the baseline was measured on this exact data; else why not."""
         recorded = table.meta.get("data", {}).get("fingerprint")
@@ -238,6 +269,8 @@ class Matrix:
             for budget in self.profile.budgets:
                 if table is not None and self.data_matches_baseline(table) is None:
                     verdicts += self.baseline_verdicts(model, budget, table)
+        if "published" in checks:
+            verdicts += [v for m in self.profile.models for b in self.profile.budgets for v in self.published_verdicts(m, b)]
         if "ranking" in checks:
             verdicts += [self.ranking_verdict(b) for b in self.profile.budgets]
         if "budget_improves" in checks and len(self.profile.budgets) > 1:

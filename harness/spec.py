@@ -24,7 +24,7 @@ METRIC_LABELS = {
     "test_acc": "Test Accuracy",
     "test_loss": "Test Loss",
 }
-CHECKS = ("baseline", "ranking", "budget_improves")
+CHECKS = ("baseline", "published", "ranking", "budget_improves")
 DATASETS = ("cifar10", "synthetic")
 
 
@@ -69,6 +69,21 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class PublishedCheck:
+    """The comparison with the report's published table: |mean over ``seeds`` − published| ≤ band.
+
+    Bands are absolute (points of accuracy, units of loss): the published table is a single
+    run with no spread to scale by. A metric without a band is shown but not checked.
+    """
+
+    bands: tuple[tuple[str, float], ...] = (("train_loss", 0.10), ("test_acc", 2.5))
+    seeds: tuple[int, ...] = ()  # () = the run's seed alone
+
+    def band(self, metric: str) -> float | None:
+        return dict(self.bands).get(metric)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -85,6 +100,7 @@ class Profile:
     tolerances: tuple[tuple[str, Tolerance], ...] = ()
     source: str = ""
     mnist: object = None  # harness.overfit.OverfitConfig when the profile runs Experiment 1
+    published: PublishedCheck = PublishedCheck()
 
     @property
     def max_epochs(self) -> int:
@@ -172,6 +188,24 @@ def _train_config(raw: dict, base: TrainConfig, where: str) -> TrainConfig:
     return config
 
 
+def _published_check(raw: dict, source: str) -> PublishedCheck:
+    where = f"{source} [published]"
+    bands = dict(PublishedCheck().bands)
+    seeds: tuple[int, ...] = ()
+    for key, value in raw.items():
+        if key == "seeds":
+            if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+                raise ConfigError(f"{where}: 'seeds' must be a list of integers, got {value!r}")
+            seeds = tuple(value)
+        elif key in METRICS:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{where}: band {key!r} must be a number >= 0, got {value!r}")
+            bands[key] = float(value)
+        else:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: seeds, {', '.join(METRICS)}")
+    return PublishedCheck(tuple(sorted(bands.items())), seeds)
+
+
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     from models import MODEL_NAMES  # late import: models import torch
 
@@ -208,6 +242,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     baseline_seeds = tuple(raw.get("baseline_seeds", [0, 1, 2]))
     if len(baseline_seeds) < 2:
         raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds to measure a spread")
+    published = _published_check(raw.get("published", {}), source)
     mnist = None
     if "mnist" in raw:
         from .overfit import OverfitConfig  # late import: overfit imports this module
@@ -218,6 +253,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
             raise ConfigError(f"{source}: [mnist]: {exc}") from None
     return Profile(
         mnist=mnist,
+        published=published,
         name=name,
         description=raw.get("description", ""),
         dataset=dataset,

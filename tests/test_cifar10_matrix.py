@@ -19,6 +19,13 @@ def test_cell_within_baseline(trainguard_matrix, trainguard_baseline, trainguard
     trainguard_check(trainguard_matrix.baseline_verdicts(model, budget, trainguard_baseline))
 
 
+def test_cell_within_published_band(trainguard_matrix, trainguard_check, cifar_cell):
+    """The report's table: mean over the profile's [published] seeds within ±band (seed profile)."""
+    model, budget = cifar_cell
+    require_check(trainguard_matrix.profile, "published")
+    trainguard_check(trainguard_matrix.published_verdicts(model, budget))
+
+
 def test_ranking(trainguard_matrix, trainguard_check, cifar_budget):
     require_check(trainguard_matrix.profile, "ranking")
     trainguard_check([trainguard_matrix.ranking_verdict(cifar_budget)])

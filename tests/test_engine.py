@@ -105,3 +105,41 @@ def test_out_of_memory_is_recorded_with_advice(tiny):
     history = engine.train("Greedy", tiny, CONFIG, 2, seed=0, device=CPU, model_factory=Greedy)
     assert history.status == "oom" and history.failed_epoch == 1 and history.epochs == []
     assert "smaller batch_size" in history.message and "20.00 GiB" in history.message
+
+
+def _images(n=6):
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_augment_none_is_the_identity():
+    batch = _images()
+    assert engine.augment(batch, "none", torch.Generator()) is batch
+
+
+def test_flip_crop_yields_shifted_flipped_copies_with_black_borders():
+    batch = _images(64)
+    out = engine.augment(batch, "flip_crop", torch.Generator().manual_seed(1))
+    assert out.shape == batch.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(batch, (4, 4, 4, 4))
+    for i in range(len(batch)):  # each output is some 32x32 window of the padded image, maybe mirrored
+        windows = [padded[i, :, r:r + 32, c:c + 32] for r in range(9) for c in range(9)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
+    assert not torch.equal(out, batch)  # 64 images: some were moved
+
+
+def test_flip_only_mirrors_about_half_and_is_seeded():
+    batch = _images(200)
+    out = engine.augment(batch, "flip", torch.Generator().manual_seed(2))
+    flipped = [not torch.equal(o, b) for o, b in zip(out, batch)]
+    assert all(torch.equal(o, b) or torch.equal(o, b.flip(2)) for o, b in zip(out, batch))
+    assert 70 < sum(flipped) < 130
+    assert torch.equal(out, engine.augment(batch, "flip", torch.Generator().manual_seed(2)))
+
+
+def test_augmented_training_is_deterministic(tiny):
+    config = dataclasses.replace(CONFIG, augment="flip_crop")
+    a = engine.train("Baseline2", tiny, config, 2, seed=5, device=CPU)
+    b = engine.train("Baseline2", tiny, config, 2, seed=5, device=CPU)
+    plain = engine.train("Baseline2", tiny, CONFIG, 2, seed=5, device=CPU)
+    assert [e.train_loss for e in a.epochs] == [e.train_loss for e in b.epochs]
+    assert [e.train_loss for e in a.epochs] != [e.train_loss for e in plain.epochs]

@@ -38,6 +38,10 @@ def test_unknown_profile_lists_known_ones():
     ({"training": {"lr": "fast"}}, "training key 'lr' must be a number"),
     ({"training": {"momentun": 0.9}}, "unknown training key 'momentun'"),
     ({"tolerance": {"test_loss2": {"abs": 1}}}, r"\[tolerance.test_loss2\] is not a metric"),
+    ({"published": {"test_accuracy": 2.5}}, r"\[published\]: unknown key 'test_accuracy'"),
+    ({"published": {"seeds": "0,1"}}, r"\[published\]: 'seeds' must be a list of integers"),
+    ({"published": {"test_acc": -1}}, r"\[published\]: band 'test_acc' must be a number >= 0"),
+    ({"training": {"augment": "mixup"}}, "training key 'augment' must be one of none, flip, flip_crop"),
     ({"baseline_seeds": [1]}, "at least 2 seeds"),
 ])
 def test_malformed_profile_names_the_key(change, message):
@@ -145,3 +149,20 @@ def test_pooled_std_is_a_floor_for_a_cell_whose_few_seeds_agreed():
     assert verdict.passed and "pooled over models" in verdict.message  # 4.5 off: within 2 + 3·1.66
     own = compare.check_against_baseline("B", 10, "test_acc", 58.5, cells[("B", 10, "test_acc")], tol, "b", pooled)
     assert not own.passed  # 8.5 off, beyond 2 + 3·2.0: the cell's own larger std is kept
+
+
+def test_published_check_defaults_to_the_issue_s_bands_and_reads_overrides():
+    base = {"name": "x", "dataset": "cifar10", "budgets": [1], "models": ["Baseline1"]}
+    default = parse_profile(base).published
+    assert default.band("test_acc") == 2.5 and default.band("train_loss") == 0.10 and default.band("train_acc") is None
+    custom = parse_profile({**base, "published": {"seeds": [0, 1, 2], "train_acc": 3}}).published
+    assert custom.seeds == (0, 1, 2) and custom.band("train_acc") == 3.0 and custom.band("test_acc") == 2.5
+
+
+def test_published_check_compares_the_seed_mean_with_an_absolute_band():
+    ok = compare.check_against_published("Baseline2", 10, "test_acc", [59.0, 61.0, 63.0], 60.91, 2.5)
+    assert ok.passed and ok.measured == pytest.approx(61.0) and "mean of 3 seeds" in ok.message
+    off = compare.check_against_published("NewModel1", 20, "train_loss", [0.60], 0.76, 0.10)
+    assert not off.passed
+    assert off.message == ("NewModel1-20 Train Loss vs published: measured 0.6000 (1 seed), published 0.7600, "
+                           "difference -0.1600, allowed ±0.1 — OUTSIDE THE PUBLISHED BAND")

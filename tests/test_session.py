@@ -1,0 +1,33 @@
+"""The Matrix on the smoke profile (generated data): the published check averages its seeds."""
+
+import dataclasses
+
+import pytest
+
+from harness.session import Matrix, Options
+from harness.spec import PublishedCheck, load_profile
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    (tmp_path / "published.csv").write_text("model,epochs,train_loss,train_acc,test_acc\n"
+                                            "Baseline1,1,2.30,10.0,10.0\nBaseline1,2,2.30,10.0,10.0\n")
+    profile = dataclasses.replace(load_profile("smoke"), models=("Baseline1",), checks=("published",),
+                                  published=PublishedCheck(seeds=(0, 1)))
+    return Matrix(Options(profile, device="cpu", baselines_dir=tmp_path, results_dir=tmp_path / "results"),
+                  printer=lambda line: None)
+
+
+def test_published_verdicts_use_the_mean_over_the_configured_seeds(matrix):
+    verdicts = matrix.published_verdicts("Baseline1", 2)
+    assert [v.metric for v in verdicts] == ["train_loss", "test_acc"]  # train_acc has no band by default
+    runs = [matrix.history("Baseline1", seed).at(2) for seed in (0, 1)]
+    assert verdicts[1].measured == pytest.approx((runs[0].test_acc + runs[1].test_acc) / 2)
+    assert verdicts[1].expected == 10.0 and verdicts[1].allowed == 2.5
+    assert all(v.check == "published" for v in matrix.all_verdicts())
+
+
+def test_published_check_without_the_table_fails_naming_the_file(matrix, tmp_path):
+    (tmp_path / "published.csv").unlink()
+    verdict, = matrix.published_verdicts("Baseline1", 1)
+    assert not verdict.passed and "published.csv, which is missing" in verdict.message
