@@ -62,7 +62,9 @@ def _matrix(args):
                       baselines_dir=args.baselines_dir,
                       results_dir=None if args.no_result_cache else args.results_dir,
                       allow_download=not args.offline)
-    return Matrix(options)
+    from .progress import interactive
+
+    return Matrix(options, progress_bar=interactive())
 
 
 def cmd_run(args) -> int:

@@ -126,7 +126,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
           device: torch.device, on_epoch: EpochCallback | None = None,
-          model_factory: Callable[[], nn.Module] | None = None) -> History:
+          model_factory: Callable[[], nn.Module] | None = None, on_batch: Callable[[], None] | None = None) -> History:
     """Train ``model_name`` for ``epochs`` epochs; return the per-epoch history.
 
     A NaN or infinite loss stops the run at the end of the epoch where it appeared
@@ -139,7 +139,7 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     history = History(model=model_name, seed=seed, device=device_name(device),
                       parameters=models.parameter_count(model))
     try:
-        _train_epochs(model, history, dataset, config, epochs, seed, device, on_epoch)
+        _train_epochs(model, history, dataset, config, epochs, seed, device, on_epoch, on_batch)
     except torch.OutOfMemoryError as exc:
         history.status, history.failed_epoch = "oom", len(history.epochs) + 1
         history.message = (f"out of memory on {device_name(device)} ({str(exc).splitlines()[0][:200]}); "
@@ -148,7 +148,8 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
 
 
 def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: TrainConfig, epochs: int,
-                  seed: int, device: torch.device, on_epoch: EpochCallback | None) -> None:
+                  seed: int, device: torch.device, on_epoch: EpochCallback | None,
+                  on_batch: Callable[[], None] | None = None) -> None:
     optimizer = make_optimizer(config, model.parameters())
     criterion = nn.CrossEntropyLoss()
     x_train = to_device_images(dataset.x_train, device)
@@ -180,6 +181,8 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             optimizer.step()
             loss_sum += loss.detach().double() * len(idx)
             correct += (out.detach().argmax(1) == y).sum()
+            if on_batch is not None:
+                on_batch()  # counts only: reading the loss here would sync the device every step
         train_loss = loss_sum.item() / n
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):

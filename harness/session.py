@@ -57,6 +57,7 @@ class Options:
 class Matrix:
     options: Options
     printer: Printer = print
+    progress_bar: bool = False  # a tqdm bar per run (the CLI on a terminal); else one line per epoch
     _dataset: data.Dataset | None = None
     _histories: dict[tuple[str, int], History] = field(default_factory=dict)
     trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
@@ -106,16 +107,15 @@ class Matrix:
         return history
 
     def _train(self, model: str, seed: int, spec: RunSpec) -> History:
+        from .progress import RunProgress
+
         epochs = self.profile.max_epochs
         self.printer(f"[trainguard] training {model} seed {seed} for {epochs} epochs on {self.device} "
                      f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
-
-        def progress(history: History, record: EpochRecord) -> None:
-            self.printer(f"[trainguard] {model} seed {seed} | Epoch: {record.epoch}/{epochs} | "
-                         f"Loss: {record.train_loss:.4f} | Train Accuracy: {record.train_acc:.2f} | "
-                         f"Test Accuracy: {record.test_acc:.2f} | {record.seconds:.1f}s")
-
-        history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device, on_epoch=progress)
+        batches = -(-len(self.dataset.x_train) // spec.training.batch_size)
+        with RunProgress(f"{model} seed {seed}", epochs, batches, self.printer, self.progress_bar) as progress:
+            history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device,
+                                   on_epoch=progress.epoch, on_batch=progress.batch)
         history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
                                                   "epochs": epochs, "training": vars(spec.training)}
         if history.completed:

@@ -1,0 +1,44 @@
+"""Progress output: a bar on a terminal, one line per epoch in CI and in pipes."""
+
+import io
+
+from harness import progress
+from harness.history import EpochRecord
+
+RECORD = EpochRecord(epoch=2, train_loss=1.23456, train_acc=55.5, test_loss=1.3, test_acc=54.25, seconds=3.2)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bar_only_on_a_terminal_outside_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("TRAINGUARD_PROGRESS", raising=False)
+    assert progress.interactive(FakeTerminal()) and not progress.interactive(io.StringIO())
+    monkeypatch.setenv("CI", "true")
+    assert not progress.interactive(FakeTerminal())
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("TRAINGUARD_PROGRESS", "lines")
+    assert not progress.interactive(FakeTerminal())
+
+
+def test_lines_use_the_report_s_log_format():
+    lines = []
+    with progress.RunProgress("Baseline2 seed 0", 20, 10, lines.append, bar=False) as p:
+        p.batch()
+        p.epoch(None, RECORD)
+    assert lines == ["[trainguard] Baseline2 seed 0 | Epoch: 2/20 | Loss: 1.2346 | Train Accuracy: 55.50 | "
+                     "Test Accuracy: 54.25 | 3.2s"]
+
+
+def test_bar_counts_batches_and_shows_the_epoch(monkeypatch, capsys):
+    lines = []
+    with progress.RunProgress("NewModel2 seed 1", 2, 3, lines.append, bar=True) as p:
+        for _ in range(3):
+            p.batch()
+        p.epoch(None, RECORD)
+        assert p._bar.n == 3 and p._bar.total == 6
+    assert lines == []  # the bar replaces the lines
+    assert "NewModel2 seed 1" in capsys.readouterr().err
