@@ -13,6 +13,8 @@ EXAMPLES = """examples:
   trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
   trainguard run --profile seed --device cuda     # the full protocol on a GPU
   TRAINGUARD_DATA_DIR=../shared/data trainguard run --offline
+  trainguard report                               # re-render reports/report.md from stored results
+  trainguard report --compare old-runlog.jsonl    # ... with what moved since an earlier run
   trainguard baselines show --profile ci
   trainguard baselines update --profile ci        # retrain the baseline seeds, rewrite baselines/ci/<device>.csv
   trainguard data verify --data-dir ../shared/data
@@ -29,6 +31,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="[baselines]")
     parser.add_argument("--results-dir", type=Path, default=Path(".trainguard/results"), help="result cache [.trainguard/results]")
     parser.add_argument("--no-result-cache", action="store_true", help="train everything again")
+    parser.add_argument("--run-log", type=Path, default=Path(".trainguard/runlog.jsonl"),
+                        help="JSON-lines log of every training run [.trainguard/runlog.jsonl]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(run)
     run.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
+    run.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
+                     help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
+
+    rerender = sub.add_parser("report", help="re-render the report from stored results, without training",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    _common(rerender)
+    rerender.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
+    rerender.add_argument("--from-log", type=Path, default=None, metavar="RUNLOG",
+                          help="take the runs from this run log instead of the result cache")
+    rerender.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
+                          help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
 
     baselines = sub.add_parser("baselines", help="show or update measured baseline tables")
     baselines.add_argument("action", choices=("show", "update"))
@@ -61,7 +76,7 @@ def _matrix(args):
     options = Options(profile=load_profile(args.profile), device=args.device, seed=args.seed, data_dir=args.data_dir,
                       baselines_dir=args.baselines_dir,
                       results_dir=None if args.no_result_cache else args.results_dir,
-                      allow_download=not args.offline)
+                      allow_download=not args.offline, run_log=args.run_log)
     from .progress import interactive
 
     return Matrix(options, progress_bar=interactive())
@@ -71,6 +86,8 @@ def cmd_run(args) -> int:
     from .session import write_report
 
     matrix = _matrix(args)
+    for model in matrix.profile.models:  # every cell is trained and reported, whichever checks are on
+        matrix.history(model)
     verdicts = matrix.all_verdicts()
     notes = []
     experiment = None
@@ -88,6 +105,13 @@ def cmd_run(args) -> int:
                 print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
                 experiment.pair(framework, seed)
             verdicts += experiment.verdicts(framework)
+    return _finish(matrix, verdicts, args, notes, experiment)
+
+
+def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
+    """Write the report, print the failures and the summary; the exit code."""
+    from .session import write_report
+
     if "baseline" in matrix.profile.checks:
         table = matrix.baseline()
         if table is None:
@@ -95,13 +119,31 @@ def cmd_run(args) -> int:
                          f"(create with `trainguard baselines update --profile {matrix.profile.name}`)")
         elif (why := matrix.data_matches_baseline(table)):
             notes.append(why)
-    path = write_report(matrix, verdicts, args.report, notes, overfit_experiment=experiment)
+
+    path = write_report(matrix, verdicts, args.report, notes, overfit_experiment=experiment,
+                        compare_with=args.compare)
     failed = [v for v in verdicts if not v.passed]
     for v in failed:
         print(f"FAIL {v.message}")
     print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
     print(f"report: {path}")
     return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    """The report from stored runs only: the result cache, or a run log with --from-log."""
+    from .runlog import histories_from_log
+
+    matrix = _matrix(args)
+    matrix.allow_training = False
+    notes = ["Re-rendered from stored results by `trainguard report`; nothing was trained."]
+    if args.from_log is not None:
+        histories = histories_from_log(args.from_log, matrix.profile.name)
+        matrix.preload(histories)
+        notes.append(f"Runs from the run log {args.from_log} ({len(histories)} completed).")
+    if matrix.profile.mnist is not None:
+        notes.append("The MNIST experiment is not re-rendered (its runs are not stored); `trainguard run` reports it.")
+    return _finish(matrix, matrix.all_verdicts(), args, notes)
 
 
 def cmd_baselines(args) -> int:
@@ -149,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "baselines": cmd_baselines, "data": cmd_data}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data}[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results-dir", default=None, help="result cache, one JSON per run [./.trainguard/results]")
     group.addoption("--no-result-cache", action="store_true", help="train everything again; do not read or write the result cache")
     group.addoption("--report", default=None, help="markdown report path [./reports/report.md]")
+    group.addoption("--run-log", default=None,
+                    help="JSON-lines log of every training run, appended [./.trainguard/runlog.jsonl]")
     group.addoption("--update-baselines", action="store_true",
                     help="train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and print what changed")
 
@@ -92,6 +94,7 @@ def get_matrix(config: pytest.Config):
             results_dir=None if config.getoption("--no-result-cache")
             else _rooted(config, config.getoption("--results-dir"), ".trainguard/results"),
             allow_download=not config.getoption("--offline"),
+            run_log=_rooted(config, config.getoption("--run-log"), ".trainguard/runlog.jsonl"),
         )
         try:
             state["matrix"] = Matrix(options, printer=_printer(config))

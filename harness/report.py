@@ -60,6 +60,28 @@ def published_table(budget: int, rows: list[dict], published: dict) -> pd.DataFr
     return pd.DataFrame.from_records(records)
 
 
+def changes_table(budgets: tuple[int, ...], models: tuple[str, ...], old: dict, new: dict) -> pd.DataFrame:
+    """Per model and budget: each metric then → now, and the change. ``old``/``new``: model → History."""
+    records = []
+    for model in models:
+        for budget in budgets:
+            before, after = old.get(model), new.get(model)
+            out = {"Model": model, "Epochs": str(budget)}
+            for metric in METRICS:
+                a = before.at(budget).metric(metric) if before and len(before.epochs) >= budget else None
+                b = after.at(budget).metric(metric) if after and len(after.epochs) >= budget else None
+                out[METRIC_LABELS[metric]] = f"{_num(a, metric)} → {_num(b, metric)}"
+                out[f"Δ {SHORT[metric]}"] = _delta(b - a, metric) if a is not None and b is not None else "—"
+            records.append(out)
+    return pd.DataFrame.from_records(records)
+
+
+def changes_section(source: str, budgets, models, old: dict, new: dict) -> str:
+    return "\n".join([f"## Changes since {source}", "",
+                      "Same profile and seed; earlier value → this run's value, and the change:", "",
+                      _table(changes_table(tuple(budgets), tuple(models), old, new)), ""])
+
+
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
            verdicts: list[Verdict], published: dict, notes: list[str] = (),
            published_note: str = "reference", extra_sections: list[str] = ()) -> str:

@@ -64,3 +64,21 @@ class ResultStore:
         path = self.path(spec)
         atomic_write_json(path, history.to_json())
         return path
+
+    def latest(self, profile: str) -> dict[tuple[str, int], History]:
+        """The newest readable completed history per (model, seed) of ``profile``, whatever its key:
+        what an earlier run left, for comparisons across code or library changes."""
+        found: dict[tuple[str, int], tuple[float, History]] = {}
+        if self.root is None:
+            return {}
+        for path in sorted((self.root / profile).glob("*/*.json")):
+            try:
+                history = History.from_json(json.loads(path.read_text()))
+            except (ValueError, TypeError, KeyError) as exc:
+                warnings.warn(f"result file {path} is corrupt ({exc}); skipping it", stacklevel=2)
+                continue
+            mtime = path.stat().st_mtime
+            key = (history.model, history.seed)
+            if history.completed and (key not in found or mtime > found[key][0]):
+                found[key] = (mtime, history)
+        return {key: history for key, (_, history) in found.items()}

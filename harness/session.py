@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ from . import baselines as bl
 from . import compare, data, engine
 from .history import EpochRecord, History
 from .results import ResultStore, code_fingerprint
+from .runlog import RunLog
 from .spec import METRICS, ConfigError, Profile, RunSpec
 
 RANKING = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
@@ -50,6 +52,7 @@ class Options:
     data_dir: Path | None = None
     baselines_dir: Path = Path("baselines")
     results_dir: Path | None = Path(".trainguard/results")
+    run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
     allow_download: bool = True
 
 
@@ -58,6 +61,7 @@ class Matrix:
     options: Options
     printer: Printer = print
     progress_bar: bool = False  # a tqdm bar per run (the CLI on a terminal); else one line per epoch
+    allow_training: bool = True  # False: report from stored results only (``trainguard report``)
     _dataset: data.Dataset | None = None
     _histories: dict[tuple[str, int], History] = field(default_factory=dict)
     trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
@@ -68,6 +72,7 @@ class Matrix:
         self.device = engine.resolve_device(self.options.device)
         self.device_class = engine.device_class(self.device)
         self.store = ResultStore(self.options.results_dir)
+        self.log = RunLog(self.options.run_log)
         self.seed = self.profile.seed if self.options.seed is None else self.options.seed
 
     # ------------------------------------------------------------------ data and training
@@ -101,6 +106,10 @@ class Matrix:
         history = self.store.get(spec)
         if history is not None:
             self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
+        elif not self.allow_training:
+            history = History(model, seed, engine.device_name(self.device), 0, status="missing",
+                              message=f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
+                                      f"run `trainguard run --profile {self.profile.name}` first")
         else:
             history = self._train(model, seed, spec)
         self._histories[(model, seed)] = history
@@ -113,11 +122,27 @@ class Matrix:
         self.printer(f"[trainguard] training {model} seed {seed} for {epochs} epochs on {self.device} "
                      f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
         batches = -(-len(self.dataset.x_train) // spec.training.batch_size)
+        run = f"{spec.key()}-{uuid.uuid4().hex[:8]}"  # the key, plus a suffix: two runs of one spec stay apart
+        self.log.run_start(run, model, seed, key=spec.key(), profile=spec.profile, epochs=epochs,
+                           device=engine.device_name(self.device), device_class=spec.device_class,
+                           training=vars(spec.training), data={"fingerprint": spec.data_fingerprint,
+                                                               "test_split": self.dataset.test_split},
+                           versions=dict(spec.versions), code=spec.code_fingerprint, commit=git_commit())
+
+        def on_epoch(history: History, record: EpochRecord) -> None:
+            self.log.epoch_end(run, record)
+            progress.epoch(history, record)
+
         with RunProgress(f"{model} seed {seed}", epochs, batches, self.printer, self.progress_bar) as progress:
-            history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device,
-                                   on_epoch=progress.epoch, on_batch=progress.batch)
+            try:
+                history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device,
+                                       on_epoch=on_epoch, on_batch=progress.batch)
+            except KeyboardInterrupt:
+                self.log.event("run_stop", run=run, status="interrupted")
+                raise
         history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
                                                   "epochs": epochs, "training": vars(spec.training)}
+        self.log.run_stop(run, history)
         if history.completed:
             self.store.put(spec, history)
         else:
@@ -125,6 +150,10 @@ class Matrix:
                          f"{history.message}")
         self.trained.append((model, seed))
         return history
+
+    def preload(self, histories: dict[tuple[str, int], History]) -> None:
+        """Use these histories (from a run log) instead of the cache or training."""
+        self._histories.update(histories)
 
     def record(self, model: str, budget: int, seed: int | None = None) -> EpochRecord:
         return self.history(model, seed).at(budget)
@@ -190,10 +219,9 @@ class Matrix:
         for model in models:
             history = self.history(model)
             if len(history.epochs) < budget:
-                failures.append(compare.Verdict(
-                    "run", f"{model}-{budget}", False,
-                    f"{model} seed {history.seed}: run {history.status} at epoch {history.failed_epoch} "
-                    f"({history.message}); no {budget}-epoch result", model=model, budget=budget))
+                failures.append(compare.Verdict("run", f"{model}-{budget}", False,
+                                                f"{describe_stop(history)}; no {budget}-epoch result",
+                                                model=model, budget=budget))
         return failures
 
     def baseline_verdicts(self, model: str, budget: int, table: bl.BaselineTable) -> list[compare.Verdict]:
@@ -226,8 +254,7 @@ class Matrix:
             history = self.history(model, seed)
             if len(history.epochs) < budget:
                 return [compare.Verdict("run", f"{model}-{budget}", False,
-                                        f"{model} seed {seed}: run {history.status} at epoch {history.failed_epoch}; "
-                                        f"no {budget}-epoch result", model=model, budget=budget)]
+                                        f"{describe_stop(history)}; no {budget}-epoch result", model=model, budget=budget)]
             records.append(history.at(budget))
         verdicts = []
         for metric in METRICS:
@@ -293,6 +320,14 @@ class Matrix:
         }
 
 
+def describe_stop(history: History) -> str:
+    """Why a run has no (complete) result, in one line."""
+    if history.status == "missing":
+        return f"{history.model} seed {history.seed}: {history.message}"
+    return (f"{history.model} seed {history.seed}: run {history.status} at epoch {history.failed_epoch} "
+            f"({history.message})")
+
+
 def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
     """Per budget, the measured metrics of every model trained with the run's seed."""
     rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
@@ -314,12 +349,32 @@ def published_note(matrix: Matrix) -> str:
     return "reference only: the report trained on all 50,000 images; this profile uses less data"
 
 
+def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:
+    """Histories of an earlier run, for ``--compare``: a run log (.jsonl) or a result directory."""
+    from .runlog import histories_from_log
+
+    path = Path(path)
+    if path.is_file():
+        return histories_from_log(path, profile)
+    if path.is_dir():
+        return ResultStore(path).latest(profile)
+    raise ConfigError(f"--compare {path}: no such file or directory; pass a run log (.jsonl) or a results directory")
+
+
 def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = (),
-                 overfit_experiment=None) -> Path:
+                 overfit_experiment=None, compare_with: Path | None = None) -> Path:
     from . import plots, report
 
     path = Path(path)
     sections = []
+    if compare_with is not None:
+        old = earlier_results(compare_with, matrix.profile.name)
+        mine = {m: h for (m, s), h in matrix._histories.items() if s == matrix.seed}
+        theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
+        if not theirs:
+            notes = [*notes, f"--compare {compare_with}: no completed {matrix.profile.name} run with seed {matrix.seed} there"]
+        sections.append(report.changes_section(str(compare_with), matrix.profile.budgets, matrix.profile.models,
+                                               theirs, mine))
     if overfit_experiment is not None and overfit_experiment.pairs:
         pairs = [overfit_experiment.pairs[k] for k in sorted(overfit_experiment.pairs)]
         figures = {}
@@ -334,7 +389,7 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     for (model, seed), history in sorted(matrix._histories.items()):
         if not history.completed:
-            notes.append(f"{model} seed {seed} {history.status} at epoch {history.failed_epoch}: {history.message}")
+            notes.append(describe_stop(history))
     if matrix.profile.dataset == "synthetic":
         notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
     text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),

@@ -16,13 +16,14 @@ def dirs(tmp_path):
     baselines.mkdir()
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
     return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines),
-            "--results-dir", str(tmp_path / "results")]
+            "--results-dir", str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl")]
 
 
 def test_run_without_baseline_reports_uncompared_and_passes(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
     report = (tmp_path / "r.md").read_text()
     assert "no baseline" in report and "trainguard baselines update --profile smoke" in report
+    assert "| NewModel2 " in report  # trained and shown, though not compared
 
 
 def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
@@ -45,6 +46,44 @@ def test_failed_check_exits_1(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 1
     out = capsys.readouterr().out
     assert "FAIL Baseline1-2 Test Accuracy: measured" in out and "REGRESSION" in out and "2 failed" in out
+
+
+def _tables(report: str) -> str:
+    """The measured tables of a report, without the environment (wall time) and notes."""
+    return report[report.index("## 1 epochs"):report.index("## Checks") if "## Checks" in report else None]
+
+
+def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys):
+    assert cli.main(["baselines", "update", *dirs]) == 0
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "run.md")]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", *dirs, "--report", str(tmp_path / "again.md")]) == 0
+    assert "training" not in capsys.readouterr().out
+    run, again = (tmp_path / "run.md").read_text(), (tmp_path / "again.md").read_text()
+    assert _tables(again) == _tables(run) and "nothing was trained" in again
+    shutil.rmtree(tmp_path / "results")  # the log alone is enough
+    assert cli.main(["report", *dirs, "--from-log", str(tmp_path / "runlog.jsonl"),
+                     "--report", str(tmp_path / "log.md")]) == 0
+    assert _tables((tmp_path / "log.md").read_text()) == _tables(run)
+    assert cli.main(["report", *dirs, "--report", str(tmp_path / "none.md")]) == 1  # nothing stored: never trains
+    out = capsys.readouterr().out
+    assert "no stored result" in out and "trainguard run --profile smoke" in out
+
+
+def test_compare_shows_what_moved_since_an_earlier_run(tmp_path, dirs, capsys):
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
+    (tmp_path / "runlog.jsonl").rename(tmp_path / "yesterday.jsonl")
+    profile = tmp_path / "smoke.toml"
+    profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.01", "lr = 0.02"))
+    dirs[1] = str(profile)
+    assert cli.main(["run", *dirs, "--compare", str(tmp_path / "yesterday.jsonl"), "--report", str(tmp_path / "r.md")]) == 0
+    report = (tmp_path / "r.md").read_text()
+    section = report[report.index("## Changes since"):]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith("| ")]
+    row = next(r for r in rows if r[:2] == ["NewModel2", "2"])
+    assert "→" in row[2] and row[3] != "+0.0000"  # lr doubled: the loss moved
+    assert cli.main(["report", *dirs, "--compare", str(tmp_path / "nope")]) == 2
+    assert "--compare" in capsys.readouterr().err
 
 
 def test_input_errors_exit_2(tmp_path, capsys, monkeypatch):
