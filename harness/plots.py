@@ -8,13 +8,77 @@ from pathlib import Path
 from .storage import atomic_write_bytes
 
 
-def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # noqa: F821
-    """Train and test loss per epoch for each run, one panel per run — like the report's "Model loss"."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    _pyplot().close(fig)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def training_curves(path: Path, title: str, histories: dict[str, "History"]) -> Path:  # noqa: F821
+    """Per model (columns): loss (top) and accuracy (bottom) per epoch, train (running) and test."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(histories), figsize=(3.6 * len(histories), 5.4), squeeze=False, sharex=True)
+    for column, (label, history) in enumerate(histories.items()):
+        epochs = [e.epoch for e in history.epochs]
+        loss_ax, acc_ax = axes[0][column], axes[1][column]
+        loss_ax.plot(epochs, [e.train_loss for e in history.epochs], marker=".", label="train (running)")
+        loss_ax.plot(epochs, [e.test_loss for e in history.epochs], marker=".", label="test")
+        acc_ax.plot(epochs, [e.train_acc for e in history.epochs], marker=".", label="train (running)")
+        acc_ax.plot(epochs, [e.test_acc for e in history.epochs], marker=".", label="test")
+        loss_ax.set_title(label)
+        acc_ax.set_xlabel("Epoch")
+        acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("Loss")
+    axes[1][0].set_ylabel("Accuracy (%)")
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def accuracy_bars(path: Path, title: str, models: list[str], budgets: list[int], measured: dict,
+                  published: dict, baseline: dict) -> Path:
+    """Test accuracy per model and budget: this run, the measured baseline (mean ± std) and the
+    published table, side by side. Dicts are keyed by (model, budget); missing keys leave gaps."""
+    plt = _pyplot()
+    series = [("this run", measured, None), ("measured baseline", {k: v[0] for k, v in baseline.items()},
+                                             {k: v[1] for k, v in baseline.items()}), ("published", published, None)]
+    groups = [(m, b) for m in models for b in budgets]
+    series = [s for s in series if any(key in s[1] for key in groups)]
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups)), 3.8))
+    for i, (label, values, errors) in enumerate(series):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        heights = [values.get(key, float("nan")) for key in groups]
+        yerr = [errors.get(key, 0.0) for key in groups] if errors else None
+        ax.bar(xs, heights, width, yerr=yerr, capsize=2, label=label)
+    ax.set_xticks(range(len(groups)), [f"{m}\n{b} ep" for m, b in groups], fontsize="small")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # noqa: F821
+    """Train and test loss per epoch for each run, one panel per run — like the report's "Model loss"."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), sharey=True, squeeze=False)
     for ax, (label, history) in zip(axes[0], runs.items()):
         epochs = [e.epoch for e in history.epochs]
@@ -29,8 +93,4 @@ def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # 
     axes[0][-1].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
+    return _save(fig, path)

@@ -361,6 +361,32 @@ def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], His
     raise ConfigError(f"--compare {path}: no such file or directory; pass a run log (.jsonl) or a results directory")
 
 
+def cifar_figures(matrix: Matrix, path: Path) -> str:
+    """Training curves per model and the test-accuracy bar chart, as PNGs beside the report."""
+    from . import plots
+
+    histories = {m: h for (m, s), h in sorted(matrix._histories.items()) if s == matrix.seed and h.epochs}
+    if not histories:
+        return ""
+    order = [m for m in matrix.profile.models if m in histories]
+    histories = {m: histories[m] for m in order}
+    curves = plots.training_curves(path.parent / f"{path.stem}-cifar-curves.png",
+                                   f"{matrix.profile.name}: per epoch, seed {matrix.seed}", histories)
+    measured = {(m, b): h.at(b).test_acc for m, h in histories.items() for b in matrix.profile.budgets
+                if b <= len(h.epochs)}
+    published = {(m, b): v for (m, b, metric), v in matrix.published().items() if metric == "test_acc"}
+    table = matrix.baseline() if matrix.baseline_file().exists() else None
+    baseline = {}
+    if table is not None and matrix.data_matches_baseline(table) is None:
+        baseline = {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
+                    for m in order for b in matrix.profile.budgets}
+    bars = plots.accuracy_bars(path.parent / f"{path.stem}-cifar-accuracy.png",
+                               f"Test accuracy ({matrix.dataset.test_split})", order, list(matrix.profile.budgets),
+                               measured, published, baseline)
+    return "\n".join(["## Figures", "", f"![Training curves]({curves.name})", "",
+                      f"![Test accuracy: this run, measured baseline, published]({bars.name})", ""])
+
+
 def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = (),
                  overfit_experiment=None, compare_with: Path | None = None) -> Path:
     from . import plots, report
@@ -386,6 +412,7 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
             figures[framework] = figure.name
         sections.append(report.overfit_section(pairs, overfit_experiment.config, figures, []))
 
+    sections.append(cifar_figures(matrix, path))
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     for (model, seed), history in sorted(matrix._histories.items()):
         if not history.completed:

@@ -50,7 +50,8 @@ def test_failed_check_exits_1(tmp_path, dirs, capsys):
 
 def _tables(report: str) -> str:
     """The measured tables of a report, without the environment (wall time) and notes."""
-    return report[report.index("## 1 epochs"):report.index("## Checks") if "## Checks" in report else None]
+    end = min(report.index(h) for h in ("## Checks", "## Figures") if h in report)
+    return report[report.index("## 1 epochs"):end]
 
 
 def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys):

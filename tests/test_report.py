@@ -55,3 +55,23 @@ def test_mnist_section_renders_with_the_ci_profile_thresholds():
     assert "test-loss rise not checked" in text and "Rise check off:" in text
     assert "![Model loss, torch](r-mnist-loss-torch.png)" in text
     assert "| report" in text and "28.9" in text and "18.0000" in text
+
+
+def test_cifar_figures_are_written_and_embedded(tmp_path):
+    from harness import plots
+
+    histories = {"Baseline1": _h([2.2, 2.1], [30.0, 35.0]), "NewModel2": _h([1.5, 1.0], [50.0, 60.0])}
+    curves = plots.training_curves(tmp_path / "c.png", "curves", histories)
+    bars = plots.accuracy_bars(tmp_path / "b.png", "bars", ["Baseline1", "NewModel2"], [1, 2],
+                               {("Baseline1", 1): 30.0, ("NewModel2", 2): 60.0}, {("Baseline1", 1): 39.6},
+                               {("NewModel2", 2): (58.0, 2.0)})
+    for path in (curves, bars):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def _h(losses, accs):
+    from harness.history import EpochRecord, History
+
+    h = History("m", 0, "cpu", 1)
+    h.epochs = [EpochRecord(i + 1, loss, acc - 5, loss + 0.1, acc, 1.0) for i, (loss, acc) in enumerate(zip(losses, accs))]
+    return h
