@@ -25,6 +25,7 @@ from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
 
 EpochCallback = Callable[[History, EpochRecord], None]
+DIVERGENCE_CHECK_EVERY = 50  # steps between NaN/inf checks of the running loss
 
 
 def resolve_device(name: str) -> torch.device:
@@ -170,7 +171,8 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
         permutation = torch.randperm(n, generator=order_rng).to(device)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.int64)
-        for start in range(0, n, config.batch_size):
+        diverged_at = None
+        for step, start in enumerate(range(0, n, config.batch_size), 1):
             idx = permutation[start:start + config.batch_size]
             x = normalize(augment(x_train[idx], config.augment, augment_rng), config.inputs)
             y = y_train[idx]
@@ -183,11 +185,18 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             correct += (out.detach().argmax(1) == y).sum()
             if on_batch is not None:
                 on_batch()  # counts only: reading the loss here would sync the device every step
+            # A NaN/inf loss poisons every later step: look every DIVERGENCE_CHECK_EVERY steps (one
+            # device sync per that many steps, not per step) and stop inside the epoch.
+            if step % DIVERGENCE_CHECK_EVERY == 0 and not math.isfinite(loss_sum.item()):
+                diverged_at = start + len(idx)
+                break
         train_loss = loss_sum.item() / n
         seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
+        if diverged_at is not None or not math.isfinite(train_loss):
             history.status, history.failed_epoch = "diverged", epoch
-            history.message = f"loss became {train_loss} during epoch {epoch}"
+            where = f"by image {diverged_at:,} of {n:,}" if diverged_at is not None else "by the end"
+            history.message = (f"training loss became {loss_sum.item()} in epoch {epoch} ({where}); the run was "
+                               f"stopped there — lower the learning rate or check the data")
             break
         test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs)
         extra = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,10 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     from models import MODEL_NAMES  # late import: models import torch
 
     name = _require(raw, "name", str, source)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+        # The name becomes a directory under baselines/ and the result cache: keep it a plain name.
+        raise ConfigError(f"{source}: 'name' {name!r} must be a plain name (letters, digits, '_', '-', '.'; "
+                          f"no path separators or '..')")
     dataset = _require(raw, "dataset", str, source)
     if dataset not in DATASETS:
         raise ConfigError(f"{source}: dataset {dataset!r} is not one of {', '.join(DATASETS)}")

@@ -66,6 +66,17 @@ def test_divergence_stops_the_run_and_is_recorded(tiny):
         history.at(5)
 
 
+def test_divergence_is_caught_inside_the_epoch(monkeypatch):
+    """The run stops within the epoch where the loss turns NaN, not after finishing it."""
+    monkeypatch.setattr(engine, "DIVERGENCE_CHECK_EVERY", 2)
+    big = data.synthetic("cifar10", train_per_class=40, test_per_class=2)  # 400 images = 25 steps of 16
+    steps = []
+    history = engine.train("Baseline2", big, dataclasses.replace(CONFIG, lr=1e8), 3, seed=0, device=CPU,
+                           on_batch=lambda: steps.append(1))
+    assert history.status == "diverged" and history.failed_epoch == 1 and history.epochs == []
+    assert len(steps) < 25 and "by image" in history.message and "in epoch 1" in history.message
+
+
 def test_device_resolution():
     assert engine.resolve_device("cpu").type == "cpu"
     assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

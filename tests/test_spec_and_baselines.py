@@ -38,6 +38,8 @@ def test_unknown_profile_lists_known_ones():
     ({"training": {"lr": "fast"}}, "training key 'lr' must be a number"),
     ({"training": {"momentun": 0.9}}, "unknown training key 'momentun'"),
     ({"tolerance": {"test_loss2": {"abs": 1}}}, r"\[tolerance.test_loss2\] is not a metric"),
+    ({"name": "../../etc"}, "'name' '../../etc' must be a plain name"),
+    ({"name": "a/b"}, "must be a plain name"),
     ({"published": {"test_accuracy": 2.5}}, r"\[published\]: unknown key 'test_accuracy'"),
     ({"published": {"seeds": "0,1"}}, r"\[published\]: 'seeds' must be a list of integers"),
     ({"published": {"test_acc": -1}}, r"\[published\]: band 'test_acc' must be a number >= 0"),

@@ -1,0 +1,143 @@
+"""Faults: interruption and resume, killed processes, stale and corrupt results, concurrent
+runs on one results directory, untrusted files. Smoke profile (generated data, seconds)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import results
+from harness.session import Matrix, Options
+from harness.spec import load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _matrix(tmp_path, printer=None):
+    lines = []
+    options = Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path / "baselines",
+                      results_dir=tmp_path / "results", run_log=tmp_path / "runlog.jsonl")
+    return Matrix(options, printer=printer or lines.append), lines
+
+
+def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_path, monkeypatch):
+    matrix, _ = _matrix(tmp_path)
+    matrix.history("Baseline1")
+
+    def interrupted(model, seed, spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matrix, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        matrix.history("Baseline2")
+    resumed, _ = _matrix(tmp_path)
+    for model in resumed.profile.models:
+        resumed.history(model)
+    assert resumed.trained == [("Baseline2", 0), ("NewModel1", 0), ("NewModel2", 0)]  # Baseline1 from the cache
+
+
+def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
+    """SIGKILL during NewModel1's first epoch: Baseline1 and Baseline2 are kept; the rerun resumes."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from harness.session import Matrix, Options
+        from harness.spec import load_profile
+        from harness import engine
+        tmp = Path({str(tmp_path)!r})
+        matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp / "b",
+                                results_dir=tmp / "results", run_log=tmp / "runlog.jsonl"), printer=lambda s: None)
+        real_train = engine.train
+        def train(model, *args, **kwargs):
+            if model == "NewModel1":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_train(model, *args, **kwargs)
+        engine.train = train
+        for model in matrix.profile.models:
+            matrix.history(model)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL
+    stored = sorted(p.name.split("-seed")[0] for p in (tmp_path / "results").rglob("*.json"))
+    assert stored == ["Baseline1", "Baseline2"]
+    assert not list((tmp_path / "results").rglob("*.tmp"))  # no half-written file left behind
+    resumed, _ = _matrix(tmp_path)
+    for model in resumed.profile.models:
+        resumed.history(model)
+    assert resumed.trained == [("NewModel1", 0), ("NewModel2", 0)]
+
+
+def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
+    first, _ = _matrix(tmp_path)
+    first.history("Baseline2")
+    monkeypatch.setattr(results, "code_fingerprint", lambda: "models-source-edited")
+    import harness.session as session
+
+    monkeypatch.setattr(session, "code_fingerprint", lambda: "models-source-edited")
+    second, _ = _matrix(tmp_path)
+    second.history("Baseline2")
+    assert second.trained == [("Baseline2", 0)]
+
+
+def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):
+    first, _ = _matrix(tmp_path)
+    expected = first.history("Baseline2")
+    path = first.store.path(first.run_spec("Baseline2", 0))
+    path.write_text(path.read_text()[:100])  # truncated
+    second, _ = _matrix(tmp_path)
+    with pytest.warns(UserWarning, match=rf"result file .*{re.escape(path.name)} is corrupt"):
+        again = second.history("Baseline2")
+    assert second.trained == [("Baseline2", 0)]
+    assert [e.train_loss for e in again.epochs] == [e.train_loss for e in expected.epochs]
+    assert json.loads(path.read_text())["key"] == again.key  # rewritten whole
+
+
+def test_a_result_file_under_another_key_is_not_trusted(tmp_path):
+    first, _ = _matrix(tmp_path)
+    first.history("Baseline1")
+    path = first.store.path(first.run_spec("Baseline1", 0))
+    tampered = json.loads(path.read_text())
+    tampered["key"] = "0" * 20
+    path.write_text(json.dumps(tampered))
+    second, _ = _matrix(tmp_path)
+    with pytest.warns(UserWarning, match="does not match the file name"):
+        second.history("Baseline1")
+    assert second.trained == [("Baseline1", 0)]
+
+
+def test_two_concurrent_runs_on_one_results_directory(tmp_path):
+    """Two `trainguard run`s at once, same results dir, run log and report: both finish, nothing torn."""
+    shared = ["--profile", "smoke", "--device", "cpu", "--results-dir", str(tmp_path / "results"),
+              "--run-log", str(tmp_path / "runlog.jsonl"), "--baselines-dir", str(ROOT / "baselines"),
+              "--report", str(tmp_path / "report.md")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *shared], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], outputs
+    from harness.history import History
+    from harness.runlog import read_events
+
+    files = list((tmp_path / "results").rglob("*.json"))
+    assert len(files) == 4 and all(History.from_json(json.loads(f.read_text())).completed for f in files)
+    events = read_events(tmp_path / "runlog.jsonl")  # every line whole
+    assert sum(e["event"] == "run_stop" for e in events) >= 4
+    assert (tmp_path / "report.md").read_text().startswith("# trainguard report")
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_no_unsafe_deserialisation_in_the_code():
+    """Nothing is unpickled: np.load without pickles, no torch.load, no pickle module."""
+    sources = {p: p.read_text() for p in [*ROOT.glob("harness/*.py"), *ROOT.glob("models/*.py")]}
+    for path, text in sources.items():
+        assert "import pickle" not in text and "torch.load(" not in text, path
+        assert "allow_pickle=True" not in text, path
+        for call in re.findall(r"np\.load\([^)]*\)", text):
+            assert "allow_pickle=False" in call, (path, call)
