@@ -26,6 +26,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="ci", help="profile name (smoke, ci, seed) or .toml path [ci]")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
     parser.add_argument("--seed", type=int, default=None, help="training seed [profile's]")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="fp32, or bf16 autocast (own baseline class, e.g. cpu-bf16) [fp32]")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models (own baseline class)")
     parser.add_argument("--data-dir", type=Path, default=None, help="directory with cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR]")
     parser.add_argument("--offline", action="store_true", help="never download data")
     parser.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="[baselines]")
@@ -76,7 +79,8 @@ def _matrix(args):
     options = Options(profile=load_profile(args.profile), device=args.device, seed=args.seed, data_dir=args.data_dir,
                       baselines_dir=args.baselines_dir,
                       results_dir=None if args.no_result_cache else args.results_dir,
-                      allow_download=not args.offline, run_log=args.run_log)
+                      allow_download=not args.offline, run_log=args.run_log, precision=args.precision,
+                      compile=args.compile)
     from .progress import interactive
 
     return Matrix(options, progress_bar=interactive())
@@ -158,7 +162,7 @@ def cmd_baselines(args) -> int:
             experiment = overfit.OverfitExperiment(
                 matrix.profile.mnist, data.load("mnist", args.data_dir, allow_download=not args.offline), matrix.device)
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
-                                                     matrix.device_class):
+                                                     matrix.device.type):  # MNIST runs are always fp32
                 print(line)
         return 0
     path = matrix.baseline_file()

@@ -42,9 +42,22 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"--device {name!r}: expected auto, cpu or cuda")
 
 
-def device_class(device: torch.device) -> str:
-    """The baseline family a device's results belong to: numbers are never compared across classes."""
-    return device.type
+PRECISIONS = ("fp32", "bf16")
+
+
+def device_class(device: torch.device, precision: str = "fp32", compiled: bool = False) -> str:
+    """The baseline family a run belongs to: numbers are never compared across classes.
+
+    bf16 autocast and torch.compile change the arithmetic, so each mode is its own class
+    (``cpu-bf16``, ``cuda-compile``, ``cuda-bf16-compile``) with its own baseline file.
+    """
+    return device.type + ("-bf16" if precision == "bf16" else "") + ("-compile" if compiled else "")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 def device_name(device: torch.device) -> str:
@@ -107,9 +120,14 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for ``--precision bf16`` (AMX on recent x86 CPUs, tensor cores on GPUs); else a no-op."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-             inputs: str = "pm1") -> tuple[float, float]:
+             inputs: str = "pm1", precision: str = "fp32") -> tuple[float, float]:
     """Mean loss and accuracy (percent) in eval mode."""
     model.eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -118,8 +136,9 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     for start in range(0, len(images), batch_size):
         x = normalize(images[start:start + batch_size], inputs)
         y = labels[start:start + batch_size]
-        out = model(x)
-        loss_sum += criterion(out, y).double()
+        with autocast(images.device, precision):
+            out = model(x)
+        loss_sum += criterion(out.float(), y).double()
         correct += (out.argmax(1) == y).sum()
     n = len(images)
     return loss_sum.item() / n, 100.0 * correct.item() / n
@@ -127,7 +146,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
           device: torch.device, on_epoch: EpochCallback | None = None,
-          model_factory: Callable[[], nn.Module] | None = None, on_batch: Callable[[], None] | None = None) -> History:
+          model_factory: Callable[[], nn.Module] | None = None, on_batch: Callable[[], None] | None = None,
+          precision: str = "fp32", compile_model: bool = False) -> History:
     """Train ``model_name`` for ``epochs`` epochs; return the per-epoch history.
 
     A NaN or infinite loss stops the run at the end of the epoch where it appeared
@@ -136,11 +156,17 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     Running out of device memory marks it ``oom`` with a suggestion.
     """
     seed_everything(seed)
+    check_precision(precision)
+    if device.type == "cuda":
+        # Fixed input shapes: let cuDNN pick the fastest kernels once. (Not bit-reproducible across
+        # machines, like every GPU result here; CUDA results have their own baseline class.)
+        torch.backends.cudnn.benchmark = True
     model = (model_factory or (lambda: models.build(model_name)))().to(device, memory_format=torch.channels_last)
     history = History(model=model_name, seed=seed, device=device_name(device),
                       parameters=models.parameter_count(model))
+    step_model = torch.compile(model) if compile_model else model  # same parameters, compiled forward
     try:
-        _train_epochs(model, history, dataset, config, epochs, seed, device, on_epoch, on_batch)
+        _train_epochs(step_model, history, dataset, config, epochs, seed, device, on_epoch, on_batch, precision)
     except torch.OutOfMemoryError as exc:
         history.status, history.failed_epoch = "oom", len(history.epochs) + 1
         history.message = (f"out of memory on {device_name(device)} ({str(exc).splitlines()[0][:200]}); "
@@ -150,7 +176,7 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
 
 def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: TrainConfig, epochs: int,
                   seed: int, device: torch.device, on_epoch: EpochCallback | None,
-                  on_batch: Callable[[], None] | None = None) -> None:
+                  on_batch: Callable[[], None] | None = None, precision: str = "fp32") -> None:
     optimizer = make_optimizer(config, model.parameters())
     criterion = nn.CrossEntropyLoss()
     x_train = to_device_images(dataset.x_train, device)
@@ -176,8 +202,9 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             idx = permutation[start:start + config.batch_size]
             x = normalize(augment(x_train[idx], config.augment, augment_rng), config.inputs)
             y = y_train[idx]
-            out = model(x)
-            loss = criterion(out, y)
+            with autocast(device, precision):
+                out = model(x)
+                loss = criterion(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -198,10 +225,10 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             history.message = (f"training loss became {loss_sum.item()} in epoch {epoch} ({where}); the run was "
                                f"stopped there — lower the learning rate or check the data")
             break
-        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs)
+        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs, precision)
         extra = {}
         if validation is not None:
-            val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs)
+            val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs, precision)
             extra = {"val_loss": val_loss, "val_acc": val_acc}
         record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=100.0 * correct.item() / n,
                              test_loss=test_loss, test_acc=test_acc, seconds=seconds, extra=extra)

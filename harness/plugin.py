@@ -27,6 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile", default="ci", help="profile name (smoke, ci, seed) or path to a .toml profile [ci]")
     group.addoption("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda [auto]")
     group.addoption("--seed", type=int, default=None, help="training seed [the profile's seed]")
+    group.addoption("--precision", default="fp32",
+                    help="fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16) [fp32]")
+    group.addoption("--compile", action="store_true",
+                    help="torch.compile the models; its own baseline class (e.g. cuda-compile)")
     group.addoption("--data-dir", default=None,
                     help="directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]")
     group.addoption("--offline", action="store_true", help="never download data; fail with instructions instead")
@@ -49,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     device = config.getoption("--device")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise pytest.UsageError(f"--device {device!r}: expected auto, cpu or cuda")
+    if config.getoption("--precision") not in ("fp32", "bf16"):
+        raise pytest.UsageError(f"--precision {config.getoption('--precision')!r}: expected fp32 or bf16")
     config.stash[_STATE_KEY] = {"profile": profile, "matrix": None, "verdicts": [], "skips": [],
                                 "started": time.time(), "baseline_changes": None}
 
@@ -95,6 +101,8 @@ def get_matrix(config: pytest.Config):
             else _rooted(config, config.getoption("--results-dir"), ".trainguard/results"),
             allow_download=not config.getoption("--offline"),
             run_log=_rooted(config, config.getoption("--run-log"), ".trainguard/runlog.jsonl"),
+            precision=config.getoption("--precision"),
+            compile=config.getoption("--compile"),
         )
         try:
             state["matrix"] = Matrix(options, printer=_printer(config))
@@ -182,7 +190,7 @@ def mnist_experiment(request, trainguard_matrix):
     state["overfit"] = experiment
     if request.config.getoption("--update-baselines"):
         lines = update_distributions(experiment, options.baselines_dir, state["profile"].name,
-                                     trainguard_matrix.device_class)
+                                     trainguard_matrix.device.type)  # MNIST runs are always fp32
         _printer(request.config)("[trainguard] MNIST baselines:\n  " + "\n  ".join(lines))
     return experiment
 

@@ -53,6 +53,8 @@ class Options:
     baselines_dir: Path = Path("baselines")
     results_dir: Path | None = Path(".trainguard/results")
     run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
+    precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
+    compile: bool = False  # torch.compile the model; its own baseline class
     allow_download: bool = True
 
 
@@ -70,7 +72,8 @@ class Matrix:
     def __post_init__(self) -> None:
         self.profile = self.options.profile
         self.device = engine.resolve_device(self.options.device)
-        self.device_class = engine.device_class(self.device)
+        self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
+                                                self.options.compile)
         self.store = ResultStore(self.options.results_dir)
         self.log = RunLog(self.options.run_log)
         self.seed = self.profile.seed if self.options.seed is None else self.options.seed
@@ -136,7 +139,8 @@ class Matrix:
         with RunProgress(f"{model} seed {seed}", epochs, batches, self.printer, self.progress_bar) as progress:
             try:
                 history = engine.train(model, self.dataset, spec.training, epochs, seed, self.device,
-                                       on_epoch=on_epoch, on_batch=progress.batch)
+                                       on_epoch=on_epoch, on_batch=progress.batch,
+                                       precision=self.options.precision, compile_model=self.options.compile)
             except KeyboardInterrupt:
                 self.log.event("run_stop", run=run, status="interrupted")
                 raise

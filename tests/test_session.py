@@ -31,3 +31,23 @@ def test_published_check_without_the_table_fails_naming_the_file(matrix, tmp_pat
     (tmp_path / "published.csv").unlink()
     verdict, = matrix.published_verdicts("Baseline1", 1)
     assert not verdict.passed and "published.csv, which is missing" in verdict.message
+
+
+def test_bf16_and_compile_are_their_own_baseline_classes(tmp_path):
+    base = Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path, results_dir=tmp_path / "r",
+                   run_log=None)
+    bf16 = Matrix(dataclasses.replace(base, precision="bf16"), printer=lambda line: None)
+    fp32 = Matrix(base, printer=lambda line: None)
+    assert (fp32.device_class, bf16.device_class) == ("cpu", "cpu-bf16")
+    assert bf16.baseline_file().name == "cpu-bf16.csv"
+    assert Matrix(dataclasses.replace(base, compile=True), printer=lambda line: None).device_class == "cpu-compile"
+    assert bf16.run_spec("Baseline2", 0).key() != fp32.run_spec("Baseline2", 0).key()
+    a, b = bf16.history("Baseline2"), fp32.history("Baseline2")
+    assert a.completed and [e.train_loss for e in a.epochs] != [e.train_loss for e in b.epochs]
+
+
+def test_unknown_precision_is_a_config_error(tmp_path):
+    from harness.spec import ConfigError
+
+    with pytest.raises(ConfigError, match="--precision 'fp8'"):
+        Matrix(Options(load_profile("smoke"), device="cpu", precision="fp8"))
