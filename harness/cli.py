@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(rerender)
     rerender.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
-    rerender.add_argument("--from-log", type=Path, default=None, metavar="RUNLOG",
-                          help="take the runs from this run log instead of the result cache")
+    rerender.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
+                          help="take the runs from these run logs (e.g. one per shard) instead of the result cache")
     rerender.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
                           help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
 
@@ -142,9 +142,11 @@ def cmd_report(args) -> int:
     matrix.allow_training = False
     notes = ["Re-rendered from stored results by `trainguard report`; nothing was trained."]
     if args.from_log is not None:
-        histories = histories_from_log(args.from_log, matrix.profile.name)
+        histories = {}
+        for log in args.from_log:  # later logs win for a run present in several
+            histories.update(histories_from_log(log, matrix.profile.name))
         matrix.preload(histories)
-        notes.append(f"Runs from the run log {args.from_log} ({len(histories)} completed).")
+        notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
     if matrix.profile.mnist is not None:
         notes.append("The MNIST experiment is not re-rendered (its runs are not stored); `trainguard run` reports it.")
     return _finish(matrix, matrix.all_verdicts(), args, notes)

@@ -11,6 +11,8 @@ Thin hooks over :class:`harness.session.Matrix`. Test modules ask for fixtures:
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -40,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report", default=None, help="markdown report path [./reports/report.md]")
     group.addoption("--run-log", default=None,
                     help="JSON-lines log of every training run, appended [./.trainguard/runlog.jsonl]")
+    group.addoption("--shard", default=None, metavar="I/N",
+                    help="run only shard I of N (1-based): whole models are spread over N hosts; the cross-model "
+                         "checks run when the shards' run logs are merged with `trainguard report --from-log ...`")
     group.addoption("--update-baselines", action="store_true",
                     help="train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and print what changed")
 
@@ -55,8 +60,75 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--device {device!r}: expected auto, cpu or cuda")
     if config.getoption("--precision") not in ("fp32", "bf16"):
         raise pytest.UsageError(f"--precision {config.getoption('--precision')!r}: expected fp32 or bf16")
+    shard = _parse_shard(config.getoption("--shard"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        pinned = pin_cuda_device(worker, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if pinned is not None:  # before anything initialises CUDA in this worker process
+            os.environ["CUDA_VISIBLE_DEVICES"] = pinned
+    if getattr(config.option, "dist", "no") == "load":
+        # -n N: keep each model's tests on one worker (its run is trained once, there)
+        config.option.dist = "loadgroup"
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
     config.stash[_STATE_KEY] = {"profile": profile, "matrix": None, "verdicts": [], "skips": [],
-                                "started": time.time(), "baseline_changes": None}
+                                "started": time.time(), "baseline_changes": None, "shard": shard,
+                                "worker_histories": {}, "worker_pairs": []}
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, total = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--shard {value!r}: expected I/N, e.g. 1/3") from None
+    if not 1 <= index <= total:
+        raise pytest.UsageError(f"--shard {value!r}: I must be between 1 and N")
+    return index, total
+
+
+def pin_cuda_device(worker: str, visible: str | None) -> str | None:
+    """The one device a pytest-xdist worker (``gw0``, ``gw1``, ...) should see: its index into the
+    caller's own CUDA_VISIBLE_DEVICES list (round-robin if there are more workers than devices).
+    None when the caller did not list devices: then nothing is changed."""
+    if not visible or not visible.strip():
+        return None
+    devices = [d.strip() for d in visible.split(",") if d.strip()]
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    return devices[index % len(devices)]
+
+
+def test_group(item) -> str:
+    """The training run a test needs: one group per model (CIFAR) or framework (MNIST); ``cross-model``
+    for the checks that compare models (they read the others' results)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "cifar_cell" in params:
+        return params["cifar_cell"][0]
+    if "cifar_model" in params:
+        return params["cifar_model"]
+    if "mnist_case" in params:
+        return f"mnist-{params['mnist_case'][0]}"
+    if "mnist_framework" in params:
+        return f"mnist-{params['mnist_framework']}"
+    return "cross-model"
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Group tests by training run (pytest-xdist), run cross-model checks last, and keep one shard."""
+    state = _state(config)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(name=test_group(item)))
+    items.sort(key=lambda item: test_group(item) == "cross-model")  # stable: the rest keep their order
+    if state["shard"] is None:
+        return
+    index, total = state["shard"]
+    groups = list(dict.fromkeys(test_group(item) for item in items if test_group(item) != "cross-model"))
+    mine = set(groups[index - 1::total])
+    keep = [item for item in items if test_group(item) in mine]
+    dropped = [item for item in items if test_group(item) not in mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 def _state(config: pytest.Config) -> dict:
@@ -214,18 +286,69 @@ def require_check(profile, name: str) -> None:
         pytest.skip(f"profile {profile.name} does not enable the {name!r} check")
 
 
+def _worker_payload(state: dict) -> dict:
+    """What a pytest-xdist worker hands the controller: plain JSON-able data."""
+    matrix, overfit = state["matrix"], state.get("overfit")
+    return {
+        "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
+        "skips": list(state["skips"]),
+        "histories": [h.to_json() for h in matrix._histories.values()] if matrix else [],
+        "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
+                  for p in overfit.pairs.values()] if overfit else [],
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """Controller side of pytest-xdist: collect each worker's verdicts and runs for one merged report."""
+    from .history import History
+
+    payload = getattr(node, "workeroutput", {}).get("trainguard")
+    if not payload:
+        return
+    state = _state(node.config)
+    state["verdicts"] += [Verdict(**v) for v in payload["verdicts"]]
+    state["skips"] += [s for s in payload["skips"] if s not in state["skips"]]
+    for data in payload["histories"]:
+        history = History.from_json(data)
+        state["worker_histories"][(history.model, history.seed)] = history
+    state["worker_pairs"] += payload["pairs"]
+
+
+def _merged_overfit(state: dict):
+    """The controller's view of the MNIST experiment: the workers' pairs (no data, nothing to train)."""
+    from .history import History
+    from .overfit import OverfitExperiment, Pair
+
+    if not state["worker_pairs"] or state["profile"].mnist is None:
+        return state.get("overfit")
+    experiment = OverfitExperiment(state["profile"].mnist, mnist=None, device=None)
+    for p in state["worker_pairs"]:
+        experiment.pairs[(p["framework"], p["seed"])] = Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]),
+                                                             History.from_json(p["drop"]))
+    return experiment
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    state = session.config.stash.get(_STATE_KEY, None)
-    overfit = state.get("overfit") if state else None
-    if not state or state["matrix"] is None or not (state["matrix"]._histories or (overfit and overfit.pairs)):
+    config = session.config
+    state = config.stash.get(_STATE_KEY, None)
+    if not state:
+        return
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the one report
+        config.workeroutput["trainguard"] = _worker_payload(state)
+        return
+    if state["worker_histories"] and state["matrix"] is None:
+        get_matrix(config).preload(state["worker_histories"])
+    overfit = _merged_overfit(state)
+    if state["matrix"] is None or not (state["matrix"]._histories or (overfit and overfit.pairs)):
         return
     from .session import write_report
 
-    path = _rooted(session.config, session.config.getoption("--report"), "reports/report.md")
+    path = _rooted(config, config.getoption("--report"), "reports/report.md")
     try:
         write_report(state["matrix"], state["verdicts"], path, notes=state["skips"], overfit_experiment=overfit)
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
-        _printer(session.config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
+        _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
     state["report_path"] = path

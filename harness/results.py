@@ -10,11 +10,18 @@ workers never write the same path for different content.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import warnings
 from pathlib import Path
+from typing import Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent runs may then train a run twice (never corrupt it)
+    fcntl = None
 
 from .history import History
 from .spec import RunSpec
@@ -38,6 +45,32 @@ def code_fingerprint() -> str:
 class ResultStore:
     def __init__(self, root: Path | str | None) -> None:
         self.root = Path(root) if root else None
+
+    @contextlib.contextmanager
+    def lock(self, spec: RunSpec, on_wait: Callable[[str], None] = lambda message: None):
+        """Hold an exclusive lock on this spec's result while training it.
+
+        Two processes (pytest-xdist workers, two runs) that need the same run take turns: the
+        second waits, then finds the first one's result in the cache instead of training again.
+        A lock is held for one training run only and nothing is locked inside it, so there is no
+        lock-order deadlock. The OS drops the lock if its holder dies (flock), so a killed run
+        never blocks the next one. Without a cache (or without fcntl) there is nothing to share.
+        """
+        if self.root is None or fcntl is None:
+            yield
+            return
+        path = self.path(spec).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait(f"[trainguard] {spec.model} seed {spec.seed}: another process is training it; waiting for its result")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def path(self, spec: RunSpec) -> Path:
         return self.root / spec.profile / spec.device_class / f"{spec.model}-seed{spec.seed}-{spec.key()}.json"

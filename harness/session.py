@@ -114,7 +114,12 @@ class Matrix:
                               message=f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
                                       f"run `trainguard run --profile {self.profile.name}` first")
         else:
-            history = self._train(model, seed, spec)
+            with self.store.lock(spec, on_wait=self.printer):
+                history = self.store.get(spec)  # another process may have trained it while we waited
+                if history is None:
+                    history = self._train(model, seed, spec)
+                else:
+                    self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
         self._histories[(model, seed)] = history
         return history
 
@@ -391,11 +396,23 @@ def cifar_figures(matrix: Matrix, path: Path) -> str:
                       f"![Test accuracy: this run, measured baseline, published]({bars.name})", ""])
 
 
+CHECK_ORDER = ("run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
+
+
+def verdict_order(verdict: compare.Verdict) -> tuple:
+    """A fixed order for the report, whatever order the checks ran in (one process, xdist workers, shards)."""
+    check = CHECK_ORDER.index(verdict.check) if verdict.check in CHECK_ORDER else len(CHECK_ORDER)
+    model = RANKING.index(verdict.model) if verdict.model in RANKING else len(RANKING)
+    metric = METRICS.index(verdict.metric) if verdict.metric in METRICS else len(METRICS)
+    return check, model, verdict.budget or 0, metric, verdict.subject, verdict.metric or ""
+
+
 def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = (),
                  overfit_experiment=None, compare_with: Path | None = None) -> Path:
     from . import plots, report
 
     path = Path(path)
+    verdicts = sorted(verdicts, key=verdict_order)
     sections = []
     if compare_with is not None:
         old = earlier_results(compare_with, matrix.profile.name)

@@ -26,14 +26,14 @@ def run(project, *args):
 
 def test_update_then_check_then_resume_from_cache(project):
     created = run(project, "--update-baselines")
-    created.assert_outcomes(passed=8, skipped=6)
+    created.assert_outcomes(passed=8, skipped=14)
     created.stdout.fnmatch_lines(["*rewrote*baselines/smoke/cpu.csv*", "*new baseline with 8 cells*"])
     table = project.path / "baselines" / "smoke" / "cpu.csv"
     assert table.read_text().count("\n") == 9  # header + 4 models × 2 budgets
     assert (project.path / "baselines" / "smoke" / "cpu.meta.json").exists()
 
     again = run(project, "-v")
-    again.assert_outcomes(passed=8, skipped=6)
+    again.assert_outcomes(passed=8, skipped=14)
     again.stdout.fnmatch_lines(["*test_cell_within_baseline?NewModel2-2? PASSED*"])
     assert "training" not in again.stdout.str()  # every run came from the result cache
     report = (project.path / "reports" / "report.md").read_text()
@@ -43,12 +43,12 @@ def test_update_then_check_then_resume_from_cache(project):
 
 def test_missing_baseline_skips_with_the_command_that_creates_it(project):
     result = run(project, "-rs")
-    result.assert_outcomes(skipped=14)
+    result.assert_outcomes(skipped=22)
     result.stdout.fnmatch_lines(["*no baseline*smoke*--update-baselines*"])
 
 
 def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
-    run(project, "--update-baselines").assert_outcomes(passed=8, skipped=6)
+    run(project, "--update-baselines").assert_outcomes(passed=8, skipped=14)
     smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
     broken = project.path / "smoke-lr-div10.toml"
     broken.write_text(smoke.replace("lr = 0.01", "lr = 0.001"))
@@ -66,3 +66,73 @@ def test_bad_options_are_usage_errors(project):
     result.stderr.fnmatch_lines(["*unknown profile 'nope'*"])
     result = project.runpytest_subprocess("--device", "tpu", "-p", "no:cacheprovider")
     assert result.ret == 4
+
+
+def _matrix_profile(project):
+    """The smoke profile with every cross-model check on, as a file in the project. On generated data
+    the ranking and "more epochs help" checks fail: the merge must carry failures as faithfully as passes."""
+    smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
+    path = project.path / "smoke-all.toml"
+    path.write_text(smoke.replace('checks = ["baseline"]', 'checks = ["baseline", "ranking", "budget_improves"]'))
+    return str(path)
+
+
+def _tables(report_path):
+    """The measured tables and the checks of a report: everything but the environment and notes."""
+    text = report_path.read_text()
+    return text[text.index("## 1 epochs"):text.index("## Figures")]
+
+
+def _outcomes(result):
+    counts = result.parseoutcomes()
+    return {k: counts.get(k, 0) for k in ("passed", "failed", "skipped")}
+
+
+def _trained(log_path):
+    from harness.runlog import read_events
+
+    return sorted(e["model"] for e in read_events(log_path) if e["event"] == "run_start")
+
+
+def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
+    pytest.importorskip("xdist")
+    profile = _matrix_profile(project)
+    base = ["-m", "slow", "--profile", profile, "-p", "no:cacheprovider"]
+    project.runpytest_subprocess(*base, "--update-baselines")
+    single = project.runpytest_subprocess(*base, "--no-result-cache", "--report", "one/report.md",
+                                          "--run-log", "one.jsonl")
+    spread = project.runpytest_subprocess(*base, "-n", "2", "--results-dir", "fresh", "--report", "two/report.md",
+                                          "--run-log", "two.jsonl")
+    assert _outcomes(spread) == _outcomes(single) and sum(_outcomes(single).values()) == 22
+    assert "gw1" in spread.stdout.str()  # it did run on two workers
+    assert _trained(project.path / "two.jsonl") == ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]
+    assert _tables(project.path / "two" / "report.md") == _tables(project.path / "one" / "report.md")
+
+
+def test_two_shards_merge_into_the_single_process_report(project):
+    from harness import cli
+
+    profile = _matrix_profile(project)
+    base = ["-m", "slow", "--profile", profile, "-p", "no:cacheprovider"]
+    project.runpytest_subprocess(*base, "--update-baselines")
+    project.runpytest_subprocess(*base, "--no-result-cache", "--report", "one/report.md", "--run-log", "one.jsonl")
+    for shard in (1, 2):
+        result = project.runpytest_subprocess(*base, "--shard", f"{shard}/2", "--results-dir", f"r{shard}",
+                                              "--run-log", f"s{shard}.jsonl", "--report", f"s{shard}/report.md")
+        counts = _outcomes(result)  # 2 models × (2 cells + 1 budget check), 4 published cells skipped
+        assert counts["passed"] + counts["failed"] == 6 and counts["skipped"] == 4
+        assert len(set(_trained(project.path / f"s{shard}.jsonl"))) == 2
+    code = cli.main(["report", "--profile", profile, "--device", "cpu", "--baselines-dir", str(project.path / "baselines"),
+                     "--results-dir", str(project.path / "nothing"), "--run-log", str(project.path / "x.jsonl"),
+                     "--from-log", str(project.path / "s1.jsonl"), str(project.path / "s2.jsonl"),
+                     "--report", str(project.path / "merged" / "report.md")])
+    assert code == 1  # the same failing checks as the single run
+    assert _tables(project.path / "merged" / "report.md") == _tables(project.path / "one" / "report.md")
+
+
+def test_worker_device_pinning():
+    from harness.plugin import pin_cuda_device
+
+    assert pin_cuda_device("gw0", "4,6") == "4" and pin_cuda_device("gw1", "4,6") == "6"
+    assert pin_cuda_device("gw2", "4,6") == "4"  # more workers than devices: round-robin
+    assert pin_cuda_device("gw1", None) is None and pin_cuda_device("gw1", "") is None
