@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   trainguard report --compare old-runlog.jsonl    # ... with what moved since an earlier run
   trainguard baselines show --profile ci
   trainguard baselines update --profile ci        # retrain the baseline seeds, rewrite baselines/ci/<device>.csv
+  trainguard baselines diff --profile seed        # measured baseline against the report's published table
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
 """
@@ -59,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     rerender.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
                           help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
 
-    baselines = sub.add_parser("baselines", help="show or update measured baseline tables")
-    baselines.add_argument("action", choices=("show", "update"))
+    baselines = sub.add_parser("baselines", help="show, diff (against the published table) or update baselines",
+                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    baselines.add_argument("action", choices=("show", "diff", "update"))
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     _common(baselines)
 
@@ -169,8 +171,17 @@ def cmd_baselines(args) -> int:
         return 0
     path = matrix.baseline_file()
     if not path.exists():
-        print(f"no baseline at {path}", file=sys.stderr)
+        print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
+              file=sys.stderr)
         return 2
+    if args.action == "diff":
+        from .report import published_vs_measured
+
+        table = matrix.baseline()
+        print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
+              f"against {Path(args.baselines_dir) / 'published.csv'}:\n")
+        print(published_vs_measured(table, matrix.published(), matrix.profile))
+        return 0
     print(path.read_text(), end="")
     return 0
 

@@ -176,3 +176,24 @@ def overfit_section(pairs: list, config, figures: dict[str, str], distribution_n
         if pair.framework in figures:
             lines += [f"![Model loss, {pair.framework}]({figures[pair.framework]})", ""]
     return "\n".join(lines)
+
+
+def published_vs_measured(table, published: dict, profile) -> str:
+    """Per model and budget: published vs measured mean ± std (n) and the difference, for the
+    metrics the published check bands, with whether the mean is inside the band."""
+    records = []
+    for model in profile.models:
+        for budget in profile.budgets:
+            for metric in METRICS:
+                cell, pub = table.cell(model, budget, metric), published.get((model, budget, metric))
+                if cell is None or pub is None:
+                    continue
+                band = profile.published.band(metric)
+                delta = cell.mean - pub
+                records.append({"model": model, "epochs": str(budget), "metric": METRIC_LABELS[metric],
+                                "published": _num(pub, metric),
+                                "measured mean ± std (n)": f"{_num(cell.mean, metric)} ± {_num(cell.std, metric)} ({cell.n})",
+                                "difference": _delta(delta, metric),
+                                "band": f"±{band}" if band is not None else "—",
+                                "inside": ("yes" if abs(delta) <= band else "**no**") if band is not None else "—"})
+    return _table(pd.DataFrame.from_records(records))

@@ -31,6 +31,8 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert "new baseline with 8 cells" in capsys.readouterr().out
     assert cli.main(["baselines", "show", *dirs]) == 0
     assert capsys.readouterr().out.startswith("model,epochs,train_loss_mean")
+    assert cli.main(["baselines", "diff", *dirs]) == 0  # the smoke budgets (1, 2) are not in the published table
+    assert "against" in capsys.readouterr().out
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
     assert "24 passed, 0 failed" in out

@@ -75,3 +75,20 @@ def _h(losses, accs):
     h = History("m", 0, "cpu", 1)
     h.epochs = [EpochRecord(i + 1, loss, acc - 5, loss + 0.1, acc, 1.0) for i, (loss, acc) in enumerate(zip(losses, accs))]
     return h
+
+
+def test_published_vs_measured_table_marks_cells_outside_the_band():
+    from harness.baselines import BaselineCell, BaselineTable
+    from harness.spec import load_profile
+
+    profile = load_profile("seed")
+    table = BaselineTable(path=None, meta={}, cells={
+        ("Baseline2", 10, "test_acc"): BaselineCell(59.0, 1.0, 3), ("Baseline2", 10, "train_loss"): BaselineCell(1.40, 0.01, 3),
+        ("Baseline2", 10, "train_acc"): BaselineCell(58.0, 0.5, 3)})
+    published = {("Baseline2", 10, "test_acc"): 60.91, ("Baseline2", 10, "train_loss"): 1.17,
+                 ("Baseline2", 10, "train_acc"): 58.35}
+    text = report.published_vs_measured(table, published, profile)
+    rows = {line.split("|")[3].strip(): line for line in text.splitlines()[2:]}
+    assert "59.00 ± 1.00 (3)" in rows["Test Accuracy"] and "-1.91" in rows["Test Accuracy"] and "| yes" in rows["Test Accuracy"]
+    assert "+0.2300" in rows["Train Loss"] and "**no**" in rows["Train Loss"]
+    assert "| —" in rows["Train Accuracy"]  # shown, not banded
