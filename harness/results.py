@@ -27,18 +27,30 @@ from .history import History
 from .spec import RunSpec
 from .storage import atomic_write_json
 
-_CODE_FILES = ("harness/engine.py", "harness/data.py", "models/__init__.py", "models/cifar.py")
+_CODE_FILES = ("harness/engine.py", "harness/data.py", "models/__init__.py")
 
 
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """sha256 over the source files that decide a result (engine, data handling, models)."""
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(model: str | None = None) -> str:
+    """sha256 over the source that decides a result: the engine, the data handling, the registry,
+    and the model's own class (with its bases, up to torch's). Editing one model's class
+    invalidates that model's cached runs only; editing the engine invalidates all of them."""
+    import inspect
+
+    import models
+
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     for rel in _CODE_FILES:
         path = root / rel
         digest.update(rel.encode())
         digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    if model is not None and model in models.REGISTRY:
+        for cls in inspect.getmro(models.REGISTRY[model]):
+            if cls is not object and not cls.__module__.startswith("torch"):
+                digest.update(inspect.getsource(cls).encode())
+    elif model is not None:
+        digest.update(model.encode())
     return digest.hexdigest()[:16]
 
 

@@ -97,7 +97,7 @@ class Matrix:
         self.dataset  # noqa: B018 — computes the fingerprint
         return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
                        training=self.profile.training(model), data_fingerprint=self._fingerprint,
-                       device_class=self.device_class, code_fingerprint=code_fingerprint(),
+                       device_class=self.device_class, code_fingerprint=code_fingerprint(model),
                        versions=tuple(sorted(versions().items())))
 
     def history(self, model: str, seed: int | None = None) -> History:
@@ -215,7 +215,7 @@ class Matrix:
             "data": {"source": Path(self.dataset.source).name, "verification": self.dataset.verification,
                      "test_split": self.dataset.test_split, "notes": self.dataset.notes,
                      "fingerprint": self._fingerprint},
-            "code_fingerprint": code_fingerprint(),
+            "code_fingerprint": {model: code_fingerprint(model) for model in self.profile.models},
         }
         bl.write_measured(path, cells, self.profile.models, self.profile.budgets, meta)
         return bl.diff_cells(old, cells)

@@ -74,16 +74,32 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
     assert resumed.trained == [("NewModel1", 0), ("NewModel2", 0)]
 
 
+class EditedLeNet(__import__("models").REGISTRY["Baseline2"]):
+    """Baseline2 after an edit (any change to the class's source counts)."""
+
+
 def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
     first, _ = _matrix(tmp_path)
     first.history("Baseline2")
-    monkeypatch.setattr(results, "code_fingerprint", lambda: "models-source-edited")
-    import harness.session as session
+    first.history("NewModel2")
+    import models
 
-    monkeypatch.setattr(session, "code_fingerprint", lambda: "models-source-edited")
+    monkeypatch.setitem(models.REGISTRY, "Baseline2", EditedLeNet)  # Baseline2's source "edited"
+    results.code_fingerprint.cache_clear()
     second, _ = _matrix(tmp_path)
     second.history("Baseline2")
-    assert second.trained == [("Baseline2", 0)]
+    second.history("NewModel2")
+    assert second.trained == [("Baseline2", 0)]  # NewModel2's source did not change: served from the cache
+    results.code_fingerprint.cache_clear()
+
+
+def test_the_fingerprint_covers_the_model_class_and_its_bases():
+    import inspect
+
+    import models
+
+    assert results.code_fingerprint("Baseline2") != results.code_fingerprint("NewModel1")  # same base, own class
+    assert inspect.getsource(models.REGISTRY["Baseline2"].__mro__[1]).startswith("class LeNet")
 
 
 def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):

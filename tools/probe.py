@@ -15,6 +15,7 @@ import time
 
 import torch
 
+import models
 from harness import data, engine
 from harness.spec import TrainConfig
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--augment", default="none")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out")
+    parser.add_argument("--model-args", default="", help="keyword arguments for the model, e.g. batchnorm=0,conv_dropout=0")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,7 +54,10 @@ def main() -> None:
         print(f"{args.model} ep {record.epoch:2d}: {record.train_loss:.4f} / {record.train_acc:.2f} / "
               f"test {record.test_acc:.2f} ({record.seconds:.0f}s){ref_text}", flush=True)
 
-    history = engine.train(args.model, dataset, config, args.epochs, args.seed, torch.device("cpu"), on_epoch=show)
+    kwargs = {k: float(v) for k, v in (item.split("=") for item in args.model_args.split(",") if item)}
+    factory = (lambda: models.REGISTRY[args.model](**kwargs)) if kwargs else None
+    history = engine.train(args.model, dataset, config, args.epochs, args.seed, torch.device("cpu"), on_epoch=show,
+                           model_factory=factory)
     print(f"{args.model} {vars(args)} done in {time.time() - started:.0f}s; published test {PUBLISHED_TEST.get(args.model)}",
           flush=True)
     if args.out:
