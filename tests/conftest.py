@@ -14,3 +14,12 @@ def tiny_arrays():
         "x_test": rng.integers(0, 256, size=(20, 32, 32, 3), dtype=np.uint8),
         "y_test": np.tile(np.arange(10, dtype=np.uint8), 2),
     }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_from_the_user_s_data(request, monkeypatch, tmp_path_factory):
+    """Fast tests never see the user's data directory or cache (a shell that exports
+    TRAINGUARD_DATA_DIR must not change what they test); slow tests use them on purpose."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.delenv("TRAINGUARD_DATA_DIR", raising=False)
+        monkeypatch.setenv("TRAINGUARD_CACHE_DIR", str(tmp_path_factory.mktemp("trainguard-cache")))
