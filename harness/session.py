@@ -433,7 +433,7 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
             figures[framework] = figure.name
         sections.append(report.overfit_section(pairs, overfit_experiment.config, figures, []))
 
-    sections.append(cifar_figures(matrix, path))
+    sections.insert(0, cifar_figures(matrix, path))  # CIFAR-10 figures first, beside its tables
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     for (model, seed), history in sorted(matrix._histories.items()):
         if not history.completed:
