@@ -98,11 +98,11 @@ def cmd_run(args) -> int:
     notes = []
     experiment = None
     if matrix.profile.mnist is not None:
-        from . import data, overfit
+        from . import overfit
 
         config = matrix.profile.mnist
         experiment = overfit.OverfitExperiment(
-            config, data.load("mnist", args.data_dir, allow_download=not args.offline), matrix.device)
+            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device)
         for framework in config.frameworks:
             if framework == "keras" and (reason := overfit.keras_available()):
                 notes.append(f"MNIST keras runs skipped: {reason}")
@@ -161,10 +161,11 @@ def cmd_baselines(args) -> int:
             print(line)
         print(f"wrote {matrix.baseline_file()}")
         if matrix.profile.mnist is not None and not args.skip_mnist:
-            from . import data, overfit
+            from . import overfit
 
             experiment = overfit.OverfitExperiment(
-                matrix.profile.mnist, data.load("mnist", args.data_dir, allow_download=not args.offline), matrix.device)
+                matrix.profile.mnist, overfit.load_mnist(matrix.profile.mnist, args.data_dir, not args.offline),
+                matrix.device)
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)

@@ -246,8 +246,8 @@ def trainguard_baseline(request, trainguard_matrix):
 @pytest.fixture(scope="session")
 def mnist_experiment(request, trainguard_matrix):
     """Experiment 1 for the session: pairs (without/with dropout) cached per framework × seed."""
-    from .data import DataError, load
-    from .overfit import OverfitExperiment, update_distributions
+    from .data import DataError
+    from .overfit import OverfitExperiment, load_mnist, update_distributions
 
     state = _state(request.config)
     config = state["profile"].mnist
@@ -255,7 +255,7 @@ def mnist_experiment(request, trainguard_matrix):
         pytest.skip(f"profile {state['profile'].name} has no [mnist] section")
     options = trainguard_matrix.options
     try:
-        mnist = load("mnist", options.data_dir, allow_download=options.allow_download)
+        mnist = load_mnist(config, options.data_dir, allow_download=options.allow_download)
     except DataError as exc:
         pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     experiment = OverfitExperiment(config, mnist, trainguard_matrix.device)

@@ -313,6 +313,12 @@ class Matrix:
             verdicts += [self.budget_verdict(m) for m in self.profile.models]
         return verdicts
 
+    def training_time(self) -> str:
+        """Seconds spent in training epochs (evaluation excluded) by the runs this process trained."""
+        trained = [self._histories[key] for key in self.trained if key in self._histories]
+        seconds = sum(e.seconds for h in trained for e in h.epochs)
+        return f"{seconds:.1f} s in {len(trained)} run(s) trained by this process" if trained else "none (all cached)"
+
     def environment(self) -> dict:
         ds = self.dataset
         return {
@@ -325,6 +331,7 @@ class Matrix:
             "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
             "commit": git_commit(),
             "wall time": f"{time.time() - self.started:.1f} s",
+            "training time": self.training_time(),
             "python": sys.executable,
         }
 
@@ -440,6 +447,10 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
             notes.append(describe_stop(history))
     if matrix.profile.dataset == "synthetic":
         notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
+    if overfit_experiment is not None and overfit_experiment.config.synthetic:
+        from .overfit import SYNTHETIC_NOTE
+
+        notes.append(SYNTHETIC_NOTE)
     text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),
                          matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes,
                          published_note=published_note(matrix), extra_sections=sections)

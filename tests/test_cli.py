@@ -110,3 +110,18 @@ def test_data_verify_names_the_file(tmp_path, tiny_arrays, capsys):
     assert "unverified" in capsys.readouterr().out
     assert cli.main(["data", "verify", "mnist", "--data-dir", str(tmp_path)]) == 2
     assert "mnist.npz: no such file" in capsys.readouterr().err
+
+
+def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, dirs, capsys):
+    """The gpu-timing profile, shrunk: generated CIFAR and MNIST tensors, report marked, exit 0."""
+    text = (ROOT / "harness/profiles/gpu-timing.toml").read_text()
+    small = (text.replace("train_per_class = 5000", "train_per_class = 10").replace("test_images = 10000", "test_images = 50")
+             .replace("budgets = [10, 20]", "budgets = [1]").replace('frameworks = ["torch", "keras"]', 'frameworks = ["torch"]')
+             .replace("batch_size = 8", "batch_size = 32"))
+    profile = tmp_path / "timing.toml"
+    profile.write_text(small.replace('[mnist]', '[mnist]\nepochs = 1'))
+    dirs[1] = str(profile)
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "t.md")]) == 0
+    assert "0 passed, 0 failed" in capsys.readouterr().out
+    report = (tmp_path / "t.md").read_text()
+    assert "Synthetic data" in report and "MNIST on generated data" in report and "| training time" in report

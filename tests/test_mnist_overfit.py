@@ -10,8 +10,16 @@ from harness.overfit import dropout_helps, dropout_lowers_test_loss, gap_appears
 pytestmark = pytest.mark.slow
 
 
+def _skip_if_unchecked(mnist_experiment, framework):
+    if mnist_experiment.config.synthetic:
+        pytest.skip("generated MNIST-shaped data (a timing profile): no overfitting checks")
+    if framework == "keras" and (reason := keras_available()):
+        pytest.skip(reason)
+
+
 def _pair(mnist_experiment, mnist_case):
     framework, seed = mnist_case
+    _skip_if_unchecked(mnist_experiment, framework)
     if framework == "keras" and (reason := keras_available()):
         pytest.skip(reason)
     return mnist_experiment.pair(framework, seed)
@@ -34,7 +42,6 @@ def test_mnist_test_loss_rises_after_its_minimum(mnist_experiment, trainguard_ch
 
 def test_mnist_dropout_lowers_the_mean_final_test_loss(mnist_experiment, trainguard_check, mnist_framework):
     """Made on the average over the profile's seeds: per seed it fails now and then (see harness/overfit.py)."""
-    if mnist_framework == "keras" and (reason := keras_available()):
-        pytest.skip(reason)
+    _skip_if_unchecked(mnist_experiment, mnist_framework)
     pairs = [mnist_experiment.pair(mnist_framework, seed) for seed in mnist_experiment.config.seeds]
     trainguard_check(dropout_lowers_test_loss(pairs))
