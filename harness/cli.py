@@ -102,7 +102,8 @@ def cmd_run(args) -> int:
 
         config = matrix.profile.mnist
         experiment = overfit.OverfitExperiment(
-            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device)
+            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device,
+            log=matrix.log, profile=matrix.profile.name)
         for framework in config.frameworks:
             if framework == "keras" and (reason := overfit.keras_available()):
                 notes.append(f"MNIST keras runs skipped: {reason}")
@@ -143,15 +144,28 @@ def cmd_report(args) -> int:
     matrix = _matrix(args)
     matrix.allow_training = False
     notes = ["Re-rendered from stored results by `trainguard report`; nothing was trained."]
+    histories = {}
     if args.from_log is not None:
-        histories = {}
         for log in args.from_log:  # later logs win for a run present in several
             histories.update(histories_from_log(log, matrix.profile.name))
-        matrix.preload(histories)
+        matrix.preload({key: h for key, h in histories.items() if key[0] in matrix.profile.models})
         notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
+    verdicts, experiment = matrix.all_verdicts(), None
     if matrix.profile.mnist is not None:
-        notes.append("The MNIST experiment is not re-rendered (its runs are not stored); `trainguard run` reports it.")
-    return _finish(matrix, matrix.all_verdicts(), args, notes)
+        from . import overfit
+
+        if args.from_log is None:
+            notes.append("The MNIST experiment is re-rendered only from a run log (--from-log): it has no result cache.")
+        else:
+            experiment = overfit.OverfitExperiment.from_log(matrix.profile.mnist, histories)
+            for framework in matrix.profile.mnist.frameworks:
+                seeds = [s for s in matrix.profile.mnist.seeds if (framework, s) in experiment.pairs]
+                if seeds == list(matrix.profile.mnist.seeds):
+                    verdicts += experiment.verdicts(framework)
+                else:
+                    notes.append(f"MNIST {framework}: the run log(s) hold seeds {seeds} of {list(matrix.profile.mnist.seeds)}; "
+                                 f"its checks are not re-rendered")
+    return _finish(matrix, verdicts, args, notes, experiment)
 
 
 def cmd_baselines(args) -> int:

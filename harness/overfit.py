@@ -19,9 +19,11 @@ failed for none of the 1,140 three-seed groups of those 20 seeds in either frame
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +83,11 @@ def load_mnist(config: OverfitConfig, data_dir=None, allow_download: bool = True
 
 
 SYNTHETIC_NOTE = "MNIST on generated data of the real shapes (timing only): no overfitting checks are made."
+
+
+def log_name(framework: str, dropout: float) -> str:
+    """How an MNIST run is named in the run log (the log's "model")."""
+    return f"mnist-{framework}-dropout{dropout}"
 
 
 def keras_available() -> str | None:
@@ -207,16 +214,46 @@ class OverfitExperiment:
     mnist: Dataset
     device: object
     pairs: dict[tuple[str, int], Pair] = field(default_factory=dict)
+    log: object = None  # harness.runlog.RunLog: every run is appended to it
+    profile: str = ""
 
     def pair(self, framework: str, seed: int) -> Pair:
         if (framework, seed) not in self.pairs:
             subset = small_subset(self.mnist, self.config, seed)
-            if framework == "keras":
-                runs = [run_keras(subset, self.config, p, seed) for p in (0.0, self.config.dropout)]
-            else:
-                runs = [run_torch(subset, self.config, p, seed, self.device) for p in (0.0, self.config.dropout)]
+            runs = []
+            for dropout in (0.0, self.config.dropout):
+                if framework == "keras":
+                    history = run_keras(subset, self.config, dropout, seed)
+                else:
+                    history = run_torch(subset, self.config, dropout, seed, self.device)
+                self._log(framework, dropout, history)
+                runs.append(history)
             self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         return self.pairs[(framework, seed)]
+
+    def _log(self, framework: str, dropout: float, history: History) -> None:
+        """Append the finished run to the run log, so the report can be re-rendered from the log."""
+        if self.log is None:
+            return
+        run = f"mnist-{framework}-{history.seed}-{dropout}-{uuid.uuid4().hex[:8]}"
+        self.log.run_start(run, log_name(framework, dropout), history.seed, profile=self.profile, experiment="mnist",
+                           framework=framework, dropout=dropout, device=history.device, parameters=history.parameters,
+                           config=dataclasses.asdict(self.config))
+        for record in history.epochs:
+            self.log.epoch_end(run, record)
+        self.log.run_stop(run, history)
+
+    @classmethod
+    def from_log(cls, config: OverfitConfig, histories: dict) -> "OverfitExperiment":
+        """The experiment as a run log recorded it (``histories_from_log``): whole pairs only."""
+        experiment = cls(config, mnist=None, device=None)
+        for framework in config.frameworks:
+            for seed in config.seeds:
+                nodrop = histories.get((log_name(framework, 0.0), seed))
+                drop = histories.get((log_name(framework, config.dropout), seed))
+                if nodrop is not None and drop is not None:
+                    experiment.pairs[(framework, seed)] = Pair(framework, seed, nodrop, drop)
+        return experiment
 
     def distribution(self, framework: str, seeds) -> dict[str, dict[str, float]]:
         values = {q: [] for q in QUANTITIES}

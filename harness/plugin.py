@@ -258,7 +258,8 @@ def mnist_experiment(request, trainguard_matrix):
         mnist = load_mnist(config, options.data_dir, allow_download=options.allow_download)
     except DataError as exc:
         pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-    experiment = OverfitExperiment(config, mnist, trainguard_matrix.device)
+    experiment = OverfitExperiment(config, mnist, trainguard_matrix.device, log=trainguard_matrix.log,
+                                   profile=state["profile"].name)
     state["overfit"] = experiment
     if request.config.getoption("--update-baselines"):
         lines = update_distributions(experiment, options.baselines_dir, state["profile"].name,

@@ -125,3 +125,8 @@ def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, 
     assert "0 passed, 0 failed" in capsys.readouterr().out
     report = (tmp_path / "t.md").read_text()
     assert "Synthetic data" in report and "MNIST on generated data" in report and "| training time" in report
+    # the run log alone re-renders both experiments
+    assert cli.main(["report", *dirs, "--from-log", str(tmp_path / "runlog.jsonl"), "--report", str(tmp_path / "r.md")]) == 0
+    again = (tmp_path / "r.md").read_text()
+    section = lambda text: text[text.index("## MNIST overfitting"):text.index("### torch")]
+    assert section(again) == section(report)

@@ -113,3 +113,19 @@ def test_keras_run_has_the_same_record_format(fake_mnist):
     history = overfit.run_keras(subset, CONFIG, 0.5, 0)
     assert len(history.epochs) == 2 and {"val_loss", "val_acc"} <= set(history.epochs[0].extra)
     assert history.parameters == 669706
+
+
+def test_pairs_round_trip_through_the_run_log(tmp_path):
+    from harness.runlog import RunLog, histories_from_log
+
+    config = overfit.OverfitConfig(seeds=(4,), frameworks=("keras",))
+    log = RunLog(tmp_path / "log.jsonl")
+    experiment = overfit.OverfitExperiment(config, mnist=None, device=None, log=log, profile="ci")
+    for dropout, history in ((0.0, _history([5.0, 0.0], [14.0, 20.0])), (0.5, _history([9.0, 2.0], [12.0, 11.0]))):
+        history.seed = 4
+        experiment._log("keras", dropout, history)
+    rebuilt = overfit.OverfitExperiment.from_log(config, histories_from_log(tmp_path / "log.jsonl", "ci"))
+    assert list(rebuilt.pairs) == [("keras", 4)]
+    assert rebuilt.pairs[("keras", 4)].quantities() == pytest.approx(
+        overfit.Pair("keras", 4, _history([5.0, 0.0], [14.0, 20.0]), _history([9.0, 2.0], [12.0, 11.0])).quantities())
+    assert [v.passed for v in rebuilt.verdicts("keras")] == [True, True, True]
