@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     _common(baselines)
 
-    data = sub.add_parser("data", help="download data into the cache, or verify a data directory")
+    data = sub.add_parser("data", help="download data into the cache, or verify a data directory",
+                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     data.add_argument("action", choices=("fetch", "verify"))
     data.add_argument("names", nargs="*", default=["cifar10", "mnist"], help="cifar10, mnist [both]")
     data.add_argument("--data-dir", type=Path, default=None)
