@@ -153,25 +153,26 @@ class Pair:
         }
 
 
+def _at_least(pair: Pair, quantity: str, threshold: float, what: str, report: str) -> list[Verdict]:
+    """One per-seed verdict: ``quantity`` of the no-dropout run ≥ ``threshold``."""
+    value, subject = pair.quantities()[quantity], f"{pair.framework}-seed{pair.seed}"
+    return [Verdict("overfit", subject, value >= threshold,
+                    f"{subject} without dropout: {what} = {value:.3f}, threshold ≥ {threshold} (report: {report})",
+                    metric=quantity, measured=value, expected=threshold)]
+
+
 def gap_appears(pair: Pair, config: OverfitConfig) -> list[Verdict]:
-    q = pair.quantities()
-    subject = f"{pair.framework}-seed{pair.seed}"
-    return [Verdict("overfit", subject, q["gap_nodrop"] >= config.min_gap,
-                    f"{subject} without dropout: final test loss − train loss = {q['gap_nodrop']:.3f}, "
-                    f"threshold ≥ {config.min_gap} (report: 28.9 on its 50 validation images)",
-                    metric="gap_nodrop", measured=q["gap_nodrop"], expected=config.min_gap)]
+    """Without dropout a gap opens: final test loss − final train loss ≥ min_gap."""
+    return _at_least(pair, "gap_nodrop", config.min_gap, "final test loss − train loss",
+                     "28.9 on its 50 validation images")
 
 
 def loss_rises_after_minimum(pair: Pair, config: OverfitConfig) -> list[Verdict]:
     """Without dropout the test loss climbs after its minimum: final ≥ (1 + min_rise) × minimum."""
     if config.min_rise is None:
         return []
-    q = pair.quantities()
-    subject = f"{pair.framework}-seed{pair.seed}"
-    return [Verdict("overfit", subject, q["rise_nodrop"] >= config.min_rise,
-                    f"{subject} without dropout: final test loss / its minimum − 1 = {q['rise_nodrop']:.3f}, "
-                    f"threshold ≥ {config.min_rise} (report: 28.89 / 17.54 − 1 = 0.65)",
-                    metric="rise_nodrop", measured=q["rise_nodrop"], expected=config.min_rise)]
+    return _at_least(pair, "rise_nodrop", config.min_rise, "final test loss / its minimum − 1",
+                     "28.89 / 17.54 − 1 = 0.65")
 
 
 def dropout_helps(pair: Pair, config: OverfitConfig) -> list[Verdict]:
