@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+PRECISIONS = ("fp32", "bf16")  # harness.engine.PRECISIONS, without importing torch to parse arguments
+
 EXAMPLES = """examples:
   trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
   trainguard run --profile seed --device cuda     # the full protocol on a GPU
@@ -27,7 +29,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="ci", help="profile name (smoke, ci, seed) or .toml path [ci]")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
     parser.add_argument("--seed", type=int, default=None, help="training seed [profile's]")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="fp32, or bf16 autocast (own baseline class, e.g. cpu-bf16) [fp32]")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (own baseline class)")
     parser.add_argument("--data-dir", type=Path, default=None, help="directory with cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR]")
@@ -90,8 +92,6 @@ def _matrix(args):
 
 
 def cmd_run(args) -> int:
-    from .session import write_report
-
     matrix = _matrix(args)
     for model in matrix.profile.models:  # every cell is trained and reported, whichever checks are on
         matrix.history(model)

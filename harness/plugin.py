@@ -58,8 +58,12 @@ def pytest_configure(config: pytest.Config) -> None:
     device = config.getoption("--device")
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise pytest.UsageError(f"--device {device!r}: expected auto, cpu or cuda")
-    if config.getoption("--precision") not in ("fp32", "bf16"):
-        raise pytest.UsageError(f"--precision {config.getoption('--precision')!r}: expected fp32 or bf16")
+    from .engine import check_precision
+
+    try:
+        check_precision(config.getoption("--precision"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     shard = _parse_shard(config.getoption("--shard"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is not None:
@@ -116,16 +120,17 @@ def test_group(item) -> str:
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Group tests by training run (pytest-xdist), run cross-model checks last, and keep one shard."""
     state = _state(config)
+    group = {item.nodeid: test_group(item) for item in items}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(name=test_group(item)))
-    items.sort(key=lambda item: test_group(item) == "cross-model")  # stable: the rest keep their order
+        item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
+    items.sort(key=lambda item: group[item.nodeid] == "cross-model")  # stable: the rest keep their order
     if state["shard"] is None:
         return
     index, total = state["shard"]
-    groups = list(dict.fromkeys(test_group(item) for item in items if test_group(item) != "cross-model"))
+    groups = list(dict.fromkeys(g for g in group.values() if g != "cross-model"))
     mine = set(groups[index - 1::total])
-    keep = [item for item in items if test_group(item) in mine]
-    dropped = [item for item in items if test_group(item) not in mine]
+    keep = [item for item in items if group[item.nodeid] in mine]
+    dropped = [item for item in items if group[item.nodeid] not in mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep

@@ -222,11 +222,11 @@ class Matrix:
 
     # ------------------------------------------------------------------ checks
 
-    def run_failures(self, models, budget: int) -> list[compare.Verdict]:
+    def run_failures(self, models, budget: int, seed: int | None = None) -> list[compare.Verdict]:
         """A failing verdict for each model whose run stopped (diverged, out of memory) before ``budget``."""
         failures = []
         for model in models:
-            history = self.history(model)
+            history = self.history(model, seed)
             if len(history.epochs) < budget:
                 failures.append(compare.Verdict("run", f"{model}-{budget}", False,
                                                 f"{describe_stop(history)}; no {budget}-epoch result",
@@ -255,16 +255,11 @@ class Matrix:
                                     f"the published check needs {path}, which is missing or empty "
                                     f"(it ships with trainguard in baselines/; pass --baselines-dir)",
                                     model=model, budget=budget)]
-        if failed := self.run_failures([model], budget):
-            return failed
-        seeds = self.published_seeds()
         records = []
-        for seed in seeds:
-            history = self.history(model, seed)
-            if len(history.epochs) < budget:
-                return [compare.Verdict("run", f"{model}-{budget}", False,
-                                        f"{describe_stop(history)}; no {budget}-epoch result", model=model, budget=budget)]
-            records.append(history.at(budget))
+        for seed in self.published_seeds():
+            if failed := self.run_failures([model], budget, seed):
+                return failed
+            records.append(self.record(model, budget, seed))
         verdicts = []
         for metric in METRICS:
             band, value = self.profile.published.band(metric), published.get((model, budget, metric))
@@ -391,7 +386,7 @@ def cifar_figures(matrix: Matrix, path: Path) -> str:
     measured = {(m, b): h.at(b).test_acc for m, h in histories.items() for b in matrix.profile.budgets
                 if b <= len(h.epochs)}
     published = {(m, b): v for (m, b, metric), v in matrix.published().items() if metric == "test_acc"}
-    table = matrix.baseline() if matrix.baseline_file().exists() else None
+    table = matrix.baseline()
     baseline = {}
     if table is not None and matrix.data_matches_baseline(table) is None:
         baseline = {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)

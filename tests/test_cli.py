@@ -130,3 +130,9 @@ def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, 
     again = (tmp_path / "r.md").read_text()
     section = lambda text: text[text.index("## MNIST overfitting"):text.index("### torch")]
     assert section(again) == section(report)
+
+
+def test_cli_precision_choices_are_the_engine_s():
+    from harness import engine
+
+    assert cli.PRECISIONS == engine.PRECISIONS
