@@ -72,7 +72,11 @@ def _is_worse(metric: str, delta: float) -> bool:
     return delta > 0 if metric.endswith("loss") else delta < 0
 
 
-def check_ranking(budget: int, order: list[str], test_acc: dict[str, float]) -> Verdict:
+def _over(seeds: tuple[int, ...]) -> str:
+    return f" (mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+
+
+def check_ranking(budget: int, order: list[str], test_acc: dict[str, float], seeds: tuple[int, ...] = ()) -> Verdict:
     """The report's ranking: each model in ``order`` has strictly higher test accuracy than the one before."""
     present = [m for m in order if m in test_acc]
     broken = [(a, b) for a, b in zip(present, present[1:]) if not test_acc[a] < test_acc[b]]
@@ -80,16 +84,17 @@ def check_ranking(budget: int, order: list[str], test_acc: dict[str, float]) -> 
     if broken:
         pairs = "; ".join(f"{a} ({test_acc[a]:.2f}) is not below {b} ({test_acc[b]:.2f})" for a, b in broken)
         return Verdict("ranking", f"ranking@{budget}", False,
-                       f"ranking at {budget} epochs broken (test accuracy): {pairs}. Expected {' < '.join(present)}.",
-                       budget=budget, metric="test_acc")
-    return Verdict("ranking", f"ranking@{budget}", True, f"ranking at {budget} epochs holds: {listing}",
+                       f"ranking at {budget} epochs broken (test accuracy{_over(seeds)}): {pairs}. "
+                       f"Expected {' < '.join(present)}.", budget=budget, metric="test_acc")
+    return Verdict("ranking", f"ranking@{budget}", True, f"ranking at {budget} epochs holds{_over(seeds)}: {listing}",
                    budget=budget, metric="test_acc")
 
 
-def check_budget_improves(model: str, small: int, large: int, acc_small: float, acc_large: float) -> Verdict:
+def check_budget_improves(model: str, small: int, large: int, acc_small: float, acc_large: float,
+                           seeds: tuple[int, ...] = ()) -> Verdict:
     """More epochs must help: test accuracy after ``large`` epochs strictly above that after ``small``."""
     passed = acc_large > acc_small
-    message = (f"{model}: test accuracy {acc_small:.2f} after {small} epochs → {acc_large:.2f} after {large} "
+    message = (f"{model}: test accuracy{_over(seeds)} {acc_small:.2f} after {small} epochs → {acc_large:.2f} after {large} "
                f"({acc_large - acc_small:+.2f})" + ("" if passed else f" — {large} epochs did not improve on {small}"))
     return Verdict("budget_improves", f"{model} {small}→{large}", passed, message, model, large, "test_acc",
                    acc_large, acc_small)

@@ -81,37 +81,46 @@ class NewModel1(LeNet):
 
 
 class NewModel2(nn.Module):
-    """Deeper CNN: four conv stages with channels growing 32 → 64 → 128 → 256,
-    a max-pool after every stage (four, against Baseline2's two), and dropout.
+    """Deeper CNN, VGG-style: three stages of two conv3x3 layers each, channels growing
+    32 → 64 → 128, a max-pool after every stage (three, against Baseline2's two), dropout
+    in the classifier.
 
-    4 × [conv3x3 → BatchNorm → ReLU → maxpool(2) → Dropout(0.1)] (32×32 → 2×2) →
-    Flatten(1024) → Dropout(0.5) → Linear(1024, 256) → ReLU → Dropout(0.5) → Linear(256, 10).
-    654,346 parameters.
+    3 × [conv3x3 → BatchNorm → ReLU → conv3x3 → BatchNorm → ReLU → maxpool(2)] (32×32 → 4×4) →
+    Flatten(2048) → Dropout(0.5) → Linear(2048, 256) → ReLU → Dropout(0.5) → Linear(256, 10).
+    815,018 parameters.
 
-    Inferred, not in the report: BatchNorm (without it a deep CNN at lr 0.01 and plain
-    SGD sits at chance for several epochs, PROTOCOL.md probes) and the light dropout
-    after each conv stage (without it the network overfits a 10,000-image subset by
-    epoch 10 — test accuracy 65.0 at epoch 10, 64.5 at epoch 20 — where the report's
-    NewModel2 still gains 5 points from 10 to 20 epochs; with it, 57.1 → 61.9 and a
-    running train accuracy below test accuracy, as in the report's logs).
+    Inferred, not in the report: two convolutions per stage and BatchNorm. With plain SGD at
+    lr 0.01 this depth without BatchNorm sits at chance for epochs (PROTOCOL.md probes), and
+    one convolution per stage (four stages to 256 channels, with or without BatchNorm) learns
+    far more slowly than the report's NewModel2 under the seed protocol (epoch 5: 56.6-62.0 %
+    running train accuracy against the published 70.1 %). README, "Protocol", has the numbers.
+
+    The keyword arguments rebuild the other layouts that were probed (e.g. ``stages=4,
+    convs_per_stage=1, conv_dropout=0.1``); the defaults are the calibrated model.
     """
 
-    def __init__(self, dropout: float = 0.5, conv_dropout: float = 0.1, batchnorm: bool = True) -> None:
+    def __init__(self, dropout: float = 0.5, conv_dropout: float = 0.0, batchnorm: bool = True,
+                 stages: int = 3, convs_per_stage: int = 2, hidden: int = 256) -> None:
         super().__init__()
-        stages = []
-        channels = (3, 32, 64, 128, 256)
+        layers = []
+        channels = (3, 32, 64, 128, 256)[: int(stages) + 1]
         for c_in, c_out in zip(channels, channels[1:]):
-            norm = [nn.BatchNorm2d(c_out)] if batchnorm else []
-            stages += [nn.Conv2d(c_in, c_out, 3, padding=1), *norm, nn.ReLU(), nn.MaxPool2d(2)]
+            for conv in range(int(convs_per_stage)):
+                layers.append(nn.Conv2d(c_in if conv == 0 else c_out, c_out, 3, padding=1))
+                if batchnorm:
+                    layers.append(nn.BatchNorm2d(c_out))
+                layers.append(nn.ReLU())
+            layers.append(nn.MaxPool2d(2))
             if conv_dropout:
-                stages.append(nn.Dropout(conv_dropout))
-        self.features = nn.Sequential(*stages)
+                layers.append(nn.Dropout(conv_dropout))
+        self.features = nn.Sequential(*layers)
+        side = 32 >> int(stages)  # each stage halves the 32×32 image
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(256 * 2 * 2, 256), nn.ReLU(),
+            nn.Linear(channels[-1] * side * side, int(hidden)), nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(256, 10),
+            nn.Linear(int(hidden), 10),
         )
 
     def forward(self, x):

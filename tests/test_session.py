@@ -51,3 +51,18 @@ def test_unknown_precision_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="--precision 'fp8'"):
         Matrix(Options(load_profile("smoke"), device="cpu", precision="fp8"))
+
+
+def test_conclusions_use_the_seed_mean_where_the_published_check_is_on(matrix):
+    """One seed's dip must not fail "more epochs help" when the seeds' mean improves, and vice versa."""
+    both = dataclasses.replace(matrix.profile, checks=("published", "budget_improves", "ranking"))
+    averaged = Matrix(dataclasses.replace(matrix.options, profile=both), printer=lambda line: None)
+    assert averaged.conclusion_seeds() == (0, 1)
+    acc = {(seed, budget): averaged.record("Baseline1", budget, seed).test_acc for seed in (0, 1) for budget in (1, 2)}
+    verdict = averaged.budget_verdict("Baseline1")
+    assert verdict.measured == pytest.approx((acc[0, 2] + acc[1, 2]) / 2)
+    assert verdict.expected == pytest.approx((acc[0, 1] + acc[1, 1]) / 2)
+    assert verdict.passed == (verdict.measured > verdict.expected)
+    assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in averaged.ranking_verdict(2).message
+    single = dataclasses.replace(matrix.profile, checks=("budget_improves",))
+    assert Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None).conclusion_seeds() == (0,)
