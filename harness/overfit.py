@@ -245,16 +245,23 @@ class OverfitExperiment:
         self.log.run_stop(run, history)
 
     @classmethod
+    def from_pairs(cls, config: OverfitConfig, pairs) -> "OverfitExperiment":
+        """An experiment of finished pairs only (no data, nothing to train): for re-rendering."""
+        experiment = cls(config, mnist=None, device=None)
+        experiment.pairs.update({(pair.framework, pair.seed): pair for pair in pairs})
+        return experiment
+
+    @classmethod
     def from_log(cls, config: OverfitConfig, histories: dict) -> "OverfitExperiment":
         """The experiment as a run log recorded it (``histories_from_log``): whole pairs only."""
-        experiment = cls(config, mnist=None, device=None)
+        pairs = []
         for framework in config.frameworks:
             for seed in config.seeds:
                 nodrop = histories.get((log_name(framework, 0.0), seed))
                 drop = histories.get((log_name(framework, config.dropout), seed))
                 if nodrop is not None and drop is not None:
-                    experiment.pairs[(framework, seed)] = Pair(framework, seed, nodrop, drop)
-        return experiment
+                    pairs.append(Pair(framework, seed, nodrop, drop))
+        return cls.from_pairs(config, pairs)
 
     def distribution(self, framework: str, seeds) -> dict[str, dict[str, float]]:
         values = {q: [] for q in QUANTITIES}

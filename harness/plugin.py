@@ -328,11 +328,9 @@ def _merged_overfit(state: dict):
 
     if not state["worker_pairs"] or state["profile"].mnist is None:
         return state.get("overfit")
-    experiment = OverfitExperiment(state["profile"].mnist, mnist=None, device=None)
-    for p in state["worker_pairs"]:
-        experiment.pairs[(p["framework"], p["seed"])] = Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]),
-                                                             History.from_json(p["drop"]))
-    return experiment
+    return OverfitExperiment.from_pairs(state["profile"].mnist, [
+        Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
+        for p in state["worker_pairs"]])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
