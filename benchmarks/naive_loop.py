@@ -2,7 +2,9 @@
 code writes it — a torch ``Dataset`` that turns each image into a PIL image and through
 ``ToTensor`` + ``Normalize`` (as ``torchvision.datasets.CIFAR10`` does), a ``DataLoader`` with
 the default ``num_workers=0``, the model in its default memory format, and ``.item()`` on the
-loss and the correct count every step.
+loss and the correct count every step. With ``augment="flip_crop"`` the images also go through
+``RandomHorizontalFlip`` + ``RandomCrop(32, padding=4)`` per sample, as the protocol's course
+code would do it.
 
 It trains the same models on the same arrays with the same optimizer; only the plumbing differs.
 """
@@ -21,12 +23,21 @@ from torchvision import transforms
 import models
 
 
+# The engine's augmentations (harness.engine.augment) as torchvision's per-sample PIL transforms.
+AUGMENTATIONS = {
+    "none": lambda: [],
+    "flip": lambda: [transforms.RandomHorizontalFlip()],
+    "flip_crop": lambda: [transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, padding=4)],
+}
+
+
 class ArrayCIFAR(Dataset):
     """uint8 HWC arrays served one image at a time, like torchvision.datasets.CIFAR10.__getitem__."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str = "none") -> None:
         self.images, self.labels = images, labels
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+        self.transform = transforms.Compose(AUGMENTATIONS[augment]() + [
+            transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -36,13 +47,13 @@ class ArrayCIFAR(Dataset):
 
 
 def train_epochs(model_name: str, images: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int,
-                 device: torch.device, lr: float = 0.01, seed: int = 0) -> list[float]:
+                 device: torch.device, lr: float = 0.01, seed: int = 0, augment: str = "none") -> list[float]:
     """Train for ``epochs`` epochs; return each epoch's wall time in seconds."""
     torch.manual_seed(seed)
     model = models.build(model_name).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     criterion = nn.CrossEntropyLoss()
-    loader = DataLoader(ArrayCIFAR(images, labels), batch_size=batch_size, shuffle=True)
+    loader = DataLoader(ArrayCIFAR(images, labels, augment), batch_size=batch_size, shuffle=True)
     seconds = []
     for _ in range(epochs):
         model.train()

@@ -2,7 +2,8 @@
 one process on the same data, per model, with the ratio.
 
     python -m benchmarks.side_by_side                       # CPU or CUDA (auto), 5,000 generated images
-    python -m benchmarks.side_by_side --images 50000 --precision bf16 --device cuda
+    python -m benchmarks.side_by_side --images 50000 --bf16 --device cuda
+    python -m benchmarks.side_by_side --profile seed --augment   # the protocol's flip + crop on both sides
 
 Each loop trains two epochs; the second epoch's time is reported (the first pays one-off
 costs: oneDNN/cuDNN kernel selection, allocator warm-up). Generated images of CIFAR-10's
@@ -49,6 +50,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bf16", action="store_true", help="also time the engine with --precision bf16")
     parser.add_argument("--compile", action="store_true", help="also time the engine with torch.compile")
     parser.add_argument("--real", action="store_true", help="use the real CIFAR-10 (TRAINGUARD_DATA_DIR)")
+    parser.add_argument("--augment", action="store_true",
+                        help="keep the profile's augmentation on both sides (naive: per-sample PIL transforms; "
+                             "engine: per batch on the device) [both without]")
     args = parser.parse_args(argv)
     device = engine.resolve_device(args.device)
     profile = load_profile(args.profile)
@@ -56,7 +60,7 @@ def main(argv=None) -> int:
     print(f"device {engine.device_name(device)}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{len(dataset.x_train):,} {'real' if args.real else 'generated'} images, profile {profile.name}; "
           f"seconds per epoch (2nd epoch)")
-    header = ["model", "batch", "naive s", "engine s", "ratio"]
+    header = ["model", "batch", "augment", "naive s", "engine s", "ratio"]
     if args.bf16:
         header += ["engine bf16 s", "ratio bf16"]
     if args.compile:
@@ -65,10 +69,13 @@ def main(argv=None) -> int:
     print("|" + "---|" * len(header))
     started = time.time()
     for model in args.models:
-        config = dataclasses.replace(profile.training(model), augment="none")
-        naive = naive_epochs(model, dataset.x_train, dataset.y_train, config.batch_size, 2, device, lr=config.lr)[1]
+        config = profile.training(model)
+        if not args.augment:
+            config = dataclasses.replace(config, augment="none")
+        naive = naive_epochs(model, dataset.x_train, dataset.y_train, config.batch_size, 2, device, lr=config.lr,
+                             augment=config.augment)[1]
         fast = engine_epoch(model, dataset, config, device, "fp32", False)
-        row = [model, str(config.batch_size), f"{naive:.2f}", f"{fast:.2f}", f"{naive / fast:.2f}×"]
+        row = [model, str(config.batch_size), config.augment, f"{naive:.2f}", f"{fast:.2f}", f"{naive / fast:.2f}×"]
         if args.bf16:
             bf16 = engine_epoch(model, dataset, config, device, "bf16", False)
             row += [f"{bf16:.2f}", f"{naive / bf16:.2f}×"]
