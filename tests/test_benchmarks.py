@@ -1,6 +1,7 @@
 """The side-by-side benchmark runs end to end on a few generated images (timings are not checked)."""
 
 import numpy as np
+import pytest
 
 from benchmarks import naive_loop, side_by_side
 
@@ -16,7 +17,23 @@ def test_naive_loop_augments_like_the_engine_per_sample():
 
 def test_side_by_side_prints_a_row_per_model_with_its_augmentation(capsys):
     assert side_by_side.main(["--images", "100", "--models", "Baseline1", "Baseline2", "--profile", "seed",
-                              "--augment", "--device", "cpu"]) == 0
+                              "--augment", "--device", "cpu", "--rounds", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| Baseline")]
     assert [r.split(" | ")[:3] for r in rows] == [["| Baseline1", "64", "none"], ["| Baseline2", "8", "flip_crop"]]
-    assert all(r.rstrip(" |").endswith("×") for r in rows)
+    # naive s | engine s | ratio, each "median (lowest–highest)" over the 2 rounds
+    assert all(len(r.split(" | ")) == 6 and r.split(" | ")[5].count("–") == 1 and "×" in r.split(" | ")[5]
+               for r in rows)
+
+
+def test_ratios_are_paired_per_round_then_summarised():
+    # Round 2 ran on a machine 2x slower for both loops: its ratio is still 2, and so is the median.
+    rounds = [{"naive": 4.0, "engine": 2.0}, {"naive": 8.0, "engine": 4.0}, {"naive": 6.0, "engine": 2.0}]
+    assert side_by_side.row_of(rounds, ["engine"]) == ["6.00 (4.00–8.00)", "2.00 (2.00–4.00)",
+                                                       "2.00× (2.00–3.00)"]
+    assert side_by_side.spread([1.5]) == "1.50"
+
+
+def test_side_by_side_needs_a_round(capsys):
+    with pytest.raises(SystemExit):
+        side_by_side.main(["--rounds", "0"])
+    assert "--rounds 0" in capsys.readouterr().err
