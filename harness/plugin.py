@@ -32,7 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--precision", default="fp32",
                     help="fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16) [fp32]")
     group.addoption("--compile", action="store_true",
-                    help="torch.compile the models; its own baseline class (e.g. cuda-compile)")
+                    help="torch.compile the models; its own baseline class (e.g. cuda-compile). Meant for GPUs: on a "
+                         "2-core CPU it was measured slower than eager for 3 of the 4 models (README, Speed)")
     group.addoption("--data-dir", default=None,
                     help="directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]")
     group.addoption("--offline", action="store_true", help="never download data; fail with instructions instead")
