@@ -31,8 +31,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed [profile's]")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="fp32, or bf16 autocast (own baseline class, e.g. cpu-bf16) [fp32]")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models (own baseline class); meant for GPUs: on a 2-core CPU it was measured "
-                             "slower than eager for 3 of the 4 models (README, Speed)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the models (own baseline class); meant for GPUs: on a 2-core CPU it was "
+                             "measured slower than eager for 3 of the 4 models (README, Speed)")
     parser.add_argument("--data-dir", type=Path, default=None, help="directory with cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR]")
     parser.add_argument("--offline", action="store_true", help="never download data")
     parser.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="[baselines]")

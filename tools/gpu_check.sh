@@ -40,11 +40,12 @@ fi
 "$PYTHON" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')" \
     | tee "$OUT/device.txt"
 if [[ $PART == all || $PART == run ]]; then
-start=$(date +%s)
-"${cli[@]}" run --profile "$profile_file" --device "$DEVICE" --no-result-cache --results-dir "$OUT/results" \
-    --report "$OUT/gpu-timing.md" --run-log "$OUT/gpu-timing.jsonl" > "$OUT/gpu-timing.log" 2>&1 || status=$?
-echo "trainguard run: exit ${status:-0}, $(( $(date +%s) - start )) s wall (install-free, data generated)" | tee -a "$OUT/device.txt"
-tail -3 "$OUT/gpu-timing.log"
+    start=$(date +%s)
+    "${cli[@]}" run --profile "$profile_file" --device "$DEVICE" --no-result-cache --results-dir "$OUT/results" \
+        --report "$OUT/gpu-timing.md" --run-log "$OUT/gpu-timing.jsonl" > "$OUT/gpu-timing.log" 2>&1 || status=$?
+    echo "trainguard run: exit ${status:-0}, $(( $(date +%s) - start )) s wall (install-free, data generated)" \
+        | tee -a "$OUT/device.txt"
+    tail -3 "$OUT/gpu-timing.log"
 fi
 [[ $PART == all || $PART == bench ]] || exit 0
 for protocol in seed ci; do
