@@ -1,9 +1,12 @@
 """Baseline tables: plain CSV that reviews well in a diff, metadata in JSON beside it.
 
 - ``baselines/published.csv``: the report's tables verbatim (model, epochs, train_loss, train_acc, test_acc).
-- ``baselines/<profile>/<device_class>.csv``: measured, one row per model × budget with
-  ``<metric>_mean, <metric>_std, <metric>_n`` for each metric, and
-  ``<device_class>.meta.json`` beside it (seeds, versions, device, date, commit, data fingerprint).
+- ``baselines/<profile>/<device_class>-seeds.csv``: measured, the source of truth: every baseline
+  seed's per-epoch curve (model, seed, epoch, train/test/val loss and accuracy);
+- ``baselines/<profile>/<device_class>.csv``: a view of it for people, one row per model × budget
+  with ``<metric>_mean, <metric>_std, <metric>_n`` of the final-epoch metrics;
+- ``<device_class>.meta.json`` beside them (seeds, versions, device, date, commit, data fingerprint,
+  evaluation split sizes).
 
 Nothing in ``baselines/`` changes unless ``--update-baselines`` (or ``trainguard baselines update``) is given.
 """
@@ -21,9 +24,12 @@ from pathlib import Path
 from .spec import METRICS, ConfigError
 from .storage import atomic_write_json, atomic_write_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-seed curves are the source of truth; 1 (mean/std only) is read as "regenerate"
 PUBLISHED_COLUMNS = ("model", "epochs", *METRICS)
 MEASURED_COLUMNS = ("model", "epochs", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std", "n")))
+#: Per-epoch columns of the per-seed file; val_* are empty where the profile has no validation split.
+CURVE_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc")
+CURVE_COLUMNS = ("model", "seed", "epoch", *CURVE_METRICS)
 
 
 @dataclass(frozen=True)
@@ -39,23 +45,67 @@ class BaselineCell:
 
 @dataclass
 class BaselineTable:
+    """A measured baseline: every baseline seed's per-epoch curve, per model, with its provenance.
+
+    Every statistic a check uses is computed from the curves (``values``), so statistics can be
+    recomputed, seeds held out (``without``) and a rerun compared seed by seed. The mean ± std of
+    the final-epoch metrics (``cell``) is a view for people (``<device>.csv``, ``baselines show``).
+    """
+
     path: Path
-    cells: dict[tuple[str, int, str], BaselineCell]  # (model, epochs, metric) → cell
+    curves: dict[tuple[str, int], list[dict[str, float]]]  # (model, seed) → per-epoch metrics, epoch 1 first
     meta: dict
 
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted({seed for _, seed in self.curves}))
+
+    def models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(model for model, _ in self.curves))
+
+    def series(self, model: str, seed: int, metric: str) -> list[float]:
+        return [epoch[metric] for epoch in self.curves[(model, seed)]]
+
+    def values(self, model: str, budget: int, metric: str, window: int = 1) -> list[float]:
+        """Per baseline seed: ``metric`` averaged over the ``window`` epochs ending at ``budget``."""
+        from .stats import window_mean
+
+        return [window_mean(self.series(model, seed, metric), budget, window)
+                for m, seed in sorted(self.curves) if m == model]
+
     def cell(self, model: str, epochs: int, metric: str) -> BaselineCell | None:
-        return self.cells.get((model, epochs, metric))
+        curves = [c for (m, _), c in self.curves.items() if m == model]
+        if not curves or min(map(len, curves)) < epochs or not self.has(metric):
+            return None
+        return BaselineCell.of(self.values(model, epochs, metric))
 
-    def pooled_std(self, epochs: int, metric: str) -> float:
-        """Root-mean-square of the per-model stds of ``metric`` at ``epochs``.
+    def summary(self, budgets) -> dict[tuple[str, int, str], BaselineCell]:
+        """Mean ± std of the final-epoch metrics at each of ``budgets`` that all seeds of a model reached."""
+        cells = {}
+        for model in self.models():
+            reached = min(len(c) for (m, _), c in self.curves.items() if m == model)
+            for budget in (b for b in budgets if b <= reached):
+                cells.update({(model, budget, k): self.cell(model, budget, k) for k in METRICS if self.has(k)})
+        return cells
 
-        A std from a handful of seeds is itself noisy: measured on ci (5 seeds), NewModel1's
-        10-epoch test accuracy had std 0.69 beside 1.4–2.1 for its neighbours, and a new
-        seed landed 4.7 points off. Pooling across the models at the same budget gives an
-        estimate with several times the degrees of freedom.
-        """
-        stds = [c.std for (m, e, k), c in self.cells.items() if e == epochs and k == metric]
-        return math.sqrt(sum(s * s for s in stds) / len(stds)) if stds else 0.0
+    def has(self, metric: str) -> bool:
+        return all(not math.isnan(epoch.get(metric, math.nan)) for curve in self.curves.values() for epoch in curve)
+
+    def without(self, seeds) -> "BaselineTable":
+        """The same baseline with ``seeds`` held out (for leave-out calibration)."""
+        held = set(seeds)
+        return BaselineTable(self.path, {k: v for k, v in self.curves.items() if k[1] not in held}, self.meta)
+
+    def resolution(self, metric: str) -> float:
+        """The smallest step of a metric: one image of its split, in accuracy points; 1e-4 for losses."""
+        images = self.meta.get("eval_images", {}).get(metric.split("_")[0])
+        return 100.0 / images if metric.endswith("acc") and images else 1e-4
+
+
+def curve(history) -> list[dict[str, float]]:
+    """A run's per-epoch metrics in the per-seed file's columns (NaN where the run has no such metric)."""
+    return [{m: record.metric(m) if m in vars(record) or m in record.extra else math.nan for m in CURVE_METRICS}
+            for record in history.epochs]
 
 
 def baseline_path(root: Path, profile: str, device_class: str) -> Path:
@@ -98,9 +148,14 @@ def load_published(path: Path) -> dict[tuple[str, int, str], float]:
     return values
 
 
+def seeds_path(csv_path: Path) -> Path:
+    """The per-seed curves beside the summary: ``cpu.csv`` → ``cpu-seeds.csv``."""
+    return csv_path.with_name(f"{csv_path.stem}-seeds.csv")
+
+
 def load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...]) -> BaselineTable:
-    """Read a measured table and check that it covers every model × budget the profile needs."""
-    meta_file = meta_path(path)
+    """Read a measured baseline (metadata + per-seed curves); check it covers every model × budget."""
+    meta_file, curves_file = meta_path(path), seeds_path(path)
     try:
         meta = json.loads(meta_file.read_text())
     except FileNotFoundError:
@@ -109,20 +164,22 @@ def load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...])
         raise ConfigError(f"{meta_file}: not valid JSON ({exc})") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"{meta_file}: format_version {meta.get('format_version')!r}, this trainguard reads "
-                          f"{FORMAT_VERSION}; regenerate with --update-baselines")
-    cells = {}
-    for line, row in _read_rows(path, MEASURED_COLUMNS):
-        epochs = _number(path, line, row, "epochs", int)
-        for metric in METRICS:
-            cells[(row["model"], epochs, metric)] = BaselineCell(
-                _number(path, line, row, f"{metric}_mean"),
-                _number(path, line, row, f"{metric}_std"),
-                _number(path, line, row, f"{metric}_n", int),
-            )
-    missing = [f"{m}-{b}" for m in models for b in budgets if (m, b, METRICS[0]) not in cells]
+                          f"{FORMAT_VERSION} (per-seed curves in {curves_file.name}); regenerate with --update-baselines")
+    curves: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for line, row in _read_rows(curves_file, CURVE_COLUMNS):
+        seed, epoch = _number(curves_file, line, row, "seed", int), _number(curves_file, line, row, "epoch", int)
+        curve = curves.setdefault((row["model"], seed), [])
+        if epoch != len(curve) + 1:
+            raise ConfigError(f"{curves_file}, line {line}: {row['model']} seed {seed} epoch {epoch} follows epoch "
+                              f"{len(curve)}; each curve must list epochs 1, 2, ... in order")
+        curve.append({metric: (_number(curves_file, line, row, metric) if row[metric] not in ("", None) else math.nan)
+                      for metric in CURVE_METRICS})
+    table = BaselineTable(path, curves, meta)
+    missing = [f"{m}-{b}" for m in models for b in budgets
+               if sum(1 for (mm, _), c in curves.items() if mm == m and len(c) >= b) < 2]
     if missing:
-        raise ConfigError(f"{path}: no row for {', '.join(missing)}; regenerate with --update-baselines")
-    return BaselineTable(path, cells, meta)
+        raise ConfigError(f"{curves_file}: fewer than 2 seeds reach {', '.join(missing)}; regenerate with --update-baselines")
+    return table
 
 
 def render_measured(cells: dict[tuple[str, int, str], BaselineCell], models, budgets) -> str:
@@ -139,10 +196,26 @@ def render_measured(cells: dict[tuple[str, int, str], BaselineCell], models, bud
     return out.getvalue()
 
 
-def write_measured(path: Path, cells, models, budgets, meta: dict) -> None:
-    """CSV first, metadata second, each atomically; a reader never sees a half-written table."""
+def render_curves(curves: dict[tuple[str, int], list[dict[str, float]]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CURVE_COLUMNS)
+    for (model, seed), curve in curves.items():
+        for epoch, values in enumerate(curve, start=1):
+            writer.writerow([model, seed, epoch, *("" if values.get(m) is None or math.isnan(values[m])
+                                                   else f"{values[m]:.6g}" for m in CURVE_METRICS)])
+    return out.getvalue()
+
+
+def write_measured(path: Path, curves, models, budgets, meta: dict) -> BaselineTable:
+    """Curves first, then the summary view, metadata last, each atomically: the metadata's
+    format version is what makes a reader trust the pair, so it lands only after both."""
+    atomic_write_text(seeds_path(path), render_curves(curves))
+    table = BaselineTable(path, curves, {**meta, "format_version": FORMAT_VERSION})
+    cells = {(m, b, metric): table.cell(m, b, metric) for m in models for b in budgets for metric in METRICS}
     atomic_write_text(path, render_measured(cells, models, budgets))
-    atomic_write_json(meta_path(path), {**meta, "format_version": FORMAT_VERSION})
+    atomic_write_json(meta_path(path), table.meta)
+    return table
 
 
 def diff_cells(old: dict | None, new: dict) -> list[str]:

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .spec import strict_default
+
 PRECISIONS = ("fp32", "bf16")  # harness.engine.PRECISIONS, without importing torch to parse arguments
 
 EXAMPLES = """examples:
@@ -20,15 +22,32 @@ EXAMPLES = """examples:
   trainguard baselines show --profile ci
   trainguard baselines update --profile ci        # retrain the baseline seeds, rewrite baselines/ci/<device>.csv
   trainguard baselines diff --profile seed        # measured baseline against the report's published table
+  trainguard baselines calibrate --profile ci     # false alarms (leave-out), detectable effects, noise
+  trainguard selftest --profile ci                # inject known regressions: which do the checks catch?
+  trainguard run --seeds 200,201                  # check other held-out seeds than the profile's
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
 """
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    from .spec import ConfigError, parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="ci", help="profile name (smoke, ci, seed) or .toml path [ci]")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
-    parser.add_argument("--seed", type=int, default=None, help="training seed [profile's]")
+    parser.add_argument("--seeds", "--seed", dest="seeds", type=_seeds, default=None, metavar="N[,N...]",
+                        help="seeds to train and check, held out of the baseline [the profile's check_seeds]")
+    parser.add_argument("--allow-baseline-seeds", "--tg-allow-baseline-seeds", dest="allow_baseline_seeds",
+                        action="store_true", help="allow checking a seed of the baseline (it cannot fail against itself)")
+    parser.add_argument("--strict", "--tg-strict", dest="strict", action="store_true", default=strict_default(),
+                        help="a missing baseline or a data mismatch fails instead of being noted [on when CI=true]")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="fp32, or bf16 autocast (own baseline class, e.g. cpu-bf16) [fp32]")
     parser.add_argument("--compile", action="store_true",
@@ -66,9 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     baselines = sub.add_parser("baselines", help="show, diff (against the published table) or update baselines",
                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    baselines.add_argument("action", choices=("show", "diff", "update"))
+    baselines.add_argument("action", choices=("show", "diff", "update", "calibrate"))
+    baselines.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
+                           help="calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     _common(baselines)
+
+    check = sub.add_parser("selftest", help="inject known regressions and report which the checks catch",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    _common(check)
+    check.add_argument("--report", type=Path, default=Path("reports/selftest.md"), help="[reports/selftest.md]")
+    check.add_argument("--injections", nargs="+", default=None, metavar="NAME",
+                       help="run only these injections [all of the self-test list]")
+    check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
+                       help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
 
     data = sub.add_parser("data", help="download data into the cache, or verify a data directory",
                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -83,7 +113,8 @@ def _matrix(args):
     from .session import Matrix, Options
     from .spec import load_profile
 
-    options = Options(profile=load_profile(args.profile), device=args.device, seed=args.seed, data_dir=args.data_dir,
+    options = Options(profile=load_profile(args.profile), device=args.device, seeds=args.seeds,
+                      allow_baseline_seeds=args.allow_baseline_seeds, strict=args.strict, data_dir=args.data_dir,
                       baselines_dir=args.baselines_dir,
                       results_dir=None if args.no_result_cache else args.results_dir,
                       allow_download=not args.offline, run_log=args.run_log, precision=args.precision,
@@ -95,8 +126,9 @@ def _matrix(args):
 
 def cmd_run(args) -> int:
     matrix = _matrix(args)
-    for model in matrix.profile.models:  # every cell is trained and reported, whichever checks are on
-        matrix.history(model)
+    for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
+        for model in matrix.profile.models:
+            matrix.history(model, seed)
     verdicts = matrix.all_verdicts()
     notes = []
     experiment = None
@@ -114,7 +146,7 @@ def cmd_run(args) -> int:
             for seed in config.seeds:
                 print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
                 experiment.pair(framework, seed)
-            verdicts += experiment.verdicts(framework)
+            verdicts += matrix.mnist_verdicts(experiment, framework)
     return _finish(matrix, verdicts, args, notes, experiment)
 
 
@@ -122,13 +154,10 @@ def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
     """Write the report, print the failures and the summary; the exit code."""
     from .session import write_report
 
-    if "baseline" in matrix.profile.checks:
-        table = matrix.baseline()
-        if table is None:
-            notes.append(f"no baseline {matrix.baseline_file()}: cells not compared "
-                         f"(create with `trainguard baselines update --profile {matrix.profile.name}`)")
-        elif (why := matrix.data_matches_baseline(table)):
-            notes.append(why)
+    if "baseline" in matrix.profile.checks and not matrix.options.strict:
+        table, problem = matrix.checkable_baseline()
+        if problem:
+            notes.append(f"cells not compared: {problem}")
 
     path = write_report(matrix, verdicts, args.report, notes, overfit_experiment=experiment,
                         compare_with=args.compare)
@@ -164,7 +193,7 @@ def cmd_report(args) -> int:
             for framework in matrix.profile.mnist.frameworks:
                 seeds = [s for s in matrix.profile.mnist.seeds if (framework, s) in experiment.pairs]
                 if seeds == list(matrix.profile.mnist.seeds):
-                    verdicts += experiment.verdicts(framework)
+                    verdicts += matrix.mnist_verdicts(experiment, framework)
                 else:
                     notes.append(f"MNIST {framework}: the run log(s) hold seeds {seeds} of {list(matrix.profile.mnist.seeds)}; "
                                  f"its checks are not re-rendered")
@@ -182,7 +211,7 @@ def cmd_baselines(args) -> int:
 
             experiment = overfit.OverfitExperiment(
                 matrix.profile.mnist, overfit.load_mnist(matrix.profile.mnist, args.data_dir, not args.offline),
-                matrix.device)
+                matrix.device, log=matrix.log, profile=matrix.profile.name)
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)
@@ -192,6 +221,19 @@ def cmd_baselines(args) -> int:
         print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
               file=sys.stderr)
         return 2
+    if args.action == "calibrate":
+        from . import baselines as bl
+        from .calibration import render
+        from .runlog import histories_from_log
+
+        reruns = None
+        if args.from_log:
+            reruns = {}
+            for log in args.from_log:
+                reruns.update({key: bl.curve(h) for key, h in histories_from_log(log, matrix.profile.name).items()
+                               if key[0] in matrix.profile.models and h.completed})
+        print(render(matrix.baseline(), matrix.profile, matrix.per_check_alpha(), matrix.band_check_count(), reruns))
+        return 0
     if args.action == "diff":
         from .report import published_vs_measured
 
@@ -202,6 +244,39 @@ def cmd_baselines(args) -> int:
         return 0
     print(path.read_text(), end="")
     return 0
+
+
+def cmd_selftest(args) -> int:
+    """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
+    from . import report, selftest
+    from .session import statistics_summary
+
+    matrix = _matrix(args)
+    injections = selftest.by_name(args.injections) if args.injections else selftest.CI_INJECTIONS
+    experiment = None
+    if matrix.profile.mnist is not None and any(not i.targets for i in injections):
+        from . import overfit
+
+        config = matrix.profile.mnist
+        experiment = overfit.OverfitExperiment(
+            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device,
+            profile=matrix.profile.name)
+    outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log)
+    stats = statistics_summary(matrix)
+    text = "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",
+                      report._table(report.pd.DataFrame({"": list(matrix.environment()),
+                                                         "value": [str(v) for v in matrix.environment().values()]})),
+                      "", selftest.selftest_section(outcomes), "## Statistics", "",
+                      *[f"- {line}" for line in stats["lines"]], ""])
+    path = report.write(args.report, text)
+    run = [o for o in outcomes if not o.skipped]
+    missed = [o.injection.name for o in run if not o.caught]
+    for o in outcomes:
+        print(f"{'not run' if o.skipped else 'caught' if o.caught else 'MISSED'}: {o.injection.name} "
+              f"({o.injection.kind}) {o.skipped or f'{len(o.caught_by)} of {len(o.verdicts)} checks failed'}")
+    print(f"{len(run) - len(missed)} of {len(run)} injected regressions caught")
+    print(f"report: {path}")
+    return 1 if missed or not run else 0
 
 
 def cmd_data(args) -> int:
@@ -226,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data,
+                "selftest": cmd_selftest}[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
         return 2

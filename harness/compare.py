@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .baselines import BaselineCell
-from .spec import METRIC_LABELS, Tolerance
+from .spec import METRIC_LABELS
+from .stats import Band
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Verdict:
     measured: float | None = None
     expected: float | None = None
     allowed: float | None = None
+    mde: float | None = None  # minimum detectable effect of a band check (harness/stats.py)
 
     @property
     def status(self) -> str:
@@ -33,26 +34,18 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def check_against_baseline(model: str, budget: int, metric: str, measured: float,
-                           cell: BaselineCell, tolerance: Tolerance, source: str, pooled_std: float = 0.0) -> Verdict:
-    """|measured − mean| ≤ abs + k_std·std, in the spirit of pytest-regressions' per-column tolerances.
-
-    std is the larger of the cell's own and the pooled one (see BaselineTable.pooled_std):
-    never tighter than the spread this cell showed, nor than the typical spread at its budget.
-    """
-    std = max(cell.std, pooled_std)
-    allowed = tolerance.allowed(std)
-    delta = measured - cell.mean
-    passed = abs(delta) <= allowed
-    message = (
-        f"{model}-{budget} {METRIC_LABELS[metric]}: measured {_fmt(measured)}, baseline {_fmt(cell.mean)} "
-        f"(std {_fmt(cell.std)}, n={cell.n}, {source}), difference {delta:+.4f}, allowed ±{allowed:.4f} "
-        f"(abs {tolerance.abs} + {tolerance.k_std}·std {std:.4f}"
-        + (", pooled over models)" if std > cell.std else ")")
-        + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta)
-           else " — DEVIATION (better than baseline: check what changed)")
-    )
-    return Verdict("baseline", f"{model}-{budget}", passed, message, model, budget, metric, measured, cell.mean, allowed)
+def check_band(subject: str, metric: str, label: str, measured: float, band: Band, source: str,
+               check: str = "baseline", model: str | None = None, budget: int | None = None) -> Verdict:
+    """The night's value (a mean over its seeds) inside the band derived from the baseline's seeds."""
+    delta = measured - band.center
+    passed = band.contains(measured)
+    message = (f"{subject} {label}: measured {_fmt(measured)} (mean of {band.k} seed{'s' if band.k > 1 else ''}), "
+               f"{band.describe()} from {source}, difference {delta:+.4f}; smallest shift caught "
+               f"{band.power:.0%} of the time {band.mde:.4f}"
+               + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta)
+                  else " — DEVIATION (better than baseline: check what changed)"))
+    return Verdict(check, subject, passed, message, model, budget, metric, measured, band.center, band.halfwidth,
+                   mde=band.mde)
 
 
 def check_against_published(model: str, budget: int, metric: str, values: list[float], published: float,
@@ -69,7 +62,8 @@ def check_against_published(model: str, budget: int, metric: str, values: list[f
 
 
 def _is_worse(metric: str, delta: float) -> bool:
-    return delta > 0 if metric.endswith("loss") else delta < 0
+    higher_is_worse = metric.endswith("loss") or metric in ("gap_drop", "ratio")  # gap_nodrop: the overfit shown
+    return delta > 0 if higher_is_worse else delta < 0
 
 
 def _over(seeds: tuple[int, ...]) -> str:

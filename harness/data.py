@@ -66,7 +66,7 @@ class Dataset:
     def fingerprint(self) -> str:
         """sha256 over every array's bytes: equal fingerprints mean equal data."""
         digest = hashlib.sha256()
-        for key in ARRAY_KEYS:
+        for key in ARRAY_KEYS + (("x_val", "y_val") if self.x_val is not None else ()):
             array = np.ascontiguousarray(getattr(self, key))
             digest.update(f"{key}{array.shape}{array.dtype}".encode())
             digest.update(array.tobytes())
@@ -271,20 +271,52 @@ def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def reduce(dataset: Dataset, train_per_class: int | None, test_images: int | None) -> Dataset:
-    """The profile's view of a data set: a class-balanced train subset, the first N test images."""
+def reduce(dataset: Dataset, train_per_class: int | None, test_images: int | None,
+           val_per_class: int | None = None) -> Dataset:
+    """The profile's view of a data set: a class-balanced train subset, the first N test images,
+    and optionally a validation split of the next ``val_per_class`` training images of each class.
+
+    The validation images come from the training split but are never trained on: an evaluation
+    set of the same distribution, larger than the offline copy's 1,000 test images, so a check on
+    it sees smaller shifts (docs/statistics.md).
+    """
     x_train, y_train = dataset.x_train, dataset.y_train
     notes = list(dataset.notes)
+    x_val = y_val = None
+    if val_per_class:
+        if train_per_class is None:
+            raise DataError("a validation split (val_per_class) needs a reduced training split (train_per_class): "
+                            "with the whole training split there are no unused images to validate on")
+        both = first_per_class(y_train, train_per_class + val_per_class)
+        rank = _rank_within_class(y_train[both])
+        val_idx = both[rank >= train_per_class]
+        x_val, y_val = x_train[val_idx], y_train[val_idx]
     if train_per_class is not None:
         idx = first_per_class(y_train, train_per_class)
         x_train, y_train = x_train[idx], y_train[idx]
         notes.append(f"train: first {train_per_class} images of each class ({len(idx):,} images)")
+    if x_val is not None:
+        notes.append(f"validation: the next {val_per_class} training images of each class ({len(x_val):,} images, "
+                     f"never trained on)")
     x_test, y_test = dataset.x_test, dataset.y_test
     if test_images is not None:
         if len(x_test) < test_images:
             raise DataError(f"{dataset.source}: the test split has {len(x_test)} images; the profile asks for {test_images}")
         x_test, y_test = x_test[:test_images], y_test[:test_images]
-    return Dataset(dataset.name, x_train, y_train, x_test, y_test, dataset.source, dataset.verification, notes)
+    return Dataset(dataset.name, x_train, y_train, x_test, y_test, dataset.source, dataset.verification, notes,
+                   x_val=x_val, y_val=y_val)
+
+
+def _rank_within_class(labels: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions hold the same label (0 for a class's first image)."""
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for cls in np.unique(labels):
+        positions = np.flatnonzero(labels == cls)
+        rank[positions] = np.arange(len(positions))
+    return rank
+
+
+SYNTHETIC_CONTRAST = 15.0  # prototype amplitude against pixel noise of std 40: learnable in a few epochs, not at once
 
 
 def synthetic(name: str, train_per_class: int, test_per_class: int, seed: int = 1234) -> Dataset:
@@ -300,7 +332,7 @@ def synthetic(name: str, train_per_class: int, test_per_class: int, seed: int = 
     def make(per_class: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(10), per_class)
         rng.shuffle(labels)
-        images = 128 + 50 * prototypes[labels] + rng.normal(scale=40, size=(len(labels),) + shape)
+        images = 128 + SYNTHETIC_CONTRAST * prototypes[labels] + rng.normal(scale=40, size=(len(labels),) + shape)
         return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
 
     x_train, y_train = make(train_per_class)

@@ -5,11 +5,13 @@ Runs the same protocol in PyTorch (always) and in Keras (when TensorFlow is inst
 validation (Keras' ``validation_split=0.25``), batch 32, raw pixels 0–255, Adam at Keras'
 defaults, 10 epochs, and after every epoch an evaluation on MNIST's 10,000 test images.
 
-The checks rest on the large test set:
-- without dropout the gap appears: final test loss − final train loss ≥ ``min_gap``, and the
-  test loss rises after its minimum: final ≥ (1 + ``min_rise``) × minimum;
-- with dropout the gap shrinks: final gap ≤ ``max_ratio`` × the no-dropout gap (per seed), and
-  the final test loss, averaged over the profile's seeds, is below the no-dropout one.
+The checks rest on the large test set and are made on the mean over the profile's ``seeds``
+(held out of ``baseline_seeds``):
+- the gap without dropout (final test loss − final train loss) and the gap with dropout each lie
+  in the band derived from the baseline seeds' values (harness/stats.py): the gap appears and
+  dropout keeps shrinking it, by as much as it did when the baseline was measured;
+- the report's conclusions: the mean gap with dropout is below the gap without, and so is the
+  mean final test loss (and, where ``min_rise`` is set, the test loss rises after its minimum).
 
 Why the last check is made on the seed average: per seed it is a coin that lands wrong now
 and then (measured over 20 seeds: 1 torch and 3 keras seeds had a higher final test loss
@@ -20,7 +22,6 @@ failed for none of the 1,140 three-seed groups of those 20 seeds in either frame
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import statistics
 import uuid
@@ -50,15 +51,17 @@ class OverfitConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     baseline_seeds: tuple[int, ...] = tuple(range(20))
     frameworks: tuple[str, ...] = FRAMEWORKS
-    min_gap: float = 5.0
     min_rise: float | None = None  # None: the rise check is not made (say why in rise_note)
-    max_ratio: float = 0.6
     rise_note: str = ""
     synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
 
     @classmethod
     def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":
         known = set(cls.__dataclass_fields__)
+        retired = {"min_gap", "max_ratio"} & set(raw)
+        if retired:
+            raise ConfigError(f"{source}: [mnist] {sorted(retired)} are gone: the gap bands are derived from the "
+                              f"per-seed baseline (docs/statistics.md); delete them")
         unknown = set(raw) - known
         if unknown:
             raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
@@ -153,58 +156,76 @@ class Pair:
         }
 
 
-def _at_least(pair: Pair, quantity: str, threshold: float, what: str, report: str) -> list[Verdict]:
-    """One per-seed verdict: ``quantity`` of the no-dropout run ≥ ``threshold``."""
-    value, subject = pair.quantities()[quantity], f"{pair.framework}-seed{pair.seed}"
-    return [Verdict("overfit", subject, value >= threshold,
-                    f"{subject} without dropout: {what} = {value:.3f}, threshold ≥ {threshold} (report: {report})",
-                    metric=quantity, measured=value, expected=threshold)]
+#: Quantities checked against the per-seed baseline with a derived band (harness/stats.py).
+BAND_QUANTITIES = ("gap_nodrop", "gap_drop")
+QUANTITY_LABELS = {"gap_nodrop": "gap without dropout (final test loss − train loss)",
+                   "gap_drop": "gap with dropout (final test loss − train loss)"}
 
 
-def gap_appears(pair: Pair, config: OverfitConfig) -> list[Verdict]:
-    """Without dropout a gap opens: final test loss − final train loss ≥ min_gap."""
-    return _at_least(pair, "gap_nodrop", config.min_gap, "final test loss − train loss",
-                     "28.9 on its 50 validation images")
+def band_check_count(config: OverfitConfig) -> int:
+    """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
+    return 0 if config.synthetic else len(config.frameworks) * len(BAND_QUANTITIES)
+
+
+def _mean(pairs: list[Pair], quantity: str) -> float:
+    return statistics.fmean(p.quantities()[quantity] for p in pairs)
+
+
+def _subject(pairs: list[Pair]) -> str:
+    return f"{pairs[0].framework}-seeds{'_'.join(str(p.seed) for p in pairs)}"
+
+
+def gap_verdicts(pairs: list[Pair], baseline: dict[str, list[float]], alpha: float, power: float,
+                 source: str) -> list[Verdict]:
+    """The gap without dropout and the gap with it, each averaged over the night's seeds, inside the
+    band derived from the baseline seeds' values: the gap must appear, dropout must keep shrinking it."""
+    from .compare import check_band
+    from .stats import derive_band
+
+    verdicts = []
+    for quantity in BAND_QUANTITIES:
+        band = derive_band(baseline[quantity], len(pairs), alpha, resolution=1e-4, power=power)
+        verdict = check_band(_subject(pairs), quantity, QUANTITY_LABELS[quantity], _mean(pairs, quantity), band, source,
+                             check="overfit" if quantity == "gap_nodrop" else "dropout")
+        verdicts.append(verdict)
+    return verdicts
 
 
 def loss_rises_after_minimum(pair: Pair, config: OverfitConfig) -> list[Verdict]:
     """Without dropout the test loss climbs after its minimum: final ≥ (1 + min_rise) × minimum."""
     if config.min_rise is None:
         return []
-    return _at_least(pair, "rise_nodrop", config.min_rise, "final test loss / its minimum − 1",
-                     "28.89 / 17.54 − 1 = 0.65")
+    value, subject = pair.quantities()["rise_nodrop"], f"{pair.framework}-seed{pair.seed}"
+    return [Verdict("overfit", subject, value >= config.min_rise,
+                    f"{subject} without dropout: final test loss / its minimum − 1 = {value:.3f}, threshold ≥ "
+                    f"{config.min_rise} (report: 28.89 / 17.54 − 1 = 0.65)", metric="rise_nodrop", measured=value,
+                    expected=config.min_rise)]
 
 
-def dropout_helps(pair: Pair, config: OverfitConfig) -> list[Verdict]:
-    q = pair.quantities()
-    subject = f"{pair.framework}-seed{pair.seed}"
-    return [Verdict("dropout", subject, q["ratio"] <= config.max_ratio,
-                    f"{subject}: gap with dropout {q['gap_drop']:.3f} / without {q['gap_nodrop']:.3f} = ratio "
-                    f"{q['ratio']:.3f}, threshold ≤ {config.max_ratio} (report: 0.31)",
-                    metric="ratio", measured=q["ratio"], expected=config.max_ratio)]
+def dropout_shrinks_gap(pairs: list[Pair]) -> list[Verdict]:
+    """The report's conclusion: averaged over the seeds, the gap with dropout is below the gap without."""
+    with_dropout, without = _mean(pairs, "gap_drop"), _mean(pairs, "gap_nodrop")
+    return [Verdict("dropout", _subject(pairs), with_dropout < without,
+                    f"{pairs[0].framework}, seeds {[p.seed for p in pairs]}: mean gap with dropout {with_dropout:.3f} "
+                    f"must be below the gap without {without:.3f} (report: 9.0 < 28.9 on its 50 validation images)",
+                    metric="ratio", measured=with_dropout, expected=without)]
 
 
 def dropout_lowers_test_loss(pairs: list[Pair]) -> list[Verdict]:
     """The final test loss with dropout, averaged over the seeds, is below the one without."""
     framework, seeds = pairs[0].framework, [p.seed for p in pairs]
-    subject = f"{framework}-seeds{'_'.join(map(str, seeds))}"
-    with_dropout = statistics.fmean(p.quantities()["test_loss_drop"] for p in pairs)
-    without = statistics.fmean(p.quantities()["test_loss_nodrop"] for p in pairs)
-    return [Verdict("dropout", subject, with_dropout < without,
+    with_dropout = _mean(pairs, "test_loss_drop")
+    without = _mean(pairs, "test_loss_nodrop")
+    return [Verdict("dropout", _subject(pairs), with_dropout < without,
                     f"{framework}, seeds {seeds}: mean final test loss with dropout {with_dropout:.3f} must be "
                     f"below without dropout {without:.3f} (report: 11.57 < 28.89 on its 50 validation images)",
                     metric="test_loss_drop", measured=with_dropout, expected=without)]
 
 
-def all_checks(pair: Pair, config: OverfitConfig) -> list[Verdict]:
-    """The checks made on each seed."""
-    return gap_appears(pair, config) + loss_rises_after_minimum(pair, config) + dropout_helps(pair, config)
-
-
-def framework_verdicts(pairs: list[Pair], config: OverfitConfig) -> list[Verdict]:
-    """Every check for one framework: each seed's, then the one on the seed average."""
-    verdicts = [v for pair in pairs for v in all_checks(pair, config)]
-    return verdicts + dropout_lowers_test_loss(pairs)
+def conclusion_verdicts(pairs: list[Pair], config: OverfitConfig) -> list[Verdict]:
+    """The report's qualitative conclusions for one framework (no baseline needed)."""
+    rises = [v for pair in pairs for v in loss_rises_after_minimum(pair, config)]
+    return rises + dropout_shrinks_gap(pairs) + dropout_lowers_test_loss(pairs)
 
 
 @dataclass
@@ -263,29 +284,46 @@ class OverfitExperiment:
                     pairs.append(Pair(framework, seed, nodrop, drop))
         return cls.from_pairs(config, pairs)
 
-    def distribution(self, framework: str, seeds) -> dict[str, dict[str, float]]:
-        values = {q: [] for q in QUANTITIES}
-        for seed in seeds:
-            for q, v in self.pair(framework, seed).quantities().items():
-                values[q].append(v)
-        return {q: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
-                    "min": min(v), "max": max(v), "n": len(v)} for q, v in values.items()}
+    def seed_pairs(self, framework: str) -> list[Pair]:
+        return [self.pair(framework, seed) for seed in self.config.seeds]
 
-    def verdicts(self, framework: str) -> list[Verdict]:
-        """The profile's checks for one framework over the profile's seeds (none on generated data)."""
+    def band_verdicts(self, framework: str, baseline: "MnistBaseline | None", alpha: float, power: float = 0.9,
+                      strict: bool = False) -> list[Verdict]:
+        """The gaps against the bands derived from the per-seed baseline; without one, nothing (a note
+        in the report), or under ``strict`` a failure that says how to create it."""
         if self.config.synthetic:
             return []
-        return framework_verdicts([self.pair(framework, seed) for seed in self.config.seeds], self.config)
+        pairs = self.seed_pairs(framework)
+        if baseline is not None:
+            return gap_verdicts(pairs, baseline.values, alpha, power, baseline.describe())
+        if strict:
+            return [Verdict("overfit", _subject(pairs), False,
+                            f"MNIST {framework}: no per-seed baseline to check the gaps against (strict: CI=true or "
+                            f"--tg-strict); create it with trainguard baselines update --profile {self.profile or 'ci'}")]
+        return []
 
-    def false_alarms(self, framework: str, seeds) -> tuple[list[str], int]:
-        """Messages of every check that fails on ``seeds`` (the target is none), and how many
-        trials were made: one per seed for the per-seed checks, plus one per group of
-        ``len(config.seeds)`` seeds for the seed-average check, as a run of the profile makes it."""
-        pairs = [self.pair(framework, seed) for seed in seeds]
-        failures = [v.message for pair in pairs for v in all_checks(pair, self.config) if not v.passed]
-        groups = list(itertools.combinations(pairs, len(self.config.seeds)))
-        failures += [v.message for group in groups for v in dropout_lowers_test_loss(list(group)) if not v.passed]
-        return failures, len(pairs) + len(groups)
+    def conclusions(self, framework: str) -> list[Verdict]:
+        return [] if self.config.synthetic else conclusion_verdicts(self.seed_pairs(framework), self.config)
+
+    def per_seed(self, framework: str, seeds) -> dict[int, dict[str, float]]:
+        return {seed: self.pair(framework, seed).quantities() for seed in seeds}
+
+
+@dataclass
+class MnistBaseline:
+    """One framework's per-seed quantities over the baseline seeds (``mnist-<framework>-<device>.csv``)."""
+
+    path: object
+    per_seed: dict[int, dict[str, float]]
+    meta: dict
+
+    @property
+    def values(self) -> dict[str, list[float]]:
+        return {q: [self.per_seed[s][q] for s in sorted(self.per_seed)] for q in QUANTITIES}
+
+    def describe(self) -> str:
+        seeds = sorted(self.per_seed)
+        return f"{self.path.parent.name}/{self.path.name} (seeds {seeds[0]}–{seeds[-1]}, n={len(seeds)})"
 
 
 def distribution_path(baselines_dir, profile: str, framework: str, device_class: str):
@@ -294,19 +332,51 @@ def distribution_path(baselines_dir, profile: str, framework: str, device_class:
     return Path(baselines_dir) / profile / f"mnist-{framework}-{device_class}.csv"
 
 
-def write_distribution(path, distribution: dict, meta: dict) -> None:
-    """The measured distribution of each quantity over the baseline seeds, as reviewable CSV + JSON."""
+MNIST_FORMAT_VERSION = 2  # 2: one row per baseline seed (1 held only mean/std/min/max)
+
+
+def write_distribution(path, per_seed: dict[int, dict[str, float]], meta: dict) -> None:
+    """Every baseline seed's quantities, as reviewable CSV + JSON metadata (written last)."""
     from .storage import atomic_write_json, atomic_write_text
 
-    lines = ["quantity,mean,std,min,max,n"]
-    lines += [f"{q},{d['mean']:.4f},{d['std']:.4f},{d['min']:.4f},{d['max']:.4f},{d['n']}" for q, d in distribution.items()]
+    lines = ["seed," + ",".join(QUANTITIES)]
+    lines += [f"{seed}," + ",".join(f"{per_seed[seed][q]:.6g}" for q in QUANTITIES) for seed in sorted(per_seed)]
     atomic_write_text(path, "\n".join(lines) + "\n")
-    atomic_write_json(path.with_suffix(".meta.json"), meta)
+    atomic_write_json(path.with_suffix(".meta.json"), {**meta, "format_version": MNIST_FORMAT_VERSION})
+
+
+def load_distribution(path) -> MnistBaseline | None:
+    """The per-seed MNIST baseline at ``path``; None if absent. A malformed one raises ConfigError."""
+    import csv
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.with_suffix(".meta.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path.with_suffix('.meta.json')}: missing or not JSON ({exc}); regenerate with "
+                          f"trainguard baselines update") from None
+    if meta.get("format_version") != MNIST_FORMAT_VERSION:
+        raise ConfigError(f"{path}: format_version {meta.get('format_version')!r}, this trainguard reads "
+                          f"{MNIST_FORMAT_VERSION} (one row per seed); regenerate with trainguard baselines update")
+    per_seed = {}
+    with path.open() as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                per_seed[int(row["seed"])] = {q: float(row[q]) for q in QUANTITIES}
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"{path}, line {line}: expected columns seed,{','.join(QUANTITIES)} with numbers, "
+                                  f"got {row}") from None
+    if len(per_seed) < 2:
+        raise ConfigError(f"{path}: needs at least 2 seeds to measure a spread, has {len(per_seed)}")
+    return MnistBaseline(path, per_seed, meta)
 
 
 def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: str, device_class: str) -> list[str]:
-    """Run every baseline seed per framework, write the distributions, return a summary per framework
-    with the checks that would fail on those seeds under the profile's thresholds (false alarms)."""
+    """Run every baseline seed per framework and write its per-seed quantities; a summary line each."""
     from .session import git_commit, versions
 
     config, lines = experiment.config, []
@@ -314,8 +384,7 @@ def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: 
         if framework == "keras" and (reason := keras_available()):
             lines.append(f"keras skipped: {reason}")
             continue
-        distribution = experiment.distribution(framework, config.baseline_seeds)
-        alarms, trials = experiment.false_alarms(framework, config.baseline_seeds)
+        per_seed = experiment.per_seed(framework, config.baseline_seeds)
         path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
         framework_versions = versions()
         if framework == "keras":
@@ -326,11 +395,9 @@ def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: 
                     framework_versions[package] = version(package)
                 except PackageNotFoundError:
                     pass
-        write_distribution(path, distribution, {
-            "seeds": list(config.baseline_seeds), "versions": framework_versions, "commit": git_commit(),
-            "thresholds": {"min_gap": config.min_gap, "min_rise": config.min_rise, "max_ratio": config.max_ratio},
-            "false_alarms": alarms, "false_alarm_trials": trials})
-        lines.append(f"wrote {path}: {len(alarms)} check(s) would fail over {len(config.baseline_seeds)} seeds "
-                     f"and their {trials - len(config.baseline_seeds)} groups of {len(config.seeds)}")
-        lines += [f"  {alarm}" for alarm in alarms]
+        write_distribution(path, per_seed, {"seeds": list(config.baseline_seeds), "versions": framework_versions,
+                                            "commit": git_commit(), "config": dataclasses.asdict(config)})
+        gaps = [q["gap_nodrop"] for q in per_seed.values()]
+        lines.append(f"wrote {path}: {len(per_seed)} seeds, gap without dropout {statistics.fmean(gaps):.3f} "
+                     f"± {statistics.stdev(gaps):.3f}")
     return lines

@@ -28,7 +28,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trainguard", "trainguard training regression harness")
     group.addoption("--profile", default="ci", help="profile name (smoke, ci, seed) or path to a .toml profile [ci]")
     group.addoption("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda [auto]")
-    group.addoption("--seed", type=int, default=None, help="training seed [the profile's seed]")
+    group.addoption("--seed", "--seeds", dest="trainguard_seeds", default=None, metavar="N[,N...]",
+                    help="seeds to train and check, held out of the baseline [the profile's check_seeds]")
+    group.addoption("--tg-allow-baseline-seeds", action="store_true",
+                    help="allow checking a seed of the baseline (it cannot fail against itself)")
+    group.addoption("--tg-strict", action="store_true", default=None,
+                    help="a missing baseline, a data mismatch or a check with nothing to check fails instead of "
+                         "skipping [on when CI=true]")
     group.addoption("--precision", default="fp32",
                     help="fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16) [fp32]")
     group.addoption("--compile", action="store_true",
@@ -52,6 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
+    config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
     try:
         profile = load_profile(config.getoption("--profile"))
     except ConfigError as exc:
@@ -65,6 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
         check_precision(config.getoption("--precision"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    seeds = config.getoption("trainguard_seeds")
+    if seeds is not None:
+        from .spec import parse_seeds
+
+        try:
+            parse_seeds(seeds)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--seed: {exc}") from None
     shard = _parse_shard(config.getoption("--shard"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is not None:
@@ -107,6 +122,9 @@ def test_group(item) -> str:
     """The training run a test needs: one group per model (CIFAR) or framework (MNIST); ``cross-model``
     for the checks that compare models (they read the others' results)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
+    # A profile without an [mnist] section parametrizes the MNIST tests with nothing (NOTSET): they
+    # skip, and belong to no training run.
+    params = {k: v for k, v in params.items() if isinstance(v, (str, int, tuple))}
     if "cifar_cell" in params:
         return params["cifar_cell"][0]
     if "cifar_model" in params:
@@ -121,6 +139,11 @@ def test_group(item) -> str:
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Group tests by training run (pytest-xdist), run cross-model checks last, and keep one shard."""
     state = _state(config)
+    if "selftest" not in (config.getoption("markexpr") or ""):
+        opted_out = [item for item in items if item.get_closest_marker("selftest")]
+        if opted_out:
+            config.hook.pytest_deselected(items=opted_out)
+            items[:] = [item for item in items if not item.get_closest_marker("selftest")]
     group = {item.nodeid: test_group(item) for item in items}
     for item in items:
         item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
@@ -164,15 +187,25 @@ def _printer(config: pytest.Config):
     return write
 
 
+def strict_mode(config: pytest.Config) -> bool:
+    from .spec import strict_default
+
+    option = config.getoption("--tg-strict")
+    return strict_default() if option is None else option
+
+
 def get_matrix(config: pytest.Config):
     state = _state(config)
     if state["matrix"] is None:
         from .session import Matrix, Options
+        from .spec import parse_seeds
 
         options = Options(
             profile=state["profile"],
             device=config.getoption("--device"),
-            seed=config.getoption("--seed"),
+            seeds=parse_seeds(config.getoption("trainguard_seeds")) if config.getoption("trainguard_seeds") else None,
+            allow_baseline_seeds=config.getoption("--tg-allow-baseline-seeds"),
+            strict=strict_mode(config),
             data_dir=Path(config.getoption("--data-dir")) if config.getoption("--data-dir") else None,
             baselines_dir=_rooted(config, config.getoption("--baselines-dir"), "baselines"),
             results_dir=None if config.getoption("--no-result-cache")
@@ -233,19 +266,14 @@ def trainguard_baseline(request, trainguard_matrix):
         state["baseline_changes"] = (trainguard_matrix.baseline_file(), changes)
         _printer(request.config)(f"[trainguard] rewrote {trainguard_matrix.baseline_file()}:\n  " + "\n  ".join(changes))
     try:
-        table = trainguard_matrix.baseline()
+        table, problem = trainguard_matrix.checkable_baseline()
     except ConfigError as exc:
         pytest.fail(f"trainguard: {exc}", pytrace=False)
     if table is None:
-        reason = (f"no baseline {trainguard_matrix.baseline_file()} for profile {trainguard_matrix.profile.name} on "
-                  f"{trainguard_matrix.device_class}; create it with: pytest -m slow --profile "
-                  f"{trainguard_matrix.profile.name} --update-baselines")
-        state["skips"].append(reason)
-        pytest.skip(reason)
-    mismatch = trainguard_matrix.data_matches_baseline(table)
-    if mismatch:
-        state["skips"].append(mismatch)
-        pytest.skip(mismatch)
+        if strict_mode(request.config):
+            pytest.fail(f"trainguard (strict: CI=true or --tg-strict): {problem}", pytrace=False)
+        state["skips"].append(problem)
+        pytest.skip(problem)
     return table
 
 

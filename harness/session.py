@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -21,11 +22,11 @@ import numpy as np
 import torch
 
 from . import baselines as bl
-from . import compare, data, engine
+from . import compare, data, engine, stats
 from .history import EpochRecord, History
 from .results import ResultStore, code_fingerprint
 from .runlog import RunLog
-from .spec import METRICS, ConfigError, Profile, RunSpec
+from .spec import METRIC_LABELS, METRICS, ConfigError, Profile, RunSpec
 
 RANKING = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
 
@@ -48,7 +49,9 @@ def git_commit(cwd: Path | None = None) -> str:
 class Options:
     profile: Profile
     device: str = "auto"
-    seed: int | None = None  # None = the profile's seed
+    seeds: tuple[int, ...] | None = None  # the seeds to train and check; None = the profile's check_seeds
+    allow_baseline_seeds: bool = False  # a seed of the baseline may be checked (it cannot fail against itself)
+    strict: bool = False  # a missing baseline or a data mismatch is a failed check, not a skip (CI=true)
     data_dir: Path | None = None
     baselines_dir: Path = Path("baselines")
     results_dir: Path | None = Path(".trainguard/results")
@@ -76,7 +79,18 @@ class Matrix:
                                                 self.options.compile)
         self.store = ResultStore(self.options.results_dir)
         self.log = RunLog(self.options.run_log)
-        self.seed = self.profile.seed if self.options.seed is None else self.options.seed
+        self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
+        self.seed = self.seeds[0]  # the seed the figures and --compare show
+        overlap = sorted(set(self.seeds) & set(self.profile.baseline_seeds)) if "baseline" in self.profile.checks else []
+        mnist = self.profile.mnist
+        if mnist is not None and not mnist.synthetic:
+            overlap += [f"MNIST {s}" for s in sorted(set(mnist.seeds) & set(mnist.baseline_seeds))]
+        if overlap and not self.options.allow_baseline_seeds:
+            raise ConfigError(
+                f"seed(s) {', '.join(map(str, overlap))} are in profile {self.profile.name}'s baseline_seeds: a run checked "
+                f"against a baseline that contains it cannot fail, so it proves nothing. Check held-out seeds (the "
+                f"profile's check_seeds {list(self.profile.check_seeds)}, or others), or pass --tg-allow-baseline-seeds "
+                f"to reproduce a baseline seed on purpose")
 
     # ------------------------------------------------------------------ data and training
 
@@ -89,7 +103,7 @@ class Matrix:
                 self._dataset = data.reduce(full, None, p.test_images)
             else:
                 full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
-                self._dataset = data.reduce(full, p.train_per_class, p.test_images)
+                self._dataset = data.reduce(full, p.train_per_class, p.test_images, p.val_per_class)
             self._fingerprint = self._dataset.fingerprint()
         return self._dataset
 
@@ -182,28 +196,29 @@ class Matrix:
         path = Path(self.options.baselines_dir) / "published.csv"
         return bl.load_published(path) if path.exists() else {}
 
-    def measure_baseline(self) -> dict[tuple[str, int, str], bl.BaselineCell]:
-        cells = {}
+    def measure_baseline(self) -> dict[tuple[str, int], list[dict[str, float]]]:
+        """Every baseline seed's per-epoch curve, per model (trained now where not cached)."""
+        curves = {}
         for model in self.profile.models:
-            histories = [self.history(model, seed) for seed in self.profile.baseline_seeds]
-            failed = [h for h in histories if not h.completed]
-            if failed:
-                raise RuntimeError(f"cannot write a baseline: {model} seed {failed[0].seed} {failed[0].status}")
-            for budget in self.profile.budgets:
-                for metric in METRICS:
-                    cells[(model, budget, metric)] = bl.BaselineCell.of([h.at(budget).metric(metric) for h in histories])
-        return cells
+            for seed in self.profile.baseline_seeds:
+                history = self.history(model, seed)
+                if not history.completed:
+                    raise RuntimeError(f"cannot write a baseline: {model} seed {seed} {history.status} "
+                                       f"({history.message})")
+                curves[(model, seed)] = bl.curve(history)
+        return curves
 
     def update_baseline(self) -> list[str]:
-        """Train every baseline seed, rewrite the measured table, return what changed."""
+        """Train every baseline seed, rewrite the measured baseline, return what changed."""
         path = self.baseline_file()
         old = None
         if path.exists():
             try:
-                old = bl.load_measured(path, (), ()).cells
+                old = bl.load_measured(path, (), ())
             except ConfigError:
                 old = None
-        cells = self.measure_baseline()
+        curves = self.measure_baseline()
+        ds = self.dataset
         meta = {
             "profile": self.profile.name,
             "device_class": self.device_class,
@@ -212,13 +227,15 @@ class Matrix:
             "versions": versions(),
             "date": dt.date.today().isoformat(),
             "commit": git_commit(),
-            "data": {"source": Path(self.dataset.source).name, "verification": self.dataset.verification,
-                     "test_split": self.dataset.test_split, "notes": self.dataset.notes,
-                     "fingerprint": self._fingerprint},
+            "data": {"source": Path(ds.source).name, "verification": ds.verification,
+                     "test_split": ds.test_split, "notes": ds.notes, "fingerprint": self._fingerprint},
+            "eval_images": {"train": len(ds.x_train), "test": len(ds.x_test),
+                            **({"val": len(ds.x_val)} if ds.x_val is not None else {})},
             "code_fingerprint": {model: code_fingerprint(model) for model in self.profile.models},
         }
-        bl.write_measured(path, cells, self.profile.models, self.profile.budgets, meta)
-        return bl.diff_cells(old, cells)
+        table = bl.write_measured(path, curves, self.profile.models, self.profile.budgets, meta)
+        budgets = self.profile.budgets
+        return bl.diff_cells(old.summary(budgets) if old else None, table.summary(budgets))
 
     # ------------------------------------------------------------------ checks
 
@@ -233,18 +250,43 @@ class Matrix:
                                                 model=model, budget=budget))
         return failures
 
+    def band_check_count(self) -> int:
+        """How many band checks a whole run of the profile makes: the false-alarm rate is split over them."""
+        from .overfit import band_check_count
+
+        cifar = len(self.profile.models) * len(self.profile.budgets) * len(self.profile.checked_metrics)
+        return cifar + (band_check_count(self.profile.mnist) if self.profile.mnist else 0)
+
+    def per_check_alpha(self) -> float:
+        return stats.per_check_alpha(self.profile.statistics.false_alarm_rate, self.band_check_count())
+
+    def band(self, table: bl.BaselineTable, model: str, budget: int, metric: str, k: int | None = None) -> stats.Band:
+        """The derived band of one cell and metric for the mean of ``k`` seeds (default: this run's)."""
+        st = self.profile.statistics
+        return stats.derive_band(table.values(model, budget, metric, st.window), k or len(self.seeds),
+                                 self.per_check_alpha(), table.resolution(metric), st.power)
+
+    def checked_value(self, model: str, budget: int, metric: str, seeds: tuple[int, ...] | None = None) -> float:
+        """The statistic a band check reads: ``metric`` averaged over the window ending at ``budget``,
+        then over the seeds."""
+        window = self.profile.statistics.window
+        return statistics.fmean(stats.window_mean([e.metric(metric) for e in self.history(model, seed).epochs],
+                                                  budget, window) for seed in (seeds or self.seeds))
+
     def baseline_verdicts(self, model: str, budget: int, table: bl.BaselineTable) -> list[compare.Verdict]:
-        if failed := self.run_failures([model], budget):
+        failed = [v for seed in self.seeds for v in self.run_failures([model], budget, seed)]
+        if failed:
             return failed
-        record = self.record(model, budget)
-        source = f"{table.path.parent.name}/{table.path.name}"
-        return [compare.check_against_baseline(model, budget, metric, record.metric(metric),
-                                               table.cell(model, budget, metric), self.profile.tolerance(metric), source,
-                                               pooled_std=table.pooled_std(budget, metric))
-                for metric in METRICS]
+        source = f"{table.path.parent.name}/{table.path.name} (seeds {_seed_list(table.seeds)})"
+        window = self.profile.statistics.window
+        label = (lambda m: f"{METRIC_LABELS[m]} (mean of epochs {budget - window + 1}–{budget})") if window > 1 \
+            else (lambda m: METRIC_LABELS[m])
+        return [compare.check_band(f"{model}-{budget}", metric, label(metric), self.checked_value(model, budget, metric),
+                                   self.band(table, model, budget, metric), source, model=model, budget=budget)
+                for metric in self.profile.checked_metrics]
 
     def published_seeds(self) -> tuple[int, ...]:
-        return self.profile.published.seeds or (self.seed,)
+        return self.profile.published.seeds or self.seeds
 
     def published_verdicts(self, model: str, budget: int) -> list[compare.Verdict]:
         """The cell's mean over the published check's seeds against the report's table, per banded metric."""
@@ -278,6 +320,37 @@ class Matrix:
                     f"fingerprint {self._fingerprint[:12]}); regenerate it with --update-baselines")
         return None
 
+    def mnist_baseline(self, framework: str):
+        """The per-seed MNIST baseline of ``framework`` (None if absent; a malformed one raises ConfigError)."""
+        from .overfit import distribution_path, load_distribution
+
+        device_class = self.device.type if framework == "torch" else "cpu"  # MNIST runs are always fp32
+        return load_distribution(distribution_path(self.options.baselines_dir, self.profile.name, framework, device_class))
+
+    def mnist_band_verdicts(self, experiment, framework: str) -> list[compare.Verdict]:
+        return experiment.band_verdicts(framework, self.mnist_baseline(framework), self.per_check_alpha(),
+                                        self.profile.statistics.power, self.options.strict)
+
+    def mnist_verdicts(self, experiment, framework: str) -> list[compare.Verdict]:
+        """Every MNIST check of one framework: the derived gap bands, then the report's conclusions."""
+        return self.mnist_band_verdicts(experiment, framework) + experiment.conclusions(framework)
+
+    def missing_baseline_message(self) -> str:
+        return (f"no baseline {self.baseline_file()} for profile {self.profile.name} on {self.device_class}; create it "
+                f"with: trainguard baselines update --profile {self.profile.name} --device {self.device.type}"
+                + (f" --precision {self.options.precision}" if self.options.precision != "fp32" else "")
+                + (" --compile" if self.options.compile else "")
+                + " (or pytest -m slow --tg-profile ... --tg-update-baselines)")
+
+    def checkable_baseline(self) -> tuple[bl.BaselineTable | None, str | None]:
+        """The baseline to check against, or None and why it cannot be used (missing, other data).
+        A malformed baseline raises ConfigError: that is never a skip."""
+        table = self.baseline()
+        if table is None:
+            return None, self.missing_baseline_message()
+        mismatch = self.data_matches_baseline(table)
+        return (None, mismatch) if mismatch else (table, None)
+
     def conclusion_seeds(self) -> tuple[int, ...]:
         """Seeds the report's conclusions (ranking, more epochs help) are judged on.
 
@@ -285,7 +358,7 @@ class Matrix:
         conclusions use their mean too: one seed's test accuracy on 1,000 images moves by a
         few images between epochs (Baseline1 seed 0 in `seed`: 40.10 → 39.90 from 10 to 20
         epochs, seeds 1 and 2 +0.60 and +0.80), which says nothing about the model."""
-        return self.published_seeds() if "published" in self.profile.checks else (self.seed,)
+        return self.published_seeds() if "published" in self.profile.checks else self.seeds
 
     def mean_test_acc(self, model: str, budget: int, seeds: tuple[int, ...]) -> float:
         return sum(self.record(model, budget, seed).test_acc for seed in seeds) / len(seeds)
@@ -311,11 +384,13 @@ class Matrix:
         """Every check the profile enables, for the CLI (the pytest plugin runs them as separate tests)."""
         verdicts = []
         checks = self.profile.checks
-        table = self.baseline() if "baseline" in checks else None
-        for model in self.profile.models:
-            for budget in self.profile.budgets:
-                if table is not None and self.data_matches_baseline(table) is None:
-                    verdicts += self.baseline_verdicts(model, budget, table)
+        if "baseline" in checks:
+            table, problem = self.checkable_baseline()
+            if table is not None:
+                verdicts += [v for m in self.profile.models for b in self.profile.budgets
+                             for v in self.baseline_verdicts(m, b, table)]
+            elif self.options.strict:
+                verdicts.append(compare.Verdict("baseline", "baseline", False, f"{problem} (strict: CI=true or --tg-strict)"))
         if "published" in checks:
             verdicts += [v for m in self.profile.models for b in self.profile.budgets for v in self.published_verdicts(m, b)]
         if "ranking" in checks:
@@ -335,7 +410,9 @@ class Matrix:
         return {
             "profile": f"{self.profile.name} — {self.profile.description}",
             "device": f"{engine.device_name(self.device)} (class {self.device_class})",
-            "seed": self.seed,
+            "seeds": f"{_seed_list(self.seeds)} (held out of the baseline's {_seed_list(self.profile.baseline_seeds)})"
+            if not set(self.seeds) & set(self.profile.baseline_seeds) else
+            f"{_seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
             "data": f"{ds.name} from {ds.source}; {ds.verification}",
             "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
             "test split": ds.test_split,
@@ -347,6 +424,13 @@ class Matrix:
         }
 
 
+def _seed_list(seeds) -> str:
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def describe_stop(history: History) -> str:
     """Why a run has no (complete) result, in one line."""
     if history.status == "missing":
@@ -356,17 +440,44 @@ def describe_stop(history: History) -> str:
 
 
 def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
-    """Per budget, the measured metrics of every model trained with the run's seed."""
+    """Per budget, the final-epoch metrics of every model, averaged over the run's seeds."""
     rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
+    metrics = METRICS + (("val_acc",) if matrix.profile.val_per_class else ())
     for model in matrix.profile.models:
-        history = matrix._histories.get((model, matrix.seed))
-        if history is None:
-            continue
+        histories = [matrix._histories.get((model, seed)) for seed in matrix.seeds]
         for budget in matrix.profile.budgets:
-            if budget <= len(history.epochs):
-                record = history.at(budget)
-                rows[budget].append({"model": model, **{m: record.metric(m) for m in METRICS}})
+            if histories and all(h is not None and budget <= len(h.epochs) for h in histories):
+                rows[budget].append({"model": model, **{m: statistics.fmean(h.at(budget).metric(m) for h in histories)
+                                                        for m in metrics}})
     return rows
+
+
+def statistics_summary(matrix: Matrix) -> dict:
+    """What the report says about how its bands were derived (docs/statistics.md)."""
+    p, st = matrix.profile, matrix.profile.statistics
+    seeds = _seed_list(matrix.seeds)
+    window = f"mean of the last {st.window} epochs up to the budget, " if st.window > 1 else ""
+    table = None
+    try:
+        table = matrix.baseline() if "baseline" in p.checks else None
+    except ConfigError:
+        pass
+    lines = [
+        f"Family-wise false-alarm rate {st.false_alarm_rate:.0%} for the whole run, split evenly over its "
+        f"{matrix.band_check_count()} band checks: α = {matrix.per_check_alpha():.2g} per check (two-sided).",
+        f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
+        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
+        f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
+    ]
+    if table is not None:
+        lines.append(f"Baseline: {table.path} — seeds {_seed_list(table.seeds)} (n = {len(table.seeds)}), "
+                     f"measured {table.meta.get('date', '?')} on {table.meta.get('device_name', '?')}, "
+                     f"commit {table.meta.get('commit', '?')}.")
+    if p.val_per_class:
+        lines.append(f"Validation accuracy: {p.val_per_class} unused training images per class, never trained on "
+                     f"(a larger evaluation split than the test images).")
+    return {"rows": f"mean over seed(s) {seeds}", "checked": f"{window}averaged over seed(s) {seeds}",
+            "power": f"{st.power:.0%}", "lines": lines}
 
 
 def published_note(matrix: Matrix) -> str:
@@ -464,5 +575,6 @@ def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, no
         notes.append(SYNTHETIC_NOTE)
     text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),
                          matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes,
-                         published_note=published_note(matrix), extra_sections=sections)
+                         published_note=published_note(matrix), extra_sections=sections,
+                         statistics=statistics_summary(matrix))
     return report.write(path, text)

@@ -24,6 +24,8 @@ METRIC_LABELS = {
     "train_acc": "Train Accuracy",
     "test_acc": "Test Accuracy",
     "test_loss": "Test Loss",
+    "val_acc": "Validation Accuracy",
+    "val_loss": "Validation Loss",
 }
 CHECKS = ("baseline", "published", "ranking", "budget_improves")
 DATASETS = ("cifar10", "synthetic")
@@ -54,22 +56,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """Allowed deviation from a baseline mean: ``abs + k_std * std``.
-
-    Additive, like numpy's ``atol + rtol*|b|``: the absolute part is a floor that
-    survives a baseline whose few seeds happened to agree closely; the k_std part
-    scales with the spread that was actually measured.
-    """
-
-    abs: float = 0.0
-    k_std: float = 0.0
-
-    def allowed(self, std: float) -> float:
-        return self.abs + self.k_std * std
-
-
-@dataclass(frozen=True)
 class PublishedCheck:
     """The comparison with the report's published table: |mean over ``seeds`` − published| ≤ band.
 
@@ -82,6 +68,20 @@ class PublishedCheck:
 
     def band(self, metric: str) -> float | None:
         return dict(self.bands).get(metric)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """How a profile's checks are calibrated (docs/statistics.md).
+
+    ``false_alarm_rate`` is family-wise: the chance that a clean nightly run fails any band
+    check; it is split evenly (Bonferroni) over the run's band checks. ``window`` epochs ending
+    at a budget are averaged into the checked statistic (epoch-to-epoch swings average out).
+    """
+
+    false_alarm_rate: float = 0.01
+    window: int = 3
+    power: float = 0.9  # the detection probability the minimum detectable effect is quoted at
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,12 @@ class Profile:
     checks: tuple[str, ...]
     default_training: TrainConfig
     per_model_training: tuple[tuple[str, TrainConfig], ...] = ()
-    tolerances: tuple[tuple[str, Tolerance], ...] = ()
     source: str = ""
     mnist: object = None  # harness.overfit.OverfitConfig when the profile runs Experiment 1
     published: PublishedCheck = PublishedCheck()
+    val_per_class: int | None = None  # a validation split of unused training images (reduce())
+    check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
+    stats: "Stats" = None  # how bands are derived (harness/stats.py); None = Stats()
 
     @property
     def max_epochs(self) -> int:
@@ -110,11 +112,14 @@ class Profile:
     def training(self, model: str) -> TrainConfig:
         return dict(self.per_model_training).get(model, self.default_training)
 
-    def tolerance(self, metric: str) -> Tolerance:
-        return dict(self.tolerances).get(metric, Tolerance())
+    @property
+    def checked_metrics(self) -> tuple[str, ...]:
+        """The metrics every model × budget is checked on against the baseline."""
+        return METRICS + (("val_acc",) if self.val_per_class else ())
 
-    def with_models(self, models: tuple[str, ...]) -> "Profile":
-        return dataclasses.replace(self, models=models)
+    @property
+    def statistics(self) -> "Stats":
+        return self.stats or Stats()
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,24 @@ class RunSpec:
     def key(self) -> str:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"100,101"`` → (100, 101): the seeds option of the CLI and the plugin."""
+    try:
+        seeds = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"seeds {text!r}: expected integers separated by commas, e.g. 100,101") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {text!r}: expected one or more distinct integers, e.g. 100,101")
+    return seeds
+
+
+def strict_default() -> bool:
+    """CI systems set CI=true: there a missing baseline or a data mismatch fails instead of skipping."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def available_profiles() -> list[str]:
@@ -207,6 +230,22 @@ def _published_check(raw: dict, source: str) -> PublishedCheck:
     return PublishedCheck(tuple(sorted(bands.items())), seeds)
 
 
+def _stats(raw: dict, source: str) -> Stats:
+    where = f"{source} [statistics]"
+    known = {f.name for f in dataclasses.fields(Stats)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    stats = dataclasses.replace(Stats(), **raw)
+    if not 0 < stats.false_alarm_rate < 0.5:
+        raise ConfigError(f"{where}: false_alarm_rate must be between 0 and 0.5, got {stats.false_alarm_rate!r}")
+    if not isinstance(stats.window, int) or stats.window < 1:
+        raise ConfigError(f"{where}: window must be a positive integer, got {stats.window!r}")
+    if not 0.5 <= stats.power < 1:
+        raise ConfigError(f"{where}: power must be in [0.5, 1), got {stats.power!r}")
+    return stats
+
+
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     from models import MODEL_NAMES  # late import: models import torch
 
@@ -236,18 +275,22 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         if model not in MODEL_NAMES:
             raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
         per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))
-    tolerances = []
-    for metric, tol in sorted(raw.get("tolerance", {}).items()):
-        if metric not in METRICS:
-            raise ConfigError(f"{source}: [tolerance.{metric}] is not a metric; known: {', '.join(METRICS)}")
-        unknown = set(tol) - {"abs", "k_std"}
-        if unknown:
-            raise ConfigError(f"{source}: [tolerance.{metric}] has unknown keys {sorted(unknown)}; use abs and k_std")
-        tolerances.append((metric, Tolerance(float(tol.get("abs", 0.0)), float(tol.get("k_std", 0.0)))))
+    if "tolerance" in raw:
+        raise ConfigError(f"{source}: [tolerance] sections are gone: bands are derived from the baseline's per-seed "
+                          f"values and the profile's [statistics] false_alarm_rate (docs/statistics.md); delete them")
     baseline_seeds = tuple(raw.get("baseline_seeds", [0, 1, 2]))
     if len(baseline_seeds) < 2:
         raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds to measure a spread")
     published = _published_check(raw.get("published", {}), source)
+    check_seeds = tuple(raw.get("check_seeds", [raw.get("seed", 0)]))
+    if not check_seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in check_seeds):
+        raise ConfigError(f"{source}: 'check_seeds' must be a non-empty list of integers, got {check_seeds!r}")
+    stats = _stats({"window": min(Stats.window, min(budgets)), **raw.get("statistics", {})}, source)
+    if stats.window > min(budgets):
+        raise ConfigError(f"{source}: [statistics] window {stats.window} is longer than the smallest budget {min(budgets)}")
+    val_per_class = raw.get("val_per_class")
+    if val_per_class is not None and (not isinstance(val_per_class, int) or val_per_class < 1):
+        raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
     mnist = None
     if "mnist" in raw:
         from .overfit import OverfitConfig  # late import: overfit imports this module
@@ -266,11 +309,13 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         test_images=raw.get("test_images"),
         budgets=tuple(sorted(budgets)),
         models=models,
-        seed=int(raw.get("seed", 0)),
+        seed=check_seeds[0],
+        check_seeds=check_seeds,
+        stats=stats,
+        val_per_class=val_per_class,
         baseline_seeds=baseline_seeds,
         checks=checks,
         default_training=default_training,
         per_model_training=tuple(per_model),
-        tolerances=tuple(tolerances),
         source=source,
     )

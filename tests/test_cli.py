@@ -32,7 +32,7 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert "new baseline with 8 cells" in capsys.readouterr().out
     assert cli.main(["baselines", "show", *dirs]) == 0
     assert capsys.readouterr().out.startswith("model,epochs,train_loss_mean")
-    assert cli.main(["baselines", "diff", *dirs]) == 0  # the smoke budgets (1, 2) are not in the published table
+    assert cli.main(["baselines", "diff", *dirs]) == 0  # the smoke budgets (2, 3) are not in the published table
     assert "against" in capsys.readouterr().out
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
@@ -44,11 +44,11 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
 def test_failed_check_exits_1(tmp_path, dirs, capsys):
     assert cli.main(["baselines", "update", *dirs]) == 0
     profile = tmp_path / "smoke.toml"
-    profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.01", "lr = 0.0001"))
+    profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.001", "lr = 0.00001"))
     dirs[1] = str(profile)
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 1
     out = capsys.readouterr().out
-    assert "FAIL Baseline1-2 Test Accuracy: measured" in out and "REGRESSION" in out
+    assert "FAIL Baseline1-3 Test Accuracy (mean of epochs 2–3): measured" in out and "REGRESSION" in out
     failed = int(re.search(r"\d+ passed, (\d+) failed", out).group(1))
     assert failed == out.count("REGRESSION") > 0  # the summary counts every failing check it printed
 
@@ -56,7 +56,7 @@ def test_failed_check_exits_1(tmp_path, dirs, capsys):
 def _tables(report: str) -> str:
     """The measured tables of a report, without the environment (wall time) and notes."""
     end = min(report.index(h) for h in ("## Checks", "## Figures") if h in report)
-    return report[report.index("## 1 epochs"):end]
+    return report[report.index("## 2 epochs"):end]
 
 
 def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys):
@@ -80,7 +80,7 @@ def test_compare_shows_what_moved_since_an_earlier_run(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
     (tmp_path / "runlog.jsonl").rename(tmp_path / "yesterday.jsonl")
     profile = tmp_path / "smoke.toml"
-    profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.01", "lr = 0.02"))
+    profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.001", "lr = 0.002"))
     dirs[1] = str(profile)
     assert cli.main(["run", *dirs, "--compare", str(tmp_path / "yesterday.jsonl"), "--report", str(tmp_path / "r.md")]) == 0
     report = (tmp_path / "r.md").read_text()

@@ -39,7 +39,7 @@ def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_p
     resumed, _ = _matrix(tmp_path)
     for model in resumed.profile.models:
         resumed.history(model)
-    assert resumed.trained == [("Baseline2", 0), ("NewModel1", 0), ("NewModel2", 0)]  # Baseline1 from the cache
+    assert resumed.trained == [("Baseline2", 100), ("NewModel1", 100), ("NewModel2", 100)]  # Baseline1 from the cache
 
 
 def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
@@ -71,7 +71,7 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
     resumed, _ = _matrix(tmp_path)
     for model in resumed.profile.models:
         resumed.history(model)
-    assert resumed.trained == [("NewModel1", 0), ("NewModel2", 0)]
+    assert resumed.trained == [("NewModel1", 100), ("NewModel2", 100)]
 
 
 class EditedLeNet(__import__("models").REGISTRY["Baseline2"]):
@@ -89,7 +89,7 @@ def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
     second, _ = _matrix(tmp_path)
     second.history("Baseline2")
     second.history("NewModel2")
-    assert second.trained == [("Baseline2", 0)]  # NewModel2's source did not change: served from the cache
+    assert second.trained == [("Baseline2", 100)]  # NewModel2's source did not change: served from the cache
     results.code_fingerprint.cache_clear()
 
 
@@ -105,12 +105,12 @@ def test_the_fingerprint_covers_the_model_class_and_its_bases():
 def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):
     first, _ = _matrix(tmp_path)
     expected = first.history("Baseline2")
-    path = first.store.path(first.run_spec("Baseline2", 0))
+    path = first.store.path(first.run_spec("Baseline2", 100))
     path.write_text(path.read_text()[:100])  # truncated
     second, _ = _matrix(tmp_path)
     with pytest.warns(UserWarning, match=rf"result file .*{re.escape(path.name)} is corrupt"):
         again = second.history("Baseline2")
-    assert second.trained == [("Baseline2", 0)]
+    assert second.trained == [("Baseline2", 100)]
     assert [e.train_loss for e in again.epochs] == [e.train_loss for e in expected.epochs]
     assert json.loads(path.read_text())["key"] == again.key  # rewritten whole
 
@@ -118,14 +118,14 @@ def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):
 def test_a_result_file_under_another_key_is_not_trusted(tmp_path):
     first, _ = _matrix(tmp_path)
     first.history("Baseline1")
-    path = first.store.path(first.run_spec("Baseline1", 0))
+    path = first.store.path(first.run_spec("Baseline1", 100))
     tampered = json.loads(path.read_text())
     tampered["key"] = "0" * 20
     path.write_text(json.dumps(tampered))
     second, _ = _matrix(tmp_path)
     with pytest.warns(UserWarning, match="does not match the file name"):
         second.history("Baseline1")
-    assert second.trained == [("Baseline1", 0)]
+    assert second.trained == [("Baseline1", 100)]
 
 
 def test_two_concurrent_runs_on_one_results_directory(tmp_path):

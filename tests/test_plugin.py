@@ -34,28 +34,48 @@ def test_update_then_check_then_resume_from_cache(project):
 
     again = run(project, "-v")
     again.assert_outcomes(passed=8, skipped=14)
-    again.stdout.fnmatch_lines(["*test_cell_within_baseline?NewModel2-2? PASSED*"])
+    again.stdout.fnmatch_lines(["*test_cell_within_baseline?NewModel2-3? PASSED*"])
     assert "training" not in again.stdout.str()  # every run came from the result cache
     report = (project.path / "reports" / "report.md").read_text()
-    assert "## 1 epochs" in report and "## 2 epochs" in report and "NewModel2" in report
+    assert "## 2 epochs" in report and "## 3 epochs" in report and "NewModel2" in report
+    assert "## Statistics" in report and "MDE" in report and "held out" in report
     assert "Result: PASS" in report and "Synthetic data" in report
 
 
-def test_missing_baseline_skips_with_the_command_that_creates_it(project):
+def test_missing_baseline_skips_with_the_command_that_creates_it(project, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
     result = run(project, "-rs")
     result.assert_outcomes(skipped=22)
-    result.stdout.fnmatch_lines(["*no baseline*smoke*--update-baselines*"])
+    result.stdout.fnmatch_lines(["*no baseline*smoke*trainguard baselines update --profile smoke*"])
+
+
+def test_missing_baseline_fails_under_ci(project, monkeypatch):
+    """CI=true (or --tg-strict): a night with nothing to compare against is red, with the way out."""
+    monkeypatch.setenv("CI", "true")
+    result = run(project)
+    result.assert_outcomes(failed=8, skipped=14)
+    result.stdout.fnmatch_lines(["*strict: CI=true or --tg-strict*no baseline*trainguard baselines update --profile smoke*"])
+    monkeypatch.delenv("CI")
+    run(project, "--tg-strict").assert_outcomes(failed=8, skipped=14)
+
+
+def test_a_baseline_seed_is_refused_unless_asked(project):
+    run(project, "--update-baselines").assert_outcomes(passed=8, skipped=14)
+    refused = run(project, "--seed", "0")
+    assert refused.ret == 4
+    assert "are in profile smoke's baseline_seeds" in refused.stdout.str() + refused.stderr.str()
+    run(project, "--seed", "0", "--tg-allow-baseline-seeds").assert_outcomes(passed=8, skipped=14)
 
 
 def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
     run(project, "--update-baselines").assert_outcomes(passed=8, skipped=14)
     smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
     broken = project.path / "smoke-lr-div10.toml"
-    broken.write_text(smoke.replace("lr = 0.01", "lr = 0.001"))
+    broken.write_text(smoke.replace("lr = 0.001", "lr = 0.0001"))
     result = project.runpytest_subprocess("-m", "slow", "--profile", str(broken), "-p", "no:cacheprovider")
     assert result.ret == 1
     out = result.stdout.str()
-    assert "NewModel2-2 Train Loss: measured" in out and "baseline" in out and "allowed ±" in out
+    assert "NewModel2-3 Train Loss (mean of epochs 2–3): measured" in out and "baseline" in out and "α" in out
     report = (project.path / "reports" / "report.md").read_text()
     assert "Result: FAIL" in report and "REGRESSION" in report
 
@@ -80,7 +100,7 @@ def _matrix_profile(project):
 def _tables(report_path):
     """The measured tables and the checks of a report: everything but the environment and notes."""
     text = report_path.read_text()
-    return text[text.index("## 1 epochs"):text.index("## Figures")]
+    return text[text.index("## 2 epochs"):text.index("## Figures")]
 
 
 def _outcomes(result):

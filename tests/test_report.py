@@ -5,12 +5,12 @@ from harness.compare import Verdict
 
 
 def test_render_shows_measured_baseline_difference_and_verdict():
-    rows = {10: [{"model": "NewModel2", "train_loss": 0.61, "train_acc": 79.0, "test_acc": 70.0}]}
+    rows = {10: [{"model": "NewModel2", "train_loss": 0.61, "train_acc": 79.0, "test_acc": 70.0, "val_acc": 71.0}]}
     verdicts = [
-        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_loss", 0.61, 0.60, 0.05),
-        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_acc", 79.0, 79.3, 2.0),
+        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_loss", 0.61, 0.60, 0.05, mde=0.06),
+        Verdict("baseline", "NewModel2-10", True, "ok", "NewModel2", 10, "train_acc", 79.0, 79.3, 2.0, mde=2.4),
         Verdict("baseline", "NewModel2-10", False, "NewModel2-10 Test Accuracy: measured 70.00 — REGRESSION",
-                "NewModel2", 10, "test_acc", 70.0, 79.67, 2.5),
+                "NewModel2", 10, "test_acc", 70.0, 79.67, 2.5, mde=3.1),
         Verdict("ranking", "ranking@10", True, "ranking at 10 epochs holds"),
     ]
     published = {("NewModel2", 10, "test_acc"): 79.67}
@@ -18,7 +18,8 @@ def test_render_shows_measured_baseline_difference_and_verdict():
                          verdicts, published, notes=["a note"], published_note="reference only")
     assert "**Result: FAIL** — 3 of 4 checks passed." in text
     assert "## 10 epochs" in text and "## 20 epochs" not in text  # no rows for 20
-    assert "79.67 ± 2.50" in text and "-9.67" in text and "**FAIL**" in text
+    assert "77.17 … 82.17" in text and "-9.67" in text and "**FAIL**" in text and "| 3.10 " in text
+    assert "| Validation Accuracy" in text and "71.00" in text
     assert "reference only" in text and "> a note" in text
     assert "## Failures" in text and "REGRESSION" in text
     assert "| wall time" in text
@@ -52,7 +53,7 @@ def test_mnist_section_renders_with_the_ci_profile_thresholds():
     config = load_profile("ci").mnist
     pair = Pair("torch", 0, history([50, 1, 0], [20, 15, 18]), history([90, 9, 5], [30, 14, 12]))
     text = report.overfit_section([pair], config, {"torch": "r-mnist-loss-torch.png"}, [])
-    assert "test-loss rise not checked" in text and "Rise check off:" in text
+    assert "test-loss rise not checked" in text and "Rise check off:" in text and "derived from the per-seed" in text
     assert "![Model loss, torch](r-mnist-loss-torch.png)" in text
     assert "| report" in text and "28.9" in text and "18.0000" in text
 
@@ -78,13 +79,13 @@ def _h(losses, accs):
 
 
 def test_published_vs_measured_table_marks_cells_outside_the_band():
-    from harness.baselines import BaselineCell, BaselineTable
+    from harness.baselines import BaselineTable
     from harness.spec import load_profile
 
     profile = load_profile("seed")
-    table = BaselineTable(path=None, meta={}, cells={
-        ("Baseline2", 10, "test_acc"): BaselineCell(59.0, 1.0, 3), ("Baseline2", 10, "train_loss"): BaselineCell(1.40, 0.01, 3),
-        ("Baseline2", 10, "train_acc"): BaselineCell(58.0, 0.5, 3)})
+    curves = {("Baseline2", seed): [{"train_loss": 1.40 + d / 100, "train_acc": 58.0 + d / 2, "test_acc": 59.0 + d}] * 10
+              for seed, d in enumerate((-1.0, 0.0, 1.0))}
+    table = BaselineTable(path=None, meta={}, curves=curves)
     published = {("Baseline2", 10, "test_acc"): 60.91, ("Baseline2", 10, "train_loss"): 1.17,
                  ("Baseline2", 10, "train_acc"): 58.35}
     text = report.published_vs_measured(table, published, profile)

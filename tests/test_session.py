@@ -58,11 +58,11 @@ def test_conclusions_use_the_seed_mean_where_the_published_check_is_on(matrix):
     both = dataclasses.replace(matrix.profile, checks=("published", "budget_improves", "ranking"))
     averaged = Matrix(dataclasses.replace(matrix.options, profile=both), printer=lambda line: None)
     assert averaged.conclusion_seeds() == (0, 1)
-    acc = {(seed, budget): averaged.record("Baseline1", budget, seed).test_acc for seed in (0, 1) for budget in (1, 2)}
+    acc = {(seed, budget): averaged.record("Baseline1", budget, seed).test_acc for seed in (0, 1) for budget in (2, 3)}
     verdict = averaged.budget_verdict("Baseline1")
-    assert verdict.measured == pytest.approx((acc[0, 2] + acc[1, 2]) / 2)
-    assert verdict.expected == pytest.approx((acc[0, 1] + acc[1, 1]) / 2)
+    assert verdict.measured == pytest.approx((acc[0, 3] + acc[1, 3]) / 2)
+    assert verdict.expected == pytest.approx((acc[0, 2] + acc[1, 2]) / 2)
     assert verdict.passed == (verdict.measured > verdict.expected)
-    assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in averaged.ranking_verdict(2).message
+    assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in averaged.ranking_verdict(3).message
     single = dataclasses.replace(matrix.profile, checks=("budget_improves",))
-    assert Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None).conclusion_seeds() == (0,)
+    assert Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None).conclusion_seeds() == (100,)

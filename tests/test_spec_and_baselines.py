@@ -7,7 +7,7 @@ import pytest
 
 from harness import baselines as bl
 from harness import compare
-from harness.spec import ConfigError, Tolerance, available_profiles, load_profile, parse_profile
+from harness.spec import ConfigError, available_profiles, load_profile, parse_profile
 
 
 def test_shipped_profiles_load():
@@ -16,6 +16,10 @@ def test_shipped_profiles_load():
         profile = load_profile(name)
         assert profile.name == name and profile.budgets == tuple(sorted(profile.budgets))
         assert len(profile.baseline_seeds) >= 3
+        if "baseline" in profile.checks:  # a night checks seeds that are not in its own baseline
+            assert not set(profile.check_seeds) & set(profile.baseline_seeds), name
+        if profile.mnist is not None and not profile.mnist.synthetic:
+            assert not set(profile.mnist.seeds) & set(profile.mnist.baseline_seeds), name
 
 
 def test_ci_profile_is_the_issue_s_reduced_real_data():
@@ -37,7 +41,13 @@ def test_unknown_profile_lists_known_ones():
     ({"checks": ["vibes"]}, "unknown check 'vibes'"),
     ({"training": {"lr": "fast"}}, "training key 'lr' must be a number"),
     ({"training": {"momentun": 0.9}}, "unknown training key 'momentun'"),
-    ({"tolerance": {"test_loss2": {"abs": 1}}}, r"\[tolerance.test_loss2\] is not a metric"),
+    ({"tolerance": {"test_acc": {"abs": 1}}}, r"\[tolerance\] sections are gone: bands are derived"),
+    ({"statistics": {"false_alarm_rate": 0.7}}, r"\[statistics\]: false_alarm_rate must be between 0 and 0.5"),
+    ({"statistics": {"window": 5}}, r"window 5 is longer than the smallest budget 1"),
+    ({"statistics": {"alpha": 0.1}}, r"\[statistics\]: unknown key\(s\) \['alpha'\]"),
+    ({"check_seeds": []}, "'check_seeds' must be a non-empty list"),
+    ({"val_per_class": 0}, "'val_per_class' must be a positive integer"),
+    ({"mnist": {"min_gap": 8.0}}, r"\['min_gap'\] are gone: the gap bands are derived"),
     ({"name": "../../etc"}, "'name' '../../etc' must be a plain name"),
     ({"name": "a/b"}, "must be a plain name"),
     ({"published": {"test_accuracy": 2.5}}, r"\[published\]: unknown key 'test_accuracy'"),
@@ -59,40 +69,58 @@ def test_profile_file_that_is_not_toml(tmp_path):
         load_profile(str(path))
 
 
-CELLS = {(m, b, metric): bl.BaselineCell(1.0 + b, 0.1, 5)
-         for m in ("Baseline1", "Baseline2") for b in (10, 20) for metric in bl.METRICS}
+MODELS = ("Baseline1", "Baseline2")
+
+
+def _curves():
+    """Two models × three seeds × 20 epochs of made-up curves; seed s shifts every value by s/10."""
+    return {(m, seed): [{"train_loss": 2.0 - e / 20 + seed / 10, "train_acc": 30.0 + e + seed / 10,
+                         "test_loss": 2.1, "test_acc": 29.0 + e + seed / 10 + (i == 0) * 5, "val_loss": float("nan"),
+                         "val_acc": float("nan")} for e in range(1, 21)]
+            for i, m in enumerate(MODELS) for seed in (0, 1, 2)}
 
 
 def write_table(tmp_path):
     path = tmp_path / "ci" / "cpu.csv"
-    bl.write_measured(path, CELLS, ("Baseline1", "Baseline2"), (10, 20), {"seeds": [0, 1]})
+    bl.write_measured(path, _curves(), MODELS, (10, 20), {"seeds": [0, 1, 2], "eval_images": {"test": 1000}})
     return path
 
 
-def test_measured_table_round_trips(tmp_path):
+def test_measured_baseline_round_trips_per_seed_curves(tmp_path):
     path = write_table(tmp_path)
-    table = bl.load_measured(path, ("Baseline1", "Baseline2"), (10, 20))
-    assert table.cells == CELLS and table.meta["seeds"] == [0, 1]
-    assert path.read_text().splitlines()[0].startswith("model,epochs,train_loss_mean,train_loss_std,train_loss_n")
+    table = bl.load_measured(path, MODELS, (10, 20))
+    assert table.seeds == (0, 1, 2) and table.meta["seeds"] == [0, 1, 2]
+    assert table.values("Baseline2", 20, "test_acc") == pytest.approx([49.0, 49.1, 49.2])
+    # the window mean of epochs 18-20 of seed 0: (47 + 48 + 49) / 3
+    assert table.values("Baseline2", 20, "test_acc", window=3)[0] == pytest.approx(48.0)
+    assert table.cell("Baseline1", 10, "test_acc").mean == pytest.approx(44.1)
+    assert not table.has("val_acc") and table.cell("Baseline1", 10, "val_acc") is None
+    assert table.without([0]).seeds == (1, 2)
+    assert table.resolution("test_acc") == pytest.approx(0.1)
+    summary = path.read_text().splitlines()
+    assert summary[0].startswith("model,epochs,train_loss_mean,train_loss_std,train_loss_n") and len(summary) == 5
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("train_acc_std", "train_acc_sd"), r"missing column\(s\) \['train_acc_std'\]"),
-    (lambda t: t.replace("11.0000", "eleven", 1), "line 2, column 'train_loss_mean': expected a number, got 'eleven'"),
-    (lambda t: "\n".join(t.splitlines()[:-1]) + "\n", "no row for Baseline2-20"),
+    (lambda t: t.replace("train_acc", "train_accuracy", 1), r"missing column\(s\) \['train_acc'\]"),
+    (lambda t: t.replace("Baseline1,0,1,1.95,", "Baseline1,0,1,fast,", 1), "line 2, column 'train_loss': expected a number, got 'fast'"),
+    (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("Baseline2,1,")
+                         and not line.startswith("Baseline2,2,")) + "\n", "fewer than 2 seeds reach Baseline2-10"),
+    (lambda t: t.replace("Baseline1,0,2,", "Baseline1,0,7,", 1), "Baseline1 seed 0 epoch 7 follows epoch 1"),
 ])
 def test_malformed_baseline_names_file_line_and_column(tmp_path, edit, message):
     path = write_table(tmp_path)
-    path.write_text(edit(path.read_text()))
+    seeds = bl.seeds_path(path)
+    seeds.write_text(edit(seeds.read_text()))
     with pytest.raises(ConfigError, match=message):
-        bl.load_measured(path, ("Baseline1", "Baseline2"), (10, 20))
+        bl.load_measured(path, MODELS, (10, 20))
 
 
 def test_baseline_of_another_format_version_is_refused(tmp_path):
     path = write_table(tmp_path)
     meta = bl.meta_path(path)
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format_version": 99}))
-    with pytest.raises(ConfigError, match="format_version 99"):
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format_version": 1}))
+    with pytest.raises(ConfigError, match="format_version 1, this trainguard reads 2.*regenerate"):
         bl.load_measured(path, (), ())
 
 
@@ -106,28 +134,25 @@ def test_published_table_is_the_report_verbatim():
 
 
 def test_diff_reports_what_changed():
-    new = dict(CELLS)
-    new[("Baseline1", 10, "test_acc")] = bl.BaselineCell(12.5, 0.2, 5)
-    lines = bl.diff_cells(CELLS, new)
+    cells = {("Baseline1", 10, "test_acc"): bl.BaselineCell(11.0, 0.1, 5)}
+    new = {("Baseline1", 10, "test_acc"): bl.BaselineCell(12.5, 0.2, 5)}
+    lines = bl.diff_cells(cells, new)
     assert lines == ["Baseline1-10 test_acc: mean 11.0000 → 12.5000 (+1.5000), std 0.1000 → 0.2000, n 5 → 5"]
-    assert bl.diff_cells(CELLS, CELLS) == ["no change"]
+    assert bl.diff_cells(cells, cells) == ["no change"]
 
 
-def test_tolerance_is_absolute_plus_k_std():
-    cell = bl.BaselineCell(60.0, 1.0, 5)
-    tol = Tolerance(abs=2.0, k_std=3.0)
-    assert compare.check_against_baseline("M", 10, "test_acc", 64.9, cell, tol, "b.csv").passed
-    failed = compare.check_against_baseline("M", 10, "test_acc", 54.9, cell, tol, "b.csv")
-    assert not failed.passed
-    for part in ("M-10", "Test Accuracy", "measured 54.90", "baseline 60.00", "allowed ±5.0000", "REGRESSION"):
+def test_band_check_message_and_direction():
+    from harness.stats import derive_band
+
+    band = derive_band([59.0, 60.0, 61.0, 60.0], k=2, alpha=0.01)
+    assert compare.check_band("M-10", "test_acc", "Test Accuracy", 60.5, band, "b.csv").passed
+    failed = compare.check_band("M-10", "test_acc", "Test Accuracy", 50.0, band, "b.csv")
+    assert not failed.passed and failed.mde == pytest.approx(band.mde) and failed.allowed == pytest.approx(band.halfwidth)
+    for part in ("M-10", "Test Accuracy", "measured 50.00 (mean of 2 seeds)", "baseline 60.0000 ±", "REGRESSION"):
         assert part in failed.message
-
-
-def test_loss_regression_direction():
-    cell = bl.BaselineCell(1.0, 0.0, 3)
-    up = compare.check_against_baseline("M", 10, "train_loss", 1.5, cell, Tolerance(0.1), "b")
-    down = compare.check_against_baseline("M", 10, "train_loss", 0.5, cell, Tolerance(0.1), "b")
-    assert "REGRESSION" in up.message and "DEVIATION (better than baseline" in down.message
+    loss = derive_band([1.0, 1.01, 0.99], k=1, alpha=0.01)
+    assert "REGRESSION" in compare.check_band("M-10", "train_loss", "Train Loss", 2.0, loss, "b").message
+    assert "DEVIATION (better" in compare.check_band("M-10", "train_loss", "Train Loss", 0.1, loss, "b").message
 
 
 def test_ranking_and_budget_checks():
@@ -138,19 +163,6 @@ def test_ranking_and_budget_checks():
     assert compare.check_budget_improves("M", 10, 20, 50.0, 51.0).passed
     flat = compare.check_budget_improves("M", 10, 20, 50.0, 50.0)
     assert not flat.passed and "did not improve" in flat.message
-
-
-def test_pooled_std_is_a_floor_for_a_cell_whose_few_seeds_agreed():
-    cells = {("A", 10, "test_acc"): bl.BaselineCell(40.0, 0.5, 5), ("B", 10, "test_acc"): bl.BaselineCell(50.0, 2.0, 5),
-             ("C", 10, "test_acc"): bl.BaselineCell(60.0, 2.0, 5)}
-    table = bl.BaselineTable(None, cells, {})
-    pooled = table.pooled_std(10, "test_acc")
-    assert pooled == pytest.approx(((0.25 + 4 + 4) / 3) ** 0.5)
-    tol = Tolerance(abs=2.0, k_std=3.0)
-    verdict = compare.check_against_baseline("A", 10, "test_acc", 35.5, cells[("A", 10, "test_acc")], tol, "b", pooled)
-    assert verdict.passed and "pooled over models" in verdict.message  # 4.5 off: within 2 + 3·1.66
-    own = compare.check_against_baseline("B", 10, "test_acc", 58.5, cells[("B", 10, "test_acc")], tol, "b", pooled)
-    assert not own.passed  # 8.5 off, beyond 2 + 3·2.0: the cell's own larger std is kept
 
 
 def test_published_check_defaults_to_the_issue_s_bands_and_reads_overrides():

@@ -1,0 +1,132 @@
+"""Measure the checks as instruments, from stored per-seed runs only (nothing is trained here).
+
+- False alarms: every group of k baseline seeds is held out in turn and checked, as a night
+  would check its k seeds, against bands derived from the remaining seeds (leave-k-out);
+  runs of seeds outside the baseline (a run log: real reruns) are checked against the whole
+  baseline. A "night" fails if any of its band checks fails.
+- Minimum detectable effect: per model, budget and metric, for the profile's own night.
+- Noise: the seed-to-seed spread of each candidate statistic (final epoch vs. the window mean,
+  test split vs. validation split), the reason the checks read the statistics they read.
+
+``trainguard baselines calibrate --profile ci [--from-log RUNLOG]`` prints it as markdown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import stats
+from .baselines import BaselineTable
+from .spec import METRIC_LABELS
+
+
+@dataclass
+class NightResult:
+    seeds: tuple[int, ...]
+    failures: list[str]  # "Model-budget metric" of each failed band check
+    kind: str  # "held out of the baseline" | "rerun"
+
+
+def _window_values(curve_values: list[float], budget: int, window: int) -> float:
+    return stats.window_mean(curve_values, budget, window)
+
+
+def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]], profile, alpha: float,
+                   seeds: tuple[int, ...]) -> list[str]:
+    """Band checks of the CIFAR cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
+    window, failures = profile.statistics.window, []
+    for model in profile.models:
+        for budget in profile.budgets:
+            for metric in profile.checked_metrics:
+                values = table.values(model, budget, metric, window)
+                band = stats.derive_band(values, len(seeds), alpha, table.resolution(metric))
+                measured = statistics.fmean(_window_values([e[metric] for e in night[(model, s)]], budget, window)
+                                            for s in seeds)
+                if not band.contains(measured):
+                    failures.append(f"{model}-{budget} {metric} ({measured:.4g} vs {band.low:.4g}…{band.high:.4g})")
+    return failures
+
+
+def leave_out_nights(table: BaselineTable, profile, alpha: float, k: int) -> list[NightResult]:
+    """Every group of ``k`` baseline seeds, checked against the bands of the other seeds."""
+    results = []
+    for group in itertools.combinations(table.seeds, k):
+        rest = table.without(group)
+        results.append(NightResult(group, night_failures(rest, table.curves, profile, alpha, group),
+                                   "held out of the baseline"))
+    return results
+
+
+def rerun_nights(table: BaselineTable, runs: dict[tuple[str, int], list[dict]], profile, alpha: float,
+                 k: int) -> list[NightResult]:
+    """Consecutive groups of ``k`` seeds among real runs outside the baseline, against the whole baseline."""
+    seeds = sorted({s for (m, s) in runs if all((model, s) in runs for model in profile.models)} - set(table.seeds))
+    groups = [tuple(seeds[i:i + k]) for i in range(0, len(seeds) - k + 1, k)]
+    return [NightResult(g, night_failures(table, runs, profile, alpha, g), "rerun") for g in groups]
+
+
+def mde_table(table: BaselineTable, profile, alpha: float, k: int) -> pd.DataFrame:
+    window, records = profile.statistics.window, []
+    for model in profile.models:
+        for budget in profile.budgets:
+            row = {"model": model, "epochs": str(budget)}
+            for metric in profile.checked_metrics:
+                band = stats.derive_band(table.values(model, budget, metric, window), k, alpha,
+                                         table.resolution(metric), profile.statistics.power)
+                row[f"{METRIC_LABELS[metric]} std"] = f"{band.std:.4g}"
+                row[f"{METRIC_LABELS[metric]} ±band"] = f"{band.halfwidth:.4g}"
+                row[f"{METRIC_LABELS[metric]} MDE"] = f"{band.mde:.4g}"
+            records.append(row)
+    return pd.DataFrame.from_records(records)
+
+
+def noise_table(table: BaselineTable, profile) -> pd.DataFrame:
+    """Seed-to-seed std of accuracy statistics: one epoch vs the window, test vs validation split."""
+    window, records = profile.statistics.window, []
+    metrics = [m for m in ("test_acc", "val_acc") if table.has(m)]
+    for model in profile.models:
+        for budget in profile.budgets:
+            row = {"model": model, "epochs": str(budget)}
+            for metric in metrics:
+                row[f"{METRIC_LABELS[metric]}, epoch {budget}"] = f"{statistics.stdev(table.values(model, budget, metric)):.3f}"
+                row[f"{METRIC_LABELS[metric]}, mean of last {window}"] = \
+                    f"{statistics.stdev(table.values(model, budget, metric, window)):.3f}"
+            records.append(row)
+    return pd.DataFrame.from_records(records)
+
+
+def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None) -> str:
+    k = len(profile.check_seeds)
+    n = len(table.seeds)
+    lines = [f"# Calibration of profile {profile.name}", "",
+             f"Baseline {table.path}: seeds {list(table.seeds)} (n = {n}), measured {table.meta.get('date', '?')} "
+             f"on {table.meta.get('device_name', '?')} (commit {table.meta.get('commit', '?')}). A night checks "
+             f"k = {k} seeds; family-wise false-alarm rate {profile.statistics.false_alarm_rate:.0%} over "
+             f"{band_checks} band checks → α = {alpha:.3g} per check.", ""]
+    nights = leave_out_nights(table, profile, alpha, k)
+    rerun = rerun_nights(table, reruns, profile, alpha, k) if reruns else []
+    failed = [r for r in nights if r.failures]
+    lines += ["## False alarms", "",
+              f"- Leave-{k}-out: each of the C({n}, {k}) = {len(nights)} groups of {k} baseline seeds checked against "
+              f"bands from the other {n - k} seeds (CIFAR band checks): **{len(failed)} of {len(nights)} nights failed** "
+              f"(expected at most {profile.statistics.false_alarm_rate * len(nights):.2f} at the stated rate; the groups "
+              f"share seeds, so they are not independent trials)."]
+    lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in failed]
+    if reruns is not None:
+        rfailed = [r for r in rerun if r.failures]
+        lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "
+                     f"({', '.join(str(r.seeds) for r in rerun) or 'none'}) → {len(rfailed)} failed.")
+        lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in rfailed]
+    lines += ["", f"## Minimum detectable effect (n = {n}, k = {k}, α = {alpha:.3g}, power "
+                  f"{profile.statistics.power:.0%})", "",
+              "Per cell: the seed std s, the band's half-width t·s·√(1/n + 1/k), and the smallest true shift "
+              "caught with the stated power. Accuracies in points, losses in nats; each value is the mean of the "
+              f"last {profile.statistics.window} epochs up to the budget.", "",
+              mde_table(table, profile, alpha, k).to_markdown(index=False, disable_numparse=True), "",
+              "## Noise of the candidate statistics (seed-to-seed std, accuracy points)", "",
+              noise_table(table, profile).to_markdown(index=False, disable_numparse=True), ""]
+    return "\n".join(lines)

@@ -1,0 +1,255 @@
+"""Detection self-test: inject known regressions into a copy of the run, check, and count what is caught.
+
+Each :class:`Injection` changes one thing a real regression could change (the data, the labels,
+the preprocessing, the optimiser, the model, the evaluation, the MNIST experiment) for the length
+of a ``with`` block, by editing the Matrix's copy of the profile or data, or by patching one
+engine function. The injected runs are trained for the run's seeds with no result cache (nothing
+injected is ever stored where a clean run could read it) and checked with the same derived bands
+as a night. A check that fails on them caught the injection; the report lists which.
+
+``trainguard selftest --profile ci`` runs :data:`CI_INJECTIONS`; the fast suite runs a gross one
+on generated data (tests/test_selftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import compare, engine
+
+
+@dataclass(frozen=True)
+class Injection:
+    name: str
+    kind: str  # data | labels | preprocessing | optimiser | model | evaluation | mnist
+    description: str
+    targets: tuple[str, ...]  # CIFAR models trained under it; () for the MNIST experiment
+    apply: Callable[[object], ContextManager]  # (matrix or experiment) → context in which the regression holds
+
+
+@dataclass
+class Outcome:
+    injection: Injection
+    verdicts: list[compare.Verdict] = field(default_factory=list)
+    skipped: str = ""  # why it was not run (e.g. a target model not in the profile)
+
+    @property
+    def caught_by(self) -> list[compare.Verdict]:
+        return [v for v in self.verdicts if not v.passed]
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.caught_by)
+
+
+# --------------------------------------------------------------------------- the injections
+
+
+@contextlib.contextmanager
+def _replaced(obj, name: str, value) -> Iterator[None]:
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def _with_dataset(change: Callable):
+    """Train on a changed copy of the matrix's data set."""
+    def apply(matrix):
+        return _replaced(matrix, "_dataset", change(matrix.dataset))
+    return apply
+
+
+def _half_the_images(ds):
+    keep = np.arange(len(ds.x_train)) % 2 == 0
+    return dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep])
+
+
+def _noisy_labels(fraction: float):
+    def change(ds):
+        rng = np.random.default_rng(12345)
+        labels = ds.y_train.copy()
+        flip = rng.random(len(labels)) < fraction
+        labels[flip] = rng.integers(0, 10, size=int(flip.sum()), dtype=labels.dtype)
+        return dataclasses.replace(ds, y_train=labels)
+    return change
+
+
+def _permuted_labels(ds):
+    return dataclasses.replace(ds, y_train=np.random.default_rng(12345).permutation(ds.y_train))
+
+
+def _training_change(**changes):
+    """Every model of the profile trains with these TrainConfig fields changed (e.g. lr)."""
+    def apply(matrix):
+        profile = matrix.profile
+        scaled = {model: dataclasses.replace(profile.training(model), **{
+            k: (v(getattr(profile.training(model), k)) if callable(v) else v) for k, v in changes.items()})
+            for model in profile.models}
+        return _replaced(matrix, "profile", dataclasses.replace(
+            profile, per_model_training=tuple(sorted(scaled.items()))))
+    return apply
+
+
+def _inputs_in_unit_range(matrix):
+    """Preprocessing bug: pixels scaled to [0, 1] instead of [-1, 1] (train and evaluation alike)."""
+    original = engine.normalize
+
+    def normalize(batch, inputs="pm1"):
+        return (original(batch, inputs) + 1.0) / 2.0 if inputs == "pm1" else original(batch, inputs)
+    return _replaced(engine, "normalize", normalize)
+
+
+def _relu_to_tanh(matrix):
+    """Model bug: every ReLU of the network built as Tanh."""
+    import torch.nn as nn
+
+    import models
+
+    original = models.build
+
+    def build(name, **kwargs):
+        model = original(name, **kwargs)
+        for module in list(model.modules()):
+            for child_name, child in module.named_children():
+                if isinstance(child, nn.ReLU):
+                    setattr(module, child_name, nn.Tanh())
+        return model
+    return _replaced(engine.models, "build", build)
+
+
+def _evaluate_in_train_mode(matrix):
+    """Evaluation bug: model.eval() forgotten, so dropout stays on and BatchNorm normalises with the
+    test batch's own statistics (and updates its running ones)."""
+    original = engine.evaluate
+
+    def evaluate(model, *args, **kwargs):
+        model.train()
+        model.eval = lambda: model  # the forgotten call
+        try:
+            return original(model, *args, **kwargs)
+        finally:
+            del model.eval
+    return _replaced(engine, "evaluate", evaluate)
+
+
+def _mnist_weaker_dropout(experiment):
+    """MNIST experiment bug: the dropout arm trained at rate 0.1 instead of the profile's."""
+    return _replaced(experiment, "config", dataclasses.replace(experiment.config, dropout=0.1))
+
+
+CHEAP = ("Baseline1", "NewModel1")
+CI_INJECTIONS = (
+    Injection("half-data", "data", "every second training image dropped (a loader filter bug)", CHEAP,
+              _with_dataset(_half_the_images)),
+    Injection("label-noise-10", "labels", "10 % of the training labels replaced by random classes", CHEAP,
+              _with_dataset(_noisy_labels(0.10))),
+    Injection("unit-range-inputs", "preprocessing", "pixels scaled to [0, 1] instead of [-1, 1]", CHEAP,
+              _inputs_in_unit_range),
+    Injection("lr-halved", "optimiser", "learning rate 0.005 instead of 0.01", CHEAP,
+              _training_change(lr=lambda lr: lr / 2)),
+    Injection("relu-to-tanh", "model", "every ReLU built as Tanh", ("NewModel1",), _relu_to_tanh),
+    Injection("eval-in-train-mode", "evaluation", "model.eval() forgotten before evaluation (dropout on, "
+              "BatchNorm on batch statistics)", ("NewModel2",), _evaluate_in_train_mode),
+    Injection("mnist-dropout-0.1", "mnist", "the MNIST dropout arm trained at rate 0.1 instead of 0.5", (),
+              _mnist_weaker_dropout),
+)
+#: The gross injection the fast suite must catch on generated data.
+GROSS = Injection("permuted-labels", "labels", "training labels permuted (no relation to the images left)",
+                  ("Baseline1",), _with_dataset(_permuted_labels))
+
+
+# --------------------------------------------------------------------------- running them
+
+
+def run_injection(matrix, injection: Injection, experiment=None, printer=print, log=None) -> Outcome:
+    """Train ``injection``'s targets under it (fresh, never cached) and check them against the baseline."""
+    if not injection.targets:
+        return _run_mnist(matrix, injection, experiment, printer)
+    missing = [m for m in injection.targets if m not in matrix.profile.models]
+    if missing:
+        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no {', '.join(missing)}")
+    table, problem = matrix.checkable_baseline()
+    if table is None:
+        return Outcome(injection, skipped=problem)
+    from .results import ResultStore
+    from .runlog import RunLog
+
+    saved = matrix._histories, matrix.store, matrix.log, list(matrix.trained)
+    matrix._histories = {}
+    matrix.store = ResultStore(None)  # an injected run must never land in (or come from) the cache,
+    matrix.log = RunLog(log)  # nor in the night's run log, where a re-render would take it for a clean run
+    try:
+        with injection.apply(matrix):
+            printer(f"[trainguard] selftest {injection.name}: training {', '.join(injection.targets)} "
+                    f"(seeds {', '.join(map(str, matrix.seeds))}) with {injection.description}")
+            verdicts = [v for model in injection.targets for budget in matrix.profile.budgets
+                        for v in matrix.baseline_verdicts(model, budget, table)]
+    finally:
+        matrix._histories, matrix.store, matrix.log, matrix.trained = saved
+    return Outcome(injection, verdicts)
+
+
+def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
+    if experiment is None or matrix.profile.mnist is None:
+        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
+    from .overfit import OverfitExperiment, keras_available
+
+    fresh = OverfitExperiment(experiment.config, experiment.mnist, experiment.device, profile=experiment.profile)
+    verdicts = []
+    with injection.apply(fresh):
+        for framework in fresh.config.frameworks:
+            if framework == "keras" and keras_available():
+                continue
+            printer(f"[trainguard] selftest {injection.name}: MNIST {framework}, seeds {list(fresh.config.seeds)}, "
+                    f"with {injection.description}")
+            verdicts += matrix.mnist_verdicts(fresh, framework)
+    return Outcome(injection, verdicts)
+
+
+def run_selftest(matrix, injections=CI_INJECTIONS, experiment=None, printer=print, log=None) -> list[Outcome]:
+    """Every injection in turn; ``log``: a run log of its own for the injected runs (None: not logged)."""
+    return [run_injection(matrix, injection, experiment, printer, log) for injection in injections]
+
+
+def by_name(names) -> tuple[Injection, ...]:
+    known = {i.name: i for i in (*CI_INJECTIONS, GROSS)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from .spec import ConfigError
+
+        raise ConfigError(f"unknown injection(s) {unknown}; known: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+def outcome_table(outcomes: list[Outcome]) -> pd.DataFrame:
+    records = []
+    for o in outcomes:
+        caught = o.caught_by
+        records.append({
+            "injection": o.injection.name, "kind": o.injection.kind, "what": o.injection.description,
+            "trained": ", ".join(o.injection.targets) or "MNIST",
+            "result": "not run" if o.skipped else ("caught" if o.caught else "**MISSED**"),
+            "checks that failed": o.skipped or (f"{len(caught)} of {len(o.verdicts)}: " + "; ".join(
+                f"{v.subject} {v.metric} ({v.measured:.4g} vs band {v.expected - v.allowed:.4g}…{v.expected + v.allowed:.4g})"
+                if v.expected is not None and v.allowed is not None else f"{v.subject} {v.metric}"
+                for v in caught[:4]) + (" …" if len(caught) > 4 else "") if caught else f"none of {len(o.verdicts)}"),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def selftest_section(outcomes: list[Outcome]) -> str:
+    run = [o for o in outcomes if not o.skipped]
+    caught = sum(o.caught for o in run)
+    return "\n".join(["## Detection self-test", "",
+                      f"{caught} of {len(run)} injected regressions caught (each trained on the run's seeds, "
+                      f"checked with the night's derived bands; nothing injected is cached).", "",
+                      outcome_table(outcomes).to_markdown(index=False, disable_numparse=True), ""])

@@ -1,0 +1,127 @@
+"""The statistics behind every band check: derived from stored per-seed values, never typed by hand.
+
+One band check compares the mean of the night's ``k`` seeds with the ``n`` per-seed values of the
+same cell and metric in the baseline. If the night is clean (same code, data and machine class,
+new seeds), the night's mean and the baseline mean differ only by seed noise, and
+
+    T = (mean_night − mean_baseline) / (s · sqrt(1/n + 1/k))
+
+follows Student's t with n − 1 degrees of freedom (s: the baseline's sample std). The check
+fails when |T| > t_{1 − α/2, n−1}: a two-sided prediction interval for the mean of k new seeds.
+α is the family-wise false-alarm rate of the whole run divided by the number of band checks in
+it (Bonferroni), so a clean night fails any band check with probability at most that rate.
+
+The smallest shift a check catches with probability ``power`` (the minimum detectable effect)
+comes from the same statistic: under a shift δ, T is non-central t with non-centrality
+δ / (σ · sqrt(1/n + 1/k)); σ is estimated by s.
+
+Pure functions over numbers; docs/statistics.md walks through an example by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from scipy import optimize
+from scipy import stats as sps
+
+
+@dataclass(frozen=True)
+class Band:
+    """The acceptance band of one check: center ± halfwidth, with how it was derived."""
+
+    center: float  # the baseline mean
+    halfwidth: float
+    std: float  # the std used (the baseline's, floored at the metric's resolution)
+    n: int  # baseline seeds
+    k: int  # seeds averaged in the checked value
+    alpha: float  # two-sided false-alarm rate of this one check
+    t_crit: float
+    mde: float  # shift caught with probability `power` at this alpha
+    power: float
+
+    @property
+    def low(self) -> float:
+        return self.center - self.halfwidth
+
+    @property
+    def high(self) -> float:
+        return self.center + self.halfwidth
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        return (f"baseline {self.center:.4f} ± {self.halfwidth:.4f} (t {self.t_crit:.2f} × std {self.std:.4f} × "
+                f"√(1/{self.n} + 1/{self.k}); α {self.alpha:.2g} per check)")
+
+
+def per_check_alpha(family_rate: float, checks: int) -> float:
+    """Bonferroni: each of ``checks`` checks gets an equal share of the run's false-alarm rate."""
+    if checks < 1:
+        raise ValueError(f"a run needs at least one band check to split its false-alarm rate, got {checks}")
+    return family_rate / checks
+
+
+def scale(n: int, k: int) -> float:
+    """std of (mean of k new seeds − mean of n baseline seeds), in units of one seed's std."""
+    return math.sqrt(1.0 / n + 1.0 / k)
+
+
+def t_critical(alpha: float, n: int) -> float:
+    return float(sps.t.ppf(1.0 - alpha / 2.0, n - 1))
+
+
+def detection_probability(shift: float, std: float, n: int, k: int, alpha: float) -> float:
+    """P(the check fails) when the night's true mean is ``shift`` away from the baseline's."""
+    if std <= 0:
+        return 1.0 if shift != 0 else alpha
+    df, t = n - 1, t_critical(alpha, n)
+    ncp = abs(shift) / (std * scale(n, k))
+    upper, lower = float(sps.nct.sf(t, df, ncp)), float(sps.nct.cdf(-t, df, ncp))
+    # scipy's nct returns NaN far in a tail it cannot resolve; the probability there is ~0 (the
+    # wrong-side tail, for a shift this size) or ~1.
+    lower = 0.0 if math.isnan(lower) else lower
+    if math.isnan(upper):
+        upper = 1.0 if ncp > t else 0.0
+    return min(1.0, upper + lower)
+
+
+def minimum_detectable_effect(std: float, n: int, k: int, alpha: float, power: float = 0.9) -> float:
+    """The smallest |shift| caught with probability ≥ ``power`` (two-sided, at ``alpha``)."""
+    if std <= 0:
+        return 0.0
+    unit = std * scale(n, k)
+    hi = unit * (t_critical(alpha, n) + 1.0)
+    while detection_probability(hi, std, n, k, alpha) < power:
+        hi *= 2
+    return float(optimize.brentq(lambda d: detection_probability(d, std, n, k, alpha) - power, 0.0, hi, xtol=1e-9))
+
+
+def derive_band(values: list[float], k: int, alpha: float, resolution: float = 0.0, power: float = 0.9) -> Band:
+    """The band for the mean of ``k`` new seeds, from the baseline's per-seed ``values``.
+
+    ``resolution`` floors the std: the smallest step the metric can take (one image of the
+    evaluation split, in accuracy points). A cell whose seeds happened to agree exactly would
+    otherwise get a band of width zero, which no honest rerun on another machine could meet.
+    """
+    n = len(values)
+    if n < 2:
+        raise ValueError(f"a band needs at least 2 baseline seeds to measure a spread, got {n}")
+    if k < 1:
+        raise ValueError(f"the checked value must average at least 1 seed, got {k}")
+    std = max(statistics.stdev(values), resolution)
+    t = t_critical(alpha, n)
+    return Band(center=statistics.fmean(values), halfwidth=t * std * scale(n, k), std=std, n=n, k=k, alpha=alpha,
+                t_crit=t, mde=minimum_detectable_effect(std, n, k, alpha, power), power=power)
+
+
+def window_mean(values: list[float], budget: int, window: int) -> float:
+    """Mean of the per-epoch ``values`` over the ``window`` epochs ending at ``budget`` (1-based)."""
+    if budget > len(values):
+        raise IndexError(f"asked for epoch {budget}, the run has {len(values)} epochs")
+    if not 1 <= window <= budget:
+        raise ValueError(f"window {window} must be between 1 and the budget {budget}")
+    return statistics.fmean(values[budget - window:budget])

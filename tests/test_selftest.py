@@ -1,0 +1,70 @@
+"""The detection self-test: a gross injection on generated data must be caught (fast suite);
+the profile's own list on real data runs with ``pytest -m selftest`` (opt-in, minutes)."""
+
+from pathlib import Path
+
+import pytest
+
+from harness import selftest
+from harness.session import Matrix, Options
+from harness.spec import load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _matrix(tmp_path, profile="smoke", **options):
+    return Matrix(Options(load_profile(profile), device="cpu", baselines_dir=ROOT / "baselines",
+                          results_dir=tmp_path / "results", run_log=tmp_path / "runlog.jsonl", **options),
+                  printer=lambda line: None)
+
+
+def test_a_gross_injection_is_caught_on_generated_data_and_never_cached(tmp_path):
+    matrix = _matrix(tmp_path)
+    outcome, = selftest.run_selftest(matrix, [selftest.GROSS], log=tmp_path / "selftest.jsonl", printer=lambda m: None)
+    assert outcome.caught and not outcome.skipped
+    assert {v.subject for v in outcome.caught_by} >= {"Baseline1-3"}
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runlog.jsonl").exists()  # nothing injected stored
+    assert (tmp_path / "selftest.jsonl").exists()
+    clean = matrix.baseline_verdicts("Baseline1", 3, matrix.baseline())  # the same matrix, untouched afterwards
+    assert all(v.passed for v in clean)
+    table = selftest.outcome_table([outcome])
+    assert list(table["result"]) == ["caught"]
+
+
+def test_injections_patch_only_inside_their_block(tmp_path):
+    from harness import engine
+
+    matrix = _matrix(tmp_path)
+
+    def state():
+        return tuple(map(id, (engine.normalize, engine.evaluate, engine.models.build, matrix.profile, matrix.dataset)))
+
+    before = state()
+    for injection in selftest.CI_INJECTIONS[:-1]:
+        with injection.apply(matrix):
+            assert state() != before, injection.name
+        assert state() == before, injection.name
+    assert {i.kind for i in selftest.CI_INJECTIONS} == {"data", "labels", "preprocessing", "optimiser", "model",
+                                                        "evaluation", "mnist"}
+
+
+def test_unknown_injection_is_named():
+    from harness.spec import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown injection\(s\) \['nope'\]; known: half-data"):
+        selftest.by_name(["nope"])
+
+
+@pytest.mark.selftest
+def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
+    """pytest -m selftest --profile ci: every injected regression of the self-test list fails a check."""
+    from harness.overfit import OverfitExperiment, load_mnist
+
+    experiment = None
+    if trainguard_matrix.profile.mnist is not None:
+        config, options = trainguard_matrix.profile.mnist, trainguard_matrix.options
+        experiment = OverfitExperiment(config, load_mnist(config, options.data_dir, options.allow_download),
+                                       trainguard_matrix.device, profile=trainguard_matrix.profile.name)
+    outcomes = selftest.run_selftest(trainguard_matrix, selftest.CI_INJECTIONS, experiment)
+    missed = [o.injection.name for o in outcomes if not o.skipped and not o.caught]
+    assert not missed, f"injected regressions not caught: {missed}\n{selftest.outcome_table(outcomes).to_markdown()}"

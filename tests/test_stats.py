@@ -1,0 +1,108 @@
+"""The statistics of the band checks: hand computations, and simulations of their error rates."""
+
+import csv
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import stats
+from harness.session import Matrix, Options
+from harness.spec import ConfigError, load_profile
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_derived_band_equals_a_hand_computation():
+    # n = 5 seeds: mean 11, sample std sqrt(10 / 4) = 1.581139; the night averages k = 2 seeds.
+    # t_{1 - 0.01/2, 4} = 4.604095 (any t table); sqrt(1/5 + 1/2) = 0.836660.
+    band = stats.derive_band([10.0, 12.0, 11.0, 13.0, 9.0], k=2, alpha=0.01)
+    assert band.center == pytest.approx(11.0)
+    assert band.std == pytest.approx(1.581139, abs=1e-6)
+    assert band.t_crit == pytest.approx(4.604095, abs=1e-6)
+    assert band.halfwidth == pytest.approx(4.604095 * 1.581139 * 0.836660, abs=1e-5)  # 6.0906
+    assert (band.low, band.high) == pytest.approx((11.0 - 6.0906, 11.0 + 6.0906), abs=1e-4)
+
+
+def test_bonferroni_split_and_resolution_floor():
+    assert stats.per_check_alpha(0.01, 40) == pytest.approx(0.00025)
+    with pytest.raises(ValueError, match="at least one band check"):
+        stats.per_check_alpha(0.01, 0)
+    flat = stats.derive_band([50.0, 50.0, 50.0], k=1, alpha=0.01, resolution=0.1)
+    assert flat.std == 0.1 and flat.halfwidth > 0  # seeds that agreed exactly still get a band
+    with pytest.raises(ValueError, match="at least 2 baseline seeds"):
+        stats.derive_band([1.0], k=1, alpha=0.01)
+
+
+def test_window_mean():
+    assert stats.window_mean([1, 2, 3, 4, 5], budget=4, window=3) == pytest.approx(3.0)
+    with pytest.raises(IndexError):
+        stats.window_mean([1, 2], budget=3, window=1)
+
+
+@pytest.mark.parametrize("n, k", [(5, 1), (10, 2)])
+def test_false_alarm_rate_and_power_hold_in_simulation(n, k):
+    """Draw clean nights and shifted nights from a normal model: the band fails clean ones at
+    rate alpha and catches a shift of one MDE with probability `power` (Monte Carlo, fixed seed)."""
+    rng = np.random.default_rng(0)
+    alpha, trials = 0.05, 20000
+    mde = stats.minimum_detectable_effect(1.0, n, k, alpha, power=0.9)
+    base = rng.normal(size=(trials, n))
+    night = rng.normal(size=(trials, k)).mean(axis=1)
+    t = stats.t_critical(alpha, n)
+    half = t * base.std(axis=1, ddof=1) * stats.scale(n, k)
+    clean_fail = np.mean(np.abs(night - base.mean(axis=1)) > half)
+    shifted_fail = np.mean(np.abs(night + mde - base.mean(axis=1)) > half)
+    assert clean_fail == pytest.approx(alpha, abs=0.006)
+    assert shifted_fail == pytest.approx(0.9, abs=0.01)
+
+
+def test_mde_shrinks_with_more_seeds():
+    a = stats.per_check_alpha(0.01, 36)
+    assert stats.minimum_detectable_effect(1.0, 10, 2, a) < stats.minimum_detectable_effect(1.0, 10, 1, a)
+    assert stats.minimum_detectable_effect(1.0, 20, 2, a) < stats.minimum_detectable_effect(1.0, 10, 2, a)
+
+
+def _hand_values(path: Path, model: str, budget: int, metric: str, window: int) -> list[float]:
+    """The per-seed statistic, read from the committed CSV with nothing but the csv module."""
+    by_seed: dict[int, dict[int, float]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["model"] == model:
+                by_seed.setdefault(int(row["seed"]), {})[int(row["epoch"])] = float(row[metric])
+    return [statistics.fmean(curve[e] for e in range(budget - window + 1, budget + 1)) for _, curve in sorted(by_seed.items())]
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "ci"])
+def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
+    """What the harness checks against is exactly t · s · sqrt(1/n + 1/k) from the stored per-seed values,
+    with the run's false-alarm rate split over every band check the profile makes."""
+    profile = load_profile(profile_name)
+    matrix = Matrix(Options(profile=profile, baselines_dir=REPO / "baselines", results_dir=None, run_log=None))
+    table = matrix.baseline()
+    assert table is not None and table.seeds == tuple(profile.baseline_seeds)
+    mnist = 0 if profile.mnist is None else len(profile.mnist.frameworks) * 2
+    checks = len(profile.models) * len(profile.budgets) * len(profile.checked_metrics) + mnist
+    alpha = profile.statistics.false_alarm_rate / checks
+    window, k = profile.statistics.window, len(profile.check_seeds)
+    for model in profile.models:
+        for budget in profile.budgets:
+            for metric in profile.checked_metrics:
+                values = _hand_values(REPO / "baselines" / profile_name / "cpu-seeds.csv", model, budget, metric, window)
+                n = len(values)
+                expected = stats.t_critical(alpha, n) * max(statistics.stdev(values), table.resolution(metric)) \
+                    * (1 / n + 1 / k) ** 0.5
+                band = matrix.band(table, model, budget, metric)
+                assert band.center == pytest.approx(statistics.fmean(values), abs=1e-9)
+                assert band.halfwidth == pytest.approx(expected, rel=1e-9), (model, budget, metric)
+
+
+def test_a_baseline_seed_is_refused_as_the_checked_seed_unless_asked():
+    profile = load_profile("smoke")
+    with pytest.raises(ConfigError, match=r"seed\(s\) 1 are in profile smoke's baseline_seeds.*--tg-allow-baseline-seeds"):
+        Matrix(Options(profile=profile, seeds=(1,), results_dir=None, run_log=None))
+    allowed = Matrix(Options(profile=profile, seeds=(1,), allow_baseline_seeds=True, results_dir=None, run_log=None))
+    assert allowed.seeds == (1,) and "IN the baseline" in allowed.environment()["seeds"]
+    held_out = Matrix(Options(profile=profile, results_dir=None, run_log=None))
+    assert held_out.seeds == profile.check_seeds and "held out" in held_out.environment()["seeds"]
