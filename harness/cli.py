@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     baselines.add_argument("action", choices=("show", "diff", "update", "calibrate"))
     baselines.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
-                           help="calibrate: also check these runs of seeds outside the baseline (real reruns)")
+                           help="update: take the baseline seeds' runs from these run logs instead of training; "
+                                "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     _common(baselines)
 
@@ -203,7 +204,14 @@ def cmd_report(args) -> int:
 def cmd_baselines(args) -> int:
     matrix = _matrix(args)
     if args.action == "update":
-        for line in matrix.update_baseline():
+        if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
+            from .runlog import histories_from_log
+
+            matrix.allow_training = False
+            for log in args.from_log:
+                matrix.preload({key: h for key, h in histories_from_log(log, matrix.profile.name).items()
+                                if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds})
+        for line in matrix.update_baseline(source_logs=args.from_log):
             print(line)
         print(f"wrote {matrix.baseline_file()}")
         if matrix.profile.mnist is not None and not args.skip_mnist:

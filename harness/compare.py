@@ -1,4 +1,4 @@
-"""Checks: measured numbers + baseline tables + tolerances → verdicts with messages.
+"""Checks: measured numbers + derived bands (harness/stats.py) → verdicts with messages.
 
 Pure functions; nothing here trains, reads files or knows about pytest.
 """

@@ -208,8 +208,9 @@ class Matrix:
                 curves[(model, seed)] = bl.curve(history)
         return curves
 
-    def update_baseline(self) -> list[str]:
-        """Train every baseline seed, rewrite the measured baseline, return what changed."""
+    def update_baseline(self, source_logs=None) -> list[str]:
+        """Train every baseline seed (or take it from the cache or ``preload``), rewrite the measured
+        baseline, return what changed. ``source_logs``: the run logs the runs came from, for the metadata."""
         path = self.baseline_file()
         old = None
         if path.exists():
@@ -232,7 +233,11 @@ class Matrix:
             "eval_images": {"train": len(ds.x_train), "test": len(ds.x_test),
                             **({"val": len(ds.x_val)} if ds.x_val is not None else {})},
             "code_fingerprint": {model: code_fingerprint(model) for model in self.profile.models},
+            "runs": {f"{m}-seed{s}": {"key": h.key, "device": h.device}
+                     for (m, s), h in sorted(self._histories.items()) if s in self.profile.baseline_seeds},
         }
+        if source_logs:
+            meta["source_logs"] = [str(p) for p in source_logs]
         table = bl.write_measured(path, curves, self.profile.models, self.profile.budgets, meta)
         budgets = self.profile.budgets
         return bl.diff_cells(old.summary(budgets) if old else None, table.summary(budgets))

@@ -1,7 +1,7 @@
 """What a run is: profiles (TOML files) parsed into frozen, validated dataclasses.
 
 A profile names the data, the models, the epoch budgets, the seeds, the training
-hyperparameters and the comparison tolerances. Everything that determines a
+hyperparameters and how its bands are derived ([statistics]). Everything that determines a
 result lives here, so that :func:`RunSpec.key` can hash it for the result cache.
 """
 

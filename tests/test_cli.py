@@ -27,6 +27,22 @@ def test_run_without_baseline_reports_uncompared_and_passes(tmp_path, dirs, caps
     assert "| NewModel2 " in report  # trained and shown, though not compared
 
 
+def test_strict_run_without_baseline_fails_naming_the_command(tmp_path, dirs, capsys, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL no baseline" in out and "strict: CI=true or --tg-strict" in out
+    assert "trainguard baselines update --profile smoke" in out
+
+
+def test_a_baseline_seed_is_refused_unless_asked(tmp_path, dirs, capsys):
+    assert cli.main(["run", *dirs, "--seeds", "0,100"]) == 2
+    assert "seed(s) 0 are in profile smoke's baseline_seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: a usage error naming the option
+        cli.main(["run", *dirs, "--seeds", "x"])
+    assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
 def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert cli.main(["baselines", "update", *dirs]) == 0
     assert "new baseline with 8 cells" in capsys.readouterr().out
