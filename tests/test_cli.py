@@ -43,6 +43,17 @@ def test_a_baseline_seed_is_refused_unless_asked(tmp_path, dirs, capsys):
     assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
 
 
+def test_selftest_and_calibrate_commands_start(tmp_path, dirs, capsys):
+    dirs[dirs.index("--baselines-dir") + 1] = str(ROOT / "baselines")  # the committed smoke baseline
+    assert cli.main(["selftest", *dirs, "--injections", "permuted-labels", "--report", str(tmp_path / "s.md"),
+                     "--selftest-log", str(tmp_path / "s.jsonl")]) == 0
+    assert "caught: permuted-labels (labels)" in capsys.readouterr().out
+    assert "| caught " in (tmp_path / "s.md").read_text()
+    assert cli.main(["baselines", "calibrate", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "## False alarms" in out and "## Minimum detectable effect" in out and "Leave-1-out" in out
+
+
 def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert cli.main(["baselines", "update", *dirs]) == 0
     assert "new baseline with 8 cells" in capsys.readouterr().out

@@ -80,6 +80,19 @@ def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
     assert "Result: FAIL" in report and "REGRESSION" in report
 
 
+@pytest.mark.parametrize("profile", ["smoke", "ci", "seed", "gpu-timing"])
+def test_every_shipped_profile_collects(pytester, profile):
+    """`pytest -m slow --profile P` (and so tox -e slow / gpu) collects for every shipped profile,
+    with or without an [mnist] section (a profile without one used to crash at collection)."""
+    for module in ("test_cifar10_matrix.py", "test_mnist_overfit.py", "test_selftest.py"):
+        shutil.copy(ROOT / "tests" / module, pytester.path / module)
+    result = pytester.runpytest_subprocess("-m", "slow", "--profile", profile, "--collect-only", "-q",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert "test_cell_within_baseline[NewModel2-20]" in result.stdout.str() or profile == "smoke"
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 def test_bad_options_are_usage_errors(project):
     result = project.runpytest_subprocess("--profile", "nope", "-p", "no:cacheprovider")
     assert result.ret == 4
