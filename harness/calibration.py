@@ -99,7 +99,38 @@ def noise_table(table: BaselineTable, profile) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None) -> str:
+def mnist_lines(framework: str, baseline, k: int, alpha: float, power: float, reruns: dict | None) -> list[str]:
+    """Leave-k-out false alarms and the MDE of the MNIST gap bands of one framework."""
+    from .overfit import BAND_QUANTITIES
+
+    values = baseline.values
+    seeds = sorted(baseline.per_seed)
+    groups = list(itertools.combinations(range(len(seeds)), k))
+    failed = 0
+    for group in groups:
+        held = set(group)
+        for quantity in BAND_QUANTITIES:
+            rest = [v for i, v in enumerate(values[quantity]) if i not in held]
+            band = stats.derive_band(rest, k, alpha, 1e-4, power)
+            if not band.contains(statistics.fmean(values[quantity][i] for i in group)):
+                failed += 1
+                break
+    lines = [f"- MNIST {framework}: leave-{k}-out over the {len(seeds)} baseline seeds, C({len(seeds)}, {k}) = "
+             f"{len(groups)} groups: **{failed} failed** a gap band."]
+    for quantity in BAND_QUANTITIES:
+        band = stats.derive_band(values[quantity], k, alpha, 1e-4, power)
+        lines.append(f"  - {quantity}: baseline {band.center:.3f}, seed std {band.std:.3f}, band ±{band.halfwidth:.3f}, "
+                     f"MDE {band.mde:.3f}")
+    if reruns:
+        night = [reruns[s] for s in sorted(reruns)][:k]
+        if len(night) == k:
+            bad = [q for q in BAND_QUANTITIES
+                   if not stats.derive_band(values[q], k, alpha, 1e-4, power).contains(statistics.fmean(n[q] for n in night))]
+            lines.append(f"  - real rerun, seeds {sorted(reruns)[:k]}: {'failed ' + ', '.join(bad) if bad else 'passed'}")
+    return lines
+
+
+def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None, mnist=()) -> str:
     k = len(profile.check_seeds)
     n = len(table.seeds)
     lines = [f"# Calibration of profile {profile.name}", "",
@@ -121,6 +152,8 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
         lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "
                      f"({', '.join(str(r.seeds) for r in rerun) or 'none'}) → {len(rfailed)} failed.")
         lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in rfailed]
+    for framework, baseline, mnist_reruns in mnist:
+        lines += mnist_lines(framework, baseline, len(profile.mnist.seeds), alpha, profile.statistics.power, mnist_reruns)
     lines += ["", f"## Minimum detectable effect (n = {n}, k = {k}, α = {alpha:.3g}, power "
                   f"{profile.statistics.power:.0%})", "",
               "Per cell: the seed std s, the band's half-width t·s·√(1/n + 1/k), and the smallest true shift "

@@ -240,7 +240,21 @@ def cmd_baselines(args) -> int:
             for log in args.from_log:
                 reruns.update({key: bl.curve(h) for key, h in histories_from_log(log, matrix.profile.name).items()
                                if key[0] in matrix.profile.models and h.completed})
-        print(render(matrix.baseline(), matrix.profile, matrix.per_check_alpha(), matrix.band_check_count(), reruns))
+        mnist = []
+        if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
+            from .overfit import OverfitExperiment
+
+            histories = {}
+            for log in args.from_log or ():
+                histories.update(histories_from_log(log, matrix.profile.name))
+            experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
+            for framework in matrix.profile.mnist.frameworks:
+                baseline = matrix.mnist_baseline(framework)
+                if baseline is not None:
+                    mnist.append((framework, baseline, {s: p.quantities() for (f, s), p in experiment.pairs.items()
+                                                        if f == framework} or None))
+        print(render(matrix.baseline(), matrix.profile, matrix.per_check_alpha(), matrix.band_check_count(), reruns,
+                     mnist))
         return 0
     if args.action == "diff":
         from .report import published_vs_measured
