@@ -34,7 +34,11 @@ Printer = Callable[[str], None]
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    """What a result depends on besides the spec. torch's thread count is among them: oneDNN splits
+    a convolution's sums differently over 1 and 2 threads, and NewModel2's training amplifies the
+    rounding difference (measured: train loss 1.957 vs 1.870 after 2 epochs, same seed)."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "torch_threads": str(torch.get_num_threads())}
 
 
 def git_commit(cwd: Path | None = None) -> str:

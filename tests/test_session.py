@@ -66,3 +66,20 @@ def test_conclusions_use_the_seed_mean_where_the_published_check_is_on(matrix):
     assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in averaged.ranking_verdict(3).message
     single = dataclasses.replace(matrix.profile, checks=("budget_improves",))
     assert Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None).conclusion_seeds() == (100,)
+
+
+def test_the_thread_count_is_part_of_a_run_s_key(tmp_path):
+    """1 and 2 torch threads round NewModel2's convolutions differently: never serve one for the other."""
+    import torch
+
+    matrix = Matrix(Options(load_profile("smoke"), device="cpu", results_dir=tmp_path / "r", run_log=None),
+                    printer=lambda line: None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = matrix.run_spec("NewModel2", 100).key()
+        torch.set_num_threads(2)
+        two = matrix.run_spec("NewModel2", 100).key()
+    finally:
+        torch.set_num_threads(before)
+    assert one != two
