@@ -29,3 +29,19 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"
+
+
+def test_ci_runs_the_readme_s_two_set_up_commands_verbatim():
+    """.ci/run takes the commands out of README.md (the lines after '# 1. ' and '# 2. '): what a user
+    copies is what CI runs."""
+    root = WORKFLOW.parents[2]
+    readme = (root / "README.md").read_text().splitlines()
+    commands = [readme[i + 1] for i, line in enumerate(readme) if line.startswith(("# 1. ", "# 2. "))]
+    assert len(commands) == 2
+    assert commands[0].startswith("python3 -m venv .venv") and "pip install -e" in commands[0]
+    assert commands[0].endswith("trainguard run") and commands[1].endswith('pytest -m "not slow"')
+    extracted = [subprocess.run(["sed", "-n", rf"/^# {n}\. /{{n;p;q}}", str(root / "README.md")],
+                                capture_output=True, text=True, check=True).stdout.strip() for n in (1, 2)]
+    assert extracted == commands
+    script = (root / ".ci" / "run").read_text()
+    assert 'bash -euo pipefail -c "$main_job"' in script and 'bash -euo pipefail -c "$test_job"' in script
