@@ -144,6 +144,20 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return loss_sum.item() / n, 100.0 * correct.item() / n
 
 
+def evaluation_repeat_diff(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                           precision: str = "fp32") -> float:
+    """|loss of a second evaluation − loss of the first| on the first evaluation batch.
+
+    An evaluation is a function of the weights and the images: it must not change when repeated.
+    Dropout left on at evaluation (``model.eval()`` forgotten) or test-time augmentation makes it
+    random — a regression too small for the accuracy bands of a noisy model to see, caught exactly here.
+    """
+    n = min(len(images), config.eval_batch_size)
+    first, _ = evaluate(model, images[:n], labels[:n], config.eval_batch_size, config.inputs, precision)
+    second, _ = evaluate(model, images[:n], labels[:n], config.eval_batch_size, config.inputs, precision)
+    return abs(second - first)
+
+
 def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
           device: torch.device, on_epoch: EpochCallback | None = None,
           model_factory: Callable[[], nn.Module] | None = None, on_batch: Callable[[], None] | None = None,
@@ -227,6 +241,8 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             break
         test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs, precision)
         extra = {}
+        if epoch == epochs:
+            extra["eval_repeat_diff"] = evaluation_repeat_diff(model, x_test, y_test, config, precision)
         if validation is not None:
             val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs, precision)
             extra = {"val_loss": val_loss, "val_acc": val_acc}

@@ -286,13 +286,28 @@ class Matrix:
         failed = [v for seed in self.seeds for v in self.run_failures([model], budget, seed)]
         if failed:
             return failed
+        failed = [v for seed in self.seeds for v in self.evaluation_verdicts(model, budget, seed)]
         source = f"{table.path.parent.name}/{table.path.name} (seeds {_seed_list(table.seeds)})"
         window = self.profile.statistics.window
         label = (lambda m: f"{METRIC_LABELS[m]} (mean of epochs {budget - window + 1}–{budget})") if window > 1 \
             else (lambda m: METRIC_LABELS[m])
-        return [compare.check_band(f"{model}-{budget}", metric, label(metric), self.checked_value(model, budget, metric),
-                                   self.band(table, model, budget, metric), source, model=model, budget=budget)
-                for metric in self.profile.checked_metrics]
+        return failed + [compare.check_band(f"{model}-{budget}", metric, label(metric),
+                                            self.checked_value(model, budget, metric),
+                                            self.band(table, model, budget, metric), source, model=model, budget=budget)
+                         for metric in self.profile.checked_metrics]
+
+    def evaluation_verdicts(self, model: str, budget: int, seed: int) -> list[compare.Verdict]:
+        """A failing verdict if the run's evaluation was not repeatable (engine.evaluation_repeat_diff);
+        nothing when it was, or when the run predates the measurement."""
+        final = self.history(model, seed).epochs[-1]
+        diff = final.extra.get("eval_repeat_diff")
+        if diff is None or diff <= 1e-6 * max(1.0, abs(final.test_loss)):
+            return []
+        return [compare.Verdict("run", f"{model}-{budget}", False,
+                                f"{model} seed {seed}: evaluating the trained model twice on the same images gave test "
+                                f"losses {diff:.4g} apart — evaluation is random (dropout left on, model.eval() "
+                                f"forgotten, or test-time augmentation)", model=model, budget=budget,
+                                metric="eval_repeat_diff", measured=diff, expected=0.0)]
 
     def published_seeds(self) -> tuple[int, ...]:
         return self.profile.published.seeds or self.seeds

@@ -68,3 +68,16 @@ def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
     outcomes = selftest.run_selftest(trainguard_matrix, selftest.CI_INJECTIONS, experiment)
     missed = [o.injection.name for o in outcomes if not o.skipped and not o.caught]
     assert not missed, f"injected regressions not caught: {missed}\n{selftest.outcome_table(outcomes).to_markdown()}"
+
+
+def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
+    """Dropout on at evaluation moves NewModel2's accuracy by about a point on ci — far inside its
+    seed noise — but makes a repeated evaluation differ, which a clean run never does."""
+    matrix = _matrix(tmp_path)
+    clean = matrix.history("NewModel2").epochs[-1].extra["eval_repeat_diff"]
+    assert clean == 0.0
+    assert matrix.evaluation_verdicts("NewModel2", 3, 100) == []
+    injection, = selftest.by_name(["eval-in-train-mode"])
+    outcome = selftest.run_injection(matrix, injection, printer=lambda m: None)
+    assert outcome.caught
+    assert any(v.metric == "eval_repeat_diff" and "evaluation is random" in v.message for v in outcome.caught_by)
