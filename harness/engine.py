@@ -245,7 +245,7 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             extra["eval_repeat_diff"] = evaluation_repeat_diff(model, x_test, y_test, config, precision)
         if validation is not None:
             val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs, precision)
-            extra = {"val_loss": val_loss, "val_acc": val_acc}
+            extra.update(val_loss=val_loss, val_acc=val_acc)
         record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=100.0 * correct.item() / n,
                              test_loss=test_loss, test_acc=test_acc, seconds=seconds, extra=extra)
         history.epochs.append(record)

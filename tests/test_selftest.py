@@ -81,3 +81,14 @@ def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
     outcome = selftest.run_injection(matrix, injection, printer=lambda m: None)
     assert outcome.caught
     assert any(v.metric == "eval_repeat_diff" and "evaluation is random" in v.message for v in outcome.caught_by)
+
+
+def test_the_repeatability_measurement_survives_a_validation_split():
+    import torch
+
+    from harness import data, engine
+    from harness.spec import TrainConfig
+
+    ds = data.reduce(data.synthetic("cifar10", 30, 10), 20, 50, val_per_class=10)
+    history = engine.train("Baseline1", ds, TrainConfig(batch_size=32, eval_batch_size=50), 2, 0, torch.device("cpu"))
+    assert {"val_acc", "val_loss", "eval_repeat_diff"} <= set(history.epochs[-1].extra)
