@@ -20,10 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-import models
+from trainguard import models
 
 
-# The engine's augmentations (harness.engine.augment) as torchvision's per-sample PIL transforms.
+# The engine's augmentations (trainguard.engine.augment) as torchvision's per-sample PIL transforms.
 AUGMENTATIONS = {
     "none": lambda: [],
     "flip": lambda: [transforms.RandomHorizontalFlip()],

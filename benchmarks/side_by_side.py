@@ -27,10 +27,10 @@ import time
 import torch
 
 from benchmarks.naive_loop import train_epochs as naive_epochs
-from harness import data, engine
-from harness.spec import load_profile
+from trainguard import data, engine
+from trainguard.spec import load_profile
 
-MODELS = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
+from trainguard.models import MODEL_NAMES as MODELS
 ENGINE_MODES = {"engine": ("fp32", False), "bf16": ("bf16", False), "compile": ("fp32", True)}
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from benchmarks.naive_loop import train_epochs as naive_epochs
-from harness import data, engine
-from harness.spec import load_profile
+from trainguard import data, engine
+from trainguard.spec import load_profile
 
-MODELS = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
+from trainguard.models import MODEL_NAMES as MODELS
 DEVICE = engine.resolve_device("auto")
 
 

@@ -9,9 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .spec import strict_default
-
-PRECISIONS = ("fp32", "bf16")  # harness.engine.PRECISIONS, without importing torch to parse arguments
+from .options import REPORT, add_options
 
 EXAMPLES = """examples:
   trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
@@ -30,54 +28,31 @@ EXAMPLES = """examples:
 """
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    from .spec import ConfigError, parse_seeds
-
-    try:
-        return parse_seeds(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="ci", help="profile name (smoke, ci, seed) or .toml path [ci]")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda [auto]")
-    parser.add_argument("--seeds", "--seed", dest="seeds", type=_seeds, default=None, metavar="N[,N...]",
-                        help="seeds to train and check, held out of the baseline [the profile's check_seeds]")
-    parser.add_argument("--allow-baseline-seeds", "--tg-allow-baseline-seeds", dest="allow_baseline_seeds",
-                        action="store_true", help="allow checking a seed of the baseline (it cannot fail against itself)")
-    parser.add_argument("--strict", "--tg-strict", dest="strict", action="store_true", default=strict_default(),
-                        help="a missing baseline or a data mismatch fails instead of being noted [on when CI=true]")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="fp32, or bf16 autocast (own baseline class, e.g. cpu-bf16) [fp32]")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the models (own baseline class); meant for GPUs: on a 2-core CPU it was "
-                             "measured slower than eager for 3 of the 4 models (README, Speed)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="directory with cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR]")
-    parser.add_argument("--offline", action="store_true", help="never download data")
-    parser.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="[baselines]")
-    parser.add_argument("--results-dir", type=Path, default=Path(".trainguard/results"), help="result cache [.trainguard/results]")
-    parser.add_argument("--no-result-cache", action="store_true", help="train everything again")
-    parser.add_argument("--run-log", type=Path, default=Path(".trainguard/runlog.jsonl"),
-                        help="JSON-lines log of every training run [.trainguard/runlog.jsonl]")
+    add_options(parser.add_argument, aliases=True)
+
+
+def _report_option(parser: argparse.ArgumentParser, default: str = REPORT.default) -> None:
+    parser.add_argument("--report", "--tg-report", type=Path, default=Path(default), help=f"{REPORT.help} [{default}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainguard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a profile, check it, write the markdown report",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(run)
-    run.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
+    _report_option(run)
     run.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
                      help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
 
     rerender = sub.add_parser("report", help="re-render the report from stored results, without training",
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(rerender)
-    rerender.add_argument("--report", type=Path, default=Path("reports/report.md"), help="[reports/report.md]")
+    _report_option(rerender)
     rerender.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
                           help="take the runs from these run logs (e.g. one per shard) instead of the result cache")
     rerender.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
@@ -95,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("selftest", help="inject known regressions and report which the checks catch",
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(check)
-    check.add_argument("--report", type=Path, default=Path("reports/selftest.md"), help="[reports/selftest.md]")
+    _report_option(check, "reports/selftest.md")
     check.add_argument("--injections", nargs="+", default=None, metavar="NAME",
                        help="run only these injections [all of the self-test list]")
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
@@ -110,64 +85,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _matrix(args):
-    from .session import Matrix, Options
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trainguard")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _options(args):
+    from .options import session_options
     from .spec import load_profile
 
-    options = Options(profile=load_profile(args.profile), device=args.device, seeds=args.seeds,
-                      allow_baseline_seeds=args.allow_baseline_seeds, strict=args.strict, data_dir=args.data_dir,
-                      baselines_dir=args.baselines_dir,
-                      results_dir=None if args.no_result_cache else args.results_dir,
-                      allow_download=not args.offline, run_log=args.run_log, precision=args.precision,
-                      compile=args.compile)
-    from .progress import interactive
+    return session_options(vars(args), load_profile(args.profile))
 
-    return Matrix(options, progress_bar=interactive())
+
+def _matrix(args):
+    from .progress import interactive
+    from .session import Matrix
+
+    return Matrix(_options(args), progress_bar=interactive())
 
 
 def cmd_run(args) -> int:
-    matrix = _matrix(args)
-    for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
-        for model in matrix.profile.models:
-            matrix.history(model, seed)
-    verdicts = matrix.all_verdicts()
-    notes = []
-    experiment = None
-    if matrix.profile.mnist is not None:
-        from . import overfit
+    from .api import run_profile
+    from .progress import interactive
 
-        config = matrix.profile.mnist
-        experiment = overfit.OverfitExperiment(
-            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device,
-            log=matrix.log, profile=matrix.profile.name)
-        for framework in config.frameworks:
-            if framework == "keras" and (reason := overfit.keras_available()):
-                notes.append(f"MNIST keras runs skipped: {reason}")
-                continue
-            for seed in config.seeds:
-                print(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-                experiment.pair(framework, seed)
-            verdicts += matrix.mnist_verdicts(experiment, framework)
-    return _finish(matrix, verdicts, args, notes, experiment)
+    return _write(run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare), args.report)
 
 
 def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
+    """Summarize a session whose checks are done, then write and print as :func:`_write`."""
+    from .api import summarize
+
+    return _write(summarize(matrix, verdicts, notes, experiment, compare_with=args.compare), args.report)
+
+
+def _write(summary, path) -> int:
     """Write the report, print the failures and the summary; the exit code."""
-    from .session import write_report
+    from .report import write_report
 
-    if "baseline" in matrix.profile.checks and not matrix.options.strict:
-        table, problem = matrix.checkable_baseline()
-        if problem:
-            notes.append(f"cells not compared: {problem}")
-
-    path = write_report(matrix, verdicts, args.report, notes, overfit_experiment=experiment,
-                        compare_with=args.compare)
-    failed = [v for v in verdicts if not v.passed]
-    for v in failed:
+    path = write_report(summary, path)
+    for v in summary.failed:
         print(f"FAIL {v.message}")
-    print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
+    print(f"{len(summary.verdicts) - len(summary.failed)} passed, {len(summary.failed)} failed")
     print(f"report: {path}")
-    return 1 if failed else 0
+    return 1 if summary.failed else 0
 
 
 def cmd_report(args) -> int:
@@ -217,9 +181,7 @@ def cmd_baselines(args) -> int:
         if matrix.profile.mnist is not None and not args.skip_mnist:
             from . import overfit
 
-            experiment = overfit.OverfitExperiment(
-                matrix.profile.mnist, overfit.load_mnist(matrix.profile.mnist, args.data_dir, not args.offline),
-                matrix.device, log=matrix.log, profile=matrix.profile.name)
+            experiment = matrix.mnist_experiment()
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)
@@ -271,18 +233,13 @@ def cmd_baselines(args) -> int:
 def cmd_selftest(args) -> int:
     """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
     from . import report, selftest
-    from .session import statistics_summary
+    from .api import statistics_summary
 
     matrix = _matrix(args)
     injections = selftest.by_name(args.injections) if args.injections else selftest.CI_INJECTIONS
     experiment = None
     if matrix.profile.mnist is not None and any(not i.targets for i in injections):
-        from . import overfit
-
-        config = matrix.profile.mnist
-        experiment = overfit.OverfitExperiment(
-            config, overfit.load_mnist(config, args.data_dir, allow_download=not args.offline), matrix.device,
-            profile=matrix.profile.name)
+        experiment = matrix.mnist_experiment(log=False)  # injected runs stay out of the night's run log
     outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log)
     stats = statistics_summary(matrix)
     text = "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",

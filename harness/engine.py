@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import models
+from . import models
 from .data import Dataset
 from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
@@ -78,7 +78,7 @@ def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
     if tensor.ndim == 3:  # greyscale
         tensor = tensor.unsqueeze(-1)
     # channels_last: the NHWC layout the arrays already have, which oneDNN and cuDNN convolve
-    # fastest (measured 1.4x for NewModel2 on a 2-core CPU); the logical shape stays NCHW.
+    # fastest (docs/speed.md); the logical shape stays NCHW.
     return tensor.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).to(device)
 
 

@@ -6,7 +6,7 @@ and torch 2.14), so Keras runs in its own interpreter: the parent writes the sub
 temporary .npz it created, the child trains and writes the history as JSON. Beside the
 isolation this keeps TensorFlow's start-up and threads out of the pytest process.
 
-    python -m harness.keras_engine SUBSET.npz CONFIG.json OUT.json
+    python -m trainguard.keras_engine SUBSET.npz CONFIG.json OUT.json
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> Histor
     import keras
     import tensorflow as tf
 
-    from models.mnist import keras_dense_mnist
+    from .models.mnist import keras_dense_mnist
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -75,7 +75,7 @@ def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
         (tmp / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "dropout": dropout, "seed": seed}))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(filter(None, [
             str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
-        done = subprocess.run([sys.executable, "-m", "harness.keras_engine", str(tmp / "subset.npz"),
+        done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", str(tmp / "subset.npz"),
                                str(tmp / "config.json"), str(tmp / "history.json")],
                               capture_output=True, text=True, env=env)
         if done.returncode != 0:

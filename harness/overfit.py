@@ -1,4 +1,4 @@
-"""Experiment 1 of PROTOCOL.md: a dense network on 200 MNIST images overfits; Dropout(0.5) fixes it.
+"""Experiment 1 of docs/protocol.md: a dense network on 200 MNIST images overfits; Dropout(0.5) fixes it.
 
 Runs the same protocol in PyTorch (always) and in Keras (when TensorFlow is installed):
 200 training images (seeded, class-balanced), the last 25 % of them held out for
@@ -33,47 +33,9 @@ from . import engine
 from .compare import Verdict
 from .data import Dataset
 from .history import History
-from .spec import ConfigError, TrainConfig
+from .spec import FRAMEWORKS, ConfigError, OverfitConfig, TrainConfig  # noqa: F401 (re-exported)
 
-FRAMEWORKS = ("torch", "keras")
 QUANTITIES = ("gap_nodrop", "rise_nodrop", "gap_drop", "ratio", "test_loss_nodrop", "test_loss_drop")
-REPORT_GAPS = {"gap_nodrop": 28.9, "gap_drop": 9.0, "ratio": 0.31}  # the report's 50-image validation figures
-
-
-@dataclass(frozen=True)
-class OverfitConfig:
-    train_images: int = 200
-    validation_split: float = 0.25
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.001
-    dropout: float = 0.5
-    seeds: tuple[int, ...] = (0, 1, 2)
-    baseline_seeds: tuple[int, ...] = tuple(range(20))
-    frameworks: tuple[str, ...] = FRAMEWORKS
-    min_rise: float | None = None  # None: the rise check is not made (say why in rise_note)
-    rise_note: str = ""
-    synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
-
-    @classmethod
-    def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":
-        known = set(cls.__dataclass_fields__)
-        retired = {"min_gap", "max_ratio"} & set(raw)
-        if retired:
-            raise ConfigError(f"{source}: [mnist] {sorted(retired)} are gone: the gap bands are derived from the "
-                              f"per-seed baseline (docs/statistics.md); delete them")
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        config = cls(**values)
-        bad = [f for f in config.frameworks if f not in FRAMEWORKS]
-        if bad:
-            raise ConfigError(f"{source}: [mnist] frameworks {bad} unknown; known: {', '.join(FRAMEWORKS)}")
-        return config
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(lr=self.lr, batch_size=self.batch_size, eval_batch_size=2000, optimizer="adam", inputs="raw")
 
 
 def load_mnist(config: OverfitConfig, data_dir=None, allow_download: bool = True) -> Dataset:
@@ -120,7 +82,7 @@ def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
 
 
 def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device) -> History:
-    from models.mnist import DenseMNIST
+    from .models.mnist import DenseMNIST
 
     return engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
                         device, model_factory=lambda: DenseMNIST(dropout))
@@ -198,7 +160,7 @@ def loss_rises_after_minimum(pair: Pair, config: OverfitConfig) -> list[Verdict]
     value, subject = pair.quantities()["rise_nodrop"], f"{pair.framework}-seed{pair.seed}"
     return [Verdict("overfit", subject, value >= config.min_rise,
                     f"{subject} without dropout: final test loss / its minimum − 1 = {value:.3f}, threshold ≥ "
-                    f"{config.min_rise} (report: 28.89 / 17.54 − 1 = 0.65)", metric="rise_nodrop", measured=value,
+                    f"{config.min_rise}", metric="rise_nodrop", measured=value,
                     expected=config.min_rise)]
 
 
@@ -207,7 +169,7 @@ def dropout_shrinks_gap(pairs: list[Pair]) -> list[Verdict]:
     with_dropout, without = _mean(pairs, "gap_drop"), _mean(pairs, "gap_nodrop")
     return [Verdict("dropout", _subject(pairs), with_dropout < without,
                     f"{pairs[0].framework}, seeds {[p.seed for p in pairs]}: mean gap with dropout {with_dropout:.3f} "
-                    f"must be below the gap without {without:.3f} (report: 9.0 < 28.9 on its 50 validation images)",
+                    f"must be below the gap without {without:.3f}",
                     metric="ratio", measured=with_dropout, expected=without)]
 
 
@@ -218,7 +180,7 @@ def dropout_lowers_test_loss(pairs: list[Pair]) -> list[Verdict]:
     without = _mean(pairs, "test_loss_nodrop")
     return [Verdict("dropout", _subject(pairs), with_dropout < without,
                     f"{framework}, seeds {seeds}: mean final test loss with dropout {with_dropout:.3f} must be "
-                    f"below without dropout {without:.3f} (report: 11.57 < 28.89 on its 50 validation images)",
+                    f"below without dropout {without:.3f}",
                     metric="test_loss_drop", measured=with_dropout, expected=without)]
 
 
@@ -236,7 +198,7 @@ class OverfitExperiment:
     mnist: Dataset
     device: object
     pairs: dict[tuple[str, int], Pair] = field(default_factory=dict)
-    log: object = None  # harness.runlog.RunLog: every run is appended to it
+    log: object = None  # trainguard.runlog.RunLog: every run is appended to it
     profile: str = ""
 
     def pair(self, framework: str, seed: int) -> Pair:
@@ -377,7 +339,7 @@ def load_distribution(path) -> MnistBaseline | None:
 
 def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: str, device_class: str) -> list[str]:
     """Run every baseline seed per framework and write its per-seed quantities; a summary line each."""
-    from .session import git_commit, versions
+    from .environment import git_commit, versions
 
     config, lines = experiment.config, []
     for framework in config.frameworks:

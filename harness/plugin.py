@@ -1,12 +1,18 @@
 """pytest plugin (entry point ``pytest11: trainguard``): options, parametrization, session cache, report.
 
-Thin hooks over :class:`harness.session.Matrix`. Test modules ask for fixtures:
+Thin hooks over :class:`trainguard.session.Matrix` and :mod:`trainguard.api`. Test modules ask for fixtures:
 
 - ``trainguard_matrix``: the session's Matrix (one per pytest process: no model trains twice);
-- ``cifar_cell`` → (model, budget), ``cifar_budget`` → budget, ``cifar_model`` → model:
-  parametrized from the chosen profile, with ids like ``[NewModel2-20]``;
-- ``trainguard_baseline``: the measured baseline table (rewritten first under ``--update-baselines``);
+- ``cifar_cell`` → (model, budget), ``cifar_budget`` → budget, ``cifar_model`` → model,
+  ``mnist_framework`` → framework: parametrized from the chosen profile, with ids like ``[NewModel2-20]``;
+- ``trainguard_baseline``: the measured baseline table (rewritten first under ``--tg-update-baselines``);
 - ``trainguard_check``: asserts verdicts and records them for the report.
+
+A good neighbour: the plugin is installed into every pytest run of the environment, so its options
+are prefixed (``--tg-profile``), it imports neither torch nor scipy at start-up, and it touches only
+the tests that use its fixtures. pytest-xdist's ``--dist load`` becomes ``loadgroup`` (each model's
+tests on one worker, where its run is trained once) only when trainguard was asked for: a ``--tg-*``
+option on the command line or a ``tg_*`` ini key, and no explicit ``--dist``.
 """
 
 from __future__ import annotations
@@ -18,93 +24,68 @@ from pathlib import Path
 
 import pytest
 
-from .compare import Verdict
-from .spec import ConfigError, load_profile
+from .options import PYTEST_ONLY, PYTEST_PREFIX, RUN_OPTIONS, add_ini_options, add_options, resolve_pytest_options
 
 _STATE_KEY = pytest.StashKey[dict]()
+_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trainguard", "trainguard training regression harness")
-    group.addoption("--profile", default="ci", help="profile name (smoke, ci, seed) or path to a .toml profile [ci]")
-    group.addoption("--device", default="auto", help="auto (CUDA when available, else CPU), cpu or cuda [auto]")
-    group.addoption("--seed", "--seeds", dest="trainguard_seeds", default=None, metavar="N[,N...]",
-                    help="seeds to train and check, held out of the baseline [the profile's check_seeds]")
-    group.addoption("--tg-allow-baseline-seeds", action="store_true",
-                    help="allow checking a seed of the baseline (it cannot fail against itself)")
-    group.addoption("--tg-strict", action="store_true", default=None,
-                    help="a missing baseline, a data mismatch or a check with nothing to check fails instead of "
-                         "skipping [on when CI=true]")
-    group.addoption("--precision", default="fp32",
-                    help="fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16) [fp32]")
-    group.addoption("--compile", action="store_true",
-                    help="torch.compile the models; its own baseline class (e.g. cuda-compile). Meant for GPUs: on a "
-                         "2-core CPU it was measured slower than eager for 3 of the 4 models (README, Speed)")
-    group.addoption("--data-dir", default=None,
-                    help="directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]")
-    group.addoption("--offline", action="store_true", help="never download data; fail with instructions instead")
-    group.addoption("--baselines-dir", default=None, help="baseline tables [./baselines]")
-    group.addoption("--results-dir", default=None, help="result cache, one JSON per run [./.trainguard/results]")
-    group.addoption("--no-result-cache", action="store_true", help="train everything again; do not read or write the result cache")
-    group.addoption("--report", default=None, help="markdown report path [./reports/report.md]")
-    group.addoption("--run-log", default=None,
-                    help="JSON-lines log of every training run, appended [./.trainguard/runlog.jsonl]")
-    group.addoption("--shard", default=None, metavar="I/N",
-                    help="run only shard I of N (1-based): whole models are spread over N hosts; the cross-model "
-                         "checks run when the shards' run logs are merged with `trainguard report --from-log ...`")
-    group.addoption("--update-baselines", action="store_true",
-                    help="train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and print what changed")
+    add_options(group.addoption, RUN_OPTIONS + PYTEST_ONLY, prefix=PYTEST_PREFIX)
+    add_ini_options(parser.addini)
+
+
+def requested(config: pytest.Config) -> bool:
+    """Did this pytest run ask for trainguard (a --tg-* option, or a tg_* ini key)?"""
+    args = [str(a) for a in config.invocation_params.args] + os.environ.get("PYTEST_ADDOPTS", "").split()
+    if any(a.startswith(f"--{PYTEST_PREFIX}") for a in args):
+        return True
+    return any(config.getini(f"tg_{o.key}") for o in RUN_OPTIONS + PYTEST_ONLY if o.ini)
+
+
+def _explicit_dist(config: pytest.Config) -> bool:
+    args = [str(a) for a in config.invocation_params.args] + os.environ.get("PYTEST_ADDOPTS", "").split()
+    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .spec import ConfigError, load_profile
+
     config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
     config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
+    if not config.pluginmanager.hasplugin("xdist"):  # xdist registers it itself
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
     try:
-        profile = load_profile(config.getoption("--profile"))
-    except ConfigError as exc:
-        raise pytest.UsageError(f"--profile: {exc}") from None
-    device = config.getoption("--device")
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise pytest.UsageError(f"--device {device!r}: expected auto, cpu or cuda")
-    from .engine import check_precision
-
-    try:
-        check_precision(config.getoption("--precision"))
-    except ConfigError as exc:
+        values = resolve_pytest_options(config.getoption, config.getini, config.rootpath,
+                                        Path(config.invocation_params.dir))
+    except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    seeds = config.getoption("trainguard_seeds")
-    if seeds is not None:
-        from .spec import parse_seeds
-
-        try:
-            parse_seeds(seeds)
-        except ConfigError as exc:
-            raise pytest.UsageError(f"--seed: {exc}") from None
-    shard = _parse_shard(config.getoption("--shard"))
+    try:
+        profile = load_profile(values["profile"])  # a TOML read: no torch
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--tg-profile: {exc}") from None
+    active = requested(config)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:
+    if active and worker is not None:
         pinned = pin_cuda_device(worker, os.environ.get("CUDA_VISIBLE_DEVICES"))
         if pinned is not None:  # before anything initialises CUDA in this worker process
             os.environ["CUDA_VISIBLE_DEVICES"] = pinned
-    if getattr(config.option, "dist", "no") == "load":
-        # -n N: keep each model's tests on one worker (its run is trained once, there)
-        config.option.dist = "loadgroup"
-    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
-    config.stash[_STATE_KEY] = {"profile": profile, "matrix": None, "verdicts": [], "skips": [],
-                                "started": time.time(), "baseline_changes": None, "shard": shard,
+    if active and getattr(config.option, "dist", "no") == "load" and not _explicit_dist(config):
+        config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
+    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "matrix": None, "verdicts": [], "skips": [],
+                                "started": time.time(), "baseline_changes": None, "shard": values["shard"],
                                 "worker_histories": {}, "worker_pairs": []}
 
 
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        index, total = (int(part) for part in value.split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--shard {value!r}: expected I/N, e.g. 1/3") from None
-    if not 1 <= index <= total:
-        raise pytest.UsageError(f"--shard {value!r}: I must be between 1 and N")
-    return index, total
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_STATE_KEY, None)
+    if not state or not requested(config):
+        return []
+    values, profile = state["values"], state["profile"]
+    data = values["data_dir"] or os.environ.get("TRAINGUARD_DATA_DIR") or "the download cache"
+    return [f"trainguard: profile {profile.name} ({profile.source}), device {values['device']}, "
+            f"precision {values['precision']}, data {data}, baselines {values['baselines_dir']}"]
 
 
 def pin_cuda_device(worker: str, visible: str | None) -> str | None:
@@ -118,6 +99,10 @@ def pin_cuda_device(worker: str, visible: str | None) -> str | None:
     return devices[index % len(devices)]
 
 
+def is_trainguard_test(item) -> bool:
+    return any(name in getattr(item, "fixturenames", ()) for name in _FIXTURES)
+
+
 def test_group(item) -> str:
     """The training run a test needs: one group per model (CIFAR) or framework (MNIST); ``cross-model``
     for the checks that compare models (they read the others' results)."""
@@ -129,32 +114,34 @@ def test_group(item) -> str:
         return params["cifar_cell"][0]
     if "cifar_model" in params:
         return params["cifar_model"]
-    if "mnist_case" in params:
-        return f"mnist-{params['mnist_case'][0]}"
     if "mnist_framework" in params:
         return f"mnist-{params['mnist_framework']}"
     return "cross-model"
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """Group tests by training run (pytest-xdist), run cross-model checks last, and keep one shard."""
+    """trainguard's tests only: group them by training run (pytest-xdist), run cross-model checks last,
+    keep one shard. Other tests are left as they are."""
     state = _state(config)
     if "selftest" not in (config.getoption("markexpr") or ""):
         opted_out = [item for item in items if item.get_closest_marker("selftest")]
         if opted_out:
             config.hook.pytest_deselected(items=opted_out)
             items[:] = [item for item in items if not item.get_closest_marker("selftest")]
-    group = {item.nodeid: test_group(item) for item in items}
+    group = {item.nodeid: test_group(item) for item in items if is_trainguard_test(item)}
+    if not group:
+        return
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
-    items.sort(key=lambda item: group[item.nodeid] == "cross-model")  # stable: the rest keep their order
+        if item.nodeid in group:
+            item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
+    items.sort(key=lambda item: group.get(item.nodeid) == "cross-model")  # stable: the rest keep their order
     if state["shard"] is None:
         return
     index, total = state["shard"]
     groups = list(dict.fromkeys(g for g in group.values() if g != "cross-model"))
     mine = set(groups[index - 1::total])
-    keep = [item for item in items if group[item.nodeid] in mine]
-    dropped = [item for item in items if group[item.nodeid] not in mine]
+    keep = [item for item in items if item.nodeid not in group or group[item.nodeid] in mine]
+    dropped = [item for item in items if item.nodeid in group and group[item.nodeid] not in mine]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
@@ -162,14 +149,6 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 def _state(config: pytest.Config) -> dict:
     return config.stash[_STATE_KEY]
-
-
-def _rooted(config: pytest.Config, value: str | None, default: str) -> Path:
-    """Defaults live under the directory pytest was started from (the project root, as the CLI's do).
-
-    Not pytest's rootdir: that moves when an option value is a path elsewhere (``--profile /tmp/x.toml``).
-    """
-    return Path(value) if value else Path(config.invocation_params.dir) / default
 
 
 def _printer(config: pytest.Config):
@@ -188,35 +167,19 @@ def _printer(config: pytest.Config):
 
 
 def strict_mode(config: pytest.Config) -> bool:
-    from .spec import strict_default
-
-    option = config.getoption("--tg-strict")
-    return strict_default() if option is None else option
+    return _state(config)["values"]["strict"]
 
 
 def get_matrix(config: pytest.Config):
+    from .options import session_options
+    from .spec import ConfigError
+
     state = _state(config)
     if state["matrix"] is None:
-        from .session import Matrix, Options
-        from .spec import parse_seeds
+        from .session import Matrix
 
-        options = Options(
-            profile=state["profile"],
-            device=config.getoption("--device"),
-            seeds=parse_seeds(config.getoption("trainguard_seeds")) if config.getoption("trainguard_seeds") else None,
-            allow_baseline_seeds=config.getoption("--tg-allow-baseline-seeds"),
-            strict=strict_mode(config),
-            data_dir=Path(config.getoption("--data-dir")) if config.getoption("--data-dir") else None,
-            baselines_dir=_rooted(config, config.getoption("--baselines-dir"), "baselines"),
-            results_dir=None if config.getoption("--no-result-cache")
-            else _rooted(config, config.getoption("--results-dir"), ".trainguard/results"),
-            allow_download=not config.getoption("--offline"),
-            run_log=_rooted(config, config.getoption("--run-log"), ".trainguard/runlog.jsonl"),
-            precision=config.getoption("--precision"),
-            compile=config.getoption("--compile"),
-        )
         try:
-            state["matrix"] = Matrix(options, printer=_printer(config))
+            state["matrix"] = Matrix(session_options(state["values"], state["profile"]), printer=_printer(config))
         except ConfigError as exc:
             pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     return state["matrix"]
@@ -229,20 +192,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cifar_cell", cells, ids=[f"{m}-{b}" for m, b in cells])
     if "cifar_budget" in metafunc.fixturenames:
         metafunc.parametrize("cifar_budget", profile.budgets, ids=[str(b) for b in profile.budgets])
-    if "mnist_case" in metafunc.fixturenames:
-        config = profile.mnist
-        cases = [(f, seed) for f in config.frameworks for seed in config.seeds] if config else []
-        metafunc.parametrize("mnist_case", cases, ids=[f"{f}-seed{s}" for f, s in cases])
     if "mnist_framework" in metafunc.fixturenames:
         frameworks = list(profile.mnist.frameworks) if profile.mnist else []
         metafunc.parametrize("mnist_framework", frameworks, ids=frameworks)
     if "cifar_model" in metafunc.fixturenames:
         metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
-
-
-@pytest.fixture(scope="session")
-def trainguard_profile(request):
-    return _state(request.config)["profile"]
 
 
 @pytest.fixture(scope="session")
@@ -261,10 +215,12 @@ def trainguard_matrix(request):
 def trainguard_baseline(request, trainguard_matrix):
     """The measured baseline for this profile and device class; skips with the way to create it if absent."""
     state = _state(request.config)
-    if request.config.getoption("--update-baselines"):
+    if state["values"]["update_baselines"]:
         changes = trainguard_matrix.update_baseline()
         state["baseline_changes"] = (trainguard_matrix.baseline_file(), changes)
         _printer(request.config)(f"[trainguard] rewrote {trainguard_matrix.baseline_file()}:\n  " + "\n  ".join(changes))
+    from .spec import ConfigError
+
     try:
         table, problem = trainguard_matrix.checkable_baseline()
     except ConfigError as exc:
@@ -281,22 +237,18 @@ def trainguard_baseline(request, trainguard_matrix):
 def mnist_experiment(request, trainguard_matrix):
     """Experiment 1 for the session: pairs (without/with dropout) cached per framework × seed."""
     from .data import DataError
-    from .overfit import OverfitExperiment, load_mnist, update_distributions
+    from .overfit import update_distributions
 
     state = _state(request.config)
-    config = state["profile"].mnist
-    if config is None:
+    if state["profile"].mnist is None:
         pytest.skip(f"profile {state['profile'].name} has no [mnist] section")
-    options = trainguard_matrix.options
     try:
-        mnist = load_mnist(config, options.data_dir, allow_download=options.allow_download)
+        experiment = trainguard_matrix.mnist_experiment()
     except DataError as exc:
         pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-    experiment = OverfitExperiment(config, mnist, trainguard_matrix.device, log=trainguard_matrix.log,
-                                   profile=state["profile"].name)
     state["overfit"] = experiment
-    if request.config.getoption("--update-baselines"):
-        lines = update_distributions(experiment, options.baselines_dir, state["profile"].name,
+    if state["values"]["update_baselines"]:
+        lines = update_distributions(experiment, trainguard_matrix.options.baselines_dir, state["profile"].name,
                                      trainguard_matrix.device.type)  # MNIST runs are always fp32
         _printer(request.config)("[trainguard] MNIST baselines:\n  " + "\n  ".join(lines))
     return experiment
@@ -307,7 +259,7 @@ def trainguard_check(request):
     """Record verdicts for the report and fail with every failing verdict's message."""
     state = _state(request.config)
 
-    def check(verdicts: list[Verdict]) -> None:
+    def check(verdicts: list) -> None:
         state["verdicts"].extend(verdicts)
         failures = [v.message for v in verdicts if not v.passed]
         if failures:
@@ -327,7 +279,7 @@ def _worker_payload(state: dict) -> dict:
     return {
         "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
         "skips": list(state["skips"]),
-        "histories": [h.to_json() for h in matrix._histories.values()] if matrix else [],
+        "histories": [h.to_json() for h in matrix.histories.values()] if matrix else [],
         "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
                   for p in overfit.pairs.values()] if overfit else [],
     }
@@ -336,6 +288,7 @@ def _worker_payload(state: dict) -> dict:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """Controller side of pytest-xdist: collect each worker's verdicts and runs for one merged report."""
+    from .compare import Verdict
     from .history import History
 
     payload = getattr(node, "workeroutput", {}).get("trainguard")
@@ -373,13 +326,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if state["worker_histories"] and state["matrix"] is None:
         get_matrix(config).preload(state["worker_histories"])
     overfit = _merged_overfit(state)
-    if state["matrix"] is None or not (state["matrix"]._histories or (overfit and overfit.pairs)):
+    if state["matrix"] is None or not (state["matrix"].histories or (overfit and overfit.pairs)):
         return
-    from .session import write_report
+    from .api import summarize
+    from .report import write_report
 
-    path = _rooted(config, config.getoption("--report"), "reports/report.md")
+    path = state["values"]["report"]
     try:
-        write_report(state["matrix"], state["verdicts"], path, notes=state["skips"], overfit_experiment=overfit)
+        write_report(summarize(state["matrix"], state["verdicts"], state["skips"], overfit), path)
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

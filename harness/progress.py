@@ -24,7 +24,7 @@ def interactive(stream: TextIO | None = None) -> bool:
 
 
 def epoch_line(label: str, record: EpochRecord, epochs: int) -> str:
-    """The report's own log format (PROTOCOL.md), plus test accuracy and time."""
+    """The report's own log format (docs/protocol.md), plus test accuracy and time."""
     return (f"[trainguard] {label} | Epoch: {record.epoch}/{epochs} | Loss: {record.train_loss:.4f} | "
             f"Train Accuracy: {record.train_acc:.2f} | Test Accuracy: {record.test_acc:.2f} | {record.seconds:.1f}s")
 

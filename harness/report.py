@@ -141,15 +141,62 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
     return "\n".join(lines)
 
 
+def write_report(summary, path: Path) -> Path:
+    """Render a :class:`trainguard.api.RunSummary` to markdown at ``path``, figures (PNG) beside it."""
+    path = Path(path)
+    sections = [cifar_figures(summary, path)]  # CIFAR-10 figures first, beside its tables
+    if summary.changes is not None:
+        source, old, new = summary.changes
+        sections.append(changes_section(source, summary.profile.budgets, summary.profile.models, old, new))
+    if summary.overfit_pairs:
+        sections.append(overfit_section(summary.overfit_pairs, summary.overfit_config,
+                                        mnist_figures(summary, path), [], summary.published_mnist))
+    text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
+                  summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
+                  published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics)
+    return write(path, text)
+
+
+def cifar_figures(summary, path: Path) -> str:
+    """Training curves per model and the test-accuracy bar chart, as PNGs beside the report."""
+    from . import plots
+
+    histories, budgets = summary.curves, list(summary.profile.budgets)
+    if not histories:
+        return ""
+    curves = plots.training_curves(path.parent / f"{path.stem}-cifar-curves.png",
+                                   f"{summary.profile.name}: per epoch, seed {summary.figure_seed}", histories)
+    measured = {(m, b): h.at(b).test_acc for m, h in histories.items() for b in budgets if b <= len(h.epochs)}
+    published = {(m, b): v for (m, b, metric), v in summary.published.items() if metric == "test_acc"}
+    baseline = {key: value for key, value in summary.baseline_test_acc.items() if key[0] in histories}
+    bars = plots.accuracy_bars(path.parent / f"{path.stem}-cifar-accuracy.png", f"Test accuracy ({summary.test_split})",
+                               list(histories), budgets, measured, published, baseline)
+    return "\n".join(["## Figures", "", f"![Training curves]({curves.name})", "",
+                      f"![Test accuracy: this run, measured baseline, published]({bars.name})", ""])
+
+
+def mnist_figures(summary, path: Path) -> dict[str, str]:
+    """Experiment 1's loss curves (first seed per framework, without and with dropout): framework → PNG name."""
+    from . import plots
+
+    figures = {}
+    for framework in dict.fromkeys(p.framework for p in summary.overfit_pairs):
+        first = next(p for p in summary.overfit_pairs if p.framework == framework)
+        figure = path.parent / f"{path.stem}-mnist-loss-{framework}.png"
+        plots.loss_curves(figure, f"Model loss — {framework}, seed {first.seed}",
+                          {"without dropout": first.nodrop, f"Dropout({summary.overfit_config.dropout})": first.drop})
+        figures[framework] = figure.name
+    return figures
+
+
 def write(path: Path, text: str) -> Path:
     atomic_write_text(Path(path), text)
     return Path(path)
 
 
-def overfit_section(pairs: list, config, figures: dict[str, str], distribution_notes: list[str]) -> str:
+def overfit_section(pairs: list, config, figures: dict[str, str], distribution_notes: list[str],
+                    published: dict[str, float]) -> str:
     """Experiment 1: per-epoch tables (first seed per framework), gap figures against the report's, plots."""
-    from .overfit import REPORT_GAPS
-
     lines = ["## MNIST overfitting and the dropout fix (Experiment 1)", "",
              f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
              f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
@@ -165,9 +212,12 @@ def overfit_section(pairs: list, config, figures: dict[str, str], distribution_n
                         "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
                         "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
                         "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
-    summary.append({"framework": "report", "seed": "—", "gap without dropout": f"{REPORT_GAPS['gap_nodrop']}",
-                    "gap with dropout": f"{REPORT_GAPS['gap_drop']}", "ratio": f"{REPORT_GAPS['ratio']}",
-                    "test-loss rise": "65% (val)", "final test loss (no dropout / dropout)": "28.89 / 11.57 (val)"})
+    if published:  # baselines/published-mnist.csv: the report's figures on its 50 validation images
+        summary.append({"framework": "report (val)", "seed": "—", "gap without dropout": f"{published['gap_nodrop']}",
+                        "gap with dropout": f"{published['gap_drop']}", "ratio": f"{published['ratio']}",
+                        "test-loss rise": f"{published['rise_nodrop']:.0%}",
+                        "final test loss (no dropout / dropout)":
+                            f"{published['test_loss_nodrop']} / {published['test_loss_drop']}"})
     lines += [_table(pd.DataFrame.from_records(summary)), ""]
     if config.min_rise is None and config.rise_note:
         distribution_notes = [*distribution_notes, f"Rise check off: {config.rise_note}"]

@@ -27,7 +27,8 @@ from .history import History
 from .spec import RunSpec
 from .storage import atomic_write_json
 
-_CODE_FILES = ("harness/engine.py", "harness/data.py", "models/__init__.py")
+# The modules whose source decides every result (by import name: the same in a checkout and a wheel).
+_CODE_MODULES = ("trainguard.engine", "trainguard.data", "trainguard.models", "trainguard.models._registry")
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,16 +36,15 @@ def code_fingerprint(model: str | None = None) -> str:
     """sha256 over the source that decides a result: the engine, the data handling, the registry,
     and the model's own class (with its bases, up to torch's). Editing one model's class
     invalidates that model's cached runs only; editing the engine invalidates all of them."""
+    import importlib
     import inspect
 
-    import models
+    from . import models
 
-    root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for rel in _CODE_FILES:
-        path = root / rel
-        digest.update(rel.encode())
-        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    for name in _CODE_MODULES:
+        digest.update(name.encode())
+        digest.update(inspect.getsource(importlib.import_module(name)).encode())
     if model is not None and model in models.REGISTRY:
         for cls in inspect.getmro(models.REGISTRY[model]):
             if cls is not object and not cls.__module__.startswith("torch"):

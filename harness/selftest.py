@@ -112,7 +112,7 @@ def _relu_to_tanh(matrix):
     """Model bug: every ReLU of the network built as Tanh."""
     import torch.nn as nn
 
-    import models
+    from . import models
 
     original = models.build
 
@@ -183,8 +183,8 @@ def run_injection(matrix, injection: Injection, experiment=None, printer=print, 
     from .results import ResultStore
     from .runlog import RunLog
 
-    saved = matrix._histories, matrix.store, matrix.log, list(matrix.trained)
-    matrix._histories = {}
+    saved = matrix.histories, matrix.store, matrix.log, list(matrix.trained)
+    matrix.histories = {}
     matrix.store = ResultStore(None)  # an injected run must never land in (or come from) the cache,
     matrix.log = RunLog(log)  # nor in the night's run log, where a re-render would take it for a clean run
     try:
@@ -194,7 +194,7 @@ def run_injection(matrix, injection: Injection, experiment=None, printer=print, 
             verdicts = [v for model in injection.targets for budget in matrix.profile.budgets
                         for v in matrix.baseline_verdicts(model, budget, table)]
     finally:
-        matrix._histories, matrix.store, matrix.log, matrix.trained = saved
+        matrix.histories, matrix.store, matrix.log, matrix.trained = saved
     return Outcome(injection, verdicts)
 
 

@@ -8,9 +8,7 @@ the baselines and the verdicts.
 from __future__ import annotations
 
 import datetime as dt
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -23,30 +21,13 @@ import torch
 
 from . import baselines as bl
 from . import compare, data, engine, stats
+from .environment import git_commit, versions
 from .history import EpochRecord, History
 from .results import ResultStore, code_fingerprint
 from .runlog import RunLog
 from .spec import METRIC_LABELS, METRICS, ConfigError, Profile, RunSpec
 
-RANKING = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
-
 Printer = Callable[[str], None]
-
-
-def versions() -> dict[str, str]:
-    """What a result depends on besides the spec. torch's thread count is among them: oneDNN splits
-    a convolution's sums differently over 1 and 2 threads, and NewModel2's training amplifies the
-    rounding difference (measured: train loss 1.957 vs 1.870 after 2 epochs, same seed)."""
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "torch_threads": str(torch.get_num_threads())}
-
-
-def git_commit(cwd: Path | None = None) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 @dataclass
@@ -72,7 +53,7 @@ class Matrix:
     progress_bar: bool = False  # a tqdm bar per run (the CLI on a terminal); else one line per epoch
     allow_training: bool = True  # False: report from stored results only (``trainguard report``)
     _dataset: data.Dataset | None = None
-    _histories: dict[tuple[str, int], History] = field(default_factory=dict)
+    histories: dict[tuple[str, int], History] = field(default_factory=dict)
     trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
     started: float = field(default_factory=time.time)
 
@@ -121,8 +102,8 @@ class Matrix:
     def history(self, model: str, seed: int | None = None) -> History:
         """The full-length history of (model, seed): from memory, else the result cache, else trained now."""
         seed = self.seed if seed is None else seed
-        if (model, seed) in self._histories:
-            return self._histories[(model, seed)]
+        if (model, seed) in self.histories:
+            return self.histories[(model, seed)]
         spec = self.run_spec(model, seed)
         history = self.store.get(spec)
         if history is not None:
@@ -138,7 +119,7 @@ class Matrix:
                     history = self._train(model, seed, spec)
                 else:
                     self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
-        self._histories[(model, seed)] = history
+        self.histories[(model, seed)] = history
         return history
 
     def _train(self, model: str, seed: int, spec: RunSpec) -> History:
@@ -180,7 +161,7 @@ class Matrix:
 
     def preload(self, histories: dict[tuple[str, int], History]) -> None:
         """Use these histories (from a run log) instead of the cache or training."""
-        self._histories.update(histories)
+        self.histories.update(histories)
 
     def record(self, model: str, budget: int, seed: int | None = None) -> EpochRecord:
         return self.history(model, seed).at(budget)
@@ -238,7 +219,7 @@ class Matrix:
                             **({"val": len(ds.x_val)} if ds.x_val is not None else {})},
             "code_fingerprint": {model: code_fingerprint(model) for model in self.profile.models},
             "runs": {f"{m}-seed{s}": {"key": h.key, "device": h.device}
-                     for (m, s), h in sorted(self._histories.items()) if s in self.profile.baseline_seeds},
+                     for (m, s), h in sorted(self.histories.items()) if s in self.profile.baseline_seeds},
         }
         if source_logs:
             meta["source_logs"] = [str(p) for p in source_logs]
@@ -287,7 +268,7 @@ class Matrix:
         if failed:
             return failed
         failed = [v for seed in self.seeds for v in self.evaluation_verdicts(model, budget, seed)]
-        source = f"{table.path.parent.name}/{table.path.name} (seeds {_seed_list(table.seeds)})"
+        source = f"{table.path.parent.name}/{table.path.name} (seeds {seed_list(table.seeds)})"
         window = self.profile.statistics.window
         label = (lambda m: f"{METRIC_LABELS[m]} (mean of epochs {budget - window + 1}–{budget})") if window > 1 \
             else (lambda m: METRIC_LABELS[m])
@@ -344,6 +325,22 @@ class Matrix:
                     f"fingerprint {self._fingerprint[:12]}); regenerate it with --update-baselines")
         return None
 
+    def mnist_experiment(self, log: bool = True):
+        """Experiment 1 for this session (None if the profile has no [mnist] section); its MNIST data is
+        loaded now, so a data problem surfaces here. ``log=False``: its runs stay out of the run log."""
+        from . import overfit
+
+        config = self.profile.mnist
+        if config is None:
+            return None
+        mnist = overfit.load_mnist(config, self.options.data_dir, allow_download=self.options.allow_download)
+        return overfit.OverfitExperiment(config, mnist, self.device, log=self.log if log else None,
+                                         profile=self.profile.name)
+
+    def published_mnist(self) -> dict[str, float]:
+        path = Path(self.options.baselines_dir) / "published-mnist.csv"
+        return bl.load_published_mnist(path) if path.exists() else {}
+
     def mnist_baseline(self, framework: str):
         """The per-seed MNIST baseline of ``framework`` (None if absent; a malformed one raises ConfigError)."""
         from .overfit import distribution_path, load_distribution
@@ -390,8 +387,16 @@ class Matrix:
     def _conclusion_failures(self, models: list[str], budget: int, seeds: tuple[int, ...]) -> list[compare.Verdict]:
         return [v for seed in seeds for v in self.run_failures(models, budget, seed)]
 
+    def expected_ranking(self) -> list[str]:
+        """The report's ranking, weakest first: the profile's models in the order of their published test
+        accuracy (baselines/published.csv) at the largest budget; the profile's own order without one."""
+        published, budget, models = self.published(), self.profile.budgets[-1], list(self.profile.models)
+        if all((m, budget, "test_acc") in published for m in models):
+            return sorted(models, key=lambda m: published[(m, budget, "test_acc")])
+        return models
+
     def ranking_verdict(self, budget: int) -> compare.Verdict:
-        order, seeds = [m for m in RANKING if m in self.profile.models], self.conclusion_seeds()
+        order, seeds = self.expected_ranking(), self.conclusion_seeds()
         if failed := self._conclusion_failures(order, budget, seeds):
             return failed[0]
         return compare.check_ranking(budget, order, {m: self.mean_test_acc(m, budget, seeds) for m in order}, seeds)
@@ -425,7 +430,7 @@ class Matrix:
 
     def training_time(self) -> str:
         """Seconds spent in training epochs (evaluation excluded) by the runs this process trained."""
-        trained = [self._histories[key] for key in self.trained if key in self._histories]
+        trained = [self.histories[key] for key in self.trained if key in self.histories]
         seconds = sum(e.seconds for h in trained for e in h.epochs)
         return f"{seconds:.1f} s in {len(trained)} run(s) trained by this process" if trained else "none (all cached)"
 
@@ -434,9 +439,9 @@ class Matrix:
         return {
             "profile": f"{self.profile.name} — {self.profile.description}",
             "device": f"{engine.device_name(self.device)} (class {self.device_class})",
-            "seeds": f"{_seed_list(self.seeds)} (held out of the baseline's {_seed_list(self.profile.baseline_seeds)})"
+            "seeds": f"{seed_list(self.seeds)} (held out of the baseline's {seed_list(self.profile.baseline_seeds)})"
             if not set(self.seeds) & set(self.profile.baseline_seeds) else
-            f"{_seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
+            f"{seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
             "data": f"{ds.name} from {ds.source}; {ds.verification}",
             "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
             "test split": ds.test_split,
@@ -448,7 +453,7 @@ class Matrix:
         }
 
 
-def _seed_list(seeds) -> str:
+def seed_list(seeds) -> str:
     seeds = list(seeds)
     if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
         return f"{seeds[0]}–{seeds[-1]}"
@@ -461,144 +466,3 @@ def describe_stop(history: History) -> str:
         return f"{history.model} seed {history.seed}: {history.message}"
     return (f"{history.model} seed {history.seed}: run {history.status} at epoch {history.failed_epoch} "
             f"({history.message})")
-
-
-def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
-    """Per budget, the final-epoch metrics of every model, averaged over the run's seeds."""
-    rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
-    metrics = METRICS + (("val_acc",) if matrix.profile.val_per_class else ())
-    for model in matrix.profile.models:
-        histories = [matrix._histories.get((model, seed)) for seed in matrix.seeds]
-        for budget in matrix.profile.budgets:
-            if histories and all(h is not None and budget <= len(h.epochs) for h in histories):
-                rows[budget].append({"model": model, **{m: statistics.fmean(h.at(budget).metric(m) for h in histories)
-                                                        for m in metrics}})
-    return rows
-
-
-def statistics_summary(matrix: Matrix) -> dict:
-    """What the report says about how its bands were derived (docs/statistics.md)."""
-    p, st = matrix.profile, matrix.profile.statistics
-    seeds = _seed_list(matrix.seeds)
-    window = f"mean of the last {st.window} epochs up to the budget, " if st.window > 1 else ""
-    table = None
-    try:
-        table = matrix.baseline() if "baseline" in p.checks else None
-    except ConfigError:
-        pass
-    lines = [
-        f"Family-wise false-alarm rate {st.false_alarm_rate:.0%} for the whole run, split evenly over its "
-        f"{matrix.band_check_count()} band checks: α = {matrix.per_check_alpha():.2g} per check (two-sided).",
-        f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
-        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
-        f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
-    ]
-    if table is not None:
-        lines.append(f"Baseline: {table.path} — seeds {_seed_list(table.seeds)} (n = {len(table.seeds)}), "
-                     f"measured {table.meta.get('date', '?')} on {table.meta.get('device_name', '?')}, "
-                     f"commit {table.meta.get('commit', '?')}.")
-    if p.val_per_class:
-        lines.append(f"Validation accuracy: {p.val_per_class} unused training images per class, never trained on "
-                     f"(a larger evaluation split than the test images).")
-    return {"rows": f"mean over seed(s) {seeds}", "checked": f"{window}averaged over seed(s) {seeds}",
-            "power": f"{st.power:.0%}", "lines": lines}
-
-
-def published_note(matrix: Matrix) -> str:
-    p = matrix.profile
-    if p.dataset == "cifar10" and p.train_per_class is None:
-        return f"same protocol; this run's test split: {matrix.dataset.test_split}"
-    return "reference only: the report trained on all 50,000 images; this profile uses less data"
-
-
-def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:
-    """Histories of an earlier run, for ``--compare``: a run log (.jsonl) or a result directory."""
-    from .runlog import histories_from_log
-
-    path = Path(path)
-    if path.is_file():
-        return histories_from_log(path, profile)
-    if path.is_dir():
-        return ResultStore(path).latest(profile)
-    raise ConfigError(f"--compare {path}: no such file or directory; pass a run log (.jsonl) or a results directory")
-
-
-def cifar_figures(matrix: Matrix, path: Path) -> str:
-    """Training curves per model and the test-accuracy bar chart, as PNGs beside the report."""
-    from . import plots
-
-    histories = {m: h for (m, s), h in sorted(matrix._histories.items()) if s == matrix.seed and h.epochs}
-    if not histories:
-        return ""
-    order = [m for m in matrix.profile.models if m in histories]
-    histories = {m: histories[m] for m in order}
-    curves = plots.training_curves(path.parent / f"{path.stem}-cifar-curves.png",
-                                   f"{matrix.profile.name}: per epoch, seed {matrix.seed}", histories)
-    measured = {(m, b): h.at(b).test_acc for m, h in histories.items() for b in matrix.profile.budgets
-                if b <= len(h.epochs)}
-    published = {(m, b): v for (m, b, metric), v in matrix.published().items() if metric == "test_acc"}
-    table = matrix.baseline()
-    baseline = {}
-    if table is not None and matrix.data_matches_baseline(table) is None:
-        baseline = {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
-                    for m in order for b in matrix.profile.budgets}
-    bars = plots.accuracy_bars(path.parent / f"{path.stem}-cifar-accuracy.png",
-                               f"Test accuracy ({matrix.dataset.test_split})", order, list(matrix.profile.budgets),
-                               measured, published, baseline)
-    return "\n".join(["## Figures", "", f"![Training curves]({curves.name})", "",
-                      f"![Test accuracy: this run, measured baseline, published]({bars.name})", ""])
-
-
-CHECK_ORDER = ("run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
-
-
-def verdict_order(verdict: compare.Verdict) -> tuple:
-    """A fixed order for the report, whatever order the checks ran in (one process, xdist workers, shards)."""
-    check = CHECK_ORDER.index(verdict.check) if verdict.check in CHECK_ORDER else len(CHECK_ORDER)
-    model = RANKING.index(verdict.model) if verdict.model in RANKING else len(RANKING)
-    metric = METRICS.index(verdict.metric) if verdict.metric in METRICS else len(METRICS)
-    return check, model, verdict.budget or 0, metric, verdict.subject, verdict.metric or ""
-
-
-def write_report(matrix: Matrix, verdicts: list[compare.Verdict], path: Path, notes: list[str] = (),
-                 overfit_experiment=None, compare_with: Path | None = None) -> Path:
-    from . import plots, report
-
-    path = Path(path)
-    verdicts = sorted(verdicts, key=verdict_order)
-    sections = []
-    if compare_with is not None:
-        old = earlier_results(compare_with, matrix.profile.name)
-        mine = {m: h for (m, s), h in matrix._histories.items() if s == matrix.seed}
-        theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
-        if not theirs:
-            notes = [*notes, f"--compare {compare_with}: no completed {matrix.profile.name} run with seed {matrix.seed} there"]
-        sections.append(report.changes_section(str(compare_with), matrix.profile.budgets, matrix.profile.models,
-                                               theirs, mine))
-    if overfit_experiment is not None and overfit_experiment.pairs:
-        pairs = [overfit_experiment.pairs[k] for k in sorted(overfit_experiment.pairs)]
-        figures = {}
-        for framework in dict.fromkeys(p.framework for p in pairs):
-            first = next(p for p in pairs if p.framework == framework)
-            figure = path.parent / f"{path.stem}-mnist-loss-{framework}.png"
-            plots.loss_curves(figure, f"Model loss — {framework}, seed {first.seed}",
-                              {"without dropout": first.nodrop, f"Dropout({overfit_experiment.config.dropout})": first.drop})
-            figures[framework] = figure.name
-        sections.append(report.overfit_section(pairs, overfit_experiment.config, figures, []))
-
-    sections.insert(0, cifar_figures(matrix, path))  # CIFAR-10 figures first, beside its tables
-    notes = list(dict.fromkeys(notes))  # one line per distinct reason
-    for (model, seed), history in sorted(matrix._histories.items()):
-        if not history.completed:
-            notes.append(describe_stop(history))
-    if matrix.profile.dataset == "synthetic":
-        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
-    if overfit_experiment is not None and overfit_experiment.config.synthetic:
-        from .overfit import SYNTHETIC_NOTE
-
-        notes.append(SYNTHETIC_NOTE)
-    text = report.render(f"trainguard report — profile {matrix.profile.name}", matrix.environment(),
-                         matrix.profile.budgets, report_rows(matrix), verdicts, matrix.published(), notes,
-                         published_note=published_note(matrix), extra_sections=sections,
-                         statistics=statistics_summary(matrix))
-    return report.write(path, text)

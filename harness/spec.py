@@ -99,7 +99,7 @@ class Profile:
     default_training: TrainConfig
     per_model_training: tuple[tuple[str, TrainConfig], ...] = ()
     source: str = ""
-    mnist: object = None  # harness.overfit.OverfitConfig when the profile runs Experiment 1
+    mnist: "OverfitConfig | None" = None  # when the profile runs Experiment 1 (MNIST)
     published: PublishedCheck = PublishedCheck()
     val_per_class: int | None = None  # a validation split of unused training images (reduce())
     check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
@@ -139,6 +139,45 @@ class RunSpec:
     def key(self) -> str:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+FRAMEWORKS = ("torch", "keras")  # the frameworks Experiment 1 (MNIST) runs in
+
+
+@dataclass(frozen=True)
+class OverfitConfig:
+    train_images: int = 200
+    validation_split: float = 0.25
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 0.001
+    dropout: float = 0.5
+    seeds: tuple[int, ...] = (0, 1, 2)
+    baseline_seeds: tuple[int, ...] = tuple(range(20))
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    min_rise: float | None = None  # None: the rise check is not made (say why in rise_note)
+    rise_note: str = ""
+    synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
+
+    @classmethod
+    def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":
+        known = set(cls.__dataclass_fields__)
+        retired = {"min_gap", "max_ratio"} & set(raw)
+        if retired:
+            raise ConfigError(f"{source}: [mnist] {sorted(retired)} are gone: the gap bands are derived from the "
+                              f"per-seed baseline (docs/statistics.md); delete them")
+        unknown = set(raw) - known
+        if unknown:
+            raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        config = cls(**values)
+        bad = [f for f in config.frameworks if f not in FRAMEWORKS]
+        if bad:
+            raise ConfigError(f"{source}: [mnist] frameworks {bad} unknown; known: {', '.join(FRAMEWORKS)}")
+        return config
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(lr=self.lr, batch_size=self.batch_size, eval_batch_size=2000, optimizer="adam", inputs="raw")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -247,7 +286,7 @@ def _stats(raw: dict, source: str) -> Stats:
 
 
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
-    from models import MODEL_NAMES  # late import: models import torch
+    from .models import MODEL_NAMES  # late import: models import torch
 
     name = _require(raw, "name", str, source)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
@@ -293,8 +332,6 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
     mnist = None
     if "mnist" in raw:
-        from .overfit import OverfitConfig  # late import: overfit imports this module
-
         try:
             mnist = OverfitConfig.from_profile(raw["mnist"], source)
         except TypeError as exc:

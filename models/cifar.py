@@ -1,11 +1,11 @@
-"""The four CIFAR-10 classifiers of the course report (PROTOCOL.md, Experiment 2).
+"""The four CIFAR-10 classifiers of the course report (docs/protocol.md, Experiment 2).
 
 Pure model definitions: no training code. Inputs are float tensors of shape
 (N, 3, 32, 32) scaled to [-1, 1]; outputs are (N, 10) scores fed to
 ``nn.CrossEntropyLoss``.
 
 The report describes the models only in words; the architectures below follow
-those words and the probes in PROTOCOL.md. Calibration against the published
+those words and the probes in docs/protocol.md. Calibration against the published
 numbers is tracked separately (see README, "Protocol").
 """
 
@@ -90,7 +90,7 @@ class NewModel2(nn.Module):
     815,018 parameters.
 
     Inferred, not in the report: two convolutions per stage and BatchNorm. With plain SGD at
-    lr 0.01 this depth without BatchNorm sits at chance for epochs (PROTOCOL.md probes), and
+    lr 0.01 this depth without BatchNorm sits at chance for epochs (docs/protocol.md probes), and
     one convolution per stage (four stages to 256 channels, with or without BatchNorm) learns
     far more slowly than the report's NewModel2 under the seed protocol (epoch 5: 56.6-62.0 %
     running train accuracy against the published 70.1 %). README, "Protocol", has the numbers.

@@ -1,4 +1,4 @@
-"""The dense MNIST network of the report's overfitting experiment (PROTOCOL.md, Experiment 1),
+"""The dense MNIST network of the report's overfitting experiment (docs/protocol.md, Experiment 1),
 in PyTorch and in Keras: Flatten → 2 × [Dense(512, ReLU) → (Dropout(0.5))] → Dense(10, softmax).
 
 The report names only the layer types and Dropout(0.5); the depth and width are inferred.

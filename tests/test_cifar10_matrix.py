@@ -8,7 +8,7 @@ a snapshot of that one run.
 
 import pytest
 
-from harness.plugin import require_check
+from trainguard.plugin import require_check
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, data
+from trainguard import cli, data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,7 +162,50 @@ def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, 
     assert section(again) == section(report)
 
 
-def test_cli_precision_choices_are_the_engine_s():
-    from harness import engine
+def test_option_precision_choices_are_the_engine_s():
+    from trainguard import engine, options
 
-    assert cli.PRECISIONS == engine.PRECISIONS
+    assert options.PRECISIONS == engine.PRECISIONS
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"trainguard {version('trainguard')}"
+
+
+def test_cli_accepts_the_pytest_spelling_of_options(tmp_path, dirs, capsys):
+    """Options copied from a pytest command line (--tg-NAME) work in the CLI too."""
+    tg = [arg.replace("--", "--tg-", 1) if arg.startswith("--") else arg for arg in dirs]
+    assert cli.main(["run", *tg, "--tg-report", str(tmp_path / "r.md")]) == 0
+    assert (tmp_path / "r.md").exists()
+
+
+VOLATILE = ("| wall time", "| training time", "| commit", "| python")
+
+
+def _stable(text: str) -> str:
+    """A report without the lines that differ between two runs of the same code by design."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith(VOLATILE))
+
+
+def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dirs):
+    """run_profile is what `trainguard run` calls; two runs with the same seed and no cache give the same
+    report and verdicts, byte for byte outside the timing and provenance lines."""
+    import trainguard
+    from trainguard.options import session_options
+
+    args = cli.build_parser().parse_args(["run", *dirs, "--no-result-cache"])
+    shutil.copytree(ROOT / "baselines" / "smoke", args.baselines_dir / "smoke")  # the committed smoke baseline
+    texts = []
+    for attempt in range(2):
+        summary = trainguard.run_profile(session_options(vars(args), trainguard.load_profile("smoke")),
+                                         printer=lambda line: None)
+        assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 24 and summary.passed
+        path = trainguard.write_report(summary, tmp_path / f"run{attempt}" / "report.md")
+        texts.append(path.read_text())
+    assert _stable(texts[0]) == _stable(texts[1])
+    assert texts[0].count("\n") == texts[1].count("\n")

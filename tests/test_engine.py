@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-import models
-from harness import data, engine
-from harness.history import History
-from harness.spec import ConfigError, TrainConfig
+from trainguard import models
+from trainguard import data, engine
+from trainguard.history import History
+from trainguard.spec import ConfigError, TrainConfig
 
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(lr=0.01, batch_size=16, eval_batch_size=50)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
-from harness.session import Matrix, Options
-from harness.spec import load_profile
+from trainguard import results
+from trainguard.session import Matrix, Options
+from trainguard.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,9 +48,9 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from harness.session import Matrix, Options
-        from harness.spec import load_profile
-        from harness import engine
+        from trainguard.session import Matrix, Options
+        from trainguard.spec import load_profile
+        from trainguard import engine
         tmp = Path({str(tmp_path)!r})
         matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp / "b",
                                 results_dir=tmp / "results", run_log=tmp / "runlog.jsonl"), printer=lambda s: None)
@@ -82,7 +82,7 @@ def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
     first, _ = _matrix(tmp_path)
     first.history("Baseline2")
     first.history("NewModel2")
-    import models
+    from trainguard import models
 
     monkeypatch.setitem(models.REGISTRY, "Baseline2", EditedLeNet)  # Baseline2's source "edited"
     results.code_fingerprint.cache_clear()
@@ -96,7 +96,7 @@ def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
 def test_the_fingerprint_covers_the_model_class_and_its_bases():
     import inspect
 
-    import models
+    from trainguard import models
 
     assert results.code_fingerprint("Baseline2") != results.code_fingerprint("NewModel1")  # same base, own class
     assert inspect.getsource(models.REGISTRY["Baseline2"].__mro__[1]).startswith("class LeNet")
@@ -134,12 +134,12 @@ def test_two_concurrent_runs_on_one_results_directory(tmp_path):
               "--run-log", str(tmp_path / "runlog.jsonl"), "--baselines-dir", str(ROOT / "baselines"),
               "--report", str(tmp_path / "report.md")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *shared], cwd=ROOT, env=env,
+    runs = [subprocess.Popen([sys.executable, "-m", "trainguard.cli", "run", *shared], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in runs]
     assert [p.returncode for p in runs] == [0, 0], outputs
-    from harness.history import History
-    from harness.runlog import read_events
+    from trainguard.history import History
+    from trainguard.runlog import read_events
 
     files = list((tmp_path / "results").rglob("*.json"))
     assert len(files) == 4 and all(History.from_json(json.loads(f.read_text())).completed for f in files)

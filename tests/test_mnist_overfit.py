@@ -7,7 +7,7 @@ Keras cases are skipped, with the reason, where TensorFlow is not installed.
 
 import pytest
 
-from harness.overfit import keras_available
+from trainguard.overfit import keras_available
 
 pytestmark = pytest.mark.slow
 

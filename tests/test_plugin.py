@@ -21,11 +21,11 @@ def project(pytester):
 
 
 def run(project, *args):
-    return project.runpytest_subprocess("-m", "slow", "--profile", "smoke", "-p", "no:cacheprovider", *args)
+    return project.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "-p", "no:cacheprovider", *args)
 
 
 def test_update_then_check_then_resume_from_cache(project):
-    created = run(project, "--update-baselines")
+    created = run(project, "--tg-update-baselines")
     created.assert_outcomes(passed=8, skipped=14)
     created.stdout.fnmatch_lines(["*rewrote*baselines/smoke/cpu.csv*", "*new baseline with 8 cells*"])
     table = project.path / "baselines" / "smoke" / "cpu.csv"
@@ -60,19 +60,19 @@ def test_missing_baseline_fails_under_ci(project, monkeypatch):
 
 
 def test_a_baseline_seed_is_refused_unless_asked(project):
-    run(project, "--update-baselines").assert_outcomes(passed=8, skipped=14)
-    refused = run(project, "--seed", "0")
+    run(project, "--tg-update-baselines").assert_outcomes(passed=8, skipped=14)
+    refused = run(project, "--tg-seeds", "0")
     assert refused.ret == 4
     assert "are in profile smoke's baseline_seeds" in refused.stdout.str() + refused.stderr.str()
-    run(project, "--seed", "0", "--tg-allow-baseline-seeds").assert_outcomes(passed=8, skipped=14)
+    run(project, "--tg-seeds", "0", "--tg-allow-baseline-seeds").assert_outcomes(passed=8, skipped=14)
 
 
 def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
-    run(project, "--update-baselines").assert_outcomes(passed=8, skipped=14)
+    run(project, "--tg-update-baselines").assert_outcomes(passed=8, skipped=14)
     smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
     broken = project.path / "smoke-lr-div10.toml"
     broken.write_text(smoke.replace("lr = 0.001", "lr = 0.0001"))
-    result = project.runpytest_subprocess("-m", "slow", "--profile", str(broken), "-p", "no:cacheprovider")
+    result = project.runpytest_subprocess("-m", "slow", "--tg-profile", str(broken), "-p", "no:cacheprovider")
     assert result.ret == 1
     out = result.stdout.str()
     assert "NewModel2-3 Train Loss (mean of epochs 2–3): measured" in out and "baseline" in out and "α" in out
@@ -82,11 +82,11 @@ def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
 
 @pytest.mark.parametrize("profile", ["smoke", "ci", "seed", "gpu-timing"])
 def test_every_shipped_profile_collects(pytester, profile):
-    """`pytest -m slow --profile P` (and so tox -e slow / gpu) collects for every shipped profile,
+    """`pytest -m slow --tg-profile P` (and so tox -e slow / gpu) collects for every shipped profile,
     with or without an [mnist] section (a profile without one used to crash at collection)."""
     for module in ("test_cifar10_matrix.py", "test_mnist_overfit.py", "test_selftest.py"):
         shutil.copy(ROOT / "tests" / module, pytester.path / module)
-    result = pytester.runpytest_subprocess("-m", "slow", "--profile", profile, "--collect-only", "-q",
+    result = pytester.runpytest_subprocess("-m", "slow", "--tg-profile", profile, "--collect-only", "-q",
                                            "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert "test_cell_within_baseline[NewModel2-20]" in result.stdout.str() or profile == "smoke"
@@ -94,10 +94,10 @@ def test_every_shipped_profile_collects(pytester, profile):
 
 
 def test_bad_options_are_usage_errors(project):
-    result = project.runpytest_subprocess("--profile", "nope", "-p", "no:cacheprovider")
+    result = project.runpytest_subprocess("--tg-profile", "nope", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*unknown profile 'nope'*"])
-    result = project.runpytest_subprocess("--device", "tpu", "-p", "no:cacheprovider")
+    result = project.runpytest_subprocess("--tg-device", "tpu", "-p", "no:cacheprovider")
     assert result.ret == 4
 
 
@@ -122,7 +122,7 @@ def _outcomes(result):
 
 
 def _trained(log_path):
-    from harness.runlog import read_events
+    from trainguard.runlog import read_events
 
     return sorted(e["model"] for e in read_events(log_path) if e["event"] == "run_start")
 
@@ -130,12 +130,12 @@ def _trained(log_path):
 def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
     pytest.importorskip("xdist")
     profile = _matrix_profile(project)
-    base = ["-m", "slow", "--profile", profile, "-p", "no:cacheprovider"]
-    project.runpytest_subprocess(*base, "--update-baselines")
-    single = project.runpytest_subprocess(*base, "--no-result-cache", "--report", "one/report.md",
-                                          "--run-log", "one.jsonl")
-    spread = project.runpytest_subprocess(*base, "-n", "2", "--results-dir", "fresh", "--report", "two/report.md",
-                                          "--run-log", "two.jsonl")
+    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider"]
+    project.runpytest_subprocess(*base, "--tg-update-baselines")
+    single = project.runpytest_subprocess(*base, "--tg-no-result-cache", "--tg-report", "one/report.md",
+                                          "--tg-run-log", "one.jsonl")
+    spread = project.runpytest_subprocess(*base, "-n", "2", "--tg-results-dir", "fresh", "--tg-report", "two/report.md",
+                                          "--tg-run-log", "two.jsonl")
     assert _outcomes(spread) == _outcomes(single) and sum(_outcomes(single).values()) == 22
     assert "gw1" in spread.stdout.str()  # it did run on two workers
     assert _trained(project.path / "two.jsonl") == ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]
@@ -143,15 +143,15 @@ def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
 
 
 def test_two_shards_merge_into_the_single_process_report(project):
-    from harness import cli
+    from trainguard import cli
 
     profile = _matrix_profile(project)
-    base = ["-m", "slow", "--profile", profile, "-p", "no:cacheprovider"]
-    project.runpytest_subprocess(*base, "--update-baselines")
-    project.runpytest_subprocess(*base, "--no-result-cache", "--report", "one/report.md", "--run-log", "one.jsonl")
+    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider"]
+    project.runpytest_subprocess(*base, "--tg-update-baselines")
+    project.runpytest_subprocess(*base, "--tg-no-result-cache", "--tg-report", "one/report.md", "--tg-run-log", "one.jsonl")
     for shard in (1, 2):
-        result = project.runpytest_subprocess(*base, "--shard", f"{shard}/2", "--results-dir", f"r{shard}",
-                                              "--run-log", f"s{shard}.jsonl", "--report", f"s{shard}/report.md")
+        result = project.runpytest_subprocess(*base, "--tg-shard", f"{shard}/2", "--tg-results-dir", f"r{shard}",
+                                              "--tg-run-log", f"s{shard}.jsonl", "--tg-report", f"s{shard}/report.md")
         counts = _outcomes(result)  # 2 models × (2 cells + 1 budget check), 4 published cells skipped
         assert counts["passed"] + counts["failed"] == 6 and counts["skipped"] == 4
         assert len(set(_trained(project.path / f"s{shard}.jsonl"))) == 2
@@ -164,7 +164,7 @@ def test_two_shards_merge_into_the_single_process_report(project):
 
 
 def test_worker_device_pinning():
-    from harness.plugin import pin_cuda_device
+    from trainguard.plugin import pin_cuda_device
 
     assert pin_cuda_device("gw0", "4,6") == "4" and pin_cuda_device("gw1", "4,6") == "6"
     assert pin_cuda_device("gw2", "4,6") == "4"  # more workers than devices: round-robin

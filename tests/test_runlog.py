@@ -5,9 +5,9 @@ import multiprocessing
 
 import pytest
 
-from harness.history import EpochRecord
-from harness.runlog import RunLog, histories_from_log, read_events
-from harness.spec import ConfigError
+from trainguard.history import EpochRecord
+from trainguard.runlog import RunLog, histories_from_log, read_events
+from trainguard.spec import ConfigError
 
 
 def _record(epoch, loss):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import selftest
-from harness.session import Matrix, Options
-from harness.spec import load_profile
+from trainguard import selftest
+from trainguard.session import Matrix, Options
+from trainguard.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def test_a_gross_injection_is_caught_on_generated_data_and_never_cached(tmp_path
 
 
 def test_injections_patch_only_inside_their_block(tmp_path):
-    from harness import engine
+    from trainguard import engine
 
     matrix = _matrix(tmp_path)
 
@@ -49,7 +49,7 @@ def test_injections_patch_only_inside_their_block(tmp_path):
 
 
 def test_unknown_injection_is_named():
-    from harness.spec import ConfigError
+    from trainguard.spec import ConfigError
 
     with pytest.raises(ConfigError, match=r"unknown injection\(s\) \['nope'\]; known: half-data"):
         selftest.by_name(["nope"])
@@ -57,8 +57,8 @@ def test_unknown_injection_is_named():
 
 @pytest.mark.selftest
 def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
-    """pytest -m selftest --profile ci: every injected regression of the self-test list fails a check."""
-    from harness.overfit import OverfitExperiment, load_mnist
+    """pytest -m selftest --tg-profile ci: every injected regression of the self-test list fails a check."""
+    from trainguard.overfit import OverfitExperiment, load_mnist
 
     experiment = None
     if trainguard_matrix.profile.mnist is not None:
@@ -86,8 +86,8 @@ def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
 def test_the_repeatability_measurement_survives_a_validation_split():
     import torch
 
-    from harness import data, engine
-    from harness.spec import TrainConfig
+    from trainguard import data, engine
+    from trainguard.spec import TrainConfig
 
     ds = data.reduce(data.synthetic("cifar10", 30, 10), 20, 50, val_per_class=10)
     history = engine.train("Baseline1", ds, TrainConfig(batch_size=32, eval_batch_size=50), 2, 0, torch.device("cpu"))

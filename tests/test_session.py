@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from harness.session import Matrix, Options
-from harness.spec import PublishedCheck, load_profile
+from trainguard.session import Matrix, Options
+from trainguard.spec import PublishedCheck, load_profile
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_bf16_and_compile_are_their_own_baseline_classes(tmp_path):
 
 
 def test_unknown_precision_is_a_config_error(tmp_path):
-    from harness.spec import ConfigError
+    from trainguard.spec import ConfigError
 
     with pytest.raises(ConfigError, match="--precision 'fp8'"):
         Matrix(Options(load_profile("smoke"), device="cpu", precision="fp8"))

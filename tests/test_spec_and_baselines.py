@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from harness import baselines as bl
-from harness import compare
-from harness.spec import ConfigError, available_profiles, load_profile, parse_profile
+from trainguard import baselines as bl
+from trainguard import compare
+from trainguard.spec import ConfigError, available_profiles, load_profile, parse_profile
 
 
 def test_shipped_profiles_load():
@@ -142,7 +142,7 @@ def test_diff_reports_what_changed():
 
 
 def test_band_check_message_and_direction():
-    from harness.stats import derive_band
+    from trainguard.stats import derive_band
 
     band = derive_band([59.0, 60.0, 61.0, 60.0], k=2, alpha=0.01)
     assert compare.check_band("M-10", "test_acc", "Test Accuracy", 60.5, band, "b.csv").passed

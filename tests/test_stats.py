@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import stats
-from harness.session import Matrix, Options
-from harness.spec import ConfigError, load_profile
+from trainguard import stats
+from trainguard.session import Matrix, Options
+from trainguard.spec import ConfigError, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     cpu, gpu = workflow["jobs"]["cpu"], workflow["jobs"]["gpu"]
     cpu_commands = " ".join(step.get("run", "") for step in cpu["steps"])
     gpu_commands = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "pytest -m slow --profile ci" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "pytest -m slow --tg-profile ci" in cpu_commands and "trainguard data fetch" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]

@@ -8,7 +8,7 @@
 #
 # It runs from the repository root without installing trainguard (a lent host has torch,
 # torchvision, pandas, tabulate, matplotlib, pytest but no TensorFlow and no network): the CLI as
-# `python3 -m harness.cli` when `trainguard` is not on PATH, and the MNIST experiment in PyTorch
+# `python3 -m trainguard.cli` when `trainguard` is not on PATH, and the MNIST experiment in PyTorch
 # only when TensorFlow is missing (trainguard's Keras runs on the CPU anyway).
 # Budget: a lent GPU allows 10 minutes per command and 15 in all. The seed matrix at batch 8 is
 # ~500,000 optimizer steps (4 models x 20 epochs x 6,250), so eager PyTorch's per-step launch
@@ -28,7 +28,7 @@ PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TRAINGUARD_PROGRESS=lines
 mkdir -p "$OUT"
 
-if command -v trainguard >/dev/null; then cli=(trainguard); else cli=("$PYTHON" -m harness.cli); fi
+if command -v trainguard >/dev/null; then cli=(trainguard); else cli=("$PYTHON" -m trainguard.cli); fi
 profile_file=$PROFILE
 [[ $profile_file == *.toml ]] || profile_file=harness/profiles/$PROFILE.toml
 if ! "$PYTHON" -c "import tensorflow, keras" 2>/dev/null; then

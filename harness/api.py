@@ -1,0 +1,209 @@
+"""The library's entry point: run a profile, get a :class:`RunSummary`; render the report from it.
+
+Both front ends sit on this module. The CLI calls :func:`run_profile` (train, check, summarize);
+the pytest plugin runs the same checks as parametrized tests on the same :class:`~trainguard.session.Matrix`
+and then calls :func:`summarize` on the verdicts its tests recorded. The report
+(:func:`trainguard.report.write_report`) renders from the summary alone: plain data, no callbacks
+into the session, so it is the same whichever front end produced it.
+"""
+
+from __future__ import annotations
+
+import statistics as pystats
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import compare
+from .history import History
+from .session import Matrix, Options, describe_stop, seed_list
+from .spec import METRICS, ConfigError, OverfitConfig, Profile
+
+__all__ = ["Options", "RunSummary", "run_profile", "summarize"]
+
+CHECK_ORDER = ("run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
+
+
+@dataclass
+class RunSummary:
+    """Everything the report shows about one run, as plain data."""
+
+    profile: Profile
+    verdicts: list[compare.Verdict]  # in report order (see verdict_order)
+    environment: dict[str, str]
+    rows_by_budget: dict[int, list[dict]]  # per budget: final-epoch metrics per model, mean over the seeds
+    statistics: dict  # how the bands were derived (rows, checked, power, lines)
+    notes: list[str]
+    published: dict = field(default_factory=dict)  # (model, epochs, metric) → the report's value
+    published_note: str = "reference"
+    curves: dict[str, History] = field(default_factory=dict)  # the figure seed's run per model
+    figure_seed: int = 0
+    test_split: str = ""
+    baseline_test_acc: dict = field(default_factory=dict)  # (model, budget) → (mean, std) of the baseline
+    overfit_config: OverfitConfig | None = None
+    overfit_pairs: list = field(default_factory=list)
+    published_mnist: dict[str, float] = field(default_factory=dict)
+    changes: tuple[str, dict, dict] | None = None  # (--compare source, its runs, this run's) per model
+
+    @property
+    def failed(self) -> list[compare.Verdict]:
+        return [v for v in self.verdicts if not v.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+
+def run_profile(options: Options, printer=print, progress_bar: bool = False,
+                compare_with: Path | None = None) -> RunSummary:
+    """Train the profile's cells for the checked seeds (or take them from the cache), run every check the
+    profile enables, including Experiment 1 (MNIST), and summarize (``compare_with``: an earlier run log or
+    result directory, for the report's "changes since" table). Raises ConfigError / DataError on
+    bad input; a failed check is a verdict, not an exception."""
+    matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
+    for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
+        for model in matrix.profile.models:
+            matrix.history(model, seed)
+    verdicts, notes = matrix.all_verdicts(), []
+    experiment = matrix.mnist_experiment()
+    if experiment is not None:
+        from .overfit import keras_available
+
+        for framework in experiment.config.frameworks:
+            if framework == "keras" and (reason := keras_available()):
+                notes.append(f"MNIST keras runs skipped: {reason}")
+                continue
+            for seed in experiment.config.seeds:
+                printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
+                experiment.pair(framework, seed)
+            verdicts += matrix.mnist_verdicts(experiment, framework)
+    return summarize(matrix, verdicts, notes, experiment, compare_with)
+
+
+def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] = (), overfit_experiment=None,
+              compare_with: Path | None = None) -> RunSummary:
+    """Collect what the report shows from a session whose runs and checks are done."""
+    profile, notes = matrix.profile, list(notes)
+    if "baseline" in profile.checks and not matrix.options.strict:
+        _, problem = matrix.checkable_baseline()
+        if problem:
+            notes.append(f"cells not compared: {problem}")
+    changes = None
+    if compare_with is not None:
+        old = earlier_results(compare_with, profile.name)
+        mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed}
+        theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
+        if not theirs:
+            notes.append(f"--compare {compare_with}: no completed {profile.name} run with seed {matrix.seed} there")
+        changes = (str(compare_with), theirs, mine)
+    notes = list(dict.fromkeys(notes))  # one line per distinct reason
+    for _, history in sorted(matrix.histories.items()):
+        if not history.completed:
+            notes.append(describe_stop(history))
+    if profile.dataset == "synthetic":
+        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
+    pairs = []
+    if overfit_experiment is not None:
+        pairs = [overfit_experiment.pairs[k] for k in sorted(overfit_experiment.pairs)]
+        if overfit_experiment.config.synthetic:
+            from .overfit import SYNTHETIC_NOTE
+
+            notes.append(SYNTHETIC_NOTE)
+    return RunSummary(
+        profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
+        environment=matrix.environment(), rows_by_budget=report_rows(matrix), statistics=statistics_summary(matrix),
+        notes=notes, published=matrix.published(), published_note=published_note(matrix),
+        curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
+        baseline_test_acc=baseline_test_acc(matrix),
+        overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
+        overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes)
+
+
+def verdict_order(models: tuple[str, ...]):
+    """A fixed order for the report, whatever order the checks ran in (one process, xdist workers, shards)."""
+
+    def key(verdict: compare.Verdict) -> tuple:
+        check = CHECK_ORDER.index(verdict.check) if verdict.check in CHECK_ORDER else len(CHECK_ORDER)
+        model = models.index(verdict.model) if verdict.model in models else len(models)
+        metric = METRICS.index(verdict.metric) if verdict.metric in METRICS else len(METRICS)
+        return check, model, verdict.budget or 0, metric, verdict.subject, verdict.metric or ""
+
+    return key
+
+
+def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
+    """Per budget, the final-epoch metrics of every model, averaged over the run's seeds."""
+    rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
+    metrics = METRICS + (("val_acc",) if matrix.profile.val_per_class else ())
+    for model in matrix.profile.models:
+        histories = [matrix.histories.get((model, seed)) for seed in matrix.seeds]
+        for budget in matrix.profile.budgets:
+            if histories and all(h is not None and budget <= len(h.epochs) for h in histories):
+                rows[budget].append({"model": model, **{m: pystats.fmean(h.at(budget).metric(m) for h in histories)
+                                                        for m in metrics}})
+    return rows
+
+
+def statistics_summary(matrix: Matrix) -> dict:
+    """What the report says about how its bands were derived (docs/statistics.md)."""
+    p, st = matrix.profile, matrix.profile.statistics
+    seeds = seed_list(matrix.seeds)
+    window = f"mean of the last {st.window} epochs up to the budget, " if st.window > 1 else ""
+    table = None
+    try:
+        table = matrix.baseline() if "baseline" in p.checks else None
+    except ConfigError:
+        pass
+    lines = [
+        f"Family-wise false-alarm rate {st.false_alarm_rate:.0%} for the whole run, split evenly over its "
+        f"{matrix.band_check_count()} band checks: α = {matrix.per_check_alpha():.2g} per check (two-sided).",
+        f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
+        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
+        f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
+    ]
+    if table is not None:
+        lines.append(f"Baseline: {table.path} — seeds {seed_list(table.seeds)} (n = {len(table.seeds)}), "
+                     f"measured {table.meta.get('date', '?')} on {table.meta.get('device_name', '?')}, "
+                     f"commit {table.meta.get('commit', '?')}.")
+    if p.val_per_class:
+        lines.append(f"Validation accuracy: {p.val_per_class} unused training images per class, never trained on "
+                     f"(a larger evaluation split than the test images).")
+    return {"rows": f"mean over seed(s) {seeds}", "checked": f"{window}averaged over seed(s) {seeds}",
+            "power": f"{st.power:.0%}", "lines": lines}
+
+
+def published_note(matrix: Matrix) -> str:
+    p = matrix.profile
+    if p.dataset == "cifar10" and p.train_per_class is None:
+        return f"same protocol; this run's test split: {matrix.dataset.test_split}"
+    return "reference only: the report trained on all 50,000 images; this profile uses less data"
+
+
+def figure_curves(matrix: Matrix) -> dict[str, History]:
+    """The runs the figures show: the first checked seed's, per model in the profile's order."""
+    mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed and h.epochs}
+    return {m: mine[m] for m in matrix.profile.models if m in mine}
+
+
+def baseline_test_acc(matrix: Matrix) -> dict[tuple[str, int], tuple[float, float]]:
+    """(model, budget) → the baseline's test-accuracy mean and std, for the figure (empty if not comparable)."""
+    try:
+        table = matrix.baseline()
+    except ConfigError:
+        return {}
+    if table is None or matrix.data_matches_baseline(table) is not None:
+        return {}
+    return {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
+            for m in matrix.profile.models for b in matrix.profile.budgets}
+
+
+def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:
+    """Histories of an earlier run, for ``--compare``: a run log (.jsonl) or a result directory."""
+    from .results import ResultStore
+    from .runlog import histories_from_log
+
+    path = Path(path)
+    if path.is_file():
+        return histories_from_log(path, profile)
+    if path.is_dir():
+        return ResultStore(path).latest(profile)
+    raise ConfigError(f"--compare {path}: no such file or directory; pass a run log (.jsonl) or a results directory")

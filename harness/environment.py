@@ -1,0 +1,26 @@
+"""What a result depends on besides its spec: library versions, thread count, the commit."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+
+def versions() -> dict[str, str]:
+    """Library versions and torch's thread count. The thread count is among them: oneDNN splits
+    a convolution's sums differently over 1 and 2 threads, and NewModel2's training amplifies the
+    rounding difference (docs/speed.md), so runs with different counts are different results."""
+    import numpy as np
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "torch_threads": str(torch.get_num_threads())}
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

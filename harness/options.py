@@ -1,0 +1,167 @@
+"""One option table for both front ends (the pytest-benchmark pattern).
+
+:func:`add_options` adds the table to either parser: the ``trainguard`` command's argparse
+parsers (``--profile``, with ``--tg-profile`` accepted too) or pytest's (``--tg-profile`` only:
+the plugin is installed into every pytest run of the environment, and generic names such as
+``--profile`` or ``--device`` clash with other plugins). Validation lives in the ``type``
+callables, so both front ends refuse the same bad values with the same message. Options marked
+``ini`` can also be set in a project's pytest configuration (``tg_profile = "ci"``).
+This module imports nothing heavy: the plugin loads it into unrelated test runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+PRECISIONS = ("fp32", "bf16")
+PYTEST_PREFIX = "tg-"
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    from .spec import ConfigError, parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, total = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N, e.g. 1/3") from None
+    if not 1 <= index <= total:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be between 1 and N")
+    return index, total
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the CLI's long name without dashes; pytest's is PYTEST_PREFIX + name
+    help: str
+    default: object = None
+    flag: bool = False  # store_true
+    type: object = None  # a callable that converts and validates (argparse.ArgumentTypeError on bad input)
+    choices: tuple = ()
+    metavar: str | None = None
+    ini: bool = False  # also settable as the pytest ini key tg_<name>
+
+    @property
+    def key(self) -> str:
+        """The attribute name in :func:`option_values`'s result (and the CLI's namespace)."""
+        return self.name.replace("-", "_")
+
+    def help_text(self) -> str:
+        return self.help if self.flag or self.default is None else f"{self.help} [{self.default}]"
+
+
+RUN_OPTIONS = (
+    Option("profile", "profile name (smoke, ci, seed, gpu-timing) or path to a .toml profile", "ci", ini=True),
+    Option("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
+    Option("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
+           type=_seeds, metavar="N[,N...]"),
+    Option("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
+    Option("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "
+                     "being noted [on when CI=true]", flag=True),
+    Option("precision", "fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16)",
+           "fp32", choices=PRECISIONS),
+    Option("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
+           flag=True),
+    Option("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
+           type=Path, ini=True),
+    Option("offline", "never download data; fail with instructions instead", flag=True),
+    Option("baselines-dir", "baseline tables", "baselines", type=Path, ini=True),
+    Option("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
+    Option("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
+    Option("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
+)
+REPORT = Option("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
+                ini=True)
+PYTEST_ONLY = (
+    REPORT,
+    Option("shard", "run only shard I of N (1-based): whole models are spread over N hosts; the cross-model checks "
+                    "run when the shards' run logs are merged with `trainguard report --from-log ...`",
+           type=_shard, metavar="I/N"),
+    Option("update-baselines", "train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and "
+                               "print what changed", flag=True),
+)
+
+
+def add_options(add, options=RUN_OPTIONS, prefix: str = "", aliases: bool = False) -> None:
+    """Add ``options`` through ``add`` (``argparse.ArgumentParser.add_argument`` or pytest's
+    ``OptionGroup.addoption``) as ``--{prefix}{name}``; ``aliases`` also accepts ``--tg-{name}``
+    (the CLI, so options copied from a pytest command line work there too)."""
+    for option in options:
+        names = [f"--{prefix}{option.name}"]
+        if aliases and not prefix:
+            names.append(f"--{PYTEST_PREFIX}{option.name}")
+        kwargs = {"dest": (prefix + option.name).replace("-", "_"), "help": option.help_text()}
+        if option.flag:
+            kwargs.update(action="store_true", default=None if option.name == "strict" else False)
+        else:
+            # pytest: None, so that an ini value or the table's default fills in (resolve_pytest_options)
+            kwargs["default"] = option.default if not prefix else None
+            if option.type is not None:
+                kwargs["type"] = option.type
+            if option.choices:
+                kwargs["choices"] = option.choices
+            if option.metavar:
+                kwargs["metavar"] = option.metavar
+        if not prefix and option.type is Path and option.default is not None:
+            kwargs["default"] = Path(option.default)
+        add(*names, **kwargs)
+
+
+def add_ini_options(addini, options=RUN_OPTIONS + PYTEST_ONLY) -> None:
+    for option in options:
+        if option.ini:
+            addini(f"tg_{option.key}", f"trainguard: {option.help_text()}", default="")
+
+
+def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Path,
+                           options=RUN_OPTIONS + PYTEST_ONLY) -> dict:
+    """pytest's values by option key: the command line, else the ini key (paths relative to the ini file's
+    directory), else the table's default (paths relative to where pytest was started, as the CLI's)."""
+    from .spec import strict_default
+
+    values = {}
+    for option in options:
+        value = getoption((PYTEST_PREFIX + option.name).replace("-", "_"))
+        if value is None and option.ini and getini(f"tg_{option.key}"):
+            raw = getini(f"tg_{option.key}")
+            try:
+                value = option.type(raw) if option.type not in (None, Path) else raw
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"ini option tg_{option.key} = {raw!r}: {exc}") from None
+            if option.type is Path:
+                value = rootdir / raw
+        if value is None and option.default is not None:
+            value = invocation_dir / option.default if option.type is Path else option.default
+        values[option.key] = value
+    if values.get("strict") is None:
+        values["strict"] = strict_default()
+    return values
+
+
+def session_options(values: dict, profile):
+    """The run's :class:`trainguard.session.Options` from either front end's values."""
+    from .session import Options
+    from .spec import strict_default
+
+    strict = strict_default() if values["strict"] is None else values["strict"]
+    return Options(profile=profile, device=values["device"], seeds=values["seeds"],
+                   allow_baseline_seeds=bool(values["allow_baseline_seeds"]), strict=strict,
+                   data_dir=Path(values["data_dir"]) if values["data_dir"] else None,
+                   baselines_dir=Path(values["baselines_dir"]),
+                   results_dir=None if values["no_result_cache"] else Path(values["results_dir"]),
+                   allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
+                   precision=values["precision"], compile=bool(values["compile"]))
