@@ -62,8 +62,10 @@ def _replaced(obj, name: str, value) -> Iterator[None]:
 
 
 def _with_dataset(change: Callable):
-    """Train on a changed copy of the matrix's data set."""
+    """Train on a changed copy of the matrix's data set. The run keeps the night's data fingerprint (computed
+    first): the injection must be caught by the checks, not by the baseline's data-mismatch guard."""
     def apply(matrix):
+        matrix.data_fingerprint  # noqa: B018
         return _replaced(matrix, "_dataset", change(matrix.dataset))
     return apply
 

@@ -8,6 +8,7 @@ the baselines and the verdicts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import statistics
 import sys
 import time
@@ -89,13 +90,16 @@ class Matrix:
             else:
                 full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
                 self._dataset = data.reduce(full, p.train_per_class, p.test_images, p.val_per_class)
-            self._fingerprint = self._dataset.fingerprint()
         return self._dataset
 
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """The hash of the data this session trains and evaluates on (part of every run's key)."""
+        return self.dataset.fingerprint()
+
     def run_spec(self, model: str, seed: int) -> RunSpec:
-        self.dataset  # noqa: B018 — computes the fingerprint
         return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
-                       training=self.profile.training(model), data_fingerprint=self._fingerprint,
+                       training=self.profile.training(model), data_fingerprint=self.data_fingerprint,
                        device_class=self.device_class, code_fingerprint=code_fingerprint(model),
                        versions=tuple(sorted(versions().items())))
 
@@ -214,7 +218,7 @@ class Matrix:
             "date": dt.date.today().isoformat(),
             "commit": git_commit(),
             "data": {"source": Path(ds.source).name, "verification": ds.verification,
-                     "test_split": ds.test_split, "notes": ds.notes, "fingerprint": self._fingerprint},
+                     "test_split": ds.test_split, "notes": ds.notes, "fingerprint": self.data_fingerprint},
             "eval_images": {"train": len(ds.x_train), "test": len(ds.x_test),
                             **({"val": len(ds.x_val)} if ds.x_val is not None else {})},
             "code_fingerprint": {model: code_fingerprint(model) for model in self.profile.models},
@@ -319,10 +323,10 @@ class Matrix:
         """None if the baseline was measured on this exact data; else why not."""
         recorded = table.meta.get("data", {}).get("fingerprint")
         self.dataset  # noqa: B018
-        if recorded != self._fingerprint:
+        if recorded != self.data_fingerprint:
             return (f"{table.path} was measured on other data ({table.meta.get('data', {}).get('test_split')}, "
                     f"fingerprint {str(recorded)[:12]}) than this run ({self.dataset.test_split}, "
-                    f"fingerprint {self._fingerprint[:12]}); regenerate it with --update-baselines")
+                    f"fingerprint {self.data_fingerprint[:12]}); regenerate it with `trainguard baselines update` (pytest: --tg-update-baselines)")
         return None
 
     def mnist_experiment(self, log: bool = True):
