@@ -43,6 +43,12 @@ class RunSummary:
     overfit_pairs: list = field(default_factory=list)
     published_mnist: dict[str, float] = field(default_factory=dict)
     changes: tuple[str, dict, dict] | None = None  # (--compare source, its runs, this run's) per model
+    entry: dict | None = None  # this run's history entry (trainguard.trend.history_entry)
+    history: list[dict] = field(default_factory=list)  # earlier entries of this profile and device class, then entry
+    flags: list[compare.Verdict] = field(default_factory=list)  # drift and speed (failing only where asked)
+    trend_notes: list[str] = field(default_factory=list)
+    trend_metric: str = "test_acc"
+    trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
 
     @property
     def failed(self) -> list[compare.Verdict]:
@@ -79,10 +85,37 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     return summarize(matrix, verdicts, notes, experiment, compare_with)
 
 
+def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = None,
+            junit_xml: Path | None = None) -> Path:
+    """Everything a finished run leaves behind: the report (figures beside it), the history entry, the
+    JUnit XML where asked, and in GitHub Actions the job summary ($GITHUB_STEP_SUMMARY)."""
+    import os
+
+    from . import report
+    from .ledger import HistoryStore
+
+    path = report.write_report(summary, report_path)
+    if history_dir is not None and summary.entry is not None:
+        HistoryStore(history_dir).append(summary.entry)
+    if junit_xml is not None:
+        report.write(Path(junit_xml), report.junit_xml(summary))
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(report.job_summary(summary, path))
+    return path
+
+
 def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] = (), overfit_experiment=None,
               compare_with: Path | None = None) -> RunSummary:
-    """Collect what the report shows from a session whose runs and checks are done."""
-    profile, notes = matrix.profile, list(notes)
+    """Collect what the report shows from a session whose runs and checks are done; compare with the
+    history (``matrix.options.history_dir``) for drift and speed."""
+    profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
+    trend_part = _trend(matrix, verdicts, overfit_experiment)
+    for flag in trend_part["flags"]:
+        if flag.check in matrix.options.fail_on:
+            verdicts.append(flag)
+    trend_part["entry"]["result"] = "FAIL" if any(not v.passed for v in verdicts) else "PASS"
+    trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     if "baseline" in profile.checks and not matrix.options.strict:
         _, problem = matrix.checkable_baseline()
         if problem:
@@ -115,7 +148,43 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
         baseline_test_acc=baseline_test_acc(matrix),
         overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
-        overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes)
+        overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes,
+        **trend_part)
+
+
+def _trend(matrix: Matrix, verdicts: list[compare.Verdict], experiment) -> dict:
+    """This run's history entry, the earlier ones, and the drift and speed flags against them."""
+    from . import trend
+    from .ledger import HistoryStore
+
+    profile, st = matrix.profile, matrix.profile.statistics
+    entry = trend.history_entry(matrix, verdicts, experiment)
+    history_dir = matrix.options.history_dir
+    earlier = HistoryStore(history_dir).read(profile.name, matrix.device_class) if history_dir else []
+    try:
+        table, _ = matrix.checkable_baseline() if "baseline" in profile.checks else (None, None)
+    except ConfigError:
+        table = None
+    mnist = {}
+    if experiment is not None:
+        for framework in experiment.config.frameworks:
+            try:
+                mnist[framework] = matrix.mnist_baseline(framework)
+            except ConfigError:
+                mnist[framework] = None
+    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist,
+                                              st.false_alarm_rate, st.power)
+    speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
+    metric = "test_acc" if "test_acc" in profile.checked_metrics else profile.checked_metrics[0]
+    bands = {}
+    if table is not None:
+        for model in profile.models:
+            for budget in profile.budgets:
+                band = matrix.band(table, model, budget, metric)
+                bands[(model, budget)] = (band.low, band.high)
+    return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
+            "trend_notes": ([] if history_dir else ["no history store (--history-dir): nothing compared between runs"])
+            + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
 
 
 def verdict_order(models: tuple[str, ...]):

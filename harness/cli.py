@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   trainguard baselines calibrate --profile ci     # false alarms (leave-out), detectable effects, noise
   trainguard selftest --profile ci                # inject known regressions: which do the checks catch?
   trainguard run --seeds 200,201                  # check other held-out seeds than the profile's
+  trainguard history --last 5 --plots reports/trends   # the last runs per cell, trend plots per model
+  trainguard run --junit-xml reports/junit.xml    # the checks as JUnit XML too
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
 """
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     _common(run)
     _report_option(run)
+    run.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
+                     help="also write the checks as JUnit XML (one testcase per check) for CI systems that read it")
     run.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
                      help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
 
@@ -75,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run only these injections [all of the self-test list]")
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
                        help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
+
+    history = sub.add_parser("history", help="the last runs per cell from the history store, and trend plots per model",
+                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    _common(history)
+    history.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
+    history.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
     data = sub.add_parser("data", help="download data into the cache, or verify a data directory",
                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -112,7 +123,8 @@ def cmd_run(args) -> int:
     from .api import run_profile
     from .progress import interactive
 
-    return _write(run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare), args.report)
+    summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
+    return _write(summary, args.report, history_dir=args.history_dir, junit_xml=args.junit_xml)
 
 
 def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
@@ -122,11 +134,14 @@ def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
     return _write(summarize(matrix, verdicts, notes, experiment, compare_with=args.compare), args.report)
 
 
-def _write(summary, path) -> int:
-    """Write the report, print the failures and the summary; the exit code."""
-    from .report import write_report
+def _write(summary, path, history_dir=None, junit_xml=None) -> int:
+    """Publish (report; history entry and JUnit XML where given), print the failures and the summary; the exit code."""
+    from .api import publish
 
-    path = write_report(summary, path)
+    path = publish(summary, path, history_dir=history_dir, junit_xml=junit_xml)
+    for v in summary.flags:
+        if not v.passed and v not in summary.verdicts:
+            print(f"FLAG {v.message}")
     for v in summary.failed:
         print(f"FAIL {v.message}")
     print(f"{len(summary.verdicts) - len(summary.failed)} passed, {len(summary.failed)} failed")
@@ -258,6 +273,38 @@ def cmd_selftest(args) -> int:
     return 1 if missed or not run else 0
 
 
+def cmd_history(args) -> int:
+    """Print the last runs of the profile on this device class; write trend plots where asked."""
+    from . import plots, report
+    from .ledger import HistoryStore
+    from .trend import LABELS, history_rows, series
+
+    matrix = _matrix(args)
+    store = HistoryStore(args.history_dir)
+    entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
+    if not entries:
+        print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in {store.path(matrix.profile.name, matrix.device_class)}",
+              file=sys.stderr)
+        return 2
+    print(report._table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
+    if args.plots is not None:
+        metric = "test_acc" if "test_acc" in matrix.profile.checked_metrics else matrix.profile.checked_metrics[0]
+        table, _ = matrix.checkable_baseline() if "baseline" in matrix.profile.checks else (None, None)
+        runs = [e.get("time", "?")[5:16].replace("T", " ") for e in entries]
+        for model in matrix.profile.models:
+            bands = {}
+            for budget in matrix.profile.budgets:
+                if table is not None:
+                    band = matrix.band(table, model, budget, metric, k=len(entries[-1].get("seeds", [1])))
+                    bands[str(budget)] = (band.low, band.high)
+            lines = {str(b): series(entries, model, b, metric) for b in matrix.profile.budgets}
+            if any(v is not None for values in lines.values() for v in values):
+                path = plots.trend(args.plots / f"trend-{model}.png", f"{model}: {LABELS[metric]} over runs",
+                                   LABELS[metric], runs, lines, bands)
+                print(f"wrote {path}")
+    return 0
+
+
 def cmd_data(args) -> int:
     from . import data
 
@@ -281,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data,
-                "selftest": cmd_selftest}[args.command](args)
+                "selftest": cmd_selftest, "history": cmd_history}[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
         return 2

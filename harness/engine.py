@@ -179,13 +179,27 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     history = History(model=model_name, seed=seed, device=device_name(device),
                       parameters=models.parameter_count(model))
     step_model = torch.compile(model) if compile_model else model  # same parameters, compiled forward
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     try:
         _train_epochs(step_model, history, dataset, config, epochs, seed, device, on_epoch, on_batch, precision)
     except torch.OutOfMemoryError as exc:
         history.status, history.failed_epoch = "oom", len(history.epochs) + 1
         history.message = (f"out of memory on {device_name(device)} ({str(exc).splitlines()[0][:200]}); "
                            f"try a smaller batch_size or eval_batch_size in the profile, or another --device")
+    history.peak_memory_mb = peak_memory_mb(device)
     return history
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """The run's peak memory in MiB: allocated CUDA memory since the run's start, or the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: TrainConfig, epochs: int,

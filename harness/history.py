@@ -39,6 +39,9 @@ class History:
     message: str = ""
     key: str = ""
     spec: dict = field(default_factory=dict)
+    # MiB: CUDA, torch.cuda.max_memory_allocated during the run; CPU, the process's peak RSS at the run's
+    # end (a high-water mark of the whole process, so it never falls within one process). None: not measured.
+    peak_memory_mb: float | None = None
 
     @property
     def completed(self) -> bool:

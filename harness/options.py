@@ -83,6 +83,12 @@ RUN_OPTIONS = (
     Option("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
     Option("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
     Option("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
+    Option("history-dir", "history store: one line per run, compared between nights (drift, speed, trends)",
+           ".trainguard/history", type=Path, ini=True),
+    Option("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
+                            "(otherwise the step is flagged in the report)", flag=True),
+    Option("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
+                               "beyond their measured noise (otherwise flagged)", flag=True),
 )
 REPORT = Option("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
                 ini=True)
@@ -164,4 +170,7 @@ def session_options(values: dict, profile):
                    baselines_dir=Path(values["baselines_dir"]),
                    results_dir=None if values["no_result_cache"] else Path(values["results_dir"]),
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
-                   precision=values["precision"], compile=bool(values["compile"]))
+                   precision=values["precision"], compile=bool(values["compile"]),
+                   history_dir=Path(values["history_dir"]) if values.get("history_dir") else None,
+                   fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
+                                 if values.get(key)))

@@ -94,3 +94,27 @@ def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # 
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def trend(path: Path, title: str, metric_label: str, runs: list[str], series: dict[str, list], bands: dict) -> Path:
+    """One model's checked value over the history's runs, one line per budget, with the baseline band
+    (shaded, for the night's number of seeds) where there is one. ``series``: budget label → values
+    (None where a run lacks the cell); ``bands``: budget label → (low, high)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(runs) + 2.5), 3.4))
+    x = list(range(1, len(runs) + 1))
+    for index, (label, values) in enumerate(series.items()):
+        color = f"C{index}"
+        points = [(i, v) for i, v in zip(x, values) if v is not None]
+        ax.plot([i for i, _ in points], [v for _, v in points], marker="o", color=color, label=f"{label} epochs")
+        if label in bands:
+            low, high = bands[label]
+            ax.axhspan(low, high, color=color, alpha=0.12)
+    ax.set_xticks(x)
+    ax.set_xticklabels(runs, rotation=30, ha="right", fontsize="x-small")
+    ax.set_ylabel(metric_label)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -328,17 +328,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     overfit = _merged_overfit(state)
     if state["matrix"] is None or not (state["matrix"].histories or (overfit and overfit.pairs)):
         return
-    from .api import summarize
-    from .report import write_report
+    from .api import publish, summarize
 
     path = state["values"]["report"]
     try:
-        write_report(summarize(state["matrix"], state["verdicts"], state["skips"], overfit), path)
+        summary = summarize(state["matrix"], state["verdicts"], state["skips"], overfit)
+        publish(summary, path, history_dir=state["values"]["history_dir"])
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
     state["report_path"] = path
+    state["flags"] = [v for v in summary.flags if not v.passed]
+    if any(not v.passed for v in summary.verdicts if v.check in ("drift", "speed")):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # --tg-fail-on-drift / --tg-fail-on-slowdown
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -354,4 +357,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         failed = sum(not v.passed for v in state["verdicts"])
         terminalreporter.write_sep("-", "trainguard")
         terminalreporter.write_line(f"report: {state['report_path']} ({len(state['verdicts'])} checks, {failed} failed)")
+        for flag in state.get("flags", []):
+            terminalreporter.write_line(f"FLAG {flag.message}")
 

@@ -151,6 +151,8 @@ def write_report(summary, path: Path) -> Path:
     if summary.overfit_pairs:
         sections.append(overfit_section(summary.overfit_pairs, summary.overfit_config,
                                         mnist_figures(summary, path), [], summary.published_mnist))
+    if summary.entry is not None:
+        sections.append(trend_section(summary, trend_figures(summary, path)))
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
                   summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
                   published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics)
@@ -187,6 +189,111 @@ def mnist_figures(summary, path: Path) -> dict[str, str]:
                           {"without dropout": first.nodrop, f"Dropout({summary.overfit_config.dropout})": first.drop})
         figures[framework] = figure.name
     return figures
+
+
+TREND_RUNS = 10  # runs shown in the report's trend table and plots
+
+
+def trend_section(summary, figures: list[str]) -> str:
+    """Between nights: this run's speed and memory, drift and speed flags, the last runs per cell."""
+    from .trend import LABELS, history_rows
+
+    lines = ["## Trend", "", f"This run against the history ({len(summary.history) - 1} earlier run(s) of "
+             f"profile {summary.profile.name} on {summary.entry['device_class']}; hardware {summary.entry['hardware']}).", ""]
+    speed = [{"model": m, "epoch s (median)": f"{s['epoch_seconds']:.3f}", "images/s": f"{s['images_per_second']:.0f}",
+              "peak memory MiB": f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") else "—"}
+             for m, s in summary.entry.get("speed", {}).items() if s.get("epoch_seconds")]
+    if speed:
+        lines += ["Speed and memory of the runs trained tonight (epoch 1 left out; peak memory: CUDA allocated, or the "
+                  "process's peak RSS on CPU):", "", _table(pd.DataFrame.from_records(speed)), ""]
+    drift = [f for f in summary.flags if f.check == "drift"]
+    if drift:
+        lines += [f"Drift — each cell against the previous run, the band from the baseline's seed noise "
+                  f"(α {summary.profile.statistics.false_alarm_rate:.0%} / {len(drift)} = "
+                  f"{summary.profile.statistics.false_alarm_rate / len(drift):.2g} per check; MDE: the smallest step caught "
+                  f"{summary.statistics.get('power', '90%')} of the time):", ""]
+        lines.append(_table(pd.DataFrame({
+            "cell": [v.subject for v in drift], "metric": [LABELS.get(v.metric, v.metric) for v in drift],
+            "previous": [_num(v.expected, v.metric) for v in drift], "now": [_num(v.measured, v.metric) for v in drift],
+            "allowed ±": [_num(v.allowed, v.metric) for v in drift], "MDE": [_num(v.mde, v.metric) for v in drift],
+            "verdict": ["pass" if v.passed else "**STEP**" for v in drift]})))
+        lines.append("")
+        lines += [f"- {v.message}" for v in drift if not v.passed] + ([""] if any(not v.passed for v in drift) else [])
+    speed = [f for f in summary.flags if f.check == "speed"]
+    if speed:
+        lines += ["Speed — against earlier runs on this hardware, by ratio:", ""]
+        lines += [f"- {'pass' if v.passed else '**SLOWDOWN**'}: {v.message}" for v in speed] + [""]
+    lines += [f"> {note}" for note in summary.trend_notes]
+    lines.append("")
+    rows = history_rows(summary.history, TREND_RUNS)
+    if rows:
+        lines += [f"The last {min(TREND_RUNS, len(summary.history))} runs (checked statistic, mean over each run's seeds):",
+                  "", _table(pd.DataFrame.from_records(rows)), ""]
+    lines += [f"![Trend: {name}]({name})" for name in figures]
+    return "\n".join(lines + [""])
+
+
+def trend_figures(summary, path: Path) -> list[str]:
+    """Per model: the trend metric over the last runs, one line per budget, the baseline band shaded."""
+    from . import plots
+    from .trend import LABELS, series
+
+    entries = summary.history[-TREND_RUNS:]
+    if len(entries) < 2:
+        return []
+    runs = [e.get("time", "?")[5:16].replace("T", " ") for e in entries]
+    names = []
+    for model in summary.profile.models:
+        lines = {str(b): series(entries, model, b, summary.trend_metric) for b in summary.profile.budgets}
+        if not any(v is not None for values in lines.values() for v in values):
+            continue
+        bands = {str(b): summary.trend_bands[(model, b)] for b in summary.profile.budgets
+                 if (model, b) in summary.trend_bands}
+        figure = plots.trend(path.parent / f"{path.stem}-trend-{model}.png",
+                             f"{model}: {LABELS[summary.trend_metric]} over runs", LABELS[summary.trend_metric],
+                             runs, lines, bands)
+        names.append(figure.name)
+    return names
+
+
+def junit_xml(summary) -> str:
+    """The verdicts as JUnit XML (one testcase per check), for CI systems that read it."""
+    from xml.etree import ElementTree as ET
+
+    checks = summary.verdicts + [f for f in summary.flags if f not in summary.verdicts]
+    suite = ET.Element("testsuite", name=f"trainguard.{summary.profile.name}", tests=str(len(checks)),
+                       failures=str(sum(not v.passed for v in summary.verdicts)), errors="0",
+                       skipped=str(sum(v not in summary.verdicts and not v.passed for v in checks)))
+    for verdict in checks:
+        name = verdict.subject + (f" {verdict.metric}" if verdict.metric else "")
+        case = ET.SubElement(suite, "testcase", classname=f"trainguard.{summary.profile.name}.{verdict.check}",
+                             name=name)
+        if verdict.passed:
+            continue
+        if verdict in summary.verdicts:
+            ET.SubElement(case, "failure", message=verdict.message[:200]).text = verdict.message
+        else:  # a flag the run was not asked to fail on
+            ET.SubElement(case, "skipped", message=f"flagged, not failing: {verdict.message[:160]}")
+    ET.indent(suite)
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True) + "\n"
+
+
+def job_summary(summary, report_path: Path) -> str:
+    """The short form for where people look first (GitHub's job summary): result, failures, flags, tables."""
+    failed = summary.failed
+    lines = [f"## trainguard {summary.profile.name}: {'FAIL' if failed else 'PASS'}", "",
+             f"{len(summary.verdicts) - len(failed)} of {len(summary.verdicts)} checks passed; "
+             f"seeds {summary.environment.get('seeds', '?')}; full report: `{report_path}` (artifact).", ""]
+    if failed:
+        lines += ["**Failed checks**", ""] + [f"- {v.message}" for v in failed] + [""]
+    flagged = [v for v in summary.flags if not v.passed and v not in summary.verdicts]
+    if flagged:
+        lines += ["**Flagged (not failing)**", ""] + [f"- {v.message}" for v in flagged] + [""]
+    for budget in summary.profile.budgets:
+        checked = baseline_table(budget, summary.verdicts)
+        if not checked.empty:
+            lines += [f"**{budget} epochs** — against the baseline", "", _table(checked), ""]
+    return "\n".join(lines) + "\n"
 
 
 def write(path: Path, text: str) -> Path:

@@ -48,7 +48,7 @@ class RunLog:
 
     def run_stop(self, run: str, history: History) -> None:
         self.event("run_stop", run=run, status=history.status, epochs=len(history.epochs),
-                   failed_epoch=history.failed_epoch, message=history.message)
+                   failed_epoch=history.failed_epoch, message=history.message, peak_memory_mb=history.peak_memory_mb)
 
 
 def read_events(path: Path | str) -> list[dict]:
@@ -92,6 +92,7 @@ def histories_from_log(path: Path | str, profile: str | None = None) -> dict[tup
             history = runs.pop(run)
             history.status, history.failed_epoch = event["status"], event.get("failed_epoch")
             history.message = event.get("message", "")
+            history.peak_memory_mb = event.get("peak_memory_mb")
             if history.completed:
                 latest[(history.model, history.seed)] = history
     return latest

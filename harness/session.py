@@ -45,6 +45,8 @@ class Options:
     precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
     compile: bool = False  # torch.compile the model; its own baseline class
     allow_download: bool = True
+    history_dir: Path | None = None  # the history store (trainguard.ledger); None: no comparison between runs
+    fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
 
 
 @dataclass

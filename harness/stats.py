@@ -41,6 +41,7 @@ class Band:
     t_crit: float
     mde: float  # shift caught with probability `power` at this alpha
     power: float
+    k_ref: int | None = None  # drift: the center is an earlier night's mean of k_ref seeds, not the baseline's
 
     @property
     def low(self) -> float:
@@ -54,8 +55,9 @@ class Band:
         return self.low <= value <= self.high
 
     def describe(self) -> str:
-        return (f"baseline {self.center:.4f} ± {self.halfwidth:.4f} (t {self.t_crit:.2f} × std {self.std:.4f} × "
-                f"√(1/{self.n} + 1/{self.k}); α {self.alpha:.2g} per check)")
+        what, ref = ("baseline", self.n) if self.k_ref is None else ("previous run", self.k_ref)
+        return (f"{what} {self.center:.4f} ± {self.halfwidth:.4f} (t {self.t_crit:.2f} × std {self.std:.4f} × "
+                f"√(1/{ref} + 1/{self.k}); α {self.alpha:.2g} per check)")
 
 
 def per_check_alpha(family_rate: float, checks: int) -> float:
@@ -74,12 +76,13 @@ def t_critical(alpha: float, n: int) -> float:
     return float(sps.t.ppf(1.0 - alpha / 2.0, n - 1))
 
 
-def detection_probability(shift: float, std: float, n: int, k: int, alpha: float) -> float:
-    """P(the check fails) when the night's true mean is ``shift`` away from the baseline's."""
+def detection_probability(shift: float, std: float, n: int, k: int, alpha: float, k_ref: int | None = None) -> float:
+    """P(the check fails) when the night's true mean is ``shift`` away from the baseline's (or, with
+    ``k_ref``, from an earlier night's mean of ``k_ref`` seeds; std still from the n baseline seeds)."""
     if std <= 0:
         return 1.0 if shift != 0 else alpha
     df, t = n - 1, t_critical(alpha, n)
-    ncp = abs(shift) / (std * scale(n, k))
+    ncp = abs(shift) / (std * scale(k_ref or n, k))
     upper, lower = float(sps.nct.sf(t, df, ncp)), float(sps.nct.cdf(-t, df, ncp))
     # scipy's nct returns NaN far in a tail it cannot resolve; the probability there is ~0 (the
     # wrong-side tail, for a shift this size) or ~1.
@@ -89,15 +92,17 @@ def detection_probability(shift: float, std: float, n: int, k: int, alpha: float
     return min(1.0, upper + lower)
 
 
-def minimum_detectable_effect(std: float, n: int, k: int, alpha: float, power: float = 0.9) -> float:
+def minimum_detectable_effect(std: float, n: int, k: int, alpha: float, power: float = 0.9,
+                              k_ref: int | None = None) -> float:
     """The smallest |shift| caught with probability ≥ ``power`` (two-sided, at ``alpha``)."""
     if std <= 0:
         return 0.0
-    unit = std * scale(n, k)
+    unit = std * scale(k_ref or n, k)
     hi = unit * (t_critical(alpha, n) + 1.0)
-    while detection_probability(hi, std, n, k, alpha) < power:
+    while detection_probability(hi, std, n, k, alpha, k_ref) < power:
         hi *= 2
-    return float(optimize.brentq(lambda d: detection_probability(d, std, n, k, alpha) - power, 0.0, hi, xtol=1e-9))
+    return float(optimize.brentq(lambda d: detection_probability(d, std, n, k, alpha, k_ref) - power, 0.0, hi,
+                                 xtol=1e-9))
 
 
 def derive_band(values: list[float], k: int, alpha: float, resolution: float = 0.0, power: float = 0.9) -> Band:
@@ -116,6 +121,40 @@ def derive_band(values: list[float], k: int, alpha: float, resolution: float = 0
     t = t_critical(alpha, n)
     return Band(center=statistics.fmean(values), halfwidth=t * std * scale(n, k), std=std, n=n, k=k, alpha=alpha,
                 t_crit=t, mde=minimum_detectable_effect(std, n, k, alpha, power), power=power)
+
+
+def drift_band(values: list[float], previous: float, k_previous: int, k: int, alpha: float, resolution: float = 0.0,
+               power: float = 0.9) -> Band:
+    """The band for this night's mean of ``k`` seeds around an earlier night's mean of ``k_previous`` seeds.
+
+    The same statistic as :func:`derive_band` with the earlier night in the baseline's place: between two
+    clean nights the means differ by seed noise only, (m_now − m_before) / (s · √(1/k_previous + 1/k)) is
+    Student's t with n − 1 degrees of freedom, s and n from the baseline's per-seed ``values`` (the nights
+    have too few seeds to measure their own spread). Same seeds on the same machine class reproduce exactly,
+    so between such nights any step is a change of code, data, configuration or libraries.
+    """
+    base = derive_band(values, k, alpha, resolution, power)
+    halfwidth = base.t_crit * base.std * scale(k_previous, k)
+    return Band(center=previous, halfwidth=halfwidth, std=base.std, n=base.n, k=k, alpha=alpha, t_crit=base.t_crit,
+                mde=minimum_detectable_effect(base.std, base.n, k, alpha, power, k_ref=k_previous), power=power,
+                k_ref=k_previous)
+
+
+def slowdown_bound(reference: list[float], floor: float, alpha: float) -> tuple[float, float]:
+    """One-sided upper prediction bound for the next night's log epoch time, from earlier nights' values.
+
+    ``reference``: log of the median epoch seconds of m ≥ 3 earlier runs of the same model on the same
+    hardware. Their spread is the between-night noise (machine load, clocks), floored at ``floor`` (the
+    within-run standard error of one run's median: two nights cannot agree better than one night's own
+    epochs do). Returns (bound, the std used): a night above the bound is a slowdown with false-alarm
+    probability ``alpha`` if nothing changed.
+    """
+    m = len(reference)
+    if m < 3:
+        raise ValueError(f"a speed check needs at least 3 earlier runs to measure between-night noise, got {m}")
+    std = max(statistics.stdev(reference), floor)
+    t = float(sps.t.ppf(1.0 - alpha, m - 1))
+    return statistics.fmean(reference) + t * std * math.sqrt(1.0 + 1.0 / m), std
 
 
 def window_mean(values: list[float], budget: int, window: int) -> float:

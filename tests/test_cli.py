@@ -17,7 +17,8 @@ def dirs(tmp_path):
     baselines.mkdir()
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
     return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines),
-            "--results-dir", str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl")]
+            "--results-dir", str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl"),
+            "--history-dir", str(tmp_path / "history")]
 
 
 def test_run_without_baseline_reports_uncompared_and_passes(tmp_path, dirs, capsys):
