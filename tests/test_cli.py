@@ -189,7 +189,9 @@ VOLATILE = ("| wall time", "| training time", "| commit", "| python")
 
 
 def _stable(text: str) -> str:
-    """A report without the lines that differ between two runs of the same code by design."""
+    """A report without what differs between two runs of the same code by design: timing and provenance
+    lines, and the trend section (tonight's timings, the run's time)."""
+    text = text.split("## Trend")[0]
     return "\n".join(line for line in text.splitlines() if not line.startswith(VOLATILE))
 
 
