@@ -143,7 +143,7 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
             notes.append(SYNTHETIC_NOTE)
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
-        environment=matrix.environment(), rows_by_budget=report_rows(matrix), statistics=statistics_summary(matrix),
+        environment=environment(matrix), rows_by_budget=report_rows(matrix), statistics=statistics_summary(matrix),
         notes=notes, published=matrix.published(), published_note=published_note(matrix),
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
         baseline_test_acc=baseline_test_acc(matrix),
@@ -185,6 +185,32 @@ def _trend(matrix: Matrix, verdicts: list[compare.Verdict], experiment) -> dict:
     return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
             "trend_notes": ([] if history_dir else ["no history store (--history-dir): nothing compared between runs"])
             + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
+
+
+def environment(matrix: Matrix) -> dict[str, str]:
+    """The report's environment table, with whether tonight's library versions are the baseline's."""
+    env, line = {}, baseline_versions(matrix)
+    for key, value in matrix.environment().items():
+        env[key] = value
+        if key == "versions" and line:
+            env["baseline versions"] = line
+    return env
+
+
+def baseline_versions(matrix: Matrix) -> str | None:
+    """Tonight's versions against those recorded in the baseline's metadata (None without a baseline)."""
+    from .environment import versions
+
+    try:
+        table = matrix.baseline() if "baseline" in matrix.profile.checks else None
+    except ConfigError:
+        return None
+    if table is None or "versions" not in table.meta:
+        return None
+    recorded, now = table.meta["versions"], versions()
+    differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(set(recorded) | set(now))
+              if recorded.get(name) != now.get(name)]
+    return "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
 
 
 def verdict_order(models: tuple[str, ...]):

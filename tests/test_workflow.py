@@ -24,11 +24,57 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     cpu, gpu = workflow["jobs"]["cpu"], workflow["jobs"]["gpu"]
     cpu_commands = " ".join(step.get("run", "") for step in cpu["steps"])
     gpu_commands = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "pytest -m slow --tg-profile ci" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "trainguard run --profile ci --history-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"
+        # the history travels between nights: restored before the run, saved after it even when it failed
+        restore = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore")]
+        save = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/save")]
+        assert restore and save and save[0]["if"] == "always()"
+        assert restore[0]["with"]["path"] == save[0]["with"]["path"] == ".trainguard/history"
+        assert "history-dir .trainguard/history" in " ".join(s.get("run", "") for s in job["steps"])  # --tg- for pytest
+
+
+def _workflow():
+    yaml = pytest.importorskip("ruamel.yaml", reason="comes with check-jsonschema (dev extra)")
+    return yaml.YAML(typ="safe").load(WORKFLOW.read_text())
+
+
+def test_the_local_script_runs_the_cpu_job_s_steps_in_order():
+    """tools/nightly.sh: every `run:` of the CPU job, verbatim and in the same order."""
+    script = (WORKFLOW.parents[2] / "tools" / "nightly.sh").read_text()
+    positions = []
+    for step in _workflow()["jobs"]["cpu"]["steps"]:
+        if "run" in step:
+            command = step["run"].strip()
+            assert command in script, f"tools/nightly.sh lacks the workflow step {command!r}"
+            positions.append(script.index(command))
+    assert positions == sorted(positions)
+
+
+def test_runner_labels_are_declared_for_actionlint():
+    """actionlint reports an unknown self-hosted label unless .github/actionlint.yaml declares it."""
+    yaml = pytest.importorskip("ruamel.yaml", reason="comes with check-jsonschema (dev extra)")
+    config = yaml.YAML(typ="safe").load((WORKFLOW.parents[1] / "actionlint.yaml").read_text())
+    known = {"self-hosted", "linux", "windows", "macos", "x64", "arm64", "ubuntu-latest"}
+    for job in _workflow()["jobs"].values():
+        labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+        assert set(labels) - known <= set(config["self-hosted-runner"]["labels"])
+
+
+def test_nightly_pins_are_the_baseline_s_versions():
+    """constraints/nightly.txt pins the versions the committed ci baseline was measured with."""
+    import json
+
+    root = WORKFLOW.parents[2]
+    pins = dict(line.split("==") for line in (root / "constraints" / "nightly.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    meta = json.loads((root / "baselines" / "ci" / "cpu.meta.json").read_text())["versions"]
+    for package in ("torch", "numpy"):
+        assert pins[package] == meta[package].split("+")[0], package
 
 
 def test_ci_runs_the_readme_s_two_set_up_commands_verbatim():

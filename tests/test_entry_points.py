@@ -1,0 +1,56 @@
+"""Every entry point the README and docs tell users about starts: each tox env's command collects (pytest) or
+answers --help (trainguard), and every trainguard subcommand has a working --help."""
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainguard import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tox_commands() -> dict[str, str]:
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "tox.ini")
+    commands = {}
+    for section in config.sections():
+        if section.startswith("testenv") and "commands" in config[section]:
+            name = section.partition(":")[2] or "py"
+            command = config[section]["commands"].strip()
+            command = re.sub(r"\{env:[A-Z_]+:([^}]*)\}", r"\1", command).replace("{posargs}", "").strip()
+            commands[name] = command
+    return commands
+
+
+def test_tox_has_the_documented_envs():
+    assert set(tox_commands()) == {"py", "slow", "gpu", "report", "bench"}
+
+
+@pytest.mark.parametrize("env", sorted(tox_commands()))
+def test_each_tox_env_command_starts(env):
+    args = tox_commands()[env].split()
+    if args[0] == "pytest":
+        if "--tg-device" in args:  # tox -e gpu on a machine without CUDA: collection only needs the profile
+            args[args.index("--tg-device") + 1] = "cpu"
+        args = [sys.executable, "-m", "pytest", *[a.strip('"') for a in args[1:]], "--collect-only", "-q",
+                "-p", "no:cacheprovider"]
+    else:
+        assert args[0] == "trainguard"
+        args = [sys.executable, "-m", "trainguard.cli", *args[1:], "--help"]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    if "pytest" in args:
+        assert re.search(r"\d+ tests? collected|\d+/\d+ tests collected", result.stdout), result.stdout[-500:]
+
+
+@pytest.mark.parametrize("command", ["run", "report", "baselines", "selftest", "history", "data"])
+def test_every_cli_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: trainguard " + command in capsys.readouterr().out

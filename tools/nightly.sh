@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The nightly workflow's CPU job (.github/workflows/nightly.yml), run locally in the same order: the
+# same commands (a fast test checks each `run:` of the job appears here verbatim). The history store
+# stays in .trainguard/history between local runs, as the workflow's cache keeps it between nights;
+# the job summary goes to reports/job-summary.md instead of GitHub's $GITHUB_STEP_SUMMARY.
+# Afterwards reports/ holds the artifact's layout: report.md and figures, runlog.jsonl, junit.xml,
+# history.md, trends/, history/, job-summary.md.
+# Usage: tools/nightly.sh   (offline: TRAINGUARD_DATA_DIR=../shared/data tools/nightly.sh; the data
+# step then verifies that directory instead of downloading)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p reports
+export GITHUB_STEP_SUMMARY=${GITHUB_STEP_SUMMARY:-$(pwd)/reports/job-summary.md}
+if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
+. .venv/bin/activate
+
+python -m pip install -c constraints/nightly.txt -e ".[tf,dev]"
+if [[ -n "${TRAINGUARD_DATA_DIR:-}" ]]; then
+    trainguard data verify --data-dir "$TRAINGUARD_DATA_DIR"
+else
+    trainguard data fetch cifar10 mnist
+fi
+python -m pytest -m "not slow" -q
+status=0
+trainguard run --profile ci --history-dir .trainguard/history --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
+trainguard history --profile ci --history-dir .trainguard/history --plots reports/trends > reports/history.md && cp -rT .trainguard/history reports/history
+echo "job summary: $GITHUB_STEP_SUMMARY; artifact layout: reports/"
+exit $status
