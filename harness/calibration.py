@@ -31,23 +31,17 @@ class NightResult:
     kind: str  # "held out of the baseline" | "rerun"
 
 
-def _window_values(curve_values: list[float], budget: int, window: int) -> float:
-    return stats.window_mean(curve_values, budget, window)
-
-
 def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]], profile, alpha: float,
                    seeds: tuple[int, ...]) -> list[str]:
     """Band checks of the CIFAR cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
-    window, failures = profile.statistics.window, []
-    for model in profile.models:
-        for budget in profile.budgets:
-            for metric in profile.checked_metrics:
-                values = table.values(model, budget, metric, window)
-                band = stats.derive_band(values, len(seeds), alpha, table.resolution(metric))
-                measured = statistics.fmean(_window_values([e[metric] for e in night[(model, s)]], budget, window)
-                                            for s in seeds)
-                if not band.contains(measured):
-                    failures.append(f"{model}-{budget} {metric} ({measured:.4g} vs {band.low:.4g}…{band.high:.4g})")
+    failures = []
+    for check in profile.band_checks():  # the same list the night's checks come from
+        values = table.values(check.model, check.end, check.source, check.window)
+        band = stats.derive_band(values, len(seeds), alpha, table.resolution(check.source))
+        measured = statistics.fmean(stats.window_mean([e[check.source] for e in night[(check.model, s)]], check.end,
+                                                      check.window) for s in seeds)
+        if not band.contains(measured):
+            failures.append(f"{check.model}-{check.budget} {check.metric} ({measured:.4g} vs {band.low:.4g}…{band.high:.4g})")
     return failures
 
 

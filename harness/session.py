@@ -26,7 +26,7 @@ from .environment import git_commit, versions
 from .history import EpochRecord, History
 from .results import ResultStore, code_fingerprint
 from .runlog import RunLog
-from .spec import METRIC_LABELS, METRICS, ConfigError, Profile, RunSpec
+from .spec import METRIC_LABELS, METRICS, BandCheck, ConfigError, Profile, RunSpec
 
 Printer = Callable[[str], None]
 
@@ -250,7 +250,7 @@ class Matrix:
         """How many band checks a whole run of the profile makes: the false-alarm rate is split over them."""
         from .overfit import band_check_count
 
-        cifar = len(self.profile.models) * len(self.profile.budgets) * len(self.profile.checked_metrics)
+        cifar = len(self.profile.band_checks())
         return cifar + (band_check_count(self.profile.mnist) if self.profile.mnist else 0)
 
     def per_check_alpha(self) -> float:
@@ -258,16 +258,22 @@ class Matrix:
 
     def band(self, table: bl.BaselineTable, model: str, budget: int, metric: str, k: int | None = None) -> stats.Band:
         """The derived band of one cell and metric for the mean of ``k`` seeds (default: this run's)."""
-        st = self.profile.statistics
-        return stats.derive_band(table.values(model, budget, metric, st.window), k or len(self.seeds),
-                                 self.per_check_alpha(), table.resolution(metric), st.power)
+        return self.check_band(table, BandCheck(model, budget, metric, metric, budget, self.profile.statistics.window), k)
+
+    def check_band(self, table: bl.BaselineTable, check: BandCheck, k: int | None = None) -> stats.Band:
+        """The derived band of one band check for the mean of ``k`` seeds (default: this run's)."""
+        return stats.derive_band(table.values(check.model, check.end, check.source, check.window), k or len(self.seeds),
+                                 self.per_check_alpha(), table.resolution(check.source), self.profile.statistics.power)
+
+    def check_value(self, check: BandCheck, seeds: tuple[int, ...] | None = None) -> float:
+        """What a band check reads: its series averaged over its window, then over the seeds."""
+        return statistics.fmean(stats.window_mean([e.metric(check.source) for e in self.history(check.model, seed).epochs],
+                                                  check.end, check.window) for seed in (seeds or self.seeds))
 
     def checked_value(self, model: str, budget: int, metric: str, seeds: tuple[int, ...] | None = None) -> float:
-        """The statistic a band check reads: ``metric`` averaged over the window ending at ``budget``,
+        """The statistic a cell's band check reads: ``metric`` averaged over the window ending at ``budget``,
         then over the seeds."""
-        window = self.profile.statistics.window
-        return statistics.fmean(stats.window_mean([e.metric(metric) for e in self.history(model, seed).epochs],
-                                                  budget, window) for seed in (seeds or self.seeds))
+        return self.check_value(BandCheck(model, budget, metric, metric, budget, self.profile.statistics.window), seeds)
 
     def baseline_verdicts(self, model: str, budget: int, table: bl.BaselineTable) -> list[compare.Verdict]:
         failed = [v for seed in self.seeds for v in self.run_failures([model], budget, seed)]
@@ -275,13 +281,11 @@ class Matrix:
             return failed
         failed = [v for seed in self.seeds for v in self.evaluation_verdicts(model, budget, seed)]
         source = f"{table.path.parent.name}/{table.path.name} (seeds {seed_list(table.seeds)})"
-        window = self.profile.statistics.window
-        label = (lambda m: f"{METRIC_LABELS[m]} (mean of epochs {budget - window + 1}–{budget})") if window > 1 \
-            else (lambda m: METRIC_LABELS[m])
-        return failed + [compare.check_band(f"{model}-{budget}", metric, label(metric),
-                                            self.checked_value(model, budget, metric),
-                                            self.band(table, model, budget, metric), source, model=model, budget=budget)
-                         for metric in self.profile.checked_metrics]
+        label = (lambda c: f"{METRIC_LABELS[c.source]} (mean of epochs {c.end - c.window + 1}–{c.end})") \
+            if self.profile.statistics.window > 1 else (lambda c: METRIC_LABELS[c.source])
+        return failed + [compare.check_band(f"{model}-{budget}", check.metric, label(check), self.check_value(check),
+                                            self.check_band(table, check), source, model=model, budget=budget)
+                         for check in self.profile.band_checks() if check.model == model and check.budget == budget]
 
     def evaluation_verdicts(self, model: str, budget: int, seed: int) -> list[compare.Verdict]:
         """A failing verdict if the run's evaluation was not repeatable (engine.evaluation_repeat_diff);

@@ -24,6 +24,7 @@ METRIC_LABELS = {
     "train_acc": "Train Accuracy",
     "test_acc": "Test Accuracy",
     "test_loss": "Test Loss",
+    "start_train_loss": "Train Loss at the start (first epochs)",
     "val_acc": "Validation Accuracy",
     "val_loss": "Validation Loss",
 }
@@ -82,6 +83,24 @@ class Stats:
     false_alarm_rate: float = 0.01
     window: int = 3
     power: float = 0.9  # the detection probability the minimum detectable effect is quoted at
+    # The start of the learning curve: the train loss averaged over the first ``start_window`` epochs,
+    # one band check per model in ``start_models`` (0: off). It sees changes that reach the same end
+    # point by another path (an activation, an initialisation): docs/statistics.md.
+    start_window: int = 0
+    start_models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BandCheck:
+    """One band check of a profile: the mean of ``source`` over epochs ``end − window + 1 … end`` of each
+    checked seed, averaged over the seeds, against the same statistic of the baseline's seeds."""
+
+    model: str
+    budget: int  # the report cell it is shown with
+    metric: str  # the verdict's metric key: a METRICS name, or "start_train_loss"
+    source: str  # the per-epoch series it reads
+    end: int
+    window: int
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,17 @@ class Profile:
     @property
     def statistics(self) -> "Stats":
         return self.stats or Stats()
+
+    def band_checks(self) -> list[BandCheck]:
+        """Every CIFAR band check a run of this profile makes (the false-alarm rate is split over these and
+        the MNIST gap checks); the checks, the calibration and the statistics tests all read this list."""
+        st = self.statistics
+        checks = [BandCheck(model, budget, metric, metric, budget, st.window)
+                  for model in self.models for budget in self.budgets for metric in self.checked_metrics]
+        if st.start_window:
+            checks += [BandCheck(model, self.budgets[0], "start_train_loss", "train_loss", st.start_window,
+                                 st.start_window) for model in self.models if model in st.start_models]
+        return checks
 
 
 @dataclass(frozen=True)
@@ -275,6 +305,7 @@ def _stats(raw: dict, source: str) -> Stats:
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     stats = dataclasses.replace(Stats(), **raw)
     if not 0 < stats.false_alarm_rate < 0.5:
         raise ConfigError(f"{where}: false_alarm_rate must be between 0 and 0.5, got {stats.false_alarm_rate!r}")
@@ -282,6 +313,8 @@ def _stats(raw: dict, source: str) -> Stats:
         raise ConfigError(f"{where}: window must be a positive integer, got {stats.window!r}")
     if not 0.5 <= stats.power < 1:
         raise ConfigError(f"{where}: power must be in [0.5, 1), got {stats.power!r}")
+    if not isinstance(stats.start_window, int) or stats.start_window < 0:
+        raise ConfigError(f"{where}: start_window must be 0 (off) or a number of epochs, got {stats.start_window!r}")
     return stats
 
 
@@ -325,6 +358,11 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     if not check_seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in check_seeds):
         raise ConfigError(f"{source}: 'check_seeds' must be a non-empty list of integers, got {check_seeds!r}")
     stats = _stats({"window": min(Stats.window, min(budgets)), **raw.get("statistics", {})}, source)
+    if stats.start_window > min(budgets):
+        raise ConfigError(f"{source}: [statistics] start_window {stats.start_window} is longer than the smallest budget")
+    unknown_start = sorted(set(stats.start_models) - set(models))
+    if unknown_start:
+        raise ConfigError(f"{source}: [statistics] start_models {unknown_start} are not among the profile's models")
     if stats.window > min(budgets):
         raise ConfigError(f"{source}: [statistics] window {stats.window} is longer than the smallest budget {min(budgets)}")
     val_per_class = raw.get("val_per_class")

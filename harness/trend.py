@@ -188,11 +188,14 @@ def speed_verdicts(earlier: list[dict], now: dict, false_alarm_rate: float) -> t
     verdicts, notes = [], []
     for model in models:
         mine = now["speed"][model]
+        # earlier timed runs on this hardware, less those flagged slow: a known-slow night is not the machine's
+        # normal speed, and would widen the noise estimate until nothing could be flagged again
         reference = [e["speed"][model] for e in earlier
-                     if e.get("hardware") == now.get("hardware") and e.get("speed", {}).get(model, {}).get("epoch_seconds")]
+                     if e.get("hardware") == now.get("hardware") and e.get("speed", {}).get(model, {}).get("epoch_seconds")
+                     and not e["speed"][model].get("slowdown")]
         if len(reference) < 3:
-            notes.append(f"speed {model}: {len(reference)} of 3 earlier timed runs on {now.get('hardware')}; "
-                         f"not checked yet")
+            notes.append(f"speed {model}: {len(reference)} of 3 earlier timed runs on {now.get('hardware')} (runs "
+                         f"flagged slow left out); not checked yet")
             continue
         logs = [math.log(r["epoch_seconds"]) for r in reference]
         floor = max([mine.get("log_se", 0.0)] + [r.get("log_se", 0.0) for r in reference])
@@ -204,6 +207,8 @@ def speed_verdicts(earlier: list[dict], now: dict, false_alarm_rate: float) -> t
                    f"{typical:.3f} s of {len(reference)} earlier runs on {now.get('hardware')}; slowdown flagged above "
                    f"{math.exp(bound) / typical:.2f}× (between-night std {std:.3f} in log time, α {alpha:.2g} one-sided)"
                    + ("" if passed else " — SLOWDOWN"))
+        if not passed:
+            mine["slowdown"] = True  # recorded in the history entry: later nights leave it out of their reference
         verdicts.append(Verdict("speed", f"{model} speed", passed, message, model=model, metric="epoch_seconds",
                                 measured=mine["epoch_seconds"], expected=typical, allowed=math.exp(bound) - typical))
     return verdicts, notes

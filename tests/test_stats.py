@@ -83,19 +83,25 @@ def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
     table = matrix.baseline()
     assert table is not None and table.seeds == tuple(profile.baseline_seeds)
     mnist = 0 if profile.mnist is None else len(profile.mnist.frameworks) * 2
-    checks = len(profile.models) * len(profile.budgets) * len(profile.checked_metrics) + mnist
-    alpha = profile.statistics.false_alarm_rate / checks
-    window, k = profile.statistics.window, len(profile.check_seeds)
-    for model in profile.models:
-        for budget in profile.budgets:
-            for metric in profile.checked_metrics:
-                values = _hand_values(REPO / "baselines" / profile_name / "cpu-seeds.csv", model, budget, metric, window)
-                n = len(values)
-                expected = stats.t_critical(alpha, n) * max(statistics.stdev(values), table.resolution(metric)) \
-                    * (1 / n + 1 / k) ** 0.5
-                band = matrix.band(table, model, budget, metric)
-                assert band.center == pytest.approx(statistics.fmean(values), abs=1e-9)
-                assert band.halfwidth == pytest.approx(expected, rel=1e-9), (model, budget, metric)
+    st = profile.statistics
+    starts = [m for m in profile.models if m in st.start_models] if st.start_window else []
+    checks = len(profile.models) * len(profile.budgets) * len(profile.checked_metrics) + len(starts) + mnist
+    alpha = st.false_alarm_rate / checks
+    window, k = st.window, len(profile.check_seeds)
+    seeds_csv = REPO / "baselines" / profile_name / "cpu-seeds.csv"
+    cells = [(model, budget, metric, window, matrix.band(table, model, budget, metric))
+             for model in profile.models for budget in profile.budgets for metric in profile.checked_metrics]
+    start = {c.model: c for c in profile.band_checks() if c.metric == "start_train_loss"}
+    assert sorted(start) == sorted(starts)
+    cells += [(model, st.start_window, "train_loss", st.start_window, matrix.check_band(table, start[model]))
+              for model in starts]
+    for model, end, metric, span, band in cells:
+        values = _hand_values(seeds_csv, model, end, metric, span)
+        n = len(values)
+        expected = stats.t_critical(alpha, n) * max(statistics.stdev(values), table.resolution(metric)) \
+            * (1 / n + 1 / k) ** 0.5
+        assert band.center == pytest.approx(statistics.fmean(values), abs=1e-9)
+        assert band.halfwidth == pytest.approx(expected, rel=1e-9), (model, end, metric)
 
 
 def test_a_baseline_seed_is_refused_as_the_checked_seed_unless_asked():

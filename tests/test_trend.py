@@ -104,8 +104,12 @@ def test_speed_flags_a_slowdown_beyond_between_night_noise_only():
     earlier = [entry(seconds=s) for s in (1.00, 1.03, 0.98)]
     [clean], _ = trend.speed_verdicts(earlier, entry(seconds=1.02), 0.01)
     assert clean.passed and clean.check == "speed"
-    [slow], _ = trend.speed_verdicts(earlier, entry(seconds=2.0), 0.01)
+    slow_night = entry(seconds=2.0)
+    [slow], _ = trend.speed_verdicts(earlier, slow_night, 0.01)
     assert not slow.passed and "SLOWDOWN" in slow.message and "1.99× the typical 1.003 s" in slow.message
+    assert slow_night["speed"]["NewModel1"]["slowdown"]  # recorded: the next night leaves it out of its reference
+    [after], _ = trend.speed_verdicts([*earlier, slow_night], entry(seconds=1.01), 0.01)
+    assert after.passed and "of 3 earlier runs" in after.message
 
 
 def test_speed_compares_only_the_same_hardware_and_needs_three_runs():

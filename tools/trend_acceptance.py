@@ -8,7 +8,8 @@ held-out seed 100; nothing cached, so every run is trained and timed), in one pr
   4    a 5 ms sleep in every optimizer step (a slowdown; numbers unchanged)
   5    lr 0.01 → 0.005 for every model (a step in the numbers; speed unchanged)
 
-Usage: TRAINGUARD_DATA_DIR=../shared/data python tools/trend_acceptance.py OUT_DIR
+Usage: TRAINGUARD_DATA_DIR=../shared/data python tools/trend_acceptance.py OUT_DIR [NIGHT ...]
+(NIGHT: only these of clean-1 clean-2 clean-3 slowdown lr-halved, e.g. to resume; the history in OUT_DIR stays)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def profile_file(out: Path, lr: float) -> Path:
     text = text.split("\n[mnist]")[0]
     text = text.replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', f"models = {MODELS!r}".replace("'", '"'))
     text = text.replace("[training]\nlr = 0.01", f"[training]\nlr = {lr}")
+    text = text.replace('start_models = ["Baseline1", "NewModel1", "NewModel2"]', 'start_models = ["Baseline1", "NewModel1"]')
     tomllib.loads(text)  # still a valid profile
     path = out / f"ci-lr{lr}.toml"
     path.write_text(text)
@@ -55,12 +57,14 @@ def sleep_in_every_step(seconds: float):
         torch.optim.SGD.step = original
 
 
-def main(out: Path) -> int:
+def main(out: Path, only: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     history = out / "history"
     nights = [("clean-1", 0.01, None), ("clean-2", 0.01, None), ("clean-3", 0.01, None),
               ("slowdown", 0.01, 0.005), ("lr-halved", 0.005, None)]
     for name, lr, sleep in nights:
+        if only and name not in only:
+            continue
         args = ["run", "--profile", str(profile_file(out, lr)), "--seeds", "100", "--offline", "--no-result-cache",
                 "--baselines-dir", str(ROOT / "baselines"), "--history-dir", str(history),
                 "--run-log", str(out / "runlog.jsonl"), "--report", str(out / name / "report.md")]
@@ -74,4 +78,4 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2:]))
