@@ -3,6 +3,7 @@ answers --help (trainguard), and every trainguard subcommand has a working --hel
 
 import configparser
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_tox_has_the_documented_envs():
 
 @pytest.mark.parametrize("env", sorted(tox_commands()))
 def test_each_tox_env_command_starts(env):
-    args = tox_commands()[env].split()
+    args = shlex.split(tox_commands()[env])
     if args[0] == "pytest":
         if "--tg-device" in args:  # tox -e gpu on a machine without CUDA: collection only needs the profile
             args[args.index("--tg-device") + 1] = "cpu"
