@@ -175,16 +175,21 @@ def _trend(matrix: Matrix, verdicts: list[compare.Verdict], experiment) -> dict:
     drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist,
                                               st.false_alarm_rate, st.power)
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
-    metric = "test_acc" if "test_acc" in profile.checked_metrics else profile.checked_metrics[0]
-    bands = {}
-    if table is not None:
-        for model in profile.models:
-            for budget in profile.budgets:
-                band = matrix.band(table, model, budget, metric)
-                bands[(model, budget)] = (band.low, band.high)
+    metric, bands = trend_bands(matrix, table)
     return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
             "trend_notes": ([] if history_dir else ["no history store (--history-dir): nothing compared between runs"])
             + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
+
+
+def trend_bands(matrix: Matrix, table, k: int | None = None) -> tuple[str, dict]:
+    """The metric the trend plots show (test accuracy where checked) and its band per (model, budget) for
+    the mean of ``k`` seeds (default: this run's); no bands without a baseline table."""
+    profile = matrix.profile
+    metric = "test_acc" if "test_acc" in profile.checked_metrics else profile.checked_metrics[0]
+    if table is None:
+        return metric, {}
+    bands = {(m, b): matrix.band(table, m, b, metric, k) for m in profile.models for b in profile.budgets}
+    return metric, {key: (band.low, band.high) for key, band in bands.items()}
 
 
 def environment(matrix: Matrix) -> dict[str, str]:

@@ -288,15 +288,13 @@ def cmd_history(args) -> int:
         return 2
     print(report._table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
     if args.plots is not None:
-        metric = "test_acc" if "test_acc" in matrix.profile.checked_metrics else matrix.profile.checked_metrics[0]
+        from .api import trend_bands
+
         table, _ = matrix.checkable_baseline() if "baseline" in matrix.profile.checks else (None, None)
+        metric, cell_bands = trend_bands(matrix, table, k=len(entries[-1].get("seeds", [1])))
         runs = [e.get("time", "?")[5:16].replace("T", " ") for e in entries]
         for model in matrix.profile.models:
-            bands = {}
-            for budget in matrix.profile.budgets:
-                if table is not None:
-                    band = matrix.band(table, model, budget, metric, k=len(entries[-1].get("seeds", [1])))
-                    bands[str(budget)] = (band.low, band.high)
+            bands = {str(b): cell_bands[(model, b)] for b in matrix.profile.budgets if (model, b) in cell_bands}
             lines = {str(b): series(entries, model, b, metric) for b in matrix.profile.budgets}
             if any(v is not None for values in lines.values() for v in values):
                 path = plots.trend(args.plots / f"trend-{model}.png", f"{model}: {LABELS[metric]} over runs",
