@@ -8,12 +8,18 @@ import os
 import tempfile
 from pathlib import Path
 
+# mkstemp creates files 0600; a report, baseline or result must get the permissions any other file
+# the user writes gets (0666 less the umask), or colleagues and CI artifact readers cannot open it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

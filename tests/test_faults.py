@@ -158,3 +158,15 @@ def test_no_unsafe_deserialisation_in_the_code():
         assert "allow_pickle=True" not in text, path
         for call in re.findall(r"np\.load\([^)]*\)", text):
             assert "allow_pickle=False" in call, (path, call)
+
+
+def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
+    """Reports and results are readable like any file the user writes (mkstemp alone makes them 0600)."""
+    import os
+
+    from trainguard.storage import atomic_write_text
+
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write_text(tmp_path / "report.md", "x")
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask
