@@ -110,7 +110,7 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
     """Collect what the report shows from a session whose runs and checks are done; compare with the
     history (``matrix.options.history_dir``) for drift and speed."""
     profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
-    trend_part = _trend(matrix, verdicts, overfit_experiment)
+    trend_part = _trend(matrix, overfit_experiment)
     for flag in trend_part["flags"]:
         if flag.check in matrix.options.fail_on:
             verdicts.append(flag)
@@ -152,13 +152,13 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
         **trend_part)
 
 
-def _trend(matrix: Matrix, verdicts: list[compare.Verdict], experiment) -> dict:
+def _trend(matrix: Matrix, experiment) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from . import trend
     from .ledger import HistoryStore
 
     profile, st = matrix.profile, matrix.profile.statistics
-    entry = trend.history_entry(matrix, verdicts, experiment)
+    entry = trend.history_entry(matrix, experiment)
     history_dir = matrix.options.history_dir
     earlier = HistoryStore(history_dir).read(profile.name, matrix.device_class) if history_dir else []
     try:

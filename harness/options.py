@@ -57,7 +57,7 @@ class Option:
 
     @property
     def key(self) -> str:
-        """The attribute name in :func:`option_values`'s result (and the CLI's namespace)."""
+        """The key in :func:`resolve_pytest_options`'s result and the CLI's namespace."""
         return self.name.replace("-", "_")
 
     def help_text(self) -> str:

@@ -36,17 +36,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_ini_options(parser.addini)
 
 
+def _command_line(config: pytest.Config) -> list[str]:
+    """What the user typed: the invocation's arguments and $PYTEST_ADDOPTS."""
+    return [str(a) for a in config.invocation_params.args] + os.environ.get("PYTEST_ADDOPTS", "").split()
+
+
 def requested(config: pytest.Config) -> bool:
     """Did this pytest run ask for trainguard (a --tg-* option, or a tg_* ini key)?"""
-    args = [str(a) for a in config.invocation_params.args] + os.environ.get("PYTEST_ADDOPTS", "").split()
-    if any(a.startswith(f"--{PYTEST_PREFIX}") for a in args):
+    if any(a.startswith(f"--{PYTEST_PREFIX}") for a in _command_line(config)):
         return True
     return any(config.getini(f"tg_{o.key}") for o in RUN_OPTIONS + PYTEST_ONLY if o.ini)
 
 
 def _explicit_dist(config: pytest.Config) -> bool:
-    args = [str(a) for a in config.invocation_params.args] + os.environ.get("PYTEST_ADDOPTS", "").split()
-    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
+    return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in _command_line(config))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,14 +76,14 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = pinned
     if active and getattr(config.option, "dist", "no") == "load" and not _explicit_dist(config):
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
-    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "matrix": None, "verdicts": [], "skips": [],
+    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "skips": [],
                                 "started": time.time(), "baseline_changes": None, "shard": values["shard"],
                                 "worker_histories": {}, "worker_pairs": []}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash.get(_STATE_KEY, None)
-    if not state or not requested(config):
+    if not state or not state["active"]:
         return []
     values, profile = state["values"], state["profile"]
     data = values["data_dir"] or os.environ.get("TRAINGUARD_DATA_DIR") or "the download cache"

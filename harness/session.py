@@ -59,6 +59,7 @@ class Matrix:
     histories: dict[tuple[str, int], History] = field(default_factory=dict)
     trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
     started: float = field(default_factory=time.time)
+    _baseline_read: tuple | None = field(default=None, repr=False)  # (file stamps, table): see baseline()
 
     def __post_init__(self) -> None:
         self.profile = self.options.profile
@@ -178,10 +179,16 @@ class Matrix:
         return bl.baseline_path(self.options.baselines_dir, self.profile.name, self.device_class)
 
     def baseline(self) -> bl.BaselineTable | None:
+        """The measured baseline (None if absent), read once and again only when its files change
+        (checks, report, trend and statistics all ask for it; --tg-update-baselines rewrites it)."""
         path = self.baseline_file()
         if not path.exists():
             return None
-        return bl.load_measured(path, self.profile.models, self.profile.budgets)
+        stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
+                      for p in (path, bl.meta_path(path), bl.seeds_path(path)))
+        if self._baseline_read is None or self._baseline_read[0] != stamp:
+            self._baseline_read = (stamp, bl.load_measured(path, self.profile.models, self.profile.budgets))
+        return self._baseline_read[1]
 
     def published(self) -> dict:
         path = Path(self.options.baselines_dir) / "published.csv"

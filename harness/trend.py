@@ -26,9 +26,9 @@ import uuid
 from . import stats
 from .compare import Verdict, check_band
 from .environment import git_commit, versions
+from .overfit import BAND_QUANTITIES
 from .spec import METRIC_LABELS
 
-MNIST_QUANTITIES = ("gap_nodrop", "gap_drop")  # the band-checked MNIST quantities (overfit.BAND_QUANTITIES)
 LABELS = {**METRIC_LABELS, "gap_nodrop": "gap without dropout", "gap_drop": "gap with dropout"}
 
 
@@ -62,8 +62,9 @@ def speed_of(histories: list, images: int) -> dict:
             "peak_memory_mb": max(peaks) if peaks else None}
 
 
-def history_entry(matrix, verdicts: list[Verdict], experiment=None) -> dict:
-    """The compact record of one run that later nights compare against."""
+def history_entry(matrix, experiment=None) -> dict:
+    """The compact record of one run that later nights compare against (its ``result`` and ``failed``
+    are set by :func:`trainguard.api.summarize` once every verdict, flags included, is known)."""
     from .engine import device_name
 
     profile, seeds = matrix.profile, matrix.seeds
@@ -87,9 +88,8 @@ def history_entry(matrix, verdicts: list[Verdict], experiment=None) -> dict:
     if experiment is not None and not experiment.config.synthetic:
         for (framework, seed), pair in sorted(experiment.pairs.items()):
             quantities = pair.quantities()
-            for q in MNIST_QUANTITIES:
+            for q in BAND_QUANTITIES:
                 mnist.setdefault(framework, {}).setdefault(q, {})[str(seed)] = quantities[q]
-    failed = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     return {
         "run_id": uuid.uuid4().hex[:12],
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -97,7 +97,6 @@ def history_entry(matrix, verdicts: list[Verdict], experiment=None) -> dict:
         "commit": git_commit(), "versions": versions(), "data": matrix.data_fingerprint,
         "training": {m: vars(profile.training(m)) for m in profile.models},
         "seeds": list(seeds), "window": profile.statistics.window,
-        "result": "FAIL" if failed else "PASS", "failed": failed,
         "cells": cells, "speed": speed, "mnist": mnist,
     }
 
