@@ -45,13 +45,15 @@ def resolve_device(name: str) -> torch.device:
 PRECISIONS = ("fp32", "bf16")
 
 
-def device_class(device: torch.device, precision: str = "fp32", compiled: bool = False) -> str:
+def device_class(device: torch.device, precision: str = "fp32", compiled: bool = False, stacked: bool = False) -> str:
     """The baseline family a run belongs to: numbers are never compared across classes.
 
-    bf16 autocast and torch.compile change the arithmetic, so each mode is its own class
-    (``cpu-bf16``, ``cuda-compile``, ``cuda-bf16-compile``) with its own baseline file.
+    bf16 autocast, torch.compile and several seeds stacked in one model (trainguard.stacked) change
+    the arithmetic, so each mode is its own class (``cpu-bf16``, ``cuda-compile``, ``cuda-stacked``,
+    ``cuda-bf16-compile``) with its own baseline file.
     """
-    return device.type + ("-bf16" if precision == "bf16" else "") + ("-compile" if compiled else "")
+    return (device.type + ("-bf16" if precision == "bf16" else "") + ("-compile" if compiled else "")
+            + ("-stacked" if stacked else ""))
 
 
 def check_precision(precision: str) -> str:

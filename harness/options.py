@@ -76,6 +76,8 @@ RUN_OPTIONS = (
            "fp32", choices=PRECISIONS),
     Option("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
            flag=True),
+    Option("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
+                          "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
     Option("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
            type=Path, ini=True),
     Option("offline", "never download data; fail with instructions instead", flag=True),
@@ -171,6 +173,7 @@ def session_options(values: dict, profile):
                    results_dir=None if values["no_result_cache"] else Path(values["results_dir"]),
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
                    precision=values["precision"], compile=bool(values["compile"]),
+                   stack_seeds=bool(values.get("stack_seeds")),
                    history_dir=Path(values["history_dir"]) if values.get("history_dir") else None,
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

@@ -52,9 +52,9 @@ class RunProgress:
         if self._bar is not None:
             self._bar.update(1)
 
-    def epoch(self, history, record: EpochRecord) -> None:
+    def epoch(self, history, record: EpochRecord, label: str | None = None) -> None:
         if self._bar is None:
-            self.printer(epoch_line(self.label, record, self.epochs))
+            self.printer(epoch_line(label or self.label, record, self.epochs))
             return
         self._bar.set_postfix_str(f"epoch {record.epoch}/{self.epochs} loss {record.train_loss:.4f} "
                                   f"train {record.train_acc:.2f} test {record.test_acc:.2f}")

@@ -44,6 +44,7 @@ class Options:
     run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
     precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
     compile: bool = False  # torch.compile the model; its own baseline class
+    stack_seeds: bool = False  # train a model's seeds at once (trainguard.stacked); its own baseline class
     allow_download: bool = True
     history_dir: Path | None = None  # the history store (trainguard.ledger); None: no comparison between runs
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
@@ -65,7 +66,7 @@ class Matrix:
         self.profile = self.options.profile
         self.device = engine.resolve_device(self.options.device)
         self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
-                                                self.options.compile)
+                                                self.options.compile, self.options.stack_seeds)
         self.store = ResultStore(self.options.results_dir)
         self.log = RunLog(self.options.run_log)
         self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
@@ -104,7 +105,16 @@ class Matrix:
         return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
                        training=self.profile.training(model), data_fingerprint=self.data_fingerprint,
                        device_class=self.device_class, code_fingerprint=code_fingerprint(model),
-                       versions=tuple(sorted(versions().items())))
+                       versions=tuple(sorted(versions().items())),
+                       stack=self.stack_group(seed) if self.options.stack_seeds else ())
+
+    def stack_group(self, seed: int) -> tuple[int, ...]:
+        """With --stack-seeds, the seeds trained together with ``seed``: the checked seeds, or the
+        baseline seeds, whichever holds it (the same group every time, so the cache key is stable)."""
+        for group in (self.seeds, self.profile.baseline_seeds):
+            if seed in group:
+                return tuple(sorted(group))
+        return (seed,)
 
     def history(self, model: str, seed: int | None = None) -> History:
         """The full-length history of (model, seed): from memory, else the result cache, else trained now."""
@@ -119,6 +129,9 @@ class Matrix:
             history = History(model, seed, engine.device_name(self.device), 0, status="missing",
                               message=f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
                                       f"run `trainguard run --profile {self.profile.name}` first")
+        elif self.options.stack_seeds:
+            self._train_stack(model, spec.stack)
+            return self.histories[(model, seed)]
         else:
             with self.store.lock(spec, on_wait=self.printer):
                 history = self.store.get(spec)  # another process may have trained it while we waited
@@ -129,6 +142,68 @@ class Matrix:
         self.histories[(model, seed)] = history
         return history
 
+    def _log_start(self, model: str, seed: int, spec: RunSpec) -> str:
+        run = f"{spec.key()}-{uuid.uuid4().hex[:8]}"  # the key, plus a suffix: two runs of one spec stay apart
+        self.log.run_start(run, model, seed, key=spec.key(), profile=spec.profile, epochs=spec.epochs,
+                           device=engine.device_name(self.device), device_class=spec.device_class,
+                           training=vars(spec.training), data={"fingerprint": spec.data_fingerprint,
+                                                               "test_split": self.dataset.test_split},
+                           versions=dict(spec.versions), code=spec.code_fingerprint, commit=git_commit(),
+                           **({"stack": list(spec.stack)} if spec.stack else {}))
+        return run
+
+    def _finish_run(self, run: str, spec: RunSpec, history: History) -> None:
+        """Stamp, log and cache a finished run (a stopped one is logged and reported, never cached)."""
+        history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
+                                                  "epochs": spec.epochs, "training": vars(spec.training),
+                                                  **({"stack": list(spec.stack)} if spec.stack else {})}
+        self.log.run_stop(run, history)
+        if history.completed:
+            self.store.put(spec, history)
+        else:
+            self.printer(f"[trainguard] {spec.model} seed {spec.seed}: {history.status} at epoch "
+                         f"{history.failed_epoch}: {history.message}")
+        self.trained.append((spec.model, spec.seed))
+        self.histories[(spec.model, spec.seed)] = history
+
+    def _train_stack(self, model: str, seeds: tuple[int, ...]) -> None:
+        """Train ``seeds`` of ``model`` at once (--stack-seeds), under every seed's result lock."""
+        import contextlib
+
+        from .progress import RunProgress
+        from .stacked import train_stacked
+
+        specs = [self.run_spec(model, seed) for seed in seeds]
+        epochs = self.profile.max_epochs
+        with contextlib.ExitStack() as locks:
+            for spec in specs:  # always in sorted seed order: no lock-order deadlock between processes
+                locks.enter_context(self.store.lock(spec, on_wait=self.printer))
+            cached = [self.store.get(spec) for spec in specs]  # another process may have trained them
+            if all(h is not None for h in cached):
+                self.histories.update({(model, h.seed): h for h in cached})
+                return
+            self.printer(f"[trainguard] training {model} seeds {seed_list(seeds)} stacked for {epochs} epochs on "
+                         f"{self.device} ({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
+            runs = {spec.seed: self._log_start(model, spec.seed, spec) for spec in specs}
+            label = f"{model} seeds {seed_list(seeds)}"
+            batches = -(-len(self.dataset.x_train) // specs[0].training.batch_size)
+
+            def on_epoch(history: History, record: EpochRecord) -> None:
+                self.log.epoch_end(runs[history.seed], record)
+                progress.epoch(history, record, label=f"{model} seed {history.seed}")
+
+            with RunProgress(label, epochs, batches, self.printer, self.progress_bar) as progress:
+                try:
+                    histories = train_stacked(model, self.dataset, specs[0].training, epochs, list(seeds), self.device,
+                                              on_epoch=on_epoch, on_batch=progress.batch,
+                                              precision=self.options.precision)
+                except KeyboardInterrupt:
+                    for run in runs.values():
+                        self.log.event("run_stop", run=run, status="interrupted")
+                    raise
+            for spec, history in zip(specs, histories):
+                self._finish_run(runs[spec.seed], spec, history)
+
     def _train(self, model: str, seed: int, spec: RunSpec) -> History:
         from .progress import RunProgress
 
@@ -136,12 +211,7 @@ class Matrix:
         self.printer(f"[trainguard] training {model} seed {seed} for {epochs} epochs on {self.device} "
                      f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
         batches = -(-len(self.dataset.x_train) // spec.training.batch_size)
-        run = f"{spec.key()}-{uuid.uuid4().hex[:8]}"  # the key, plus a suffix: two runs of one spec stay apart
-        self.log.run_start(run, model, seed, key=spec.key(), profile=spec.profile, epochs=epochs,
-                           device=engine.device_name(self.device), device_class=spec.device_class,
-                           training=vars(spec.training), data={"fingerprint": spec.data_fingerprint,
-                                                               "test_split": self.dataset.test_split},
-                           versions=dict(spec.versions), code=spec.code_fingerprint, commit=git_commit())
+        run = self._log_start(model, seed, spec)
 
         def on_epoch(history: History, record: EpochRecord) -> None:
             self.log.epoch_end(run, record)
@@ -155,15 +225,7 @@ class Matrix:
             except KeyboardInterrupt:
                 self.log.event("run_stop", run=run, status="interrupted")
                 raise
-        history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
-                                                  "epochs": epochs, "training": vars(spec.training)}
-        self.log.run_stop(run, history)
-        if history.completed:
-            self.store.put(spec, history)
-        else:
-            self.printer(f"[trainguard] {model} seed {seed}: {history.status} at epoch {history.failed_epoch}: "
-                         f"{history.message}")
-        self.trained.append((model, seed))
+        self._finish_run(run, spec, history)
         return history
 
     def preload(self, histories: dict[tuple[str, int], History]) -> None:
@@ -378,6 +440,7 @@ class Matrix:
                 f"with: trainguard baselines update --profile {self.profile.name} --device {self.device.type}"
                 + (f" --precision {self.options.precision}" if self.options.precision != "fp32" else "")
                 + (" --compile" if self.options.compile else "")
+                + (" --stack-seeds" if self.options.stack_seeds else "")
                 + " (or pytest -m slow --tg-profile ... --tg-update-baselines)")
 
     def checkable_baseline(self) -> tuple[bl.BaselineTable | None, str | None]:

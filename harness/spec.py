@@ -165,9 +165,15 @@ class RunSpec:
     device_class: str
     code_fingerprint: str = ""
     versions: tuple[tuple[str, str], ...] = field(default=())
+    # --stack-seeds: the seeds trained together with this one. Their arithmetic (a grouped convolution
+    # over k seeds) may round differently for another k, so the group is part of the key.
+    stack: tuple[int, ...] = ()
 
     def key(self) -> str:
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        fields = dataclasses.asdict(self)
+        if not self.stack:
+            del fields["stack"]  # runs trained one seed at a time keep the keys they always had
+        payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
