@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   trainguard run --junit-xml reports/junit.xml    # the checks as JUnit XML too
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
+  trainguard data export --profile ci DIR         # only the images ci uses, to copy to a GPU host (--data-dir DIR there)
 """
 
 
@@ -87,12 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--plots", type=Path, default=None, metavar="DIR",
                          help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
-    data = sub.add_parser("data", help="download data into the cache, or verify a data directory",
-                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    data.add_argument("action", choices=("fetch", "verify"))
-    data.add_argument("names", nargs="*", default=["cifar10", "mnist"], help="cifar10, mnist [both]")
-    data.add_argument("--data-dir", type=Path, default=None)
-    data.add_argument("--cache-dir", type=Path, default=None)
+    data = sub.add_parser("data", help="download data into the cache, verify a data directory, or export the "
+                                       "images one profile uses", formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog=EXAMPLES)
+    actions = data.add_subparsers(dest="action", required=True)
+    for action, text in (("fetch", "download into the cache (TRAINGUARD_CACHE_DIR, default ~/.cache/trainguard)"),
+                         ("verify", "check the files of a data directory against the known releases")):
+        sub_action = actions.add_parser(action, help=text)
+        sub_action.add_argument("names", nargs="*", default=["cifar10", "mnist"], help="cifar10, mnist [both]")
+        sub_action.add_argument("--data-dir", type=Path, default=None, help="[$TRAINGUARD_DATA_DIR]")
+        sub_action.add_argument("--cache-dir", type=Path, default=None)
+    export = actions.add_parser("export", help="write only the images a profile uses (to copy to a host that "
+                                               "cannot download); use the directory as --data-dir there")
+    export.add_argument("directory", type=Path, help="where to write cifar10.npz, mnist.npz and export.json")
+    export.add_argument("--profile", "--tg-profile", default="ci", help="the profile whose images to write [ci]")
+    export.add_argument("--data-dir", type=Path, default=None, help="the full data [$TRAINGUARD_DATA_DIR, cache, download]")
+    export.add_argument("--offline", "--tg-offline", action="store_true", help="never download the full data")
     return parser
 
 
@@ -306,6 +317,12 @@ def cmd_history(args) -> int:
 def cmd_data(args) -> int:
     from . import data
 
+    if args.action == "export":
+        from .export import export_profile_data
+        from .spec import load_profile
+
+        export_profile_data(load_profile(args.profile), args.directory, args.data_dir, not args.offline)
+        return 0
     for name in args.names:
         if args.action == "verify":
             directory = args.data_dir or data.default_data_dir()

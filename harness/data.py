@@ -35,6 +35,7 @@ ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
 FILENAMES = {"cifar10": "cifar10.npz", "mnist": "mnist.npz"}
 FULL_TEST_SIZES = {"cifar10": 10000, "mnist": 10000}
+EXPORT_FILE = "export.json"  # marks a directory written by `trainguard data export` (trainguard.export)
 _MANIFEST = json.loads((Path(__file__).parent / "data_manifest.json").read_text())
 
 
@@ -54,6 +55,10 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     x_val: np.ndarray | None = None  # a held-out part of the training data (Keras' validation_split)
     y_val: np.ndarray | None = None
+    # Read from a `trainguard data export` directory: its export.json entry for this data set (plus
+    # "file" and "profile"). Such data holds only what one profile uses; every view taken of it is
+    # checked against the fingerprints the export recorded (check_export_view).
+    export: dict | None = None
 
     @property
     def test_split(self) -> str:
@@ -89,8 +94,11 @@ def _digest(array: np.ndarray, algorithm: str) -> str:
     return hashlib.new(algorithm, np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def validate_arrays(name: str, arrays: dict[str, np.ndarray], path: Path) -> str:
-    """Check layout and known digests; return a verification string or raise DataError."""
+def validate_arrays(name: str, arrays: dict[str, np.ndarray], path: Path, release_digests: bool = True) -> str:
+    """Check layout and known digests; return a verification string or raise DataError.
+
+    ``release_digests=False``: layout only, for an export, whose arrays are parts of a release
+    (checked against the fingerprints the export recorded instead)."""
     missing = [k for k in ARRAY_KEYS if k not in arrays]
     if missing:
         raise DataError(f"{path}: missing arrays {missing}; expected {list(ARRAY_KEYS)} (keras load_data layout)")
@@ -107,6 +115,8 @@ def validate_arrays(name: str, arrays: dict[str, np.ndarray], path: Path) -> str
             raise DataError(f"{path}: y_{split} has dtype {y.dtype}; expected integer labels")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{path}: y_{split} has labels in [{y.min()}, {y.max()}]; expected 0-9")
+    if not release_digests:
+        return "structure checked"
     known = _MANIFEST["arrays"][name]
     matched = []
     for key in ARRAY_KEYS:
@@ -129,7 +139,7 @@ def validate_arrays(name: str, arrays: dict[str, np.ndarray], path: Path) -> str
     return "unverified: array sizes match no known release (structure checked only)"
 
 
-def read_npz(name: str, path: Path) -> Dataset:
+def read_npz(name: str, path: Path, release_digests: bool = True) -> Dataset:
     """Read and verify one .npz file. Never unpickles (allow_pickle=False)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -141,7 +151,7 @@ def read_npz(name: str, path: Path) -> Dataset:
             f"{path}: cannot be read as a numpy .npz archive ({type(exc).__name__}: {exc}); "
             f"it is truncated or corrupt. Delete it and fetch it again (trainguard data fetch)."
         ) from None
-    verification = validate_arrays(name, arrays, path)
+    verification = validate_arrays(name, arrays, path, release_digests)
     file_digest = sha256_file(path)
     if file_digest in _MANIFEST["files"]:
         verification = f"verified: file sha256 {file_digest[:12]}… is {_MANIFEST['files'][file_digest]}"
@@ -242,6 +252,8 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
     if data_dir is not None:
         if not data_dir.is_dir():
             raise DataError(f"data directory {data_dir} (from --data-dir or TRAINGUARD_DATA_DIR) does not exist")
+        if (data_dir / EXPORT_FILE).exists():
+            return read_export(name, data_dir)
         path = data_dir / FILENAMES[name]
         if path.exists():
             return read_npz(name, path)
@@ -251,6 +263,58 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
     if not allow_download:
         raise DataError(_unavailable_message(name, data_dir, cache_dir, "not found and downloads are disabled"))
     return download(name, cache_dir)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def read_export(name: str, directory: Path) -> Dataset:
+    """A data set from a `trainguard data export` directory, carrying its export.json entry."""
+    manifest_path = directory / EXPORT_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entry, profile = manifest.get(name), manifest["profile"]
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise DataError(f"{manifest_path}: not a readable trainguard export manifest ({type(exc).__name__}: {exc}); "
+                        f"write the export again: trainguard data export --profile PROFILE {directory}") from None
+    if entry is None:
+        raise DataError(f"{manifest_path}: this export (profile {profile}) holds no {name}; write one that does: "
+                        f"trainguard data export --profile PROFILE {directory}")
+    dataset = read_npz(name, directory / FILENAMES[name], release_digests=False)
+    dataset.export = {**entry, "file": str(manifest_path), "profile": profile}
+    dataset.verification = (f"export for profile {profile}, checked against its recorded fingerprints when used; "
+                            f"exported from: {entry.get('source_verification', 'unknown')}")
+    return dataset
+
+
+def _not_in_export(export: dict, what: str, detail: str) -> DataError:
+    return DataError(f"{export['file']}: this export holds the data of profile {export['profile']}; {what} needs "
+                     f"images it does not hold ({detail}). Write an export for it on a machine with the full data: "
+                     f"trainguard data export --profile PROFILE DIR")
+
+
+def check_export_view(view: Dataset, export: dict | None, expected: str | None, what: str) -> None:
+    """Refuse a view of exported data that is not the one the export recorded (another profile's images,
+    a seed it did not export): such a view would silently train on a different or partly blank data set."""
+    if export is None:
+        return
+    actual = view.fingerprint()
+    if expected is None or actual != expected:
+        raise _not_in_export(export, what, f"fingerprint {actual[:12]}, export has "
+                                           f"{expected[:12] if expected else 'none for it'}")
+
+
+def profile_view(full: Dataset, train_per_class: int | None, test_images: int | None, val_per_class: int | None,
+                 what: str) -> Dataset:
+    """:func:`reduce`, and for exported data the check that the view is the one exported."""
+    if full.export is None:
+        return reduce(full, train_per_class, test_images, val_per_class)
+    try:
+        view = reduce(full, train_per_class, test_images, val_per_class)
+    except DataError as exc:
+        raise _not_in_export(full.export, what, str(exc)) from None
+    check_export_view(view, full.export, full.export.get("fingerprint"), what)
+    return view
 
 
 # --------------------------------------------------------------------------- subsets and generated data
@@ -304,7 +368,7 @@ def reduce(dataset: Dataset, train_per_class: int | None, test_images: int | Non
             raise DataError(f"{dataset.source}: the test split has {len(x_test)} images; the profile asks for {test_images}")
         x_test, y_test = x_test[:test_images], y_test[:test_images]
     return Dataset(dataset.name, x_train, y_train, x_test, y_test, dataset.source, dataset.verification, notes,
-                   x_val=x_val, y_val=y_val)
+                   x_val=x_val, y_val=y_val, export=dataset.export)
 
 
 def _rank_within_class(labels: np.ndarray) -> np.ndarray:

@@ -65,20 +65,30 @@ def keras_available() -> str | None:
     return None
 
 
-def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
-    """``train_images`` images, class-balanced, chosen and ordered by ``seed``; the last
-    ``validation_split`` of them is the validation set, as Keras' validation_split takes it."""
+def subset_indices(labels: np.ndarray, config: OverfitConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training indices ``seed`` draws: ``train_images`` images, class-balanced, in the seed's order;
+    (fitted, validation) with the last ``validation_split`` as validation, as Keras' validation_split takes it."""
     rng = np.random.default_rng(seed)
     per_class = config.train_images // 10
-    chosen = np.concatenate([rng.choice(np.flatnonzero(mnist.y_train == c), per_class, replace=False) for c in range(10)])
+    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
     rng.shuffle(chosen)
     n_val = int(round(len(chosen) * config.validation_split))
-    fit, val = chosen[:-n_val], chosen[-n_val:]
-    return Dataset(mnist.name, mnist.x_train[fit], mnist.y_train[fit], mnist.x_test, mnist.y_test,
-                   mnist.source, mnist.verification,
-                   [f"{config.train_images} train images (seed {seed}, {per_class} per class): "
-                    f"{len(fit)} fitted, {n_val} validation"],
-                   x_val=mnist.x_train[val], y_val=mnist.y_train[val])
+    return chosen[:-n_val], chosen[-n_val:]
+
+
+def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
+    """The experiment's data for one seed: its drawn training images (see subset_indices), all test images."""
+    from .data import check_export_view
+
+    fit, val = subset_indices(mnist.y_train, config, seed)
+    subset = Dataset(mnist.name, mnist.x_train[fit], mnist.y_train[fit], mnist.x_test, mnist.y_test,
+                     mnist.source, mnist.verification,
+                     [f"{config.train_images} train images (seed {seed}, {config.train_images // 10} per class): "
+                      f"{len(fit)} fitted, {len(val)} validation"],
+                     x_val=mnist.x_train[val], y_val=mnist.y_train[val])
+    if mnist.export is not None:
+        check_export_view(subset, mnist.export, mnist.export.get("seeds", {}).get(str(seed)), f"MNIST seed {seed}")
+    return subset
 
 
 def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device) -> History:

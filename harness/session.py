@@ -93,7 +93,8 @@ class Matrix:
                 self._dataset = data.reduce(full, None, p.test_images)
             else:
                 full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
-                self._dataset = data.reduce(full, p.train_per_class, p.test_images, p.val_per_class)
+                self._dataset = data.profile_view(full, p.train_per_class, p.test_images, p.val_per_class,
+                                                  f"profile {p.name}")
         return self._dataset
 
     @functools.cached_property

@@ -1,0 +1,104 @@
+"""`trainguard data export`: a profile's images only, read back as the same data (generated files, no network)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from trainguard import data, overfit
+from trainguard.cli import main
+from trainguard.export import export_profile_data
+from trainguard.session import Matrix, Options
+from trainguard.spec import load_profile
+
+PROFILE = """
+name = "tiny"
+dataset = "cifar10"
+train_per_class = 3
+val_per_class = 1
+test_images = 7
+budgets = [1]
+models = ["Baseline1"]
+baseline_seeds = [0, 1]
+check_seeds = [100]
+checks = ["baseline"]
+[mnist]
+train_images = 20
+validation_split = 0.25
+epochs = 1
+seeds = [100]
+baseline_seeds = [0, 1]
+frameworks = ["torch"]
+"""
+
+
+@pytest.fixture
+def full_data(tmp_path):
+    rng = np.random.default_rng(0)
+    directory = tmp_path / "full"
+    directory.mkdir()
+    for name, shape, n_train in (("cifar10", (32, 32, 3), 80), ("mnist", (28, 28), 100)):
+        np.savez(directory / data.FILENAMES[name],
+                 x_train=rng.integers(1, 256, size=(n_train, *shape), dtype=np.uint8),
+                 y_train=rng.permutation(np.tile(np.arange(10, dtype=np.uint8), n_train // 10)),
+                 x_test=rng.integers(0, 256, size=(20, *shape), dtype=np.uint8),
+                 y_test=np.tile(np.arange(10, dtype=np.uint8), 2))
+    (tmp_path / "tiny.toml").write_text(PROFILE)
+    return directory, load_profile(str(tmp_path / "tiny.toml"))
+
+
+def matrix(profile, directory):
+    return Matrix(Options(profile, device="cpu", data_dir=directory, results_dir=None, run_log=None),
+                  printer=lambda line: None)
+
+
+def test_an_export_reads_back_as_exactly_the_profile_s_data(full_data, tmp_path):
+    directory, profile = full_data
+    manifest = export_profile_data(profile, tmp_path / "export", directory, allow_download=False, printer=lambda s: None)
+    assert manifest["cifar10"]["train_images"] == 40 and manifest["cifar10"]["test_images"] == 7  # (3 + 1) × 10
+    exported, full = matrix(profile, tmp_path / "export"), matrix(profile, directory)
+    assert exported.data_fingerprint == full.data_fingerprint == manifest["cifar10"]["fingerprint"]
+    assert np.array_equal(exported.dataset.x_val, full.dataset.x_val)
+    assert "export for profile tiny" in exported.dataset.verification
+    mnist_export = overfit.load_mnist(profile.mnist, tmp_path / "export")
+    mnist_full = overfit.load_mnist(profile.mnist, directory)
+    for seed in (100, 0, 1):
+        a, b = overfit.small_subset(mnist_export, profile.mnist, seed), overfit.small_subset(mnist_full, profile.mnist, seed)
+        assert a.fingerprint() == b.fingerprint()
+    assert (mnist_export.x_train.reshape(100, -1).max(1) == 0).sum() > 0  # images no seed draws are blank
+
+
+def test_an_export_refuses_other_profiles_and_seeds(full_data, tmp_path):
+    directory, profile = full_data
+    export_profile_data(profile, tmp_path / "export", directory, allow_download=False, printer=lambda s: None)
+    bigger = profile.__class__(**{**vars(profile), "train_per_class": 4})
+    with pytest.raises(data.DataError, match="export.json: this export holds the data of profile tiny; profile tiny"):
+        matrix(bigger, tmp_path / "export").dataset  # noqa: B018
+    mnist = overfit.load_mnist(profile.mnist, tmp_path / "export")
+    with pytest.raises(data.DataError, match="MNIST seed 7 needs images it does not hold"):
+        overfit.small_subset(mnist, profile.mnist, 7)
+
+
+def test_a_damaged_or_partial_export_is_an_error_naming_the_file(full_data, tmp_path):
+    directory, profile = full_data
+    export = tmp_path / "export"
+    export_profile_data(profile, export, directory, allow_download=False, printer=lambda s: None)
+    manifest = json.loads((export / "export.json").read_text())
+    del manifest["mnist"]
+    (export / "export.json").write_text(json.dumps(manifest))
+    with pytest.raises(data.DataError, match="holds no mnist"):
+        data.load("mnist", export)
+    (export / "export.json").write_text("{not json")
+    with pytest.raises(data.DataError, match="export.json: not a readable trainguard export manifest"):
+        data.load("cifar10", export)
+
+
+def test_the_cli_writes_an_export(full_data, tmp_path, capsys):
+    directory, profile = full_data
+    code = main(["data", "export", "--profile", str(tmp_path / "tiny.toml"), str(tmp_path / "out"),
+                 "--data-dir", str(directory), "--offline"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cifar10.npz", "export.json", "mnist.npz"]
+    assert "--data-dir" in capsys.readouterr().out
+    assert main(["data", "export", "--profile", "smoke", str(tmp_path / "none")]) == 2  # generated data only
+    assert "nothing to export" in capsys.readouterr().err
