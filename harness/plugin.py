@@ -308,11 +308,13 @@ def pytest_testnodedown(node, error) -> None:
 
 def _merged_overfit(state: dict):
     """The controller's view of the MNIST experiment: the workers' pairs (no data, nothing to train)."""
+    if not state["worker_pairs"] or state["profile"].mnist is None:
+        return state.get("overfit")
+    # Imported only when needed: a session that ran no trainguard test must not import torch/scipy at its
+    # end (after pytester's in-process runs, a first import of scipy there can fail).
     from .history import History
     from .overfit import OverfitExperiment, Pair
 
-    if not state["worker_pairs"] or state["profile"].mnist is None:
-        return state.get("overfit")
     return OverfitExperiment.from_pairs(state["profile"].mnist, [
         Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
         for p in state["worker_pairs"]])

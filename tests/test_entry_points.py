@@ -2,6 +2,7 @@
 answers --help (trainguard), and every trainguard subcommand has a working --help."""
 
 import configparser
+import os
 import re
 import shlex
 import subprocess
@@ -49,9 +50,19 @@ def test_each_tox_env_command_starts(env):
         assert re.search(r"\d+ tests? collected|\d+/\d+ tests collected", result.stdout), result.stdout[-500:]
 
 
-@pytest.mark.parametrize("command", ["run", "report", "baselines", "selftest", "history", "data"])
+@pytest.mark.parametrize("command", ["run", "report", "baselines", "selftest", "history", "data", "data export"])
 def test_every_cli_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([command, "--help"])
+        cli.main([*command.split(), "--help"])
     assert exit_info.value.code == 0
     assert "usage: trainguard " + command in capsys.readouterr().out
+
+
+def test_the_gpu_check_script_starts_and_refuses_a_missing_export(tmp_path):
+    """tools/gpu_check.sh on this CPU: its baseline part without the exported data stops at once, naming
+    the command that writes it, and still returns its archive."""
+    env = {**os.environ, "PART": "baseline", "DEVICE": "cpu", "DATA": str(tmp_path / "none"), "OUT": str(tmp_path / "out"),
+           "WORK": str(tmp_path / "work"), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "tools/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "trainguard data export --profile ci" in result.stderr
+    assert (tmp_path / "out" / "baseline.tgz").exists()

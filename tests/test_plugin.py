@@ -134,10 +134,11 @@ def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
     project.runpytest_subprocess(*base, "--tg-update-baselines")
     single = project.runpytest_subprocess(*base, "--tg-no-result-cache", "--tg-report", "one/report.md",
                                           "--tg-run-log", "one.jsonl")
-    spread = project.runpytest_subprocess(*base, "-n", "2", "--tg-results-dir", "fresh", "--tg-report", "two/report.md",
-                                          "--tg-run-log", "two.jsonl")
+    spread = project.runpytest_subprocess(*base, "-n", "2", "-v", "--tg-results-dir", "fresh", "--tg-report",
+                                          "two/report.md", "--tg-run-log", "two.jsonl")
     assert _outcomes(spread) == _outcomes(single) and sum(_outcomes(single).values()) == 22
-    assert "gw1" in spread.stdout.str()  # it did run on two workers
+    # it did run on two workers (-v prints each test's worker; without it only failures name theirs)
+    assert "[gw0]" in spread.stdout.str() and "[gw1]" in spread.stdout.str()
     assert _trained(project.path / "two.jsonl") == ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]
     assert _tables(project.path / "two" / "report.md") == _tables(project.path / "one" / "report.md")
 

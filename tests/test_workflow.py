@@ -27,6 +27,8 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     assert "trainguard run --profile ci --history-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
     assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
+    # The GPU night checks the profile that has a CUDA baseline, strictly: no baseline is red, not skipped.
+    assert gpu["env"]["TRAINGUARD_PROFILE"] == "ci" and gpu["env"]["CI"] == "true"
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"

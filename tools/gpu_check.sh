@@ -1,55 +1,76 @@
 #!/usr/bin/env bash
-# One prepared GPU check (issue 5): run it once on a lent GPU host, copy $OUT back.
-#   OUT=/some/dir bash tools/gpu_check.sh
-# 1. the seed protocol on generated tensors of the real sizes (CIFAR 4 models x 20 epochs, one
-#    seed, + the MNIST experiment) with the training time in the report;
-# 2. engine vs the naive loop, side by side on the GPU (paired rounds), fp32 and bf16, 10,000
-#    generated images per epoch, at the seed profile's batch 8 with its flip + crop on both sides, and at the ci profile's batches.
+# The prepared GPU checks of issue 16: run each part once on a lent GPU host and keep $OUT.
 #
-# It runs from the repository root without installing trainguard (a lent host has torch,
-# torchvision, pandas, tabulate, matplotlib, pytest but no TensorFlow and no network): the CLI as
-# `python3 -m trainguard.cli` when `trainguard` is not on PATH, and the MNIST experiment in PyTorch
-# only when TensorFlow is missing (trainguard's Keras runs on the CPU anyway).
-# Budget: a lent GPU allows 10 minutes per command and 15 in all. The seed matrix at batch 8 is
-# ~500,000 optimizer steps (4 models x 20 epochs x 6,250), so eager PyTorch's per-step launch
-# cost dominates it; run the two parts as separate commands (PART=run, then PART=bench) so each
-# fits, and keep $OUT: the run log holds every finished epoch's seconds even if a part is cut off.
-# Overrides, also for a dry run on a CPU: PART (all | run | bench), DEVICE (cuda),
-# PROFILE (gpu-timing), IMAGES per side-by-side epoch (10000), ROUNDS (2).
+#   PART=stack    bash tools/gpu_check.sh   # seeds stacked vs one after another; the seed protocol's time
+#   PART=baseline bash tools/gpu_check.sh   # baselines/ci/cuda.csv from the exported ci data, then a checked run
+#   PART=bench    bash tools/gpu_check.sh   # engine vs the naive loop: fp32 / bf16 / compile
+#
+# A lent host has torch, pytest, pandas, tabulate, matplotlib and setuptools but no network, no
+# TensorFlow and not ../shared: the script installs trainguard from the checkout without the index
+# (into /tmp, nothing left in the tree), runs the MNIST experiment in PyTorch only, and reads the
+# data from DATA, a directory written here by `trainguard data export --profile ci gpu-data`
+# (~48 MB; name it in the device tool's carry). Each part fits one 10-minute command; the baseline
+# part is resumable: rerun it on the same warm machine and the result cache keeps what finished.
+#
+# Everything a part writes goes to WORK and comes back as one archive, $OUT/<part>.tgz (also when
+# the part fails or is cut off: the device tool returns at most 8 files).
+# Overrides, also for a dry run on a CPU: DEVICE (cuda), DATA (gpu-data), PROFILE (ci),
+# IMAGES per timed epoch (10000), SEEDS per stack (3), ROUNDS (2), OUT (reports/gpu), WORK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gpu}
 DEVICE=${DEVICE:-cuda}
-PROFILE=${PROFILE:-gpu-timing}
-PART=${PART:-all}
+DATA=${DATA:-gpu-data}
+PROFILE=${PROFILE:-ci}
+PART=${PART:-stack}
 IMAGES=${IMAGES:-10000}
+SEEDS=${SEEDS:-3}
 ROUNDS=${ROUNDS:-2}
 PYTHON=${PYTHON:-python3}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TRAINGUARD_PROGRESS=lines
-mkdir -p "$OUT"
+WORK=${WORK:-/tmp/trainguard-gpu-$PART}
+export PYTHONUNBUFFERED=1 TRAINGUARD_PROGRESS=lines
+mkdir -p "$OUT" "$WORK"
+trap 'tar czf "$OUT/$PART.tgz" -C "$WORK" .' EXIT
 
-if command -v trainguard >/dev/null; then cli=(trainguard); else cli=("$PYTHON" -m trainguard.cli); fi
+if ! "$PYTHON" -c "import trainguard.cli" 2>/dev/null; then  # not installed: build it here, offline
+    "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/trainguard-site .
+    export PYTHONPATH="/tmp/trainguard-site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+tg=("$PYTHON" -m trainguard.cli)
+"$PYTHON" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')" \
+    | tee -a "$WORK/device.txt"
+
 profile_file=$PROFILE
 [[ $profile_file == *.toml ]] || profile_file=harness/profiles/$PROFILE.toml
-if ! "$PYTHON" -c "import tensorflow, keras" 2>/dev/null; then
-    echo "TensorFlow/Keras not installed here: the MNIST experiment runs in PyTorch only" | tee "$OUT/notes.txt"
-    sed 's/^frameworks = .*/frameworks = ["torch"]/' "$profile_file" > "$OUT/profile.toml"
-    profile_file=$OUT/profile.toml
+if ! "$PYTHON" -c "import tensorflow, keras" 2>/dev/null; then  # the profile keeps its name: same baseline files
+    sed 's/^frameworks = .*/frameworks = ["torch"]/' "$profile_file" > "$WORK/profile.toml"
+    profile_file=$WORK/profile.toml
 fi
 
-"$PYTHON" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')" \
-    | tee "$OUT/device.txt"
-if [[ $PART == all || $PART == run ]]; then
+case $PART in
+stack)
+    "$PYTHON" -m benchmarks.stacked_seeds --device "$DEVICE" --images "$IMAGES" --seeds "$SEEDS" --rounds "$ROUNDS" \
+        | tee "$WORK/stacked-seeds.md"
+    ;;
+baseline)
+    [[ -f $DATA/export.json ]] || { echo "no export at $DATA: run 'trainguard data export --profile $PROFILE $DATA' where the data is, and carry it" >&2; exit 2; }
+    common=(--profile "$profile_file" --device "$DEVICE" --data-dir "$DATA" --offline --run-log "$WORK/runlog.jsonl")
+    name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$profile_file")
     start=$(date +%s)
-    "${cli[@]}" run --profile "$profile_file" --device "$DEVICE" --no-result-cache --results-dir "$OUT/results" \
-        --report "$OUT/gpu-timing.md" --run-log "$OUT/gpu-timing.jsonl" > "$OUT/gpu-timing.log" 2>&1 || status=$?
-    echo "trainguard run: exit ${status:-0}, $(( $(date +%s) - start )) s wall (install-free, data generated)" \
-        | tee -a "$OUT/device.txt"
-    tail -3 "$OUT/gpu-timing.log"
-fi
-[[ $PART == all || $PART == bench ]] || exit 0
-for protocol in seed ci; do
-    augment=(); [[ $protocol == seed ]] && augment=(--augment)  # the protocol's flip + crop on both sides
-    "$PYTHON" -m benchmarks.side_by_side --device "$DEVICE" --images "$IMAGES" --profile "$protocol" --bf16 "${augment[@]}" \
-        --rounds "$ROUNDS" | tee "$OUT/side-by-side-$protocol.md"
-done
+    set -o pipefail
+    "${tg[@]}" baselines update "${common[@]}" 2>&1 | tee "$WORK/baseline.log"
+    echo "baselines update: $(( $(date +%s) - start )) s wall" | tee -a "$WORK/device.txt"
+    mkdir -p "$WORK/baselines/$name" && cp baselines/"$name"/*"${DEVICE%%:*}"* "$WORK/baselines/$name/"
+    start=$(date +%s)
+    "${tg[@]}" run "${common[@]}" --strict --report "$WORK/report.md" 2>&1 | tee "$WORK/run.log" || status=$?
+    echo "run (checks against it): exit ${status:-0}, $(( $(date +%s) - start )) s wall" | tee -a "$WORK/device.txt"
+    ;;
+bench)
+    for protocol in seed ci; do
+        augment=(); [[ $protocol == seed ]] && augment=(--augment)  # the protocol's flip + crop on both sides
+        "$PYTHON" -m benchmarks.side_by_side --device "$DEVICE" --images "$IMAGES" --profile "$protocol" --bf16 \
+            --compile "${augment[@]}" --rounds "$ROUNDS" | tee "$WORK/side-by-side-$protocol.md"
+    done
+    ;;
+*) echo "PART must be stack, baseline or bench" >&2; exit 2 ;;
+esac

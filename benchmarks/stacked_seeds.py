@@ -1,0 +1,70 @@
+"""k seeds trained one after another (the engine) against k seeds stacked in one model
+(``--stack-seeds``), side by side in one process, per model, with the ratio and what it makes of
+the full ``seed`` protocol (50,000 images × 20 epochs per model, batch 8, flip + crop).
+
+    python -m benchmarks.stacked_seeds                          # CPU or CUDA (auto), 3 seeds, 2,000 images
+    python -m benchmarks.stacked_seeds --device cuda --images 10000 --seeds 3
+
+Paired rounds, as benchmarks/side_by_side.py: in each round the separate runs and the stack each
+train two epochs on the same generated images and the second epoch is timed (the first pays cuDNN
+kernel selection and allocator warm-up). "seed protocol" extrapolates the stack's time per image
+to 4 models × 20 epochs × 50,000 images: training time only, evaluation excluded, as the report's
+"training time" counts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import torch
+
+from benchmarks.side_by_side import spread
+from trainguard import data, engine, stacked
+from trainguard.models import MODEL_NAMES as MODELS
+from trainguard.spec import load_profile
+
+PROTOCOL_IMAGES, PROTOCOL_EPOCHS = 50_000, 20
+
+
+def measure_round(model: str, dataset: data.Dataset, config, device, seeds: list[int]) -> dict[str, float]:
+    """Wall seconds of the second epoch: all seeds one after another, then all seeds stacked."""
+    separate = sum(engine.train(model, dataset, config, 2, seed, device).epochs[1].seconds for seed in seeds)
+    together = stacked.train_stacked(model, dataset, config, 2, seeds, device)[0].epochs[1].seconds * len(seeds)
+    return {"separate": separate, "stacked": together}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--images", type=int, default=2000, help="generated training images per epoch [2000]")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per stack [3]")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args(argv)
+    device = engine.resolve_device(args.device)
+    config = load_profile("seed").training("Baseline2")  # batch 8, flip + crop, lr 0.01
+    config = config.__class__(**{**vars(config), "eval_batch_size": 1000})
+    dataset = data.synthetic("cifar10", train_per_class=args.images // 10, test_per_class=10)
+    seeds = list(range(args.seeds))
+    print(f"# {args.seeds} seeds one after another vs stacked — {engine.device_name(device)}, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads, {len(dataset.x_train):,} generated images per "
+          f"epoch, batch {config.batch_size}, {config.augment}; median (lowest–highest) of {args.rounds} rounds\n")
+    print("| model | separate, s/epoch | stacked, s/epoch | speed-up | seed protocol, stacked, s |")
+    print("|---|---|---|---|---|")
+    total = []
+    for model in args.models.split(","):
+        rounds = [measure_round(model, dataset, config, device, seeds) for _ in range(args.rounds)]
+        stacked_s = [r["stacked"] for r in rounds]
+        protocol = statistics.median(stacked_s) / len(dataset.x_train) * PROTOCOL_IMAGES * PROTOCOL_EPOCHS
+        total.append(protocol)
+        print(f"| {model} | {spread([r['separate'] for r in rounds])} | {spread(stacked_s)} | "
+              f"{spread([r['separate'] / r['stacked'] for r in rounds], '×')} | {protocol:,.0f} |", flush=True)
+    print(f"\nseed protocol, {args.seeds} seeds, all models, stacked (extrapolated training time): {sum(total):,.0f} s "
+          f"(goal: 60 s on one H100)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
