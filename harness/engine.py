@@ -91,28 +91,42 @@ def normalize(batch_uint8: torch.Tensor, inputs: str = "pm1") -> torch.Tensor:
     return batch.div_(127.5).sub_(1.0) if inputs == "pm1" else batch
 
 
-def augment(batch_uint8: torch.Tensor, kind: str, rng: torch.Generator) -> torch.Tensor:
-    """Random flips / padded crops of a uint8 NCHW batch, per sample, without leaving the device.
+CROP_PAD = 4  # RandomCrop(32, padding=4), as the course code's transform
 
-    The random draws come from ``rng`` (a CPU generator seeded from the run's seed), so
-    the augmentation is reproducible and independent of the model's own random numbers.
-    """
+
+def augment_draws(n: int, kind: str, rng: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The random numbers one batch of ``n`` images draws for its augmentation, in a fixed order
+    (flips, then crop offsets), from ``rng``: a CPU generator seeded from the run's seed, so the
+    augmentation is reproducible and independent of the model's own random numbers."""
     if kind == "none":
+        return None, None
+    flip = torch.rand(n, generator=rng).lt(0.5)
+    offsets = torch.randint(0, 2 * CROP_PAD + 1, (2, n), generator=rng) if kind == "flip_crop" else None
+    return flip, offsets
+
+
+def apply_augment(batch_uint8: torch.Tensor, flip: torch.Tensor | None, offsets: torch.Tensor | None) -> torch.Tensor:
+    """Flips and padded crops of a uint8 NCHW batch, per sample, without leaving the device."""
+    if flip is None:
         return batch_uint8
     n, _, height, width = batch_uint8.shape
     device = batch_uint8.device
-    flip = torch.rand(n, generator=rng).lt(0.5).to(device)
-    batch = torch.where(flip[:, None, None, None], batch_uint8.flip(3), batch_uint8)
-    if kind == "flip_crop":
-        pad = 4
+    batch = torch.where(flip.to(device)[:, None, None, None], batch_uint8.flip(3), batch_uint8)
+    if offsets is not None:
+        pad = CROP_PAD
         padded = nn.functional.pad(batch, (pad, pad, pad, pad))  # zeros: black, as RandomCrop(padding=4)
-        offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=rng).to(device)
+        offsets = offsets.to(device)
         rows = (offsets[0][:, None] + torch.arange(height, device=device))[:, :, None]  # (n, H, 1)
         cols = (offsets[1][:, None] + torch.arange(width, device=device))[:, None, :]  # (n, 1, W)
         # Advanced indexing on dims 0, 2, 3 puts them first: the result is (n, H, W, C).
         crops = padded[torch.arange(n, device=device)[:, None, None], :, rows, cols]
         batch = crops.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels_last for free
     return batch
+
+
+def augment(batch_uint8: torch.Tensor, kind: str, rng: torch.Generator) -> torch.Tensor:
+    """Random flips (``flip``) and also padded crops (``flip_crop``) of a uint8 NCHW batch; ``none``: as is."""
+    return apply_augment(batch_uint8, *augment_draws(len(batch_uint8), kind, rng))
 
 
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:

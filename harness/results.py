@@ -32,17 +32,18 @@ _CODE_MODULES = ("trainguard.engine", "trainguard.data", "trainguard.models", "t
 
 
 @functools.lru_cache(maxsize=None)
-def code_fingerprint(model: str | None = None) -> str:
+def code_fingerprint(model: str | None = None, stacked: bool = False) -> str:
     """sha256 over the source that decides a result: the engine, the data handling, the registry,
-    and the model's own class (with its bases, up to torch's). Editing one model's class
-    invalidates that model's cached runs only; editing the engine invalidates all of them."""
+    and the model's own class (with its bases, up to torch's); for --stack-seeds runs also the
+    stacked trainer. Editing one model's class invalidates that model's cached runs only; editing
+    the engine invalidates all of them."""
     import importlib
     import inspect
 
     from . import models
 
     digest = hashlib.sha256()
-    for name in _CODE_MODULES:
+    for name in _CODE_MODULES + (("trainguard.stacked",) if stacked else ()):
         digest.update(name.encode())
         digest.update(inspect.getsource(importlib.import_module(name)).encode())
     if model is not None and model in models.REGISTRY:

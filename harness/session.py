@@ -105,7 +105,8 @@ class Matrix:
     def run_spec(self, model: str, seed: int) -> RunSpec:
         return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
                        training=self.profile.training(model), data_fingerprint=self.data_fingerprint,
-                       device_class=self.device_class, code_fingerprint=code_fingerprint(model),
+                       device_class=self.device_class,
+                       code_fingerprint=code_fingerprint(model, self.options.stack_seeds),
                        versions=tuple(sorted(versions().items())),
                        stack=self.stack_group(seed) if self.options.stack_seeds else ())
 

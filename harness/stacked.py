@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import models
 from .data import Dataset
-from .engine import (EpochCallback, augment, autocast, device_name, evaluation_repeat_diff, evaluate, make_optimizer, normalize,
+from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, evaluation_repeat_diff, evaluate, make_optimizer, normalize,
                      peak_memory_mb, seed_everything, to_device_images)
 from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
@@ -90,6 +90,18 @@ def dropout_shapes(model: nn.Module, sample: torch.Tensor) -> list[tuple[str, fl
         for hook in hooks:
             hook.remove()
     return calls
+
+
+def augment_stack(batch_uint8: torch.Tensor, kind: str, rngs: list[torch.Generator]) -> torch.Tensor:
+    """Augment k seeds' batches, concatenated seed after seed, in one pass on the device; each seed's
+    flips and crops are the ones its own generator gives its separate run (engine.augment)."""
+    per_seed = len(batch_uint8) // len(rngs)
+    draws = [augment_draws(per_seed, kind, rng) for rng in rngs]
+    if draws[0][0] is None:
+        return batch_uint8
+    flips = torch.cat([flip for flip, _ in draws])
+    offsets = None if draws[0][1] is None else torch.cat([off for _, off in draws], dim=1)
+    return apply_augment(batch_uint8, flips, offsets)
 
 
 class SeedStack:
@@ -212,8 +224,8 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
         correct = torch.zeros(k, device=device, dtype=torch.int64)
         for start in range(0, n, config.batch_size):
             idx = permutations[:, start:start + config.batch_size]  # (k, B)
-            x = torch.stack([normalize(augment(x_train[idx[i]], config.augment, augment_rngs[i]), config.inputs)
-                             for i in range(k)])
+            x = normalize(augment_stack(x_train[idx.flatten()], config.augment, augment_rngs), config.inputs)
+            x = x.unflatten(0, idx.shape)  # (k, B, C, H, W)
             y = y_train[idx]  # (k, B)
             stack.draw_masks(idx.shape[1])
             with autocast(device, precision):
