@@ -28,11 +28,20 @@ from trainguard.spec import load_profile
 PROTOCOL_IMAGES, PROTOCOL_EPOCHS = 50_000, 20
 
 
-def measure_round(model: str, dataset: data.Dataset, config, device, seeds: list[int]) -> dict[str, float]:
-    """Wall seconds of the second epoch: all seeds one after another, then all seeds stacked."""
-    separate = sum(engine.train(model, dataset, config, 2, seed, device).epochs[1].seconds for seed in seeds)
-    together = stacked.train_stacked(model, dataset, config, 2, seeds, device)[0].epochs[1].seconds * len(seeds)
-    return {"separate": separate, "stacked": together}
+def stacked_epoch(model: str, dataset: data.Dataset, config, device, seeds: list[int], compiled: bool) -> float:
+    histories = stacked.train_stacked(model, dataset, config, 2, seeds, device, compile_model=compiled)
+    return histories[0].epochs[1].seconds * len(seeds)  # a stacked epoch's seconds are one seed's share
+
+
+def measure_round(model: str, dataset: data.Dataset, config, device, seeds: list[int],
+                  compiled: bool) -> dict[str, float]:
+    """Wall seconds of the second epoch: all seeds one after another, then all seeds stacked (and compiled)."""
+    seconds = {"separate": sum(engine.train(model, dataset, config, 2, seed, device).epochs[1].seconds
+                               for seed in seeds),
+               "stacked": stacked_epoch(model, dataset, config, device, seeds, False)}
+    if compiled:
+        seconds["compiled"] = stacked_epoch(model, dataset, config, device, seeds, True)
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -42,6 +51,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per stack [3]")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the stack under torch.compile (CUDA: reduce-overhead, a CUDA graph per step)")
     args = parser.parse_args(argv)
     device = engine.resolve_device(args.device)
     config = load_profile("seed").training("Baseline2")  # batch 8, flip + crop, lr 0.01
@@ -51,18 +62,23 @@ def main(argv=None) -> int:
     print(f"# {args.seeds} seeds one after another vs stacked — {engine.device_name(device)}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, {len(dataset.x_train):,} generated images per "
           f"epoch, batch {config.batch_size}, {config.augment}; median (lowest–highest) of {args.rounds} rounds\n")
-    print("| model | separate, s/epoch | stacked, s/epoch | speed-up | seed protocol, stacked, s |")
-    print("|---|---|---|---|---|")
-    total = []
+    modes = ["stacked"] + (["compiled"] if args.compile else [])
+    print("| model | separate, s/epoch | " + " | ".join(f"{m}, s/epoch | {m} speed-up | seed protocol, {m}, s"
+                                                          for m in modes) + " |")
+    print("|---" * (2 + 3 * len(modes)) + "|")
+    totals = {mode: 0.0 for mode in modes}
     for model in args.models.split(","):
-        rounds = [measure_round(model, dataset, config, device, seeds) for _ in range(args.rounds)]
-        stacked_s = [r["stacked"] for r in rounds]
-        protocol = statistics.median(stacked_s) / len(dataset.x_train) * PROTOCOL_IMAGES * PROTOCOL_EPOCHS
-        total.append(protocol)
-        print(f"| {model} | {spread([r['separate'] for r in rounds])} | {spread(stacked_s)} | "
-              f"{spread([r['separate'] / r['stacked'] for r in rounds], '×')} | {protocol:,.0f} |", flush=True)
-    print(f"\nseed protocol, {args.seeds} seeds, all models, stacked (extrapolated training time): {sum(total):,.0f} s "
-          f"(goal: 60 s on one H100)")
+        rounds = [measure_round(model, dataset, config, device, seeds, args.compile) for _ in range(args.rounds)]
+        cells = [model, spread([r["separate"] for r in rounds])]
+        for mode in modes:
+            seconds = [r[mode] for r in rounds]
+            protocol = statistics.median(seconds) / len(dataset.x_train) * PROTOCOL_IMAGES * PROTOCOL_EPOCHS
+            totals[mode] += protocol
+            cells += [spread(seconds), spread([r["separate"] / r[mode] for r in rounds], "×"), f"{protocol:,.0f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
+    for mode, total in totals.items():
+        print(f"\nseed protocol, {args.seeds} seeds, all models, {mode} (extrapolated training time): {total:,.0f} s "
+              f"(goal: 60 s on one H100)")
     return 0
 
 

@@ -198,7 +198,7 @@ class Matrix:
                 try:
                     histories = train_stacked(model, self.dataset, specs[0].training, epochs, list(seeds), self.device,
                                               on_epoch=on_epoch, on_batch=progress.batch,
-                                              precision=self.options.precision)
+                                              precision=self.options.precision, compile_model=self.options.compile)
                 except KeyboardInterrupt:
                     for run in runs.values():
                         self.log.event("run_stop", run=run, status="interrupted")

@@ -140,3 +140,11 @@ def test_the_matrix_trains_each_model_s_seeds_in_one_stack(tmp_path):
     again = Matrix(options, printer=lines.append)
     assert again.history("Baseline2", 100).epochs == first.epochs  # from the cache
     assert again.trained == []
+
+
+@pytest.mark.slow  # ~30 s of compilation on a 2-core CPU
+def test_a_compiled_stack_equals_the_eager_stack(dataset):
+    """--stack-seeds --compile (on CUDA: a CUDA-graph replay of the step) changes only rounding."""
+    compiled = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 2, [0, 1], CPU, compile_model=True)
+    eager = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 2, [0, 1], CPU)
+    assert_same_runs(eager, compiled)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU checks of issue 16: run each part once on a lent GPU host and keep $OUT.
 #
-#   PART=stack    bash tools/gpu_check.sh   # seeds stacked vs one after another; the seed protocol's time
+#   PART=stack    bash tools/gpu_check.sh   # seeds stacked (eager, compiled) vs one after another; the seed protocol's time
 #   PART=baseline bash tools/gpu_check.sh   # baselines/ci/cuda.csv from the exported ci data, then a checked run
 #   PART=bench    bash tools/gpu_check.sh   # engine vs the naive loop: fp32 / bf16 / compile
 #
@@ -15,7 +15,7 @@
 # Everything a part writes goes to WORK and comes back as one archive, $OUT/<part>.tgz (also when
 # the part fails or is cut off: the device tool returns at most 8 files).
 # Overrides, also for a dry run on a CPU: DEVICE (cuda), DATA (gpu-data), PROFILE (ci),
-# IMAGES per timed epoch (10000), SEEDS per stack (3), ROUNDS (2), OUT (reports/gpu), WORK.
+# IMAGES per timed epoch (10000), SEEDS per stack (3), ROUNDS (2; STACK_ROUNDS 1), OUT (reports/gpu), WORK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gpu}
@@ -49,8 +49,9 @@ fi
 
 case $PART in
 stack)
-    "$PYTHON" -m benchmarks.stacked_seeds --device "$DEVICE" --images "$IMAGES" --seeds "$SEEDS" --rounds "$ROUNDS" \
-        | tee "$WORK/stacked-seeds.md"
+    # One round by default: each compiled stack pays its compilation again (minutes on a GPU host's CPU).
+    "$PYTHON" -m benchmarks.stacked_seeds --device "$DEVICE" --images "$IMAGES" --seeds "$SEEDS" \
+        --rounds "${STACK_ROUNDS:-1}" --compile | tee "$WORK/stacked-seeds.md"
     ;;
 baseline)
     [[ -f $DATA/export.json ]] || { echo "no export at $DATA: run 'trainguard data export --profile $PROFILE $DATA' where the data is, and carry it" >&2; exit 2; }
