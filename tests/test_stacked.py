@@ -148,3 +148,16 @@ def test_a_compiled_stack_equals_the_eager_stack(dataset):
     compiled = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 2, [0, 1], CPU, compile_model=True)
     eager = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 2, [0, 1], CPU)
     assert_same_runs(eager, compiled)
+
+
+def test_trainguard_run_stack_seeds_starts_and_names_its_baseline_class(tmp_path, capsys):
+    from trainguard.cli import main
+
+    code = main(["run", "--profile", "smoke", "--stack-seeds", "--device", "cpu", "--results-dir", str(tmp_path / "r"),
+                 "--run-log", str(tmp_path / "log.jsonl"), "--report", str(tmp_path / "report.md"),
+                 "--history-dir", str(tmp_path / "history"), "--baselines-dir", str(tmp_path / "baselines")])
+    assert code == 0  # nothing to compare with yet: noted, not failed (outside CI)
+    out = capsys.readouterr().out
+    assert "training Baseline1 seeds 100 stacked" in out
+    report = (tmp_path / "report.md").read_text()
+    assert "cpu-stacked" in report and "trainguard baselines update --profile smoke --device cpu --stack-seeds" in report
