@@ -87,13 +87,13 @@ def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_d
     (target / data.EXPORT_FILE).unlink(missing_ok=True)  # until the new one is complete, this is no export
     manifest = {"format": 1, "profile": profile.name, "date": dt.date.today().isoformat()}
     if profile.dataset != "synthetic":
-        manifest[profile.dataset] = _export_cifar(profile, source_dir, allow_download, target)
-        printer(f"{target / data.FILENAMES[profile.dataset]}: {manifest[profile.dataset]['train_images']:,} train, "
-                f"{manifest[profile.dataset]['test_images']:,} test images, {manifest[profile.dataset]['bytes'] / 2**20:.1f} MiB")
+        cifar = manifest[profile.dataset] = _export_cifar(profile, source_dir, allow_download, target)
+        printer(f"{target / data.FILENAMES[profile.dataset]}: {cifar['train_images']:,} train, "
+                f"{cifar['test_images']:,} test images, {cifar['bytes'] / 2**20:.1f} MiB")
     if profile.mnist is not None and not profile.mnist.synthetic:
-        manifest["mnist"] = _export_mnist(profile, source_dir, allow_download, target)
-        printer(f"{target / 'mnist.npz'}: {manifest['mnist']['train_images_kept']:,} drawn train images for "
-                f"{len(manifest['mnist']['seeds'])} seeds, all test images, {manifest['mnist']['bytes'] / 2**20:.1f} MiB")
+        mnist = manifest["mnist"] = _export_mnist(profile, source_dir, allow_download, target)
+        printer(f"{target / 'mnist.npz'}: {mnist['train_images_kept']:,} drawn train images for "
+                f"{len(mnist['seeds'])} seeds, all test images, {mnist['bytes'] / 2**20:.1f} MiB")
     atomic_write_json(target / data.EXPORT_FILE, manifest)  # last: a directory without it is not an export
     printer(f"{target / data.EXPORT_FILE}: use it with --data-dir {target} (or TRAINGUARD_DATA_DIR)")
     return manifest

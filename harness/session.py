@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import torch
-
 from . import baselines as bl
 from . import compare, data, engine, stats
 from .environment import git_commit, versions

@@ -37,11 +37,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import models
 from .data import Dataset
-from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, evaluation_repeat_diff, evaluate, make_optimizer, normalize,
-                     peak_memory_mb, seed_everything, to_device_images)
+from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, evaluate,
+                     evaluation_repeat_diff, make_optimizer, normalize, peak_memory_mb, seed_everything,
+                     to_device_images)
 from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
-
 
 
 class SeedDropout(nn.Module):
@@ -125,7 +125,6 @@ class SeedStack:
         params, buffers = stack_module_state([with_seed_dropout(m) for m in members])
         self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         self.buffers = buffers
-        self.k = len(seeds)
 
     def draw_masks(self, batch: int) -> None:
         """Per seed, the masks a separate run's dropout calls draw for a batch of this size, in call order."""
