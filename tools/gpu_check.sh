@@ -2,7 +2,8 @@
 # The prepared GPU checks of issue 16: run each part once on a lent GPU host and keep $OUT.
 #
 #   PART=stack    bash tools/gpu_check.sh   # seeds stacked (eager, compiled) vs one after another; the seed protocol's time
-#   PART=baseline bash tools/gpu_check.sh   # baselines/ci/cuda.csv from the exported ci data, then a checked run
+#   PART=baseline bash tools/gpu_check.sh   # baselines/ci/cuda.csv from the exported ci data, then the checks
+#                                           # against it: trainguard run, then pytest -m slow (the nightly's way)
 #   PART=bench    bash tools/gpu_check.sh   # engine vs the naive loop: fp32 / bf16 / compile
 #
 # A lent host has torch, pytest, pandas, tabulate, matplotlib and setuptools but no network, no
@@ -65,6 +66,12 @@ baseline)
     start=$(date +%s)
     "${tg[@]}" run "${common[@]}" --strict --report "$WORK/report.md" 2>&1 | tee "$WORK/run.log" || status=$?
     echo "run (checks against it): exit ${status:-0}, $(( $(date +%s) - start )) s wall" | tee -a "$WORK/device.txt"
+    # The same checks through the pytest plugin (what the nightly GPU job runs), on the runs cached above.
+    start=$(date +%s)
+    "$PYTHON" -m pytest -m slow -q -p no:cacheprovider --tg-profile "$profile_file" --tg-device "$DEVICE" \
+        --tg-data-dir "$DATA" --tg-offline --tg-strict --tg-run-log "$WORK/runlog.jsonl" \
+        --tg-report "$WORK/pytest-report.md" 2>&1 | tee "$WORK/pytest.log" || pytest_status=$?
+    echo "pytest -m slow (plugin): exit ${pytest_status:-0}, $(( $(date +%s) - start )) s wall" | tee -a "$WORK/device.txt"
     ;;
 bench)
     for protocol in seed ci; do
