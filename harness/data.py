@@ -293,11 +293,9 @@ def _not_in_export(export: dict, what: str, detail: str) -> DataError:
                      f"trainguard data export --profile PROFILE DIR")
 
 
-def check_export_view(view: Dataset, export: dict | None, expected: str | None, what: str) -> None:
+def check_export_view(view: Dataset, export: dict, expected: str | None, what: str) -> None:
     """Refuse a view of exported data that is not the one the export recorded (another profile's images,
     a seed it did not export): such a view would silently train on a different or partly blank data set."""
-    if export is None:
-        return
     actual = view.fingerprint()
     if expected is None or actual != expected:
         raise _not_in_export(export, what, f"fingerprint {actual[:12]}, export has "

@@ -84,6 +84,11 @@ def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).to(device)
 
 
+def to_device_split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split (images, labels) on the device: uint8 NCHW images (to_device_images), int64 labels."""
+    return to_device_images(images, device), torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
 def normalize(batch_uint8: torch.Tensor, inputs: str = "pm1") -> torch.Tensor:
     """uint8 0–255 → float: ``pm1`` scales to [-1, 1] (the course code's Normalize(0.5, 0.5));
     ``raw`` keeps 0–255, as the MNIST report fed its dense network."""
@@ -223,13 +228,11 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
                   on_batch: Callable[[], None] | None = None, precision: str = "fp32") -> None:
     optimizer = make_optimizer(config, model.parameters())
     criterion = nn.CrossEntropyLoss()
-    x_train = to_device_images(dataset.x_train, device)
-    y_train = torch.from_numpy(dataset.y_train.astype(np.int64)).to(device)
-    x_test = to_device_images(dataset.x_test, device)
-    y_test = torch.from_numpy(dataset.y_test.astype(np.int64)).to(device)
+    x_train, y_train = to_device_split(dataset.x_train, dataset.y_train, device)
+    x_test, y_test = to_device_split(dataset.x_test, dataset.y_test, device)
     validation = None
     if dataset.x_val is not None:
-        validation = (to_device_images(dataset.x_val, device), torch.from_numpy(dataset.y_val.astype(np.int64)).to(device))
+        validation = to_device_split(dataset.x_val, dataset.y_val, device)
     # The shuffle comes from its own CPU generator so that the data order depends on the
     # seed alone, not on how many random numbers the model's init or dropout consumed.
     order_rng = torch.Generator().manual_seed(seed)

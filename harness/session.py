@@ -141,9 +141,15 @@ class Matrix:
         self.histories[(model, seed)] = history
         return history
 
-    def _log_start(self, model: str, seed: int, spec: RunSpec) -> str:
+    def _announce(self, what: str, spec: RunSpec) -> int:
+        """Say what is about to train; return its batches per epoch (for the progress bar)."""
+        self.printer(f"[trainguard] training {what} for {spec.epochs} epochs on {self.device} "
+                     f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
+        return -(-len(self.dataset.x_train) // spec.training.batch_size)
+
+    def _log_start(self, spec: RunSpec) -> str:
         run = f"{spec.key()}-{uuid.uuid4().hex[:8]}"  # the key, plus a suffix: two runs of one spec stay apart
-        self.log.run_start(run, model, seed, key=spec.key(), profile=spec.profile, epochs=spec.epochs,
+        self.log.run_start(run, spec.model, spec.seed, key=spec.key(), profile=spec.profile, epochs=spec.epochs,
                            device=engine.device_name(self.device), device_class=spec.device_class,
                            training=vars(spec.training), data={"fingerprint": spec.data_fingerprint,
                                                                "test_split": self.dataset.test_split},
@@ -181,11 +187,9 @@ class Matrix:
             if all(h is not None for h in cached):
                 self.histories.update({(model, h.seed): h for h in cached})
                 return
-            self.printer(f"[trainguard] training {model} seeds {seed_list(seeds)} stacked for {epochs} epochs on "
-                         f"{self.device} ({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
-            runs = {spec.seed: self._log_start(model, spec.seed, spec) for spec in specs}
             label = f"{model} seeds {seed_list(seeds)}"
-            batches = -(-len(self.dataset.x_train) // specs[0].training.batch_size)
+            batches = self._announce(f"{label} stacked", specs[0])
+            runs = {spec.seed: self._log_start(spec) for spec in specs}
 
             def on_epoch(history: History, record: EpochRecord) -> None:
                 self.log.epoch_end(runs[history.seed], record)
@@ -207,10 +211,8 @@ class Matrix:
         from .progress import RunProgress
 
         epochs = self.profile.max_epochs
-        self.printer(f"[trainguard] training {model} seed {seed} for {epochs} epochs on {self.device} "
-                     f"({len(self.dataset.x_train):,} train / {len(self.dataset.x_test):,} test images)")
-        batches = -(-len(self.dataset.x_train) // spec.training.batch_size)
-        run = self._log_start(model, seed, spec)
+        batches = self._announce(f"{model} seed {seed}", spec)
+        run = self._log_start(spec)
 
         def on_epoch(history: History, record: EpochRecord) -> None:
             self.log.epoch_end(run, record)

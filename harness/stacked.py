@@ -30,7 +30,6 @@ import math
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -39,7 +38,7 @@ from . import models
 from .data import Dataset
 from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, evaluate,
                      evaluation_repeat_diff, make_optimizer, normalize, peak_memory_mb, seed_everything,
-                     to_device_images)
+                     to_device_split)
 from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
 
@@ -110,6 +109,7 @@ class SeedStack:
     def __init__(self, model_name: str, seeds: list[int], device: torch.device,
                  model_factory: Callable[[], nn.Module] | None, sample: torch.Tensor) -> None:
         build = model_factory or (lambda: models.build(model_name))
+        self.device = device
         members, self.dropout_generators = [], []
         for seed in seeds:
             seed_everything(seed)
@@ -129,13 +129,9 @@ class SeedStack:
     def draw_masks(self, batch: int) -> None:
         """Per seed, the masks a separate run's dropout calls draw for a batch of this size, in call order."""
         for name, p, shape in self.dropouts:
-            masks = [torch.empty((batch, *shape), device=self.buffers_device).bernoulli_(1 - p, generator=g).div_(1 - p)
+            masks = [torch.empty((batch, *shape), device=self.device).bernoulli_(1 - p, generator=g).div_(1 - p)
                      for g in self.dropout_generators]
             self.buffers[f"{name}.mask"] = torch.stack(masks)
-
-    @property
-    def buffers_device(self) -> torch.device:
-        return next(iter(self.params.values())).device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (k, B, C, H, W) → (k, B, classes), each seed through its own weights."""
@@ -187,10 +183,8 @@ def train_stacked(model_name: str, dataset: Dataset, config: TrainConfig, epochs
                           "trained one seed at a time; stack only the CIFAR-10 matrix")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    x_train = to_device_images(dataset.x_train, device)
-    y_train = torch.from_numpy(dataset.y_train.astype(np.int64)).to(device)
-    x_test = to_device_images(dataset.x_test, device)
-    y_test = torch.from_numpy(dataset.y_test.astype(np.int64)).to(device)
+    x_train, y_train = to_device_split(dataset.x_train, dataset.y_train, device)
+    x_test, y_test = to_device_split(dataset.x_test, dataset.y_test, device)
     stack = SeedStack(model_name, seeds, device, model_factory, normalize(x_train[:1], config.inputs))
     histories = [History(model=model_name, seed=s, device=device_name(device), parameters=stack.parameter_count)
                  for s in seeds]
@@ -227,7 +221,6 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
     augment_rngs = [torch.Generator().manual_seed(s + 1_000_003) for s in seeds]
     n, k = len(x_train), len(seeds)
     members = [_Member(stack, i) for i in range(k)]
-    alive = [True] * k
     for epoch in range(1, epochs + 1):
         stack.module.train()
         started = time.perf_counter()
@@ -251,10 +244,9 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
         seconds = (time.perf_counter() - started) / k
         train_losses = (loss_sums / n).tolist()
         for i, history in enumerate(histories):
-            if not alive[i]:
+            if not history.completed:  # diverged in an earlier epoch
                 continue
             if not math.isfinite(train_losses[i]):
-                alive[i] = False
                 history.status, history.failed_epoch = "diverged", epoch
                 history.message = (f"training loss became {train_losses[i]} in epoch {epoch} (seed {seeds[i]}, "
                                    f"{k} seeds stacked); lower the learning rate or check the data")
@@ -268,5 +260,5 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
             history.epochs.append(record)
             if on_epoch is not None:
                 on_epoch(history, record)
-        if not any(alive):
+        if not any(h.completed for h in histories):
             break
