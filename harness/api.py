@@ -20,7 +20,7 @@ from .spec import METRICS, ConfigError, OverfitConfig, Profile
 
 __all__ = ["Options", "RunSummary", "run_profile", "summarize"]
 
-CHECK_ORDER = ("run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
+CHECK_ORDER = ("replay", "run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RunSummary:
     trend_notes: list[str] = field(default_factory=list)
     trend_metric: str = "test_acc"
     trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
+    replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run, replayed before the night
 
     @property
     def failed(self) -> list[compare.Verdict]:
@@ -66,10 +67,11 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
+    outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
     for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
         for model in matrix.profile.models:
             matrix.history(model, seed)
-    verdicts, notes = matrix.all_verdicts(), []
+    verdicts, notes = verdicts + matrix.all_verdicts(), []
     experiment = matrix.mnist_experiment()
     if experiment is not None:
         from .overfit import keras_available
@@ -82,7 +84,21 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
                 printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
                 experiment.pair(framework, seed)
             verdicts += matrix.mnist_verdicts(experiment, framework)
-    return summarize(matrix, verdicts, notes, experiment, compare_with)
+    return summarize(matrix, verdicts, notes, experiment, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+
+
+def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:
+    """The golden runs replayed step by step (seconds) before the night trains (minutes): (outcomes, checks,
+    flags). Without goldens for this profile and class: a note, or under strict a failed check."""
+    from . import replay
+
+    names = replay.golden_names(matrix.profile)
+    if not names:
+        return [], [], []
+    printer(f"[trainguard] replaying the golden runs of {matrix.profile.name} ({', '.join(names)})")
+    outcomes = replay.replay(matrix, names, printer)
+    checks, flags = replay.verdicts(outcomes, matrix.options.strict)
+    return outcomes, checks, flags
 
 
 def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = None,
@@ -106,11 +122,13 @@ def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = N
 
 
 def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] = (), overfit_experiment=None,
-              compare_with: Path | None = None) -> RunSummary:
+              compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
     """Collect what the report shows from a session whose runs and checks are done; compare with the
-    history (``matrix.options.history_dir``) for drift and speed."""
+    history (``matrix.options.history_dir``) for drift and speed. ``replay_outcomes``: the golden runs'
+    replay (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
     profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
     trend_part = _trend(matrix, overfit_experiment)
+    trend_part["flags"] = list(replay_flags) + trend_part["flags"]
     for flag in trend_part["flags"]:
         if flag.check in matrix.options.fail_on:
             verdicts.append(flag)
@@ -149,7 +167,7 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
         baseline_test_acc=baseline_test_acc(matrix),
         overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
         overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes,
-        **trend_part)
+        replay=list(replay_outcomes), **trend_part)
 
 
 def _trend(matrix: Matrix, experiment) -> dict:

@@ -1,6 +1,7 @@
 """The ``trainguard`` command: run a profile and write the report; inspect baselines and data.
 
-Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error.
+Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error;
+``replay`` also 5: nothing to replay (no golden runs for the profile and device class).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from .options import REPORT, add_options
 
 EXAMPLES = """examples:
   trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
+  trainguard replay --profile ci                  # rerun the golden runs step by step: did anything change?
+  trainguard baselines update --golden            # rewrite only the golden runs (and their noise envelope)
   trainguard run --profile seed --device cuda     # the full protocol on a GPU
   TRAINGUARD_DATA_DIR=../shared/data trainguard run --offline
   trainguard report                               # re-render reports/report.md from stored results
@@ -70,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                            help="update: take the baseline seeds' runs from these run logs instead of training; "
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
+    baselines.add_argument("--golden", action="store_true",
+                           help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
+                                "printing what moved against the old ones")
+
+    replay = sub.add_parser("replay", help="rerun the profile's golden runs step by step and say what changed",
+                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    _common(replay)
+    replay.add_argument("--names", nargs="+", default=None, metavar="NAME",
+                        help="replay only these golden runs (models, mnist-torch, mnist-keras) [all of the profile's]")
     _common(baselines)
 
     check = sub.add_parser("selftest", help="inject known regressions and report which the checks catch",
@@ -191,8 +203,47 @@ def cmd_report(args) -> int:
     return _finish(matrix, verdicts, args, notes, experiment)
 
 
-def cmd_baselines(args) -> int:
+def cmd_replay(args) -> int:
+    """Exit 0 identical or within noise, 1 changed, 2 a golden that cannot be compared, 5 nothing to replay."""
+    from . import replay
+    from .golden import MISSING
+
     matrix = _matrix(args)
+    names = args.names or replay.golden_names(matrix.profile)
+    unknown = sorted(set(names) - set(replay.golden_names(matrix.profile)))
+    if unknown:
+        print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
+              f"{', '.join(replay.golden_names(matrix.profile)) or 'none'}", file=sys.stderr)
+        return 2
+    outcomes = replay.replay(matrix, names, printer=lambda _: None)
+    for o in outcomes:
+        print(f"{o.status.upper():>18}  {o.message}" + (f" [{o.seconds:.1f} s]" if o.seconds else ""))
+    code = replay.exit_code(outcomes)
+    if code == 5:
+        print(f"nothing to replay: profile {matrix.profile.name} has no golden runs for {matrix.device_class} under "
+              f"{matrix.options.baselines_dir}; write them with `trainguard baselines update --golden --profile "
+              f"{matrix.profile.name}`")
+    else:
+        counts = {}
+        for o in outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" ({sum(o.seconds for o in outcomes):.1f} s)")
+        if any(o.status == MISSING for o in outcomes):
+            print("some golden runs are missing: write them with `trainguard baselines update --golden`")
+    return code
+
+
+def cmd_baselines(args) -> int:
+    if args.golden and args.action != "update":
+        print("trainguard: error: --golden goes with `baselines update`", file=sys.stderr)
+        return 2
+    matrix = _matrix(args)
+    if args.action == "update" and args.golden:
+        from .replay import write_goldens
+
+        write_goldens(matrix, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
+                                                matrix.profile.name]))
+        return 0
     if args.action == "update":
         if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
             from .runlog import histories_from_log
@@ -211,6 +262,9 @@ def cmd_baselines(args) -> int:
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)
+        from .replay import write_goldens
+
+        write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
         return 0
     path = matrix.baseline_file()
     if not path.exists():
@@ -342,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data,
+        return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
                 "selftest": cmd_selftest, "history": cmd_history}[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)

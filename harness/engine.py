@@ -25,6 +25,9 @@ from .history import EpochRecord, History
 from .spec import ConfigError, TrainConfig
 
 EpochCallback = Callable[[History, EpochRecord], None]
+# Called after every optimiser step with (step, loss, model, optimizer): the golden runs (trainguard.replay)
+# record the per-step trace through it. Reading the loss there syncs the device each step, so nights pass None.
+StepCallback = Callable[[int, torch.Tensor, nn.Module, torch.optim.Optimizer], None]
 DIVERGENCE_CHECK_EVERY = 50  # steps between NaN/inf checks of the running loss
 
 
@@ -134,6 +137,16 @@ def augment(batch_uint8: torch.Tensor, kind: str, rng: torch.Generator) -> torch
     return apply_augment(batch_uint8, *augment_draws(len(batch_uint8), kind, rng))
 
 
+def make_criterion(config: TrainConfig) -> nn.Module:
+    """The training loss: cross-entropy, mean over the batch (one function, so a self-test can change it)."""
+    return nn.CrossEntropyLoss()
+
+
+def epoch_order(n: int, rng: torch.Generator, device: torch.device) -> torch.Tensor:
+    """This epoch's order of the ``n`` training images, drawn from the run's own order generator."""
+    return torch.randperm(n, generator=rng).to(device)
+
+
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         # Keras' Adam defaults (epsilon 1e-7), so the PyTorch twin of a Keras run matches it.
@@ -182,7 +195,7 @@ def evaluation_repeat_diff(model: nn.Module, images: torch.Tensor, labels: torch
 def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, seed: int,
           device: torch.device, on_epoch: EpochCallback | None = None,
           model_factory: Callable[[], nn.Module] | None = None, on_batch: Callable[[], None] | None = None,
-          precision: str = "fp32", compile_model: bool = False) -> History:
+          precision: str = "fp32", compile_model: bool = False, on_step: StepCallback | None = None) -> History:
     """Train ``model_name`` for ``epochs`` epochs; return the per-epoch history.
 
     A NaN or infinite loss stops the run at the end of the epoch where it appeared
@@ -192,7 +205,7 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     """
     seed_everything(seed)
     check_precision(precision)
-    if device.type == "cuda":
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
         # Fixed input shapes: let cuDNN pick the fastest kernels once. (Not bit-reproducible across
         # machines, like every GPU result here; CUDA results have their own baseline class.)
         torch.backends.cudnn.benchmark = True
@@ -203,7 +216,8 @@ def train(model_name: str, dataset: Dataset, config: TrainConfig, epochs: int, s
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        _train_epochs(step_model, history, dataset, config, epochs, seed, device, on_epoch, on_batch, precision)
+        _train_epochs(step_model, history, dataset, config, epochs, seed, device, on_epoch, on_batch, precision,
+                      on_step)
     except torch.OutOfMemoryError as exc:
         history.status, history.failed_epoch = "oom", len(history.epochs) + 1
         history.message = (f"out of memory on {device_name(device)} ({str(exc).splitlines()[0][:200]}); "
@@ -225,9 +239,10 @@ def peak_memory_mb(device: torch.device) -> float | None:
 
 def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: TrainConfig, epochs: int,
                   seed: int, device: torch.device, on_epoch: EpochCallback | None,
-                  on_batch: Callable[[], None] | None = None, precision: str = "fp32") -> None:
+                  on_batch: Callable[[], None] | None = None, precision: str = "fp32",
+                  on_step: StepCallback | None = None) -> None:
     optimizer = make_optimizer(config, model.parameters())
-    criterion = nn.CrossEntropyLoss()
+    criterion = make_criterion(config)
     x_train, y_train = to_device_split(dataset.x_train, dataset.y_train, device)
     x_test, y_test = to_device_split(dataset.x_test, dataset.y_test, device)
     validation = None
@@ -238,10 +253,11 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
     order_rng = torch.Generator().manual_seed(seed)
     augment_rng = torch.Generator().manual_seed(seed + 1_000_003)
     n = len(x_train)
+    steps_done = 0
     for epoch in range(1, epochs + 1):
         model.train()
         started = time.perf_counter()
-        permutation = torch.randperm(n, generator=order_rng).to(device)
+        permutation = epoch_order(n, order_rng, device)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         diverged_at = None
@@ -257,6 +273,9 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
             optimizer.step()
             loss_sum += loss.detach().double() * len(idx)
             correct += (out.detach().argmax(1) == y).sum()
+            steps_done += 1
+            if on_step is not None:
+                on_step(steps_done, loss.detach(), model, optimizer)
             if on_batch is not None:
                 on_batch()  # counts only: reading the loss here would sync the device every step
             # A NaN/inf loss poisons every later step: look every DIVERGENCE_CHECK_EVERY steps (one

@@ -7,6 +7,12 @@ temporary .npz it created, the child trains and writes the history as JSON. Besi
 isolation this keeps TensorFlow's start-up and threads out of the pytest process.
 
     python -m trainguard.keras_engine SUBSET.npz CONFIG.json OUT.json
+    python -m trainguard.keras_engine --golden SUBSET.npz JOBS.json OUT.json   (trainguard.replay)
+
+A golden job records its step-by-step trace too: the loss Keras logs after each batch (its running
+mean over the epoch), the learning rate, and a digest of the final weights. Its ``threads`` are set
+before TensorFlow starts (they cannot change later in a process), and ``nudge`` moves every initial
+weight by one ulp up or down (a rounding-only perturbation, for the noise envelope).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 from .history import EpochRecord, History
 
 
-def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> History:
+def train_keras(arrays: dict, config: dict, dropout: float, seed: int, trace: dict | None = None) -> History:
     import keras
     import tensorflow as tf
 
@@ -35,6 +41,8 @@ def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> Histor
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = keras_dense_mnist(dropout)
+    if config.get("nudge") is not None:
+        model.set_weights(nudged(model.get_weights(), config["nudge"]))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=config["lr"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x_test, y_test = arrays["x_test"].astype("float32"), arrays["y_test"].astype("int64")
@@ -59,12 +67,42 @@ def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> Histor
                 history.message = f"loss became {logs['loss']} during epoch {epoch + 1}"
                 self.model.stop_training = True
 
+    callbacks = [Record()] if trace is None else [Record(), _tracer(keras, model, trace)]
     # validation_data is exactly what validation_split=0.25 would hold out (the last quarter,
     # see overfit.small_subset); passing it explicitly lets the PyTorch twin use the same split.
     model.fit(arrays["x_train"].astype("float32"), arrays["y_train"].astype("int64"),
               validation_data=(arrays["x_val"].astype("float32"), arrays["y_val"].astype("int64")),
-              batch_size=config["batch_size"], epochs=config["epochs"], shuffle=True, verbose=0, callbacks=[Record()])
+              batch_size=config["batch_size"], epochs=config["epochs"], shuffle=True, verbose=0, callbacks=callbacks)
+    if trace is not None:
+        trace["weights"] = weights_digest(model.get_weights())
     return history
+
+
+def _tracer(keras, model, trace: dict):
+    trace.update(loss=[], lr=[])
+
+    class Trace(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            trace["loss"].append(float(logs["loss"]))
+            trace["lr"].append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+
+    return Trace()
+
+
+def nudged(weights: list, seed: int) -> list:
+    """Every value moved one ulp up or down (a coin per value from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    return [np.where(rng.random(w.shape) < 0.5, np.nextafter(w, np.inf), np.nextafter(w, -np.inf)).astype(w.dtype)
+            for w in weights]
+
+
+def weights_digest(weights: list) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
 
 
 def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
@@ -73,8 +111,7 @@ def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
         np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
                  y_val=subset.y_val, x_test=subset.x_test, y_test=subset.y_test)
         (tmp / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "dropout": dropout, "seed": seed}))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(filter(None, [
-            str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+        env = _subprocess_env()
         done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", str(tmp / "subset.npz"),
                                str(tmp / "config.json"), str(tmp / "history.json")],
                               capture_output=True, text=True, env=env)
@@ -84,7 +121,55 @@ def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
         return History.from_json(json.loads((tmp / "history.json").read_text()))
 
 
+def _subprocess_env() -> dict:
+    """The child's environment: quiet TensorFlow, and this package importable (a checkout or a wheel)."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+
+
+def golden_in_subprocess(subset, config, jobs: list[dict], threads: int) -> dict:
+    """Run golden ``jobs`` ({dropout, seed, nudge}) in one child with ``threads`` TensorFlow threads;
+    returns {"environment": ..., "runs": [{"history": ..., "trace": ...}, ...]}."""
+    with tempfile.TemporaryDirectory(prefix="trainguard-keras-") as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
+                 y_val=subset.y_val, x_test=subset.x_test, y_test=subset.y_test)
+        (tmp / "jobs.json").write_text(json.dumps({"config": dataclasses.asdict(config), "threads": threads, "jobs": jobs}))
+        done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", "--golden", str(tmp / "subset.npz"),
+                               str(tmp / "jobs.json"), str(tmp / "out.json")], capture_output=True, text=True,
+                              env=_subprocess_env())
+        if done.returncode != 0:
+            raise RuntimeError(f"the Keras golden run failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
+        return json.loads((tmp / "out.json").read_text())
+
+
+def golden_main(subset_path: Path, jobs_path: Path, out_path: Path) -> int:
+    import platform
+
+    spec = json.loads(jobs_path.read_text())
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
+    import keras
+
+    with np.load(subset_path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    runs = []
+    for job in spec["jobs"]:
+        trace: dict = {}
+        history = train_keras(arrays, {**spec["config"], "nudge": job.get("nudge")}, job["dropout"], job["seed"], trace)
+        runs.append({"history": history.to_json(), "trace": trace})
+    environment = {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
+                   "keras": keras.__version__, "threads": str(spec["threads"]),
+                   "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}
+    out_path.write_text(json.dumps({"environment": environment, "runs": runs}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--golden":
+        return golden_main(*map(Path, argv[1:]))
     subset_path, config_path, out_path = map(Path, argv)
     config = json.loads(config_path.read_text())
     with np.load(subset_path, allow_pickle=False) as archive:  # a file the parent just wrote

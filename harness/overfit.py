@@ -91,11 +91,17 @@ def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
     return subset
 
 
-def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device) -> History:
+def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device, on_step=None,
+              prepare=None) -> History:
+    """One arm in PyTorch; ``on_step`` and ``prepare`` (applied to the built model) serve the golden runs."""
     from .models.mnist import DenseMNIST
 
+    def build():
+        model = DenseMNIST(dropout)
+        return prepare(model) if prepare is not None else model
+
     return engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
-                        device, model_factory=lambda: DenseMNIST(dropout))
+                        device, model_factory=build, on_step=on_step)
 
 
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int) -> History:

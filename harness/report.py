@@ -88,11 +88,13 @@ def changes_section(source: str, budgets, models, old: dict, new: dict) -> str:
 
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
            verdicts: list[Verdict], published: dict, notes: list[str] = (),
-           published_note: str = "reference", extra_sections: list[str] = (), statistics: dict | None = None) -> str:
+           published_note: str = "reference", extra_sections: list[str] = (), statistics: dict | None = None,
+           lead_sections: list[str] = ()) -> str:
     failed = [v for v in verdicts if not v.passed]
     lines = [f"# {title}", ""]
     lines.append(f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} checks passed.")
     lines.append("")
+    lines += list(lead_sections)
     lines.append(_table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})))
     lines.append("")
     for note in notes:
@@ -119,7 +121,7 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
             lines.append("")
             lines.append(_table(published_table(budget, rows_by_budget[budget], published)))
             lines.append("")
-    other = [v for v in verdicts if v.check != "baseline" or v.expected is None]
+    other = [v for v in verdicts if (v.check != "baseline" or v.expected is None) and v.check != "replay"]
     if other:
         lines.append("## Checks")
         lines.append("")
@@ -155,8 +157,43 @@ def write_report(summary, path: Path) -> Path:
         sections.append(trend_section(summary, trend_figures(summary, path)))
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
                   summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
-                  published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics)
+                  published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics,
+                  lead_sections=[replay_section(summary.replay, summary.profile.name)] if summary.replay else [])
     return write(path, text)
+
+
+def replay_headline(outcomes) -> str:
+    """One sentence: did training and evaluation change since the golden runs were written?"""
+    from .golden import IDENTICAL, MISSING, NOISE
+
+    present = [o for o in outcomes if o.status != MISSING]
+    if not present:
+        return "No golden runs to replay: nothing says whether training or evaluation changed."
+    if all(o.status == IDENTICAL for o in present):
+        return (f"**Training and evaluation are identical to the golden runs** ({len(present)} of {len(present)}, "
+                f"every step bit for bit).")
+    if all(o.status in (IDENTICAL, NOISE) for o in present):
+        noisy = [o for o in present if o.status == NOISE]
+        from .golden import describe_environment_diff
+
+        return (f"Training and evaluation match the golden runs within the measured rounding noise; numerics differ "
+                f"with {describe_environment_diff(noisy[0].environment_diff)} ({len(noisy)} of {len(present)}).")
+    changed = [o for o in present if o.status not in (IDENTICAL, NOISE)]
+    return "**Changed since the golden runs:** " + "; ".join(o.message.split("; if the change")[0] for o in changed) + \
+        ". Whether it matters: the outcome bands below."
+
+
+def replay_section(outcomes, profile: str) -> str:
+    from .golden import MISSING
+
+    rows = [{"golden run": o.name, "verdict": o.status if o.passed or o.status == MISSING else f"**{o.status}**",
+             "where": (o.beyond or o.first).where() if (o.beyond or o.first) else "",
+             "detail": o.message.removeprefix(f"{o.name}: "), "seconds": f"{o.seconds:.1f}"} for o in outcomes]
+    return "\n".join(["## Replay of the golden runs", "", replay_headline(outcomes), "",
+                      _table(pd.DataFrame.from_records(rows)), "",
+                      "Each golden run is a short fixed run per model (docs/replay.md), replayed step by step: on the "
+                      "golden's own environment any difference is a change; on another, only a difference beyond the "
+                      "rounding noise measured when the golden was written.", ""])
 
 
 def cifar_figures(summary, path: Path) -> str:

@@ -45,6 +45,7 @@ class Options:
     allow_download: bool = True
     history_dir: Path | None = None  # the history store (trainguard.ledger); None: no comparison between runs
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
+    replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
 
 
 @dataclass

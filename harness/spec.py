@@ -104,6 +104,39 @@ class BandCheck:
 
 
 @dataclass(frozen=True)
+class GoldenConfig:
+    """The profile's golden runs (trainguard.golden, trainguard.replay): per model a short fixed run on a
+    small subset of the profile's own data, with the profile's training settings for that model, and
+    one seed of the MNIST experiment (both arms). Replayed step by step, they show any change to
+    training or evaluation; ``threads`` is pinned while they run, because the thread count changes rounding."""
+
+    enabled: bool = True
+    train_per_class: int = 50  # the first N training images of each class of the profile's training split
+    test_images: int = 200  # the first N of its test images
+    val_per_class: int = 20  # the first N of each class of its validation split (when it has one)
+    epochs: int = 3  # enough for epoch boundaries, reshuffling, augmentation and evaluation to be exercised
+    seed: int | None = None  # None: the profile's first baseline seed
+    mnist_seed: int | None = None  # None: the MNIST experiment's first baseline seed
+    threads: int = 2  # torch (and TensorFlow) threads while a golden run trains
+    perturbations: int = 6  # one-ulp nudges of the initial weights measured for the noise envelope (plus threads, ISA)
+
+    @classmethod
+    def from_profile(cls, raw: dict, source: str) -> "GoldenConfig":
+        where = f"{source} [golden]"
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        for key, value in raw.items():
+            if key == "enabled":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}: 'enabled' must be true or false, got {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool) or (value < 1 and key not in ("seed", "mnist_seed", "val_per_class")):
+                raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -123,6 +156,7 @@ class Profile:
     val_per_class: int | None = None  # a validation split of unused training images (reduce())
     check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
     stats: "Stats" = None  # how bands are derived (harness/stats.py); None = Stats()
+    golden: GoldenConfig = GoldenConfig()  # the golden runs replayed step by step (trainguard.replay)
 
     @property
     def max_epochs(self) -> int:
@@ -380,7 +414,9 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
             mnist = OverfitConfig.from_profile(raw["mnist"], source)
         except TypeError as exc:
             raise ConfigError(f"{source}: [mnist]: {exc}") from None
+    golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
     return Profile(
+        golden=golden,
         mnist=mnist,
         published=published,
         name=name,

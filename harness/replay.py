@@ -1,0 +1,417 @@
+"""A profile's golden runs: write them with their measured rounding noise, and replay them step by step.
+
+Per model, the golden run trains a baseline seed for a few epochs on a small fixed subset of the
+profile's own data (the first images of each class of its training, validation and test splits),
+with the profile's training settings for that model, through the same engine a night uses; for
+the MNIST experiment, one seed's whole experiment, both arms, per framework. The thread count is
+pinned (the profile's ``[golden] threads``) and deterministic algorithms are on while they run.
+
+``write_goldens`` records each run (trainguard.golden) and measures its noise envelope by running it
+again under perturbations that change only rounding: another thread count, one-ulp nudges of the
+initial weights, and on x86 a lower instruction set (a child process with ATen's and oneDNN's ISA
+controls). ``replay`` reruns each golden and compares (trainguard.golden.compare).
+
+Everything reads the profile, the data and the MNIST experiment through the session's Matrix, so a
+self-test injection (which patches those) reaches the golden runs exactly as it reaches a night.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data, engine
+from .compare import Verdict
+from .golden import (IDENTICAL, INCOMPARABLE, MISSING, NOISE, Golden, Outcome, Part, Trace, compare, golden_path,
+                     measure, read_golden, write_golden)
+from .spec import ConfigError
+
+# A lower instruction set than the machine's, forced through the libraries' own controls: ATen's
+# vectorised kernels without AVX, oneDNN's convolutions and MKL's GEMMs limited to SSE4.
+LOW_ISA = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+ISA_CONTROLS = tuple(LOW_ISA)
+
+
+def golden_names(profile) -> list[str]:
+    """What a profile's golden runs are named: its CIFAR models, then ``mnist-<framework>``."""
+    names = [] if not profile.golden.enabled else list(profile.models)
+    mnist = profile.mnist
+    if profile.golden.enabled and mnist is not None and not mnist.synthetic:
+        names += [f"mnist-{framework}" for framework in mnist.frameworks]
+    return names
+
+
+@contextlib.contextmanager
+def pinned(threads: int):
+    """The golden's arithmetic: ``threads`` torch threads, deterministic algorithms (restored afterwards)."""
+    old = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), \
+        torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old[0])
+        torch.use_deterministic_algorithms(old[1], warn_only=old[2])
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def torch_environment(device: torch.device) -> dict[str, str]:
+    """What decides a golden run's rounding besides the code and data: compared key by key on replay."""
+    env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           "threads": str(torch.get_num_threads()), "device": engine.device_name(device),
+           "cpu": cpu_name(), "isa": torch.backends.cpu.get_cpu_capability()}
+    controls = {k: os.environ[k] for k in ISA_CONTROLS if os.environ.get(k)}
+    if controls:
+        env["isa_controls"] = " ".join(f"{k}={v}" for k, v in sorted(controls.items()))
+    return env
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class StepRecorder:
+    """The engine's ``on_step`` hook: loss, gradient norm and learning rate of every step. It only reads:
+    the run's arithmetic is that of a night."""
+
+    def __init__(self) -> None:
+        self.steps = {"loss": [], "grad_norm": [], "lr": []}
+        self.model = None
+
+    def __call__(self, step: int, loss: torch.Tensor, model: torch.nn.Module, optimizer) -> None:
+        self.model = model
+        self.steps["loss"].append(loss.item())
+        grads = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+        self.steps["grad_norm"].append(torch.linalg.vector_norm(torch.stack(grads)).item() if grads else 0.0)
+        self.steps["lr"].append(float(optimizer.param_groups[0]["lr"]))
+
+
+def _epoch_series(records) -> dict[str, list[float]]:
+    """Per epoch, every metric the engine recorded in all epochs (train/test/validation loss and accuracy)."""
+    if not records:
+        return {}
+    keys = ["train_loss", "train_acc", "test_loss", "test_acc"]
+    keys += sorted(k for k in records[0].extra if all(k in r.extra for r in records))
+    return {k: [float(r.metric(k)) for r in records] for k in keys}
+
+
+def _part(label: str, history, recorder: StepRecorder, steps_per_epoch: int) -> Part:
+    return Part(label, steps_per_epoch, recorder.steps, _epoch_series(history.epochs),
+                weights_digest(recorder.model) if recorder.model is not None else "")
+
+
+def nudge(seed: int):
+    """A ``prepare`` that moves every initial weight one ulp up or down (a coin per value from ``seed``):
+    a change of rounding only, far below anything a recipe change does."""
+    def prepare(model: torch.nn.Module) -> torch.nn.Module:
+        rng = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                up = torch.rand(p.shape, generator=rng) < 0.5
+                p.copy_(torch.where(up, torch.nextafter(p, torch.full_like(p, torch.inf)),
+                                    torch.nextafter(p, torch.full_like(p, -torch.inf))))
+        return model
+    return prepare
+
+
+# ------------------------------------------------------------------------------------ the golden runs
+
+
+def cifar_subset(dataset: data.Dataset, golden) -> data.Dataset:
+    """The golden's data: the first images of each class of the profile's training (and validation) split,
+    the first ``test_images`` of its test split. Fixed by construction, like the profile's own view."""
+    train = data.first_per_class(dataset.y_train, golden.train_per_class)
+    x_val = y_val = None
+    if dataset.x_val is not None and golden.val_per_class:
+        val = data.first_per_class(dataset.y_val, golden.val_per_class)
+        x_val, y_val = dataset.x_val[val], dataset.y_val[val]
+    test = min(golden.test_images, len(dataset.x_test))
+    return data.Dataset(dataset.name, dataset.x_train[train], dataset.y_train[train], dataset.x_test[:test],
+                        dataset.y_test[:test], dataset.source, dataset.verification, [], x_val=x_val, y_val=y_val)
+
+
+def cifar_spec(matrix, model: str) -> dict:
+    g, p = matrix.profile.golden, matrix.profile
+    seed = g.seed if g.seed is not None else p.baseline_seeds[0]
+    return {"name": model, "model": model, "seed": seed, "epochs": g.epochs, "threads": g.threads,
+            "subset": {"train_per_class": g.train_per_class, "test_images": g.test_images,
+                       "val_per_class": g.val_per_class if p.val_per_class else 0},
+            "training": dataclasses.asdict(p.training(model))}
+
+
+def trace_cifar(matrix, model: str, prepare=None) -> Trace:
+    spec = cifar_spec(matrix, model)
+    subset = cifar_subset(matrix.dataset, matrix.profile.golden)
+    config = matrix.profile.training(model)
+    recorder = StepRecorder()
+    # engine.models.build at call time, not a reference taken earlier: a self-test may have patched it
+    factory = None if prepare is None else (lambda: prepare(engine.models.build(model)))
+    history = engine.train(model, subset, config, spec["epochs"], spec["seed"], matrix.device, on_step=recorder,
+                           model_factory=factory)
+    steps = -(-len(subset.x_train) // config.batch_size)
+    return Trace(model, [_part("", history, recorder, steps)], subset.fingerprint(), torch_environment(matrix.device))
+
+
+def mnist_spec(matrix, framework: str, config) -> dict:
+    g = matrix.profile.golden
+    seed = g.mnist_seed if g.mnist_seed is not None else config.baseline_seeds[0]
+    return {"name": f"mnist-{framework}", "framework": framework, "seed": seed, "epochs": config.epochs,
+            "threads": g.threads, "arms": [0.0, "dropout"],
+            "subset": {"train_images": config.train_images, "validation_split": config.validation_split},
+            "training": {"lr": config.lr, "batch_size": config.batch_size, "dropout": config.dropout}}
+
+
+ARM_LABELS = ("without dropout", "with dropout")
+
+
+def trace_mnist_torch(matrix, experiment, prepare=None) -> Trace:
+    from .overfit import run_torch, small_subset
+
+    config = experiment.config
+    spec = mnist_spec(matrix, "torch", config)
+    subset = small_subset(experiment.mnist, config, spec["seed"])
+    parts = []
+    for label, dropout in zip(ARM_LABELS, (0.0, config.dropout)):
+        recorder = StepRecorder()
+        history = run_torch(subset, config, dropout, spec["seed"], matrix.device, on_step=recorder, prepare=prepare)
+        parts.append(_part(label, history, recorder, -(-len(subset.x_train) // config.batch_size)))
+    return Trace("mnist-torch", parts, subset.fingerprint(), torch_environment(matrix.device))
+
+
+def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: int) -> list[Trace]:
+    """Keras golden runs in one child process (TensorFlow's threads are fixed per process): per ``nudges`` entry
+    (None: unperturbed) both arms."""
+    from .history import History
+    from .keras_engine import golden_in_subprocess
+    from .overfit import small_subset
+
+    config = experiment.config
+    spec = mnist_spec(matrix, "keras", config)
+    subset = small_subset(experiment.mnist, config, spec["seed"])
+    jobs = [{"dropout": dropout, "seed": spec["seed"], "nudge": n} for n in nudges for dropout in (0.0, config.dropout)]
+    out = golden_in_subprocess(subset, config, jobs, threads)
+    steps = -(-len(subset.x_train) // config.batch_size)
+    environment = {**out["environment"], "cpu": cpu_name()}
+    traces = []
+    for i in range(len(nudges)):
+        parts = []
+        for label, run in zip(ARM_LABELS, out["runs"][2 * i:2 * i + 2]):
+            history = History.from_json(run["history"])
+            steps_series = {"loss": run["trace"]["loss"], "lr": run["trace"]["lr"]}
+            parts.append(Part(label, steps, steps_series, _epoch_series(history.epochs), run["trace"]["weights"]))
+        traces.append(Trace("mnist-keras", parts, subset.fingerprint(), environment))
+    return traces
+
+
+def spec_for(matrix, name: str, experiment=None) -> dict:
+    if name.startswith("mnist-"):
+        return mnist_spec(matrix, name.removeprefix("mnist-"), experiment.config)
+    return cifar_spec(matrix, name)
+
+
+def trace(matrix, name: str, experiment=None, prepare=None) -> Trace:
+    """The golden run ``name`` as the code and data stand now, at the golden's pinned thread count."""
+    threads = matrix.profile.golden.threads
+    if name == "mnist-keras":
+        return traces_mnist_keras(matrix, experiment, [None], threads)[0]
+    with pinned(threads):
+        if name == "mnist-torch":
+            return trace_mnist_torch(matrix, experiment, prepare)
+        return trace_cifar(matrix, name, prepare)
+
+
+# ------------------------------------------------------------------------------------ noise envelope
+
+
+def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
+    """The torch golden runs in a child process with a lower instruction set (x86 only; else none)."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or matrix.device.type != "cpu":
+        return {}
+    command = [sys.executable, "-m", "trainguard.replay", "trace", "--profile", str(matrix.profile.source or
+               matrix.profile.name), "--names", ",".join(names)]
+    if matrix.options.data_dir:
+        command += ["--data-dir", str(matrix.options.data_dir)]
+    env = {**os.environ, **LOW_ISA, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the lower-ISA golden runs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return {raw["name"]: Trace.from_json(raw) for raw in json.loads(done.stdout)}
+
+
+def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -> tuple[dict[str, Trace], dict[str, str]]:
+    """The golden run under each rounding-only perturbation, and what each one changes."""
+    g = matrix.profile.golden
+    other = 1 if g.threads > 1 else 2
+    seeds = list(range(1, g.perturbations + 1))
+    runs, what = {}, {}
+    if name == "mnist-keras":
+        for seed, t in zip(seeds, traces_mnist_keras(matrix, experiment, seeds, g.threads)):
+            runs[f"nudge-{seed}"], what[f"nudge-{seed}"] = t, f"every initial weight moved one ulp (coin seed {seed})"
+        runs[f"threads-{other}"] = traces_mnist_keras(matrix, experiment, [None], other)[0]
+        what[f"threads-{other}"] = f"{other} TensorFlow threads instead of {g.threads}"
+        return runs, what
+    for seed in seeds:
+        runs[f"nudge-{seed}"] = trace(matrix, name, experiment, prepare=nudge(seed))
+        what[f"nudge-{seed}"] = f"every initial weight moved one ulp (coin seed {seed})"
+    with pinned(other):
+        runs[f"threads-{other}"] = (trace_mnist_torch(matrix, experiment) if name == "mnist-torch"
+                                    else trace_cifar(matrix, name))
+    what[f"threads-{other}"] = f"{other} torch threads instead of {g.threads}"
+    if name in low_isa:
+        runs["isa-low"] = low_isa[name]
+        what["isa-low"] = "lower instruction set: " + " ".join(f"{k}={v}" for k, v in LOW_ISA.items())
+    return runs, what
+
+
+# ------------------------------------------------------------------------------------ write and replay
+
+
+def golden_file(matrix, name: str) -> Path:
+    return golden_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device_class, name)
+
+
+def _experiment(matrix, names):
+    return matrix.mnist_experiment(log=False) if any(n.startswith("mnist-") for n in names) else None
+
+
+def write_goldens(matrix, names: list[str] | None = None, printer=print, command: str = "") -> list[str]:
+    """Record each golden run and its noise envelope; rewrite its file, saying what moved against the old one."""
+    from .environment import git_commit
+    from .results import code_fingerprint
+
+    names = names or golden_names(matrix.profile)
+    if not names:
+        return [f"profile {matrix.profile.name} has no golden runs ([golden] enabled = false or synthetic data only)"]
+    experiment = _experiment(matrix, names)
+    torch_names = [n for n in names if n != "mnist-keras"]
+    printer(f"[trainguard] golden runs of {matrix.profile.name}: {', '.join(names)} (with their noise envelope)")
+    low_isa = _low_isa_traces(matrix, torch_names) if torch_names else {}
+    lines = []
+    for name in names:
+        started = time.perf_counter()
+        golden_trace = trace(matrix, name, experiment)
+        again = trace(matrix, name, experiment)
+        if again.to_json() != golden_trace.to_json():
+            raise RuntimeError(f"golden run {name} is not deterministic on this machine: two runs in one process "
+                               f"differ; no golden written")
+        runs, what = perturbed_traces(matrix, name, experiment, low_isa)
+        env, factors, summary = measure(golden_trace, runs, what)
+        golden = Golden(golden_trace, env, factors, summary, spec_for(matrix, name, experiment),
+                        {"code": code_fingerprint(None if name.startswith("mnist-") else name), "commit": git_commit(),
+                         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command})
+        path = golden_file(matrix, name)
+        old = read_golden(path) if path.exists() else None
+        moved = "new" if old is None else compare(old, golden_trace, golden.spec, matrix.profile.name).message
+        write_golden(path, golden)
+        lines.append(f"{path}: {golden_trace.steps} steps; noise envelope from {len(runs)} perturbations, "
+                     f"leave-one-out widening {max(factors.values(), default=1):.3g} at most; "
+                     f"{time.perf_counter() - started:.1f} s; was: {moved}")
+        printer(f"[trainguard] {lines[-1]}")
+    return lines
+
+
+def replay(matrix, names: list[str] | None = None, printer=print) -> list[Outcome]:
+    """Rerun each golden run of the profile and compare it step by step with its golden file."""
+    names = names or golden_names(matrix.profile)
+    goldens = {name: read_golden(golden_file(matrix, name)) for name in names}  # corrupt: ConfigError before training
+    outcomes = []
+    experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])
+    for name in names:
+        golden = goldens[name]
+        if golden is None:
+            outcomes.append(Outcome(name, MISSING, f"{name}: no golden run at {golden_file(matrix, name)}; write it with "
+                                                   f"`trainguard baselines update --golden --profile {matrix.profile.name}`"))
+            continue
+        started = time.perf_counter()
+        if golden.spec.get("threads") != matrix.profile.golden.threads:
+            outcomes.append(Outcome(name, INCOMPARABLE, f"{name}: the golden ran with {golden.spec.get('threads')} "
+                                                        f"threads, the profile pins {matrix.profile.golden.threads}: "
+                                                        f"write it anew (trainguard baselines update --golden)"))
+            continue
+        result = compare(golden, trace(matrix, name, experiment), spec_for(matrix, name, experiment), matrix.profile.name)
+        result.seconds = time.perf_counter() - started
+        printer(f"[trainguard] replay {result.message} [{result.seconds:.1f} s]")
+        outcomes.append(result)
+    return outcomes
+
+
+def verdicts(outcomes: list[Outcome], strict: bool) -> tuple[list[Verdict], list[Verdict]]:
+    """(checks, flags): a change is a failed check under ``strict`` (CI=true, --strict) and a flag otherwise; a
+    missing golden is a failed check under ``strict`` and otherwise only said in the report's replay section;
+    identical and numerics-differ replays pass."""
+    checks, flags = [], []
+    for o in outcomes:
+        if o.status == MISSING and not strict:
+            continue
+        where = o.beyond or o.first
+        verdict = Verdict("replay", o.name, o.passed, o.message, model=o.name,
+                          metric=where.series if where else None,
+                          measured=where.replay if where else None, expected=where.golden if where else None)
+        (checks if o.passed or strict else flags).append(verdict)
+    return checks, flags
+
+
+def exit_code(outcomes: list[Outcome]) -> int:
+    """0 identical or within noise, 1 changed, 2 a golden that cannot be compared, 5 nothing to replay."""
+    present = [o for o in outcomes if o.status != MISSING]
+    if not present:
+        return 5
+    if any(o.status == INCOMPARABLE for o in present):
+        return 2
+    return 0 if all(o.status in (IDENTICAL, NOISE) for o in present) else 1
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m trainguard.replay trace --profile P --names A,B [--data-dir D]``: the torch golden runs as
+    JSON on stdout (the lower-ISA perturbation runs in such a child: the ISA is chosen at process start)."""
+    import argparse
+
+    from .session import Matrix, Options
+    from .spec import load_profile
+
+    parser = argparse.ArgumentParser(prog="python -m trainguard.replay")
+    parser.add_argument("action", choices=("trace",))
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--names", required=True)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    matrix = Matrix(Options(load_profile(args.profile), device="cpu", data_dir=args.data_dir, allow_download=False,
+                            results_dir=None, run_log=None), printer=lambda _: None)
+    names = args.names.split(",")
+    experiment = _experiment(matrix, names)
+    print(json.dumps([trace(matrix, name, experiment).to_json() for name in names]))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_child_main(sys.argv[1:]))
+    except ConfigError as exc:
+        print(f"trainguard: error: {exc}", file=sys.stderr)
+        sys.exit(2)
