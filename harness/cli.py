@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check)
     _report_option(check, "reports/selftest.md")
     check.add_argument("--injections", nargs="+", default=None, metavar="NAME",
-                       help="run only these injections [all of the self-test list]")
+                       help="run only these injections [the self-test list; with --replay-only also the subtle ones]")
+    check.add_argument("--replay-only", action="store_true",
+                       help="replay the golden runs under each injection (seconds each) and train no outcome bands; "
+                            "runs the subtle injections too")
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
                        help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
 
@@ -316,11 +319,12 @@ def cmd_selftest(args) -> int:
     from .api import statistics_summary
 
     matrix = _matrix(args)
-    injections = selftest.by_name(args.injections) if args.injections else selftest.CI_INJECTIONS
+    default = selftest.CI_INJECTIONS + (selftest.SUBTLE_INJECTIONS if args.replay_only else ())
+    injections = selftest.by_name(args.injections) if args.injections else default
     experiment = None
     if matrix.profile.mnist is not None and any(not i.targets for i in injections):
         experiment = matrix.mnist_experiment(log=False)  # injected runs stay out of the night's run log
-    outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log)
+    outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log, bands=not args.replay_only)
     stats = statistics_summary(matrix)
     text = "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",
                       report._table(report.pd.DataFrame({"": list(matrix.environment()),
@@ -331,8 +335,9 @@ def cmd_selftest(args) -> int:
     run = [o for o in outcomes if not o.skipped]
     missed = [o.injection.name for o in run if not o.caught]
     for o in outcomes:
+        bands = f"bands: {len(o.caught_by)} of {len(o.verdicts)} checks failed" if o.bands_run else "bands: not run"
         print(f"{'not run' if o.skipped else 'caught' if o.caught else 'MISSED'}: {o.injection.name} "
-              f"({o.injection.kind}) {o.skipped or f'{len(o.caught_by)} of {len(o.verdicts)} checks failed'}")
+              f"({o.injection.kind}) {o.skipped or f'replay: {selftest.replay_cell(o)}; {bands}'}")
     print(f"{len(run) - len(missed)} of {len(run)} injected regressions caught")
     print(f"report: {path}")
     return 1 if missed or not run else 0

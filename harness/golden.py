@@ -33,10 +33,12 @@ LABELS = {"loss": "train loss", "grad_norm": "gradient norm", "lr": "learning ra
           "val_loss": "validation loss", "val_acc": "validation accuracy", "eval_repeat_diff": "evaluation repeat difference"}
 EVALUATION_SERIES = ("test_loss", "test_acc", "val_loss", "val_acc", "eval_repeat_diff")
 TINY = 1e-30  # below it, a value counts as zero for the relative difference
-# The largest relative spacing of float32 numbers (one ulp of a value just above a power of two). A value
-# computed in float32 that any rounding difference touched moves by at least about this much, so the noise
-# envelope never goes below it: a perturbation that happened not to touch a value says nothing about one that does.
-FLOAT32_RESOLUTION = 2.0 ** -23
+# Four ulps of float32 at their widest relative spacing (2**-23 each). A value computed in float32 that a
+# rounding difference touched moves by one or a few ulps (the same terms summed in another order), so the
+# noise envelope never goes below this: a perturbation that happened not to touch a value says nothing about
+# one that does. Real recipe changes move the first value they touch by orders of magnitude more
+# (docs/replay.md measures the margin).
+FLOAT32_RESOLUTION = 4 * 2.0 ** -23
 
 
 @dataclass
@@ -123,6 +125,10 @@ def envelope(golden: Trace, perturbed: list[Trace]) -> list[dict[str, list[float
             series[name] = [max(v, FLOAT32_RESOLUTION) for v in running_max(per_index)]
         result.append(series)
     return result
+
+
+def _values(part: Part, name: str) -> list[float]:
+    return part.steps.get(name) if name in part.steps else part.epochs[name]
 
 
 def excess(golden: Trace, run: Trace, env: list[dict[str, list[float]]]) -> dict[str, float]:
@@ -258,6 +264,17 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.status in (IDENTICAL, NOISE)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "Outcome":
+        raw = dict(raw)
+        for key in ("first", "beyond"):
+            raw[key] = Difference(**raw[key]) if raw.get(key) else None
+        raw["environment_diff"] = {k: tuple(v) for k, v in raw.get("environment_diff", {}).items()}
+        return cls(**raw)
 
     @property
     def step(self) -> int | None:

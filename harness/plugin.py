@@ -6,7 +6,9 @@ Thin hooks over :class:`trainguard.session.Matrix` and :mod:`trainguard.api`. Te
 - ``cifar_cell`` → (model, budget), ``cifar_budget`` → budget, ``cifar_model`` → model,
   ``mnist_framework`` → framework: parametrized from the chosen profile, with ids like ``[NewModel2-20]``;
 - ``trainguard_baseline``: the measured baseline table (rewritten first under ``--tg-update-baselines``);
-- ``trainguard_check``: asserts verdicts and records them for the report.
+- ``trainguard_check``: asserts verdicts and records them for the report;
+- ``golden_run`` → the name of one of the profile's golden runs, ``trainguard_replay`` → a function that
+  replays it step by step (trainguard.replay) and returns its verdict.
 
 A good neighbour: the plugin is installed into every pytest run of the environment, so its options
 are prefixed (``--tg-profile``), it imports neither torch nor scipy at start-up, and it touches only
@@ -27,7 +29,7 @@ import pytest
 from .options import PYTEST_ONLY, PYTEST_PREFIX, RUN_OPTIONS, add_ini_options, add_options, resolve_pytest_options
 
 _STATE_KEY = pytest.StashKey[dict]()
-_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework")
+_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework", "golden_run")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
     config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
+    config.addinivalue_line("markers", "replay: replays the profile's golden runs step by step (seconds; pytest -m replay)")
     if not config.pluginmanager.hasplugin("xdist"):  # xdist registers it itself
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
     try:
@@ -78,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
     config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "skips": [],
                                 "started": time.time(), "baseline_changes": None, "shard": values["shard"],
-                                "worker_histories": {}, "worker_pairs": []}
+                                "worker_histories": {}, "worker_pairs": [], "replay": {}}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -119,6 +122,8 @@ def test_group(item) -> str:
         return params["cifar_model"]
     if "mnist_framework" in params:
         return f"mnist-{params['mnist_framework']}"
+    if "golden_run" in params:
+        return "replay"  # one worker replays them all: the golden runs are seconds each
     return "cross-model"
 
 
@@ -200,6 +205,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("mnist_framework", frameworks, ids=frameworks)
     if "cifar_model" in metafunc.fixturenames:
         metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
+    if "golden_run" in metafunc.fixturenames:
+        names = profile.golden_names()
+        metafunc.parametrize("golden_run", names, ids=names)
 
 
 @pytest.fixture(scope="session")
@@ -257,6 +265,31 @@ def mnist_experiment(request, trainguard_matrix):
     return experiment
 
 
+@pytest.fixture(scope="session")
+def trainguard_replay(request, trainguard_matrix):
+    """A function: golden run name → its replay's verdict (trainguard.replay); replayed once per session. A
+    change fails the test, strict or not (the replay was asked for); a missing golden skips, or fails under strict."""
+    from . import replay
+    from .spec import ConfigError
+
+    state = _state(request.config)
+
+    def replay_one(name: str):
+        if name not in state["replay"]:
+            try:
+                state["replay"][name] = replay.replay(trainguard_matrix, [name], printer=_printer(request.config))[0]
+            except ConfigError as exc:
+                pytest.fail(f"trainguard: {exc}", pytrace=False)
+        outcome = state["replay"][name]
+        checks, _ = replay.verdicts([outcome], strict=True)
+        if not strict_mode(request.config) and not checks[0].passed and outcome.status == "no golden":
+            state["skips"].append(outcome.message)
+            pytest.skip(outcome.message)
+        return checks
+
+    return replay_one
+
+
 @pytest.fixture
 def trainguard_check(request):
     """Record verdicts for the report and fail with every failing verdict's message."""
@@ -281,6 +314,7 @@ def _worker_payload(state: dict) -> dict:
     matrix, overfit = state["matrix"], state.get("overfit")
     return {
         "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
+        "replay": [o.to_json() for o in state["replay"].values()],
         "skips": list(state["skips"]),
         "histories": [h.to_json() for h in matrix.histories.values()] if matrix else [],
         "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
@@ -304,6 +338,10 @@ def pytest_testnodedown(node, error) -> None:
         history = History.from_json(data)
         state["worker_histories"][(history.model, history.seed)] = history
     state["worker_pairs"] += payload["pairs"]
+    if payload.get("replay"):
+        from .golden import Outcome
+
+        state["replay"].update({o["name"]: Outcome.from_json(o) for o in payload["replay"]})
 
 
 def _merged_overfit(state: dict):
@@ -337,7 +375,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 
     path = state["values"]["report"]
     try:
-        summary = summarize(state["matrix"], state["verdicts"], state["skips"], overfit)
+        summary = summarize(state["matrix"], state["verdicts"], state["skips"], overfit,
+                            replay_outcomes=[state["replay"][n] for n in state["profile"].golden_names()
+                                             if n in state["replay"]])
         publish(summary, path, history_dir=state["values"]["history_dir"])
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")

@@ -33,8 +33,8 @@ import torch
 
 from . import data, engine
 from .compare import Verdict
-from .golden import (IDENTICAL, INCOMPARABLE, MISSING, NOISE, Golden, Outcome, Part, Trace, compare, golden_path,
-                     measure, read_golden, write_golden)
+from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
+                     golden_path, measure, read_golden, write_golden)
 from .spec import ConfigError
 
 # A lower instruction set than the machine's, forced through the libraries' own controls: ATen's
@@ -44,12 +44,7 @@ ISA_CONTROLS = tuple(LOW_ISA)
 
 
 def golden_names(profile) -> list[str]:
-    """What a profile's golden runs are named: its CIFAR models, then ``mnist-<framework>``."""
-    names = [] if not profile.golden.enabled else list(profile.models)
-    mnist = profile.mnist
-    if profile.golden.enabled and mnist is not None and not mnist.synthetic:
-        names += [f"mnist-{framework}" for framework in mnist.frameworks]
-    return names
+    return profile.golden_names()
 
 
 @contextlib.contextmanager
@@ -250,7 +245,8 @@ def trace(matrix, name: str, experiment=None, prepare=None) -> Trace:
 
 def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
     """The torch golden runs in a child process with a lower instruction set (x86 only; else none)."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or matrix.device.type != "cpu":
+    if (not matrix.profile.golden.isa or platform.machine().lower() not in ("x86_64", "amd64")
+            or matrix.device.type != "cpu"):
         return {}
     command = [sys.executable, "-m", "trainguard.replay", "trace", "--profile", str(matrix.profile.source or
                matrix.profile.name), "--names", ",".join(names)]
@@ -336,12 +332,14 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     return lines
 
 
-def replay(matrix, names: list[str] | None = None, printer=print) -> list[Outcome]:
-    """Rerun each golden run of the profile and compare it step by step with its golden file."""
+def replay(matrix, names: list[str] | None = None, printer=print, experiment=None) -> list[Outcome]:
+    """Rerun each golden run of the profile and compare it step by step with its golden file (``experiment``:
+    the MNIST experiment to take the configuration and data from; default the matrix's)."""
     names = names or golden_names(matrix.profile)
     goldens = {name: read_golden(golden_file(matrix, name)) for name in names}  # corrupt: ConfigError before training
     outcomes = []
-    experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])
+    if experiment is None:
+        experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])
     for name in names:
         golden = goldens[name]
         if golden is None:
@@ -354,7 +352,13 @@ def replay(matrix, names: list[str] | None = None, printer=print) -> list[Outcom
                                                         f"threads, the profile pins {matrix.profile.golden.threads}: "
                                                         f"write it anew (trainguard baselines update --golden)"))
             continue
-        result = compare(golden, trace(matrix, name, experiment), spec_for(matrix, name, experiment), matrix.profile.name)
+        try:
+            replayed = trace(matrix, name, experiment)
+        except data.DataError as exc:  # the data no longer holds the golden's subset: the data changed
+            outcomes.append(Outcome(name, CHANGED, f"{name}: changed: the golden run's data cannot be drawn from this "
+                                                   f"data ({exc}); {REGEN.format(profile=matrix.profile.name)}"))
+            continue
+        result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.name)
         result.seconds = time.perf_counter() - started
         printer(f"[trainguard] replay {result.message} [{result.seconds:.1f} s]")
         outcomes.append(result)

@@ -7,6 +7,12 @@ engine function. The injected runs are trained for the run's seeds with no resul
 injected is ever stored where a clean run could read it) and checked with the same derived bands
 as a night. A check that fails on them caught the injection; the report lists which.
 
+Every injection is also run through the replay of the golden runs (trainguard.replay): the same
+patch, a few seconds per model, and the first step and quantity it moved. :data:`SUBTLE_INJECTIONS`
+are changes a regression harness should see and that seed-noise bands on two CPU cores mostly cannot
+(a small optimiser change, a regulariser, augmentation, data-order and evaluation details, MNIST
+details): ``trainguard selftest --replay-only`` measures the replay on all of them in minutes.
+
 ``trainguard selftest --profile ci`` runs :data:`CI_INJECTIONS`; the fast suite runs a gross one
 on generated data (tests/test_selftest.py).
 """
@@ -38,14 +44,20 @@ class Outcome:
     injection: Injection
     verdicts: list[compare.Verdict] = field(default_factory=list)
     skipped: str = ""  # why it was not run (e.g. a target model not in the profile)
+    replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run of the targets
+    bands_run: bool = True  # False: --replay-only, the outcome bands were not trained
 
     @property
     def caught_by(self) -> list[compare.Verdict]:
         return [v for v in self.verdicts if not v.passed]
 
     @property
+    def caught_by_replay(self) -> list:
+        return [o for o in self.replay if o.status not in ("identical", "numerics differ", "no golden")]
+
+    @property
     def caught(self) -> bool:
-        return bool(self.caught_by)
+        return bool(self.caught_by) or bool(self.caught_by_replay)
 
 
 # --------------------------------------------------------------------------- the injections
@@ -148,6 +160,85 @@ def _mnist_weaker_dropout(experiment):
     return _replaced(experiment, "config", dataclasses.replace(experiment.config, dropout=0.1))
 
 
+def _mnist_config_change(**changes):
+    def apply(experiment):
+        values = {k: (v(getattr(experiment.config, k)) if callable(v) else v) for k, v in changes.items()}
+        return _replaced(experiment, "config", dataclasses.replace(experiment.config, **values))
+    return apply
+
+
+def _label_smoothing(amount: float):
+    """A regulariser: the training loss with label smoothing (evaluation keeps plain cross-entropy)."""
+    def apply(matrix):
+        import torch.nn as nn
+
+        return _replaced(engine, "make_criterion", lambda config: nn.CrossEntropyLoss(label_smoothing=amount))
+    return apply
+
+
+def _crop_padding(pad: int):
+    def apply(matrix):
+        return _replaced(engine, "CROP_PAD", pad)
+    return apply
+
+
+def _flip_probability(p: float):
+    """Augmentation detail: images flipped with probability ``p`` instead of 0.5 (the same random numbers)."""
+    def apply(matrix):
+        import torch
+
+        def draws(n, kind, rng):
+            if kind == "none":
+                return None, None
+            flip = torch.rand(n, generator=rng).lt(p)
+            offsets = torch.randint(0, 2 * engine.CROP_PAD + 1, (2, n), generator=rng) if kind == "flip_crop" else None
+            return flip, offsets
+        return _replaced(engine, "augment_draws", draws)
+    return apply
+
+
+def _no_reshuffle(matrix):
+    """Data-order detail: the first epoch's order reused every epoch (the shuffle drawn once)."""
+    first = {}
+    original = engine.epoch_order
+
+    def order(n, rng, device):
+        if id(rng) not in first:
+            first[id(rng)] = original(n, rng, device)
+        return first[id(rng)]
+    return _replaced(engine, "epoch_order", order)
+
+
+def _one_image_fewer(matrix):
+    """Data-order detail: the last image of every epoch's order dropped (an off-by-one in a loader)."""
+    original = engine.epoch_order
+    return _replaced(engine, "epoch_order", lambda n, rng, device: original(n, rng, device)[:-1])
+
+
+def _test_time_flip(matrix):
+    """Evaluation detail: the test and validation images evaluated mirrored (training untouched)."""
+    original = engine.evaluate
+
+    def evaluate(model, images, *args, **kwargs):
+        return original(model, images.flip(3), *args, **kwargs)
+    return _replaced(engine, "evaluate", evaluate)
+
+
+def _adam_epsilon(eps: float):
+    """MNIST (PyTorch) detail: Adam's epsilon at PyTorch's default 1e-8 instead of Keras' 1e-7."""
+    def apply(experiment):
+        import torch
+
+        original = engine.make_optimizer
+
+        def make(config, parameters):
+            if config.optimizer == "adam":
+                return torch.optim.Adam(parameters, lr=config.lr, eps=eps, weight_decay=config.weight_decay)
+            return original(config, parameters)
+        return _replaced(engine, "make_optimizer", make)
+    return apply
+
+
 CHEAP = ("Baseline1", "NewModel1")
 CI_INJECTIONS = (
     Injection("half-data", "data", "every second training image dropped (a loader filter bug)", CHEAP,
@@ -164,6 +255,30 @@ CI_INJECTIONS = (
     Injection("mnist-dropout-0.1", "mnist", "the MNIST dropout arm trained at rate 0.1 instead of 0.5", (),
               _mnist_weaker_dropout),
 )
+ALL_MODELS = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
+SUBTLE_INJECTIONS = (
+    Injection("lr-plus-1pct", "optimiser", "learning rate 1 % higher (0.0101 instead of 0.01)", CHEAP,
+              _training_change(lr=lambda lr: lr * 1.01)),
+    Injection("weight-decay-5e-4", "regulariser", "weight decay 5e-4 added (as a standard CIFAR recipe has it)",
+              ALL_MODELS, _training_change(weight_decay=5e-4)),
+    Injection("label-smoothing-0.1", "regulariser", "training loss with label smoothing 0.1", CHEAP,
+              _label_smoothing(0.1)),
+    Injection("crop-pad-3", "augmentation", "random crops padded by 3 pixels instead of 4", ("NewModel2",),
+              _crop_padding(3)),
+    Injection("flip-p-0.4", "augmentation", "horizontal flips with probability 0.4 instead of 0.5", ("NewModel2",),
+              _flip_probability(0.4)),
+    Injection("no-reshuffle", "data order", "the first epoch's order reused every epoch", CHEAP, _no_reshuffle),
+    Injection("one-image-fewer", "data order", "the last image of every epoch's order dropped", CHEAP,
+              _one_image_fewer),
+    Injection("test-time-flip", "evaluation", "test and validation images evaluated mirrored", CHEAP,
+              _test_time_flip),
+    Injection("mnist-dropout-0.4", "mnist", "the MNIST dropout arm at rate 0.4 instead of 0.5", (),
+              _mnist_config_change(dropout=0.4)),
+    Injection("mnist-lr-plus-1pct", "mnist", "the MNIST learning rate 1 % higher", (),
+              _mnist_config_change(lr=lambda lr: lr * 1.01)),
+    Injection("mnist-adam-eps-1e-8", "mnist", "PyTorch's Adam at epsilon 1e-8 instead of Keras' 1e-7 (torch only)",
+              (), _adam_epsilon(1e-8)),
+)
 #: The gross injection the fast suite must catch on generated data.
 GROSS = Injection("permuted-labels", "labels", "training labels permuted (no relation to the images left)",
                   ("Baseline1",), _with_dataset(_permuted_labels))
@@ -172,13 +287,48 @@ GROSS = Injection("permuted-labels", "labels", "training labels permuted (no rel
 # --------------------------------------------------------------------------- running them
 
 
-def run_injection(matrix, injection: Injection, experiment=None, printer=print, log=None) -> Outcome:
-    """Train ``injection``'s targets under it (fresh, never cached) and check them against the baseline."""
-    if not injection.targets:
-        return _run_mnist(matrix, injection, experiment, printer)
+def replay_under(matrix, injection: Injection, experiment=None, printer=print) -> list:
+    """The golden runs of ``injection``'s targets (its CIFAR models, or the MNIST frameworks) replayed under it."""
+    from . import replay
+
+    names = [n for n in matrix.profile.golden_names()
+             if (n in injection.targets if injection.targets else n.startswith("mnist-"))]
+    if not names:
+        return []
+    if injection.targets:
+        with injection.apply(matrix):
+            return replay.replay(matrix, names, printer)
+    fresh = _fresh_experiment(experiment)
+    with injection.apply(fresh):
+        return replay.replay(matrix, names, printer, experiment=fresh)
+
+
+def _fresh_experiment(experiment):
+    from .overfit import OverfitExperiment
+
+    return OverfitExperiment(experiment.config, experiment.mnist, experiment.device, profile=experiment.profile)
+
+
+def run_injection(matrix, injection: Injection, experiment=None, printer=print, log=None, bands: bool = True,
+                  replay: bool = True) -> Outcome:
+    """Replay the golden runs under ``injection`` (``replay``), then train its targets under it (fresh, never
+    cached) and check them against the baseline (``bands``)."""
     missing = [m for m in injection.targets if m not in matrix.profile.models]
     if missing:
         return Outcome(injection, skipped=f"profile {matrix.profile.name} has no {', '.join(missing)}")
+    if not injection.targets and (experiment is None or matrix.profile.mnist is None):
+        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
+    replayed = replay_under(matrix, injection, experiment, printer) if replay else []
+    if not bands:
+        return Outcome(injection, replay=replayed, bands_run=False)
+    outcome = _run_bands(matrix, injection, experiment, printer, log)
+    outcome.replay = replayed
+    return outcome
+
+
+def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcome:
+    if not injection.targets:
+        return _run_mnist(matrix, injection, experiment, printer)
     table, problem = matrix.checkable_baseline()
     if table is None:
         return Outcome(injection, skipped=problem)
@@ -203,9 +353,9 @@ def run_injection(matrix, injection: Injection, experiment=None, printer=print, 
 def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
     if experiment is None or matrix.profile.mnist is None:
         return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
-    from .overfit import OverfitExperiment, keras_available
+    from .overfit import keras_available
 
-    fresh = OverfitExperiment(experiment.config, experiment.mnist, experiment.device, profile=experiment.profile)
+    fresh = _fresh_experiment(experiment)
     verdicts = []
     with injection.apply(fresh):
         for framework in fresh.config.frameworks:
@@ -217,13 +367,15 @@ def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
     return Outcome(injection, verdicts)
 
 
-def run_selftest(matrix, injections=CI_INJECTIONS, experiment=None, printer=print, log=None) -> list[Outcome]:
-    """Every injection in turn; ``log``: a run log of its own for the injected runs (None: not logged)."""
-    return [run_injection(matrix, injection, experiment, printer, log) for injection in injections]
+def run_selftest(matrix, injections=CI_INJECTIONS, experiment=None, printer=print, log=None, bands: bool = True,
+                 replay: bool = True) -> list[Outcome]:
+    """Every injection in turn; ``log``: a run log of its own for the injected runs (None: not logged);
+    ``bands=False``: the replay only (seconds per injection instead of a night's training)."""
+    return [run_injection(matrix, injection, experiment, printer, log, bands, replay) for injection in injections]
 
 
 def by_name(names) -> tuple[Injection, ...]:
-    known = {i.name: i for i in (*CI_INJECTIONS, GROSS)}
+    known = {i.name: i for i in (*CI_INJECTIONS, *SUBTLE_INJECTIONS, GROSS)}
     unknown = [n for n in names if n not in known]
     if unknown:
         from .spec import ConfigError
@@ -232,18 +384,45 @@ def by_name(names) -> tuple[Injection, ...]:
     return tuple(known[n] for n in names)
 
 
+def replay_cell(o: Outcome) -> str:
+    """The replay's verdict for the table: where each changed golden run first moved."""
+    if o.skipped:
+        return "not run"
+    if not o.replay:
+        return "no golden runs"
+    caught = o.caught_by_replay
+    if not caught:
+        return "**missed**: " + ", ".join(f"{r.name} {r.status}" for r in o.replay)
+    cells = []
+    for r in caught:
+        where = r.beyond or r.first
+        cells.append(f"{r.name}: {r.status} at {where.where()} ({where.series})" if where else f"{r.name}: {r.status}")
+    return "; ".join(cells)
+
+
+def bands_cell(o: Outcome) -> str:
+    if o.skipped:
+        return o.skipped
+    if not o.bands_run:
+        return "not run (--replay-only)"
+    caught = o.caught_by
+    if not caught:
+        return f"**none** of {len(o.verdicts)}"
+    return (f"{len(caught)} of {len(o.verdicts)}: " + "; ".join(
+        f"{v.subject} {v.metric} ({v.measured:.4g} vs band {v.expected - v.allowed:.4g}…{v.expected + v.allowed:.4g})"
+        if v.expected is not None and v.allowed is not None else f"{v.subject} {v.metric}"
+        for v in caught[:3]) + (" …" if len(caught) > 3 else ""))
+
+
 def outcome_table(outcomes: list[Outcome]) -> pd.DataFrame:
     records = []
     for o in outcomes:
-        caught = o.caught_by
         records.append({
             "injection": o.injection.name, "kind": o.injection.kind, "what": o.injection.description,
             "trained": ", ".join(o.injection.targets) or "MNIST",
             "result": "not run" if o.skipped else ("caught" if o.caught else "**MISSED**"),
-            "checks that failed": o.skipped or (f"{len(caught)} of {len(o.verdicts)}: " + "; ".join(
-                f"{v.subject} {v.metric} ({v.measured:.4g} vs band {v.expected - v.allowed:.4g}…{v.expected + v.allowed:.4g})"
-                if v.expected is not None and v.allowed is not None else f"{v.subject} {v.metric}"
-                for v in caught[:4]) + (" …" if len(caught) > 4 else "") if caught else f"none of {len(o.verdicts)}"),
+            "replay (first step that moved)": replay_cell(o),
+            "outcome bands that failed": bands_cell(o),
         })
     return pd.DataFrame.from_records(records)
 
@@ -251,7 +430,11 @@ def outcome_table(outcomes: list[Outcome]) -> pd.DataFrame:
 def selftest_section(outcomes: list[Outcome]) -> str:
     run = [o for o in outcomes if not o.skipped]
     caught = sum(o.caught for o in run)
+    by_replay = sum(bool(o.caught_by_replay) for o in run)
+    banded = [o for o in run if o.bands_run]
+    by_bands = sum(bool(o.caught_by) for o in banded)
     return "\n".join(["## Detection self-test", "",
-                      f"{caught} of {len(run)} injected regressions caught (each trained on the run's seeds, "
-                      f"checked with the night's derived bands; nothing injected is cached).", "",
+                      f"{caught} of {len(run)} injected regressions caught: {by_replay} of {len(run)} by the replay of "
+                      f"the golden runs, {by_bands} of {len(banded)} by the outcome bands (each trained on the run's "
+                      f"seeds, checked with the night's derived bands; nothing injected is cached).", "",
                       outcome_table(outcomes).to_markdown(index=False, disable_numparse=True), ""])

@@ -119,6 +119,7 @@ class GoldenConfig:
     mnist_seed: int | None = None  # None: the MNIST experiment's first baseline seed
     threads: int = 2  # torch (and TensorFlow) threads while a golden run trains
     perturbations: int = 6  # one-ulp nudges of the initial weights measured for the noise envelope (plus threads, ISA)
+    isa: bool = True  # also measure a lower instruction set (x86 CPUs; a child process)
 
     @classmethod
     def from_profile(cls, raw: dict, source: str) -> "GoldenConfig":
@@ -128,9 +129,9 @@ class GoldenConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
         for key, value in raw.items():
-            if key == "enabled":
+            if key in ("enabled", "isa"):
                 if not isinstance(value, bool):
-                    raise ConfigError(f"{where}: 'enabled' must be true or false, got {value!r}")
+                    raise ConfigError(f"{where}: {key!r} must be true or false, got {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool) or (value < 1 and key not in ("seed", "mnist_seed", "val_per_class")):
                 raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
         return cls(**raw)
@@ -161,6 +162,15 @@ class Profile:
     @property
     def max_epochs(self) -> int:
         return max(self.budgets)
+
+    def golden_names(self) -> list[str]:
+        """The profile's golden runs (trainguard.replay): its CIFAR models, then ``mnist-<framework>``."""
+        if not self.golden.enabled:
+            return []
+        names = list(self.models)
+        if self.mnist is not None and not self.mnist.synthetic:
+            names += [f"mnist-{framework}" for framework in self.mnist.frameworks]
+        return names
 
     def training(self, model: str) -> TrainConfig:
         return dict(self.per_model_training).get(model, self.default_training)

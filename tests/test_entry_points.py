@@ -50,7 +50,8 @@ def test_each_tox_env_command_starts(env):
         assert re.search(r"\d+ tests? collected|\d+/\d+ tests collected", result.stdout), result.stdout[-500:]
 
 
-@pytest.mark.parametrize("command", ["run", "report", "baselines", "selftest", "history", "data", "data export"])
+@pytest.mark.parametrize("command", ["run", "replay", "report", "baselines", "selftest", "history", "data",
+                                     "data export"])
 def test_every_cli_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command.split(), "--help"])

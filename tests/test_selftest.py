@@ -37,15 +37,32 @@ def test_injections_patch_only_inside_their_block(tmp_path):
     matrix = _matrix(tmp_path)
 
     def state():
-        return tuple(map(id, (engine.normalize, engine.evaluate, engine.models.build, matrix.profile, matrix.dataset)))
+        return tuple(map(id, (engine.normalize, engine.evaluate, engine.models.build, engine.make_criterion,
+                              engine.make_optimizer, engine.augment_draws, engine.epoch_order, matrix.profile,
+                              matrix.dataset))) + (engine.CROP_PAD,)
 
     before = state()
-    for injection in selftest.CI_INJECTIONS[:-1]:
+    for injection in selftest.CI_INJECTIONS + selftest.SUBTLE_INJECTIONS:
+        if not injection.targets:
+            continue
         with injection.apply(matrix):
             assert state() != before, injection.name
         assert state() == before, injection.name
-    assert {i.kind for i in selftest.CI_INJECTIONS} == {"data", "labels", "preprocessing", "optimiser", "model",
-                                                        "evaluation", "mnist"}
+    assert {i.kind for i in selftest.CI_INJECTIONS + selftest.SUBTLE_INJECTIONS} == {
+        "data", "labels", "preprocessing", "optimiser", "model", "evaluation", "mnist", "regulariser",
+        "augmentation", "data order"}
+
+
+def test_every_injection_is_caught_by_the_replay_on_generated_data(tmp_path):
+    """The smoke goldens (committed) replayed under each CIFAR injection of both lists: every one moves a
+    golden run (augmentation ones only where the profile augments: smoke does not)."""
+    matrix = _matrix(tmp_path)
+    cifar = [i for i in selftest.CI_INJECTIONS + selftest.SUBTLE_INJECTIONS
+             if i.targets and i.kind != "augmentation"]
+    outcomes = selftest.run_selftest(matrix, cifar, bands=False, printer=lambda m: None)
+    missed = [o.injection.name for o in outcomes if not o.caught_by_replay]
+    assert not missed, selftest.outcome_table(outcomes).to_markdown()
+    assert all(not o.bands_run and "not run (--replay-only)" == selftest.bands_cell(o) for o in outcomes)
 
 
 def test_unknown_injection_is_named():

@@ -1,0 +1,154 @@
+"""Golden runs and their step-by-step replay (trainguard.golden, trainguard.replay) on generated data.
+
+The smoke profile's data is generated, so these run in the fast suite; the real goldens of ci are
+replayed by tests/test_replay_golden.py (slow) and by `trainguard replay` in .ci/run.
+"""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from trainguard import cli, engine, golden, replay
+from trainguard.session import Matrix, Options
+from trainguard.spec import ConfigError, load_profile
+
+
+def smoke_matrix(baselines_dir, **golden_changes) -> Matrix:
+    profile = load_profile("smoke")
+    changes = {"perturbations": 3, "isa": False, **golden_changes}
+    profile = dataclasses.replace(profile, golden=dataclasses.replace(profile.golden, **changes))
+    return Matrix(Options(profile, device="cpu", baselines_dir=baselines_dir, results_dir=None, run_log=None),
+                  printer=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Goldens of two smoke models (Baseline1, NewModel2: dropout-free and BatchNorm), written once."""
+    root = tmp_path_factory.mktemp("baselines")
+    matrix = smoke_matrix(root)
+    lines = replay.write_goldens(matrix, ["Baseline1", "NewModel2"], printer=lambda _: None)
+    assert len(lines) == 2 and all("was: new" in line for line in lines)
+    return root
+
+
+def replay_one(root, name="Baseline1", **golden_changes):
+    return replay.replay(smoke_matrix(root, **golden_changes), [name], printer=lambda _: None)[0]
+
+
+def test_golden_file_holds_steps_epochs_weights_noise_and_provenance(written):
+    path = golden.golden_path(written, "smoke", "cpu", "Baseline1")
+    raw = json.loads(path.read_text())
+    part = raw["trace"]["parts"][0]
+    steps = -(-100 // 16) * 2  # 10 images of each of 10 classes, batch 16, 2 epochs
+    assert [len(part["steps"][s]) for s in ("loss", "grad_norm", "lr")] == [steps] * 3
+    assert len(part["epochs"]["test_acc"]) == 2 and len(part["weights"]) == 64
+    assert set(raw["trace"]["environment"]) >= {"torch", "threads", "cpu", "isa", "numpy"}
+    assert {p["name"] for p in raw["perturbations"]} == {"nudge-1", "nudge-2", "nudge-3", "threads-1"}
+    assert raw["provenance"]["code"] and raw["spec"]["training"]["batch_size"] == 16
+    assert all(v >= golden.FLOAT32_RESOLUTION for v in raw["envelope"][0]["loss"])
+
+
+def test_replay_on_the_golden_s_own_environment_is_identical(written):
+    for name in ("Baseline1", "NewModel2"):
+        outcome = replay_one(written, name)
+        assert outcome.status == golden.IDENTICAL, outcome.message
+    assert replay.exit_code([outcome]) == 0
+
+
+def test_a_one_line_change_to_the_loss_is_caught_at_step_1(written, monkeypatch):
+    monkeypatch.setattr(engine, "make_criterion", lambda config: torch.nn.CrossEntropyLoss(label_smoothing=1e-3))
+    outcome = replay_one(written)
+    assert outcome.status == golden.CHANGED
+    assert (outcome.first.index, outcome.first.series) == (0, "loss")
+    assert "changed at step 1 (epoch 1, step 1 of 7): train loss" in outcome.message
+    assert "trainguard baselines update --golden --profile smoke" in outcome.message
+    assert replay.exit_code([outcome]) == 1
+
+
+def test_a_refactor_that_keeps_the_arithmetic_replays_identical(written, monkeypatch):
+    """The same normalisation written another way (out of place, division as multiplication by nothing else)."""
+    def normalize(batch_uint8, inputs="pm1"):
+        scaled = batch_uint8.float()
+        return scaled / 127.5 - 1.0 if inputs == "pm1" else scaled
+    monkeypatch.setattr(engine, "normalize", normalize)
+    assert replay_one(written).status == golden.IDENTICAL
+
+
+def test_an_evaluation_only_change_is_named_as_such(written, monkeypatch):
+    original = engine.evaluate
+
+    def flipped(model, images, *args, **kwargs):  # test-time flip: training untouched
+        return original(model, images.flip(3), *args, **kwargs)
+    monkeypatch.setattr(engine, "evaluate", flipped)
+    outcome = replay_one(written)
+    assert outcome.status == golden.EVALUATION_CHANGED, outcome.message
+    assert "evaluation changed at epoch 1" in outcome.message
+
+
+def test_an_optimiser_change_shows_at_the_step_after_the_first_update(written, monkeypatch):
+    original = engine.make_optimizer
+    monkeypatch.setattr(engine, "make_optimizer", lambda config, params: original(
+        dataclasses.replace(config, weight_decay=5e-4), params))
+    outcome = replay_one(written)
+    assert outcome.status == golden.CHANGED and outcome.first.index == 1  # step 1's loss precedes any update
+
+
+def test_another_environment_within_noise_and_beyond_it(written):
+    """Judged against the envelope: a rounding-only perturbation (an ulp nudge, a new environment's stand-in)
+    is 'numerics differ'; a real change of the recipe is a change, even where the environment also differs."""
+    matrix = smoke_matrix(written)
+    stored = golden.read_golden(golden.golden_path(written, "smoke", "cpu", "Baseline1"))
+    spec = replay.cifar_spec(matrix, "Baseline1")
+    with replay.pinned(2):
+        noisy = replay.trace_cifar(matrix, "Baseline1", prepare=replay.nudge(99))
+    noisy.environment = {**noisy.environment, "cpu": "another CPU"}
+    outcome = golden.compare(stored, noisy, spec, "smoke")
+    assert outcome.status in (golden.NOISE, golden.IDENTICAL), outcome.message
+    if outcome.status == golden.NOISE:
+        assert "numerics differ with cpu" in outcome.message
+    matrix.profile = dataclasses.replace(matrix.profile, default_training=dataclasses.replace(
+        matrix.profile.default_training, lr=0.0011))  # lr 10 % higher
+    with replay.pinned(2):
+        changed = replay.trace_cifar(matrix, "Baseline1")
+    changed.environment = noisy.environment
+    outcome = golden.compare(stored, changed, spec, "smoke")
+    assert outcome.status == golden.CHANGED and "the environment also differs (cpu" in outcome.message
+
+
+def test_a_corrupt_golden_is_an_error_naming_the_file(written, tmp_path):
+    path = golden.golden_path(tmp_path, "smoke", "cpu", "Baseline1")
+    path.parent.mkdir(parents=True)
+    text = golden.golden_path(written, "smoke", "cpu", "Baseline1").read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ConfigError, match="Baseline1.json is corrupt or truncated"):
+        replay_one(tmp_path)
+
+
+def test_a_changed_golden_definition_cannot_be_compared(written):
+    outcome = replay_one(written, epochs=3)
+    assert outcome.status == golden.INCOMPARABLE and "epochs" in outcome.message
+    assert replay.exit_code([outcome]) == 2
+
+
+def test_nothing_to_replay_exits_5_and_names_the_command(tmp_path, capsys):
+    code = cli.main(["replay", "--profile", "smoke", "--device", "cpu", "--baselines-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 5
+    assert "nothing to replay" in out and "trainguard baselines update --golden --profile smoke" in out
+
+
+def test_the_replay_command_on_the_committed_smoke_goldens(capsys):
+    """baselines/smoke/golden-cpu is committed: on this machine class every model replays identical."""
+    code = cli.main(["replay", "--profile", "smoke", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code in (0, 1, 2) and "nothing to replay" not in out
+    assert code == 0, out  # a different machine class reports 'numerics differ' and still exits 0
+
+
+def test_relative_difference_and_envelope():
+    assert golden.relative(1.0, 1.0) == 0 and golden.relative(math.nan, math.nan) == 0
+    assert golden.relative(1.0, math.nan) == math.inf and golden.relative(2.0, 1.0) == 0.5
+    assert golden.running_max([1, 3, 2]) == [1, 3, 3]

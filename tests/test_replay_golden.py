@@ -1,0 +1,14 @@
+"""The golden runs of the chosen profile (``--tg-profile``, default ``ci``), replayed step by step.
+
+Seconds per model: ``pytest -m replay --tg-profile ci``. Each case is identical to its golden, within the
+measured rounding noise on another environment, or it fails naming the first step and quantity that moved
+(docs/replay.md). Real data, so it is also part of ``pytest -m slow``.
+"""
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.replay]
+
+
+def test_replay_matches_golden(trainguard_replay, trainguard_check, golden_run):
+    trainguard_check(trainguard_replay(golden_run))
