@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="update: take the baseline seeds' runs from these run logs instead of training; "
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
+    baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
     baselines.add_argument("--golden", action="store_true",
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
@@ -265,9 +266,10 @@ def cmd_baselines(args) -> int:
             for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)
-        from .replay import write_goldens
+        if not args.skip_golden:
+            from .replay import write_goldens
 
-        write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
+            write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
         return 0
     path = matrix.baseline_file()
     if not path.exists():

@@ -163,6 +163,11 @@ def golden_main(subset_path: Path, jobs_path: Path, out_path: Path) -> int:
     environment = {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
                    "keras": keras.__version__, "threads": str(spec["threads"]),
                    "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}
+    # the instruction-set controls a user may set (trainguard.replay.ISA_CONTROLS): TensorFlow's oneDNN reads one
+    controls = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                if os.environ.get(k)}
+    if controls:
+        environment["isa_controls"] = " ".join(f"{k}={v}" for k, v in sorted(controls.items()))
     out_path.write_text(json.dumps({"environment": environment, "runs": runs}))
     return 0
 

@@ -229,9 +229,20 @@ def spec_for(matrix, name: str, experiment=None) -> dict:
     return cifar_spec(matrix, name)
 
 
-def trace(matrix, name: str, experiment=None, prepare=None) -> Trace:
-    """The golden run ``name`` as the code and data stand now, at the golden's pinned thread count."""
-    threads = matrix.profile.golden.threads
+def replay_threads(matrix) -> int:
+    """The pinned thread count, unless TRAINGUARD_GOLDEN_THREADS overrides it (an experiment: the replay then
+    runs in another environment, judged against the measured noise)."""
+    override = os.environ.get("TRAINGUARD_GOLDEN_THREADS", "").strip()
+    if not override:
+        return matrix.profile.golden.threads
+    if not override.isdigit() or int(override) < 1:
+        raise ConfigError(f"TRAINGUARD_GOLDEN_THREADS={override!r}: expected a positive integer")
+    return int(override)
+
+
+def trace(matrix, name: str, experiment=None, prepare=None, threads: int | None = None) -> Trace:
+    """The golden run ``name`` as the code and data stand now, at ``threads`` (default: the pinned count)."""
+    threads = threads or matrix.profile.golden.threads
     if name == "mnist-keras":
         return traces_mnist_keras(matrix, experiment, [None], threads)[0]
     with pinned(threads):
@@ -353,16 +364,29 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
                                                         f"write it anew (trainguard baselines update --golden)"))
             continue
         try:
-            replayed = trace(matrix, name, experiment)
+            replayed = trace(matrix, name, experiment, threads=replay_threads(matrix))
         except data.DataError as exc:  # the data no longer holds the golden's subset: the data changed
             outcomes.append(Outcome(name, CHANGED, f"{name}: changed: the golden run's data cannot be drawn from this "
                                                    f"data ({exc}); {REGEN.format(profile=matrix.profile.name)}"))
             continue
         result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.name)
+        if not result.passed:
+            result.message += code_note(golden, name)
         result.seconds = time.perf_counter() - started
         printer(f"[trainguard] replay {result.message} [{result.seconds:.1f} s]")
         outcomes.append(result)
     return outcomes
+
+
+def code_note(golden: Golden, name: str) -> str:
+    """The clue a developer wants next: did the source that decides the run change since the golden?"""
+    from .results import code_fingerprint
+
+    now, then = code_fingerprint(None if name.startswith("mnist-") else name), golden.provenance.get("code")
+    if now == then:
+        return (f" (the engine, data and model source is the golden's, fingerprint {now}: look at what else changed — "
+                f"the profile, the libraries, the data)")
+    return f" (the engine, data or model source changed since the golden: fingerprint {then} → {now})"
 
 
 def verdicts(outcomes: list[Outcome], strict: bool) -> tuple[list[Verdict], list[Verdict]]:

@@ -56,7 +56,7 @@ def test_selftest_and_calibrate_commands_start(tmp_path, dirs, capsys):
 
 
 def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
-    assert cli.main(["baselines", "update", *dirs]) == 0
+    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
     assert "new baseline with 8 cells" in capsys.readouterr().out
     assert cli.main(["baselines", "show", *dirs]) == 0
     assert capsys.readouterr().out.startswith("model,epochs,train_loss_mean")
@@ -65,12 +65,12 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
     assert "24 passed, 0 failed" in out
-    assert cli.main(["baselines", "update", *dirs]) == 0  # same seeds, cached: nothing moves
+    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0  # same seeds, cached: nothing moves
     assert "no change" in capsys.readouterr().out
 
 
 def test_failed_check_exits_1(tmp_path, dirs, capsys):
-    assert cli.main(["baselines", "update", *dirs]) == 0
+    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
     profile = tmp_path / "smoke.toml"
     profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.001", "lr = 0.00001"))
     dirs[1] = str(profile)
@@ -88,7 +88,7 @@ def _tables(report: str) -> str:
 
 
 def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys):
-    assert cli.main(["baselines", "update", *dirs]) == 0
+    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "run.md")]) == 0
     capsys.readouterr()
     assert cli.main(["report", *dirs, "--report", str(tmp_path / "again.md")]) == 0

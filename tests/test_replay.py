@@ -152,3 +152,24 @@ def test_relative_difference_and_envelope():
     assert golden.relative(1.0, 1.0) == 0 and golden.relative(math.nan, math.nan) == 0
     assert golden.relative(1.0, math.nan) == math.inf and golden.relative(2.0, 1.0) == 0.5
     assert golden.running_max([1, 3, 2]) == [1, 3, 3]
+
+
+def test_baselines_update_golden_writes_them_and_prints_what_moved(tmp_path, capsys, monkeypatch):
+    """The CLI path: a profile file of the user's with a cheaper envelope ([golden] perturbations, isa)."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "harness" / "profiles" / "smoke.toml"
+    profile = tmp_path / "mine.toml"
+    profile.write_text(source.read_text().replace('name = "smoke"', 'name = "mine"')
+                       .replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["Baseline2"]')
+                       + "perturbations = 1\nisa = false\n")
+    args = ["--profile", str(profile), "--device", "cpu", "--baselines-dir", str(tmp_path / "b")]
+    assert cli.main(["baselines", "update", "--golden", *args]) == 0
+    assert "golden-cpu/Baseline2.json: 14 steps" in capsys.readouterr().out
+    assert cli.main(["replay", *args]) == 0
+    assert "IDENTICAL  Baseline2: identical to the golden run" in capsys.readouterr().out
+    monkeypatch.setattr(engine, "make_criterion", lambda config: torch.nn.CrossEntropyLoss(label_smoothing=0.1))
+    assert cli.main(["replay", *args]) == 1
+    assert "CHANGED  Baseline2: changed at step 1" in capsys.readouterr().out
+    assert cli.main(["baselines", "update", "--golden", *args]) == 0  # accept it: the old one is compared first
+    assert "was: Baseline2: changed at step 1" in capsys.readouterr().out
