@@ -158,12 +158,26 @@ def write_report(summary, path: Path) -> Path:
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
                   summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
                   published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics,
-                  lead_sections=[replay_section(summary.replay, summary.profile.name)] if summary.replay else [])
+                  lead_sections=[replay_section(summary.replay, summary.verdicts)] if summary.replay else [])
     return write(path, text)
 
 
-def replay_headline(outcomes) -> str:
-    """One sentence: did training and evaluation change since the golden runs were written?"""
+def outcome_note(name: str, verdicts: list[Verdict]) -> str:
+    """Whether a changed model's outcome moved: its band checks, and the smallest shift they could see."""
+    mine = [v for v in verdicts if v.model == name and v.check == "baseline"] if not name.startswith("mnist-") else \
+        [v for v in verdicts if v.check in ("overfit", "dropout") and v.subject.startswith(name.removeprefix("mnist-"))]
+    if not mine:
+        return "no outcome band checked it"
+    failed = [v for v in mine if not v.passed]
+    if failed:
+        return f"outcome moved: {len(failed)} of {len(mine)} band checks failed"
+    acc = [v for v in mine if v.metric == "test_acc" and v.mde is not None]
+    mde = f" (test-accuracy MDE {min(v.mde for v in acc):.2f} points)" if acc else ""
+    return f"outcome within noise: {len(mine)} of {len(mine)} band checks passed{mde}"
+
+
+def replay_headline(outcomes, verdicts: list[Verdict] = ()) -> str:
+    """One sentence: did training and evaluation change since the golden runs were written (and did it matter)?"""
     from .golden import IDENTICAL, MISSING, NOISE
 
     present = [o for o in outcomes if o.status != MISSING]
@@ -179,18 +193,20 @@ def replay_headline(outcomes) -> str:
         return (f"Training and evaluation match the golden runs within the measured rounding noise; numerics differ "
                 f"with {describe_environment_diff(noisy[0].environment_diff)} ({len(noisy)} of {len(present)}).")
     changed = [o for o in present if o.status not in (IDENTICAL, NOISE)]
-    return "**Changed since the golden runs:** " + "; ".join(o.message.split("; if the change")[0] for o in changed) + \
-        ". Whether it matters: the outcome bands below."
+    return "**Changed since the golden runs:** " + "; ".join(
+        f"{o.message.split('; if the change')[0]} — {outcome_note(o.name, verdicts)}" for o in changed) + "."
 
 
-def replay_section(outcomes, profile: str) -> str:
+def replay_section(outcomes, verdicts: list[Verdict] = ()) -> str:
     from .golden import MISSING
 
     rows = [{"golden run": o.name, "verdict": o.status if o.passed or o.status == MISSING else f"**{o.status}**",
              "where": (o.beyond or o.first).where() if (o.beyond or o.first) else "",
-             "detail": o.message.removeprefix(f"{o.name}: "), "seconds": f"{o.seconds:.1f}"} for o in outcomes]
-    return "\n".join(["## Replay of the golden runs", "", replay_headline(outcomes), "",
+             "detail": o.message.removeprefix(f"{o.name}: ")} for o in outcomes]
+    return "\n".join(["## Replay of the golden runs", "", replay_headline(outcomes, verdicts), "",
                       _table(pd.DataFrame.from_records(rows)), "",
+                      f"Replay time: {sum(o.seconds for o in outcomes):.1f} s "
+                      f"({', '.join(f'{o.name} {o.seconds:.1f}' for o in outcomes if o.seconds)}).", "",
                       "Each golden run is a short fixed run per model (docs/replay.md), replayed step by step: on the "
                       "golden's own environment any difference is a change; on another, only a difference beyond the "
                       "rounding noise measured when the golden was written.", ""])

@@ -185,7 +185,7 @@ def test_cli_accepts_the_pytest_spelling_of_options(tmp_path, dirs, capsys):
     assert (tmp_path / "r.md").exists()
 
 
-VOLATILE = ("| wall time", "| training time", "| commit", "| python")
+VOLATILE = ("| wall time", "| training time", "| commit", "| python", "Replay time:")
 
 
 def _stable(text: str) -> str:
@@ -207,7 +207,9 @@ def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dir
     for attempt in range(2):
         summary = trainguard.run_profile(session_options(vars(args), trainguard.load_profile("smoke")),
                                          printer=lambda line: None)
-        assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 24 and summary.passed
+        # 24 outcome checks and the replay of the 4 committed smoke goldens
+        assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 28 and summary.passed
+        assert [o.status for o in summary.replay] == ["identical"] * 4
         path = trainguard.write_report(summary, tmp_path / f"run{attempt}" / "report.md")
         texts.append(path.read_text())
     assert _stable(texts[0]) == _stable(texts[1])

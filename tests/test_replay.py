@@ -173,3 +173,18 @@ def test_baselines_update_golden_writes_them_and_prints_what_moved(tmp_path, cap
     assert "CHANGED  Baseline2: changed at step 1" in capsys.readouterr().out
     assert cli.main(["baselines", "update", "--golden", *args]) == 0  # accept it: the old one is compared first
     assert "was: Baseline2: changed at step 1" in capsys.readouterr().out
+
+
+def test_pytest_m_replay_collects_one_case_per_golden_run():
+    """README: `pytest -m replay --tg-profile ci` — collection needs the profile only, no data."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "replay", "--tg-profile", "ci", "--collect-only",
+                             "-q", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for name in ("Baseline1", "NewModel2", "mnist-torch", "mnist-keras"):
+        assert f"test_replay_matches_golden[{name}]" in result.stdout
+    assert "6/" in result.stdout or "6 tests" in result.stdout
