@@ -57,7 +57,31 @@ class RunSummary:
 
     @property
     def passed(self) -> bool:
-        return not self.failed
+        return not self.failed and bool(self.verdicts)
+
+    @property
+    def checks_asked(self) -> bool:
+        """Does the profile ask for any check (a timing profile, e.g. gpu-timing, asks for none, by design)?"""
+        mnist = self.profile.mnist is not None and not self.profile.mnist.synthetic
+        return bool(self.profile.checks or self.profile.golden_names() or mnist)
+
+    @property
+    def result(self) -> str:
+        """PASS, FAIL, NOTHING CHECKED (checks were asked for, none compared anything: not a pass), or TIMING ONLY
+        (the profile asks for no check)."""
+        if self.failed:
+            return "FAIL"
+        if not self.verdicts:
+            return "NOTHING CHECKED" if self.checks_asked else "TIMING ONLY"
+        return "PASS"
+
+    @property
+    def exit_code(self) -> int:
+        """The command's exit code: 0 PASS or TIMING ONLY, 1 FAIL, 5 NOTHING CHECKED (pytest's 'no tests ran')."""
+        return {"PASS": 0, "TIMING ONLY": 0, "FAIL": 1, "NOTHING CHECKED": 5}[self.result]
+
+    def uninformative(self) -> list[compare.Verdict]:
+        return [v for v in self.verdicts if not v.informative]
 
 
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
@@ -132,7 +156,8 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
     for flag in trend_part["flags"]:
         if flag.check in matrix.options.fail_on:
             verdicts.append(flag)
-    trend_part["entry"]["result"] = "FAIL" if any(not v.passed for v in verdicts) else "PASS"
+    trend_part["entry"]["result"] = ("FAIL" if any(not v.passed for v in verdicts) else
+                                     "NOTHING CHECKED" if not verdicts else "PASS")
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     if "baseline" in profile.checks and not matrix.options.strict:
         _, problem = matrix.checkable_baseline()
@@ -146,6 +171,24 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
         if not theirs:
             notes.append(f"--compare {compare_with}: no completed {profile.name} run with seed {matrix.seed} there")
         changes = (str(compare_with), theirs, mine)
+    missing = [o.name for o in replay_outcomes if o.status == "no golden"]
+    if missing and not matrix.options.strict:
+        from .replay import golden_file
+
+        notes.append(f"not replayed: no golden run{'s' if len(missing) > 1 else ''} for {', '.join(missing)} in "
+                     f"{golden_file(matrix, missing[0]).parent}; write them with `trainguard baselines update --golden "
+                     f"--profile {profile.name}`")
+    useless = [v for v in verdicts if not v.informative]
+    bands = [v for v in verdicts if v.check == "baseline" and v.mde is not None]
+    if useless:
+        lead = "EVERY band of this profile is uninformative: its PASS says nothing about the outcome. " \
+            if len(useless) == len(bands) else ""
+        notes.insert(0, f"{lead}{len(useless)} of {len(bands)} band checks are uninformative (a band that covers the "
+                        f"whole 0–100 range, or an accuracy MDE of 100 points or more, cannot fail): "
+                        + ", ".join(f"{v.subject} {v.metric}" for v in useless[:6]) + (" …" if len(useless) > 6 else ""))
+    mnist_checked = profile.mnist is not None and not profile.mnist.synthetic
+    if not verdicts and (profile.checks or profile.golden_names() or mnist_checked):
+        notes.insert(0, "NOTHING CHECKED: no check compared anything (reasons below); this run is not a pass")
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     for _, history in sorted(matrix.histories.items()):
         if not history.completed:

@@ -1,7 +1,7 @@
 """The ``trainguard`` command: run a profile and write the report; inspect baselines and data.
 
-Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error;
-``replay`` also 5: nothing to replay (no golden runs for the profile and device class).
+Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error; 5 nothing was checked
+(no baseline, no golden: pytest's code for a run that tested nothing) — for ``replay``: nothing to replay.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--golden", action="store_true",
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
+    baselines.add_argument("--names", nargs="+", default=None, metavar="NAME",
+                           help="with --golden: only these golden runs (models, mnist-torch, mnist-keras)")
 
     replay = sub.add_parser("replay", help="rerun the profile's golden runs step by step and say what changed",
                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -171,9 +173,15 @@ def _write(summary, path, history_dir=None, junit_xml=None) -> int:
             print(f"FLAG {v.message}")
     for v in summary.failed:
         print(f"FAIL {v.message}")
+    if summary.uninformative():
+        print(f"UNINFORMATIVE {len(summary.uninformative())} band check(s) cannot fail (see the report's notes)")
+    if summary.result == "NOTHING CHECKED":
+        print("NOTHING CHECKED: no check compared anything; not a pass. Why:")
+        for note in summary.notes[1:]:
+            print(f"  {note}")
     print(f"{len(summary.verdicts) - len(summary.failed)} passed, {len(summary.failed)} failed")
     print(f"report: {path}")
-    return 1 if summary.failed else 0
+    return summary.exit_code
 
 
 def cmd_report(args) -> int:
@@ -245,8 +253,14 @@ def cmd_baselines(args) -> int:
     if args.action == "update" and args.golden:
         from .replay import write_goldens
 
-        write_goldens(matrix, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
-                                                matrix.profile.name]))
+        names = args.names or None
+        unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()))
+        if unknown:
+            print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
+                  f"{', '.join(matrix.profile.golden_names()) or 'none'}", file=sys.stderr)
+            return 2
+        write_goldens(matrix, names, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
+                                                       matrix.profile.name, *(["--names", *names] if names else [])]))
         return 0
     if args.action == "update":
         if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)

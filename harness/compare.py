@@ -24,10 +24,26 @@ class Verdict:
     expected: float | None = None
     allowed: float | None = None
     mde: float | None = None  # minimum detectable effect of a band check (harness/stats.py)
+    informative: bool = True  # False: a band so wide it cannot fail (see uninformative())
 
     @property
     def status(self) -> str:
         return "pass" if self.passed else "FAIL"
+
+
+PERCENT_METRICS = ("train_acc", "test_acc", "val_acc")  # bounded metrics: 0 … 100
+
+
+def uninformative(metric: str, band: Band) -> str | None:
+    """Why a band cannot fail, or None: an accuracy band that covers all of 0–100, or whose smallest detectable
+    shift is 100 points or more, passes whatever the night measures."""
+    if metric not in PERCENT_METRICS:
+        return None
+    if band.low <= 0 and band.high >= 100:
+        return f"the band {band.low:.4g}…{band.high:.4g} covers the whole 0–100 range"
+    if band.mde >= 100:
+        return f"its smallest detectable shift ({band.mde:.4g} points) exceeds the 0–100 range"
+    return None
 
 
 def _fmt(value: float) -> str:
@@ -39,13 +55,16 @@ def check_band(subject: str, metric: str, label: str, measured: float, band: Ban
     """The night's value (a mean over its seeds) inside the band derived from the baseline's seeds."""
     delta = measured - band.center
     passed = band.contains(measured)
+    useless = uninformative(metric, band)
     message = (f"{subject} {label}: measured {_fmt(measured)} (mean of {band.k} seed{'s' if band.k > 1 else ''}), "
                f"{band.describe()} from {source}, difference {delta:+.4f}; smallest shift caught "
                f"{band.power:.0%} of the time {band.mde:.4f}"
                + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta)
-                  else " — DEVIATION (better than baseline: check what changed)"))
+                  else " — DEVIATION (better than baseline: check what changed)")
+               + (f" — UNINFORMATIVE: {useless}; it cannot fail (more baseline seeds or a larger eval set narrow it)"
+                  if useless else ""))
     return Verdict(check, subject, passed, message, model, budget, metric, measured, band.center, band.halfwidth,
-                   mde=band.mde)
+                   mde=band.mde, informative=useless is None)
 
 
 def check_against_published(model: str, budget: int, metric: str, values: list[float], published: float,

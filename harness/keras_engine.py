@@ -127,9 +127,9 @@ def _subprocess_env() -> dict:
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
 
 
-def golden_in_subprocess(subset, config, jobs: list[dict], threads: int) -> dict:
-    """Run golden ``jobs`` ({dropout, seed, nudge}) in one child with ``threads`` TensorFlow threads;
-    returns {"environment": ..., "runs": [{"history": ..., "trace": ...}, ...]}."""
+def golden_in_subprocess(subset, config, jobs: list[dict], threads: int, env: dict | None = None) -> dict:
+    """Run golden ``jobs`` ({dropout, seed, nudge}) in one child with ``threads`` TensorFlow threads (and ``env``
+    added to its environment); returns {"environment": ..., "runs": [{"history": ..., "trace": ...}, ...]}."""
     with tempfile.TemporaryDirectory(prefix="trainguard-keras-") as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
@@ -137,7 +137,7 @@ def golden_in_subprocess(subset, config, jobs: list[dict], threads: int) -> dict
         (tmp / "jobs.json").write_text(json.dumps({"config": dataclasses.asdict(config), "threads": threads, "jobs": jobs}))
         done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", "--golden", str(tmp / "subset.npz"),
                                str(tmp / "jobs.json"), str(tmp / "out.json")], capture_output=True, text=True,
-                              env=_subprocess_env())
+                              env={**_subprocess_env(), **(env or {})})
         if done.returncode != 0:
             raise RuntimeError(f"the Keras golden run failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
         return json.loads((tmp / "out.json").read_text())

@@ -132,7 +132,8 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     keep one shard. Other tests are left as they are."""
     state = _state(config)
     if "selftest" not in (config.getoption("markexpr") or ""):
-        opted_out = [item for item in items if item.get_closest_marker("selftest")]
+        # only trainguard's own self-test cases (they use its fixtures): another project's `selftest` marker is theirs
+        opted_out = [item for item in items if item.get_closest_marker("selftest") and is_trainguard_test(item)]
         if opted_out:
             config.hook.pytest_deselected(items=opted_out)
             items[:] = [item for item in items if not item.get_closest_marker("selftest")]
@@ -385,6 +386,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         return
     state["report_path"] = path
     state["flags"] = [v for v in summary.flags if not v.passed]
+    if summary.result == "NOTHING CHECKED":
+        state["nothing"] = summary.notes
+        if session.exitstatus == pytest.ExitCode.OK:  # trainguard's cases all skipped: not a pass (pytest's code 5)
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
     if any(not v.passed for v in summary.verdicts if v.check in ("drift", "speed")):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # --tg-fail-on-drift / --tg-fail-on-slowdown
 
@@ -402,6 +407,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         failed = sum(not v.passed for v in state["verdicts"])
         terminalreporter.write_sep("-", "trainguard")
         terminalreporter.write_line(f"report: {state['report_path']} ({len(state['verdicts'])} checks, {failed} failed)")
+        if state.get("nothing"):
+            terminalreporter.write_line("NOTHING CHECKED: no check compared anything; not a pass (exit 5). Why:")
+            for note in state["nothing"][1:]:
+                terminalreporter.write_line(f"  {note}")
         for flag in state.get("flags", []):
             terminalreporter.write_line(f"FLAG {flag.message}")
 

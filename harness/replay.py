@@ -198,9 +198,9 @@ def trace_mnist_torch(matrix, experiment, prepare=None) -> Trace:
     return Trace("mnist-torch", parts, subset.fingerprint(), torch_environment(matrix.device))
 
 
-def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: int) -> list[Trace]:
+def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: int, env: dict | None = None) -> list[Trace]:
     """Keras golden runs in one child process (TensorFlow's threads are fixed per process): per ``nudges`` entry
-    (None: unperturbed) both arms."""
+    (None: unperturbed) both arms; ``env``: added to the child's environment (the ISA perturbation)."""
     from .history import History
     from .keras_engine import golden_in_subprocess
     from .overfit import small_subset
@@ -209,7 +209,7 @@ def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: in
     spec = mnist_spec(matrix, "keras", config)
     subset = small_subset(experiment.mnist, config, spec["seed"])
     jobs = [{"dropout": dropout, "seed": spec["seed"], "nudge": n} for n in nudges for dropout in (0.0, config.dropout)]
-    out = golden_in_subprocess(subset, config, jobs, threads)
+    out = golden_in_subprocess(subset, config, jobs, threads, env)
     steps = -(-len(subset.x_train) // config.batch_size)
     environment = {**out["environment"], "cpu": cpu_name()}
     traces = []
@@ -282,6 +282,9 @@ def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -
             runs[f"nudge-{seed}"], what[f"nudge-{seed}"] = t, f"every initial weight moved one ulp (coin seed {seed})"
         runs[f"threads-{other}"] = traces_mnist_keras(matrix, experiment, [None], other)[0]
         what[f"threads-{other}"] = f"{other} TensorFlow threads instead of {g.threads}"
+        if g.isa and platform.machine().lower() in ("x86_64", "amd64"):
+            runs["isa-low"] = traces_mnist_keras(matrix, experiment, [None], g.threads, env=LOW_ISA)[0]
+            what["isa-low"] = "lower instruction set for TensorFlow's oneDNN: ONEDNN_MAX_CPU_ISA=SSE41"
         return runs, what
     for seed in seeds:
         runs[f"nudge-{seed}"] = trace(matrix, name, experiment, prepare=nudge(seed))

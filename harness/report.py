@@ -89,10 +89,16 @@ def changes_section(source: str, budgets, models, old: dict, new: dict) -> str:
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
            verdicts: list[Verdict], published: dict, notes: list[str] = (),
            published_note: str = "reference", extra_sections: list[str] = (), statistics: dict | None = None,
-           lead_sections: list[str] = ()) -> str:
+           lead_sections: list[str] = (), timing_only: bool = False) -> str:
     failed = [v for v in verdicts if not v.passed]
     lines = [f"# {title}", ""]
-    lines.append(f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} checks passed.")
+    if verdicts:
+        lines.append(f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} "
+                     f"checks passed.")
+    elif timing_only:
+        lines.append("**Result: TIMING ONLY** — the profile asks for no check; read the timings.")
+    else:
+        lines.append("**Result: NOTHING CHECKED** — no check compared anything; see the notes below for why.")
     lines.append("")
     lines += list(lead_sections)
     lines.append(_table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})))
@@ -158,7 +164,8 @@ def write_report(summary, path: Path) -> Path:
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
                   summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
                   published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics,
-                  lead_sections=[replay_section(summary.replay, summary.verdicts)] if summary.replay else [])
+                  lead_sections=[replay_section(summary.replay, summary.verdicts)] if summary.replay else [],
+                  timing_only=summary.result == "TIMING ONLY")
     return write(path, text)
 
 
@@ -314,8 +321,11 @@ def junit_xml(summary) -> str:
     from xml.etree import ElementTree as ET
 
     checks = summary.verdicts + [f for f in summary.flags if f not in summary.verdicts]
+    if summary.result == "NOTHING CHECKED":  # one failing case that says so, never an empty green suite
+        checks = [Verdict("nothing", "nothing checked", False, " ".join(summary.notes[:4]))] + checks
     suite = ET.Element("testsuite", name=f"trainguard.{summary.profile.name}", tests=str(len(checks)),
-                       failures=str(sum(not v.passed for v in summary.verdicts)), errors="0",
+                       failures=str(sum(not v.passed for v in summary.verdicts)
+                                    + (summary.result == "NOTHING CHECKED")), errors="0",
                        skipped=str(sum(v not in summary.verdicts and not v.passed for v in checks)))
     for verdict in checks:
         name = verdict.subject + (f" {verdict.metric}" if verdict.metric else "")
@@ -323,7 +333,7 @@ def junit_xml(summary) -> str:
                              name=name)
         if verdict.passed:
             continue
-        if verdict in summary.verdicts:
+        if verdict in summary.verdicts or verdict.check == "nothing":
             ET.SubElement(case, "failure", message=verdict.message[:200]).text = verdict.message
         else:  # a flag the run was not asked to fail on
             ET.SubElement(case, "skipped", message=f"flagged, not failing: {verdict.message[:160]}")
@@ -334,7 +344,7 @@ def junit_xml(summary) -> str:
 def job_summary(summary, report_path: Path) -> str:
     """The short form for where people look first (GitHub's job summary): result, failures, flags, tables."""
     failed = summary.failed
-    lines = [f"## trainguard {summary.profile.name}: {'FAIL' if failed else 'PASS'}", "",
+    lines = [f"## trainguard {summary.profile.name}: {summary.result}", "",
              f"{len(summary.verdicts) - len(failed)} of {len(summary.verdicts)} checks passed; "
              f"seeds {summary.environment.get('seeds', '?')}; full report: `{report_path}` (artifact).", ""]
     if failed:

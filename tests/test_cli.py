@@ -21,11 +21,23 @@ def dirs(tmp_path):
             "--history-dir", str(tmp_path / "history")]
 
 
-def test_run_without_baseline_reports_uncompared_and_passes(tmp_path, dirs, capsys):
-    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
+def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, dirs, capsys):
+    """An empty baselines directory: everything trains, nothing is compared — exit 5, everywhere it is said."""
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md"), "--junit-xml", str(tmp_path / "j.xml")]) == 5
+    out = capsys.readouterr().out
+    assert "NOTHING CHECKED: no check compared anything" in out and "0 passed, 0 failed" in out
+    assert "trainguard baselines update --profile smoke" in out and "baselines update --golden" in out
     report = (tmp_path / "r.md").read_text()
+    assert report.splitlines()[2].startswith("**Result: NOTHING CHECKED**")
     assert "no baseline" in report and "trainguard baselines update --profile smoke" in report
     assert "| NewModel2 " in report  # trained and shown, though not compared
+    junit = (tmp_path / "j.xml").read_text()
+    assert 'tests="1"' in junit and 'failures="1"' in junit and "nothing checked" in junit
+    import json
+
+    history = list((tmp_path / "history").rglob("*.jsonl")) if (tmp_path / "history").exists() else []
+    for path in history:
+        assert json.loads(path.read_text().splitlines()[-1])["result"] == "NOTHING CHECKED"
 
 
 def test_strict_run_without_baseline_fails_naming_the_command(tmp_path, dirs, capsys, monkeypatch):
@@ -105,12 +117,12 @@ def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_pat
 
 
 def test_compare_shows_what_moved_since_an_earlier_run(tmp_path, dirs, capsys):
-    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
+    assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 5  # no baseline in the fixture: nothing compared, the table still shown
     (tmp_path / "runlog.jsonl").rename(tmp_path / "yesterday.jsonl")
     profile = tmp_path / "smoke.toml"
     profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.001", "lr = 0.002"))
     dirs[1] = str(profile)
-    assert cli.main(["run", *dirs, "--compare", str(tmp_path / "yesterday.jsonl"), "--report", str(tmp_path / "r.md")]) == 0
+    assert cli.main(["run", *dirs, "--compare", str(tmp_path / "yesterday.jsonl"), "--report", str(tmp_path / "r.md")]) == 5
     report = (tmp_path / "r.md").read_text()
     section = report[report.index("## Changes since"):]
     rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith("| ")]
@@ -181,7 +193,7 @@ def test_version(capsys):
 def test_cli_accepts_the_pytest_spelling_of_options(tmp_path, dirs, capsys):
     """Options copied from a pytest command line (--tg-NAME) work in the CLI too."""
     tg = [arg.replace("--", "--tg-", 1) if arg.startswith("--") else arg for arg in dirs]
-    assert cli.main(["run", *tg, "--tg-report", str(tmp_path / "r.md")]) == 0
+    assert cli.main(["run", *tg, "--tg-report", str(tmp_path / "r.md")]) == 5  # nothing compared: no baseline here
     assert (tmp_path / "r.md").exists()
 
 

@@ -95,6 +95,7 @@ LAYERS = [
     {"calibration", "selftest", "api"},
     {"options"},
     {"plugin", "cli"},
+    {"__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 PACKAGES = {"trainguard": ROOT / "harness", "trainguard.models": ROOT / "models"}
@@ -151,3 +152,25 @@ def test_imports_point_down_the_layers(name):
     upward = [dep for dep in _imports(name, modules[name], modules)
               if RANK[dep] > RANK[name] or (RANK[dep] == RANK[name] and not name.startswith("models"))]
     assert not upward, f"{name} (layer {RANK[name]}) imports {upward} (not below it)"
+
+
+def test_an_unrelated_selftest_marker_is_left_alone(pytester):
+    """Another project's own `selftest` marker: its test runs (by file and by node id), as without trainguard."""
+    pytester.makepyfile(test_theirs=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.selftest
+        def test_their_own_selftest():
+            assert True
+    """))
+    pytester.makeini("[pytest]\nmarkers =\n    selftest: their own marker\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "deselected" not in result.stdout.str()
+    by_id = pytester.runpytest_subprocess("test_theirs.py::test_their_own_selftest", "-p", "no:cacheprovider")
+    by_id.assert_outcomes(passed=1)
+
+
+def test_python_m_trainguard_is_the_command():
+    out = subprocess.run([sys.executable, "-m", "trainguard", "--version"], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.startswith("trainguard ")
