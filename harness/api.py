@@ -91,6 +91,7 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
+    preflight(matrix)
     outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
     for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
         for model in matrix.profile.models:
@@ -109,6 +110,26 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
                 experiment.pair(framework, seed)
             verdicts += matrix.mnist_verdicts(experiment, framework)
     return summarize(matrix, verdicts, notes, experiment, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+
+
+def preflight(matrix: Matrix) -> None:
+    """Read and check every input the run will need before the first epoch — the data, the baseline tables,
+    the MNIST baselines, the goldens, the published tables — so that a bad one (a truncated CSV, a corrupt
+    golden) is an error naming the file now, not after minutes of training. Raises ConfigError / DataError."""
+    from . import golden, replay
+
+    profile = matrix.profile
+    matrix.dataset  # noqa: B018 — load and verify
+    if "baseline" in profile.checks:
+        matrix.baseline()
+    if {"published", "ranking"} & set(profile.checks):
+        matrix.published()
+    if profile.mnist is not None and not profile.mnist.synthetic:
+        for framework in profile.mnist.frameworks:
+            matrix.mnist_baseline(framework)
+    if matrix.options.replay:
+        for name in profile.golden_names():
+            golden.read_golden(replay.golden_file(matrix, name))
 
 
 def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:

@@ -185,6 +185,14 @@ def load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...])
         curve.append({metric: (_number(curves_file, line, row, metric) if row[metric] not in ("", None) else math.nan)
                       for metric in CURVE_METRICS})
     table = BaselineTable(path, curves, meta)
+    # every seed the metadata names, for every model, to the largest budget: a file cut at a line boundary
+    # parses, and must still be refused, not read as a baseline of fewer seeds
+    short = [f"{m} seed {seed}" for m in models for seed in meta.get("seeds", [])
+             if len(curves.get((m, seed), ())) < max(budgets, default=0)]
+    if short:
+        raise ConfigError(f"{curves_file}: {', '.join(short[:4])}{' …' if len(short) > 4 else ''} missing or short "
+                          f"(the metadata {meta_file.name} lists seeds {meta.get('seeds')}): truncated or edited? "
+                          f"Restore it from git or regenerate with trainguard baselines update")
     missing = [f"{m}-{b}" for m in models for b in budgets
                if sum(1 for (mm, _), c in curves.items() if mm == m and len(c) >= b) < 2]
     if missing:

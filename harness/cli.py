@@ -148,9 +148,24 @@ def _matrix(args):
     return Matrix(_options(args), progress_bar=interactive())
 
 
+def _writable(option: str, path) -> None:
+    """An output path the run will write: its directory must be creatable, checked before any training."""
+    from .spec import ConfigError
+
+    if path is None:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create its directory ({exc.strerror}); choose another path") from None
+
+
 def cmd_run(args) -> int:
     from .api import run_profile
     from .progress import interactive
+
+    _writable("--report", args.report)
+    _writable("--junit-xml", args.junit_xml)
 
     summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
     return _write(summary, args.report, history_dir=args.history_dir, junit_xml=args.junit_xml)

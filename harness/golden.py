@@ -228,11 +228,11 @@ class Difference:
     is_step: bool
 
     def where(self) -> str:
-        arm = f"{self.part}, " if self.part else ""
+        arm = f" of the arm {self.part}" if self.part else ""
         if self.is_step:
             epoch, within = divmod(self.index, self.steps_per_epoch)
-            return f"{arm}step {self.index + 1} (epoch {epoch + 1}, step {within + 1} of {self.steps_per_epoch})"
-        return f"{arm}epoch {self.index + 1}"
+            return f"step {self.index + 1}{arm} (epoch {epoch + 1}, step {within + 1} of {self.steps_per_epoch})"
+        return f"epoch {self.index + 1}{arm}"
 
     def values(self) -> str:
         if self.replay is None:
@@ -333,6 +333,8 @@ def compare(golden: Golden, replay: Trace, spec: dict, profile: str) -> Outcome:
                                            f"write it anew with `trainguard baselines update --golden --profile {profile}`")
     env = environment_diff(golden.trace.environment, replay.environment)
     first, beyond, _ = _differences(golden, replay)
+    steps_identical = len(replay.parts) == len(golden.trace.parts) and all(
+        g.steps == r.steps for g, r in zip(golden.trace.parts, replay.parts))
     weights_equal = len(replay.parts) == len(golden.trace.parts) and all(
         g.weights == r.weights for g, r in zip(golden.trace.parts, replay.parts))
     data_note = (f"; the data differ from the golden's (fingerprint {golden.trace.data[:12]} → {replay.data[:12]}: "
@@ -349,8 +351,13 @@ def compare(golden: Golden, replay: Trace, spec: dict, profile: str) -> Outcome:
         if first is None:
             return Outcome(name, CHANGED, f"{name}: every logged value is identical but the final weights differ "
                                           f"(a change that no logged quantity shows yet, e.g. a buffer){data_note}; {regen}")
-        status = EVALUATION_CHANGED if not first.is_step and weights_equal else CHANGED
+        # the first value that moved is an evaluation, every step before it bit for bit: the evaluation changed
+        # first (training may follow: an evaluation left in train mode draws dropout's random numbers and updates
+        # BatchNorm's statistics, which later steps then see)
+        status = EVALUATION_CHANGED if not first.is_step else CHANGED
         where = f"evaluation changed at {first.where()}" if status == EVALUATION_CHANGED else f"changed at {first.where()}"
+        if status == EVALUATION_CHANGED and not steps_identical:
+            where += " (training steps after it differ too: they follow from it)"
         noise = (f"; {first.relative / first.noise:.3g}× the rounding noise measured there ({first.noise:.2g})"
                  if math.isfinite(first.noise) else "")
         if 0 < first.relative <= first.noise < math.inf:

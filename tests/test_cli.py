@@ -226,3 +226,24 @@ def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dir
         texts.append(path.read_text())
     assert _stable(texts[0]) == _stable(texts[1])
     assert texts[0].count("\n") == texts[1].count("\n")
+
+
+def test_a_truncated_baseline_fails_before_training(tmp_path, dirs, capsys):
+    """Every input is read before the first epoch: a cut baseline file is an error naming it, nothing trains."""
+    baselines = Path(dirs[dirs.index("--baselines-dir") + 1])
+    shutil.copytree(ROOT / "baselines" / "smoke", baselines / "smoke")
+    table = baselines / "smoke" / "cpu-seeds.csv"
+    lines = table.read_text().splitlines(keepends=True)
+    for cut in ("".join(lines[: len(lines) // 2]), "".join(lines)[:-40]):  # at a line boundary; inside a line
+        table.write_text(cut)
+        assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 2
+        captured = capsys.readouterr()
+        assert "cpu-seeds.csv" in captured.err and "training" not in captured.out, captured.err
+        assert not (tmp_path / "results").exists()
+
+
+def test_an_unwritable_report_path_fails_before_training(tmp_path, dirs, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert cli.main(["run", *dirs, "--report", str(blocker / "sub" / "r.md")]) == 2
+    assert "--report" in capsys.readouterr().err
