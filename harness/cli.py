@@ -265,6 +265,14 @@ def cmd_baselines(args) -> int:
         print("trainguard: error: --golden goes with `baselines update`", file=sys.stderr)
         return 2
     matrix = _matrix(args)
+    if args.action == "update":
+        from .spec import writable_baselines_dir
+
+        target = writable_baselines_dir(matrix.options.baselines_dir)
+        if target != matrix.options.baselines_dir:
+            print(f"the baselines installed with trainguard are not rewritten: writing to {target} "
+                  f"(found from this directory from now on)")
+            matrix.options.baselines_dir = target
     if args.action == "update" and args.golden:
         from .replay import write_goldens
 
@@ -292,7 +300,7 @@ def cmd_baselines(args) -> int:
             from . import overfit
 
             experiment = matrix.mnist_experiment()
-            for line in overfit.update_distributions(experiment, args.baselines_dir, matrix.profile.name,
+            for line in overfit.update_distributions(experiment, matrix.options.baselines_dir, matrix.profile.name,
                                                      matrix.device.type):  # MNIST runs are always fp32
                 print(line)
         if not args.skip_golden:
@@ -337,7 +345,7 @@ def cmd_baselines(args) -> int:
 
         table = matrix.baseline()
         print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
-              f"against {Path(args.baselines_dir) / 'published.csv'}:\n")
+              f"against {Path(matrix.options.baselines_dir) / 'published.csv'}:\n")
         print(published_vs_measured(table, matrix.published(), matrix.profile))
         return 0
     print(path.read_text(), end="")

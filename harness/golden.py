@@ -395,7 +395,8 @@ def golden_dir(baselines_dir: Path | str, profile: str, device_class: str) -> Pa
 
 
 def golden_path(baselines_dir: Path | str, profile: str, device_class: str, name: str) -> Path:
-    return golden_dir(baselines_dir, profile, device_class) / f"{name}.json"
+    """``<name>.json``; a user's ``module:attr`` model is stored as ``module--attr.json`` (no ':' in file names)."""
+    return golden_dir(baselines_dir, profile, device_class) / f"{name.replace(':', '--')}.json"
 
 
 def write_golden(path: Path, golden: Golden) -> None:

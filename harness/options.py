@@ -81,7 +81,9 @@ RUN_OPTIONS = (
     Option("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
            type=Path, ini=True),
     Option("offline", "never download data; fail with instructions instead", flag=True),
-    Option("baselines-dir", "baseline tables", "baselines", type=Path, ini=True),
+    Option("baselines-dir", "baseline tables and golden runs [the profile's: its baselines_dir key, baselines/ beside "
+                            "a profile file, ./baselines, or those shipped with trainguard for the built-in profiles]",
+           type=Path, ini=True),
     Option("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
     Option("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
     Option("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
@@ -165,13 +167,13 @@ def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Pat
 def session_options(values: dict, profile):
     """The run's :class:`trainguard.session.Options` from either front end's values."""
     from .session import Options
-    from .spec import strict_default
+    from .spec import baselines_dir_for, strict_default
 
     strict = strict_default() if values["strict"] is None else values["strict"]
     return Options(profile=profile, device=values["device"], seeds=values["seeds"],
                    allow_baseline_seeds=bool(values["allow_baseline_seeds"]), strict=strict,
                    data_dir=Path(values["data_dir"]) if values["data_dir"] else None,
-                   baselines_dir=Path(values["baselines_dir"]),
+                   baselines_dir=Path(values["baselines_dir"]) if values.get("baselines_dir") else baselines_dir_for(profile),
                    results_dir=None if values["no_result_cache"] else Path(values["results_dir"]),
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
                    precision=values["precision"], compile=bool(values["compile"]),

@@ -85,13 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    from .spec import baselines_dir_for
+
     state = config.stash.get(_STATE_KEY, None)
     if not state or not state["active"]:
         return []
     values, profile = state["values"], state["profile"]
     data = values["data_dir"] or os.environ.get("TRAINGUARD_DATA_DIR") or "the download cache"
     return [f"trainguard: profile {profile.name} ({profile.source}), device {values['device']}, "
-            f"precision {values['precision']}, data {data}, baselines {values['baselines_dir']}"]
+            f"precision {values['precision']}, data {data}, baselines {values['baselines_dir'] or baselines_dir_for(profile)}"]
 
 
 def pin_cuda_device(worker: str, visible: str | None) -> str | None:

@@ -337,7 +337,7 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
                          "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command})
         path = golden_file(matrix, name)
         old = read_golden(path) if path.exists() else None
-        moved = "new" if old is None else compare(old, golden_trace, golden.spec, matrix.profile.name).message
+        moved = "new" if old is None else compare(old, golden_trace, golden.spec, matrix.profile.cli_name).message
         write_golden(path, golden)
         lines.append(f"{path}: {golden_trace.steps} steps; noise envelope from {len(runs)} perturbations, "
                      f"leave-one-out widening {max(factors.values(), default=1):.3g} at most; "
@@ -358,7 +358,7 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
         golden = goldens[name]
         if golden is None:
             outcomes.append(Outcome(name, MISSING, f"{name}: no golden run at {golden_file(matrix, name)}; write it with "
-                                                   f"`trainguard baselines update --golden --profile {matrix.profile.name}`"))
+                                                   f"`trainguard baselines update --golden --profile {matrix.profile.cli_name}`"))
             continue
         started = time.perf_counter()
         if golden.spec.get("threads") != matrix.profile.golden.threads:
@@ -370,9 +370,9 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
             replayed = trace(matrix, name, experiment, threads=replay_threads(matrix))
         except data.DataError as exc:  # the data no longer holds the golden's subset: the data changed
             outcomes.append(Outcome(name, CHANGED, f"{name}: changed: the golden run's data cannot be drawn from this "
-                                                   f"data ({exc}); {REGEN.format(profile=matrix.profile.name)}"))
+                                                   f"data ({exc}); {REGEN.format(profile=matrix.profile.cli_name)}"))
             continue
-        result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.name)
+        result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.cli_name)
         if not result.passed:
             result.message += code_note(golden, name)
         result.seconds = time.perf_counter() - started

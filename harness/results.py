@@ -52,7 +52,30 @@ def code_fingerprint(model: str | None = None, stacked: bool = False) -> str:
                 digest.update(inspect.getsource(cls).encode())
     elif model is not None:
         digest.update(model.encode())
+        digest.update(user_model_source(model).encode())
     return digest.hexdigest()[:16]
+
+
+def user_model_source(model: str) -> str:
+    """The source of a user's model (an import path or an entry point): its whole module, so that an edit
+    anywhere in ``mynet.py`` is a new result, never a cached one. '' for a name that resolves to nothing
+    (the DenseMNIST runs' labels)."""
+    import inspect
+
+    from . import models
+
+    if not models.is_model_name(model):
+        return ""
+    try:
+        factory = models.resolve(model)
+    except models.ModelError:
+        return ""
+    module = inspect.getmodule(factory)
+    try:
+        return inspect.getsource(module) if module is not None else inspect.getsource(factory)
+    except (OSError, TypeError):  # no source (a compiled module): its file's bytes are the next best thing
+        path = getattr(module, "__file__", None)
+        return Path(path).read_bytes().hex() if path else repr(factory)
 
 
 class ResultStore:

@@ -67,6 +67,7 @@ class Matrix:
                                                 self.options.compile, self.options.stack_seeds)
         self.store = ResultStore(self.options.results_dir)
         self.log = RunLog(self.options.run_log)
+        self._resolve_user_models()
         self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
         self.seed = self.seeds[0]  # the seed the figures and --compare show
         overlap = sorted(set(self.seeds) & set(self.profile.baseline_seeds)) if "baseline" in self.profile.checks else []
@@ -79,6 +80,32 @@ class Matrix:
                 f"against a baseline that contains it cannot fail, so it proves nothing. Check held-out seeds (the "
                 f"profile's check_seeds {list(self.profile.check_seeds)}, or others), or pass --tg-allow-baseline-seeds "
                 f"to reproduce a baseline seed on purpose")
+
+    def _published_file(self, name: str) -> Path:
+        """The report's published tables: beside the baselines, else the copy shipped with trainguard."""
+        from .spec import packaged_baselines_dir
+
+        path = Path(self.options.baselines_dir) / name
+        shipped = packaged_baselines_dir()
+        return path if path.exists() or shipped is None else shipped / name
+
+    def _resolve_user_models(self) -> None:
+        """A profile's own models (``"mynet:TinyNet"``, entry points) are imported now, with the profile file's
+        directory and the working directory on sys.path: a wrong path is an error before anything trains."""
+        from . import models
+
+        custom = [m for m in self.profile.models if m not in models.MODEL_NAMES]
+        if not custom:
+            return
+        source = Path(self.profile.source) if self.profile.source else None
+        for directory in ([source.parent.resolve()] if source and source.suffix == ".toml" else []) + [Path.cwd()]:
+            if str(directory) not in sys.path:
+                sys.path.insert(0, str(directory))
+        for name in custom:
+            try:
+                models.resolve(name)
+            except models.ModelError as exc:
+                raise ConfigError(f"{self.profile.source or self.profile.name}: {exc}") from None
 
     # ------------------------------------------------------------------ data and training
 
@@ -255,7 +282,7 @@ class Matrix:
         return self._baseline_read[1]
 
     def published(self) -> dict:
-        path = Path(self.options.baselines_dir) / "published.csv"
+        path = self._published_file("published.csv")
         return bl.load_published(path) if path.exists() else {}
 
     def measure_baseline(self) -> dict[tuple[str, int], list[dict[str, float]]]:
@@ -378,7 +405,7 @@ class Matrix:
         """The cell's mean over the published check's seeds against the report's table, per banded metric."""
         published = self.published()
         if not published:
-            path = Path(self.options.baselines_dir) / "published.csv"
+            path = self._published_file("published.csv")
             return [compare.Verdict("published", f"{model}-{budget}", False,
                                     f"the published check needs {path}, which is missing or empty "
                                     f"(it ships with trainguard in baselines/; pass --baselines-dir)",
@@ -419,7 +446,7 @@ class Matrix:
                                          profile=self.profile.name)
 
     def published_mnist(self) -> dict[str, float]:
-        path = Path(self.options.baselines_dir) / "published-mnist.csv"
+        path = self._published_file("published-mnist.csv")
         return bl.load_published_mnist(path) if path.exists() else {}
 
     def mnist_baseline(self, framework: str):

@@ -158,10 +158,18 @@ class Profile:
     check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
     stats: "Stats" = None  # how bands are derived (harness/stats.py); None = Stats()
     golden: GoldenConfig = GoldenConfig()  # the golden runs replayed step by step (trainguard.replay)
+    baselines_dir: str | None = None  # where its baselines live, relative to the profile file (baselines_dir_for)
 
     @property
     def max_epochs(self) -> int:
         return max(self.budgets)
+
+    @property
+    def cli_name(self) -> str:
+        """How a command names this profile: a built-in's name, or the path of a user's profile file."""
+        if self.source and Path(self.source).parent.resolve() != PROFILES_DIR.resolve():
+            return self.source
+        return self.name
 
     def golden_names(self) -> list[str]:
         """The profile's golden runs (trainguard.replay): its CIFAR models, then ``mnist-<framework>``."""
@@ -278,6 +286,43 @@ def strict_default() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+def packaged_baselines_dir() -> Path | None:
+    """The baselines shipped with trainguard for its built-in profiles: ``trainguard/_baselines/`` in a wheel,
+    the checkout's ``baselines/`` when run from the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_baselines", here.parent / "baselines"):
+        if (candidate / "published.csv").is_file():
+            return candidate
+    return None
+
+
+def baselines_dir_for(profile: "Profile", cwd: Path | None = None) -> Path:
+    """Where a profile's baselines live when ``--baselines-dir`` is not given (docs/options.md):
+    1. the profile file's own ``baselines_dir`` key, relative to the file;
+    2. for a profile file of the user's, ``baselines/`` beside it;
+    3. ``./baselines`` when it holds this profile's directory (a project's own measurements);
+    4. the baselines shipped with trainguard (the built-in profiles');
+    5. ``./baselines``."""
+    cwd = Path.cwd() if cwd is None else cwd
+    source = Path(profile.source) if profile.source else None
+    builtin = source is None or source.resolve().parent == PROFILES_DIR.resolve()
+    if profile.baselines_dir:
+        base = source.parent if source is not None else cwd
+        return (base / profile.baselines_dir).resolve()
+    if not builtin:
+        return source.resolve().parent / "baselines"
+    if (cwd / "baselines" / profile.name).is_dir():
+        return cwd / "baselines"
+    return packaged_baselines_dir() or cwd / "baselines"
+
+
+def writable_baselines_dir(path: Path, cwd: Path | None = None) -> Path:
+    """Where an update writes: ``path``, unless it is the copy installed with the wheel (never rewritten in
+    site-packages): then ``./baselines``."""
+    installed = Path(__file__).resolve().parent / "_baselines"
+    return (Path.cwd() if cwd is None else cwd) / "baselines" if Path(path).resolve() == installed else Path(path)
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
@@ -369,7 +414,7 @@ def _stats(raw: dict, source: str) -> Stats:
 
 
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
-    from .models import MODEL_NAMES  # late import: models import torch
+    from .models import MODEL_NAMES, is_model_name  # (no torch: names only)
 
     name = _require(raw, "name", str, source)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
@@ -384,8 +429,10 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         raise ConfigError(f"{source}: 'budgets' must be a non-empty list of positive integers, got {budgets!r}")
     models = tuple(_require(raw, "models", list, source))
     for model in models:
-        if model not in MODEL_NAMES:
-            raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}")
+        if not isinstance(model, str) or not is_model_name(model):
+            raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}, an import path "
+                              f"such as 'mypkg.nets:TinyNet' (a class or zero-argument factory), or an entry point "
+                              f"of the 'trainguard.models' group")
     checks = tuple(raw.get("checks", ["baseline"]))
     for check in checks:
         if check not in CHECKS:
@@ -394,7 +441,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
     per_model = []
     for model, override in sorted(training_raw.get("per_model", {}).items()):
-        if model not in MODEL_NAMES:
+        if not is_model_name(model):
             raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
         per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))
     if "tolerance" in raw:
@@ -425,7 +472,11 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         except TypeError as exc:
             raise ConfigError(f"{source}: [mnist]: {exc}") from None
     golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
+    baselines_dir = raw.get("baselines_dir")
+    if baselines_dir is not None and not isinstance(baselines_dir, str):
+        raise ConfigError(f"{source}: 'baselines_dir' must be a path (a string), got {baselines_dir!r}")
     return Profile(
+        baselines_dir=baselines_dir,
         golden=golden,
         mnist=mnist,
         published=published,
