@@ -50,6 +50,7 @@ class RunSummary:
     trend_metric: str = "test_acc"
     trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
     replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run, replayed before the night
+    baseline_spread: dict = field(default_factory=dict)  # model → metric → (means, stds) per epoch of the baseline seeds
 
     @property
     def failed(self) -> list[compare.Verdict]:
@@ -228,7 +229,7 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
         environment=environment(matrix), rows_by_budget=report_rows(matrix), statistics=statistics_summary(matrix),
         notes=notes, published=matrix.published(), published_note=published_note(matrix),
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
-        baseline_test_acc=baseline_test_acc(matrix),
+        baseline_test_acc=baseline_test_acc(matrix), baseline_spread=baseline_spread(matrix),
         overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
         overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes,
         replay=list(replay_outcomes), **trend_part)
@@ -376,6 +377,28 @@ def baseline_test_acc(matrix: Matrix) -> dict[tuple[str, int], tuple[float, floa
         return {}
     return {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
             for m in matrix.profile.models for b in matrix.profile.budgets}
+
+
+def baseline_spread(matrix: Matrix) -> dict:
+    """Per model, the baseline seeds' per-epoch mean and standard deviation of the train loss and test accuracy
+    (the figures shade it behind the night's curves); empty without a comparable baseline."""
+    try:
+        table = matrix.baseline() if "baseline" in matrix.profile.checks else None
+    except ConfigError:
+        return {}
+    if table is None or matrix.data_matches_baseline(table) is not None:
+        return {}
+    out = {}
+    for model in matrix.profile.models:
+        seeds = [s for m, s in table.curves if m == model]
+        for metric in ("train_loss", "test_acc"):
+            series = [table.series(model, s, metric) for s in seeds]
+            epochs = min((len(x) for x in series), default=0)
+            columns = [[x[e] for x in series] for e in range(epochs)]
+            if len(series) >= 2 and epochs:
+                out.setdefault(model, {})[metric] = ([pystats.fmean(c) for c in columns],
+                                                     [pystats.stdev(c) for c in columns])
+    return out
 
 
 def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:

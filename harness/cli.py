@@ -247,7 +247,7 @@ def cmd_replay(args) -> int:
         print(f"{o.status.upper():>18}  {o.message}" + (f" [{o.seconds:.1f} s]" if o.seconds else ""))
     code = replay.exit_code(outcomes)
     if code == 5:
-        print(f"nothing to replay: profile {matrix.profile.name} has no golden runs for {matrix.device_class} under "
+        print(f"nothing to replay: profile {matrix.profile.name} has no golden runs for {matrix.device.type} under "
               f"{matrix.options.baselines_dir}; write them with `trainguard baselines update --golden --profile "
               f"{matrix.profile.name}`")
     else:
@@ -265,14 +265,8 @@ def cmd_baselines(args) -> int:
         print("trainguard: error: --golden goes with `baselines update`", file=sys.stderr)
         return 2
     matrix = _matrix(args)
-    if args.action == "update":
-        from .spec import writable_baselines_dir
-
-        target = writable_baselines_dir(matrix.options.baselines_dir)
-        if target != matrix.options.baselines_dir:
-            print(f"the baselines installed with trainguard are not rewritten: writing to {target} "
-                  f"(found from this directory from now on)")
-            matrix.options.baselines_dir = target
+    if args.action == "update" and (note := matrix.redirect_writes()):
+        print(note)
     if args.action == "update" and args.golden:
         from .replay import write_goldens
 

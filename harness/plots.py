@@ -25,19 +25,38 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def training_curves(path: Path, title: str, histories: dict[str, "History"]) -> Path:  # noqa: F821
-    """Per model (columns): loss (top) and accuracy (bottom) per epoch, train (running) and test."""
+def training_curves(path: Path, title: str, histories: dict[str, "History"],  # noqa: F821
+                    spread: dict | None = None, marks: dict | None = None) -> Path:
+    """Per model (columns): loss (top) and accuracy (bottom) per epoch, train (running) and test.
+
+    ``spread``: model → metric (``train_loss``, ``test_acc``) → (means, stds) per epoch of the baseline's seeds,
+    shaded behind the night's curve. ``marks``: model → [(budget, metric, measured, low, high, passed)], the
+    checked statistic (the night's mean over its seeds and window) against its derived band, drawn at the
+    budget as a diamond on a bar; a failing check is red."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    fig, axes = plt.subplots(2, len(histories), figsize=(3.6 * len(histories), 5.4), squeeze=False, sharex=True)
+    spread, marks = spread or {}, marks or {}
+    fig, axes = plt.subplots(2, len(histories), figsize=(3.6 * len(histories), 5.6), squeeze=False, sharex=True)
     for column, (label, history) in enumerate(histories.items()):
         epochs = [e.epoch for e in history.epochs]
         loss_ax, acc_ax = axes[0][column], axes[1][column]
+        for ax, metric, color in ((loss_ax, "train_loss", "C0"), (acc_ax, "test_acc", "C1")):
+            if metric in spread.get(label, {}):
+                means, stds = spread[label][metric]
+                xs = list(range(1, len(means) + 1))
+                ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                                color=color, alpha=0.15, lw=0, label=f"baseline ±1 s.d. ({metric.replace('_', ' ')})")
         loss_ax.plot(epochs, [e.train_loss for e in history.epochs], marker=".", label="train (running)")
         loss_ax.plot(epochs, [e.test_loss for e in history.epochs], marker=".", label="test")
         acc_ax.plot(epochs, [e.train_acc for e in history.epochs], marker=".", label="train (running)")
         acc_ax.plot(epochs, [e.test_acc for e in history.epochs], marker=".", label="test")
+        for budget, metric, measured, low, high, passed in marks.get(label, []):
+            ax = loss_ax if metric == "train_loss" else acc_ax
+            color = "tab:green" if passed else "red"
+            ax.vlines(budget + 0.25, low, high, color=color, lw=3, alpha=0.6)
+            ax.plot([budget + 0.25], [measured], marker="D", color=color, ms=6, mec="black", mew=0.5,
+                    label="checked (band)" if passed else "FAILED check (band)")
         loss_ax.set_title(label)
         acc_ax.set_xlabel("Epoch")
         acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -45,19 +64,26 @@ def training_curves(path: Path, title: str, histories: dict[str, "History"]) -> 
             ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Loss")
     axes[1][0].set_ylabel("Accuracy (%)")
-    axes[0][-1].legend(fontsize="small")
+    for row in axes:  # one legend per row, without repeats
+        handles = {}
+        for ax in row:
+            for handle, name in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(name, handle)
+        row[-1].legend(handles.values(), handles.keys(), fontsize="x-small")
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def accuracy_bars(path: Path, title: str, models: list[str], budgets: list[int], measured: dict,
-                  published: dict, baseline: dict) -> Path:
-    """Test accuracy per model and budget: this run, the measured baseline (mean ± std) and the
-    published table, side by side. Dicts are keyed by (model, budget); missing keys leave gaps."""
+                  published: dict, baseline: dict, failed: set = frozenset()) -> Path:
+    """Test accuracy per model and budget as it was checked: the night's checked statistic, the baseline's
+    centre with the derived band as whiskers (center, half-width), and the published table, side by side.
+    Dicts are keyed by (model, budget); missing keys leave gaps; ``failed`` cells are outlined in red."""
     plt = _pyplot()
-    series = [("this run", measured, None), ("measured baseline", {k: v[0] for k, v in baseline.items()},
-                                             {k: v[1] for k, v in baseline.items()}), ("published", published, None)]
+    series = [("this run (checked statistic)", measured, None),
+              ("baseline: band derived for the night", {k: v[0] for k, v in baseline.items()},
+               {k: v[1] for k, v in baseline.items()}), ("published", published, None)]
     groups = [(m, b) for m in models for b in budgets]
     series = [s for s in series if any(key in s[1] for key in groups)]
     width = 0.8 / max(1, len(series))
@@ -66,7 +92,12 @@ def accuracy_bars(path: Path, title: str, models: list[str], budgets: list[int],
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         heights = [values.get(key, float("nan")) for key in groups]
         yerr = [errors.get(key, 0.0) for key in groups] if errors else None
-        ax.bar(xs, heights, width, yerr=yerr, capsize=2, label=label)
+        bars = ax.bar(xs, heights, width, yerr=yerr, capsize=2, label=label)
+        if i == 0:
+            for bar, key in zip(bars, groups):
+                if key in failed:
+                    bar.set_edgecolor("red")
+                    bar.set_linewidth(2.5)
     ax.set_xticks(range(len(groups)), [f"{m}\n{b} ep" for m, b in groups], fontsize="small")
     ax.set_ylabel("Test accuracy (%)")
     ax.grid(axis="y", alpha=0.3)

@@ -230,6 +230,8 @@ def trainguard_baseline(request, trainguard_matrix):
     """The measured baseline for this profile and device class; skips with the way to create it if absent."""
     state = _state(request.config)
     if state["values"]["update_baselines"]:
+        if note := trainguard_matrix.redirect_writes():
+            _printer(request.config)(f"[trainguard] {note}")
         changes = trainguard_matrix.update_baseline()
         state["baseline_changes"] = (trainguard_matrix.baseline_file(), changes)
         _printer(request.config)(f"[trainguard] rewrote {trainguard_matrix.baseline_file()}:\n  " + "\n  ".join(changes))
@@ -262,6 +264,7 @@ def mnist_experiment(request, trainguard_matrix):
         pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     state["overfit"] = experiment
     if state["values"]["update_baselines"]:
+        trainguard_matrix.redirect_writes()
         lines = update_distributions(experiment, trainguard_matrix.options.baselines_dir, state["profile"].name,
                                      trainguard_matrix.device.type)  # MNIST runs are always fp32
         _printer(request.config)("[trainguard] MNIST baselines:\n  " + "\n  ".join(lines))

@@ -303,7 +303,9 @@ def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -
 
 
 def golden_file(matrix, name: str) -> Path:
-    return golden_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device_class, name)
+    """Golden runs are always fp32, eager, one seed at a time (whatever --precision, --compile or --stack-seeds
+    the night uses), so their class is the device's type: ``golden-cpu``, ``golden-cuda``."""
+    return golden_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type, name)
 
 
 def _experiment(matrix, names):

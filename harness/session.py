@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
 import statistics
 import sys
 import time
@@ -36,7 +37,7 @@ class Options:
     allow_baseline_seeds: bool = False  # a seed of the baseline may be checked (it cannot fail against itself)
     strict: bool = False  # a missing baseline or a data mismatch is a failed check, not a skip (CI=true)
     data_dir: Path | None = None
-    baselines_dir: Path = Path("baselines")
+    baselines_dir: Path | None = None  # None: the profile's (spec.baselines_dir_for)
     results_dir: Path | None = Path(".trainguard/results")
     run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
     precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
@@ -62,6 +63,10 @@ class Matrix:
 
     def __post_init__(self) -> None:
         self.profile = self.options.profile
+        if self.options.baselines_dir is None:
+            from .spec import baselines_dir_for
+
+            self.options.baselines_dir = baselines_dir_for(self.profile)
         self.device = engine.resolve_device(self.options.device)
         self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
                                                 self.options.compile, self.options.stack_seeds)
@@ -81,13 +86,23 @@ class Matrix:
                 f"profile's check_seeds {list(self.profile.check_seeds)}, or others), or pass --tg-allow-baseline-seeds "
                 f"to reproduce a baseline seed on purpose")
 
-    def _published_file(self, name: str) -> Path:
-        """The report's published tables: beside the baselines, else the copy shipped with trainguard."""
-        from .spec import packaged_baselines_dir
+    def redirect_writes(self) -> str | None:
+        """Before an update: never rewrite the baselines shipped with trainguard from another directory; say where
+        the update goes instead (spec.writable_baselines_dir)."""
+        from .spec import writable_baselines_dir
 
-        path = Path(self.options.baselines_dir) / name
-        shipped = packaged_baselines_dir()
-        return path if path.exists() or shipped is None else shipped / name
+        source = Path(self.options.baselines_dir)
+        target = writable_baselines_dir(source)
+        if target == source:
+            return None
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("published.csv", "published-mnist.csv"):  # the report's tables travel with the new copy
+            if (source / name).exists() and not (target / name).exists():
+                shutil.copy(source / name, target / name)
+        self.options.baselines_dir = target
+        self._baseline_read = None
+        return (f"the baselines shipped with trainguard are not rewritten: writing to {target} (found from this "
+                f"directory from now on)")
 
     def _resolve_user_models(self) -> None:
         """A profile's own models (``"mynet:TinyNet"``, entry points) are imported now, with the profile file's
@@ -282,7 +297,7 @@ class Matrix:
         return self._baseline_read[1]
 
     def published(self) -> dict:
-        path = self._published_file("published.csv")
+        path = Path(self.options.baselines_dir) / "published.csv"
         return bl.load_published(path) if path.exists() else {}
 
     def measure_baseline(self) -> dict[tuple[str, int], list[dict[str, float]]]:
@@ -405,7 +420,7 @@ class Matrix:
         """The cell's mean over the published check's seeds against the report's table, per banded metric."""
         published = self.published()
         if not published:
-            path = self._published_file("published.csv")
+            path = Path(self.options.baselines_dir) / "published.csv"
             return [compare.Verdict("published", f"{model}-{budget}", False,
                                     f"the published check needs {path}, which is missing or empty "
                                     f"(it ships with trainguard in baselines/; pass --baselines-dir)",
@@ -446,7 +461,7 @@ class Matrix:
                                          profile=self.profile.name)
 
     def published_mnist(self) -> dict[str, float]:
-        path = self._published_file("published-mnist.csv")
+        path = Path(self.options.baselines_dir) / "published-mnist.csv"
         return bl.load_published_mnist(path) if path.exists() else {}
 
     def mnist_baseline(self, framework: str):

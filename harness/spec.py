@@ -317,10 +317,14 @@ def baselines_dir_for(profile: "Profile", cwd: Path | None = None) -> Path:
 
 
 def writable_baselines_dir(path: Path, cwd: Path | None = None) -> Path:
-    """Where an update writes: ``path``, unless it is the copy installed with the wheel (never rewritten in
-    site-packages): then ``./baselines``."""
-    installed = Path(__file__).resolve().parent / "_baselines"
-    return (Path.cwd() if cwd is None else cwd) / "baselines" if Path(path).resolve() == installed else Path(path)
+    """Where an update writes: ``path``, unless it is the copy shipped with trainguard (the wheel's, or a checkout's
+    when working elsewhere) found only as the fallback: that is never rewritten from another project — the update
+    goes to ``./baselines``, which later runs from there find first."""
+    local = (Path.cwd() if cwd is None else cwd) / "baselines"
+    shipped = packaged_baselines_dir()
+    if shipped is not None and Path(path).resolve() == shipped.resolve() and local.resolve() != shipped.resolve():
+        return local
+    return Path(path)
 
 
 def available_profiles() -> list[str]:

@@ -21,7 +21,9 @@ def project(pytester):
 
 
 def run(project, *args):
-    return project.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "-p", "no:cacheprovider", *args)
+    """The project's own (initially empty) baselines directory, not the ones shipped with trainguard."""
+    return project.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "--tg-baselines-dir", "baselines",
+                                        "-p", "no:cacheprovider", *args)
 
 
 def test_update_then_check_then_resume_from_cache(project):

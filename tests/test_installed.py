@@ -1,0 +1,99 @@
+"""trainguard as a user gets it: the built wheel, installed outside the checkout, used from a directory of
+the user's own (docs/own-model.md). Generated data only; no network (the wheel's dependencies are this
+environment's)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINYNET = textwrap.dedent("""
+    from torch import nn
+
+
+    class TinyNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4))
+            self.head = nn.Linear(8 * 16, 10)
+
+        def forward(self, x):
+            return self.head(self.features(x).flatten(1))
+""")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The wheel built from this checkout, installed with --target into a directory of its own."""
+    work = tmp_path_factory.mktemp("installed")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(work / "dist"), str(ROOT)], check=True, capture_output=True, timeout=600)
+    wheel, = (work / "dist").glob("trainguard-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(work / "site"),
+                    str(wheel)], check=True, capture_output=True, timeout=600)
+    return work / "site"
+
+
+def trainguard(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TRAINGUARD_DATA_DIR")}
+    env["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, "-m", "trainguard", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_it_is_the_installed_copy_outside_the_checkout(installed, tmp_path):
+    out = subprocess.run([sys.executable, "-c", "import trainguard; print(trainguard.__file__)"], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True)
+    assert out.stdout.strip().startswith(str(installed)), out.stdout + out.stderr
+    assert (installed / "trainguard" / "_baselines" / "smoke" / "golden-cpu" / "NewModel2.json").exists()
+
+
+def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path):
+    result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none")
+    assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "NOTHING CHECKED" in result.stdout and "0 passed, 0 failed" in result.stdout
+    assert "**Result: NOTHING CHECKED**" in (tmp_path / "reports" / "report.md").read_text()
+
+
+def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(installed, tmp_path):
+    result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "28 passed, 0 failed" in result.stdout  # 24 band checks and the 4 golden runs replayed
+    assert not (tmp_path / "baselines").exists()  # nothing written beside the user's files
+
+
+def test_a_user_model_is_measured_passes_and_a_deliberate_change_is_caught(installed, tmp_path):
+    (tmp_path / "mynet.py").write_text(TINYNET)
+    smoke = (installed / "trainguard" / "profiles" / "smoke.toml").read_text()
+    (tmp_path / "mine.toml").write_text(
+        smoke.replace('name = "smoke"', 'name = "mine"')
+        .replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["mynet:TinyNet"]')
+        + "perturbations = 2\nisa = false\n")
+    update = trainguard(installed, tmp_path, "baselines", "update", "--profile", "mine.toml", "--device", "cpu")
+    assert update.returncode == 0, update.stdout[-3000:] + update.stderr[-3000:]
+    assert (tmp_path / "baselines" / "mine" / "cpu-seeds.csv").exists()
+    assert (tmp_path / "baselines" / "mine" / "golden-cpu" / "mynet--TinyNet.json").exists()
+    night = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict")
+    assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
+    (tmp_path / "mynet.py").write_text(TINYNET.replace("nn.ReLU()", "nn.Tanh()"))
+    broken = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict")
+    assert broken.returncode == 1, broken.stdout[-3000:]
+    assert "FAIL mynet:TinyNet: changed at step 1" in broken.stdout
+    assert "model source changed since the golden" in broken.stdout
+    assert "trainguard baselines update --golden --profile mine.toml" in broken.stdout
+
+
+def test_an_unknown_model_path_names_the_module_and_attribute(installed, tmp_path):
+    (tmp_path / "mynet.py").write_text(TINYNET)
+    smoke = (installed / "trainguard" / "profiles" / "smoke.toml").read_text()
+    for models, expected in (('["mynet:Nope"]', "module 'mynet' has no attribute 'Nope'"),
+                             ('["nosuch:TinyNet"]', "module 'nosuch' cannot be imported")):
+        (tmp_path / "bad.toml").write_text(smoke.replace(
+            'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', f"models = {models}"))
+        result = trainguard(installed, tmp_path, "run", "--profile", "bad.toml", "--device", "cpu")
+        assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
