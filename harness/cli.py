@@ -42,9 +42,17 @@ def _report_option(parser: argparse.ArgumentParser, default: str = REPORT.defaul
     parser.add_argument("--report", "--tg-report", type=Path, default=Path(default), help=f"{REPORT.help} [{default}]")
 
 
+def _docs_line() -> str:
+    from .spec import docs_dir
+
+    where = docs_dir()
+    return f"\ndocumentation (docs/NAME.md in the help texts): {where if where else 'docs/ of the project source'}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainguard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=EXAMPLES + _docs_line())
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -342,7 +350,12 @@ def cmd_baselines(args) -> int:
               f"against {Path(matrix.options.baselines_dir) / 'published.csv'}:\n")
         print(published_vs_measured(table, matrix.published(), matrix.profile))
         return 0
-    print(path.read_text(), end="")
+    from .report import _table, pd
+
+    frame = pd.read_csv(path)
+    print(f"{path} (n = {len(matrix.baseline().meta.get('seeds', []))} seeds per cell; per-seed curves in "
+          f"{path.with_name(path.stem + '-seeds.csv').name}):\n")
+    print(_table(frame))
     return 0
 
 

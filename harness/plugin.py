@@ -29,7 +29,8 @@ import pytest
 from .options import PYTEST_ONLY, PYTEST_PREFIX, RUN_OPTIONS, add_ini_options, add_options, resolve_pytest_options
 
 _STATE_KEY = pytest.StashKey[dict]()
-_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework", "golden_run")
+_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework", "golden_run",
+             "trainguard_night")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -294,6 +295,65 @@ def trainguard_replay(request, trainguard_matrix):
         return checks
 
     return replay_one
+
+
+@pytest.fixture
+def trainguard_night(request):
+    """For a user's own tests: ``trainguard_night("mine.toml")`` runs a whole night of that profile (a name or a
+    path; ``**options`` override trainguard.session.Options fields, e.g. ``device="cpu"``) with this pytest run's
+    ``--tg-*`` options — the same replay, checks, verdicts and report as ``trainguard run`` — and returns its
+    RunSummary. It fails with every failing check's message; a night that compares nothing (no baseline or golden
+    yet) fails on first use, naming the command that creates them; under ``--tg-update-baselines`` the profile's
+    baseline and golden runs are measured first."""
+    state = _state(request.config)
+    printer = _printer(request.config)
+
+    def night(profile: str = "ci", **options):
+        from .api import publish, run_profile
+        from .options import session_options
+        from .spec import ConfigError, load_profile
+
+        try:
+            run = session_options(state["values"], load_profile(profile))
+        except ConfigError as exc:
+            pytest.fail(f"trainguard: {exc}", pytrace=False)
+        for key, value in options.items():
+            setattr(run, key, value)
+        if state["values"]["update_baselines"]:
+            _measure(run, printer)
+        try:
+            summary = run_profile(run, printer=printer)
+        except ConfigError as exc:
+            pytest.fail(f"trainguard: {exc}", pytrace=False)
+        state["report_path"] = publish(summary, state["values"]["report"], history_dir=state["values"]["history_dir"])
+        state["verdicts"].extend(summary.verdicts)
+        if summary.result == "NOTHING CHECKED":
+            pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
+                        " (or run this test once with --tg-update-baselines)", pytrace=False)
+        if summary.failed:
+            pytest.fail("\n".join(v.message for v in summary.failed), pytrace=False)
+        return summary
+
+    return night
+
+
+def _measure(options, printer) -> None:
+    """--tg-update-baselines for trainguard_night: the baseline seeds, the MNIST distributions, the golden runs."""
+    from .overfit import update_distributions
+    from .replay import write_goldens
+    from .session import Matrix
+
+    matrix = Matrix(options, printer=printer)
+    if note := matrix.redirect_writes():
+        printer(f"[trainguard] {note}")
+    for line in matrix.update_baseline():
+        printer(f"[trainguard] {line}")
+    if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
+        for line in update_distributions(matrix.mnist_experiment(), matrix.options.baselines_dir, matrix.profile.name,
+                                         matrix.device.type):
+            printer(f"[trainguard] {line}")
+    write_goldens(matrix, printer=printer)
+    options.baselines_dir = matrix.options.baselines_dir
 
 
 @pytest.fixture

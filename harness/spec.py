@@ -296,6 +296,16 @@ def packaged_baselines_dir() -> Path | None:
     return None
 
 
+def docs_dir() -> Path | None:
+    """The documentation the help texts point at (``docs/NAME.md``): ``trainguard/_docs/`` in a wheel, the
+    checkout's ``docs/`` in the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_docs", here.parent / "docs"):
+        if (candidate / "options.md").is_file():
+            return candidate
+    return None
+
+
 def baselines_dir_for(profile: "Profile", cwd: Path | None = None) -> Path:
     """Where a profile's baselines live when ``--baselines-dir`` is not given (docs/options.md):
     1. the profile file's own ``baselines_dir`` key, relative to the file;

@@ -71,7 +71,8 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
     assert "new baseline with 8 cells" in capsys.readouterr().out
     assert cli.main(["baselines", "show", *dirs]) == 0
-    assert capsys.readouterr().out.startswith("model,epochs,train_loss_mean")
+    shown = capsys.readouterr().out
+    assert "| model" in shown and "train_loss_mean" in shown and "n = 5 seeds" in shown  # a table, not raw CSV
     assert cli.main(["baselines", "diff", *dirs]) == 0  # the smoke budgets (2, 3) are not in the published table
     assert "against" in capsys.readouterr().out
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0

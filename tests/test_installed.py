@@ -51,6 +51,9 @@ def test_it_is_the_installed_copy_outside_the_checkout(installed, tmp_path):
                          env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True)
     assert out.stdout.strip().startswith(str(installed)), out.stdout + out.stderr
     assert (installed / "trainguard" / "_baselines" / "smoke" / "golden-cpu" / "NewModel2.json").exists()
+    assert (installed / "trainguard" / "_docs" / "replay.md").exists()  # the docs the help texts point at
+    help_text = trainguard(installed, tmp_path, "--help").stdout
+    assert f"documentation (docs/NAME.md in the help texts): {installed / 'trainguard' / '_docs'}" in help_text
 
 
 def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path):
@@ -65,6 +68,12 @@ def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(ins
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "28 passed, 0 failed" in result.stdout  # 24 band checks and the 4 golden runs replayed
     assert not (tmp_path / "baselines").exists()  # nothing written beside the user's files
+    # the figure shows the check: it differs from the same night's figure without a baseline (no band)
+    bare = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none",
+                      "--report", "bare/report.md")
+    assert bare.returncode == 5
+    checked = (tmp_path / "reports" / "report-cifar-curves.png").read_bytes()
+    assert checked != (tmp_path / "bare" / "report-cifar-curves.png").read_bytes()
 
 
 def test_a_user_model_is_measured_passes_and_a_deliberate_change_is_caught(installed, tmp_path):

@@ -172,3 +172,37 @@ def test_worker_device_pinning():
     assert pin_cuda_device("gw0", "4,6") == "4" and pin_cuda_device("gw1", "4,6") == "6"
     assert pin_cuda_device("gw2", "4,6") == "4"  # more workers than devices: round-robin
     assert pin_cuda_device("gw1", None) is None and pin_cuda_device("gw1", "") is None
+
+
+USER_TEST = '''
+def test_my_model_night(trainguard_night):
+    summary = trainguard_night("mine.toml", device="cpu")
+    assert summary.result == "PASS"
+'''
+
+
+def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester):
+    """trainguard_night in a project of the user's: first use fails naming the command, --tg-update-baselines
+    measures baseline and goldens, then it passes and writes the report; a broken model fails it."""
+    (pytester.path / "mynet.py").write_text(
+        "from torch import nn\n\n\ndef TinyNet():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),"
+        " nn.Linear(16, 10))\n")
+    smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
+    (pytester.path / "mine.toml").write_text(
+        smoke.replace('name = "smoke"', 'name = "mine"').replace(
+            'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["mynet:TinyNet"]')
+        + "perturbations = 1\nisa = false\n")
+    pytester.makepyfile(test_mine=USER_TEST)
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["*NOTHING CHECKED*trainguard baselines update --profile*"])
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-update-baselines").assert_outcomes(passed=1)
+    assert (pytester.path / "baselines" / "mine" / "golden-cpu" / "mynet--TinyNet.json").exists()
+    again = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1)
+    assert "Result: PASS" in (pytester.path / "reports" / "report.md").read_text()
+    (pytester.path / "mynet.py").write_text((pytester.path / "mynet.py").read_text().replace("nn.ReLU()", "nn.Tanh()"))
+    broken = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-strict")
+    broken.assert_outcomes(failed=1)
+    broken.stdout.fnmatch_lines(["*mynet:TinyNet: changed at step 1*"])
