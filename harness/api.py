@@ -298,6 +298,8 @@ def baseline_versions(matrix: Matrix) -> str | None:
     recorded, now = table.meta["versions"], versions()
     differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(set(recorded) | set(now))
               if recorded.get(name) != now.get(name)]
+    if recorded.get("torch_threads") != now.get("torch_threads"):
+        differ.append(f"tonight's thread count: {matrix.threads_note}")
     return "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
 
 

@@ -7,6 +7,11 @@ import subprocess
 from pathlib import Path
 
 
+# The environment variables that cap the instruction set torch's and TensorFlow's kernels use (replay
+# records them; the golden's lower-ISA perturbation sets them).
+ISA_CONTROLS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def versions() -> dict[str, str]:
     """Library versions and torch's thread count. The thread count is among them: oneDNN splits
     a convolution's sums differently over 1 and 2 threads, and NewModel2's training amplifies the

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .environment import ISA_CONTROLS
 from .history import EpochRecord, History
 
 
@@ -105,13 +106,14 @@ def weights_digest(weights: list) -> str:
     return digest.hexdigest()
 
 
-def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
+def train_in_subprocess(subset, config, dropout: float, seed: int, threads: int | None = None) -> History:
     with tempfile.TemporaryDirectory(prefix="trainguard-keras-") as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
                  y_val=subset.y_val, x_test=subset.x_test, y_test=subset.y_test)
-        (tmp / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "dropout": dropout, "seed": seed}))
-        env = _subprocess_env()
+        (tmp / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "dropout": dropout, "seed": seed,
+                                                          "threads": threads}))
+        env = subprocess_env()
         done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", str(tmp / "subset.npz"),
                                str(tmp / "config.json"), str(tmp / "history.json")],
                               capture_output=True, text=True, env=env)
@@ -121,7 +123,7 @@ def train_in_subprocess(subset, config, dropout: float, seed: int) -> History:
         return History.from_json(json.loads((tmp / "history.json").read_text()))
 
 
-def _subprocess_env() -> dict:
+def subprocess_env() -> dict:
     """The child's environment: quiet TensorFlow, and this package importable (a checkout or a wheel)."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
@@ -137,7 +139,7 @@ def golden_in_subprocess(subset, config, jobs: list[dict], threads: int, env: di
         (tmp / "jobs.json").write_text(json.dumps({"config": dataclasses.asdict(config), "threads": threads, "jobs": jobs}))
         done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", "--golden", str(tmp / "subset.npz"),
                                str(tmp / "jobs.json"), str(tmp / "out.json")], capture_output=True, text=True,
-                              env={**_subprocess_env(), **(env or {})})
+                              env={**subprocess_env(), **(env or {})})
         if done.returncode != 0:
             raise RuntimeError(f"the Keras golden run failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
         return json.loads((tmp / "out.json").read_text())
@@ -147,10 +149,7 @@ def golden_main(subset_path: Path, jobs_path: Path, out_path: Path) -> int:
     import platform
 
     spec = json.loads(jobs_path.read_text())
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
-    tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
+    tf = _tensorflow_with_threads(spec["threads"])
     import keras
 
     with np.load(subset_path, allow_pickle=False) as archive:
@@ -163,13 +162,22 @@ def golden_main(subset_path: Path, jobs_path: Path, out_path: Path) -> int:
     environment = {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
                    "keras": keras.__version__, "threads": str(spec["threads"]),
                    "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}
-    # the instruction-set controls a user may set (trainguard.replay.ISA_CONTROLS): TensorFlow's oneDNN reads one
-    controls = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-                if os.environ.get(k)}
+    # the instruction-set controls a user may set: TensorFlow's oneDNN reads one
+    controls = {k: os.environ[k] for k in ISA_CONTROLS if os.environ.get(k)}
     if controls:
         environment["isa_controls"] = " ".join(f"{k}={v}" for k, v in sorted(controls.items()))
     out_path.write_text(json.dumps({"environment": environment, "runs": runs}))
     return 0
+
+
+def _tensorflow_with_threads(threads: int | None):
+    """TensorFlow with ``threads`` intra- and inter-op threads (before its first op: they cannot change later)."""
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return tf
 
 
 def main(argv: list[str]) -> int:
@@ -177,6 +185,7 @@ def main(argv: list[str]) -> int:
         return golden_main(*map(Path, argv[1:]))
     subset_path, config_path, out_path = map(Path, argv)
     config = json.loads(config_path.read_text())
+    _tensorflow_with_threads(config.get("threads"))
     with np.load(subset_path, allow_pickle=False) as archive:  # a file the parent just wrote
         arrays = {key: archive[key] for key in archive.files}
     history = train_keras(arrays, config, config["dropout"], config["seed"])

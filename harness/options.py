@@ -34,6 +34,12 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: expected auto, cpu, cuda or cuda:N")
 
 
+def _positive_int(text: str) -> int:
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         index, total = (int(part) for part in text.split("/"))
@@ -72,6 +78,9 @@ RUN_OPTIONS = (
     Option("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
     Option("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "
                      "being noted [on when CI=true]", flag=True),
+    Option("threads", "torch (and TensorFlow) threads for every run [the profile's `threads`, else the library's "
+                      "default]; another count than the baseline's is reported as a difference", type=_positive_int,
+           metavar="N", ini=True),
     Option("precision", "fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16)",
            "fp32", choices=PRECISIONS),
     Option("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
@@ -176,7 +185,7 @@ def session_options(values: dict, profile):
                    baselines_dir=Path(values["baselines_dir"]) if values.get("baselines_dir") else baselines_dir_for(profile),
                    results_dir=None if values["no_result_cache"] else Path(values["results_dir"]),
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
-                   precision=values["precision"], compile=bool(values["compile"]),
+                   threads=values.get("threads"), precision=values["precision"], compile=bool(values["compile"]),
                    stack_seeds=bool(values.get("stack_seeds")),
                    history_dir=Path(values["history_dir"]) if values.get("history_dir") else None,
                    replay=not values.get("no_replay"),

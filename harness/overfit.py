@@ -104,10 +104,10 @@ def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int,
                         device, model_factory=build, on_step=on_step)
 
 
-def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int) -> History:
+def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
     from .keras_engine import train_in_subprocess
 
-    return train_in_subprocess(subset, config, dropout, seed)
+    return train_in_subprocess(subset, config, dropout, seed, threads)
 
 
 @dataclass
@@ -216,6 +216,7 @@ class OverfitExperiment:
     pairs: dict[tuple[str, int], Pair] = field(default_factory=dict)
     log: object = None  # trainguard.runlog.RunLog: every run is appended to it
     profile: str = ""
+    threads: int | None = None  # TensorFlow's threads in the Keras child (torch's are the process's)
 
     def pair(self, framework: str, seed: int) -> Pair:
         if (framework, seed) not in self.pairs:
@@ -223,7 +224,7 @@ class OverfitExperiment:
             runs = []
             for dropout in (0.0, self.config.dropout):
                 if framework == "keras":
-                    history = run_keras(subset, self.config, dropout, seed)
+                    history = run_keras(subset, self.config, dropout, seed, self.threads)
                 else:
                     history = run_torch(subset, self.config, dropout, seed, self.device)
                 self._log(framework, dropout, history)
@@ -374,7 +375,7 @@ def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: 
                 except PackageNotFoundError:
                     pass
         write_distribution(path, per_seed, {"seeds": list(config.baseline_seeds), "versions": framework_versions,
-                                            "commit": git_commit(), "config": dataclasses.asdict(config)})
+                                            "threads": experiment.threads, "commit": git_commit(), "config": dataclasses.asdict(config)})
         gaps = [q["gap_nodrop"] for q in per_seed.values()]
         lines.append(f"wrote {path}: {len(per_seed)} seeds, gap without dropout {statistics.fmean(gaps):.3f} "
                      f"± {statistics.stdev(gaps):.3f}")

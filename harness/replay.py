@@ -33,6 +33,7 @@ import torch
 
 from . import data, engine
 from .compare import Verdict
+from .environment import ISA_CONTROLS
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
                      golden_path, measure, read_golden, write_golden)
 from .spec import ConfigError
@@ -40,7 +41,6 @@ from .spec import ConfigError
 # A lower instruction set than the machine's, forced through the libraries' own controls: ATen's
 # vectorised kernels without AVX, oneDNN's convolutions and MKL's GEMMs limited to SSE4.
 LOW_ISA = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
-ISA_CONTROLS = tuple(LOW_ISA)
 
 
 def golden_names(profile) -> list[str]:
@@ -263,8 +263,9 @@ def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
                matrix.profile.name), "--names", ",".join(names)]
     if matrix.options.data_dir:
         command += ["--data-dir", str(matrix.options.data_dir)]
-    env = {**os.environ, **LOW_ISA, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+    from .keras_engine import subprocess_env
+
+    env = {**subprocess_env(), **LOW_ISA}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"the lower-ISA golden runs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import shutil
 import statistics
 import sys
@@ -40,6 +41,7 @@ class Options:
     baselines_dir: Path | None = None  # None: the profile's (spec.baselines_dir_for)
     results_dir: Path | None = Path(".trainguard/results")
     run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
+    threads: int | None = None  # torch/TensorFlow threads; None: the profile's ``threads`` (apply_threads)
     precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
     compile: bool = False  # torch.compile the model; its own baseline class
     stack_seeds: bool = False  # train a model's seeds at once (trainguard.stacked); its own baseline class
@@ -67,6 +69,7 @@ class Matrix:
             from .spec import baselines_dir_for
 
             self.options.baselines_dir = baselines_dir_for(self.profile)
+        self.threads, self.threads_note = apply_threads(self.options.threads, self.profile)
         self.device = engine.resolve_device(self.options.device)
         self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
                                                 self.options.compile, self.options.stack_seeds)
@@ -330,6 +333,7 @@ class Matrix:
             "device_name": engine.device_name(self.device),
             "seeds": list(self.profile.baseline_seeds),
             "versions": versions(),
+            "threads": self.threads,
             "date": dt.date.today().isoformat(),
             "commit": git_commit(),
             "data": {"source": Path(ds.source).name, "verification": ds.verification,
@@ -458,7 +462,7 @@ class Matrix:
             return None
         mnist = overfit.load_mnist(config, self.options.data_dir, allow_download=self.options.allow_download)
         return overfit.OverfitExperiment(config, mnist, self.device, log=self.log if log else None,
-                                         profile=self.profile.name)
+                                         profile=self.profile.name, threads=self.threads)
 
     def published_mnist(self) -> dict[str, float]:
         path = Path(self.options.baselines_dir) / "published-mnist.csv"
@@ -570,11 +574,41 @@ class Matrix:
             "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
             "test split": ds.test_split,
             "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
+            "threads": self.threads_note,
             "commit": git_commit(),
             "wall time": f"{time.time() - self.started:.1f} s",
             "training time": self.training_time(),
             "python": sys.executable,
         }
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def apply_threads(requested: int | None, profile: Profile) -> tuple[int, str]:
+    """Set torch's thread count for this process's runs (--threads, else the profile's ``threads``; the Keras
+    child gets the same count) and say where it came from. The count is arithmetic, not only speed: sums are
+    split per thread, so runs at another count round differently from the baseline's; a machine with fewer
+    cores still computes the same numbers, only slower, and is told so."""
+    import torch
+
+    threads = requested or profile.threads
+    if threads is None:
+        threads = torch.get_num_threads()
+        source = "torch's default here (the profile does not pin it)"
+    else:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        source = "--threads" if requested else f"profile {profile.name}"
+    cores = available_cores()
+    note = f"{threads} ({source}; {cores} core(s) available)"
+    if cores < threads:
+        note += ": fewer cores than threads, so runs are slower but compute the same numbers"
+    return threads, note
 
 
 def seed_list(seeds) -> str:

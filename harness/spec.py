@@ -159,6 +159,9 @@ class Profile:
     stats: "Stats" = None  # how bands are derived (harness/stats.py); None = Stats()
     golden: GoldenConfig = GoldenConfig()  # the golden runs replayed step by step (trainguard.replay)
     baselines_dir: str | None = None  # where its baselines live, relative to the profile file (baselines_dir_for)
+    # torch (and TensorFlow) threads for every run: the count changes how sums are split, so a baseline is
+    # only comparable with runs at its own count. None: the library's default for the machine (reported).
+    threads: int | None = None
 
     @property
     def max_epochs(self) -> int:
@@ -486,10 +489,15 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         except TypeError as exc:
             raise ConfigError(f"{source}: [mnist]: {exc}") from None
     golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
+    threads = raw.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError(f"{source}: 'threads' must be a positive integer (the torch and TensorFlow thread count of "
+                          f"every run), got {threads!r}")
     baselines_dir = raw.get("baselines_dir")
     if baselines_dir is not None and not isinstance(baselines_dir, str):
         raise ConfigError(f"{source}: 'baselines_dir' must be a path (a string), got {baselines_dir!r}")
     return Profile(
+        threads=threads,
         baselines_dir=baselines_dir,
         golden=golden,
         mnist=mnist,
