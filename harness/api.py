@@ -15,8 +15,11 @@ from pathlib import Path
 
 from . import compare
 from .history import History
-from .session import Matrix, Options, describe_stop, seed_list
-from .spec import METRICS, ConfigError, OverfitConfig, Profile
+from .checks import CheckSession, per_check_alpha
+from .checks import baseline as baseline_kind
+from .checks import published as published_kind
+from .session import Matrix, Options, describe_stop
+from .spec import METRICS, ConfigError, OverfitConfig, Profile, seed_list
 
 __all__ = ["Options", "RunSummary", "run_profile", "summarize"]
 
@@ -92,42 +95,47 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
-    preflight(matrix)
+    session = CheckSession(matrix)
+    preflight(session)
     outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
     for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
         for model in matrix.profile.models:
             matrix.history(model, seed)
-    verdicts, notes = verdicts + matrix.all_verdicts(), []
-    experiment = matrix.mnist_experiment()
-    if experiment is not None:
-        from .overfit import keras_available
-
-        for framework in experiment.config.frameworks:
-            if framework == "keras" and (reason := keras_available()):
-                notes.append(f"MNIST keras runs skipped: {reason}")
-                continue
-            for seed in experiment.config.seeds:
-                printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-                experiment.pair(framework, seed)
-            verdicts += matrix.mnist_verdicts(experiment, framework)
-    return summarize(matrix, verdicts, notes, experiment, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+    train_mnist(session, printer)
+    verdicts += session.verdicts()
+    return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
 
 
-def preflight(matrix: Matrix) -> None:
-    """Read and check every input the run will need before the first epoch — the data, the baseline tables,
-    the MNIST baselines, the goldens, the published tables — so that a bad one (a truncated CSV, a corrupt
-    golden) is an error naming the file now, not after minutes of training. Raises ConfigError / DataError."""
+def train_mnist(session: CheckSession, printer=print) -> None:
+    """Experiment 1's pairs (without and with dropout) for every seed and installed framework, announced."""
+    experiment = session.experiment
+    if experiment is None:
+        return
+    from .overfit import keras_available
+
+    for framework in experiment.config.frameworks:
+        if framework == "keras" and keras_available():
+            continue  # the check kinds say so (a note in the report)
+        for seed in experiment.config.seeds:
+            printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
+            experiment.pair(framework, seed)
+
+
+def preflight(session: CheckSession) -> None:
+    """Read and check every input the run will need before the first epoch — the data, every enabled kind's
+    reference (the baseline tables, the MNIST baselines, the published tables), the goldens — so that a bad
+    one (a truncated CSV, a corrupt golden) is an error naming the file now, not after minutes of training.
+    Raises ConfigError / DataError."""
     from . import golden, replay
+    from .checks import published
 
-    profile = matrix.profile
+    matrix, profile = session.matrix, session.profile
     matrix.dataset  # noqa: B018 — load and verify
-    if "baseline" in profile.checks:
-        matrix.baseline()
-    if {"published", "ranking"} & set(profile.checks):
-        matrix.published()
-    if profile.mnist is not None and not profile.mnist.synthetic:
-        for framework in profile.mnist.frameworks:
-            matrix.mnist_baseline(framework)
+    for kind, case in session.cases():
+        if kind.reference_policy != "none":
+            session.reference(kind, case)
+    if "ranking" in profile.checks:
+        published.read(matrix)  # the expected order
     if matrix.options.replay:
         for name in profile.golden_names():
             golden.read_golden(replay.golden_file(matrix, name))
@@ -167,13 +175,16 @@ def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = N
     return path
 
 
-def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] = (), overfit_experiment=None,
+def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: list[str] = (),
               compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
-    """Collect what the report shows from a session whose runs and checks are done; compare with the
-    history (``matrix.options.history_dir``) for drift and speed. ``replay_outcomes``: the golden runs'
-    replay (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
+    """Collect what the report shows from a run whose runs and checks are done (``session``: its runs and
+    check kinds; its MNIST experiment, if one was built); compare with the history store
+    (``options.history_dir``) for drift and speed. ``replay_outcomes``: the golden runs' replay
+    (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
+    matrix = session.matrix
+    overfit_experiment = session.built_experiment
     profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
-    trend_part = _trend(matrix, overfit_experiment)
+    trend_part = _trend(session)
     trend_part["flags"] = list(replay_flags) + trend_part["flags"]
     for flag in trend_part["flags"]:
         if flag.check in matrix.options.fail_on:
@@ -181,10 +192,6 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
     trend_part["entry"]["result"] = ("FAIL" if any(not v.passed for v in verdicts) else
                                      "NOTHING CHECKED" if not verdicts else "PASS")
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
-    if "baseline" in profile.checks and not matrix.options.strict:
-        _, problem = matrix.checkable_baseline()
-        if problem:
-            notes.append(f"cells not compared: {problem}")
     changes = None
     if compare_with is not None:
         old = earlier_results(compare_with, profile.name)
@@ -226,36 +233,35 @@ def summarize(matrix: Matrix, verdicts: list[compare.Verdict], notes: list[str] 
             notes.append(SYNTHETIC_NOTE)
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
-        environment=environment(matrix), rows_by_budget=report_rows(matrix), statistics=statistics_summary(matrix),
-        notes=notes, published=matrix.published(), published_note=published_note(matrix),
+        environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
+        notes=notes, published=published_kind.read(matrix), published_note=published_note(matrix),
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
-        baseline_test_acc=baseline_test_acc(matrix), baseline_spread=baseline_spread(matrix),
+        baseline_test_acc=baseline_test_acc(session), baseline_spread=baseline_spread(session),
         overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
-        overfit_pairs=pairs, published_mnist=matrix.published_mnist() if pairs else {}, changes=changes,
+        overfit_pairs=pairs, published_mnist=published_kind.read_mnist(matrix) if pairs else {}, changes=changes,
         replay=list(replay_outcomes), **trend_part)
 
 
-def _trend(matrix: Matrix, experiment) -> dict:
+def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from . import trend
+    from .checks import mnist
     from .ledger import HistoryStore
 
+    matrix, experiment = session.matrix, session.built_experiment
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, experiment)
     history_dir = matrix.options.history_dir
     earlier = HistoryStore(history_dir).read(profile.name, matrix.device_class) if history_dir else []
-    try:
-        table, _ = matrix.checkable_baseline() if "baseline" in profile.checks else (None, None)
-    except ConfigError:
-        table = None
-    mnist = {}
+    table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
+    mnist_baselines = {}
     if experiment is not None:
         for framework in experiment.config.frameworks:
             try:
-                mnist[framework] = matrix.mnist_baseline(framework)
+                mnist_baselines[framework] = mnist.read(matrix, framework)
             except ConfigError:
-                mnist[framework] = None
-    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist,
+                mnist_baselines[framework] = None
+    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist_baselines,
                                               st.false_alarm_rate, st.power)
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
     metric, bands = trend_bands(matrix, table)
@@ -271,35 +277,33 @@ def trend_bands(matrix: Matrix, table, k: int | None = None) -> tuple[str, dict]
     metric = "test_acc" if "test_acc" in profile.checked_metrics else profile.checked_metrics[0]
     if table is None:
         return metric, {}
-    bands = {(m, b): matrix.band(table, m, b, metric, k) for m in profile.models for b in profile.budgets}
+    bands = {(m, b): baseline_kind.band(matrix, table, m, b, metric, k) for m in profile.models for b in profile.budgets}
     return metric, {key: (band.low, band.high) for key, band in bands.items()}
 
 
-def environment(matrix: Matrix) -> dict[str, str]:
+def environment(session: CheckSession) -> dict[str, str]:
     """The report's environment table, with whether tonight's library versions are the baseline's."""
-    env, line = {}, baseline_versions(matrix)
-    for key, value in matrix.environment().items():
+    env, line = {}, baseline_versions(session)
+    for key, value in session.matrix.environment().items():
         env[key] = value
         if key == "versions" and line:
             env["baseline versions"] = line
     return env
 
 
-def baseline_versions(matrix: Matrix) -> str | None:
+def baseline_versions(session: CheckSession) -> str | None:
     """Tonight's versions against those recorded in the baseline's metadata (None without a baseline)."""
     from .environment import versions
 
-    try:
-        table = matrix.baseline() if "baseline" in matrix.profile.checks else None
-    except ConfigError:
-        return None
+    matrix = session.matrix
+    table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
     if table is None or "versions" not in table.meta:
         return None
     recorded, now = table.meta["versions"], versions()
     differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(set(recorded) | set(now))
               if recorded.get(name) != now.get(name)]
     if recorded.get("torch_threads") != now.get("torch_threads"):
-        differ.append(f"tonight's thread count: {matrix.threads_note}")
+        differ.append(f"this run's threads: {matrix.threads_note}")
     return "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
 
 
@@ -328,19 +332,20 @@ def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
     return rows
 
 
-def statistics_summary(matrix: Matrix) -> dict:
+def statistics_summary(session: CheckSession) -> dict:
     """What the report says about how its bands were derived (docs/statistics.md)."""
+    from .checks import band_check_count
+
+    matrix = session.matrix
     p, st = matrix.profile, matrix.profile.statistics
     seeds = seed_list(matrix.seeds)
     window = f"mean of the last {st.window} epochs up to the budget, " if st.window > 1 else ""
-    table = None
-    try:
-        table = matrix.baseline() if "baseline" in p.checks else None
-    except ConfigError:
-        pass
+    table = baseline_kind.table_of(session) if "baseline" in p.checks else None
+    count = band_check_count(p)
     lines = [
         f"Family-wise false-alarm rate {st.false_alarm_rate:.0%} for the whole run, split evenly over its "
-        f"{matrix.band_check_count()} band checks: α = {matrix.per_check_alpha():.2g} per check (two-sided).",
+        f"{count} band checks: α = {per_check_alpha(p):.2g} per check (two-sided)." if count else
+        "This run makes no band checks (its profile enables no check kind that has them).",
         f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
         f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
         f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
@@ -369,26 +374,21 @@ def figure_curves(matrix: Matrix) -> dict[str, History]:
     return {m: mine[m] for m in matrix.profile.models if m in mine}
 
 
-def baseline_test_acc(matrix: Matrix) -> dict[tuple[str, int], tuple[float, float]]:
+def baseline_test_acc(session: CheckSession) -> dict[tuple[str, int], tuple[float, float]]:
     """(model, budget) → the baseline's test-accuracy mean and std, for the figure (empty if not comparable)."""
-    try:
-        table = matrix.baseline()
-    except ConfigError:
-        return {}
-    if table is None or matrix.data_matches_baseline(table) is not None:
+    matrix, table = session.matrix, baseline_kind.table_of(session)
+    if table is None:
         return {}
     return {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
             for m in matrix.profile.models for b in matrix.profile.budgets}
 
 
-def baseline_spread(matrix: Matrix) -> dict:
+def baseline_spread(session: CheckSession) -> dict:
     """Per model, the baseline seeds' per-epoch mean and standard deviation of the train loss and test accuracy
     (the figures shade it behind the night's curves); empty without a comparable baseline."""
-    try:
-        table = matrix.baseline() if "baseline" in matrix.profile.checks else None
-    except ConfigError:
-        return {}
-    if table is None or matrix.data_matches_baseline(table) is not None:
+    matrix = session.matrix
+    table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
+    if table is None:
         return {}
     out = {}
     for model in matrix.profile.models:

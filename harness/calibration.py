@@ -34,12 +34,12 @@ class NightResult:
 def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]], profile, alpha: float,
                    seeds: tuple[int, ...]) -> list[str]:
     """Band checks of the CIFAR cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
+    from .checks.baseline import derive, statistic
+
     failures = []
-    for check in profile.band_checks():  # the same list the night's checks come from
-        values = table.values(check.model, check.end, check.source, check.window)
-        band = stats.derive_band(values, len(seeds), alpha, table.resolution(check.source))
-        measured = statistics.fmean(stats.window_mean([e[check.source] for e in night[(check.model, s)]], check.end,
-                                                      check.window) for s in seeds)
+    for check in profile.band_checks():  # the same list, band and statistic the night's checks use
+        band = derive(table, check, len(seeds), alpha)
+        measured = statistic([night[(check.model, s)] for s in seeds], check)
         if not band.contains(measured):
             failures.append(f"{check.model}-{check.budget} {check.metric} ({measured:.4g} vs {band.low:.4g}…{band.high:.4g})")
     return failures

@@ -179,11 +179,11 @@ def cmd_run(args) -> int:
     return _write(summary, args.report, history_dir=args.history_dir, junit_xml=args.junit_xml)
 
 
-def _finish(matrix, verdicts, args, notes, experiment=None) -> int:
-    """Summarize a session whose checks are done, then write and print as :func:`_write`."""
+def _finish(session, verdicts, args, notes) -> int:
+    """Summarize a run whose checks are done, then write and print as :func:`_write`."""
     from .api import summarize
 
-    return _write(summarize(matrix, verdicts, notes, experiment, compare_with=args.compare), args.report)
+    return _write(summarize(session, verdicts, notes, compare_with=args.compare), args.report)
 
 
 def _write(summary, path, history_dir=None, junit_xml=None) -> int:
@@ -220,22 +220,14 @@ def cmd_report(args) -> int:
             histories.update(histories_from_log(log, matrix.profile.name))
         matrix.preload({key: h for key, h in histories.items() if key[0] in matrix.profile.models})
         notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
-    verdicts, experiment = matrix.all_verdicts(), None
-    if matrix.profile.mnist is not None:
-        from . import overfit
+    from . import overfit
+    from .checks import CheckSession
 
-        if args.from_log is None:
-            notes.append("The MNIST experiment is re-rendered only from a run log (--from-log): it has no result cache.")
-        else:
-            experiment = overfit.OverfitExperiment.from_log(matrix.profile.mnist, histories)
-            for framework in matrix.profile.mnist.frameworks:
-                seeds = [s for s in matrix.profile.mnist.seeds if (framework, s) in experiment.pairs]
-                if seeds == list(matrix.profile.mnist.seeds):
-                    verdicts += matrix.mnist_verdicts(experiment, framework)
-                else:
-                    notes.append(f"MNIST {framework}: the run log(s) hold seeds {seeds} of {list(matrix.profile.mnist.seeds)}; "
-                                 f"its checks are not re-rendered")
-    return _finish(matrix, verdicts, args, notes, experiment)
+    # the MNIST experiment has no result cache: only what the run log(s) hold (nothing without --from-log)
+    experiment = overfit.OverfitExperiment.from_log(matrix.profile.mnist, histories) if matrix.profile.mnist else None
+    session = CheckSession(matrix, experiment=experiment)
+    verdicts = session.verdicts()
+    return _finish(session, verdicts, args, notes + session.notes)
 
 
 def cmd_replay(args) -> int:
@@ -269,6 +261,8 @@ def cmd_replay(args) -> int:
 
 
 def cmd_baselines(args) -> int:
+    from .checks import baseline as baseline_kind
+
     if args.golden and args.action != "update":
         print("trainguard: error: --golden goes with `baselines update`", file=sys.stderr)
         return 2
@@ -295,22 +289,20 @@ def cmd_baselines(args) -> int:
             for log in args.from_log:
                 matrix.preload({key: h for key, h in histories_from_log(log, matrix.profile.name).items()
                                 if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds})
-        for line in matrix.update_baseline(source_logs=args.from_log):
+        for line in baseline_kind.update(matrix, source_logs=args.from_log):
             print(line)
-        print(f"wrote {matrix.baseline_file()}")
+        print(f"wrote {baseline_kind.baseline_file(matrix)}")
         if matrix.profile.mnist is not None and not args.skip_mnist:
-            from . import overfit
+            from .checks import CheckSession
 
-            experiment = matrix.mnist_experiment()
-            for line in overfit.update_distributions(experiment, matrix.options.baselines_dir, matrix.profile.name,
-                                                     matrix.device.type):  # MNIST runs are always fp32
+            for line in CheckSession(matrix).update(["mnist_gaps"]):
                 print(line)
         if not args.skip_golden:
             from .replay import write_goldens
 
             write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
         return 0
-    path = matrix.baseline_file()
+    path = baseline_kind.baseline_file(matrix)
     if not path.exists():
         print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
               file=sys.stderr)
@@ -318,6 +310,8 @@ def cmd_baselines(args) -> int:
     if args.action == "calibrate":
         from . import baselines as bl
         from .calibration import render
+        from .checks import band_check_count, per_check_alpha
+        from .checks import mnist as mnist_kind
         from .runlog import histories_from_log
 
         reruns = None
@@ -335,25 +329,27 @@ def cmd_baselines(args) -> int:
                 histories.update(histories_from_log(log, matrix.profile.name))
             experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
             for framework in matrix.profile.mnist.frameworks:
-                baseline = matrix.mnist_baseline(framework)
+                baseline = mnist_kind.read(matrix, framework)
                 if baseline is not None:
                     mnist.append((framework, baseline, {s: p.quantities() for (f, s), p in experiment.pairs.items()
                                                         if f == framework} or None))
-        print(render(matrix.baseline(), matrix.profile, matrix.per_check_alpha(), matrix.band_check_count(), reruns,
-                     mnist))
+        print(render(baseline_kind.read(matrix), matrix.profile, per_check_alpha(matrix.profile),
+                     band_check_count(matrix.profile), reruns, mnist))
         return 0
     if args.action == "diff":
         from .report import published_vs_measured
 
-        table = matrix.baseline()
+        from .checks import published
+
+        table = baseline_kind.read(matrix)
         print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
-              f"against {Path(matrix.options.baselines_dir) / 'published.csv'}:\n")
-        print(published_vs_measured(table, matrix.published(), matrix.profile))
+              f"against {published.path(matrix)}:\n")
+        print(published_vs_measured(table, published.read(matrix), matrix.profile))
         return 0
     from .report import _table, pd
 
     frame = pd.read_csv(path)
-    print(f"{path} (n = {len(matrix.baseline().meta.get('seeds', []))} seeds per cell; per-seed curves in "
+    print(f"{path} (n = {len(baseline_kind.read(matrix).meta.get('seeds', []))} seeds per cell; per-seed curves in "
           f"{path.with_name(path.stem + '-seeds.csv').name}):\n")
     print(_table(frame))
     return 0
@@ -371,7 +367,9 @@ def cmd_selftest(args) -> int:
     if matrix.profile.mnist is not None and any(not i.targets for i in injections):
         experiment = matrix.mnist_experiment(log=False)  # injected runs stay out of the night's run log
     outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log, bands=not args.replay_only)
-    stats = statistics_summary(matrix)
+    from .checks import CheckSession
+
+    stats = statistics_summary(CheckSession(matrix))
     text = "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",
                       report._table(report.pd.DataFrame({"": list(matrix.environment()),
                                                          "value": [str(v) for v in matrix.environment().values()]})),
@@ -395,6 +393,8 @@ def cmd_history(args) -> int:
     from .ledger import HistoryStore
     from .trend import LABELS, history_rows, series
 
+    from .checks import baseline as baseline_kind
+
     matrix = _matrix(args)
     store = HistoryStore(args.history_dir)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
@@ -406,7 +406,7 @@ def cmd_history(args) -> int:
     if args.plots is not None:
         from .api import trend_bands
 
-        table, _ = matrix.checkable_baseline() if "baseline" in matrix.profile.checks else (None, None)
+        table = baseline_kind.checkable(matrix)[0] if "baseline" in matrix.profile.checks else None
         metric, cell_bands = trend_bands(matrix, table, k=len(entries[-1].get("seeds", [1])))
         runs = [e.get("time", "?")[5:16].replace("T", " ") for e in entries]
         for model in matrix.profile.models:

@@ -266,21 +266,6 @@ class OverfitExperiment:
     def seed_pairs(self, framework: str) -> list[Pair]:
         return [self.pair(framework, seed) for seed in self.config.seeds]
 
-    def band_verdicts(self, framework: str, baseline: "MnistBaseline | None", alpha: float, power: float = 0.9,
-                      strict: bool = False) -> list[Verdict]:
-        """The gaps against the bands derived from the per-seed baseline; without one, nothing (a note
-        in the report), or under ``strict`` a failure that says how to create it."""
-        if self.config.synthetic:
-            return []
-        pairs = self.seed_pairs(framework)
-        if baseline is not None:
-            return gap_verdicts(pairs, baseline.values, alpha, power, baseline.describe())
-        if strict:
-            return [Verdict("overfit", _subject(pairs), False,
-                            f"MNIST {framework}: no per-seed baseline to check the gaps against (strict: CI=true or "
-                            f"--tg-strict); create it with trainguard baselines update --profile {self.profile or 'ci'}")]
-        return []
-
     def conclusions(self, framework: str) -> list[Verdict]:
         return [] if self.config.synthetic else conclusion_verdicts(self.seed_pairs(framework), self.config)
 

@@ -1,11 +1,15 @@
 """pytest plugin (entry point ``pytest11: trainguard``): options, parametrization, session cache, report.
 
-Thin hooks over :class:`trainguard.session.Matrix` and :mod:`trainguard.api`. Test modules ask for fixtures:
+Thin hooks over :class:`trainguard.session.Matrix`, :class:`trainguard.checks.CheckSession` and
+:mod:`trainguard.api`. Test modules ask for fixtures:
 
-- ``trainguard_matrix``: the session's Matrix (one per pytest process: no model trains twice);
-- ``cifar_cell`` → (model, budget), ``cifar_budget`` → budget, ``cifar_model`` → model,
-  ``mnist_framework`` → framework: parametrized from the chosen profile, with ids like ``[NewModel2-20]``;
-- ``trainguard_baseline``: the measured baseline table (rewritten first under ``--tg-update-baselines``);
+- ``trainguard_case``: one case of one check kind (trainguard.checks), parametrized from the chosen profile —
+  every enabled kind's cases, or those of the kinds a ``@pytest.mark.trainguard_kinds("baseline", ...)`` mark
+  names (ids like ``[NewModel2-20]`` for one kind, ``[baseline-NewModel2-20]`` for several);
+  ``trainguard_case.check()`` judges it (the one policy: a stopped run fails, a missing reference skips with
+  the command that creates it or fails under strict) and records its verdicts for the report;
+- ``trainguard_matrix``: the session's runs (one per pytest process: no model trains twice);
+  ``trainguard_checks``: its CheckSession (the references are measured first under ``--tg-update-baselines``);
 - ``trainguard_check``: asserts verdicts and records them for the report;
 - ``golden_run`` → the name of one of the profile's golden runs, ``trainguard_replay`` → a function that
   replays it step by step (trainguard.replay) and returns its verdict.
@@ -29,8 +33,7 @@ import pytest
 from .options import PYTEST_ONLY, PYTEST_PREFIX, RUN_OPTIONS, add_ini_options, add_options, resolve_pytest_options
 
 _STATE_KEY = pytest.StashKey[dict]()
-_FIXTURES = ("trainguard_matrix", "cifar_cell", "cifar_budget", "cifar_model", "mnist_framework", "golden_run",
-             "trainguard_night")
+_FIXTURES = ("trainguard_matrix", "trainguard_case", "trainguard_checks", "golden_run", "trainguard_night")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,6 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
     config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
     config.addinivalue_line("markers", "replay: replays the profile's golden runs step by step (seconds; pytest -m replay)")
+    config.addinivalue_line("markers", "trainguard_kinds(*names): parametrize trainguard_case with these check kinds only")
     if not config.pluginmanager.hasplugin("xdist"):  # xdist registers it itself
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
     try:
@@ -82,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
     config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "skips": [],
                                 "started": time.time(), "baseline_changes": None, "shard": values["shard"],
-                                "worker_histories": {}, "worker_pairs": [], "replay": {}}
+                                "worker_histories": {}, "worker_pairs": [], "replay": {}, "checks": None}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -113,19 +117,14 @@ def is_trainguard_test(item) -> bool:
 
 
 def test_group(item) -> str:
-    """The training run a test needs: one group per model (CIFAR) or framework (MNIST); ``cross-model``
-    for the checks that compare models (they read the others' results)."""
+    """The training run a test needs: its case's group — one per model (CIFAR) or framework (MNIST),
+    ``cross-model`` for the checks that compare models (they read the others' results)."""
+    # A kind the profile does not enable parametrizes its test with nothing (NOTSET): it skips, and
+    # belongs to no training run.
     params = getattr(getattr(item, "callspec", None), "params", {})
-    # A profile without an [mnist] section parametrizes the MNIST tests with nothing (NOTSET): they
-    # skip, and belong to no training run.
-    params = {k: v for k, v in params.items() if isinstance(v, (str, int, tuple))}
-    if "cifar_cell" in params:
-        return params["cifar_cell"][0]
-    if "cifar_model" in params:
-        return params["cifar_model"]
-    if "mnist_framework" in params:
-        return f"mnist-{params['mnist_framework']}"
-    if "golden_run" in params:
+    if "trainguard_case" in params:
+        return getattr(params["trainguard_case"], "group", "")
+    if isinstance(params.get("golden_run"), str):
         return "replay"  # one worker replays them all: the golden runs are seconds each
     return "cross-model"
 
@@ -141,6 +140,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
             config.hook.pytest_deselected(items=opted_out)
             items[:] = [item for item in items if not item.get_closest_marker("selftest")]
     group = {item.nodeid: test_group(item) for item in items if is_trainguard_test(item)}
+    group = {nodeid: name for nodeid, name in group.items() if name}
     if not group:
         return
     for item in items:
@@ -199,16 +199,20 @@ def get_matrix(config: pytest.Config):
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = _state(metafunc.config)["profile"]
-    if "cifar_cell" in metafunc.fixturenames:
-        cells = [(m, b) for m in profile.models for b in profile.budgets]
-        metafunc.parametrize("cifar_cell", cells, ids=[f"{m}-{b}" for m, b in cells])
-    if "cifar_budget" in metafunc.fixturenames:
-        metafunc.parametrize("cifar_budget", profile.budgets, ids=[str(b) for b in profile.budgets])
-    if "mnist_framework" in metafunc.fixturenames:
-        frameworks = list(profile.mnist.frameworks) if profile.mnist else []
-        metafunc.parametrize("mnist_framework", frameworks, ids=frameworks)
-    if "cifar_model" in metafunc.fixturenames:
-        metafunc.parametrize("cifar_model", profile.models, ids=list(profile.models))
+    if "trainguard_case" in metafunc.fixturenames:
+        from .checks import enabled_kinds
+        from .spec import ConfigError
+
+        marker = metafunc.definition.get_closest_marker("trainguard_kinds")
+        wanted = marker.args if marker else None
+        try:
+            kinds = [k for k in enabled_kinds(profile) if wanted is None or k.name in wanted]
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--tg-profile: {exc}") from None
+        cases = [case for kind in kinds for case in kind.cases(profile)]
+        one_kind = wanted is not None and len(wanted) == 1
+        metafunc.parametrize("trainguard_case", cases, indirect=True,
+                             ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
     if "golden_run" in metafunc.fixturenames:
         names = profile.golden_names()
         metafunc.parametrize("golden_run", names, ids=names)
@@ -227,49 +231,67 @@ def trainguard_matrix(request):
 
 
 @pytest.fixture(scope="session")
-def trainguard_baseline(request, trainguard_matrix):
-    """The measured baseline for this profile and device class; skips with the way to create it if absent."""
-    state = _state(request.config)
-    if state["values"]["update_baselines"]:
-        if note := trainguard_matrix.redirect_writes():
-            _printer(request.config)(f"[trainguard] {note}")
-        changes = trainguard_matrix.update_baseline()
-        state["baseline_changes"] = (trainguard_matrix.baseline_file(), changes)
-        _printer(request.config)(f"[trainguard] rewrote {trainguard_matrix.baseline_file()}:\n  " + "\n  ".join(changes))
-    from .spec import ConfigError
-
-    try:
-        table, problem = trainguard_matrix.checkable_baseline()
-    except ConfigError as exc:
-        pytest.fail(f"trainguard: {exc}", pytrace=False)
-    if table is None:
-        if strict_mode(request.config):
-            pytest.fail(f"trainguard (strict: CI=true or --tg-strict): {problem}", pytrace=False)
-        state["skips"].append(problem)
-        pytest.skip(problem)
-    return table
-
-
-@pytest.fixture(scope="session")
-def mnist_experiment(request, trainguard_matrix):
-    """Experiment 1 for the session: pairs (without/with dropout) cached per framework × seed."""
+def trainguard_checks(request, trainguard_matrix):
+    """The session's CheckSession: its check kinds, their references read once, the MNIST experiment. Under
+    ``--tg-update-baselines`` every stored reference (the baseline, the MNIST distributions) is measured first."""
+    from .checks import CheckSession
     from .data import DataError
-    from .overfit import update_distributions
 
     state = _state(request.config)
-    if state["profile"].mnist is None:
-        pytest.skip(f"profile {state['profile'].name} has no [mnist] section")
-    try:
-        experiment = trainguard_matrix.mnist_experiment()
-    except DataError as exc:
-        pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-    state["overfit"] = experiment
-    if state["values"]["update_baselines"]:
-        trainguard_matrix.redirect_writes()
-        lines = update_distributions(experiment, trainguard_matrix.options.baselines_dir, state["profile"].name,
-                                     trainguard_matrix.device.type)  # MNIST runs are always fp32
-        _printer(request.config)("[trainguard] MNIST baselines:\n  " + "\n  ".join(lines))
-    return experiment
+    if state.get("checks") is None:
+        session = CheckSession(trainguard_matrix)
+        if state["values"]["update_baselines"]:
+            from .checks.baseline import baseline_file
+
+            if note := trainguard_matrix.redirect_writes():
+                _printer(request.config)(f"[trainguard] {note}")
+            try:
+                changes = session.update()
+            except DataError as exc:
+                pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            state["baseline_changes"] = (baseline_file(trainguard_matrix), changes)
+            _printer(request.config)(f"[trainguard] rewrote {baseline_file(trainguard_matrix)}:\n  " + "\n  ".join(changes))
+        state["checks"] = session
+    return state["checks"]
+
+
+class CaseCheck:
+    """One parametrized case: :meth:`check` judges it through the session's policy, records its verdicts for the
+    report, and fails the test with every failing verdict's message (or skips it, with the reason)."""
+
+    def __init__(self, state: dict, session, case) -> None:
+        self.state, self.session, self.case = state, session, case
+        self.kind = next(k for k in session.kinds if k.name == case.kind)
+
+    def judge(self):
+        from .data import DataError
+        from .spec import ConfigError
+
+        try:
+            return self.session.judge(self.kind, self.case)
+        except ConfigError as exc:  # a malformed reference is never a skip
+            pytest.fail(f"trainguard: {exc}", pytrace=False)
+        except DataError as exc:
+            pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+    def check(self) -> list:
+        judgement = self.judge()
+        if judgement.skipped:
+            if judgement.skipped not in self.state["skips"]:
+                self.state["skips"].append(judgement.skipped)
+            pytest.skip(judgement.skipped)
+        recorded = self.state["verdicts"]
+        recorded.extend(v for v in judgement.verdicts if not any(v is r for r in recorded))
+        failures = [v.message for v in judgement.verdicts if not v.passed]
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
+        return judgement.verdicts
+
+
+@pytest.fixture
+def trainguard_case(request, trainguard_checks):
+    """One case of one check kind (parametrized by the plugin): ``trainguard_case.check()``."""
+    return CaseCheck(_state(request.config), trainguard_checks, request.param)
 
 
 @pytest.fixture(scope="session")
@@ -338,20 +360,17 @@ def trainguard_night(request):
 
 
 def _measure(options, printer) -> None:
-    """--tg-update-baselines for trainguard_night: the baseline seeds, the MNIST distributions, the golden runs."""
-    from .overfit import update_distributions
+    """--tg-update-baselines for trainguard_night: every enabled kind's stored reference (the baseline seeds, the
+    MNIST distributions), then the golden runs."""
+    from .checks import CheckSession
     from .replay import write_goldens
     from .session import Matrix
 
     matrix = Matrix(options, printer=printer)
     if note := matrix.redirect_writes():
         printer(f"[trainguard] {note}")
-    for line in matrix.update_baseline():
+    for line in CheckSession(matrix).update():
         printer(f"[trainguard] {line}")
-    if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
-        for line in update_distributions(matrix.mnist_experiment(), matrix.options.baselines_dir, matrix.profile.name,
-                                         matrix.device.type):
-            printer(f"[trainguard] {line}")
     write_goldens(matrix, printer=printer)
     options.baselines_dir = matrix.options.baselines_dir
 
@@ -370,14 +389,9 @@ def trainguard_check(request):
     return check
 
 
-def require_check(profile, name: str) -> None:
-    if name not in profile.checks:
-        pytest.skip(f"profile {profile.name} does not enable the {name!r} check")
-
-
 def _worker_payload(state: dict) -> dict:
     """What a pytest-xdist worker hands the controller: plain JSON-able data."""
-    matrix, overfit = state["matrix"], state.get("overfit")
+    matrix, overfit = state["matrix"], _built_experiment(state)
     return {
         "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
         "replay": [o.to_json() for o in state["replay"].values()],
@@ -410,10 +424,15 @@ def pytest_testnodedown(node, error) -> None:
         state["replay"].update({o["name"]: Outcome.from_json(o) for o in payload["replay"]})
 
 
+def _built_experiment(state: dict):
+    """The MNIST experiment this process's checks built (None if they built none)."""
+    return state["checks"].built_experiment if state.get("checks") is not None else None
+
+
 def _merged_overfit(state: dict):
     """The controller's view of the MNIST experiment: the workers' pairs (no data, nothing to train)."""
     if not state["worker_pairs"] or state["profile"].mnist is None:
-        return state.get("overfit")
+        return _built_experiment(state)
     # Imported only when needed: a session that ran no trainguard test must not import torch/scipy at its
     # end (after pytester's in-process runs, a first import of scipy there can fail).
     from .history import History
@@ -438,10 +457,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if state["matrix"] is None or not (state["matrix"].histories or (overfit and overfit.pairs)):
         return
     from .api import publish, summarize
+    from .checks import CheckSession
 
+    checks = state.get("checks")
+    if checks is None or checks.built_experiment is None and overfit is not None:
+        checks = CheckSession(state["matrix"], experiment=overfit)
     path = state["values"]["report"]
     try:
-        summary = summarize(state["matrix"], state["verdicts"], state["skips"], overfit,
+        summary = summarize(checks, state["verdicts"], state["skips"],
                             replay_outcomes=[state["replay"][n] for n in state["profile"].golden_names()
                                              if n in state["replay"]])
         publish(summary, path, history_dir=state["values"]["history_dir"])

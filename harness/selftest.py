@@ -53,7 +53,7 @@ class Outcome:
 
     @property
     def caught_by_replay(self) -> list:
-        return [o for o in self.replay if o.status not in ("identical", "numerics differ", "no golden")]
+        return [o for o in self.replay if not o.passed and o.status != "no golden"]
 
     @property
     def caught(self) -> bool:
@@ -326,25 +326,40 @@ def run_injection(matrix, injection: Injection, experiment=None, printer=print, 
     return outcome
 
 
+def _judged(session, cases) -> list[compare.Verdict]:
+    """The cases' verdicts through the night's one judging policy (checks.CheckSession.judge)."""
+    return [v for kind, case in cases for v in session.judge(kind, case).verdicts]
+
+
 def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcome:
+    """Train the targets under the injection and judge, exactly as a night does, every enabled kind's cases that
+    read them (cases of other models only would judge the clean runs again). The other models a cross-model case
+    reads are taken clean (cache or trained) before the injection is applied."""
+    from .checks import CheckSession
+    from .checks.baseline import checkable
+
     if not injection.targets:
         return _run_mnist(matrix, injection, experiment, printer)
-    table, problem = matrix.checkable_baseline()
-    if table is None:
+    if "baseline" in matrix.profile.checks and (problem := checkable(matrix)[1]):
         return Outcome(injection, skipped=problem)
     from .results import ResultStore
     from .runlog import RunLog
 
+    session = CheckSession(matrix)
+    cases = [(kind, case) for kind, case in session.cases()
+             if case.group in injection.targets or case.group == "cross-model"]
+    clean = {(m, s) for kind, case in cases for m, _, s in kind.runs(session, case) if m not in injection.targets}
+    for model, seed in sorted(clean):
+        matrix.history(model, seed)
     saved = matrix.histories, matrix.store, matrix.log, list(matrix.trained)
-    matrix.histories = {}
+    matrix.histories = {key: h for key, h in saved[0].items() if key in clean}
     matrix.store = ResultStore(None)  # an injected run must never land in (or come from) the cache,
     matrix.log = RunLog(log)  # nor in the night's run log, where a re-render would take it for a clean run
     try:
         with injection.apply(matrix):
             printer(f"[trainguard] selftest {injection.name}: training {', '.join(injection.targets)} "
                     f"(seeds {', '.join(map(str, matrix.seeds))}) with {injection.description}")
-            verdicts = [v for model in injection.targets for budget in matrix.profile.budgets
-                        for v in matrix.baseline_verdicts(model, budget, table)]
+            verdicts = _judged(session, cases)
     finally:
         matrix.histories, matrix.store, matrix.log, matrix.trained = saved
     return Outcome(injection, verdicts)
@@ -353,17 +368,14 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcom
 def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
     if experiment is None or matrix.profile.mnist is None:
         return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
-    from .overfit import keras_available
+    from .checks import CheckSession
 
     fresh = _fresh_experiment(experiment)
-    verdicts = []
+    session = CheckSession(matrix, experiment=fresh)
     with injection.apply(fresh):
-        for framework in fresh.config.frameworks:
-            if framework == "keras" and keras_available():
-                continue
-            printer(f"[trainguard] selftest {injection.name}: MNIST {framework}, seeds {list(fresh.config.seeds)}, "
-                    f"with {injection.description}")
-            verdicts += matrix.mnist_verdicts(fresh, framework)
+        printer(f"[trainguard] selftest {injection.name}: MNIST {', '.join(fresh.config.frameworks)}, seeds "
+                f"{list(fresh.config.seeds)}, with {injection.description}")
+        verdicts = _judged(session, [(k, c) for k, c in session.cases() if c.group.startswith("mnist-")])
     return Outcome(injection, verdicts)
 
 

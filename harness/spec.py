@@ -28,7 +28,6 @@ METRIC_LABELS = {
     "val_acc": "Validation Accuracy",
     "val_loss": "Validation Loss",
 }
-CHECKS = ("baseline", "published", "ranking", "budget_improves")
 DATASETS = ("cifar10", "synthetic")
 
 
@@ -451,9 +450,13 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
                               f"such as 'mypkg.nets:TinyNet' (a class or zero-argument factory), or an entry point "
                               f"of the 'trainguard.models' group")
     checks = tuple(raw.get("checks", ["baseline"]))
+    from .registry import names as check_kinds  # names only: no kind is imported to read a profile
+
+    known = check_kinds()
     for check in checks:
-        if check not in CHECKS:
-            raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(CHECKS)}")
+        if check not in known:
+            raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(known)} (a kind of your own: "
+                              f"trainguard.checks.register, or an entry point of the 'trainguard.checks' group)")
     training_raw = raw.get("training", {})
     default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
     per_model = []
@@ -519,3 +522,11 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         per_model_training=tuple(per_model),
         source=source,
     )
+
+
+def seed_list(seeds) -> str:
+    """0–7 for a range, else 100, 101."""
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))

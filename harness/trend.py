@@ -65,6 +65,7 @@ def speed_of(histories: list, images: int) -> dict:
 def history_entry(matrix, experiment=None) -> dict:
     """The compact record of one run that later nights compare against (its ``result`` and ``failed``
     are set by :func:`trainguard.api.summarize` once every verdict, flags included, is known)."""
+    from .checks.baseline import checked_value
     from .engine import device_name
 
     profile, seeds = matrix.profile, matrix.seeds
@@ -75,7 +76,7 @@ def history_entry(matrix, experiment=None) -> dict:
             continue
         for budget in profile.budgets:
             cells.setdefault(model, {})[str(budget)] = {
-                metric: {str(s): matrix.checked_value(model, budget, metric, (s,)) for s in seeds}
+                metric: {str(s): checked_value(matrix, model, budget, metric, (s,)) for s in seeds}
                 for metric in profile.checked_metrics}
     speed = {}
     for model in profile.models:

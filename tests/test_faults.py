@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import results
+from trainguard import results, training
 from trainguard.session import Matrix, Options
 from trainguard.spec import load_profile
 
@@ -30,12 +30,13 @@ def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_p
     matrix, _ = _matrix(tmp_path)
     matrix.history("Baseline1")
 
-    def interrupted(model, seed, spec):
+    def interrupted(matrix, model, seed, spec):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(matrix, "_train", interrupted)
+    monkeypatch.setattr(training, "train_one", interrupted)
     with pytest.raises(KeyboardInterrupt):
         matrix.history("Baseline2")
+    monkeypatch.undo()
     resumed, _ = _matrix(tmp_path)
     for model in resumed.profile.models:
         resumed.history(model)

@@ -81,24 +81,36 @@ def test_importing_the_plugin_or_package_loads_no_torch():
 
 # ---------------------------------------------------------------------------------------------- layers
 
-# profiles → data → models → engine → results → baselines/checks → report, then the front ends.
+# The layers, lowest first; a module imports only from layers below its own (README's Layout says the same).
 LAYERS = [
-    {"trainguard", "storage", "history", "stats", "environment",
+    # core: what a run is, pure statistics, formats, versions, the registry of check kinds (names only)
+    {"trainguard", "storage", "history", "stats", "environment", "registry",
      "models", "models.cifar", "models.mnist", "models._registry"},
     {"spec"},
+    # data, verdicts, and the stores (results cache, run log, baselines, night ledger, golden files)
     {"data", "compare", "runlog", "results", "baselines", "progress", "plots", "ledger", "golden"},
+    # training engines
     {"engine", "keras_engine"},
     {"overfit", "stacked"},
-    {"session", "trend", "export"},
+    {"training"},
+    # the runs of one profile
+    {"session", "export"},
+    # check kinds: the protocol and policy, then one module per kind
+    {"checks"},
+    {"checks.baseline", "checks.published", "checks.mnist"},
+    {"checks.conclusions", "trend"},
     {"replay"},
     {"report"},
+    # the library's entry points
     {"calibration", "selftest", "api"},
     {"options"},
+    # front ends
     {"plugin", "cli"},
     {"__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-PACKAGES = {"trainguard": ROOT / "harness", "trainguard.models": ROOT / "models"}
+PACKAGES = {"trainguard": ROOT / "harness", "trainguard.models": ROOT / "models",
+            "trainguard.checks": ROOT / "harness" / "checks"}
 
 
 def _modules() -> dict[str, Path]:
@@ -106,38 +118,33 @@ def _modules() -> dict[str, Path]:
     for package, folder in PACKAGES.items():
         for path in folder.glob("*.py"):
             name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            modules[name.removeprefix("trainguard.") if name != "trainguard" else name] = path
+            modules[_short(name)] = path
     return modules
+
+
+def _short(name: str) -> str:
+    return name if name == "trainguard" else name.removeprefix("trainguard.")
 
 
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """Every package-internal module ``name`` imports, at module level or inside functions."""
-    package = name if path.stem == "__init__" else name.rpartition(".")[0]
-    package = "trainguard" if package in ("", "trainguard") else package
+    full = name if name == "trainguard" else f"trainguard.{name}"
+    package = full if path.stem == "__init__" else full.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[:len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            elif node.module and node.module.split(".")[0] == "trainguard":
+                target = node.module
             else:
-                base = node.module.split(".")[0] if node.module else ""
-                if base != "trainguard":
-                    continue
-                base = "trainguard"
-                node_module = node.module.removeprefix("trainguard").lstrip(".")
-                target = node_module or "trainguard"
-                candidates = [target] + [f"{target}.{a.name}".lstrip(".") if target != "trainguard" else a.name
-                                         for a in node.names]
-                found |= {c for c in candidates if c in modules}
                 continue
-            target = f"{base}.{node.module}" if node.module else base
-            target = target.removeprefix("trainguard.") if target != "trainguard" else target
-            candidates = [target] + [f"{target}.{a.name}" if target != "trainguard" else a.name for a in node.names]
-            found |= {c for c in candidates if c in modules}
+            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+            found |= {_short(c) for c in candidates if _short(c) in modules}
         elif isinstance(node, ast.Import):
-            found |= {a.name.removeprefix("trainguard.") for a in node.names
-                      if a.name.startswith("trainguard.") and a.name.removeprefix("trainguard.") in modules}
+            found |= {_short(a.name) for a in node.names if a.name.startswith("trainguard.") and _short(a.name) in modules}
     found.discard(name)
     return found - {"trainguard"}  # the package's own __init__ imports nothing
 

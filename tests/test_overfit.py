@@ -1,6 +1,5 @@
 """Experiment 1's machinery on generated MNIST-shaped data (fast; the real runs are slow tests)."""
 
-import dataclasses
 
 import numpy as np
 import pytest

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from trainguard import selftest
+from trainguard.checks import CheckSession
+from trainguard.checks.baseline import evaluation_verdicts
 from trainguard.session import Matrix, Options
 from trainguard.spec import load_profile
 
@@ -25,8 +27,10 @@ def test_a_gross_injection_is_caught_on_generated_data_and_never_cached(tmp_path
     assert {v.subject for v in outcome.caught_by} >= {"Baseline1-3"}
     assert not (tmp_path / "results").exists() and not (tmp_path / "runlog.jsonl").exists()  # nothing injected stored
     assert (tmp_path / "selftest.jsonl").exists()
-    clean = matrix.baseline_verdicts("Baseline1", 3, matrix.baseline())  # the same matrix, untouched afterwards
-    assert all(v.passed for v in clean)
+    session = CheckSession(matrix)  # the same matrix, untouched afterwards
+    kind = session.kind("baseline")
+    clean = session.judge(kind, next(c for c in kind.cases(matrix.profile) if c.id == "Baseline1-3")).verdicts
+    assert clean and all(v.passed for v in clean)
     table = selftest.outcome_table([outcome])
     assert list(table["result"]) == ["caught"]
 
@@ -93,7 +97,7 @@ def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
     matrix = _matrix(tmp_path)
     clean = matrix.history("NewModel2").epochs[-1].extra["eval_repeat_diff"]
     assert clean == 0.0
-    assert matrix.evaluation_verdicts("NewModel2", 3, 100) == []
+    assert evaluation_verdicts(matrix, "NewModel2", 3, 100) == []
     injection, = selftest.by_name(["eval-in-train-mode"])
     outcome = selftest.run_injection(matrix, injection, printer=lambda m: None)
     assert outcome.caught

@@ -4,6 +4,9 @@ import dataclasses
 
 import pytest
 
+from trainguard.checks import CheckSession
+from trainguard.checks.baseline import baseline_file
+from trainguard.checks.conclusions import conclusion_seeds
 from trainguard.session import Matrix, Options
 from trainguard.spec import PublishedCheck, load_profile
 
@@ -18,18 +21,27 @@ def matrix(tmp_path):
                   printer=lambda line: None)
 
 
+def _published(matrix, budget):
+    from trainguard.checks import CheckSession
+
+    session = CheckSession(matrix)
+    kind = session.kind("published")
+    case = next(c for c in kind.cases(matrix.profile) if c.params == ("Baseline1", budget))
+    return session, session.judge(kind, case).verdicts
+
+
 def test_published_verdicts_use_the_mean_over_the_configured_seeds(matrix):
-    verdicts = matrix.published_verdicts("Baseline1", 2)
+    session, verdicts = _published(matrix, 2)
     assert [v.metric for v in verdicts] == ["train_loss", "test_acc"]  # train_acc has no band by default
     runs = [matrix.history("Baseline1", seed).at(2) for seed in (0, 1)]
     assert verdicts[1].measured == pytest.approx((runs[0].test_acc + runs[1].test_acc) / 2)
     assert verdicts[1].expected == 10.0 and verdicts[1].allowed == 2.5
-    assert all(v.check == "published" for v in matrix.all_verdicts())
+    assert all(v.check == "published" for v in session.verdicts())
 
 
 def test_published_check_without_the_table_fails_naming_the_file(matrix, tmp_path):
     (tmp_path / "published.csv").unlink()
-    verdict, = matrix.published_verdicts("Baseline1", 1)
+    _, (verdict,) = _published(matrix, 2)
     assert not verdict.passed and "published.csv, which is missing" in verdict.message
 
 
@@ -39,7 +51,7 @@ def test_bf16_and_compile_are_their_own_baseline_classes(tmp_path):
     bf16 = Matrix(dataclasses.replace(base, precision="bf16"), printer=lambda line: None)
     fp32 = Matrix(base, printer=lambda line: None)
     assert (fp32.device_class, bf16.device_class) == ("cpu", "cpu-bf16")
-    assert bf16.baseline_file().name == "cpu-bf16.csv"
+    assert baseline_file(bf16).name == "cpu-bf16.csv"
     assert Matrix(dataclasses.replace(base, compile=True), printer=lambda line: None).device_class == "cpu-compile"
     assert bf16.run_spec("Baseline2", 0).key() != fp32.run_spec("Baseline2", 0).key()
     a, b = bf16.history("Baseline2"), fp32.history("Baseline2")
@@ -57,15 +69,22 @@ def test_conclusions_use_the_seed_mean_where_the_published_check_is_on(matrix):
     """One seed's dip must not fail "more epochs help" when the seeds' mean improves, and vice versa."""
     both = dataclasses.replace(matrix.profile, checks=("published", "budget_improves", "ranking"))
     averaged = Matrix(dataclasses.replace(matrix.options, profile=both), printer=lambda line: None)
-    assert averaged.conclusion_seeds() == (0, 1)
+    assert conclusion_seeds(averaged) == (0, 1)
     acc = {(seed, budget): averaged.record("Baseline1", budget, seed).test_acc for seed in (0, 1) for budget in (2, 3)}
-    verdict = averaged.budget_verdict("Baseline1")
+    session = CheckSession(averaged)
+
+    def judged(kind, case_id):
+        kind = session.kind(kind)
+        verdict, = session.judge(kind, next(c for c in kind.cases(averaged.profile) if c.id == case_id)).verdicts
+        return verdict
+
+    verdict = judged("budget_improves", "Baseline1")
     assert verdict.measured == pytest.approx((acc[0, 3] + acc[1, 3]) / 2)
     assert verdict.expected == pytest.approx((acc[0, 2] + acc[1, 2]) / 2)
     assert verdict.passed == (verdict.measured > verdict.expected)
-    assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in averaged.ranking_verdict(3).message
+    assert "mean over seeds 0, 1" in verdict.message and "mean over seeds 0, 1" in judged("ranking", "3").message
     single = dataclasses.replace(matrix.profile, checks=("budget_improves",))
-    assert Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None).conclusion_seeds() == (100,)
+    assert conclusion_seeds(Matrix(dataclasses.replace(matrix.options, profile=single), printer=lambda line: None)) == (100,)
 
 
 def test_the_thread_count_is_part_of_a_run_s_key(tmp_path):

@@ -1,7 +1,6 @@
 """Profiles, baseline files and the comparison rules — pure, no training."""
 
 import json
-import textwrap
 
 import pytest
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from trainguard import data, engine, stacked
+from trainguard.checks.baseline import missing_message
 from trainguard.models import cifar
 from trainguard.session import Matrix, Options
 from trainguard.spec import ConfigError, RunSpec, TrainConfig, load_profile
@@ -136,7 +137,7 @@ def test_the_matrix_trains_each_model_s_seeds_in_one_stack(tmp_path):
     first = matrix.history("Baseline2", 100)
     assert set(matrix.histories) == {("Baseline2", 100), ("Baseline2", 101)}  # both trained by one call
     assert sum("stacked" in line for line in lines) == 1
-    assert "--stack-seeds" in matrix.missing_baseline_message()
+    assert "--stack-seeds" in missing_message(matrix)
     again = Matrix(options, printer=lines.append)
     assert again.history("Baseline2", 100).epochs == first.epochs  # from the cache
     assert again.trained == []

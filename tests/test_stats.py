@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from trainguard import stats
+from trainguard.checks import baseline, per_check_alpha
 from trainguard.session import Matrix, Options
 from trainguard.spec import ConfigError, load_profile
 
@@ -80,7 +81,7 @@ def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
     with the run's false-alarm rate split over every band check the profile makes."""
     profile = load_profile(profile_name)
     matrix = Matrix(Options(profile=profile, baselines_dir=REPO / "baselines", results_dir=None, run_log=None))
-    table = matrix.baseline()
+    table = baseline.read(matrix)
     assert table is not None and table.seeds == tuple(profile.baseline_seeds)
     mnist = 0 if profile.mnist is None else len(profile.mnist.frameworks) * 2
     st = profile.statistics
@@ -89,11 +90,11 @@ def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
     alpha = st.false_alarm_rate / checks
     window, k = st.window, len(profile.check_seeds)
     seeds_csv = REPO / "baselines" / profile_name / "cpu-seeds.csv"
-    cells = [(model, budget, metric, window, matrix.band(table, model, budget, metric))
+    cells = [(model, budget, metric, window, baseline.band(matrix, table, model, budget, metric))
              for model in profile.models for budget in profile.budgets for metric in profile.checked_metrics]
     start = {c.model: c for c in profile.band_checks() if c.metric == "start_train_loss"}
     assert sorted(start) == sorted(starts)
-    cells += [(model, st.start_window, "train_loss", st.start_window, matrix.check_band(table, start[model]))
+    cells += [(model, st.start_window, "train_loss", st.start_window, baseline.derive(table, start[model], k, per_check_alpha(profile), st.power))
               for model in starts]
     for model, end, metric, span, band in cells:
         values = _hand_values(seeds_csv, model, end, metric, span)

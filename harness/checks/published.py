@@ -1,0 +1,62 @@
+"""The report's published table: each cell's mean over the profile's [published] seeds within ±band of the
+course report's number (the `seed` profile: the full protocol). The table ships with trainguard
+(baselines/published.csv), so a missing one is a failure, not a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import baselines as bl
+from .. import compare
+from ..spec import METRICS
+from . import Case, CheckKind, Reference
+
+
+class PublishedTable(CheckKind):
+    name = "published"
+    reference_policy = "shipped"
+
+    def cases(self, profile) -> list[Case]:
+        return [Case(self.name, f"{m}-{b}", m, (m, b)) for m in profile.models for b in profile.budgets]
+
+    def runs(self, session, case):
+        model, budget = case.params
+        return [(model, budget, seed) for seed in seeds(session.matrix)]
+
+    def reference(self, session, case) -> Reference:
+        table = read(session.matrix)
+        if table:
+            return Reference(table)
+        return Reference(missing=f"the published check needs {path(session.matrix)}, which is missing or empty (it "
+                                 f"ships with trainguard in baselines/; pass --baselines-dir)")
+
+    def verdicts(self, session, case, published) -> list[compare.Verdict]:
+        model, budget = case.params
+        matrix, profile = session.matrix, session.profile
+        records = [matrix.history(model, seed).at(budget) for seed in seeds(matrix)]
+        verdicts = []
+        for metric in METRICS:
+            allowed, value = profile.published.band(metric), published.get((model, budget, metric))
+            if allowed is not None and value is not None:
+                verdicts.append(compare.check_against_published(model, budget, metric,
+                                                                [r.metric(metric) for r in records], value, allowed))
+        return verdicts
+
+
+def seeds(matrix) -> tuple[int, ...]:
+    """The seeds the published check averages: the profile's [published] seeds, else the run's."""
+    return matrix.profile.published.seeds or matrix.seeds
+
+
+def path(matrix) -> Path:
+    return Path(matrix.options.baselines_dir) / "published.csv"
+
+
+def read(matrix) -> dict:
+    """(model, epochs, metric) → the report's value; {} without the file."""
+    return bl.load_published(path(matrix)) if path(matrix).exists() else {}
+
+
+def read_mnist(matrix) -> dict[str, float]:
+    mnist = Path(matrix.options.baselines_dir) / "published-mnist.csv"
+    return bl.load_published_mnist(mnist) if mnist.exists() else {}
