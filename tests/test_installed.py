@@ -3,6 +3,7 @@ the user's own (docs/own-model.md). Generated data only; no network (the wheel's
 environment's)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,8 +32,13 @@ TINYNET = textwrap.dedent("""
 def installed(tmp_path_factory):
     """The wheel built from this checkout, installed with --target into a directory of its own."""
     work = tmp_path_factory.mktemp("installed")
+    # from a clean copy: setuptools reuses a checkout's build/ folder, which still holds modules since removed
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", ".tox",
+                                                                ".trainguard", "reports", ".benchmarks", "__pycache__",
+                                                                ".pytest_cache", ".ruff_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(work / "dist"), str(ROOT)], check=True, capture_output=True, timeout=600)
+                    str(work / "dist"), str(source)], check=True, capture_output=True, timeout=600)
     wheel, = (work / "dist").glob("trainguard-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(work / "site"),
                     str(wheel)], check=True, capture_output=True, timeout=600)
@@ -50,6 +56,12 @@ def test_it_is_the_installed_copy_outside_the_checkout(installed, tmp_path):
     out = subprocess.run([sys.executable, "-c", "import trainguard; print(trainguard.__file__)"], cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True)
     assert out.stdout.strip().startswith(str(installed)), out.stdout + out.stderr
+    # every module of the checkout is in the wheel (an editable install of the checkout would otherwise serve a
+    # subpackage the wheel forgot, and this test would not see it)
+    sources = {"": ROOT / "harness", "models/": ROOT / "models"}
+    checkout = {prefix + p.relative_to(folder).as_posix() for prefix, folder in sources.items() for p in folder.rglob("*.py")}
+    shipped = {p.relative_to(installed / "trainguard").as_posix() for p in (installed / "trainguard").rglob("*.py")}
+    assert checkout <= shipped, f"modules missing from the wheel: {sorted(checkout - shipped)}"
     assert (installed / "trainguard" / "_baselines" / "smoke" / "golden-cpu" / "NewModel2.json").exists()
     assert (installed / "trainguard" / "_docs" / "replay.md").exists()  # the docs the help texts point at
     help_text = trainguard(installed, tmp_path, "--help").stdout
