@@ -162,11 +162,11 @@ def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = N
     import os
 
     from . import report
-    from .ledger import HistoryStore
+    from .ledger import Ledger
 
     path = report.write_report(summary, report_path)
     if history_dir is not None and summary.entry is not None:
-        HistoryStore(history_dir).append(summary.entry)
+        Ledger(history_dir).append(summary.entry)
     if junit_xml is not None:
         report.write(Path(junit_xml), report.junit_xml(summary))
     if os.environ.get("GITHUB_STEP_SUMMARY"):
@@ -246,13 +246,13 @@ def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from . import trend
     from .checks import mnist
-    from .ledger import HistoryStore
+    from .ledger import Ledger
 
     matrix, experiment = session.matrix, session.built_experiment
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, experiment)
     history_dir = matrix.options.history_dir
-    earlier = HistoryStore(history_dir).read(profile.name, matrix.device_class) if history_dir else []
+    earlier = Ledger(history_dir).read(profile.name, matrix.device_class) if history_dir else []
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
     mnist_baselines = {}
     if experiment is not None:

@@ -390,13 +390,13 @@ def cmd_selftest(args) -> int:
 def cmd_history(args) -> int:
     """Print the last runs of the profile on this device class; write trend plots where asked."""
     from . import plots, report
-    from .ledger import HistoryStore
+    from .ledger import Ledger
     from .trend import LABELS, history_rows, series
 
     from .checks import baseline as baseline_kind
 
     matrix = _matrix(args)
-    store = HistoryStore(args.history_dir)
+    store = Ledger(args.history_dir)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
     if not entries:
         print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in {store.path(matrix.profile.name, matrix.device_class)}",

@@ -1,4 +1,6 @@
-"""The history store: one compact JSON line per run, kept between nights.
+"""The ledger of nights (``--history-dir``): one compact JSON line per run, kept between nights.
+
+("history" is one run's curve, trainguard.history; the ledger is the store of past nights.)
 
 Layout: ``<history dir>/<profile>/<device class>.jsonl``. A line holds what later nights compare
 against (see :func:`trainguard.trend.history_entry`): per cell and checked metric the per-seed
@@ -14,16 +16,16 @@ cache or an artifact, and a user can keep it locally.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .spec import ConfigError
+from .storage import append_line
 
 FORMAT_VERSION = 1
 DEFAULT_DIR = Path(".trainguard/history")
 
 
-class HistoryStore:
+class Ledger:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
@@ -32,15 +34,7 @@ class HistoryStore:
 
     def append(self, entry: dict) -> Path:
         path = self.path(entry["profile"], entry["device_class"])
-        line = (json.dumps({"format_version": FORMAT_VERSION, **entry}, sort_keys=True) + "\n").encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return path
+        return append_line(path, json.dumps({"format_version": FORMAT_VERSION, **entry}, sort_keys=True))
 
     def read(self, profile: str, device_class: str) -> list[dict]:
         """Every run of ``profile`` on ``device_class``, oldest first (empty if none yet)."""
@@ -64,3 +58,6 @@ class HistoryStore:
     def profiles(self) -> list[tuple[str, str]]:
         """(profile, device class) of every history file under the root."""
         return sorted((p.parent.name, p.stem) for p in self.root.glob("*/*.jsonl"))
+
+
+HistoryStore = Ledger  # the earlier name

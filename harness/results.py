@@ -18,11 +18,6 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; concurrent runs may then train a run twice (never corrupt it)
-    fcntl = None
-
 from .history import History
 from .spec import RunSpec
 from .storage import atomic_write_json
@@ -89,24 +84,26 @@ class ResultStore:
         Two processes (pytest-xdist workers, two runs) that need the same run take turns: the
         second waits, then finds the first one's result in the cache instead of training again.
         A lock is held for one training run only and nothing is locked inside it, so there is no
-        lock-order deadlock. The OS drops the lock if its holder dies (flock), so a killed run
-        never blocks the next one. Without a cache (or without fcntl) there is nothing to share.
+        lock-order deadlock. The OS drops the lock if its holder dies (filelock: flock on POSIX, msvcrt on
+        Windows), so a killed run never blocks the next one. Without a cache there is nothing to share.
         """
-        if self.root is None or fcntl is None:
+        if self.root is None:
             yield
             return
+        from filelock import FileLock, Timeout
+
         path = self.path(spec).with_suffix(".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait(f"[trainguard] {spec.model} seed {spec.seed}: another process is training it; waiting for its result")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = FileLock(path)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(f"[trainguard] {spec.model} seed {spec.seed}: another process is training it; waiting for its result")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def path(self, spec: RunSpec) -> Path:
         return self.root / spec.profile / spec.device_class / f"{spec.model}-seed{spec.seed}-{spec.key()}.json"

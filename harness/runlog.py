@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from .history import EpochRecord, History
 from .spec import ConfigError
+from .storage import append_line
 
 EVENTS = ("run_start", "epoch_end", "run_stop")
 
@@ -30,14 +30,7 @@ class RunLog:
         if self.path is None:
             return
         record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "event": event, **fields}
-        line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.path, json.dumps(record, sort_keys=True, default=str))
 
     def run_start(self, run: str, model: str, seed: int, **fields) -> None:
         self.event("run_start", run=run, model=model, seed=seed, **fields)

@@ -1,4 +1,8 @@
-"""Files that are never half-written: temporary file in the same directory, fsync, rename."""
+"""Files that are never half-written: temporary file in the same directory, fsync, rename; and lines appended
+whole (one ``write`` to a file opened with O_APPEND, fsynced), so concurrent writers interleave whole lines.
+
+Every store builds on these two: the result cache and the baselines are rewritten atomically, the run log and
+the ledger of nights are appended to line by line."""
 
 from __future__ import annotations
 
@@ -36,6 +40,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def append_line(path: Path, line: str) -> Path:
+    """Append one whole line (a trailing newline is added) as a single write: two processes appending at once
+    interleave whole lines, never halves."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666 & ~_UMASK)
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
