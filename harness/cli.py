@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
     baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
+    baselines.add_argument("--train-missing", action="store_true",
+                           help="update --from-log: train the baseline runs the logs lack (resumes a baseline measured "
+                                "over several sessions) instead of stopping with an error")
     baselines.add_argument("--golden", action="store_true",
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
@@ -261,97 +264,112 @@ def cmd_replay(args) -> int:
 
 
 def cmd_baselines(args) -> int:
-    from .checks import baseline as baseline_kind
+    """update (train the baseline seeds; --golden: the golden runs only), calibrate, diff, show."""
+    from .checks.baseline import baseline_file
 
     if args.golden and args.action != "update":
         print("trainguard: error: --golden goes with `baselines update`", file=sys.stderr)
         return 2
     matrix = _matrix(args)
-    if args.action == "update" and (note := matrix.redirect_writes()):
-        print(note)
-    if args.action == "update" and args.golden:
-        from .replay import write_goldens
-
-        names = args.names or None
-        unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()))
-        if unknown:
-            print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
-                  f"{', '.join(matrix.profile.golden_names()) or 'none'}", file=sys.stderr)
-            return 2
-        write_goldens(matrix, names, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
-                                                       matrix.profile.name, *(["--names", *names] if names else [])]))
-        return 0
     if args.action == "update":
-        if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
-            from .runlog import histories_from_log
-
-            matrix.allow_training = False
-            for log in args.from_log:
-                matrix.preload({key: h for key, h in histories_from_log(log, matrix.profile.name).items()
-                                if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds})
-        for line in baseline_kind.update(matrix, source_logs=args.from_log):
-            print(line)
-        print(f"wrote {baseline_kind.baseline_file(matrix)}")
-        if matrix.profile.mnist is not None and not args.skip_mnist:
-            from .checks import CheckSession
-
-            for line in CheckSession(matrix).update(["mnist_gaps"]):
-                print(line)
-        if not args.skip_golden:
-            from .replay import write_goldens
-
-            write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
-        return 0
-    path = baseline_kind.baseline_file(matrix)
+        if note := matrix.redirect_writes():
+            print(note)
+        return _update_goldens(matrix, args) if args.golden else _update_baselines(matrix, args)
+    path = baseline_file(matrix)
     if not path.exists():
         print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
               file=sys.stderr)
         return 2
-    if args.action == "calibrate":
-        from . import baselines as bl
-        from .calibration import render
-        from .checks import band_check_count, per_check_alpha
-        from .checks import mnist as mnist_kind
+    return {"calibrate": _calibrate, "diff": _diff_published, "show": _show_baseline}[args.action](matrix, args, path)
+
+
+def _update_goldens(matrix, args) -> int:
+    from .replay import write_goldens
+
+    names = args.names or None
+    unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()))
+    if unknown:
+        print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
+              f"{', '.join(matrix.profile.golden_names()) or 'none'}", file=sys.stderr)
+        return 2
+    write_goldens(matrix, names, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
+                                                   matrix.profile.name, *(["--names", *names] if names else [])]))
+    return 0
+
+
+def _update_baselines(matrix, args) -> int:
+    """The baseline seeds (trained, cached, or from --from-log), the MNIST distributions, the golden runs."""
+    from .checks import CheckSession
+    from .checks import baseline as baseline_kind
+
+    if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
         from .runlog import histories_from_log
 
-        reruns = None
-        if args.from_log:
-            reruns = {}
-            for log in args.from_log:
-                reruns.update({key: bl.curve(h) for key, h in histories_from_log(log, matrix.profile.name).items()
-                               if key[0] in matrix.profile.models and h.completed})
-        mnist = []
-        if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
-            from .overfit import OverfitExperiment
+        matrix.allow_training = bool(args.train_missing)  # else a run the logs lack is an error, not hours of training
+        for log in args.from_log:
+            matrix.preload({key: h for key, h in histories_from_log(log, matrix.profile.name).items()
+                            if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds})
+    for line in baseline_kind.update(matrix, source_logs=args.from_log):
+        print(line)
+    print(f"wrote {baseline_kind.baseline_file(matrix)}")
+    if matrix.profile.mnist is not None and not args.skip_mnist:
+        for line in CheckSession(matrix).update(["mnist_gaps"]):
+            print(line)
+    if not args.skip_golden:
+        from .replay import write_goldens
 
-            histories = {}
-            for log in args.from_log or ():
-                histories.update(histories_from_log(log, matrix.profile.name))
-            experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
-            for framework in matrix.profile.mnist.frameworks:
-                baseline = mnist_kind.read(matrix, framework)
-                if baseline is not None:
-                    mnist.append((framework, baseline, {s: p.quantities() for (f, s), p in experiment.pairs.items()
-                                                        if f == framework} or None))
-        print(render(baseline_kind.read(matrix), matrix.profile, per_check_alpha(matrix.profile),
-                     band_check_count(matrix.profile), reruns, mnist))
-        return 0
-    if args.action == "diff":
-        from .report import published_vs_measured
+        write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
+    return 0
 
-        from .checks import published
 
-        table = baseline_kind.read(matrix)
-        print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
-              f"against {published.path(matrix)}:\n")
-        print(published_vs_measured(table, published.read(matrix), matrix.profile))
-        return 0
+def _calibrate(matrix, args, path) -> int:
+    """False alarms, detectable effects and noise from the stored per-seed baseline (and --from-log reruns)."""
+    from . import baselines as bl
+    from .calibration import render
+    from .checks import band_check_count, per_check_alpha
+    from .checks import baseline as baseline_kind
+    from .checks import mnist as mnist_kind
+    from .runlog import histories_from_log
+
+    histories = {}
+    for log in args.from_log or ():
+        histories.update(histories_from_log(log, matrix.profile.name))
+    reruns = {key: bl.curve(h) for key, h in histories.items() if key[0] in matrix.profile.models and h.completed} \
+        if args.from_log else None
+    mnist = []
+    if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
+        from .overfit import OverfitExperiment
+
+        experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
+        for framework in matrix.profile.mnist.frameworks:
+            baseline = mnist_kind.read(matrix, framework)
+            if baseline is not None:
+                mnist.append((framework, baseline, {s: p.quantities() for (f, s), p in experiment.pairs.items()
+                                                    if f == framework} or None))
+    print(render(baseline_kind.read(matrix), matrix.profile, per_check_alpha(matrix.profile),
+                 band_check_count(matrix.profile), reruns, mnist))
+    return 0
+
+
+def _diff_published(matrix, args, path) -> int:
+    from .checks import baseline as baseline_kind
+    from .checks import published
+    from .report import published_vs_measured
+
+    table = baseline_kind.read(matrix)
+    print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
+          f"against {published.path(matrix)}:\n")
+    print(published_vs_measured(table, published.read(matrix), matrix.profile))
+    return 0
+
+
+def _show_baseline(matrix, args, path) -> int:
+    from .checks import baseline as baseline_kind
     from .report import _table, pd
 
-    frame = pd.read_csv(path)
     print(f"{path} (n = {len(baseline_kind.read(matrix).meta.get('seeds', []))} seeds per cell; per-seed curves in "
           f"{path.with_name(path.stem + '-seeds.csv').name}):\n")
-    print(_table(frame))
+    print(_table(pd.read_csv(path)))
     return 0
 
 

@@ -248,3 +248,28 @@ def test_an_unwritable_report_path_fails_before_training(tmp_path, dirs, capsys)
     blocker.write_text("")
     assert cli.main(["run", *dirs, "--report", str(blocker / "sub" / "r.md")]) == 2
     assert "--report" in capsys.readouterr().err
+
+
+def test_a_baseline_measured_over_several_sessions_resumes_from_its_run_log(tmp_path, dirs, capsys):
+    """Half the baseline seeds in a run log (an earlier session), the cache gone: --from-log alone stops naming
+    the run it lacks (no surprise training); with --train-missing only the missing seeds train."""
+    from trainguard.runlog import read_events
+
+    first = [a if a != "smoke" else str(_smoke_with_seeds(tmp_path, [0, 1])) for a in dirs]
+    assert cli.main(["baselines", "update", *first, "--skip-golden"]) == 0
+    shutil.rmtree(tmp_path / "results")  # the cache did not survive; the run log did
+    log = tmp_path / "session1.jsonl"
+    (tmp_path / "runlog.jsonl").rename(log)
+    again = [a if a != "smoke" else str(_smoke_with_seeds(tmp_path, [0, 1, 2])) for a in dirs]
+    assert cli.main(["baselines", "update", *again, "--skip-golden", "--from-log", str(log)]) == 2
+    assert "no run of Baseline1 seed 2 in the run log(s)" in capsys.readouterr().err
+    assert cli.main(["baselines", "update", *again, "--skip-golden", "--from-log", str(log), "--train-missing"]) == 0
+    trained = sorted({(e["model"], e["seed"]) for e in read_events(tmp_path / "runlog.jsonl") if e["event"] == "run_start"})
+    assert trained == [(m, 2) for m in ("Baseline1", "Baseline2", "NewModel1", "NewModel2")]
+
+
+def _smoke_with_seeds(tmp_path: Path, seeds: list[int]) -> Path:
+    text = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
+    path = tmp_path / f"smoke-{len(seeds)}.toml"
+    path.write_text(text.replace("baseline_seeds = [0, 1, 2, 3, 4]", f"baseline_seeds = {seeds}"))
+    return path

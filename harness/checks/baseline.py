@@ -171,6 +171,9 @@ def measure(matrix) -> dict[tuple[str, int], list[dict[str, float]]]:
     for model in matrix.profile.models:
         for seed in matrix.profile.baseline_seeds:
             history = matrix.history(model, seed)
+            if history.status == "missing":  # --from-log without the run, and training not allowed
+                raise ConfigError(f"cannot write a baseline: no run of {model} seed {seed} in the run log(s) or the "
+                                  f"result cache; pass --train-missing to train the runs they lack")
             if not history.completed:
                 raise RuntimeError(f"cannot write a baseline: {model} seed {seed} {history.status} ({history.message})")
             curves[(model, seed)] = bl.curve(history)
