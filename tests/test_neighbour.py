@@ -181,3 +181,28 @@ def test_an_unrelated_selftest_marker_is_left_alone(pytester):
 def test_python_m_trainguard_is_the_command():
     out = subprocess.run([sys.executable, "-m", "trainguard", "--version"], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0 and out.stdout.startswith("trainguard ")
+
+
+README_LAYERS = ("core", "profile", "stores", "engines", "runs", "checks", "replay", "library", "front ends")
+
+
+def _readme_layers() -> list[set[str]]:
+    """The README's Layout block, as LAYERS: one set per layer, "→" starting the next one."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Layout"):].split("```")[1]
+    layers = []
+    for line in block.splitlines():
+        label = next((name for name in README_LAYERS if line.startswith(name + " ")), None)
+        if label is None:
+            continue
+        listing = line[len(label):].strip().split("   ")[0]
+        for part in listing.split("→"):
+            names = {name.split(" (")[0].strip() for name in part.split(",") if name.strip()}
+            if "models/" in names:
+                names = names - {"models/"} | {"trainguard", "models", "models.cifar", "models.mnist", "models._registry"}
+            layers.append(names)
+    return layers
+
+
+def test_the_readme_layout_is_the_layer_list():
+    assert _readme_layers() == LAYERS
