@@ -119,8 +119,7 @@ def is_trainguard_test(item) -> bool:
 def test_group(item) -> str:
     """The training run a test needs: its case's group — one per model (CIFAR) or framework (MNIST),
     ``cross-model`` for the checks that compare models (they read the others' results)."""
-    # A kind the profile does not enable parametrizes its test with nothing (NOTSET): it skips, and
-    # belongs to no training run.
+    # A test whose kinds have no case gets one skipped placeholder (None): it belongs to no training run.
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "trainguard_case" in params:
         return getattr(params["trainguard_case"], "group", "")
@@ -211,8 +210,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             raise pytest.UsageError(f"--tg-profile: {exc}") from None
         cases = [case for kind in kinds for case in kind.cases(profile)]
         one_kind = wanted is not None and len(wanted) == 1
-        metafunc.parametrize("trainguard_case", cases, indirect=True,
-                             ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
+        if not cases:  # one skipped case that says why, rather than pytest's "got empty parameter set"
+            which = f"the check kind(s) {', '.join(wanted)}" if wanted else "any check kind"
+            reason = f"profile {profile.name} has no case of {which} (not enabled, or nothing to check)"
+            metafunc.parametrize("trainguard_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                                 ids=["none"], indirect=True)
+        else:
+            metafunc.parametrize("trainguard_case", cases, indirect=True,
+                                 ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
     if "golden_run" in metafunc.fixturenames:
         names = profile.golden_names()
         metafunc.parametrize("golden_run", names, ids=names)
