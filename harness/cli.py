@@ -307,8 +307,14 @@ def _update_baselines(matrix, args) -> int:
 
         matrix.allow_training = bool(args.train_missing)  # else a run the logs lack is an error, not hours of training
         for log in args.from_log:
-            matrix.preload({key: h for key, h in histories_from_log(log, matrix.profile.name).items()
-                            if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds})
+            runs = {key: h for key, h in histories_from_log(log, matrix.profile.name).items()
+                    if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds}
+            other = [f"{m} seed {s}" for (m, s), h in sorted(runs.items()) if h.key != matrix.run_spec(m, s).key()]
+            if other:  # trained by other code, settings, versions or thread count than this run would use
+                print(f"note: {log}: {len(other)} run(s) have another key than this checkout and machine would give "
+                      f"them ({', '.join(other[:4])}{' …' if len(other) > 4 else ''}): the baseline records what they "
+                      f"were trained with, not what a night here computes")
+            matrix.preload(runs)
     for line in baseline_kind.update(matrix, source_logs=args.from_log):
         print(line)
     print(f"wrote {baseline_kind.baseline_file(matrix)}")
