@@ -14,6 +14,7 @@ the profile. docs/architecture.md walks through one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -139,9 +140,12 @@ class CheckSession:
     def strict(self) -> bool:
         return self.matrix.options.strict
 
-    @property
+    @functools.cached_property
     def alpha(self) -> float:
-        return per_check_alpha(self.profile)
+        """The per-check false-alarm rate, split over this session's kinds' band checks (once: every band reads it)."""
+        from ..stats import per_check_alpha as split
+
+        return split(self.profile.statistics.false_alarm_rate, sum(k.band_checks(self.profile) for k in self.kinds))
 
     @property
     def experiment(self):
