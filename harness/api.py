@@ -54,6 +54,7 @@ class RunSummary:
     trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
     replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run, replayed before the night
     baseline_spread: dict = field(default_factory=dict)  # model → metric → (means, stds) per epoch of the baseline seeds
+    figures: bool = True  # write the PNG figures beside the report (--no-figures: the markdown alone)
 
     @property
     def failed(self) -> list[compare.Verdict]:
@@ -239,7 +240,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
         baseline_test_acc=baseline_test_acc(session), baseline_spread=baseline_spread(session),
         overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
         overfit_pairs=pairs, published_mnist=published_kind.read_mnist(matrix) if pairs else {}, changes=changes,
-        replay=list(replay_outcomes), **trend_part)
+        replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
 
 
 def _trend(session: CheckSession) -> dict:

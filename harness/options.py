@@ -102,6 +102,8 @@ RUN_OPTIONS = (
                             "(otherwise the step is flagged in the report)", flag=True),
     Option("no-replay", "do not replay the profile's golden runs before the night (trainguard run; the "
                         "replay is also `trainguard replay` and `pytest -m replay`)", flag=True),
+    Option("no-figures", "write the report without its PNG figures (the tables and checks are the same; quicker "
+                         "where only the verdicts are read)", flag=True, ini=True),
     Option("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
                                "beyond their measured noise (otherwise flagged)", flag=True),
 )
@@ -188,6 +190,6 @@ def session_options(values: dict, profile):
                    threads=values.get("threads"), precision=values["precision"], compile=bool(values["compile"]),
                    stack_seeds=bool(values.get("stack_seeds")),
                    history_dir=Path(values["history_dir"]) if values.get("history_dir") else None,
-                   replay=not values.get("no_replay"),
+                   replay=not values.get("no_replay"), figures=not values.get("no_figures"),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

@@ -149,18 +149,22 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
     return "\n".join(lines)
 
 
+NO_FIGURES = "## Figures\n\nNot drawn: this run was asked for the markdown alone (--no-figures).\n"
+
+
 def write_report(summary, path: Path) -> Path:
     """Render a :class:`trainguard.api.RunSummary` to markdown at ``path``, figures (PNG) beside it."""
     path = Path(path)
-    sections = [cifar_figures(summary, path)]  # CIFAR-10 figures first, beside its tables
+    drawn = summary.figures
+    sections = [cifar_figures(summary, path) if drawn else NO_FIGURES]  # CIFAR-10 figures first, beside its tables
     if summary.changes is not None:
         source, old, new = summary.changes
         sections.append(changes_section(source, summary.profile.budgets, summary.profile.models, old, new))
     if summary.overfit_pairs:
         sections.append(overfit_section(summary.overfit_pairs, summary.overfit_config,
-                                        mnist_figures(summary, path), [], summary.published_mnist))
+                                        mnist_figures(summary, path) if drawn else {}, [], summary.published_mnist))
     if summary.entry is not None:
-        sections.append(trend_section(summary, trend_figures(summary, path)))
+        sections.append(trend_section(summary, trend_figures(summary, path) if drawn else []))
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
                   summary.profile.budgets, summary.rows_by_budget, summary.verdicts, summary.published, summary.notes,
                   published_note=summary.published_note, extra_sections=sections, statistics=summary.statistics,

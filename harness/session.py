@@ -47,6 +47,7 @@ class Options:
     history_dir: Path | None = None  # the history store (trainguard.ledger); None: no comparison between runs
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
+    figures: bool = True  # the report's PNG figures (off: the same markdown without them)
 
 
 @dataclass

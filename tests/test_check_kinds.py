@@ -77,7 +77,7 @@ TEST = textwrap.dedent('''
 
 
 @pytest.fixture
-def project(pytester):
+def project(pytester, preloaded):
     pytester.makeconftest(KIND)
     pytester.makepyfile(test_mine=TEST)
     (pytester.path / "mine.toml").write_text(PROFILE)
@@ -86,8 +86,11 @@ def project(pytester):
 
 
 def _run(project, *args):
-    return project.runpytest_subprocess("--tg-profile", "mine.toml", "--tg-baselines-dir", "baselines",
-                                        "--tg-results-dir", "results", "-p", "no:cacheprovider", "-rs", *args)
+    # in this process (no second torch import); the conftest's @register goes into the registry the test
+    # snapshots (see the test), so nothing outlives it
+    return project.runpytest_inprocess("--tg-profile", "mine.toml", "--tg-baselines-dir", "baselines",
+                                        "--tg-results-dir", "results", "-p", "no:cacheprovider", "-rs", "--tg-no-figures",
+                                        *args)
 
 
 def _maximum(project, value: float) -> None:
@@ -96,6 +99,8 @@ def _maximum(project, value: float) -> None:
 
 def test_a_kind_from_a_conftest_is_parametrized_judged_and_reported(project, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(registry, "_registered", {**registry._registered})  # undone after the test
+    monkeypatch.setattr(registry, "_loaded", {**registry._loaded})
     missing = _run(project, "-v")
     missing.assert_outcomes(skipped=2)  # no reference, not strict: skipped, with the reason
     missing.stdout.fnmatch_lines(["*test_every_check?final_loss_finite-Baseline1? SKIPPED*",

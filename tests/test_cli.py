@@ -18,7 +18,7 @@ def dirs(tmp_path):
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
     return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines),
             "--results-dir", str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl"),
-            "--history-dir", str(tmp_path / "history")]
+            "--history-dir", str(tmp_path / "history"), "--no-figures"]  # figures: tests/test_report.py
 
 
 def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, dirs, capsys):
@@ -31,6 +31,8 @@ def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, 
     assert report.splitlines()[2].startswith("**Result: NOTHING CHECKED**")
     assert "no baseline" in report and "trainguard baselines update --profile smoke" in report
     assert "| NewModel2 " in report  # trained and shown, though not compared
+    assert "Not drawn: this run was asked for the markdown alone (--no-figures)" in report  # the fixture's option
+    assert not list(tmp_path.glob("*.png"))
     junit = (tmp_path / "j.xml").read_text()
     assert 'tests="1"' in junit and 'failures="1"' in junit and "nothing checked" in junit
     import json
@@ -67,7 +69,8 @@ def test_selftest_and_calibrate_commands_start(tmp_path, dirs, capsys):
     assert "## False alarms" in out and "## Minimum detectable effect" in out and "Leave-1-out" in out
 
 
-def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
+def test_update_then_show_then_run_passes(tmp_path, dirs, capsys, smoke_runs):
+    smoke_runs.copy(tmp_path / "results", "baseline_seeds")  # the baseline seeds' runs: measured, not trained
     assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
     assert "new baseline with 8 cells" in capsys.readouterr().out
     assert cli.main(["baselines", "show", *dirs]) == 0
@@ -82,8 +85,8 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys):
     assert "no change" in capsys.readouterr().out
 
 
-def test_failed_check_exits_1(tmp_path, dirs, capsys):
-    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
+def test_failed_check_exits_1(tmp_path, dirs, capsys, smoke_runs):
+    smoke_runs.copy_baseline(tmp_path / "baselines")
     profile = tmp_path / "smoke.toml"
     profile.write_text((ROOT / "harness/profiles/smoke.toml").read_text().replace("lr = 0.001", "lr = 0.00001"))
     dirs[1] = str(profile)
@@ -100,8 +103,8 @@ def _tables(report: str) -> str:
     return report[report.index("## 2 epochs"):end]
 
 
-def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys):
-    assert cli.main(["baselines", "update", "--skip-golden", *dirs]) == 0
+def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_path, dirs, capsys, smoke_runs):
+    smoke_runs.copy_baseline(tmp_path / "baselines")
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "run.md")]) == 0
     capsys.readouterr()
     assert cli.main(["report", *dirs, "--report", str(tmp_path / "again.md")]) == 0

@@ -69,7 +69,8 @@ def test_it_is_the_installed_copy_outside_the_checkout(installed, tmp_path):
 
 
 def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path):
-    result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none")
+    result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none",
+                        "--no-figures")
     assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
     assert "NOTHING CHECKED" in result.stdout and "0 passed, 0 failed" in result.stdout
     assert "**Result: NOTHING CHECKED**" in (tmp_path / "reports" / "report.md").read_text()
@@ -95,14 +96,14 @@ def test_a_user_model_is_measured_passes_and_a_deliberate_change_is_caught(insta
         smoke.replace('name = "smoke"', 'name = "mine"')
         .replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["mynet:TinyNet"]')
         + "perturbations = 2\nisa = false\n")
-    update = trainguard(installed, tmp_path, "baselines", "update", "--profile", "mine.toml", "--device", "cpu")
+    update = trainguard(installed, tmp_path, "baselines", "update", "--profile", "mine.toml", "--device", "cpu", "--no-figures")
     assert update.returncode == 0, update.stdout[-3000:] + update.stderr[-3000:]
     assert (tmp_path / "baselines" / "mine" / "cpu-seeds.csv").exists()
     assert (tmp_path / "baselines" / "mine" / "golden-cpu" / "mynet--TinyNet.json").exists()
-    night = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict")
+    night = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict", "--no-figures")
     assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
     (tmp_path / "mynet.py").write_text(TINYNET.replace("nn.ReLU()", "nn.Tanh()"))
-    broken = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict")
+    broken = trainguard(installed, tmp_path, "run", "--profile", "mine.toml", "--device", "cpu", "--strict", "--no-figures")
     assert broken.returncode == 1, broken.stdout[-3000:]
     assert "FAIL mynet:TinyNet: changed at step 1" in broken.stdout
     assert "model source changed since the golden" in broken.stdout

@@ -13,20 +13,39 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def project(pytester):
-    shutil.copy(ROOT / "tests" / "test_cifar10_matrix.py", pytester.path / "test_cifar10_matrix.py")
+def project(pytester, preloaded):
+    # another basename than trainguard's own copy: pytest runs in this process may have imported that one
+    shutil.copy(ROOT / "tests" / "test_cifar10_matrix.py", pytester.path / "test_project_cifar10_matrix.py")
     (pytester.path / "baselines").mkdir()
     shutil.copy(ROOT / "baselines" / "published.csv", pytester.path / "baselines" / "published.csv")
     return pytester
 
 
 def run(project, *args):
-    """The project's own (initially empty) baselines directory, not the ones shipped with trainguard."""
-    return project.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "--tg-baselines-dir", "baselines",
-                                        "-p", "no:cacheprovider", *args)
+    """The project's own (initially empty) baselines directory, not the ones shipped with trainguard; no figures
+    (seconds per report; the figures have tests of their own). In this process: a pytest of its own, without
+    paying torch's import again (the tests that need separate processes, xdist and shards, start them)."""
+    return project.runpytest_inprocess("-m", "slow", "--tg-profile", "smoke", "--tg-baselines-dir", "baselines",
+                                        "-p", "no:cacheprovider", "--tg-no-figures", *args)
 
 
-def test_update_then_check_then_resume_from_cache(project):
+@pytest.fixture
+def cached(project, smoke_runs):
+    """The project with the smoke runs already in its result cache (.trainguard/results): for tests of what
+    happens after training, not of training."""
+    smoke_runs.copy(project.path / ".trainguard" / "results")
+    return project
+
+
+@pytest.fixture
+def with_baseline(cached, smoke_runs):
+    """The cached project with the committed smoke baseline, instead of measuring it again."""
+    smoke_runs.copy_baseline(cached.path / "baselines")
+    return cached
+
+
+def test_update_then_check_then_resume_from_cache(project, smoke_runs):
+    smoke_runs.copy(project.path / ".trainguard" / "results", "baseline_seeds")  # the check seed still trains
     created = run(project, "--tg-update-baselines")
     created.assert_outcomes(passed=8, skipped=3)
     created.stdout.fnmatch_lines(["*rewrote*baselines/smoke/cpu.csv*", "*new baseline with 8 cells*"])
@@ -34,6 +53,7 @@ def test_update_then_check_then_resume_from_cache(project):
     assert table.read_text().count("\n") == 9  # header + 4 models × 2 budgets
     assert (project.path / "baselines" / "smoke" / "cpu.meta.json").exists()
 
+    assert "training" in created.stdout.str()
     again = run(project, "-v")
     again.assert_outcomes(passed=8, skipped=3)
     again.stdout.fnmatch_lines(["*test_cell_within_baseline?NewModel2-3? PASSED*"])
@@ -44,15 +64,16 @@ def test_update_then_check_then_resume_from_cache(project):
     assert "Result: PASS" in report and "Synthetic data" in report
 
 
-def test_missing_baseline_skips_with_the_command_that_creates_it(project, monkeypatch):
+def test_missing_baseline_skips_with_the_command_that_creates_it(cached, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
-    result = run(project, "-rs")
+    result = run(cached, "-rs")
     result.assert_outcomes(skipped=11)
     result.stdout.fnmatch_lines(["*no baseline*smoke*trainguard baselines update --profile smoke*"])
 
 
-def test_missing_baseline_fails_under_ci(project, monkeypatch):
+def test_missing_baseline_fails_under_ci(cached, monkeypatch):
     """CI=true (or --tg-strict): a night with nothing to compare against is red, with the way out."""
+    project = cached
     monkeypatch.setenv("CI", "true")
     result = run(project)
     result.assert_outcomes(failed=8, skipped=3)  # strict: every cell fails, red
@@ -61,20 +82,21 @@ def test_missing_baseline_fails_under_ci(project, monkeypatch):
     run(project, "--tg-strict").assert_outcomes(failed=8, skipped=3)
 
 
-def test_a_baseline_seed_is_refused_unless_asked(project):
-    run(project, "--tg-update-baselines").assert_outcomes(passed=8, skipped=3)
+def test_a_baseline_seed_is_refused_unless_asked(with_baseline):
+    project = with_baseline
     refused = run(project, "--tg-seeds", "0")
     assert refused.ret == 4
     assert "are in profile smoke's baseline_seeds" in refused.stdout.str() + refused.stderr.str()
     run(project, "--tg-seeds", "0", "--tg-allow-baseline-seeds").assert_outcomes(passed=8, skipped=3)
 
 
-def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
-    run(project, "--tg-update-baselines").assert_outcomes(passed=8, skipped=3)
+def test_injected_regression_fails_naming_model_metric_and_tolerance(with_baseline):
+    project = with_baseline
     smoke = (ROOT / "harness" / "profiles" / "smoke.toml").read_text()
     broken = project.path / "smoke-lr-div10.toml"
     broken.write_text(smoke.replace("lr = 0.001", "lr = 0.0001"))
-    result = project.runpytest_subprocess("-m", "slow", "--tg-profile", str(broken), "-p", "no:cacheprovider")
+    result = project.runpytest_inprocess("-m", "slow", "--tg-profile", str(broken), "-p", "no:cacheprovider",
+                                         "--tg-no-figures")
     assert result.ret == 1
     out = result.stdout.str()
     assert "NewModel2-3 Train Loss (mean of epochs 2–3): measured" in out and "baseline" in out and "α" in out
@@ -83,13 +105,13 @@ def test_injected_regression_fails_naming_model_metric_and_tolerance(project):
 
 
 @pytest.mark.parametrize("profile", ["smoke", "ci", "seed", "gpu-timing"])
-def test_every_shipped_profile_collects(pytester, profile):
+def test_every_shipped_profile_collects(pytester, profile, preloaded):
     """`pytest -m slow --tg-profile P` (and so tox -e slow / gpu) collects for every shipped profile,
     with or without an [mnist] section (a profile without one used to crash at collection)."""
     for module in ("test_cifar10_matrix.py", "test_mnist_overfit.py", "test_selftest.py"):
-        shutil.copy(ROOT / "tests" / module, pytester.path / module)
-    result = pytester.runpytest_subprocess("-m", "slow", "--tg-profile", profile, "--collect-only", "-q",
-                                           "-p", "no:cacheprovider")
+        shutil.copy(ROOT / "tests" / module, pytester.path / f"test_project_{module.removeprefix('test_')}")
+    result = pytester.runpytest_inprocess("-m", "slow", "--tg-profile", profile, "--collect-only", "-q",
+                                          "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     # smoke has 2- and 3-epoch budgets; gpu-timing enables no check kind (timing only: `trainguard run`)
     assert "test_cell_within_baseline[NewModel2-20]" in result.stdout.str() or profile in ("smoke", "gpu-timing")
@@ -130,13 +152,12 @@ def _trained(log_path):
     return sorted(e["model"] for e in read_events(log_path) if e["event"] == "run_start")
 
 
-def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
+def test_xdist_workers_train_each_model_once_and_merge_one_report(with_baseline):
     pytest.importorskip("xdist")
+    project = with_baseline
     profile = _matrix_profile(project)
-    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider"]
-    project.runpytest_subprocess(*base, "--tg-update-baselines")
-    single = project.runpytest_subprocess(*base, "--tg-no-result-cache", "--tg-report", "one/report.md",
-                                          "--tg-run-log", "one.jsonl")
+    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider", "--tg-no-figures"]
+    single = project.runpytest_inprocess(*base, "--tg-report", "one/report.md", "--tg-run-log", "one.jsonl")
     spread = project.runpytest_subprocess(*base, "-n", "2", "-v", "--tg-results-dir", "fresh", "--tg-report",
                                           "two/report.md", "--tg-run-log", "two.jsonl")
     assert _outcomes(spread) == _outcomes(single) and sum(_outcomes(single).values()) == 15
@@ -146,15 +167,15 @@ def test_xdist_workers_train_each_model_once_and_merge_one_report(project):
     assert _tables(project.path / "two" / "report.md") == _tables(project.path / "one" / "report.md")
 
 
-def test_two_shards_merge_into_the_single_process_report(project):
+def test_two_shards_merge_into_the_single_process_report(with_baseline):
     from trainguard import cli
 
+    project = with_baseline
     profile = _matrix_profile(project)
-    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider"]
-    project.runpytest_subprocess(*base, "--tg-update-baselines")
-    project.runpytest_subprocess(*base, "--tg-no-result-cache", "--tg-report", "one/report.md", "--tg-run-log", "one.jsonl")
-    for shard in (1, 2):
-        result = project.runpytest_subprocess(*base, "--tg-shard", f"{shard}/2", "--tg-results-dir", f"r{shard}",
+    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider", "--tg-no-figures"]
+    project.runpytest_inprocess(*base, "--tg-report", "one/report.md", "--tg-run-log", "one.jsonl")
+    for shard in (1, 2):  # each shard a pytest session of its own, as on its own host
+        result = project.runpytest_inprocess(*base, "--tg-shard", f"{shard}/2", "--tg-results-dir", f"r{shard}",
                                               "--tg-run-log", f"s{shard}.jsonl", "--tg-report", f"s{shard}/report.md")
         counts = _outcomes(result)  # 2 models × (2 cells + 1 budget check); the published test has no case
         assert counts["passed"] + counts["failed"] == 6 and counts["skipped"] == 1
@@ -195,15 +216,16 @@ def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester):
             'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["mynet:TinyNet"]')
         + "perturbations = 1\nisa = false\n")
     pytester.makepyfile(test_mine=USER_TEST)
-    first = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-no-figures")
     first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["*NOTHING CHECKED*trainguard baselines update --profile*"])
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-update-baselines").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-update-baselines",
+                                  "--tg-no-figures").assert_outcomes(passed=1)
     assert (pytester.path / "baselines" / "mine" / "golden-cpu" / "mynet--TinyNet.json").exists()
     again = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     again.assert_outcomes(passed=1)
     assert "Result: PASS" in (pytester.path / "reports" / "report.md").read_text()
     (pytester.path / "mynet.py").write_text((pytester.path / "mynet.py").read_text().replace("nn.ReLU()", "nn.Tanh()"))
-    broken = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-strict")
+    broken = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-strict", "--tg-no-figures")
     broken.assert_outcomes(failed=1)
     broken.stdout.fnmatch_lines(["*mynet:TinyNet: changed at step 1*"])

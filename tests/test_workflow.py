@@ -87,7 +87,7 @@ def test_ci_runs_the_readme_s_two_set_up_commands_verbatim():
     commands = [readme[i + 1] for i, line in enumerate(readme) if line.startswith(("# 1. ", "# 2. "))]
     assert len(commands) == 2
     assert commands[0].startswith("python3 -m venv .venv") and "pip install -e" in commands[0]
-    assert commands[0].endswith("trainguard run") and commands[1].endswith('pytest -m "not slow"')
+    assert commands[0].endswith("trainguard run") and commands[1].endswith('pytest -m "not slow" -n auto')
     extracted = [subprocess.run(["sed", "-n", rf"/^# {n}\. /{{n;p;q}}", str(root / "README.md")],
                                 capture_output=True, text=True, check=True).stdout.strip() for n in (1, 2)]
     assert extracted == commands

@@ -20,7 +20,7 @@ if [[ -n "${TRAINGUARD_DATA_DIR:-}" ]]; then
 else
     trainguard data fetch cifar10 mnist
 fi
-python -m pytest -m "not slow" -q
+python -m pytest -m "not slow" -n auto -q
 status=0
 trainguard run --profile ci --history-dir .trainguard/history --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
 trainguard history --profile ci --history-dir .trainguard/history --plots reports/trends > reports/history.md && cp -rT .trainguard/history reports/history
