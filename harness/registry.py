@@ -48,10 +48,22 @@ def unregister(name: str) -> None:
     _loaded.pop(name, None)
 
 
-def _entry_points() -> dict[str, object]:
-    from importlib.metadata import entry_points
+_scanned: dict[str, object] | None = None  # the installed entry points, scanned once per process
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+def _entry_points() -> dict[str, object]:
+    global _scanned
+    if _scanned is None:  # scanning every installed distribution's metadata is the slow part: once
+        from importlib.metadata import entry_points
+
+        _scanned = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return _scanned
+
+
+def refresh() -> None:
+    """Scan the installed entry points again (after installing a package into the running process)."""
+    global _scanned
+    _scanned = None
 
 
 def names() -> list[str]:

@@ -165,3 +165,23 @@ def test_the_built_in_kinds_of_each_shipped_profile():
     assert names["ci"] == ["baseline", "ranking", "budget_improves", "mnist_gaps", "mnist_conclusions"]
     assert names["gpu-timing"] == ["mnist_gaps", "mnist_conclusions"]  # synthetic MNIST: enabled, with no case
     assert all(not k.cases(load_profile("gpu-timing")) for k in enabled_kinds(load_profile("gpu-timing")))
+
+
+def test_a_kind_from_an_installed_package_s_entry_point(tmp_path, monkeypatch):
+    """The third way in: a package that declares ``[project.entry-points."trainguard.checks"]`` (here its
+    installed metadata, written by hand) is found by name, imported only when loaded."""
+    dist = tmp_path / "mykinds-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mykinds\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[trainguard.checks]\nfrom_entry_point = mykinds:FromEntryPoint\n")
+    (tmp_path / "mykinds.py").write_text("class FromEntryPoint:\n    name = 'from_entry_point'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_loaded", {**registry._loaded})
+    registry.refresh()
+    try:
+        assert "from_entry_point" in registry.names()
+        assert type(registry.load("from_entry_point")).__name__ == "FromEntryPoint"
+    finally:
+        monkeypatch.undo()
+        registry.refresh()
+    assert "from_entry_point" not in registry.names()  # and gone again with the package
