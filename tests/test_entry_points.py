@@ -67,3 +67,10 @@ def test_the_gpu_check_script_starts_and_refuses_a_missing_export(tmp_path):
     result = subprocess.run(["bash", "tools/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "trainguard data export --profile ci" in result.stderr
     assert (tmp_path / "out" / "baseline.tgz").exists()
+
+
+def test_the_baseline_comparison_tool_starts():
+    """tools/baseline_mde.py (a re-measured baseline against the committed one, from run logs) starts."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "baseline_mde.py"), "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "--log" in result.stdout, result.stderr[-2000:]
