@@ -156,7 +156,7 @@ def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verd
     return outcomes, checks, flags
 
 
-def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = None,
+def publish(summary: RunSummary, report_path: Path, ledger_dir: Path | None = None,
             junit_xml: Path | None = None) -> Path:
     """Everything a finished run leaves behind: the report (figures beside it), the history entry, the
     JUnit XML where asked, and in GitHub Actions the job summary ($GITHUB_STEP_SUMMARY)."""
@@ -166,8 +166,8 @@ def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = N
     from .ledger import Ledger
 
     path = report.write_report(summary, report_path)
-    if history_dir is not None and summary.entry is not None:
-        Ledger(history_dir).append(summary.entry)
+    if ledger_dir is not None and summary.entry is not None:
+        Ledger(ledger_dir).append(summary.entry)
     if junit_xml is not None:
         report.write(Path(junit_xml), report.junit_xml(summary))
     if os.environ.get("GITHUB_STEP_SUMMARY"):
@@ -179,8 +179,8 @@ def publish(summary: RunSummary, report_path: Path, history_dir: Path | None = N
 def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: list[str] = (),
               compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
     """Collect what the report shows from a run whose runs and checks are done (``session``: its runs and
-    check kinds; its MNIST experiment, if one was built); compare with the history store
-    (``options.history_dir``) for drift and speed. ``replay_outcomes``: the golden runs' replay
+    check kinds; its MNIST experiment, if one was built); compare with the ledger of nights
+    (``options.ledger_dir``) for drift and speed. ``replay_outcomes``: the golden runs' replay
     (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
     matrix = session.matrix
     overfit_experiment = session.built_experiment
@@ -252,8 +252,8 @@ def _trend(session: CheckSession) -> dict:
     matrix, experiment = session.matrix, session.built_experiment
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, experiment)
-    history_dir = matrix.options.history_dir
-    earlier = Ledger(history_dir).read(profile.name, matrix.device_class) if history_dir else []
+    ledger_dir = matrix.options.ledger_dir
+    earlier = Ledger(ledger_dir).read(profile.name, matrix.device_class) if ledger_dir else []
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
     mnist_baselines = {}
     if experiment is not None:
@@ -267,7 +267,7 @@ def _trend(session: CheckSession) -> dict:
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
     metric, bands = trend_bands(matrix, table)
     return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
-            "trend_notes": ([] if history_dir else ["no history store (--history-dir): nothing compared between runs"])
+            "trend_notes": ([] if ledger_dir else ["no ledger of nights (--ledger-dir): nothing compared between runs"])
             + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
 
 

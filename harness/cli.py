@@ -26,7 +26,7 @@ EXAMPLES = """examples:
   trainguard baselines calibrate --profile ci     # false alarms (leave-out), detectable effects, noise
   trainguard selftest --profile ci                # inject known regressions: which do the checks catch?
   trainguard run --seeds 200,201                  # check other held-out seeds than the profile's
-  trainguard history --last 5 --plots reports/trends   # the last runs per cell, trend plots per model
+  trainguard ledger --last 5 --plots reports/trends   # the last runs per cell, trend plots per model
   trainguard run --junit-xml reports/junit.xml    # the checks as JUnit XML too
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
@@ -110,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
                        help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
 
-    history = sub.add_parser("history", help="the last runs per cell from the history store, and trend plots per model",
+    ledger = sub.add_parser("ledger", aliases=["history"],
+                             help="the last runs per cell from the ledger of nights, and trend plots per model "
+                                  "(`trainguard history`: its former name)",
                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
-    _common(history)
-    history.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
-    history.add_argument("--plots", type=Path, default=None, metavar="DIR",
+    _common(ledger)
+    ledger.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
+    ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
                          help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
     data = sub.add_parser("data", help="download data into the cache, verify a data directory, or export the "
@@ -179,7 +181,7 @@ def cmd_run(args) -> int:
     _writable("--junit-xml", args.junit_xml)
 
     summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
-    return _write(summary, args.report, history_dir=args.history_dir, junit_xml=args.junit_xml)
+    return _write(summary, args.report, ledger_dir=args.ledger_dir, junit_xml=args.junit_xml)
 
 
 def _finish(session, verdicts, args, notes) -> int:
@@ -189,11 +191,11 @@ def _finish(session, verdicts, args, notes) -> int:
     return _write(summarize(session, verdicts, notes, compare_with=args.compare), args.report)
 
 
-def _write(summary, path, history_dir=None, junit_xml=None) -> int:
+def _write(summary, path, ledger_dir=None, junit_xml=None) -> int:
     """Publish (report; history entry and JUnit XML where given), print the failures and the summary; the exit code."""
     from .api import publish
 
-    path = publish(summary, path, history_dir=history_dir, junit_xml=junit_xml)
+    path = publish(summary, path, ledger_dir=ledger_dir, junit_xml=junit_xml)
     for v in summary.flags:
         if not v.passed and v not in summary.verdicts:
             print(f"FLAG {v.message}")
@@ -411,7 +413,7 @@ def cmd_selftest(args) -> int:
     return 1 if missed or not run else 0
 
 
-def cmd_history(args) -> int:
+def cmd_ledger(args) -> int:
     """Print the last runs of the profile on this device class; write trend plots where asked."""
     from . import plots, report
     from .ledger import Ledger
@@ -420,7 +422,7 @@ def cmd_history(args) -> int:
     from .checks import baseline as baseline_kind
 
     matrix = _matrix(args)
-    store = Ledger(args.history_dir)
+    store = Ledger(args.ledger_dir)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
     if not entries:
         print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in {store.path(matrix.profile.name, matrix.device_class)}",
@@ -472,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
-                "selftest": cmd_selftest, "history": cmd_history}[args.command](args)
+                "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger}[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The ledger of nights (``--history-dir``): one compact JSON line per run, kept between nights.
+"""The ledger of nights (``--ledger-dir``): one compact JSON line per run, kept between nights.
 
 ("history" is one run's curve, trainguard.history; the ledger is the store of past nights.)
 

@@ -60,11 +60,17 @@ class Option:
     choices: tuple = ()
     metavar: str | None = None
     ini: bool = False  # also settable as the pytest ini key tg_<name>
+    former: tuple[str, ...] = ()  # earlier names, still accepted (on the command line and as ini keys)
 
     @property
     def key(self) -> str:
         """The key in :func:`resolve_pytest_options`'s result and the CLI's namespace."""
         return self.name.replace("-", "_")
+
+    @property
+    def ini_keys(self) -> tuple[str, ...]:
+        """``tg_<name>``, then the former names' keys."""
+        return tuple(f"tg_{name.replace('-', '_')}" for name in (self.name, *self.former))
 
     def help_text(self) -> str:
         return self.help if self.flag or self.default is None else f"{self.help} [{self.default}]"
@@ -96,8 +102,9 @@ RUN_OPTIONS = (
     Option("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
     Option("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
     Option("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
-    Option("history-dir", "history store: one line per run, compared between nights (drift, speed, trends)",
-           ".trainguard/history", type=Path, ini=True),
+    Option("ledger-dir", "the ledger of nights: one line per run, compared between nights (drift, speed, trends); "
+                         "formerly --history-dir, still accepted", ".trainguard/history", type=Path, ini=True,
+           former=("history-dir",)),
     Option("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
                             "(otherwise the step is flagged in the report)", flag=True),
     Option("no-replay", "do not replay the profile's golden runs before the night (trainguard run; the "
@@ -124,9 +131,9 @@ def add_options(add, options=RUN_OPTIONS, prefix: str = "", aliases: bool = Fals
     ``OptionGroup.addoption``) as ``--{prefix}{name}``; ``aliases`` also accepts ``--tg-{name}``
     (the CLI, so options copied from a pytest command line work there too)."""
     for option in options:
-        names = [f"--{prefix}{option.name}"]
+        names = [f"--{prefix}{name}" for name in (option.name, *option.former)]
         if aliases and not prefix:
-            names.append(f"--{PYTEST_PREFIX}{option.name}")
+            names += [f"--{PYTEST_PREFIX}{name}" for name in (option.name, *option.former)]
         kwargs = {"dest": (prefix + option.name).replace("-", "_"), "help": option.help_text()}
         if option.flag:
             kwargs.update(action="store_true", default=None if option.name == "strict" else False)
@@ -147,7 +154,8 @@ def add_options(add, options=RUN_OPTIONS, prefix: str = "", aliases: bool = Fals
 def add_ini_options(addini, options=RUN_OPTIONS + PYTEST_ONLY) -> None:
     for option in options:
         if option.ini:
-            addini(f"tg_{option.key}", f"trainguard: {option.help_text()}", default="")
+            for key in option.ini_keys:
+                addini(key, f"trainguard: {option.help_text()}", default="")
 
 
 def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Path,
@@ -159,12 +167,13 @@ def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Pat
     values = {}
     for option in options:
         value = getoption((PYTEST_PREFIX + option.name).replace("-", "_"))
-        if value is None and option.ini and getini(f"tg_{option.key}"):
-            raw = getini(f"tg_{option.key}")
+        ini_key = next((key for key in option.ini_keys if getini(key)), None) if option.ini else None
+        if value is None and ini_key:
+            raw = getini(ini_key)
             try:
                 value = option.type(raw) if option.type not in (None, Path) else raw
             except argparse.ArgumentTypeError as exc:
-                raise ValueError(f"ini option tg_{option.key} = {raw!r}: {exc}") from None
+                raise ValueError(f"ini option {ini_key} = {raw!r}: {exc}") from None
             if option.type is Path:
                 value = rootdir / raw
         if value is None and option.default is not None:
@@ -189,7 +198,7 @@ def session_options(values: dict, profile):
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
                    threads=values.get("threads"), precision=values["precision"], compile=bool(values["compile"]),
                    stack_seeds=bool(values.get("stack_seeds")),
-                   history_dir=Path(values["history_dir"]) if values.get("history_dir") else None,
+                   ledger_dir=Path(values["ledger_dir"]) if values.get("ledger_dir") else None,
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

@@ -285,8 +285,9 @@ class CaseCheck:
             if judgement.skipped not in self.state["skips"]:
                 self.state["skips"].append(judgement.skipped)
             pytest.skip(judgement.skipped)
-        recorded = self.state["verdicts"]
-        recorded.extend(v for v in judgement.verdicts if not any(v is r for r in recorded))
+        from .checks import record
+
+        record(self.state["verdicts"], judgement.verdicts)
         failures = [v.message for v in judgement.verdicts if not v.passed]
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
@@ -352,7 +353,7 @@ def trainguard_night(request):
             summary = run_profile(run, printer=printer)
         except ConfigError as exc:
             pytest.fail(f"trainguard: {exc}", pytrace=False)
-        state["report_path"] = publish(summary, state["values"]["report"], history_dir=state["values"]["history_dir"])
+        state["report_path"] = publish(summary, state["values"]["report"], ledger_dir=state["values"]["ledger_dir"])
         state["verdicts"].extend(summary.verdicts)
         if summary.result == "NOTHING CHECKED":
             pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
@@ -472,7 +473,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         summary = summarize(checks, state["verdicts"], state["skips"],
                             replay_outcomes=[state["replay"][n] for n in state["profile"].golden_names()
                                              if n in state["replay"]])
-        publish(summary, path, history_dir=state["values"]["history_dir"])
+        publish(summary, path, ledger_dir=state["values"]["ledger_dir"])
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

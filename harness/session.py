@@ -44,7 +44,7 @@ class Options:
     compile: bool = False  # torch.compile the model; its own baseline class
     stack_seeds: bool = False  # train a model's seeds at once (trainguard.stacked); its own baseline class
     allow_download: bool = True
-    history_dir: Path | None = None  # the history store (trainguard.ledger); None: no comparison between runs
+    ledger_dir: Path | None = None  # the ledger of nights (trainguard.ledger); None: no comparison between runs
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
     figures: bool = True  # the report's PNG figures (off: the same markdown without them)

@@ -105,7 +105,7 @@ class SmokeRuns:
                                      "--baselines-dir", str(self.root / "measured")])
                 else:  # against the committed baseline: the run must pass, or the cache is not what tests expect
                     code = cli.main(["run", *common, "--baselines-dir", str(self.copy_baseline(self.root / "b").parent),
-                                     "--no-replay", "--history-dir", str(self.root / "history"),
+                                     "--no-replay", "--ledger-dir", str(self.root / "history"),
                                      "--report", str(self.root / "report.md")])
             assert code == 0, f"training the smoke profile's {which} for the tests failed (exit {code})"
         return results

@@ -18,7 +18,7 @@ def dirs(tmp_path):
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
     return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines),
             "--results-dir", str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl"),
-            "--history-dir", str(tmp_path / "history"), "--no-figures"]  # figures: tests/test_report.py
+            "--ledger-dir", str(tmp_path / "history"), "--no-figures"]  # figures: tests/test_report.py
 
 
 def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, dirs, capsys):
@@ -276,3 +276,17 @@ def _smoke_with_seeds(tmp_path: Path, seeds: list[int]) -> Path:
     path = tmp_path / f"smoke-{len(seeds)}.toml"
     path.write_text(text.replace("baseline_seeds = [0, 1, 2, 3, 4]", f"baseline_seeds = {seeds}"))
     return path
+
+
+def test_the_ledger_s_former_names_still_work(tmp_path):
+    """--history-dir (CLI and pytest spellings), the ini key tg_history_dir and `trainguard history` were renamed
+    (the "history" of a run is its curve); nightly jobs written against the old names keep working."""
+    from trainguard.options import RUN_OPTIONS, resolve_pytest_options
+
+    parser = cli.build_parser()
+    for spelling in ("--ledger-dir", "--history-dir", "--tg-history-dir"):
+        assert parser.parse_args(["run", spelling, "n"]).ledger_dir == Path("n")
+    assert parser.parse_args(["history"]).command == "history"  # dispatched to the ledger command
+    ini = {"tg_history_dir": "old"}
+    values = resolve_pytest_options(lambda name: None, lambda key: ini.get(key, ""), tmp_path, tmp_path, RUN_OPTIONS)
+    assert values["ledger_dir"] == tmp_path / "old"

@@ -133,7 +133,7 @@ def test_two_concurrent_runs_on_one_results_directory(tmp_path):
     """Two `trainguard run`s at once, same results dir, run log and report: both finish, nothing torn."""
     shared = ["--profile", "smoke", "--device", "cpu", "--results-dir", str(tmp_path / "results"),
               "--run-log", str(tmp_path / "runlog.jsonl"), "--baselines-dir", str(ROOT / "baselines"),
-              "--history-dir", str(tmp_path / "history"),
+              "--ledger-dir", str(tmp_path / "history"),
               "--report", str(tmp_path / "report.md"), "--no-figures"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     runs = [subprocess.Popen([sys.executable, "-m", "trainguard.cli", "run", *shared], cwd=ROOT, env=env,

@@ -156,7 +156,7 @@ def test_trainguard_run_stack_seeds_starts_and_names_its_baseline_class(tmp_path
 
     code = main(["run", "--profile", "smoke", "--stack-seeds", "--device", "cpu", "--results-dir", str(tmp_path / "r"),
                  "--run-log", str(tmp_path / "log.jsonl"), "--report", str(tmp_path / "report.md"),
-                 "--history-dir", str(tmp_path / "history"), "--baselines-dir", str(tmp_path / "baselines")])
+                 "--ledger-dir", str(tmp_path / "history"), "--baselines-dir", str(tmp_path / "baselines")])
     assert code == 5  # nothing to compare with yet: NOTHING CHECKED (not failed outside CI, not a pass either)
     out = capsys.readouterr().out
     assert "training Baseline1 seeds 100 stacked" in out

@@ -140,7 +140,7 @@ def smoke_args(tmp_path):
     shutil.copytree(ROOT / "baselines" / "smoke", baselines / "smoke")
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
     return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines), "--no-result-cache",
-            "--run-log", str(tmp_path / "runlog.jsonl"), "--history-dir", str(tmp_path / "history")]
+            "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger-dir", str(tmp_path / "history")]
 
 
 def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args, monkeypatch, capsys):
@@ -157,7 +157,7 @@ def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args
     assert suite.get("name") == "trainguard.smoke" and suite.get("failures") == "0" and int(suite.get("tests")) >= 24
     assert summary_file.read_text().count("## trainguard smoke: PASS") == 2
     capsys.readouterr()
-    assert cli.main(["history", *smoke_args, "--plots", str(tmp_path / "plots")]) == 0
+    assert cli.main(["ledger", *smoke_args, "--plots", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
     assert out.count("| NewModel2-3 ") == 2 and (tmp_path / "plots" / "trend-Baseline1.png").exists()
 

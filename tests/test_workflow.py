@@ -24,7 +24,7 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     cpu, gpu = workflow["jobs"]["cpu"], workflow["jobs"]["gpu"]
     cpu_commands = " ".join(step.get("run", "") for step in cpu["steps"])
     gpu_commands = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "trainguard run --profile ci --history-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "trainguard run --profile ci --ledger-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
     assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
     # The GPU night checks the profile that has a CUDA baseline, strictly: no baseline is red, not skipped.
@@ -37,7 +37,7 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
         save = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/save")]
         assert restore and save and save[0]["if"] == "always()"
         assert restore[0]["with"]["path"] == save[0]["with"]["path"] == ".trainguard/history"
-        assert "history-dir .trainguard/history" in " ".join(s.get("run", "") for s in job["steps"])  # --tg- for pytest
+        assert "ledger-dir .trainguard/history" in " ".join(s.get("run", "") for s in job["steps"])  # --tg- for pytest
 
 
 def _workflow():

@@ -22,7 +22,7 @@ else
 fi
 python -m pytest -m "not slow" -n auto -q
 status=0
-trainguard run --profile ci --history-dir .trainguard/history --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
-trainguard history --profile ci --history-dir .trainguard/history --plots reports/trends > reports/history.md && cp -rT .trainguard/history reports/history
+trainguard run --profile ci --ledger-dir .trainguard/history --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
+trainguard ledger --profile ci --ledger-dir .trainguard/history --plots reports/trends > reports/history.md && cp -rT .trainguard/history reports/history
 echo "job summary: $GITHUB_STEP_SUMMARY; artifact layout: reports/"
 exit $status

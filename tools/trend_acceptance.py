@@ -66,14 +66,14 @@ def main(out: Path, only: list[str]) -> int:
         if only and name not in only:
             continue
         args = ["run", "--profile", str(profile_file(out, lr)), "--seeds", "100", "--offline", "--no-result-cache",
-                "--baselines-dir", str(ROOT / "baselines"), "--history-dir", str(history),
+                "--baselines-dir", str(ROOT / "baselines"), "--ledger-dir", str(history),
                 "--run-log", str(out / "runlog.jsonl"), "--report", str(out / name / "report.md")]
         print(f"== night {name}: lr {lr}, sleep per step {sleep or 0} s", flush=True)
         with sleep_in_every_step(sleep) if sleep else contextlib.nullcontext():
             code = cli.main(args)
         print(f"== night {name}: exit {code}", flush=True)
     print("== trainguard history", flush=True)
-    return cli.main(["history", "--profile", str(profile_file(out, 0.01)), "--history-dir", str(history),
+    return cli.main(["history", "--profile", str(profile_file(out, 0.01)), "--ledger-dir", str(history),
                      "--plots", str(out / "plots")])
 
 

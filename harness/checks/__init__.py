@@ -98,6 +98,13 @@ class CheckKind:
         return []
 
 
+def record(into: list[Verdict], verdicts) -> list[Verdict]:
+    """Append ``verdicts`` to ``into`` once each: a missing reference is one verdict however many cases read it,
+    and every case that reads it returns that same object."""
+    into.extend(v for v in verdicts if not any(v is r for r in into))
+    return into
+
+
 def enabled_kinds(profile) -> list[CheckKind]:
     """The profile's kinds, in the registry's order. An unknown name is a ConfigError naming the known ones."""
     for name in profile.checks:
@@ -213,9 +220,7 @@ class CheckSession:
         """Every case of every enabled kind, judged (the CLI; the plugin judges case by case)."""
         verdicts = []
         for kind, case in self.cases():
-            for verdict in self.judge(kind, case).verdicts:
-                if not any(verdict is v for v in verdicts):  # a missing reference's one verdict, once
-                    verdicts.append(verdict)
+            record(verdicts, self.judge(kind, case).verdicts)
         return verdicts
 
     def _skip(self, reason: str) -> Judgement:
