@@ -51,7 +51,10 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Option:
+class CommandOption:
+    """One option of both command lines (the ``trainguard`` command's and pytest's); the run's settings that
+    these options fill in are :class:`trainguard.session.Options`."""
+
     name: str  # the CLI's long name without dashes; pytest's is PYTEST_PREFIX + name
     help: str
     default: object = None
@@ -77,51 +80,51 @@ class Option:
 
 
 RUN_OPTIONS = (
-    Option("profile", "profile name (smoke, ci, seed, gpu-timing) or path to a .toml profile", "ci", ini=True),
-    Option("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
-    Option("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
+    CommandOption("profile", "profile name (smoke, ci, seed, gpu-timing) or path to a .toml profile", "ci", ini=True),
+    CommandOption("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
+    CommandOption("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
            type=_seeds, metavar="N[,N...]"),
-    Option("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
-    Option("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "
+    CommandOption("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
+    CommandOption("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "
                      "being noted [on when CI=true]", flag=True),
-    Option("threads", "torch (and TensorFlow) threads for every run [the profile's `threads`, else the library's "
+    CommandOption("threads", "torch (and TensorFlow) threads for every run [the profile's `threads`, else the library's "
                       "default]; another count than the baseline's is reported as a difference", type=_positive_int,
            metavar="N", ini=True),
-    Option("precision", "fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16)",
+    CommandOption("precision", "fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16)",
            "fp32", choices=PRECISIONS),
-    Option("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
+    CommandOption("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
            flag=True),
-    Option("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
+    CommandOption("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
                           "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
-    Option("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
+    CommandOption("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
            type=Path, ini=True),
-    Option("offline", "never download data; fail with instructions instead", flag=True),
-    Option("baselines-dir", "baseline tables and golden runs [the profile's: its baselines_dir key, baselines/ beside "
+    CommandOption("offline", "never download data; fail with instructions instead", flag=True),
+    CommandOption("baselines-dir", "baseline tables and golden runs [the profile's: its baselines_dir key, baselines/ beside "
                             "a profile file, ./baselines, or those shipped with trainguard for the built-in profiles]",
            type=Path, ini=True),
-    Option("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
-    Option("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
-    Option("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
-    Option("ledger-dir", "the ledger of nights: one line per run, compared between nights (drift, speed, trends); "
+    CommandOption("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
+    CommandOption("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
+    CommandOption("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
+    CommandOption("ledger-dir", "the ledger of nights: one line per run, compared between nights (drift, speed, trends); "
                          "formerly --history-dir, still accepted", ".trainguard/history", type=Path, ini=True,
            former=("history-dir",)),
-    Option("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
+    CommandOption("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
                             "(otherwise the step is flagged in the report)", flag=True),
-    Option("no-replay", "do not replay the profile's golden runs before the night (trainguard run; the "
+    CommandOption("no-replay", "do not replay the profile's golden runs before the night (trainguard run; the "
                         "replay is also `trainguard replay` and `pytest -m replay`)", flag=True),
-    Option("no-figures", "write the report without its PNG figures (the tables and checks are the same; quicker "
+    CommandOption("no-figures", "write the report without its PNG figures (the tables and checks are the same; quicker "
                          "where only the verdicts are read)", flag=True, ini=True),
-    Option("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
+    CommandOption("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
                                "beyond their measured noise (otherwise flagged)", flag=True),
 )
-REPORT = Option("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
+REPORT = CommandOption("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
                 ini=True)
 PYTEST_ONLY = (
     REPORT,
-    Option("shard", "run only shard I of N (1-based): whole models are spread over N hosts; the cross-model checks "
+    CommandOption("shard", "run only shard I of N (1-based): whole models are spread over N hosts; the cross-model checks "
                     "run when the shards' run logs are merged with `trainguard report --from-log ...`",
            type=_shard, metavar="I/N"),
-    Option("update-baselines", "train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and "
+    CommandOption("update-baselines", "train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and "
                                "print what changed", flag=True),
 )
 
