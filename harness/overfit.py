@@ -33,7 +33,7 @@ from . import engine
 from .compare import Verdict
 from .data import Dataset
 from .history import History
-from .spec import FRAMEWORKS, ConfigError, OverfitConfig, TrainConfig  # noqa: F401 (re-exported)
+from .spec import MNIST_BAND_QUANTITIES, FRAMEWORKS, ConfigError, OverfitConfig, TrainConfig  # noqa: F401 (re-exported)
 
 QUANTITIES = ("gap_nodrop", "rise_nodrop", "gap_drop", "ratio", "test_loss_nodrop", "test_loss_drop")
 
@@ -135,14 +135,14 @@ class Pair:
 
 
 #: Quantities checked against the per-seed baseline with a derived band (harness/stats.py).
-BAND_QUANTITIES = ("gap_nodrop", "gap_drop")
+BAND_QUANTITIES = MNIST_BAND_QUANTITIES
 QUANTITY_LABELS = {"gap_nodrop": "gap without dropout (final test loss − train loss)",
                    "gap_drop": "gap with dropout (final test loss − train loss)"}
 
 
 def band_check_count(config: OverfitConfig) -> int:
     """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
-    return 0 if config.synthetic else len(config.frameworks) * len(BAND_QUANTITIES)
+    return config.band_check_count()
 
 
 def _mean(pairs: list[Pair], quantity: str) -> float:

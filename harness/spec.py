@@ -234,6 +234,10 @@ class RunSpec:
 FRAMEWORKS = ("torch", "keras")  # the frameworks Experiment 1 (MNIST) runs in
 
 
+#: The MNIST quantities checked against the per-seed baseline with a derived band (trainguard.overfit).
+MNIST_BAND_QUANTITIES = ("gap_nodrop", "gap_drop")
+
+
 @dataclass(frozen=True)
 class OverfitConfig:
     train_images: int = 200
@@ -248,6 +252,10 @@ class OverfitConfig:
     min_rise: float | None = None  # None: the rise check is not made (say why in rise_note)
     rise_note: str = ""
     synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
+
+    def band_check_count(self) -> int:
+        """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
+        return 0 if self.synthetic else len(self.frameworks) * len(MNIST_BAND_QUANTITIES)
 
     @classmethod
     def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":

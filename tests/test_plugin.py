@@ -5,6 +5,7 @@ module, as a user's checkout would.
 """
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,18 @@ def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester):
     broken = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-strict", "--tg-no-figures")
     broken.assert_outcomes(failed=1)
     broken.stdout.fnmatch_lines(["*mynet:TinyNet: changed at step 1*"])
+
+
+def test_collecting_a_profile_s_checks_imports_no_training_engine(pytester):
+    """Listing the cases (pytest --collect-only, the first second of every run) reads profiles and check kinds
+    only: torch is imported when a check first needs a run."""
+    for module in ("test_cifar10_matrix.py", "test_mnist_overfit.py"):
+        shutil.copy(ROOT / "tests" / module, pytester.path / f"test_project_{module.removeprefix('test_')}")
+    script = ("import sys, pytest\n"
+              "code = pytest.main(['-q', '--collect-only', '-m', 'slow', '--tg-profile', 'ci', '-p', 'no:cacheprovider'])\n"
+              "print('torch imported:', 'torch' in sys.modules)\n"
+              "sys.exit(int(code))\n")
+    result = pytester.run(sys.executable, "-c", script)
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    assert "test_mnist_gaps_within_baseline[keras]" in result.stdout.str()
+    result.stdout.fnmatch_lines(["torch imported: False"])

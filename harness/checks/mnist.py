@@ -9,8 +9,11 @@ TensorFlow is not installed.
 
 from __future__ import annotations
 
-from .. import compare, overfit
+from .. import compare
 from . import Case, CheckKind, Reference
+
+# trainguard.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
+# the cases: collecting a profile's tests imports no training engine.
 
 
 def _framework_cases(kind: str, profile) -> list[Case]:
@@ -32,18 +35,24 @@ def _unavailable(session, case: Case) -> str | None:
             return (f"MNIST {framework}: the run log(s) hold seeds {seeds} of {list(experiment.config.seeds)}; "
                     f"its checks are not re-rendered")
         return None
+    from .. import overfit
+
     if framework == "keras" and (reason := overfit.keras_available()):
         return f"MNIST keras runs skipped: {reason}"
     return None
 
 
 def distribution_file(matrix, framework: str):
+    from .. import overfit
+
     device_class = matrix.device.type if framework == "torch" else "cpu"  # MNIST runs are always fp32
     return overfit.distribution_path(matrix.options.baselines_dir, matrix.profile.name, framework, device_class)
 
 
 def read(matrix, framework: str):
     """The per-seed MNIST baseline of ``framework`` (None if absent; a malformed one raises ConfigError)."""
+    from .. import overfit
+
     return overfit.load_distribution(distribution_file(matrix, framework))
 
 
@@ -55,7 +64,7 @@ class MnistGapBands(CheckKind):
         return profile.mnist is not None
 
     def band_checks(self, profile) -> int:
-        return overfit.band_check_count(profile.mnist)
+        return profile.mnist.band_check_count()
 
     def cases(self, profile) -> list[Case]:
         return _framework_cases(self.name, profile)
@@ -76,11 +85,15 @@ class MnistGapBands(CheckKind):
                                  f"{session.profile.cli_name}")
 
     def verdicts(self, session, case, baseline) -> list[compare.Verdict]:
+        from .. import overfit
+
         pairs = session.experiment.seed_pairs(case.params[0])
         return overfit.gap_verdicts(pairs, baseline.values, session.alpha, session.profile.statistics.power,
                                     baseline.describe())
 
     def update(self, session) -> list[str]:
+        from .. import overfit
+
         if session.profile.mnist.synthetic:
             return []
         return overfit.update_distributions(session.experiment, session.matrix.options.baselines_dir,
