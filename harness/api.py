@@ -158,7 +158,7 @@ def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verd
 
 def publish(summary: RunSummary, report_path: Path, ledger_dir: Path | None = None,
             junit_xml: Path | None = None) -> Path:
-    """Everything a finished run leaves behind: the report (figures beside it), the history entry, the
+    """Everything a finished run leaves behind: the report (figures beside it), the ledger entry, the
     JUnit XML where asked, and in GitHub Actions the job summary ($GITHUB_STEP_SUMMARY)."""
     import os
 

@@ -276,7 +276,7 @@ def trend_section(summary, figures: list[str]) -> str:
     """Between nights: this run's speed and memory, drift and speed flags, the last runs per cell."""
     from .trend import LABELS, history_rows
 
-    lines = ["## Trend", "", f"This run against the history ({len(summary.history) - 1} earlier run(s) of "
+    lines = ["## Trend", "", f"This run against the ledger ({len(summary.history) - 1} earlier run(s) of "
              f"profile {summary.profile.name} on {summary.entry['device_class']}; hardware {summary.entry['hardware']}).", ""]
     speed = [{"model": m, "epoch s (median)": f"{s['epoch_seconds']:.3f}", "images/s": f"{s['images_per_second']:.0f}",
               "peak memory MiB": f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") else "—"}

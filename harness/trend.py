@@ -147,7 +147,7 @@ def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict,
                    power: float) -> tuple[list[Verdict], list[str]]:
     """One verdict per cell and metric that both runs hold (check ``drift``), and notes on what was not checked."""
     if before is None:
-        return [], ["drift: no earlier run of this profile on this device class in the history"]
+        return [], ["drift: no earlier run of this profile on this device class in the ledger"]
     checks, notes = drift_checks(before, now), []
     comparable = []
     for check in checks:
