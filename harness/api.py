@@ -355,6 +355,9 @@ def statistics_summary(session: CheckSession) -> dict:
         lines.append(f"Baseline: {table.path} — seeds {seed_list(table.seeds)} (n = {len(table.seeds)}), "
                      f"measured {table.meta.get('date', '?')} on {table.meta.get('device_name', '?')}, "
                      f"commit {table.meta.get('commit', '?')}.")
+        lines += [f"Tail: {baseline_kind.describe_tail(check, seed, tail, len(table.seeds))}. The band, from all the "
+                  f"seeds, holds it; a seed farther out than any the baseline drew would fail it (docs/statistics.md, "
+                  f"Tails)." for check, seed, tail in baseline_kind.tails(table, p)]
     if p.val_per_class:
         lines.append(f"Validation accuracy: {p.val_per_class} unused training images per class, never trained on "
                      f"(a larger evaluation split than the test images).")

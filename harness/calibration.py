@@ -124,6 +124,34 @@ def mnist_lines(framework: str, baseline, k: int, alpha: float, power: float, re
     return lines
 
 
+def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list[str]:
+    """The band checks whose baseline seeds hold one far from the others (stats.tail_screen), and how many
+    leave-out failures are such a check failing a night that held its far seed out of the bands."""
+    from .checks.baseline import describe_tail, tails
+
+    found = tails(table, profile)
+    if not found:
+        return [f"- Tails: no band check's baseline seeds hold one far from the others (screen at p < "
+                f"{stats.TAIL_SCREEN_LEVEL:g} per check, docs/statistics.md)."]
+    far = {f"{check.model}-{check.budget} {check.metric} (": seed for check, seed, _ in found}
+
+    def tail_only(night: NightResult) -> bool:  # every failure is a flagged check whose far seed this night held
+        return all(any(f.startswith(prefix) and seed in night.seeds for prefix, seed in far.items())
+                   for f in night.failures)
+
+    failed = [r for r in nights if r.failures]
+    explained = [r for r in failed if tail_only(r)]
+    lines = [f"- Tails (screen at p < {stats.TAIL_SCREEN_LEVEL:g} per check, docs/statistics.md): {len(found)} of "
+             f"{len(profile.band_checks())} band checks hold a seed far from the others (about "
+             f"{stats.TAIL_SCREEN_LEVEL * len(profile.band_checks()):.2f} expected if every cell were normal). The "
+             f"installed bands are derived from all {len(table.seeds)} seeds, so they hold these seeds:"]
+    lines += [f"  - {describe_tail(check, seed, tail, len(table.seeds))}" for check, seed, tail in found]
+    lines.append(f"  - Of the {len(failed)} failed leave-out nights, {len(explained)} failed only where they held "
+                 f"such a check's far seed out of its band (a band that never saw it); the other "
+                 f"{len(nights) - len(explained)} nights: {len(failed) - len(explained)} failed.")
+    return lines
+
+
 def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None, mnist=()) -> str:
     k = len(profile.check_seeds)
     n = len(table.seeds)
@@ -141,6 +169,7 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
               f"(expected at most {profile.statistics.false_alarm_rate * len(nights):.2f} at the stated rate; the groups "
               f"share seeds, so they are not independent trials)."]
     lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in failed]
+    lines += tail_lines(table, profile, nights)
     if reruns is not None:
         rfailed = [r for r in rerun if r.failures]
         lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "

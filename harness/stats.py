@@ -141,6 +141,51 @@ def drift_band(values: list[float], previous: float, k_previous: int, k: int, al
                 k_ref=k_previous)
 
 
+# The level of the tail screen (tail_screen): low enough that across a profile's few dozen band checks a normal
+# baseline flags a cell about once in several re-measurements, high enough to flag a seed several of the
+# others' stds away.
+TAIL_SCREEN_LEVEL = 0.01
+
+
+@dataclass(frozen=True)
+class Tail:
+    """One baseline seed far from the others: what a normal-theory band cannot vouch for (docs/statistics.md)."""
+
+    index: int  # its position among the values (the baseline's seed order)
+    value: float
+    t: float  # deleted studentized residual: (value − mean of the others) / (their std · √(1 + 1/(n − 1)))
+    p: float  # how often n normal seeds would show one this far out (Bonferroni over the n seeds)
+    rest_mean: float
+    rest_std: float
+
+
+def tail_screen(values: list[float], resolution: float = 0.0, level: float = TAIL_SCREEN_LEVEL) -> Tail | None:
+    """The seed farthest from the others, if n normal seeds would rarely put one that far out (p < ``level``).
+
+    Each seed is compared with the mean and std of the other n − 1: under normality that deleted residual is
+    Student's t with n − 2 degrees of freedom, so the screen needs no tuning per cell. It sees one seed in a
+    mode of its own (a data order that learns late, say); two such seeds mask each other, and a mode rarer
+    than 1 in n is seen only when the baseline happens to draw it. ``resolution`` floors the others' std, as
+    in the band.
+    """
+    n = len(values)
+    if n < 4:  # with 3 seeds, 2 remain: their std says nothing about tails
+        return None
+    worst = None
+    for i, value in enumerate(values):
+        rest = values[:i] + values[i + 1:]
+        rest_mean, rest_std = statistics.fmean(rest), max(statistics.stdev(rest), resolution)
+        if rest_std <= 0:
+            continue
+        t = (value - rest_mean) / (rest_std * math.sqrt(1.0 + 1.0 / (n - 1)))
+        if worst is None or abs(t) > abs(worst.t):
+            worst = Tail(i, value, t, 0.0, rest_mean, rest_std)
+    if worst is None:
+        return None
+    p = min(1.0, n * 2.0 * float(special.stdtr(n - 2, -abs(worst.t))))
+    return Tail(worst.index, worst.value, worst.t, p, worst.rest_mean, worst.rest_std) if p < level else None
+
+
 def slowdown_bound(reference: list[float], floor: float, alpha: float) -> tuple[float, float]:
     """One-sided upper prediction bound for the next night's log epoch time, from earlier nights' values.
 

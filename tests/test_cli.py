@@ -290,3 +290,28 @@ def test_the_ledger_s_former_names_still_work(tmp_path):
     ini = {"tg_history_dir": "old"}
     values = resolve_pytest_options(lambda name: None, lambda key: ini.get(key, ""), tmp_path, tmp_path, RUN_OPTIONS)
     assert values["ledger_dir"] == tmp_path / "old"
+
+
+def test_a_far_baseline_seed_is_named_in_the_report_and_the_calibration(tmp_path, dirs, smoke_runs, capsys):
+    """One baseline seed of one model edited far from the others: the report's Statistics section and
+    `baselines calibrate` name the check and the seed (docs/statistics.md, Tails); nothing else changes."""
+    import csv
+
+    seeds_csv = smoke_runs.copy_baseline(Path(dirs[dirs.index("--baselines-dir") + 1])) / "cpu-seeds.csv"
+    rows = list(csv.DictReader(seeds_csv.open()))
+    for row in rows:
+        if row["model"] == "Baseline2" and row["seed"] == "3":
+            row["train_loss"] = f"{float(row['train_loss']) + 5:.6g}"
+    with seeds_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    smoke_runs.copy(tmp_path / "results")
+    cli.main(["run", *dirs, "--no-replay", "--report", str(tmp_path / "r.md")])
+    statistics_section = (tmp_path / "r.md").read_text().split("## Statistics", 1)[1]
+    assert "- Tail: Baseline2-3 train_loss: seed 3 at " in statistics_section
+    assert "Tail: Baseline1" not in statistics_section
+    capsys.readouterr()
+    assert cli.main(["baselines", "calibrate", *dirs]) == 0
+    out = capsys.readouterr().out
+    assert "- Tails (screen at p < 0.01 per check" in out and "  - Baseline2-3 train_loss: seed 3 at" in out

@@ -65,6 +65,28 @@ def test_mde_shrinks_with_more_seeds():
     assert stats.minimum_detectable_effect(1.0, 20, 2, a) < stats.minimum_detectable_effect(1.0, 10, 2, a)
 
 
+def test_tail_screen_hand_computation_and_normal_rate():
+    # Seed 4 (value 20) against the other four (10, 12, 11, 13): mean 11.5, std sqrt(5/3) = 1.290994;
+    # T = 8.5 / (1.290994 * sqrt(1 + 1/4)) = 5.889; two-sided p with 3 df = 0.009773 (closed form for 3 df:
+    # F(t) = 1/2 + (x / (1 + x²) + atan x) / π, x = t / √3), times 5 seeds.
+    values = [10.0, 12.0, 11.0, 13.0, 20.0]
+    tail = stats.tail_screen(values, level=0.1)
+    assert (tail.index, tail.value) == (4, 20.0)
+    assert tail.t == pytest.approx(5.889, abs=1e-3)
+    assert tail.p == pytest.approx(5 * 0.009773, rel=1e-3)
+    assert (tail.rest_mean, tail.rest_std) == pytest.approx((11.5, 1.290994), abs=1e-6)
+    assert stats.tail_screen(values) is None  # p 0.049 is not below the default level
+    assert stats.tail_screen([1.0, 2.0, 9.0]) is None  # too few seeds to say anything about a tail
+    assert stats.tail_screen([5.0, 5.0, 5.0, 5.0, 5.1], resolution=0.1) is None  # one step of the metric is no tail
+    # Normal seeds: the screen flags a cell at its level (Monte Carlo, fixed seed).
+    rng = np.random.default_rng(1)
+    flagged = np.mean([stats.tail_screen(list(rng.normal(size=16))) is not None for _ in range(4000)])
+    assert flagged == pytest.approx(stats.TAIL_SCREEN_LEVEL, abs=0.005)
+    # One seed in a mode of its own, 8 of the others' stds away, is seen.
+    bulk = list(rng.normal(size=15))
+    assert stats.tail_screen(bulk + [8.0]).index == 15
+
+
 def _hand_values(path: Path, model: str, budget: int, metric: str, window: int) -> list[float]:
     """The per-seed statistic, read from the committed CSV with nothing but the csv module."""
     by_seed: dict[int, dict[int, float]] = {}
@@ -103,6 +125,35 @@ def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
             * (1 / n + 1 / k) ** 0.5
         assert band.center == pytest.approx(statistics.fmean(values), abs=1e-9)
         assert band.halfwidth == pytest.approx(expected, rel=1e-9), (model, end, metric)
+
+
+def test_calibration_names_a_far_seed_and_the_leave_out_failures_it_explains():
+    """A baseline seed moved far from the others in one metric: the calibration names the check and the seed, and
+    says how many leave-out failures are nights that held that seed out of the band (the installed band holds it)."""
+    import copy
+
+    from trainguard import calibration
+    from trainguard.baselines import BaselineTable, load_measured
+
+    profile = load_profile("smoke")
+    committed = load_measured(REPO / "baselines" / "smoke" / "cpu.csv", profile.models, profile.budgets)
+    assert baseline.tails(committed, profile) == []  # the committed smoke seeds: nothing far out
+    curves = copy.deepcopy(committed.curves)
+    for epoch in curves[("Baseline2", 3)]:
+        epoch["train_loss"] += 5.0  # seed 3 learns nothing
+    table = BaselineTable(committed.path, curves, committed.meta)
+    found = baseline.tails(table, profile)
+    assert [(c.model, c.metric, seed) for c, seed, _ in found if c.metric == "train_loss"] == \
+        [("Baseline2", "train_loss", 3), ("Baseline2", "train_loss", 3)]  # both budgets
+    alpha = per_check_alpha(profile)
+    lines = calibration.tail_lines(table, profile, calibration.leave_out_nights(table, profile, alpha, 1))
+    text = "\n".join(lines)
+    assert "Baseline2-2 train_loss: seed 3" in text and "Baseline2-3 train_loss: seed 3" in text
+    held = [r for r in calibration.leave_out_nights(table, profile, alpha, 1) if r.seeds == (3,)][0]
+    assert any(f.startswith("Baseline2-3 train_loss") for f in held.failures)  # a band without seed 3 rejects it
+    assert "failed only where they held such a check's far seed out of its band" in text
+    check = baseline.cell_check(profile, "Baseline2", 3, "train_loss")
+    assert baseline.derive(table, check, 1, alpha).contains(baseline.statistic([curves[("Baseline2", 3)]], check))
 
 
 def test_a_baseline_seed_is_refused_as_the_checked_seed_unless_asked():

@@ -75,6 +75,25 @@ def statistic(curves: list[list[dict]], check: BandCheck) -> float:
                             for curve in curves)
 
 
+def tails(table: bl.BaselineTable, profile) -> list[tuple[BandCheck, int, stats.Tail]]:
+    """(check, seed, tail) for every band check whose baseline seeds hold one far from the others
+    (stats.tail_screen). Its band, derived from all the seeds, holds that seed; what a band cannot vouch
+    for there is a seed farther out still, which the baseline has not drawn."""
+    found = []
+    for check in profile.band_checks():
+        tail = stats.tail_screen(table.values(check.model, check.end, check.source, check.window),
+                                 table.resolution(check.source))
+        if tail is not None:
+            found.append((check, table.seeds[tail.index], tail))
+    return found
+
+
+def describe_tail(check: BandCheck, seed: int, tail: stats.Tail, n: int) -> str:
+    return (f"{check.model}-{check.budget} {check.metric}: seed {seed} at {tail.value:.4g} lies {abs(tail.t):.1f} "
+            f"stds from the other {n - 1} seeds ({tail.rest_mean:.4g} ± {tail.rest_std:.3g}; p {tail.p:.1g} for {n} "
+            f"normal seeds)")
+
+
 def cell_check(profile, model: str, budget: int, metric: str) -> BandCheck:
     """The band check of one cell and metric (the figures and the trend store read single cells)."""
     return BandCheck(model, budget, metric, metric, budget, profile.statistics.window)
@@ -214,4 +233,6 @@ def update(matrix, source_logs=None) -> list[str]:
     if source_logs:
         meta["source_logs"] = [str(p) for p in source_logs]
     table = bl.write_measured(path, curves, profile.models, profile.budgets, meta)
-    return bl.diff_cells(old.summary(profile.budgets) if old else None, table.summary(profile.budgets))
+    changes = bl.diff_cells(old.summary(profile.budgets) if old else None, table.summary(profile.budgets))
+    return changes + [f"tail: {describe_tail(check, seed, tail, len(table.seeds))} — its band, from all the seeds, holds "
+                      f"it; see docs/statistics.md (Tails)" for check, seed, tail in tails(table, profile)]
