@@ -15,11 +15,11 @@ from pathlib import Path
 
 from . import compare
 from .history import History
-from .checks import CheckSession, per_check_alpha
+from .checks import CheckSession, Part, per_check_alpha
 from .checks import baseline as baseline_kind
 from .checks import published as published_kind
 from .session import Matrix, Options, describe_stop
-from .spec import METRICS, ConfigError, OverfitConfig, Profile, seed_list
+from .spec import METRICS, ConfigError, Profile, seed_list
 
 __all__ = ["Options", "RunSummary", "run_profile", "summarize"]
 
@@ -41,10 +41,6 @@ class RunSummary:
     curves: dict[str, History] = field(default_factory=dict)  # the figure seed's run per model
     figure_seed: int = 0
     test_split: str = ""
-    baseline_test_acc: dict = field(default_factory=dict)  # (model, budget) → (mean, std) of the baseline
-    overfit_config: OverfitConfig | None = None
-    overfit_pairs: list = field(default_factory=list)
-    published_mnist: dict[str, float] = field(default_factory=dict)
     changes: tuple[str, dict, dict] | None = None  # (--compare source, its runs, this run's) per model
     entry: dict | None = None  # this run's history entry (trainguard.trend.history_entry)
     history: list[dict] = field(default_factory=list)  # earlier entries of this profile and device class, then entry
@@ -53,7 +49,7 @@ class RunSummary:
     trend_metric: str = "test_acc"
     trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
     replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run, replayed before the night
-    baseline_spread: dict = field(default_factory=dict)  # model → metric → (means, stds) per epoch of the baseline seeds
+    parts: dict[str, Part] = field(default_factory=dict)  # check kind → its own part of the report (checks.Part)
     figures: bool = True  # write the PNG figures beside the report (--no-figures: the markdown alone)
 
     @property
@@ -225,22 +221,27 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
             notes.append(describe_stop(history))
     if profile.dataset == "synthetic":
         notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
-    pairs = []
-    if overfit_experiment is not None:
-        pairs = [overfit_experiment.pairs[k] for k in sorted(overfit_experiment.pairs)]
-        if overfit_experiment.config.synthetic:
-            from .overfit import SYNTHETIC_NOTE
+    if overfit_experiment is not None and overfit_experiment.config.synthetic:
+        from .overfit import SYNTHETIC_NOTE
 
-            notes.append(SYNTHETIC_NOTE)
+        notes.append(SYNTHETIC_NOTE)
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
         environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
         notes=notes, published=published_kind.read(matrix), published_note=published_note(matrix),
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
-        baseline_test_acc=baseline_test_acc(session), baseline_spread=baseline_spread(session),
-        overfit_config=overfit_experiment.config if overfit_experiment is not None else None,
-        overfit_pairs=pairs, published_mnist=published_kind.read_mnist(matrix) if pairs else {}, changes=changes,
+        parts=parts(session), changes=changes,
         replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
+
+
+def parts(session: CheckSession) -> dict[str, Part]:
+    """Each enabled kind's own part of the report (checks.Part), in the registry's order."""
+    found = {}
+    for kind in session.kinds:
+        part = kind.summary_part(session)
+        if part is not None:
+            found[kind.name] = part
+    return found
 
 
 def _trend(session: CheckSession) -> dict:
@@ -376,35 +377,6 @@ def figure_curves(matrix: Matrix) -> dict[str, History]:
     """The runs the figures show: the first checked seed's, per model in the profile's order."""
     mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed and h.epochs}
     return {m: mine[m] for m in matrix.profile.models if m in mine}
-
-
-def baseline_test_acc(session: CheckSession) -> dict[tuple[str, int], tuple[float, float]]:
-    """(model, budget) → the baseline's test-accuracy mean and std, for the figure (empty if not comparable)."""
-    matrix, table = session.matrix, baseline_kind.table_of(session)
-    if table is None:
-        return {}
-    return {(m, b): (table.cell(m, b, "test_acc").mean, table.cell(m, b, "test_acc").std)
-            for m in matrix.profile.models for b in matrix.profile.budgets}
-
-
-def baseline_spread(session: CheckSession) -> dict:
-    """Per model, the baseline seeds' per-epoch mean and standard deviation of the train loss and test accuracy
-    (the figures shade it behind the night's curves); empty without a comparable baseline."""
-    matrix = session.matrix
-    table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
-    if table is None:
-        return {}
-    out = {}
-    for model in matrix.profile.models:
-        seeds = [s for m, s in table.curves if m == model]
-        for metric in ("train_loss", "test_acc"):
-            series = [table.series(model, s, metric) for s in seeds]
-            epochs = min((len(x) for x in series), default=0)
-            columns = [[x[e] for x in series] for e in range(epochs)]
-            if len(series) >= 2 and epochs:
-                out.setdefault(model, {})[metric] = ([pystats.fmean(c) for c in columns],
-                                                     [pystats.stdev(c) for c in columns])
-    return out
 
 
 def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:

@@ -160,9 +160,8 @@ def write_report(summary, path: Path) -> Path:
     if summary.changes is not None:
         source, old, new = summary.changes
         sections.append(changes_section(source, summary.profile.budgets, summary.profile.models, old, new))
-    if summary.overfit_pairs:
-        sections.append(overfit_section(summary.overfit_pairs, summary.overfit_config,
-                                        mnist_figures(summary, path) if drawn else {}, [], summary.published_mnist))
+    for part in summary.parts.values():  # each check kind's own sections, in the registry's order
+        sections += part.sections(summary, path, drawn)
     if summary.entry is not None:
         sections.append(trend_section(summary, trend_figures(summary, path) if drawn else []))
     text = render(f"trainguard report — profile {summary.profile.name}", summary.environment,
@@ -239,7 +238,7 @@ def cifar_figures(summary, path: Path) -> str:
     curves = plots.training_curves(path.parent / f"{path.stem}-cifar-curves.png",
                                    f"{summary.profile.name}: per epoch, seed {summary.figure_seed}; shaded: the baseline's "
                                    f"seeds; ◆: the checked statistic and its band", histories,
-                                   summary.baseline_spread, marks)
+                                   getattr(summary.parts.get("baseline"), "spread", {}), marks)
     acc = {(v.model, v.budget): v for v in checked if v.metric == "test_acc"}
     if acc:  # the figure shows what was checked: the night's statistic against the derived band
         measured = {key: v.measured for key, v in acc.items()}
@@ -253,20 +252,6 @@ def cifar_figures(summary, path: Path) -> str:
                                list(histories), budgets, measured, published, baseline, failed)
     return "\n".join(["## Figures", "", f"![Training curves over the baseline's spread]({curves.name})", "",
                       f"![Test accuracy as checked: this run, the baseline band, published]({bars.name})", ""])
-
-
-def mnist_figures(summary, path: Path) -> dict[str, str]:
-    """Experiment 1's loss curves (first seed per framework, without and with dropout): framework → PNG name."""
-    from . import plots
-
-    figures = {}
-    for framework in dict.fromkeys(p.framework for p in summary.overfit_pairs):
-        first = next(p for p in summary.overfit_pairs if p.framework == framework)
-        figure = path.parent / f"{path.stem}-mnist-loss-{framework}.png"
-        plots.loss_curves(figure, f"Model loss — {framework}, seed {first.seed}",
-                          {"without dropout": first.nodrop, f"Dropout({summary.overfit_config.dropout})": first.drop})
-        figures[framework] = figure.name
-    return figures
 
 
 TREND_RUNS = 10  # runs shown in the report's trend table and plots
@@ -380,57 +365,6 @@ def job_summary(summary, report_path: Path) -> str:
 def write(path: Path, text: str) -> Path:
     atomic_write_text(Path(path), text)
     return Path(path)
-
-
-def overfit_section(pairs: list, config, figures: dict[str, str], distribution_notes: list[str],
-                    published: dict[str, float]) -> str:
-    """Experiment 1: per-epoch tables (first seed per framework), gap figures against the report's, plots."""
-    lines = ["## MNIST overfitting and the dropout fix (Experiment 1)", "",
-             f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
-             f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
-             f"test = MNIST's 10,000 test images. Checks, on the mean over seeds {list(config.seeds)}: the gaps "
-             f"without and with dropout inside the bands derived from the per-seed baseline (see Checks), the "
-             f"gap and the final test loss lower with dropout"
-             + (f", test-loss rise ≥ {config.min_rise:.0%}." if config.min_rise is not None
-                else "; test-loss rise not checked."), ""]
-    summary = []
-    for pair in pairs:
-        q = pair.quantities()
-        summary.append({"framework": pair.framework, "seed": pair.seed,
-                        "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
-                        "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
-                        "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
-    if published:  # baselines/published-mnist.csv: the report's figures on its 50 validation images
-        summary.append({"framework": "report (val)", "seed": "—", "gap without dropout": f"{published['gap_nodrop']}",
-                        "gap with dropout": f"{published['gap_drop']}", "ratio": f"{published['ratio']}",
-                        "test-loss rise": f"{published['rise_nodrop']:.0%}",
-                        "final test loss (no dropout / dropout)":
-                            f"{published['test_loss_nodrop']} / {published['test_loss_drop']}"})
-    lines += [_table(pd.DataFrame.from_records(summary)), ""]
-    if config.min_rise is None and config.rise_note:
-        distribution_notes = [*distribution_notes, f"Rise check off: {config.rise_note}"]
-    lines += [f"> {note}" for note in distribution_notes] + ([""] if distribution_notes else [])
-    shown = set()
-    for pair in pairs:
-        if pair.framework in shown:
-            continue
-        shown.add(pair.framework)
-        lines += [f"### {pair.framework}, seed {pair.seed}: per epoch", ""]
-        records = []
-        for a, b in zip(pair.nodrop.epochs, pair.drop.epochs):
-            records.append({"epoch": a.epoch,
-                            "loss": f"{a.train_loss:.4f}", "accuracy": f"{a.train_acc / 100:.4f}",
-                            "val_loss": f"{a.extra.get('val_loss', float('nan')):.4f}",
-                            "val_accuracy": f"{a.extra.get('val_acc', float('nan')) / 100:.4f}",
-                            "test loss": f"{a.test_loss:.4f}", "test acc": f"{a.test_acc / 100:.4f}",
-                            "loss (dropout)": f"{b.train_loss:.4f}", "accuracy (dropout)": f"{b.train_acc / 100:.4f}",
-                            "val_loss (dropout)": f"{b.extra.get('val_loss', float('nan')):.4f}",
-                            "val_accuracy (dropout)": f"{b.extra.get('val_acc', float('nan')) / 100:.4f}",
-                            "test loss (dropout)": f"{b.test_loss:.4f}", "test acc (dropout)": f"{b.test_acc / 100:.4f}"})
-        lines += [_table(pd.DataFrame.from_records(records)), ""]
-        if pair.framework in figures:
-            lines += [f"![Model loss, {pair.framework}]({figures[pair.framework]})", ""]
-    return "\n".join(lines)
 
 
 def published_vs_measured(table, published: dict, profile) -> str:

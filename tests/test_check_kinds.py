@@ -2,7 +2,8 @@
 
 The kind here ("the final train loss is finite and below a stored maximum") lives in a user's conftest.py
 (pytest) or is registered in this process (the library): the plugin parametrizes it, the one judging policy
-judges it (pass, fail, a missing reference skipped or, under strict, failed), and the report renders it.
+judges it (pass, fail, a missing reference skipped or, under strict, failed), and the report renders its
+verdicts and its own section (a ``Part``).
 """
 
 import textwrap
@@ -18,8 +19,19 @@ KIND = textwrap.dedent('''
     import math
     from pathlib import Path
 
-    from trainguard.checks import Case, CheckKind, Reference, register
+    from trainguard.checks import Case, CheckKind, Part, Reference, register
     from trainguard.compare import Verdict
+
+
+    class FinalLosses(Part):
+        """The kind's own report section: every checked run's final train loss."""
+
+        def __init__(self, losses):
+            self.losses = losses
+
+        def sections(self, summary, path, figures):
+            rows = [f"| {model} | {seed} | {loss:.4f} |" for (model, seed), loss in sorted(self.losses.items())]
+            return ["\\n".join(["## Final train losses", "", "| model | seed | loss |", "| --- | --- | --- |", *rows, ""])]
 
 
     @register
@@ -47,6 +59,10 @@ KIND = textwrap.dedent('''
             return [Verdict(self.name, f"{model} final loss", ok,
                             f"{model}: final train loss {worst:.4f}, allowed at most {reference['max']}",
                             model=model, measured=worst, expected=reference["max"])]
+
+        def summary_part(self, session):
+            return FinalLosses({(m, s): session.matrix.history(m, s).epochs[-1].train_loss
+                                for m in session.profile.models for s in session.seeds})
 ''')
 
 PROFILE = textwrap.dedent('''
@@ -116,6 +132,7 @@ def test_a_kind_from_a_conftest_is_parametrized_judged_and_reported(project, mon
     passing.assert_outcomes(passed=2)
     report = (project.path / "reports" / "report.md").read_text()
     assert "Result: PASS" in report and "Baseline1 final loss" in report and "allowed at most 100.0" in report
+    assert "## Final train losses" in report and "| NewModel1 | 100 |" in report  # the kind's own part
 
     _maximum(project, 1e-6)
     failing = _run(project)
@@ -143,6 +160,9 @@ def test_a_kind_registered_in_the_process_goes_through_the_night(tmp_path, monke
     assert summary.result == "FAIL" and summary.exit_code == 1
     text = report.write_report(summary, tmp_path / "report.md").read_text()
     assert "allowed at most 1e-06" in text
+    assert list(summary.parts) == ["final_loss_finite"]  # the synthetic profile enables no other kind
+    losses = text.split("## Final train losses", 1)[1]
+    assert f"| Baseline1 | 100 | {summary.parts['final_loss_finite'].losses[('Baseline1', 100)]:.4f} |" in losses
 
 
 def test_an_unknown_kind_is_a_clear_error(tmp_path):

@@ -39,7 +39,7 @@ def test_loss_curve_figure_is_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
-def test_mnist_section_renders_with_the_ci_profile_thresholds():
+def test_mnist_section_renders_with_the_ci_profile_thresholds(tmp_path):
     from trainguard.history import EpochRecord, History
     from trainguard.overfit import Pair
     from trainguard.spec import load_profile
@@ -57,10 +57,15 @@ def test_mnist_section_renders_with_the_ci_profile_thresholds():
     from trainguard.baselines import load_published_mnist
 
     published = load_published_mnist(Path(__file__).resolve().parent.parent / "baselines" / "published-mnist.csv")
-    text = report.overfit_section([pair], config, {"torch": "r-mnist-loss-torch.png"}, [], published)
+    from trainguard.checks.mnist import MnistPart
+
+    # the MNIST kind's part of the report, as write_report renders it (figures drawn beside the report)
+    [text] = MnistPart(config, [pair], published).sections(None, tmp_path / "r.md", figures=True)
     assert "test-loss rise not checked" in text and "Rise check off:" in text and "derived from the per-seed" in text
-    assert "![Model loss, torch](r-mnist-loss-torch.png)" in text
+    assert "![Model loss, torch](r-mnist-loss-torch.png)" in text and (tmp_path / "r-mnist-loss-torch.png").stat().st_size
     assert "| report" in text and "28.9" in text and "18.0000" in text
+    [undrawn] = MnistPart(config, [pair], published).sections(None, tmp_path / "s.md", figures=False)
+    assert "![Model loss" not in undrawn and not (tmp_path / "s-mnist-loss-torch.png").exists()
 
 
 def test_cifar_figures_are_written_and_embedded(tmp_path):

@@ -3,7 +3,8 @@
 A **kind** (:class:`CheckKind`) says which **cases** a profile has (what the pytest plugin parametrizes:
 ``NewModel2-20``, ``ranking@10``), how many **band checks** it makes (the run's false-alarm rate is split
 over every enabled kind's), what **reference** it compares with (a stored baseline, a published table, or
-none), which **runs** a case reads, and turns a case into **verdicts**. Everything else — a stopped run, a
+none), which **runs** a case reads, and turns a case into **verdicts**; optionally its **part** of the report
+(:class:`Part`: sections beyond the verdicts, which every report lists). Everything else — a stopped run, a
 missing reference, strict mode, the false-alarm split, reading each reference once — is the one policy in
 :meth:`CheckSession.judge`, which the CLI, the pytest plugin, ``selftest`` and the report all go through.
 
@@ -24,7 +25,7 @@ from ..spec import ConfigError
 if TYPE_CHECKING:  # the plugin imports this package at start-up: nothing heavy at import time
     from ..compare import Verdict
 
-__all__ = ["Case", "CheckKind", "CheckSession", "Judgement", "Reference", "enabled_kinds", "per_check_alpha",
+__all__ = ["Case", "CheckKind", "CheckSession", "Judgement", "Part", "Reference", "enabled_kinds", "per_check_alpha",
            "register", "unregister", "names"]
 
 STRICT_NOTE = "(strict: CI=true or --tg-strict)"
@@ -48,6 +49,15 @@ class Reference:
 
     value: object = None
     missing: str | None = None
+
+
+class Part:
+    """A kind's own part of the report, beyond its verdicts: plain data gathered when the run's checks are done
+    (:meth:`CheckKind.summary_part`), rendered from the summary alone, so a report re-renders without the run."""
+
+    def sections(self, summary, path, figures: bool) -> list[str]:
+        """Markdown sections for the report at ``path`` (``figures``: PNGs may be drawn beside it)."""
+        return []
 
 
 @dataclass
@@ -97,6 +107,10 @@ class CheckKind:
         """Measure and write the kind's stored reference (``trainguard baselines update``); what changed."""
         return []
 
+    def summary_part(self, session: "CheckSession") -> Part | None:
+        """What the kind adds to the report once the run's checks are done (None: its verdicts say it all)."""
+        return None
+
 
 def record(into: list[Verdict], verdicts) -> list[Verdict]:
     """Append ``verdicts`` to ``into`` once each: a missing reference is one verdict however many cases read it,
@@ -128,10 +142,10 @@ class CheckSession:
     """One run's checks over its runs (a :class:`trainguard.session.Matrix`): the enabled kinds, their references
     (read once), the MNIST experiment (built once), and the judging policy."""
 
-    def __init__(self, matrix, experiment=None, kinds: list[CheckKind] | None = None) -> None:
+    def __init__(self, matrix, experiment=None) -> None:
         self.matrix = matrix
         self.profile = matrix.profile
-        self.kinds = enabled_kinds(self.profile) if kinds is None else kinds
+        self.kinds = enabled_kinds(self.profile)
         self._experiment = experiment
         self._references: dict = {}
         self._missing: dict = {}  # one failing verdict per missing reference, however many cases read it
@@ -149,10 +163,8 @@ class CheckSession:
 
     @functools.cached_property
     def alpha(self) -> float:
-        """The per-check false-alarm rate, split over this session's kinds' band checks (once: every band reads it)."""
-        from ..stats import per_check_alpha as split
-
-        return split(self.profile.statistics.false_alarm_rate, sum(k.band_checks(self.profile) for k in self.kinds))
+        """The per-check false-alarm rate, split over the enabled kinds' band checks (once: every band reads it)."""
+        return per_check_alpha(self.profile)
 
     @property
     def experiment(self):

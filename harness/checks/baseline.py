@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import baselines as bl
@@ -20,7 +21,7 @@ from .. import compare, stats
 from ..environment import git_commit, versions
 from ..results import code_fingerprint
 from ..spec import METRIC_LABELS, BandCheck, ConfigError, seed_list
-from . import Case, CheckKind, Reference
+from . import Case, CheckKind, Part, Reference
 
 EVALUATION_TOLERANCE = 1e-6  # relative: a repeated evaluation of the same model may differ by rounding only
 
@@ -59,6 +60,36 @@ class BaselineBands(CheckKind):
 
     def update(self, session) -> list[str]:
         return update(session.matrix)
+
+    def summary_part(self, session) -> "BaselinePart":
+        return BaselinePart(spread(session))
+
+
+@dataclass
+class BaselinePart(Part):
+    """What the report's CIFAR figures shade behind the night's curves: the baseline seeds' spread per epoch
+    (its bands are in the verdicts). No section of its own."""
+
+    spread: dict = field(default_factory=dict)  # model → metric → (means, stds) per epoch; {} without a baseline
+
+
+def spread(session) -> dict:
+    """Per model, the baseline seeds' per-epoch mean and standard deviation of the train loss and test accuracy;
+    empty without a comparable baseline."""
+    table = table_of(session)
+    if table is None:
+        return {}
+    out = {}
+    for model in session.profile.models:
+        seeds = [s for m, s in table.curves if m == model]
+        for metric in ("train_loss", "test_acc"):
+            series = [table.series(model, s, metric) for s in seeds]
+            epochs = min((len(x) for x in series), default=0)
+            columns = [[x[e] for x in series] for e in range(epochs)]
+            if len(series) >= 2 and epochs:
+                out.setdefault(model, {})[metric] = ([statistics.fmean(c) for c in columns],
+                                                     [statistics.stdev(c) for c in columns])
+    return out
 
 
 # ---------------------------------------------------------------------- the band and the statistic (pure)

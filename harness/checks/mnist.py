@@ -9,8 +9,12 @@ TensorFlow is not installed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
 from .. import compare
-from . import Case, CheckKind, Reference
+from .. import baselines as bl
+from . import Case, CheckKind, Part, Reference
 
 # trainguard.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
 # the cases: collecting a profile's tests imports no training engine.
@@ -114,3 +118,99 @@ class MnistConclusions(CheckKind):
 
     def verdicts(self, session, case, reference) -> list[compare.Verdict]:
         return session.experiment.conclusions(case.params[0])
+
+    def summary_part(self, session) -> "MnistPart | None":
+        """The experiment's section: what was trained (whichever of its checks ran), with the report's figures."""
+        experiment = session.built_experiment
+        if experiment is None or not experiment.pairs:
+            return None
+        return MnistPart(experiment.config, [experiment.pairs[k] for k in sorted(experiment.pairs)],
+                         read_published(session.matrix))
+
+
+def read_published(matrix) -> dict[str, float]:
+    """The course report's own MNIST figures (baselines/published-mnist.csv); {} without the file."""
+    path = Path(matrix.options.baselines_dir) / "published-mnist.csv"
+    return bl.load_published_mnist(path) if path.exists() else {}
+
+
+@dataclass
+class MnistPart(Part):
+    """Experiment 1 in the report: every seed's gaps, the first seed's epochs per framework, its loss figure."""
+
+    config: object  # the profile's OverfitConfig
+    pairs: list = field(default_factory=list)  # trainguard.overfit pairs (without / with dropout), by (framework, seed)
+    published: dict[str, float] = field(default_factory=dict)
+
+    def sections(self, summary, path, figures: bool) -> list[str]:
+        drawn = draw_figures(self.pairs, self.config, Path(path)) if figures else {}
+        return [section(self.pairs, self.config, drawn, self.published)]
+
+
+def draw_figures(pairs: list, config, path: Path) -> dict[str, str]:
+    """Experiment 1's loss curves (first seed per framework, without and with dropout): framework → PNG name."""
+    from .. import plots
+
+    figures = {}
+    for framework in dict.fromkeys(p.framework for p in pairs):
+        first = next(p for p in pairs if p.framework == framework)
+        figure = path.parent / f"{path.stem}-mnist-loss-{framework}.png"
+        plots.loss_curves(figure, f"Model loss — {framework}, seed {first.seed}",
+                          {"without dropout": first.nodrop, f"Dropout({config.dropout})": first.drop})
+        figures[framework] = figure.name
+    return figures
+
+
+def section(pairs: list, config, figures: dict[str, str], published: dict[str, float]) -> str:
+    """Experiment 1: per-epoch tables (first seed per framework), gap figures against the report's, plots."""
+    import pandas as pd
+
+    def _table(frame) -> str:
+        return frame.to_markdown(index=False, disable_numparse=True)
+
+    lines = ["## MNIST overfitting and the dropout fix (Experiment 1)", "",
+             f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
+             f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
+             f"test = MNIST's 10,000 test images. Checks, on the mean over seeds {list(config.seeds)}: the gaps "
+             f"without and with dropout inside the bands derived from the per-seed baseline (see Checks), the "
+             f"gap and the final test loss lower with dropout"
+             + (f", test-loss rise ≥ {config.min_rise:.0%}." if config.min_rise is not None
+                else "; test-loss rise not checked."), ""]
+    summary = []
+    for pair in pairs:
+        q = pair.quantities()
+        summary.append({"framework": pair.framework, "seed": pair.seed,
+                        "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
+                        "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
+                        "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
+    if published:  # baselines/published-mnist.csv: the report's figures on its 50 validation images
+        summary.append({"framework": "report (val)", "seed": "—", "gap without dropout": f"{published['gap_nodrop']}",
+                        "gap with dropout": f"{published['gap_drop']}", "ratio": f"{published['ratio']}",
+                        "test-loss rise": f"{published['rise_nodrop']:.0%}",
+                        "final test loss (no dropout / dropout)":
+                            f"{published['test_loss_nodrop']} / {published['test_loss_drop']}"})
+    lines += [_table(pd.DataFrame.from_records(summary)), ""]
+    if config.min_rise is None and config.rise_note:
+        lines += [f"> Rise check off: {config.rise_note}", ""]
+    shown = set()
+    for pair in pairs:
+        if pair.framework in shown:
+            continue
+        shown.add(pair.framework)
+        lines += [f"### {pair.framework}, seed {pair.seed}: per epoch", ""]
+        records = []
+        for a, b in zip(pair.nodrop.epochs, pair.drop.epochs):
+            records.append({"epoch": a.epoch,
+                            "loss": f"{a.train_loss:.4f}", "accuracy": f"{a.train_acc / 100:.4f}",
+                            "val_loss": f"{a.extra.get('val_loss', float('nan')):.4f}",
+                            "val_accuracy": f"{a.extra.get('val_acc', float('nan')) / 100:.4f}",
+                            "test loss": f"{a.test_loss:.4f}", "test acc": f"{a.test_acc / 100:.4f}",
+                            "loss (dropout)": f"{b.train_loss:.4f}", "accuracy (dropout)": f"{b.train_acc / 100:.4f}",
+                            "val_loss (dropout)": f"{b.extra.get('val_loss', float('nan')):.4f}",
+                            "val_accuracy (dropout)": f"{b.extra.get('val_acc', float('nan')) / 100:.4f}",
+                            "test loss (dropout)": f"{b.test_loss:.4f}", "test acc (dropout)": f"{b.test_acc / 100:.4f}"})
+        lines += [_table(pd.DataFrame.from_records(records)), ""]
+        if pair.framework in figures:
+            lines += [f"![Model loss, {pair.framework}]({figures[pair.framework]})", ""]
+    return "\n".join(lines)
+

@@ -56,7 +56,3 @@ def read(matrix) -> dict:
     """(model, epochs, metric) → the report's value; {} without the file."""
     return bl.load_published(path(matrix)) if path(matrix).exists() else {}
 
-
-def read_mnist(matrix) -> dict[str, float]:
-    mnist = Path(matrix.options.baselines_dir) / "published-mnist.csv"
-    return bl.load_published_mnist(mnist) if mnist.exists() else {}
