@@ -83,49 +83,49 @@ RUN_OPTIONS = (
     CommandOption("profile", "profile name (smoke, ci, seed, gpu-timing) or path to a .toml profile", "ci", ini=True),
     CommandOption("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
     CommandOption("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
-           type=_seeds, metavar="N[,N...]"),
+                  type=_seeds, metavar="N[,N...]"),
     CommandOption("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
     CommandOption("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "
-                     "being noted [on when CI=true]", flag=True),
+                            "being noted [on when CI=true]", flag=True),
     CommandOption("threads", "torch (and TensorFlow) threads for every run [the profile's `threads`, else the library's "
-                      "default]; another count than the baseline's is reported as a difference", type=_positive_int,
-           metavar="N", ini=True),
+                             "default]; another count than the baseline's is reported as a difference", type=_positive_int,
+                  metavar="N", ini=True),
     CommandOption("precision", "fp32, or bf16 autocast; each precision has its own baseline class (cpu-bf16, cuda-bf16)",
-           "fp32", choices=PRECISIONS),
+                  "fp32", choices=PRECISIONS),
     CommandOption("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
-           flag=True),
+                  flag=True),
     CommandOption("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
-                          "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
+                                 "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
     CommandOption("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
-           type=Path, ini=True),
+                  type=Path, ini=True),
     CommandOption("offline", "never download data; fail with instructions instead", flag=True),
     CommandOption("baselines-dir", "baseline tables and golden runs [the profile's: its baselines_dir key, baselines/ beside "
-                            "a profile file, ./baselines, or those shipped with trainguard for the built-in profiles]",
-           type=Path, ini=True),
+                                   "a profile file, ./baselines, or those shipped with trainguard for the built-in profiles]",
+                  type=Path, ini=True),
     CommandOption("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
     CommandOption("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
     CommandOption("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
     CommandOption("ledger-dir", "the ledger of nights: one line per run, compared between nights (drift, speed, trends); "
-                         "formerly --history-dir, still accepted", ".trainguard/history", type=Path, ini=True,
-           former=("history-dir",)),
+                                "formerly --history-dir, still accepted", ".trainguard/history", type=Path, ini=True,
+                  former=("history-dir",)),
     CommandOption("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
-                            "(otherwise the step is flagged in the report)", flag=True),
+                                   "(otherwise the step is flagged in the report)", flag=True),
     CommandOption("no-replay", "do not replay the profile's golden runs before the night (trainguard run; the "
-                        "replay is also `trainguard replay` and `pytest -m replay`)", flag=True),
+                               "replay is also `trainguard replay` and `pytest -m replay`)", flag=True),
     CommandOption("no-figures", "write the report without its PNG figures (the tables and checks are the same; quicker "
-                         "where only the verdicts are read)", flag=True, ini=True),
+                                "where only the verdicts are read)", flag=True, ini=True),
     CommandOption("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
-                               "beyond their measured noise (otherwise flagged)", flag=True),
+                                      "beyond their measured noise (otherwise flagged)", flag=True),
 )
 REPORT = CommandOption("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
-                ini=True)
+                       ini=True)
 PYTEST_ONLY = (
     REPORT,
     CommandOption("shard", "run only shard I of N (1-based): whole models are spread over N hosts; the cross-model checks "
-                    "run when the shards' run logs are merged with `trainguard report --from-log ...`",
-           type=_shard, metavar="I/N"),
+                           "run when the shards' run logs are merged with `trainguard report --from-log ...`",
+                  type=_shard, metavar="I/N"),
     CommandOption("update-baselines", "train the profile's baseline seeds, rewrite baselines/<profile>/<device>.csv and "
-                               "print what changed", flag=True),
+                                      "print what changed", flag=True),
 )
 
 
