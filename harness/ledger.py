@@ -2,7 +2,7 @@
 
 ("history" is one run's curve, trainguard.history; the ledger is the store of past nights.)
 
-Layout: ``<history dir>/<profile>/<device class>.jsonl``. A line holds what later nights compare
+Layout: ``<ledger dir>/<profile>/<device class>.jsonl``. A line holds what later nights compare
 against (see :func:`trainguard.trend.history_entry`): per cell and checked metric the per-seed
 values of the checked statistic, per model the training speed and peak memory, the environment
 (versions, data fingerprint, training configuration, commit, hardware) and the result.
@@ -18,8 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .spec import ConfigError
-from .storage import append_line
+from .storage import append_line, read_json_lines
 
 FORMAT_VERSION = 1
 DEFAULT_DIR = Path(".trainguard/history")
@@ -38,22 +37,9 @@ class Ledger:
 
     def read(self, profile: str, device_class: str) -> list[dict]:
         """Every run of ``profile`` on ``device_class``, oldest first (empty if none yet)."""
-        path = self.path(profile, device_class)
-        if not path.exists():
-            return []
-        entries = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"history {path} line {number} is damaged ({exc.msg}); delete or repair that line "
-                                  f"(the other runs are intact)") from None
-            if not isinstance(entry, dict) or entry.get("format_version") != FORMAT_VERSION:
-                raise ConfigError(f"history {path} line {number}: not a format {FORMAT_VERSION} history entry")
-            entries.append(entry)
-        return entries
+        return read_json_lines(self.path(profile, device_class), "ledger",
+                               lambda entry: entry.get("format_version") == FORMAT_VERSION,
+                               f"a format {FORMAT_VERSION} ledger entry", missing_ok=True)
 
     def profiles(self) -> list[tuple[str, str]]:
         """(profile, device class) of every history file under the root."""

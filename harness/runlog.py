@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 
 from .history import EpochRecord, History
-from .spec import ConfigError
-from .storage import append_line
+from .storage import append_line, read_json_lines
 
 EVENTS = ("run_start", "epoch_end", "run_stop")
 
@@ -43,27 +42,15 @@ class RunLog:
         self.event("run_stop", run=run, status=history.status, epochs=len(history.epochs),
                    failed_epoch=history.failed_epoch, message=history.message, peak_memory_mb=history.peak_memory_mb)
 
+    def read(self) -> list[dict]:
+        """Every event appended so far (the ledger's ``read``: the same errors for a damaged line)."""
+        return read_events(self.path)
+
 
 def read_events(path: Path | str) -> list[dict]:
     """Every event in the log; a line that is not a JSON event is an error naming file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"run log {path} does not exist") from None
-    events = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"run log {path}, line {number}: not JSON ({exc.msg}); the file is damaged") from None
-        if not isinstance(event, dict) or event.get("event") not in EVENTS or "run" not in event:
-            raise ConfigError(f"run log {path}, line {number}: not a trainguard event "
-                              f"(expected an object with 'event' in {EVENTS} and 'run')")
-        events.append(event)
-    return events
+    return read_json_lines(path, "run log", lambda e: e.get("event") in EVENTS and "run" in e,
+                           f"a trainguard event (expected an object with 'event' in {EVENTS} and 'run')")
 
 
 def histories_from_log(path: Path | str, profile: str | None = None) -> dict[tuple[str, int], History]:

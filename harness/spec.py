@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .storage import ConfigError  # defined with the stores, the lowest layer that raises it
+
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
 #: Metrics the comparison understands, with the unit shown in reports.
@@ -30,9 +32,6 @@ METRIC_LABELS = {
 }
 DATASETS = ("cifar10", "synthetic")
 
-
-class ConfigError(ValueError):
-    """A profile, baseline or option is malformed; the message names the file and key."""
 
 
 OPTIMIZERS = ("sgd", "adam")

@@ -57,10 +57,10 @@ def test_a_damaged_history_line_is_named(tmp_path):
     with open(store.path("ci", "cpu"), "a") as handle:
         handle.write('{"format_version": 1, "profile": "ci", "cut off\n')
     store.append(entry())
-    with pytest.raises(ConfigError, match=r"cpu\.jsonl line 2 is damaged"):
+    with pytest.raises(ConfigError, match=r"ledger .*cpu\.jsonl, line 2: not JSON .*the file is damaged — delete or repair that line"):
         store.read("ci", "cpu")
     store.path("ci", "cpu").write_text('{"format_version": 99}\n')
-    with pytest.raises(ConfigError, match="line 1: not a format 1 history entry"):
+    with pytest.raises(ConfigError, match="line 1: not a format 1 ledger entry"):
         store.read("ci", "cpu")
 
 
