@@ -171,10 +171,14 @@ def tail_screen(values: list[float], resolution: float = 0.0, level: float = TAI
     n = len(values)
     if n < 4:  # with 3 seeds, 2 remain: their std says nothing about tails
         return None
+    mean = statistics.fmean(values)
+    squares = math.fsum((x - mean) ** 2 for x in values)
     worst = None
     for i, value in enumerate(values):
-        rest = values[:i] + values[i + 1:]
-        rest_mean, rest_std = statistics.fmean(rest), max(statistics.stdev(rest), resolution)
+        # the other n − 1 seeds' mean and std, by deleting one value from the sums (exact, and O(n) in all)
+        rest_mean = (mean * n - value) / (n - 1)
+        rest_squares = max(squares - n / (n - 1) * (value - mean) ** 2, 0.0)
+        rest_std = max(math.sqrt(rest_squares / (n - 2)), resolution)
         if rest_std <= 0:
             continue
         t = (value - rest_mean) / (rest_std * math.sqrt(1.0 + 1.0 / (n - 1)))
