@@ -135,11 +135,14 @@ def test_slowdown_bound_false_alarm_rate_in_simulation():
 # ---------------------------------------------------------------------------------------------- CLI outputs
 
 @pytest.fixture
-def smoke_args(tmp_path):
+def smoke_args(tmp_path, smoke_runs):
+    """The smoke profile with its committed baselines and goldens (replayed), and the check seed's runs copied
+    into the cache: two nights are two real `trainguard run`s that train nothing (the ledger is what is tested)."""
     baselines = tmp_path / "baselines"
     shutil.copytree(ROOT / "baselines" / "smoke", baselines / "smoke")
     shutil.copy(ROOT / "baselines" / "published.csv", baselines)
-    return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines), "--no-result-cache",
+    return ["--profile", "smoke", "--device", "cpu", "--baselines-dir", str(baselines),
+            "--results-dir", str(smoke_runs.copy(tmp_path / "results")),
             "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger-dir", str(tmp_path / "history")]
 
 
