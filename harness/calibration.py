@@ -113,8 +113,12 @@ def mnist_lines(framework: str, baseline, k: int, alpha: float, power: float, re
              f"{len(groups)} groups: **{failed} failed** a gap band."]
     for quantity in BAND_QUANTITIES:
         band = stats.derive_band(values[quantity], k, alpha, 1e-4, power)
+        tail = stats.tail_screen(values[quantity], 1e-4)
+        far = "no seed far from the others" if tail is None else (
+            f"seed {seeds[tail.index]} at {tail.value:.3f} lies {abs(tail.t):.1f} stds from the others "
+            f"({tail.rest_mean:.3f} ± {tail.rest_std:.3f}; p {tail.p:.1g}; the band holds it)")
         lines.append(f"  - {quantity}: baseline {band.center:.3f}, seed std {band.std:.3f}, band ±{band.halfwidth:.3f}, "
-                     f"MDE {band.mde:.3f}")
+                     f"MDE {band.mde:.3f}; tail screen: {far}")
     if reruns:
         night = [reruns[s] for s in sorted(reruns)][:k]
         if len(night) == k:
