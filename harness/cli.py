@@ -375,9 +375,13 @@ def _show_baseline(matrix, args, path) -> int:
     from .checks import baseline as baseline_kind
     from .report import _table, pd
 
-    print(f"{path} (n = {len(baseline_kind.read(matrix).meta.get('seeds', []))} seeds per cell; per-seed curves in "
+    table = baseline_kind.read(matrix)
+    print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds per cell; per-seed curves in "
           f"{path.with_name(path.stem + '-seeds.csv').name}):\n")
     print(_table(pd.read_csv(path)))
+    tails = baseline_kind.tails(table, matrix.profile)
+    print("\ntails (docs/statistics.md): " + ("no band check's seeds hold one far from the others" if not tails else
+          "; ".join(baseline_kind.describe_tail(check, seed, tail, len(table.seeds)) for check, seed, tail in tails)))
     return 0
 
 

@@ -76,6 +76,7 @@ def test_update_then_show_then_run_passes(tmp_path, dirs, capsys, smoke_runs):
     assert cli.main(["baselines", "show", *dirs]) == 0
     shown = capsys.readouterr().out
     assert "| model" in shown and "train_loss_mean" in shown and "n = 5 seeds" in shown  # a table, not raw CSV
+    assert "tails (docs/statistics.md): " in shown
     assert cli.main(["baselines", "diff", *dirs]) == 0  # the smoke budgets (2, 3) are not in the published table
     assert "against" in capsys.readouterr().out
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 0
@@ -315,3 +316,5 @@ def test_a_far_baseline_seed_is_named_in_the_report_and_the_calibration(tmp_path
     assert cli.main(["baselines", "calibrate", *dirs]) == 0
     out = capsys.readouterr().out
     assert "- Tails (screen at p < 0.01 per check" in out and "  - Baseline2-3 train_loss: seed 3 at" in out
+    assert cli.main(["baselines", "show", *dirs]) == 0
+    assert "tails (docs/statistics.md): Baseline2-2 train_loss: seed 3 at" in capsys.readouterr().out
