@@ -162,12 +162,8 @@ def draw_figures(pairs: list, config, path: Path) -> dict[str, str]:
 
 
 def section(pairs: list, config, figures: dict[str, str], published: dict[str, float]) -> str:
-    """Experiment 1: per-epoch tables (first seed per framework), gap figures against the report's, plots."""
-    import pandas as pd
-
-    def _table(frame) -> str:
-        return frame.to_markdown(index=False, disable_numparse=True)
-
+    """Experiment 1: every seed's gaps (and the report's own, on its 50 validation images), then per framework
+    its first seed's epochs and loss figure."""
     lines = ["## MNIST overfitting and the dropout fix (Experiment 1)", "",
              f"{config.train_images} training images per seed (class-balanced), {config.validation_split:.0%} held out "
              f"for validation, batch {config.batch_size}, raw pixels, Adam lr {config.lr}, {config.epochs} epochs; "
@@ -175,42 +171,48 @@ def section(pairs: list, config, figures: dict[str, str], published: dict[str, f
              f"without and with dropout inside the bands derived from the per-seed baseline (see Checks), the "
              f"gap and the final test loss lower with dropout"
              + (f", test-loss rise ≥ {config.min_rise:.0%}." if config.min_rise is not None
-                else "; test-loss rise not checked."), ""]
-    summary = []
-    for pair in pairs:
-        q = pair.quantities()
-        summary.append({"framework": pair.framework, "seed": pair.seed,
-                        "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
-                        "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
-                        "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
-    if published:  # baselines/published-mnist.csv: the report's figures on its 50 validation images
-        summary.append({"framework": "report (val)", "seed": "—", "gap without dropout": f"{published['gap_nodrop']}",
-                        "gap with dropout": f"{published['gap_drop']}", "ratio": f"{published['ratio']}",
-                        "test-loss rise": f"{published['rise_nodrop']:.0%}",
-                        "final test loss (no dropout / dropout)":
-                            f"{published['test_loss_nodrop']} / {published['test_loss_drop']}"})
-    lines += [_table(pd.DataFrame.from_records(summary)), ""]
+                else "; test-loss rise not checked."), "", _markdown(gap_rows(pairs, published)), ""]
     if config.min_rise is None and config.rise_note:
         lines += [f"> Rise check off: {config.rise_note}", ""]
-    shown = set()
-    for pair in pairs:
-        if pair.framework in shown:
-            continue
-        shown.add(pair.framework)
-        lines += [f"### {pair.framework}, seed {pair.seed}: per epoch", ""]
-        records = []
-        for a, b in zip(pair.nodrop.epochs, pair.drop.epochs):
-            records.append({"epoch": a.epoch,
-                            "loss": f"{a.train_loss:.4f}", "accuracy": f"{a.train_acc / 100:.4f}",
-                            "val_loss": f"{a.extra.get('val_loss', float('nan')):.4f}",
-                            "val_accuracy": f"{a.extra.get('val_acc', float('nan')) / 100:.4f}",
-                            "test loss": f"{a.test_loss:.4f}", "test acc": f"{a.test_acc / 100:.4f}",
-                            "loss (dropout)": f"{b.train_loss:.4f}", "accuracy (dropout)": f"{b.train_acc / 100:.4f}",
-                            "val_loss (dropout)": f"{b.extra.get('val_loss', float('nan')):.4f}",
-                            "val_accuracy (dropout)": f"{b.extra.get('val_acc', float('nan')) / 100:.4f}",
-                            "test loss (dropout)": f"{b.test_loss:.4f}", "test acc (dropout)": f"{b.test_acc / 100:.4f}"})
-        lines += [_table(pd.DataFrame.from_records(records)), ""]
-        if pair.framework in figures:
-            lines += [f"![Model loss, {pair.framework}]({figures[pair.framework]})", ""]
+    for framework in dict.fromkeys(p.framework for p in pairs):
+        first = next(p for p in pairs if p.framework == framework)
+        lines += [f"### {framework}, seed {first.seed}: per epoch", "", _markdown(epoch_rows(first)), ""]
+        if framework in figures:
+            lines += [f"![Model loss, {framework}]({figures[framework]})", ""]
     return "\n".join(lines)
 
+
+def _markdown(records: list[dict]) -> str:
+    import pandas as pd  # not at import: the plugin lists the cases without pandas
+
+    return pd.DataFrame.from_records(records).to_markdown(index=False, disable_numparse=True)
+
+
+def gap_rows(pairs: list, published: dict[str, float]) -> list[dict]:
+    """One row per (framework, seed), then the course report's own figures (baselines/published-mnist.csv)."""
+    rows = []
+    for pair in pairs:
+        q = pair.quantities()
+        rows.append({"framework": pair.framework, "seed": pair.seed,
+                     "gap without dropout": f"{q['gap_nodrop']:.2f}", "gap with dropout": f"{q['gap_drop']:.2f}",
+                     "ratio": f"{q['ratio']:.2f}", "test-loss rise": f"{q['rise_nodrop']:.1%}",
+                     "final test loss (no dropout / dropout)": f"{q['test_loss_nodrop']:.2f} / {q['test_loss_drop']:.2f}"})
+    if published:
+        rows.append({"framework": "report (val)", "seed": "—", "gap without dropout": f"{published['gap_nodrop']}",
+                     "gap with dropout": f"{published['gap_drop']}", "ratio": f"{published['ratio']}",
+                     "test-loss rise": f"{published['rise_nodrop']:.0%}",
+                     "final test loss (no dropout / dropout)":
+                         f"{published['test_loss_nodrop']} / {published['test_loss_drop']}"})
+    return rows
+
+
+def epoch_rows(pair) -> list[dict]:
+    """The course report's per-epoch Keras log (loss, accuracy, val_loss, val_accuracy) of one seed, without and
+    with dropout, plus the test split."""
+    def columns(epoch, suffix: str) -> dict:
+        return {f"loss{suffix}": f"{epoch.train_loss:.4f}", f"accuracy{suffix}": f"{epoch.train_acc / 100:.4f}",
+                f"val_loss{suffix}": f"{epoch.extra.get('val_loss', float('nan')):.4f}",
+                f"val_accuracy{suffix}": f"{epoch.extra.get('val_acc', float('nan')) / 100:.4f}",
+                f"test loss{suffix}": f"{epoch.test_loss:.4f}", f"test acc{suffix}": f"{epoch.test_acc / 100:.4f}"}
+
+    return [{"epoch": a.epoch, **columns(a, ""), **columns(b, " (dropout)")} for a, b in zip(pair.nodrop.epochs, pair.drop.epochs)]
