@@ -147,8 +147,8 @@ def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list
     explained = [r for r in failed if tail_only(r)]
     lines = [f"- Tails (screen at p < {stats.TAIL_SCREEN_LEVEL:g} per check, docs/statistics.md): {len(found)} of "
              f"{len(profile.band_checks())} band checks hold a seed far from the others (about "
-             f"{stats.TAIL_SCREEN_LEVEL * len(profile.band_checks()):.2f} expected if every cell were normal). The "
-             f"installed bands are derived from all {len(table.seeds)} seeds, so they hold these seeds:"]
+             f"{stats.TAIL_SCREEN_LEVEL * len(profile.band_checks()):.2f} expected if every cell were normal). This "
+             f"baseline's bands are derived from all {len(table.seeds)} seeds, so they hold these seeds:"]
     lines += [f"  - {describe_tail(check, seed, tail, len(table.seeds))}" for check, seed, tail in found]
     lines.append(f"  - Of the {len(failed)} failed leave-out nights, {len(explained)} failed only where they held "
                  f"such a check's far seed out of its band (a band that never saw it); the other "

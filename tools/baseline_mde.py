@@ -3,7 +3,8 @@
 For every band check of the profile's models that the log has complete runs of: the seed std and the
 minimum detectable effect (MDE, the profile's α per check, k check seeds, its power) of the committed
 baseline, of the log's first ``n_old`` seeds, and of all the log's seeds; then the leave-k-out false alarms
-over the log's seeds (each group of k seeds checked against bands from the others).
+over the log's seeds (each group of k seeds checked against bands from the others) and the tail screen, as
+``trainguard baselines calibrate`` computes them.
 
     python tools/baseline_mde.py --profile ci --log baselines/ci/pending/cpu-2threads-runlog.jsonl \
         --models Baseline1,Baseline2,NewModel1
@@ -12,13 +13,11 @@ over the log's seeds (each group of k seeds checked against bands from the other
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
-import statistics
+import dataclasses
 from pathlib import Path
 
 from trainguard import baselines as bl
-from trainguard import stats
+from trainguard import calibration, stats
 from trainguard.checks import per_check_alpha
 from trainguard.runlog import histories_from_log
 from trainguard.spec import load_profile
@@ -61,25 +60,17 @@ def main() -> None:
             b = band(table, check, k, alpha, power)
             cells += [f"{b.std:.4g}", f"{b.mde:.4g}"]
         print("| " + " | ".join(cells) + " |")
-    failed = []
-    for held in itertools.combinations(seeds, k):
-        rest = new.without(held)
-        misses = []
-        for check in checks:
-            b = band(rest, check, k, alpha, power)
-            value = statistics.fmean(stats.window_mean(new.series(check.model, s, check.source), check.end, check.window)
-                                     for s in held)
-            if abs(value - b.center) > b.halfwidth:
-                misses.append(f"{check.model}-{check.end} {check.source} {value:.4g} outside "
-                              f"{b.center - b.halfwidth:.4g}…{b.center + b.halfwidth:.4g}")
-        if misses:
-            failed.append((held, misses))
-    groups = math.comb(len(seeds), k)
-    print(f"\nLeave-{k}-out over {len(seeds)} seeds, {len(checks)} band checks: **{len(failed)} of {groups} nights "
-          f"failed** (at most {groups * alpha * len(checks):.2f} expected at the stated rate; the groups share seeds).")
-    for held, misses in failed:
-        print(f"- seeds {held}: " + "; ".join(misses))
-
+    # the leave-k-out nights and the tail screen exactly as `trainguard baselines calibrate` computes them, on the
+    # profile narrowed to the models the log has complete (their band checks only)
+    narrowed = dataclasses.replace(profile, models=tuple(m for m in profile.models if m in models), stats=dataclasses.replace(
+        profile.statistics, start_models=tuple(m for m in profile.statistics.start_models if m in models)))
+    nights = calibration.leave_out_nights(new, narrowed, alpha, k)
+    failed = [r for r in nights if r.failures]
+    print(f"\nLeave-{k}-out over {len(seeds)} seeds, {len(checks)} band checks: **{len(failed)} of {len(nights)} nights "
+          f"failed** (at most {len(nights) * alpha * len(checks):.2f} expected at the stated rate; the groups share seeds).")
+    for night in failed:
+        print(f"- seeds {night.seeds}: " + "; ".join(night.failures))
+    print("\n" + "\n".join(calibration.tail_lines(new, narrowed, nights)))
 
 if __name__ == "__main__":
     main()
