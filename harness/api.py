@@ -179,52 +179,18 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     (``options.ledger_dir``) for drift and speed. ``replay_outcomes``: the golden runs' replay
     (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
     matrix = session.matrix
-    overfit_experiment = session.built_experiment
     profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
     trend_part = _trend(session)
     trend_part["flags"] = list(replay_flags) + trend_part["flags"]
-    for flag in trend_part["flags"]:
-        if flag.check in matrix.options.fail_on:
-            verdicts.append(flag)
+    verdicts += [flag for flag in trend_part["flags"] if flag.check in matrix.options.fail_on]
     trend_part["entry"]["result"] = ("FAIL" if any(not v.passed for v in verdicts) else
                                      "NOTHING CHECKED" if not verdicts else "PASS")
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
-    changes = None
-    if compare_with is not None:
-        old = earlier_results(compare_with, profile.name)
-        mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed}
-        theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
-        if not theirs:
-            notes.append(f"--compare {compare_with}: no completed {profile.name} run with seed {matrix.seed} there")
-        changes = (str(compare_with), theirs, mine)
-    missing = [o.name for o in replay_outcomes if o.status == "no golden"]
-    if missing and not matrix.options.strict:
-        from .replay import golden_file
-
-        notes.append(f"not replayed: no golden run{'s' if len(missing) > 1 else ''} for {', '.join(missing)} in "
-                     f"{golden_file(matrix, missing[0]).parent}; write them with `trainguard baselines update --golden "
-                     f"--profile {profile.name}`")
-    useless = [v for v in verdicts if not v.informative]
-    bands = [v for v in verdicts if v.check == "baseline" and v.mde is not None]
-    if useless:
-        lead = "EVERY band of this profile is uninformative: its PASS says nothing about the outcome. " \
-            if len(useless) == len(bands) else ""
-        notes.insert(0, f"{lead}{len(useless)} of {len(bands)} band checks are uninformative (a band that covers the "
-                        f"whole 0–100 range, or an accuracy MDE of 100 points or more, cannot fail): "
-                        + ", ".join(f"{v.subject} {v.metric}" for v in useless[:6]) + (" …" if len(useless) > 6 else ""))
-    mnist_checked = profile.mnist is not None and not profile.mnist.synthetic
-    if not verdicts and (profile.checks or profile.golden_names() or mnist_checked):
-        notes.insert(0, "NOTHING CHECKED: no check compared anything (reasons below); this run is not a pass")
+    changes = _changes(matrix, compare_with, notes) if compare_with is not None else None
+    notes += _replay_notes(matrix, replay_outcomes)
+    notes = _lead_notes(profile, verdicts) + notes
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
-    for _, history in sorted(matrix.histories.items()):
-        if not history.completed:
-            notes.append(describe_stop(history))
-    if profile.dataset == "synthetic":
-        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
-    if overfit_experiment is not None and overfit_experiment.config.synthetic:
-        from .overfit import SYNTHETIC_NOTE
-
-        notes.append(SYNTHETIC_NOTE)
+    notes += _run_notes(session)
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
         environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
@@ -232,6 +198,59 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
         parts=parts(session), changes=changes,
         replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
+
+
+def _changes(matrix: Matrix, compare_with: Path, notes: list[str]) -> tuple[str, dict, dict]:
+    """--compare: (source, its runs, this run's) of the figure seed, per model; a note when it has none."""
+    old = earlier_results(compare_with, matrix.profile.name)
+    mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed}
+    theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
+    if not theirs:
+        notes.append(f"--compare {compare_with}: no completed {matrix.profile.name} run with seed {matrix.seed} there")
+    return str(compare_with), theirs, mine
+
+
+def _replay_notes(matrix: Matrix, replay_outcomes) -> list[str]:
+    """The golden runs that could not be replayed (no golden file), with the command that writes them; under
+    strict they are failed checks instead."""
+    missing = [o.name for o in replay_outcomes if o.status == "no golden"]
+    if not missing or matrix.options.strict:
+        return []
+    from .replay import golden_file
+
+    return [f"not replayed: no golden run{'s' if len(missing) > 1 else ''} for {', '.join(missing)} in "
+            f"{golden_file(matrix, missing[0]).parent}; write them with `trainguard baselines update --golden "
+            f"--profile {matrix.profile.name}`"]
+
+
+def _lead_notes(profile: Profile, verdicts: list[compare.Verdict]) -> list[str]:
+    """What the reader must see first: a run that compared nothing, and band checks that cannot fail."""
+    lead = []
+    mnist_checked = profile.mnist is not None and not profile.mnist.synthetic
+    if not verdicts and (profile.checks or profile.golden_names() or mnist_checked):
+        lead.append("NOTHING CHECKED: no check compared anything (reasons below); this run is not a pass")
+    useless = [v for v in verdicts if not v.informative]
+    bands = [v for v in verdicts if v.check == "baseline" and v.mde is not None]
+    if useless:
+        every = "EVERY band of this profile is uninformative: its PASS says nothing about the outcome. " \
+            if len(useless) == len(bands) else ""
+        lead.append(f"{every}{len(useless)} of {len(bands)} band checks are uninformative (a band that covers the "
+                    f"whole 0–100 range, or an accuracy MDE of 100 points or more, cannot fail): "
+                    + ", ".join(f"{v.subject} {v.metric}" for v in useless[:6]) + (" …" if len(useless) > 6 else ""))
+    return lead
+
+
+def _run_notes(session: CheckSession) -> list[str]:
+    """Runs that stopped before their budget, and what synthetic data means."""
+    matrix, experiment = session.matrix, session.built_experiment
+    notes = [describe_stop(history) for _, history in sorted(matrix.histories.items()) if not history.completed]
+    if matrix.profile.dataset == "synthetic":
+        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
+    if experiment is not None and experiment.config.synthetic:
+        from .overfit import SYNTHETIC_NOTE
+
+        notes.append(SYNTHETIC_NOTE)
+    return notes
 
 
 def parts(session: CheckSession) -> dict[str, Part]:
