@@ -5,6 +5,9 @@ curve where asked) reads one statistic — its series averaged over a window of 
 seeds — and is judged against the band derived from the same statistic of the baseline's n seeds
 (docs/statistics.md). A run whose evaluation was not repeatable fails the cell before any band.
 
+Every band keeps all the baseline's seeds; a seed far from the others (``tails``, ``stats.tail_screen``) is
+named wherever the baseline is read, because the band's stated false-alarm rate cannot cover a seed farther out.
+
 The functions below the kind are shared with what reads the same numbers: the calibration (false alarms
 from stored runs), the trend store and the report's figures.
 """
