@@ -437,40 +437,15 @@ def _stats(raw: dict, source: str) -> Stats:
 
 
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
-    from .models import MODEL_NAMES, is_model_name  # (no torch: names only)
-
-    name = _require(raw, "name", str, source)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
-        # The name becomes a directory under baselines/ and the result cache: keep it a plain name.
-        raise ConfigError(f"{source}: 'name' {name!r} must be a plain name (letters, digits, '_', '-', '.'; "
-                          f"no path separators or '..')")
+    """A profile from its parsed TOML; every malformed key is a ConfigError naming ``source`` and the key."""
+    name = _name(raw, source)
     dataset = _require(raw, "dataset", str, source)
     if dataset not in DATASETS:
         raise ConfigError(f"{source}: dataset {dataset!r} is not one of {', '.join(DATASETS)}")
-    budgets = tuple(_require(raw, "budgets", list, source))
-    if not budgets or any(not isinstance(b, int) or b < 1 for b in budgets):
-        raise ConfigError(f"{source}: 'budgets' must be a non-empty list of positive integers, got {budgets!r}")
-    models = tuple(_require(raw, "models", list, source))
-    for model in models:
-        if not isinstance(model, str) or not is_model_name(model):
-            raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}, an import path "
-                              f"such as 'mypkg.nets:TinyNet' (a class or zero-argument factory), or an entry point "
-                              f"of the 'trainguard.models' group")
-    checks = tuple(raw.get("checks", ["baseline"]))
-    from .registry import names as check_kinds  # names only: no kind is imported to read a profile
-
-    known = check_kinds()
-    for check in checks:
-        if check not in known:
-            raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(known)} (a kind of your own: "
-                              f"trainguard.checks.register, or an entry point of the 'trainguard.checks' group)")
-    training_raw = raw.get("training", {})
-    default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
-    per_model = []
-    for model, override in sorted(training_raw.get("per_model", {}).items()):
-        if not is_model_name(model):
-            raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
-        per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))
+    budgets = _budgets(raw, source)
+    models = _models(raw, source)
+    checks = _checks(raw, source)
+    default_training, per_model = _training(raw.get("training", {}), source)
     if "tolerance" in raw:
         raise ConfigError(f"{source}: [tolerance] sections are gone: bands are derived from the baseline's per-seed "
                           f"values and the profile's [statistics] false_alarm_rate (docs/statistics.md); delete them")
@@ -481,6 +456,75 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     check_seeds = tuple(raw.get("check_seeds", [raw.get("seed", 0)]))
     if not check_seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in check_seeds):
         raise ConfigError(f"{source}: 'check_seeds' must be a non-empty list of integers, got {check_seeds!r}")
+    stats = _statistics(raw, budgets, models, source)
+    val_per_class = raw.get("val_per_class")
+    if val_per_class is not None and (not isinstance(val_per_class, int) or val_per_class < 1):
+        raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
+    mnist = _mnist(raw, source)
+    golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
+    threads, baselines_dir = _machine(raw, source)
+    return Profile(
+        threads=threads, baselines_dir=baselines_dir, golden=golden, mnist=mnist, published=published, name=name,
+        description=raw.get("description", ""), dataset=dataset, train_per_class=raw.get("train_per_class"),
+        test_images=raw.get("test_images"), budgets=tuple(sorted(budgets)), models=models, seed=check_seeds[0],
+        check_seeds=check_seeds, stats=stats, val_per_class=val_per_class, baseline_seeds=baseline_seeds,
+        checks=checks, default_training=default_training, per_model_training=tuple(per_model), source=source,
+    )
+
+
+def _name(raw: dict, source: str) -> str:
+    name = _require(raw, "name", str, source)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or ".." in name:
+        # The name becomes a directory under baselines/ and the result cache: keep it a plain name.
+        raise ConfigError(f"{source}: 'name' {name!r} must be a plain name (letters, digits, '_', '-', '.'; "
+                          f"no path separators or '..')")
+    return name
+
+
+def _budgets(raw: dict, source: str) -> tuple[int, ...]:
+    budgets = tuple(_require(raw, "budgets", list, source))
+    if not budgets or any(not isinstance(b, int) or b < 1 for b in budgets):
+        raise ConfigError(f"{source}: 'budgets' must be a non-empty list of positive integers, got {budgets!r}")
+    return budgets
+
+
+def _models(raw: dict, source: str) -> tuple[str, ...]:
+    from .models import MODEL_NAMES, is_model_name  # (no torch: names only)
+
+    models = tuple(_require(raw, "models", list, source))
+    for model in models:
+        if not isinstance(model, str) or not is_model_name(model):
+            raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}, an import path "
+                              f"such as 'mypkg.nets:TinyNet' (a class or zero-argument factory), or an entry point "
+                              f"of the 'trainguard.models' group")
+    return models
+
+
+def _checks(raw: dict, source: str) -> tuple[str, ...]:
+    from .registry import names as check_kinds  # names only: no kind is imported to read a profile
+
+    checks, known = tuple(raw.get("checks", ["baseline"])), check_kinds()
+    for check in checks:
+        if check not in known:
+            raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(known)} (a kind of your own: "
+                              f"trainguard.checks.register, or an entry point of the 'trainguard.checks' group)")
+    return checks
+
+
+def _training(training_raw: dict, source: str) -> tuple[TrainConfig, list[tuple[str, TrainConfig]]]:
+    """[training] and its [training.per_model.<model>] overrides (each on top of [training])."""
+    from .models import is_model_name
+
+    default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
+    per_model = []
+    for model, override in sorted(training_raw.get("per_model", {}).items()):
+        if not is_model_name(model):
+            raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
+        per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))
+    return default_training, per_model
+
+
+def _statistics(raw: dict, budgets: tuple[int, ...], models: tuple[str, ...], source: str) -> "Stats":
     stats = _stats({"window": min(Stats.window, min(budgets)), **raw.get("statistics", {})}, source)
     if stats.start_window > min(budgets):
         raise ConfigError(f"{source}: [statistics] start_window {stats.start_window} is longer than the smallest budget")
@@ -489,16 +533,20 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         raise ConfigError(f"{source}: [statistics] start_models {unknown_start} are not among the profile's models")
     if stats.window > min(budgets):
         raise ConfigError(f"{source}: [statistics] window {stats.window} is longer than the smallest budget {min(budgets)}")
-    val_per_class = raw.get("val_per_class")
-    if val_per_class is not None and (not isinstance(val_per_class, int) or val_per_class < 1):
-        raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
-    mnist = None
-    if "mnist" in raw:
-        try:
-            mnist = OverfitConfig.from_profile(raw["mnist"], source)
-        except TypeError as exc:
-            raise ConfigError(f"{source}: [mnist]: {exc}") from None
-    golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
+    return stats
+
+
+def _mnist(raw: dict, source: str) -> "OverfitConfig | None":
+    if "mnist" not in raw:
+        return None
+    try:
+        return OverfitConfig.from_profile(raw["mnist"], source)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: [mnist]: {exc}") from None
+
+
+def _machine(raw: dict, source: str) -> tuple[int | None, str | None]:
+    """``threads`` (every run's torch and TensorFlow threads) and ``baselines_dir``."""
     threads = raw.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ConfigError(f"{source}: 'threads' must be a positive integer (the torch and TensorFlow thread count of "
@@ -506,29 +554,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     baselines_dir = raw.get("baselines_dir")
     if baselines_dir is not None and not isinstance(baselines_dir, str):
         raise ConfigError(f"{source}: 'baselines_dir' must be a path (a string), got {baselines_dir!r}")
-    return Profile(
-        threads=threads,
-        baselines_dir=baselines_dir,
-        golden=golden,
-        mnist=mnist,
-        published=published,
-        name=name,
-        description=raw.get("description", ""),
-        dataset=dataset,
-        train_per_class=raw.get("train_per_class"),
-        test_images=raw.get("test_images"),
-        budgets=tuple(sorted(budgets)),
-        models=models,
-        seed=check_seeds[0],
-        check_seeds=check_seeds,
-        stats=stats,
-        val_per_class=val_per_class,
-        baseline_seeds=baseline_seeds,
-        checks=checks,
-        default_training=default_training,
-        per_model_training=tuple(per_model),
-        source=source,
-    )
+    return threads, baselines_dir
 
 
 def seed_list(seeds) -> str:
