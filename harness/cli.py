@@ -55,27 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXAMPLES + _docs_line())
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_report, _add_baselines, _add_replay, _add_selftest, _add_ledger, _add_data):
+        add(sub)
+    return parser
 
-    run = sub.add_parser("run", help="train a profile, check it, write the markdown report",
-                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _subcommand(sub, name: str, text: str, **kwargs) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                          **kwargs)
+
+
+def _compare_option(parser) -> None:
+    parser.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
+                        help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
+
+
+def _add_run(sub) -> None:
+    run = _subcommand(sub, "run", "train a profile, check it, write the markdown report")
     _common(run)
     _report_option(run)
     run.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
                      help="also write the checks as JUnit XML (one testcase per check) for CI systems that read it")
-    run.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
-                     help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
+    _compare_option(run)
 
-    rerender = sub.add_parser("report", help="re-render the report from stored results, without training",
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _add_report(sub) -> None:
+    rerender = _subcommand(sub, "report", "re-render the report from stored results, without training")
     _common(rerender)
     _report_option(rerender)
     rerender.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
                           help="take the runs from these run logs (e.g. one per shard) instead of the result cache")
-    rerender.add_argument("--compare", type=Path, default=None, metavar="OLD_RESULTS",
-                          help="add a 'changes since' table against an earlier run log (.jsonl) or results directory")
+    _compare_option(rerender)
 
-    baselines = sub.add_parser("baselines", help="show, diff (against the published table) or update baselines",
-                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _add_baselines(sub) -> None:
+    baselines = _subcommand(sub, "baselines", "show, diff (against the published table) or update baselines")
     baselines.add_argument("action", choices=("show", "diff", "update", "calibrate"))
     baselines.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
                            help="update: take the baseline seeds' runs from these run logs instead of training; "
@@ -90,16 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 "printing what moved against the old ones")
     baselines.add_argument("--names", nargs="+", default=None, metavar="NAME",
                            help="with --golden: only these golden runs (models, mnist-torch, mnist-keras)")
+    _common(baselines)
 
-    replay = sub.add_parser("replay", help="rerun the profile's golden runs step by step and say what changed",
-                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _add_replay(sub) -> None:
+    replay = _subcommand(sub, "replay", "rerun the profile's golden runs step by step and say what changed")
     _common(replay)
     replay.add_argument("--names", nargs="+", default=None, metavar="NAME",
                         help="replay only these golden runs (models, mnist-torch, mnist-keras) [all of the profile's]")
-    _common(baselines)
 
-    check = sub.add_parser("selftest", help="inject known regressions and report which the checks catch",
-                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _add_selftest(sub) -> None:
+    check = _subcommand(sub, "selftest", "inject known regressions and report which the checks catch")
     _common(check)
     _report_option(check, "reports/selftest.md")
     check.add_argument("--injections", nargs="+", default=None, metavar="NAME",
@@ -110,18 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
                        help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
 
-    ledger = sub.add_parser("ledger", aliases=["history"],
-                             help="the last runs per cell from the ledger of nights, and trend plots per model "
-                                  "(`trainguard history`: its former name)",
-                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+
+def _add_ledger(sub) -> None:
+    ledger = _subcommand(sub, "ledger", "the last runs per cell from the ledger of nights, and trend plots per model "
+                                        "(`trainguard history`: its former name)", aliases=["history"])
     _common(ledger)
     ledger.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
     ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
+                        help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
-    data = sub.add_parser("data", help="download data into the cache, verify a data directory, or export the "
-                                       "images one profile uses", formatter_class=argparse.RawDescriptionHelpFormatter,
-                          epilog=EXAMPLES)
+
+def _add_data(sub) -> None:
+    data = _subcommand(sub, "data", "download data into the cache, verify a data directory, or export the images one "
+                                    "profile uses")
     actions = data.add_subparsers(dest="action", required=True)
     for action, text in (("fetch", "download into the cache (TRAINGUARD_CACHE_DIR, default ~/.cache/trainguard)"),
                          ("verify", "check the files of a data directory against the known releases")):
@@ -135,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--profile", "--tg-profile", default="ci", help="the profile whose images to write [ci]")
     export.add_argument("--data-dir", type=Path, default=None, help="the full data [$TRAINGUARD_DATA_DIR, cache, download]")
     export.add_argument("--offline", "--tg-offline", action="store_true", help="never download the full data")
-    return parser
 
 
 def package_version() -> str:
