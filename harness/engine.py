@@ -286,20 +286,36 @@ def _train_epochs(model: nn.Module, history: History, dataset: Dataset, config: 
         train_loss = loss_sum.item() / n
         seconds = time.perf_counter() - started
         if diverged_at is not None or not math.isfinite(train_loss):
-            history.status, history.failed_epoch = "diverged", epoch
-            where = f"by image {diverged_at:,} of {n:,}" if diverged_at is not None else "by the end"
-            history.message = (f"training loss became {loss_sum.item()} in epoch {epoch} ({where}); the run was "
-                               f"stopped there — lower the learning rate or check the data")
+            mark_diverged(history, epoch, loss_sum.item(),
+                          f"by image {diverged_at:,} of {n:,}" if diverged_at is not None else "by the end")
             break
-        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size, config.inputs, precision)
-        extra = {}
-        if epoch == epochs:
-            extra["eval_repeat_diff"] = evaluation_repeat_diff(model, x_test, y_test, config, precision)
-        if validation is not None:
-            val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs, precision)
-            extra.update(val_loss=val_loss, val_acc=val_acc)
-        record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=100.0 * correct.item() / n,
-                             test_loss=test_loss, test_acc=test_acc, seconds=seconds, extra=extra)
-        history.epochs.append(record)
-        if on_epoch is not None:
-            on_epoch(history, record)
+        record_epoch(model, history, epoch, epochs, train_loss, 100.0 * correct.item() / n, seconds, (x_test, y_test),
+                     validation, config, precision, on_epoch)
+
+
+def mark_diverged(history: History, epoch: int, loss: float, where: str) -> None:
+    """Stop a run whose training loss became NaN or infinite (every later step would be poisoned)."""
+    history.status, history.failed_epoch = "diverged", epoch
+    history.message = (f"training loss became {loss} in epoch {epoch} ({where}); the run was stopped there — lower "
+                       f"the learning rate or check the data")
+
+
+def record_epoch(model: nn.Module, history: History, epoch: int, epochs: int, train_loss: float, train_acc: float,
+                 seconds: float, test, validation, config: TrainConfig, precision: str,
+                 on_epoch: EpochCallback | None) -> EpochRecord:
+    """The end of one epoch of one run (the engine's and each seed of a stack's): evaluate on the test split —
+    twice after the last epoch, to measure that evaluation is repeatable — and on the validation split, then
+    record the epoch and announce it."""
+    test_loss, test_acc = evaluate(model, *test, config.eval_batch_size, config.inputs, precision)
+    extra = {}
+    if epoch == epochs:
+        extra["eval_repeat_diff"] = evaluation_repeat_diff(model, *test, config, precision)
+    if validation is not None:
+        val_loss, val_acc = evaluate(model, *validation, config.eval_batch_size, config.inputs, precision)
+        extra.update(val_loss=val_loss, val_acc=val_acc)
+    record = EpochRecord(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                         test_acc=test_acc, seconds=seconds, extra=extra)
+    history.epochs.append(record)
+    if on_epoch is not None:
+        on_epoch(history, record)
+    return record

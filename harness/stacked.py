@@ -36,10 +36,9 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import models
 from .data import Dataset
-from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, evaluate,
-                     evaluation_repeat_diff, make_optimizer, normalize, peak_memory_mb, seed_everything,
-                     to_device_split)
-from .history import EpochRecord, History
+from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, make_optimizer, mark_diverged,
+                     normalize, peak_memory_mb, record_epoch, seed_everything, to_device_split)
+from .history import History
 from .spec import ConfigError, TrainConfig
 
 
@@ -178,20 +177,18 @@ def train_stacked(model_name: str, dataset: Dataset, config: TrainConfig, epochs
     """
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ConfigError(f"--stack-seeds: seeds must be distinct and at least one, got {seeds}")
-    if dataset.x_val is not None:
-        raise ConfigError("--stack-seeds: data sets with a validation split (the Keras-style MNIST runs) are "
-                          "trained one seed at a time; stack only the CIFAR-10 matrix")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     x_train, y_train = to_device_split(dataset.x_train, dataset.y_train, device)
     x_test, y_test = to_device_split(dataset.x_test, dataset.y_test, device)
+    validation = to_device_split(dataset.x_val, dataset.y_val, device) if dataset.x_val is not None else None
     stack = SeedStack(model_name, seeds, device, model_factory, normalize(x_train[:1], config.inputs))
     histories = [History(model=model_name, seed=s, device=device_name(device), parameters=stack.parameter_count)
                  for s in seeds]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        _train_epochs(stack, histories, x_train, y_train, x_test, y_test, config, epochs, seeds, device,
+        _train_epochs(stack, histories, x_train, y_train, (x_test, y_test), validation, config, epochs, seeds, device,
                       on_epoch, on_batch, precision, compile_model)
     except torch.OutOfMemoryError as exc:
         for history in histories:
@@ -204,7 +201,7 @@ def train_stacked(model_name: str, dataset: Dataset, config: TrainConfig, epochs
     return histories
 
 
-def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, x_test, y_test,
+def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, test, validation,
                   config: TrainConfig, epochs: int, seeds: list[int], device: torch.device,
                   on_epoch: EpochCallback | None, on_batch: Callable[[], None] | None, precision: str,
                   compile_model: bool = False) -> None:
@@ -247,18 +244,9 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
             if not history.completed:  # diverged in an earlier epoch
                 continue
             if not math.isfinite(train_losses[i]):
-                history.status, history.failed_epoch = "diverged", epoch
-                history.message = (f"training loss became {train_losses[i]} in epoch {epoch} (seed {seeds[i]}, "
-                                   f"{k} seeds stacked); lower the learning rate or check the data")
+                mark_diverged(history, epoch, train_losses[i], f"seed {seeds[i]}, {k} seeds stacked")
                 continue
-            test_loss, test_acc = evaluate(members[i], x_test, y_test, config.eval_batch_size, config.inputs, precision)
-            extra = {}
-            if epoch == epochs:
-                extra["eval_repeat_diff"] = evaluation_repeat_diff(members[i], x_test, y_test, config, precision)
-            record = EpochRecord(epoch=epoch, train_loss=train_losses[i], train_acc=100.0 * correct[i].item() / n,
-                                 test_loss=test_loss, test_acc=test_acc, seconds=seconds, extra=extra)
-            history.epochs.append(record)
-            if on_epoch is not None:
-                on_epoch(history, record)
+            record_epoch(members[i], history, epoch, epochs, train_losses[i], 100.0 * correct[i].item() / n, seconds,
+                         test, validation, config, precision, on_epoch)
         if not any(h.completed for h in histories):
             break

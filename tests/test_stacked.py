@@ -65,6 +65,20 @@ def test_each_seed_of_a_stack_equals_its_separate_run(dataset, model, factory):
     assert abs(together[0].epochs[0].train_loss - together[1].epochs[0].train_loss) > 10 * TOLERANCE
 
 
+def test_a_stack_evaluates_the_validation_split_as_each_separate_run_does():
+    """A profile with a validation split (ci's val_per_class): each stacked seed records the validation loss and
+    accuracy its separate run records, epoch by epoch."""
+    with_val = data.reduce(data.synthetic("cifar10", 15, 5), train_per_class=10, test_images=50, val_per_class=5)
+    assert with_val.x_val is not None and len(with_val.x_val) == 50
+    separate = [engine.train("Baseline2", with_val, PROTOCOL, 2, seed, CPU) for seed in SEEDS[:2]]
+    together = stacked.train_stacked("Baseline2", with_val, PROTOCOL, 2, SEEDS[:2], CPU)
+    for one, stack in zip(separate, together):
+        for a, b in zip(one.epochs, stack.epochs):
+            assert abs(a.extra["val_loss"] - b.extra["val_loss"]) <= TOLERANCE, (one.seed, a.epoch)
+            assert a.extra["val_acc"] == b.extra["val_acc"], (one.seed, a.epoch)
+    assert together[0].epochs[-1].extra["val_loss"] != together[1].epochs[-1].extra["val_loss"]
+
+
 def test_a_batchnorm_step_of_the_stack_equals_the_separate_step():
     members = []
     for seed in (0, 1):
@@ -99,13 +113,10 @@ def test_a_stack_is_deterministic(dataset):
     assert numbers(first) == numbers(second)
 
 
-def test_unsupported_dropout_and_validation_splits_are_refused_by_name(dataset):
+def test_unsupported_dropout_and_repeated_seeds_are_refused_by_name(dataset):
     with pytest.raises(ConfigError, match="Dropout2d.*without --stack-seeds"):
         stacked.train_stacked("NewModel2", dataset, PROTOCOL, 1, [0, 1], CPU,
                               model_factory=lambda: nn.Sequential(nn.Dropout2d(0.1), cifar.Baseline1()))
-    with_val = dataclasses.replace(dataset, x_val=dataset.x_test, y_val=dataset.y_test)
-    with pytest.raises(ConfigError, match="validation split"):
-        stacked.train_stacked("Baseline1", with_val, PROTOCOL, 1, [0, 1], CPU)
     with pytest.raises(ConfigError, match="distinct"):
         stacked.train_stacked("Baseline1", dataset, PROTOCOL, 1, [0, 0], CPU)
 
