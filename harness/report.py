@@ -90,63 +90,52 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
            verdicts: list[Verdict], published: dict, notes: list[str] = (),
            published_note: str = "reference", extra_sections: list[str] = (), statistics: dict | None = None,
            lead_sections: list[str] = (), timing_only: bool = False) -> str:
+    """The report: the result line, the lead sections (the replay), the environment and notes, a section per
+    budget, the other checks, how the bands were derived, the extra sections, and every failure again."""
     failed = [v for v in verdicts if not v.passed]
-    lines = [f"# {title}", ""]
-    if verdicts:
-        lines.append(f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} "
-                     f"checks passed.")
-    elif timing_only:
-        lines.append("**Result: TIMING ONLY** — the profile asks for no check; read the timings.")
-    else:
-        lines.append("**Result: NOTHING CHECKED** — no check compared anything; see the notes below for why.")
-    lines.append("")
-    lines += list(lead_sections)
-    lines.append(_table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})))
-    lines.append("")
+    lines = [f"# {title}", "", result_line(verdicts, failed, timing_only), "", *lead_sections,
+             _table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})), ""]
     for note in notes:
-        lines.append(f"> {note}")
-        lines.append("")
+        lines += [f"> {note}", ""]
     for budget in budgets:
-        if not rows_by_budget.get(budget):
-            continue
-        lines.append(f"## {budget} epochs")
-        lines.append("")
-        lines.append(f"Final-epoch metrics{(' — ' + statistics['rows']) if statistics else ''}:")
-        lines.append("")
-        lines.append(_table(results_table(rows_by_budget[budget])))
-        lines.append("")
-        checked = baseline_table(budget, verdicts)
-        if not checked.empty:
-            lines.append(f"Against the baseline — {statistics['checked'] if statistics else 'derived bands'}; "
-                         f"MDE: the smallest shift caught {statistics['power'] if statistics else '90 %'} of the time:")
-            lines.append("")
-            lines.append(_table(checked))
-            lines.append("")
-        if published:
-            lines.append(f"Against the report's published table ({published_note}):")
-            lines.append("")
-            lines.append(_table(published_table(budget, rows_by_budget[budget], published)))
-            lines.append("")
+        if rows_by_budget.get(budget):
+            lines += budget_section(budget, rows_by_budget[budget], verdicts, published, published_note, statistics)
     other = [v for v in verdicts if (v.check != "baseline" or v.expected is None) and v.check != "replay"]
     if other:
-        lines.append("## Checks")
-        lines.append("")
-        lines.append(_table(pd.DataFrame({"check": [v.subject for v in other],
-                                          "verdict": ["pass" if v.passed else "**FAIL**" for v in other],
-                                          "detail": [v.message for v in other]})))
-        lines.append("")
+        lines += ["## Checks", "", _table(pd.DataFrame({"check": [v.subject for v in other],
+                                                       "verdict": ["pass" if v.passed else "**FAIL**" for v in other],
+                                                       "detail": [v.message for v in other]})), ""]
     if statistics:
-        lines.append("## Statistics")
-        lines.append("")
-        lines += [f"- {line}" for line in statistics["lines"]]
-        lines.append("")
+        lines += ["## Statistics", "", *[f"- {line}" for line in statistics["lines"]], ""]
     lines += list(extra_sections)
     if failed:
-        lines.append("## Failures")
-        lines.append("")
-        lines += [f"- {v.message}" for v in failed]
-        lines.append("")
+        lines += ["## Failures", "", *[f"- {v.message}" for v in failed], ""]
     return "\n".join(lines)
+
+
+def result_line(verdicts: list[Verdict], failed: list[Verdict], timing_only: bool) -> str:
+    if verdicts:
+        return (f"**Result: {'FAIL' if failed else 'PASS'}** — {len(verdicts) - len(failed)} of {len(verdicts)} "
+                f"checks passed.")
+    if timing_only:
+        return "**Result: TIMING ONLY** — the profile asks for no check; read the timings."
+    return "**Result: NOTHING CHECKED** — no check compared anything; see the notes below for why."
+
+
+def budget_section(budget: int, rows: list[dict], verdicts: list[Verdict], published: dict, published_note: str,
+                   statistics: dict | None) -> list[str]:
+    """One budget: the final-epoch metrics, the band checks of that budget, the published table."""
+    lines = [f"## {budget} epochs", "", f"Final-epoch metrics{(' — ' + statistics['rows']) if statistics else ''}:", "",
+             _table(results_table(rows)), ""]
+    checked = baseline_table(budget, verdicts)
+    if not checked.empty:
+        lines += [f"Against the baseline — {statistics['checked'] if statistics else 'derived bands'}; "
+                  f"MDE: the smallest shift caught {statistics['power'] if statistics else '90 %'} of the time:", "",
+                  _table(checked), ""]
+    if published:
+        lines += [f"Against the report's published table ({published_note}):", "",
+                  _table(published_table(budget, rows, published)), ""]
+    return lines
 
 
 NO_FIGURES = "## Figures\n\nNot drawn: this run was asked for the markdown alone (--no-figures).\n"
