@@ -348,23 +348,36 @@ def compare(golden: Golden, replay: Trace, spec: dict, profile: str) -> Outcome:
         return Outcome(name, IDENTICAL, f"{name}: identical to the golden run ({replay.steps} steps and every "
                                         f"evaluation bit for bit, final weights included)", environment_diff=env)
     if not env:  # the golden's own environment: exactness is expected, any difference is a change
-        if first is None:
-            return Outcome(name, CHANGED, f"{name}: every logged value is identical but the final weights differ "
-                                          f"(a change that no logged quantity shows yet, e.g. a buffer){data_note}; {regen}")
-        # the first value that moved is an evaluation, every step before it bit for bit: the evaluation changed
-        # first (training may follow: an evaluation left in train mode draws dropout's random numbers and updates
-        # BatchNorm's statistics, which later steps then see)
-        status = EVALUATION_CHANGED if not first.is_step else CHANGED
-        where = f"evaluation changed at {first.where()}" if status == EVALUATION_CHANGED else f"changed at {first.where()}"
-        if status == EVALUATION_CHANGED and not steps_identical:
-            where += " (training steps after it differ too: they follow from it)"
-        noise = (f"; {first.relative / first.noise:.3g}× the rounding noise measured there ({first.noise:.2g})"
-                 if math.isfinite(first.noise) else "")
-        if 0 < first.relative <= first.noise < math.inf:
-            noise = (f"; inside the rounding noise measured there ({first.noise:.2g}): an arithmetic-order change "
-                     f"(a refactor?) rather than a recipe change")
-        return Outcome(name, status, f"{name}: {where}: {first.values()}{noise}){settings_note}{data_note}; {regen}",
-                       first=first, beyond=beyond, environment_diff=env)
+        return _on_its_own_environment(name, first, beyond, steps_identical, env, settings_note, data_note, regen)
+    return _on_another_environment(golden, replay, name, first, beyond, env, settings_note, data_note, regen)
+
+
+def _on_its_own_environment(name: str, first, beyond, steps_identical: bool, env: dict, settings_note: str,
+                            data_note: str, regen: str) -> Outcome:
+    """A replay on the golden's own environment that is not identical: a change, named where it first shows."""
+    if first is None:
+        return Outcome(name, CHANGED, f"{name}: every logged value is identical but the final weights differ "
+                                      f"(a change that no logged quantity shows yet, e.g. a buffer){data_note}; {regen}")
+    # the first value that moved is an evaluation, every step before it bit for bit: the evaluation changed
+    # first (training may follow: an evaluation left in train mode draws dropout's random numbers and updates
+    # BatchNorm's statistics, which later steps then see)
+    status = EVALUATION_CHANGED if not first.is_step else CHANGED
+    where = f"evaluation changed at {first.where()}" if status == EVALUATION_CHANGED else f"changed at {first.where()}"
+    if status == EVALUATION_CHANGED and not steps_identical:
+        where += " (training steps after it differ too: they follow from it)"
+    noise = (f"; {first.relative / first.noise:.3g}× the rounding noise measured there ({first.noise:.2g})"
+             if math.isfinite(first.noise) else "")
+    if 0 < first.relative <= first.noise < math.inf:
+        noise = (f"; inside the rounding noise measured there ({first.noise:.2g}): an arithmetic-order change "
+                 f"(a refactor?) rather than a recipe change")
+    return Outcome(name, status, f"{name}: {where}: {first.values()}{noise}){settings_note}{data_note}; {regen}",
+                   first=first, beyond=beyond, environment_diff=env)
+
+
+def _on_another_environment(golden: Golden, replay: Trace, name: str, first, beyond, env: dict, settings_note: str,
+                            data_note: str, regen: str) -> Outcome:
+    """A replay on another environment (library, threads, ISA): within the measured rounding noise it is not a
+    regression; beyond it, a change named where it first leaves the noise."""
     differs = describe_environment_diff(env)
     if beyond is None and not data_note:
         div = divergence(golden.trace, replay)
@@ -378,13 +391,12 @@ def compare(golden: Golden, replay: Trace, spec: dict, profile: str) -> Outcome:
                        first=first, environment_diff=env)
     # "evaluation changed" needs training steps that are the golden's bit for bit; here they only lie within
     # the noise, which may already be large, so the change is named where it first shows
-    status = CHANGED
     where = (f"changed, first beyond the noise at {beyond.where()}" if not beyond.is_step
              else f"changed at {beyond.where()}")
     ratio = f"{beyond.relative / beyond.noise:.3g}× the rounding noise measured there" if beyond.noise > 0 else \
         "no rounding perturbation moved it there"
-    return Outcome(name, status, f"{name}: {where}: {beyond.values()}; {ratio} ({beyond.noise:.2g}); the environment "
-                                 f"also differs ({differs}){settings_note}{data_note}; {regen}",
+    return Outcome(name, CHANGED, f"{name}: {where}: {beyond.values()}; {ratio} ({beyond.noise:.2g}); the environment "
+                                  f"also differs ({differs}){settings_note}{data_note}; {regen}",
                    first=first, beyond=beyond, environment_diff=env)
 
 
