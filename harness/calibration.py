@@ -21,18 +21,33 @@ import pandas as pd
 
 from . import stats
 from .baselines import BaselineTable
-from .spec import METRIC_LABELS
+from .spec import METRIC_LABELS, BandCheck
+
+
+@dataclass(frozen=True)
+class BandFailure:
+    """One band check a night failed: which, what it measured, and the band it missed."""
+    check: BandCheck
+    measured: float
+    band: stats.Band
+
+    def __str__(self) -> str:
+        return (f"{self.check.model}-{self.check.budget} {self.check.metric} "
+                f"({self.measured:.4g} vs {self.band.low:.4g}…{self.band.high:.4g})")
 
 
 @dataclass
 class NightResult:
     seeds: tuple[int, ...]
-    failures: list[str]  # "Model-budget metric" of each failed band check
+    failures: list[BandFailure]
     kind: str  # "held out of the baseline" | "rerun"
+
+    def described(self) -> str:
+        return "; ".join(map(str, self.failures))
 
 
 def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]], profile, alpha: float,
-                   seeds: tuple[int, ...]) -> list[str]:
+                   seeds: tuple[int, ...]) -> list[BandFailure]:
     """Band checks of the CIFAR cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
     from .checks.baseline import derive, statistic
 
@@ -41,7 +56,7 @@ def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]
         band = derive(table, check, len(seeds), alpha)
         measured = statistic([night[(check.model, s)] for s in seeds], check)
         if not band.contains(measured):
-            failures.append(f"{check.model}-{check.budget} {check.metric} ({measured:.4g} vs {band.low:.4g}…{band.high:.4g})")
+            failures.append(BandFailure(check, measured, band))
     return failures
 
 
@@ -114,9 +129,8 @@ def mnist_lines(framework: str, baseline, k: int, alpha: float, power: float, re
     for quantity in BAND_QUANTITIES:
         band = stats.derive_band(values[quantity], k, alpha, 1e-4, power)
         tail = stats.tail_screen(values[quantity], 1e-4)
-        far = "no seed far from the others" if tail is None else (
-            f"seed {seeds[tail.index]} at {tail.value:.3f} lies {abs(tail.t):.1f} stds from the others "
-            f"({tail.rest_mean:.3f} ± {tail.rest_std:.3f}; p {tail.p:.1g}; the band holds it)")
+        far = "no seed far from the others" if tail is None else \
+            f"{tail.describe(seeds[tail.index], len(seeds))}; the band holds it"
         lines.append(f"  - {quantity}: baseline {band.center:.3f}, seed std {band.std:.3f}, band ±{band.halfwidth:.3f}, "
                      f"MDE {band.mde:.3f}; tail screen: {far}")
     if reruns:
@@ -137,11 +151,10 @@ def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list
     if not found:
         return [f"- Tails: no band check's baseline seeds hold one far from the others (screen at p < "
                 f"{stats.TAIL_SCREEN_LEVEL:g} per check, docs/statistics.md)."]
-    far = {f"{check.model}-{check.budget} {check.metric} (": seed for check, seed, _ in found}
+    far_seed = {check: seed for check, seed, _ in found}
 
     def tail_only(night: NightResult) -> bool:  # every failure is a flagged check whose far seed this night held
-        return all(any(f.startswith(prefix) and seed in night.seeds for prefix, seed in far.items())
-                   for f in night.failures)
+        return all(far_seed.get(f.check) in night.seeds for f in night.failures)
 
     failed = [r for r in nights if r.failures]
     explained = [r for r in failed if tail_only(r)]
@@ -172,13 +185,13 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
               f"bands from the other {n - k} seeds (CIFAR band checks): **{len(failed)} of {len(nights)} nights failed** "
               f"(expected at most {profile.statistics.false_alarm_rate * len(nights):.2f} at the stated rate; the groups "
               f"share seeds, so they are not independent trials)."]
-    lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in failed]
+    lines += [f"  - seeds {r.seeds}: {r.described()}" for r in failed]
     lines += tail_lines(table, profile, nights)
     if reruns is not None:
         rfailed = [r for r in rerun if r.failures]
         lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "
                      f"({', '.join(str(r.seeds) for r in rerun) or 'none'}) → {len(rfailed)} failed.")
-        lines += [f"  - seeds {r.seeds}: {'; '.join(r.failures)}" for r in rfailed]
+        lines += [f"  - seeds {r.seeds}: {r.described()}" for r in rfailed]
     for framework, baseline, mnist_reruns in mnist:
         lines += mnist_lines(framework, baseline, len(profile.mnist.seeds), alpha, profile.statistics.power, mnist_reruns)
     lines += ["", f"## Minimum detectable effect (n = {n}, k = {k}, α = {alpha:.3g}, power "

@@ -158,6 +158,11 @@ class Tail:
     rest_mean: float
     rest_std: float
 
+    def describe(self, seed: int, n: int) -> str:
+        """"seed S at V lies T stds from the other n − 1 seeds (mean ± std; p P for n normal seeds)"."""
+        return (f"seed {seed} at {self.value:.4g} lies {abs(self.t):.1f} stds from the other {n - 1} seeds "
+                f"({self.rest_mean:.4g} ± {self.rest_std:.3g}; p {self.p:.1g} for {n} normal seeds)")
+
 
 def tail_screen(values: list[float], resolution: float = 0.0, level: float = TAIL_SCREEN_LEVEL) -> Tail | None:
     """The seed farthest from the others, if n normal seeds would rarely put one that far out (p < ``level``).

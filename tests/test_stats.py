@@ -150,8 +150,20 @@ def test_calibration_names_a_far_seed_and_the_leave_out_failures_it_explains():
     text = "\n".join(lines)
     assert "Baseline2-2 train_loss: seed 3" in text and "Baseline2-3 train_loss: seed 3" in text
     held = [r for r in calibration.leave_out_nights(table, profile, alpha, 1) if r.seeds == (3,)][0]
-    assert any(f.startswith("Baseline2-3 train_loss") for f in held.failures)  # a band without seed 3 rejects it
+    assert any(str(f).startswith("Baseline2-3 train_loss") for f in held.failures)  # a band without seed 3 rejects it
     assert "failed only where they held such a check's far seed out of its band" in text
+    # attribution reads the failed checks themselves: a flagged check failing without its far seed, or another
+    # check failing with it, is not explained by the tail
+    flagged = baseline.cell_check(profile, "Baseline2", 3, "train_loss")
+    other = baseline.cell_check(profile, "Baseline1", 3, "train_loss")
+    some_band = baseline.derive(table, flagged, 1, alpha)
+
+    def night(seed, check):
+        return calibration.NightResult((seed,), [calibration.BandFailure(check, 0.0, some_band)], "held out")
+    nights = [night(3, flagged), night(4, flagged), night(3, other), calibration.NightResult((5,), [], "held out")]
+    assert "Of the 3 failed leave-out nights, 1 failed only where" in "\n".join(
+        calibration.tail_lines(table, profile, nights))
+    assert "the other 3 nights: 2 failed" in "\n".join(calibration.tail_lines(table, profile, nights))
     check = baseline.cell_check(profile, "Baseline2", 3, "train_loss")
     assert baseline.derive(table, check, 1, alpha).contains(baseline.statistic([curves[("Baseline2", 3)]], check))
 

@@ -69,7 +69,7 @@ def main() -> None:
     print(f"\nLeave-{k}-out over {len(seeds)} seeds, {len(checks)} band checks: **{len(failed)} of {len(nights)} nights "
           f"failed** (at most {len(nights) * alpha * len(checks):.2f} expected at the stated rate; the groups share seeds).")
     for night in failed:
-        print(f"- seeds {night.seeds}: " + "; ".join(night.failures))
+        print(f"- seeds {night.seeds}: " + night.described())
     print("\n" + "\n".join(calibration.tail_lines(new, narrowed, nights)))
 
 if __name__ == "__main__":

@@ -123,9 +123,7 @@ def tails(table: bl.BaselineTable, profile) -> list[tuple[BandCheck, int, stats.
 
 
 def describe_tail(check: BandCheck, seed: int, tail: stats.Tail, n: int) -> str:
-    return (f"{check.model}-{check.budget} {check.metric}: seed {seed} at {tail.value:.4g} lies {abs(tail.t):.1f} "
-            f"stds from the other {n - 1} seeds ({tail.rest_mean:.4g} ± {tail.rest_std:.3g}; p {tail.p:.1g} for {n} "
-            f"normal seeds)")
+    return f"{check.model}-{check.budget} {check.metric}: {tail.describe(seed, n)}"
 
 
 def cell_check(profile, model: str, budget: int, metric: str) -> BandCheck:
