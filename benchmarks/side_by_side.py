@@ -26,7 +26,6 @@ import time
 
 import torch
 
-from benchmarks.naive_loop import train_epochs as naive_epochs
 from trainguard import data, engine
 from trainguard.spec import load_profile
 
@@ -49,6 +48,9 @@ def engine_epoch(model: str, dataset: data.Dataset, config, device, precision: s
 
 
 def naive_epoch(model: str, dataset: data.Dataset, config, device) -> float:
+    # imported here: torchvision and PIL take seconds to import, and every collection of the tests imports this module
+    from benchmarks.naive_loop import train_epochs as naive_epochs
+
     return naive_epochs(model, dataset.x_train, dataset.y_train, config.batch_size, 2, device, lr=config.lr,
                         augment=config.augment)[1]
 

@@ -52,10 +52,9 @@ def preloaded(smoke_runs):
     """Import what a trainguard night imports, once, before a test runs pytest inside this process
     (``pytester.runpytest_inprocess``): pytester drops the modules an inner run imported first, and some cannot
     be loaded twice in one process (numpy.fft's and scipy's C extensions; torch's operator libraries, which
-    training imports on first use — hence a real night, the check seed's runs, not only imports)."""
+    training imports on first use — hence a real training of each smoke model and a night from the cache, not
+    only imports; the smoke runs themselves may have been trained by another xdist worker)."""
     import importlib
-
-    smoke_runs.copy(smoke_runs.root / "warm-up")
 
     import matplotlib
 
@@ -65,12 +64,32 @@ def preloaded(smoke_runs):
                    "trainguard.checks.baseline", "trainguard.checks.mnist", "trainguard.checks.conclusions",
                    "trainguard.checks.published", "trainguard.golden", "trainguard.replay"):
         importlib.import_module(module)
+    import torch
+
+    from trainguard import cli, data, engine
+    from trainguard.spec import load_profile
+
+    smoke = load_profile("smoke")
+    tiny = data.synthetic("cifar10", train_per_class=2, test_per_class=1)
+    for model in smoke.models:  # the same code path as a night's training, on 30 images
+        engine.train(model, tiny, smoke.training(model), 1, seed=0, device=torch.device("cpu"))
+    warm = smoke_runs.root / f"warm-up-{os.getpid()}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("CI", raising=False)
+        patch.delenv("TRAINGUARD_DATA_DIR", raising=False)
+        code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay",
+                         "--results-dir", str(smoke_runs.copy(warm / "results")),
+                         "--baselines-dir", str(smoke_runs.copy_baseline(warm / "b").parent),
+                         "--run-log", str(warm / "runlog.jsonl"), "--ledger-dir", str(warm / "ledger"),
+                         "--report", str(warm / "report.md")])  # from the cache: nothing trains
+    assert code == 0, f"the warm-up night failed (exit {code})"
 
 
 @dataclass
 class SmokeRuns:
-    """Result caches of the smoke profile's runs, each trained at most once per test session (per xdist
-    worker) and only when a test asks for it: the check seed's 4 runs, the baseline seeds' 20."""
+    """Result caches of the smoke profile's runs, each trained at most once per test session — once for all
+    pytest-xdist workers, under a file lock — and only when a test asks for it: the check seed's 4 runs, the
+    baseline seeds' 20."""
 
     root: Path
 
@@ -91,28 +110,41 @@ class SmokeRuns:
         return target
 
     def _trained(self, which: str) -> Path:
+        from filelock import FileLock
+
+        results, done = self.root / which, self.root / f"{which}.done"
+        with FileLock(self.root / f"{which}.lock"):  # another worker training it: wait, then read its runs
+            if not done.exists():
+                shutil.rmtree(results, ignore_errors=True)  # a worker that died mid-way left a partial cache
+                self._train(which, results)
+                done.touch()
+        return results
+
+    def _train(self, which: str, results: Path) -> None:
         from trainguard import cli
 
-        results = self.root / which
-        if not results.exists():
-            common = ["--profile", "smoke", "--device", "cpu", "--results-dir", str(results), "--no-figures",
-                      "--run-log", str(self.root / f"{which}.jsonl")]
-            with pytest.MonkeyPatch.context() as patch:  # session-scoped: the per-test isolation does not apply
-                patch.delenv("CI", raising=False)
-                patch.delenv("TRAINGUARD_DATA_DIR", raising=False)
-                if which == "baseline_seeds":
-                    code = cli.main(["baselines", "update", "--skip-golden", *common,
-                                     "--baselines-dir", str(self.root / "measured")])
-                else:  # against the committed baseline: the run must pass, or the cache is not what tests expect
-                    code = cli.main(["run", *common, "--baselines-dir", str(self.copy_baseline(self.root / "b").parent),
-                                     "--no-replay", "--ledger-dir", str(self.root / "history"),
-                                     "--report", str(self.root / "report.md")])
-            assert code == 0, f"training the smoke profile's {which} for the tests failed (exit {code})"
-        return results
+        work = results.with_name(f"{which}-work")
+        common = ["--profile", "smoke", "--device", "cpu", "--results-dir", str(results), "--no-figures",
+                  "--run-log", str(work / "runlog.jsonl")]
+        with pytest.MonkeyPatch.context() as patch:  # session-scoped: the per-test isolation does not apply
+            patch.delenv("CI", raising=False)
+            patch.delenv("TRAINGUARD_DATA_DIR", raising=False)
+            if which == "baseline_seeds":
+                code = cli.main(["baselines", "update", "--skip-golden", *common,
+                                 "--baselines-dir", str(work / "measured")])
+            else:  # against the committed baseline: the run must pass, or the cache is not what tests expect
+                code = cli.main(["run", *common, "--baselines-dir", str(self.copy_baseline(work / "b").parent),
+                                 "--no-replay", "--ledger-dir", str(work / "ledger"), "--report", str(work / "report.md")])
+        assert code == 0, f"training the smoke profile's {which} for the tests failed (exit {code})"
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory) -> SmokeRuns:
+def smoke_runs(tmp_path_factory, request) -> SmokeRuns:
     """The smoke profile's runs, trained once: tests about caching, checking and reporting copy them instead
-    of training the same runs each (the tests of training itself still train)."""
+    of training the same runs each (the tests of training itself still train). Under pytest-xdist the workers
+    share one copy, in the session's common temporary directory."""
+    if hasattr(request.config, "workerinput"):
+        root = tmp_path_factory.getbasetemp().parent / "smoke-runs"
+        root.mkdir(exist_ok=True)
+        return SmokeRuns(root)
     return SmokeRuns(tmp_path_factory.mktemp("smoke-runs"))

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from benchmarks import naive_loop, side_by_side
+from benchmarks import side_by_side
 
 
 def test_naive_loop_augments_like_the_engine_per_sample():
+    from benchmarks import naive_loop  # here, not above: torchvision's import would slow every collection
+
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     plain = naive_loop.ArrayCIFAR(images, np.zeros(4, dtype=np.int64))
     cropped = naive_loop.ArrayCIFAR(images, np.zeros(4, dtype=np.int64), augment="flip_crop")

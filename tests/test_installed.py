@@ -68,7 +68,8 @@ def test_it_is_the_installed_copy_outside_the_checkout(installed, tmp_path):
     assert f"documentation (docs/NAME.md in the help texts): {installed / 'trainguard' / '_docs'}" in help_text
 
 
-def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path):
+def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path, smoke_runs):
+    smoke_runs.copy(tmp_path / ".trainguard" / "results")  # the check seed's runs, trained by the checkout's code
     result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none",
                         "--no-figures")
     assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
@@ -76,9 +77,12 @@ def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path
     assert "**Result: NOTHING CHECKED**" in (tmp_path / "reports" / "report.md").read_text()
 
 
-def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(installed, tmp_path):
+def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(installed, tmp_path, smoke_runs):
+    smoke_runs.copy(tmp_path / ".trainguard" / "results")
     result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # the cache keys hash the source by module name: the wheel is served the checkout's runs, nothing trains
+    assert "[trainguard] training" not in result.stdout + result.stderr
     assert "28 passed, 0 failed" in result.stdout  # 24 band checks and the 4 golden runs replayed
     assert not (tmp_path / "baselines").exists()  # nothing written beside the user's files
     # the figure shows the check: it differs from the same night's figure without a baseline (no band)

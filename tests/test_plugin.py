@@ -204,9 +204,10 @@ def test_my_model_night(trainguard_night):
 '''
 
 
-def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester):
+def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester, preloaded):
     """trainguard_night in a project of the user's: first use fails naming the command, --tg-update-baselines
-    measures baseline and goldens, then it passes and writes the report; a broken model fails it."""
+    measures baseline and goldens, then it passes and writes the report; a broken model fails it. Each run is a
+    pytest of its own inside this process (the user's module is imported afresh each time: pytester drops it)."""
     (pytester.path / "mynet.py").write_text(
         "from torch import nn\n\n\ndef TinyNet():\n"
         "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),"
@@ -217,17 +218,19 @@ def test_a_user_s_own_test_runs_a_night_through_the_fixture(pytester):
             'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["mynet:TinyNet"]')
         + "perturbations = 1\nisa = false\n")
     pytester.makepyfile(test_mine=USER_TEST)
-    first = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-no-figures")
+    pytester.syspathinsert()  # `mynet` imports from the project's directory, as under `python -m pytest` there
+    first = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tg-no-figures")
     first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["*NOTHING CHECKED*trainguard baselines update --profile*"])
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-update-baselines",
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tg-update-baselines",
                                   "--tg-no-figures").assert_outcomes(passed=1)
     assert (pytester.path / "baselines" / "mine" / "golden-cpu" / "mynet--TinyNet.json").exists()
-    again = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    again = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     again.assert_outcomes(passed=1)
     assert "Result: PASS" in (pytester.path / "reports" / "report.md").read_text()
     (pytester.path / "mynet.py").write_text((pytester.path / "mynet.py").read_text().replace("nn.ReLU()", "nn.Tanh()"))
-    broken = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tg-strict", "--tg-no-figures")
+    shutil.rmtree(pytester.path / "__pycache__", ignore_errors=True)  # same size, maybe the same second: no stale .pyc
+    broken = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--tg-strict", "--tg-no-figures")
     broken.assert_outcomes(failed=1)
     broken.stdout.fnmatch_lines(["*mynet:TinyNet: changed at step 1*"])
 
