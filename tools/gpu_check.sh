@@ -32,6 +32,10 @@ WORK=${WORK:-/tmp/trainguard-gpu-$PART}
 export PYTHONUNBUFFERED=1 TRAINGUARD_PROGRESS=lines
 mkdir -p "$OUT" "$WORK"
 trap 'tar czf "$OUT/$PART.tgz" -C "$WORK" .' EXIT
+if [[ $PART == baseline && ! -f $DATA/export.json ]]; then  # before anything is imported: a missing export stops at once
+    echo "no export at $DATA: run 'trainguard data export --profile $PROFILE $DATA' where the data is, and carry it" >&2
+    exit 2
+fi
 
 if ! "$PYTHON" -c "import trainguard.cli" 2>/dev/null; then  # not installed: build it here, offline
     "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/trainguard-site .
@@ -55,7 +59,6 @@ stack)
         --rounds "${STACK_ROUNDS:-1}" --compile | tee "$WORK/stacked-seeds.md"
     ;;
 baseline)
-    [[ -f $DATA/export.json ]] || { echo "no export at $DATA: run 'trainguard data export --profile $PROFILE $DATA' where the data is, and carry it" >&2; exit 2; }
     common=(--profile "$profile_file" --device "$DEVICE" --data-dir "$DATA" --offline --run-log "$WORK/runlog.jsonl")
     name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$profile_file")
     start=$(date +%s)
