@@ -175,16 +175,18 @@ def test_baselines_update_golden_writes_them_and_prints_what_moved(tmp_path, cap
     assert "was: Baseline2: changed at step 1" in capsys.readouterr().out
 
 
-def test_pytest_m_replay_collects_one_case_per_golden_run():
-    """README: `pytest -m replay --tg-profile ci` — collection needs the profile only, no data."""
-    import subprocess
-    import sys
+def test_pytest_m_replay_collects_one_case_per_golden_run(pytester, preloaded):
+    """README: `pytest -m replay --tg-profile ci` — collection needs the profile only, no data (a pytest of its own
+    in this process, on a copy of the replay's test module)."""
+    import shutil
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-m", "pytest", "-m", "replay", "--tg-profile", "ci", "--collect-only",
-                             "-q", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    shutil.copy(root / "tests" / "test_replay_golden.py", pytester.path / "test_project_replay_golden.py")
+    result = pytester.runpytest_inprocess("-m", "replay", "--tg-profile", "ci", "--collect-only", "-q",
+                                          "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret == 0, out[-2000:] + result.stderr.str()[-2000:]
     for name in ("Baseline1", "NewModel2", "mnist-torch", "mnist-keras"):
-        assert f"test_replay_matches_golden[{name}]" in result.stdout
-    assert "6/" in result.stdout or "6 tests" in result.stdout
+        assert f"test_replay_matches_golden[{name}]" in out
+    assert "6/" in out or "6 tests" in out
