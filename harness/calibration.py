@@ -101,7 +101,8 @@ def noise_table(table: BaselineTable, profile) -> pd.DataFrame:
         for budget in profile.budgets:
             row = {"model": model, "epochs": str(budget)}
             for metric in metrics:
-                row[f"{METRIC_LABELS[metric]}, epoch {budget}"] = f"{statistics.stdev(table.values(model, budget, metric)):.3f}"
+                # "final epoch": the budget's own (one column for every budget, not one per budget with gaps)
+                row[f"{METRIC_LABELS[metric]}, final epoch"] = f"{statistics.stdev(table.values(model, budget, metric)):.3f}"
                 row[f"{METRIC_LABELS[metric]}, mean of last {window}"] = \
                     f"{statistics.stdev(table.values(model, budget, metric, window)):.3f}"
             records.append(row)
