@@ -177,6 +177,16 @@ def _printer(config: pytest.Config):
     return write
 
 
+def stop(config: pytest.Config, message: str) -> None:
+    """End the session with ``message`` (an input every case needs is unusable: the data, a profile's file).
+    In a pytest-xdist worker it fails the case instead: pytest.exit there crashes xdist's controller with an
+    INTERNALERROR that hides the message (pytest-xdist issue 1239); a session fixture's failure is kept, so every
+    case of that worker fails with the same message."""
+    if hasattr(config, "workerinput"):  # from None: the message says it all, not the error it was made from
+        raise pytest.fail.Exception(message, pytrace=False) from None
+    raise pytest.exit.Exception(message, returncode=pytest.ExitCode.USAGE_ERROR) from None
+
+
 def strict_mode(config: pytest.Config) -> bool:
     return _state(config)["values"]["strict"]
 
@@ -192,7 +202,7 @@ def get_matrix(config: pytest.Config):
         try:
             state["matrix"] = Matrix(session_options(state["values"], state["profile"]), printer=_printer(config))
         except ConfigError as exc:
-            pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            stop(config, f"trainguard: {exc}")
     return state["matrix"]
 
 
@@ -231,7 +241,7 @@ def trainguard_matrix(request):
     try:
         matrix.dataset  # noqa: B018 — load and verify once, fail every case with the same clear message
     except DataError as exc:
-        pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        stop(request.config, f"trainguard: {exc}")
     return matrix
 
 
@@ -253,7 +263,7 @@ def trainguard_checks(request, trainguard_matrix):
             try:
                 changes = session.update()
             except DataError as exc:
-                pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+                stop(request.config, f"trainguard: {exc}")
             state["baseline_changes"] = (baseline_file(trainguard_matrix), changes)
             _printer(request.config)(f"[trainguard] rewrote {baseline_file(trainguard_matrix)}:\n  " + "\n  ".join(changes))
         state["checks"] = session
@@ -264,8 +274,8 @@ class CaseCheck:
     """One parametrized case: :meth:`check` judges it through the session's policy, records its verdicts for the
     report, and fails the test with every failing verdict's message (or skips it, with the reason)."""
 
-    def __init__(self, state: dict, session, case) -> None:
-        self.state, self.session, self.case = state, session, case
+    def __init__(self, config: pytest.Config, session, case) -> None:
+        self.config, self.state, self.session, self.case = config, _state(config), session, case
         self.kind = next(k for k in session.kinds if k.name == case.kind)
 
     def judge(self):
@@ -277,7 +287,7 @@ class CaseCheck:
         except ConfigError as exc:  # a malformed reference is never a skip
             pytest.fail(f"trainguard: {exc}", pytrace=False)
         except DataError as exc:
-            pytest.exit(f"trainguard: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            stop(self.config, f"trainguard: {exc}")
 
     def check(self) -> list:
         judgement = self.judge()
@@ -297,7 +307,7 @@ class CaseCheck:
 @pytest.fixture
 def trainguard_case(request, trainguard_checks):
     """One case of one check kind (parametrized by the plugin): ``trainguard_case.check()``."""
-    return CaseCheck(_state(request.config), trainguard_checks, request.param)
+    return CaseCheck(request.config, trainguard_checks, request.param)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ import torch
 
 from . import data, engine
 from .compare import Verdict
-from .environment import ISA_CONTROLS
+from .environment import ISA_CONTROLS, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
                      golden_path, measure, read_golden, write_golden)
 from .spec import ConfigError
@@ -211,7 +211,7 @@ def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: in
     jobs = [{"dropout": dropout, "seed": spec["seed"], "nudge": n} for n in nudges for dropout in (0.0, config.dropout)]
     out = golden_in_subprocess(subset, config, jobs, threads, env)
     steps = -(-len(subset.x_train) // config.batch_size)
-    environment = {**out["environment"], "cpu": cpu_name()}
+    environment = {**out["environment"], "cpu": cpu_name(), "isa": host_vector_isa()}
     traces = []
     for i in range(len(nudges)):
         parts = []

@@ -227,7 +227,10 @@ def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dir
                                          printer=lambda line: None)
         # 24 outcome checks and the replay of the 4 committed smoke goldens
         assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 28 and summary.passed
-        assert [o.status for o in summary.replay] == ["identical"] * 4
+        # bit for bit on the goldens' own machine class; elsewhere (another ISA) within the measured noise
+        assert len(summary.replay) == 4 and all(o.status == "identical" if not o.environment_diff
+                                                else o.status in ("identical", "numerics differ")
+                                                for o in summary.replay), [o.message for o in summary.replay]
         path = trainguard.write_report(summary, tmp_path / f"run{attempt}" / "report.md")
         texts.append(path.read_text())
     assert _stable(texts[0]) == _stable(texts[1])

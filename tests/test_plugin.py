@@ -248,3 +248,21 @@ def test_collecting_a_profile_s_checks_imports_no_training_engine(pytester):
     assert result.ret == 0, result.stdout.str()[-2000:]
     assert "test_mnist_gaps_within_baseline[keras]" in result.stdout.str()
     result.stdout.fnmatch_lines(["torch imported: False"])
+
+
+def test_an_unusable_input_ends_the_session_or_in_an_xdist_worker_fails_the_case():
+    """pytest.exit in an xdist worker crashes the controller (INTERNALERROR, the message lost): a worker fails the
+    case with the message instead; a single process still ends the session with a usage error."""
+    from types import SimpleNamespace
+
+    from trainguard.plugin import stop
+
+    with pytest.raises(pytest.fail.Exception, match="cifar10 is not available") as failed:
+        try:
+            raise ValueError("the underlying error")
+        except ValueError:
+            stop(SimpleNamespace(workerinput={"workerid": "gw0"}), "trainguard: cifar10 is not available")
+    assert failed.value.__suppress_context__ and not failed.value.pytrace  # the message alone, no traceback
+    with pytest.raises(pytest.exit.Exception, match="cifar10") as ended:
+        stop(SimpleNamespace(), "trainguard: cifar10 is not available")
+    assert ended.value.returncode == pytest.ExitCode.USAGE_ERROR

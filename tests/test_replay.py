@@ -141,11 +141,26 @@ def test_nothing_to_replay_exits_5_and_names_the_command(tmp_path, capsys):
 
 
 def test_the_replay_command_on_the_committed_smoke_goldens(capsys):
-    """baselines/smoke/golden-cpu is committed: on this machine class every model replays identical."""
+    """baselines/smoke/golden-cpu is committed: on its machine class every model replays identical; on another
+    (an AVX-512 host: the goldens were written on an AVX2 one) 'numerics differ', which still exits 0."""
     code = cli.main(["replay", "--profile", "smoke", "--device", "cpu"])
     out = capsys.readouterr().out
     assert code in (0, 1, 2) and "nothing to replay" not in out
-    assert code == 0, out  # a different machine class reports 'numerics differ' and still exits 0
+    assert code == 0, out
+
+
+def test_the_host_s_vector_isa_is_named_as_torch_names_it(monkeypatch):
+    """A Keras golden's environment records the CPU's vector ISA (oneDNN picks kernels by it), read from the CPU's
+    flags; where torch's own detection is not capped it names the same level."""
+    import platform
+
+    from trainguard.environment import host_vector_isa
+
+    isa = host_vector_isa()
+    assert isa in ("AVX512", "AVX2", "AVX", "SSE4.2", "default") or not platform.machine().startswith("x86")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    if isa in ("AVX512", "AVX2"):
+        assert torch.backends.cpu.get_cpu_capability() == isa
 
 
 def test_relative_difference_and_envelope():
