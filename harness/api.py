@@ -320,12 +320,19 @@ def baseline_versions(session: CheckSession) -> str | None:
     table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
     if table is None or "versions" not in table.meta:
         return None
-    recorded, now = table.meta["versions"], versions()
-    differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(set(recorded) | set(now))
+    return versions_line(table.meta["versions"], versions(), matrix.threads_note)
+
+
+def versions_line(recorded: dict, now: dict, threads_note: str) -> str:
+    """"same as the baseline's" or what differs; a quantity the baseline did not record (the instruction set,
+    recorded since 2026-12-02) cannot be said to differ: it is named as not recorded."""
+    unknown = [f"{name} {now[name]}" for name in sorted(set(now) - set(recorded))]
+    differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(recorded)
               if recorded.get(name) != now.get(name)]
-    if recorded.get("torch_threads") != now.get("torch_threads"):
-        differ.append(f"this run's threads: {matrix.threads_note}")
-    return "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
+    if "torch_threads" in recorded and recorded["torch_threads"] != now.get("torch_threads"):
+        differ.append(f"this run's threads: {threads_note}")
+    line = "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
+    return line + (f" (the baseline did not record: {', '.join(unknown)})" if unknown else "")
 
 
 def verdict_order(models: tuple[str, ...]):

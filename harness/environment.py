@@ -13,14 +13,16 @@ ISA_CONTROLS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUC
 
 
 def versions() -> dict[str, str]:
-    """Library versions and torch's thread count. The thread count is among them: oneDNN splits
-    a convolution's sums differently over 1 and 2 threads, and NewModel2's training amplifies the
-    rounding difference (docs/speed.md), so runs with different counts are different results."""
+    """Library versions, torch's thread count and the instruction set its kernels use. The thread count is
+    among them: oneDNN splits a convolution's sums differently over 1 and 2 threads, and NewModel2's training
+    amplifies the rounding difference (docs/speed.md), so runs with different counts are different results. The
+    instruction set for the same reason: AVX2 and AVX-512 kernels round differently (docs/replay.md), so a result
+    cache shared by hosts of two CPU classes keeps a run per class, and the ledger says when a night moved."""
     import numpy as np
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "torch_threads": str(torch.get_num_threads())}
+            "torch_threads": str(torch.get_num_threads()), "isa": torch.backends.cpu.get_cpu_capability()}
 
 
 # /proc/cpuinfo flag → the label torch gives the same level (torch.backends.cpu.get_cpu_capability), widest first

@@ -103,3 +103,16 @@ def test_published_vs_measured_table_marks_cells_outside_the_band():
     assert "59.00 ± 1.00 (3)" in rows["Test Accuracy"] and "-1.91" in rows["Test Accuracy"] and "| yes" in rows["Test Accuracy"]
     assert "+0.2300" in rows["Train Loss"] and "**no**" in rows["Train Loss"]
     assert "| —" in rows["Train Accuracy"]  # shown, not banded
+
+
+def test_baseline_versions_say_what_differs_and_what_the_baseline_did_not_record():
+    from trainguard.api import versions_line
+
+    now = {"torch": "2.14.1", "torch_threads": "2", "isa": "AVX512"}
+    assert versions_line({"torch": "2.14.1", "torch_threads": "2", "isa": "AVX512"}, now, "2") == "same as the baseline's"
+    # a baseline measured before the instruction set was recorded: unknown, not a difference
+    assert versions_line({"torch": "2.14.1", "torch_threads": "2"}, now, "2") == \
+        "same as the baseline's (the baseline did not record: isa AVX512)"
+    assert versions_line({"torch": "2.14.1", "torch_threads": "1", "isa": "AVX2"}, now, "2 (--threads)") == \
+        ("DIFFER from the baseline's: isa AVX512 (baseline AVX2), torch_threads 2 (baseline 1), "
+         "this run's threads: 2 (--threads)")
