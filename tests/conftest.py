@@ -69,16 +69,18 @@ def preloaded(smoke_runs):
     from trainguard import cli, data, engine
     from trainguard.spec import load_profile
 
-    smoke = load_profile("smoke")
-    tiny = data.synthetic("cifar10", train_per_class=2, test_per_class=1)
-    for model in smoke.models:  # the same code path as a night's training, on 30 images
-        engine.train(model, tiny, smoke.training(model), 1, seed=0, device=torch.device("cpu"))
     warm = smoke_runs.root / f"warm-up-{os.getpid()}"
+    results = smoke_runs.copy(warm / "results")  # trained now, by this process, if no worker had yet
+    if not smoke_runs.trained_here:  # another worker trained them: run the same code path here, on 30 images
+        smoke = load_profile("smoke")
+        tiny = data.synthetic("cifar10", train_per_class=2, test_per_class=1)
+        for model in smoke.models:
+            engine.train(model, tiny, smoke.training(model), 1, seed=0, device=torch.device("cpu"))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("CI", raising=False)
         patch.delenv("TRAINGUARD_DATA_DIR", raising=False)
         code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay",
-                         "--results-dir", str(smoke_runs.copy(warm / "results")),
+                         "--results-dir", str(results),
                          "--baselines-dir", str(smoke_runs.copy_baseline(warm / "b").parent),
                          "--run-log", str(warm / "runlog.jsonl"), "--ledger-dir", str(warm / "ledger"),
                          "--report", str(warm / "report.md")])  # from the cache: nothing trains
@@ -92,6 +94,7 @@ class SmokeRuns:
     baseline seeds' 20."""
 
     root: Path
+    trained_here: bool = False  # this process trained some of them (so it has run every smoke model's training)
 
     def copy(self, results_dir: Path, which: str = "check_seed") -> Path:
         """A test's own copy of ``which`` ("check_seed" or "baseline_seeds"): tests write into their caches,
@@ -117,6 +120,7 @@ class SmokeRuns:
             if not done.exists():
                 shutil.rmtree(results, ignore_errors=True)  # a worker that died mid-way left a partial cache
                 self._train(which, results)
+                self.trained_here = True
                 done.touch()
         return results
 
