@@ -313,14 +313,12 @@ def environment(session: CheckSession) -> dict[str, str]:
 
 
 def baseline_versions(session: CheckSession) -> str | None:
-    """Tonight's versions against those recorded in the baseline's metadata (None without a baseline)."""
-    from .environment import versions
-
+    """The checked runs' versions against those recorded in the baseline's metadata (None without a baseline)."""
     matrix = session.matrix
     table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
     if table is None or "versions" not in table.meta:
         return None
-    return versions_line(table.meta["versions"], versions(), matrix.threads_note)
+    return versions_line(table.meta["versions"], matrix.runs_versions(), matrix.threads_note)
 
 
 def versions_line(recorded: dict, now: dict, threads_note: str) -> str:

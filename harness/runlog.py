@@ -64,7 +64,8 @@ def histories_from_log(path: Path | str, profile: str | None = None) -> dict[tup
                 continue
             runs[run] = History(model=event["model"], seed=event["seed"], device=event.get("device", "?"),
                                 parameters=event.get("parameters", 0), key=event.get("key", run),
-                                spec={k: event[k] for k in ("profile", "device_class", "training") if k in event})
+                                spec={k: event[k] for k in ("profile", "device_class", "training", "versions")
+                                      if k in event})
         elif run in runs and event["event"] == "epoch_end":
             fields = {k: event[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")}
             runs[run].epochs.append(EpochRecord(**fields, extra=event.get("extra", {})))

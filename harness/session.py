@@ -210,6 +210,16 @@ class Matrix:
         seconds = sum(e.seconds for h in trained for e in h.epochs)
         return f"{seconds:.1f} s in {len(trained)} run(s) trained by this process" if trained else "none (all cached)"
 
+    def runs_versions(self) -> dict[str, str]:
+        """The versions the checked seeds' runs were trained with — each run records them, and a report
+        re-rendered from a run log on another machine must say the runs', not its own — where runs disagree the
+        values joined with " / "; this process's for what no run recorded."""
+        recorded = [h.spec["versions"] for (_, seed), h in sorted(self.histories.items())
+                    if seed in self.seeds and "versions" in h.spec]
+        here = versions()
+        names = sorted({n for r in recorded for n in r}, key=lambda n: (list(here).index(n) if n in here else len(here), n))
+        return {name: " / ".join(sorted({r[name] for r in recorded if name in r})) for name in names} or here
+
     def environment(self) -> dict:
         ds = self.dataset
         return {
@@ -221,7 +231,7 @@ class Matrix:
             "data": f"{ds.name} from {ds.source}; {ds.verification}",
             "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
             "test split": ds.test_split,
-            "versions": ", ".join(f"{k} {v}" for k, v in versions().items()),
+            "versions": ", ".join(f"{k} {v}" for k, v in self.runs_versions().items()),
             "threads": self.threads_note,
             "commit": git_commit(),
             "wall time": f"{time.time() - self.started:.1f} s",

@@ -39,6 +39,7 @@ def finish(matrix, run: str, spec: RunSpec, history: History) -> None:
     """Stamp, log and cache a finished run (a stopped one is logged and reported, never cached)."""
     history.key, history.spec = spec.key(), {"profile": spec.profile, "device_class": spec.device_class,
                                               "epochs": spec.epochs, "training": vars(spec.training),
+                                              "versions": dict(spec.versions),
                                               **({"stack": list(spec.stack)} if spec.stack else {})}
     matrix.log.run_stop(run, history)
     if history.completed:

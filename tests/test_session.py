@@ -102,3 +102,32 @@ def test_the_thread_count_is_part_of_a_run_s_key(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert one != two
+
+
+def test_the_instruction_set_is_part_of_a_run_s_key(tmp_path, monkeypatch):
+    """AVX2 and AVX-512 kernels round differently: a cache shared by two CPU classes keeps a run per class."""
+    from trainguard import environment
+
+    matrix = Matrix(Options(load_profile("smoke"), device="cpu", results_dir=tmp_path / "r", run_log=None),
+                    printer=lambda line: None)
+    here = matrix.run_spec("NewModel2", 100).key()
+    real = environment.versions
+    monkeypatch.setattr("trainguard.session.versions", lambda: {**real(), "isa": "another"})
+    assert matrix.run_spec("NewModel2", 100).key() != here
+
+
+def test_the_report_states_the_versions_the_checked_runs_recorded(tmp_path):
+    """A report re-rendered from a run log on another machine says the runs' versions, not the renderer's; runs that
+    disagree show both values; runs that recorded none (an older log) fall back to this process's."""
+    from trainguard.environment import versions
+    from trainguard.history import History
+
+    matrix = Matrix(Options(load_profile("smoke"), device="cpu", results_dir=tmp_path / "r", run_log=None),
+                    printer=lambda line: None)
+    seed = matrix.seeds[0]
+    assert matrix.runs_versions() == versions()
+    matrix.preload({("Baseline1", seed): History("Baseline1", seed, "cpu", 0, spec={"versions": {"isa": "AVX2"}}),
+                    ("Baseline2", seed): History("Baseline2", seed, "cpu", 0, spec={"versions": {"isa": "AVX512"}}),
+                    ("NewModel1", 999): History("NewModel1", 999, "cpu", 0, spec={"versions": {"isa": "SSE"}})})
+    assert matrix.runs_versions() == {"isa": "AVX2 / AVX512"}  # seed 999 is not a checked seed
+    assert "isa AVX2 / AVX512" in matrix.environment()["versions"]
