@@ -21,8 +21,9 @@ def versions() -> dict[str, str]:
     import numpy as np
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "torch_threads": str(torch.get_num_threads()), "isa": torch.backends.cpu.get_cpu_capability()}
+    # plain str: torch.__version__ is a str subclass that pytest-xdist cannot send between processes
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "torch_threads": str(torch.get_num_threads()), "isa": str(torch.backends.cpu.get_cpu_capability())}
 
 
 # /proc/cpuinfo flag → the label torch gives the same level (torch.backends.cpu.get_cpu_capability), widest first

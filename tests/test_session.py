@@ -131,3 +131,11 @@ def test_the_report_states_the_versions_the_checked_runs_recorded(tmp_path):
                     ("NewModel1", 999): History("NewModel1", 999, "cpu", 0, spec={"versions": {"isa": "SSE"}})})
     assert matrix.runs_versions() == {"isa": "AVX2 / AVX512"}  # seed 999 is not a checked seed
     assert "isa AVX2 / AVX512" in matrix.environment()["versions"]
+
+
+def test_versions_are_plain_strings_that_xdist_can_send():
+    """A run's History carries its versions to the pytest-xdist controller; execnet refuses str subclasses such
+    as torch's TorchVersion."""
+    from trainguard.environment import versions
+
+    assert all(type(value) is str for value in versions().values()), versions()
