@@ -26,6 +26,21 @@ def versions() -> dict[str, str]:
             "torch_threads": str(torch.get_num_threads()), "isa": str(torch.backends.cpu.get_cpu_capability())}
 
 
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line's value in /proc/cpuinfo (Linux); None where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
 # /proc/cpuinfo flag → the label torch gives the same level (torch.backends.cpu.get_cpu_capability), widest first
 _VECTOR_FLAGS = (("avx512f", "AVX512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
 
@@ -34,14 +49,10 @@ def host_vector_isa() -> str:
     """The widest vector instruction set this CPU offers, read from its flags (not from a library, so a user's
     cap on one library's kernels does not hide it): TensorFlow's oneDNN picks its kernels by it, so a Keras
     golden replayed on an AVX-512 host after being written on an AVX2 one rounds differently."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return next((label for flag, label in _VECTOR_FLAGS if flag in flags), "default")
-    except OSError:
-        pass
-    return platform.machine() or "unknown"
+    flags = _cpuinfo("flags")
+    if flags is None:
+        return platform.machine() or "unknown"
+    return next((label for flag, label in _VECTOR_FLAGS if flag in set(flags.split())), "default")
 
 
 def git_commit(cwd: Path | None = None) -> str:

@@ -33,7 +33,7 @@ import torch
 
 from . import data, engine
 from .compare import Verdict
-from .environment import ISA_CONTROLS, host_vector_isa
+from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
                      golden_path, measure, read_golden, write_golden)
 from .spec import ConfigError
@@ -59,16 +59,6 @@ def pinned(threads: int):
     finally:
         torch.set_num_threads(old[0])
         torch.use_deterministic_algorithms(old[1], warn_only=old[2])
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def torch_environment(device: torch.device) -> dict[str, str]:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import platform
 import statistics
 import uuid
 
 from . import stats
 from .compare import Verdict, check_band
-from .environment import git_commit, versions
+from .environment import cpu_name, git_commit, versions
 from .overfit import BAND_QUANTITIES
 from .spec import METRIC_LABELS
 
@@ -36,16 +35,8 @@ def hardware(device_name: str) -> str:
     """What a speed comparison must hold fixed: the processor (or GPU) and the cores available."""
     if device_name != "cpu":
         return device_name
-    model = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores"
+    return f"{cpu_name()}, {cores} cores"
 
 
 def speed_of(histories: list, images: int) -> dict:
