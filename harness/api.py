@@ -91,16 +91,22 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     profile enables, including Experiment 1 (MNIST), and summarize (``compare_with``: an earlier run log or
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
+    from . import watchdog
+
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
     session = CheckSession(matrix)
     preflight(session)
-    outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
-    for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
-        for model in matrix.profile.models:
-            matrix.history(model, seed)
-    train_mnist(session, printer)
-    verdicts += session.verdicts()
-    return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+    watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
+    try:
+        outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
+        for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
+            for model in matrix.profile.models:
+                matrix.history(model, seed)
+        train_mnist(session, printer)
+        verdicts += session.verdicts()
+        return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+    finally:
+        watchdog.end_night()
 
 
 def train_mnist(session: CheckSession, printer=print) -> None:
@@ -172,6 +178,16 @@ def publish(summary: RunSummary, report_path: Path, ledger_dir: Path | None = No
     return path
 
 
+def drain_recovered() -> list[str]:
+    """What the stores set aside or finished since the last report (a torn last line, an interrupted update, a
+    healed data cache): the report says it once."""
+    from .storage import RECOVERED
+
+    lines = list(dict.fromkeys(RECOVERED))
+    RECOVERED.clear()
+    return lines
+
+
 def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: list[str] = (),
               compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
     """Collect what the report shows from a run whose runs and checks are done (``session``: its runs and
@@ -191,6 +207,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     notes = _lead_notes(profile, verdicts) + notes
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
     notes += _run_notes(session)
+    notes += [f"recovered: {line}" for line in drain_recovered()]
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
         environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .spec import METRICS, ConfigError
-from .storage import atomic_write_json, atomic_write_text
+from .storage import reading_together, write_together
 
 FORMAT_VERSION = 2  # 2: per-seed curves are the source of truth; 1 (mean/std only) is read as "regenerate"
 PUBLISHED_COLUMNS = ("model", "epochs", *METRICS)
@@ -164,7 +164,13 @@ def seeds_path(csv_path: Path) -> Path:
 
 
 def load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...]) -> BaselineTable:
-    """Read a measured baseline (metadata + per-seed curves); check it covers every model × budget."""
+    """Read a measured baseline (metadata + per-seed curves), never between two files of an update; check it covers
+    every model × budget."""
+    with reading_together(Path(path).parent, f"the baseline {Path(path).name}"):
+        return _load_measured(Path(path), models, budgets)
+
+
+def _load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...]) -> BaselineTable:
     meta_file, curves_file = meta_path(path), seeds_path(path)
     try:
         meta = json.loads(meta_file.read_text())
@@ -226,13 +232,14 @@ def render_curves(curves: dict[tuple[str, int], list[dict[str, float]]]) -> str:
 
 
 def write_measured(path: Path, curves, models, budgets, meta: dict) -> BaselineTable:
-    """Curves first, then the summary view, metadata last, each atomically: the metadata's
-    format version is what makes a reader trust the pair, so it lands only after both."""
-    atomic_write_text(seeds_path(path), render_curves(curves))
+    """The per-seed curves, the summary view and the metadata, replaced together (storage.write_together): a crash
+    or a second writer never leaves new curves beside old metadata."""
     table = BaselineTable(path, curves, {**meta, "format_version": FORMAT_VERSION})
     cells = {(m, b, metric): table.cell(m, b, metric) for m in models for b in budgets for metric in METRICS}
-    atomic_write_text(path, render_measured(cells, models, budgets))
-    atomic_write_json(meta_path(path), table.meta)
+    write_together(path.parent, {seeds_path(path).name: render_curves(curves).encode(),
+                                 path.name: render_measured(cells, models, budgets).encode(),
+                                 meta_path(path).name: (json.dumps(table.meta, indent=2, sort_keys=True) + "\n").encode()},
+                   f"the baseline {path.name}")
     return table
 
 

@@ -490,13 +490,19 @@ def cmd_data(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .spec import ConfigError
+    from .storage import WaitTimeout, environment_error
 
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
                 "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger}[args.command](args)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, WaitTimeout) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if (message := environment_error(exc)) is None:
+            raise
+        print(f"trainguard: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("trainguard: interrupted; completed runs are kept in the result cache, rerun to resume", file=sys.stderr)

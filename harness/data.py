@@ -8,7 +8,9 @@ Sources, in order:
 2. the user cache (``TRAINGUARD_CACHE_DIR``, default ``~/.cache/trainguard``);
 3. a download through torchvision's dataset classes (which check the MD5 of every
    archive and batch before they unpickle anything), converted once into the cache
-   with an atomic write.
+   with an atomic write, under a lock (one download per cache, however many processes ask).
+   A cached file whose checksum file is missing or wrong is verified against the known release and
+   its checksum rewritten, or set aside and fetched again: never trusted, never a dead end.
 
 Every file read is checked: keys, shape, dtype, label range, and the digest of each
 array where its size is that of a known release (``data_manifest.json``). Files are
@@ -22,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from .storage import atomic_write_bytes, sha256_file
+from .storage import RECOVERED, atomic_write_bytes, file_lock, sha256_file
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
@@ -228,18 +231,36 @@ def _unavailable_message(name: str, data_dir: Path | None, cache_dir: Path, reas
     )
 
 
-def _read_cache(name: str, cache_dir: Path) -> Dataset | None:
-    """The cached file if present and intact; None (with the reason kept) if it must be refetched."""
+def _read_cache(name: str, cache_dir: Path) -> tuple[Dataset | None, str]:
+    """The cached file if present and intact, else None and why it must be fetched again.
+
+    A file whose checksum file is missing or does not match it (a crash between the two writes, a hand edit) is
+    not an error that needs a person: the archive is verified against the known release digests and, if it is
+    the release, its checksum file is written again (healed); otherwise it is set aside (``.npz.bad-<time>``,
+    never deleted) and fetched again."""
     path = cache_dir / FILENAMES[name]
     sidecar = path.with_suffix(".npz.sha256")
     if not path.exists():
-        return None
-    if not sidecar.exists() or sidecar.read_text().strip() != sha256_file(path):
-        raise DataError(
-            f"{path}: cached file does not match its recorded sha256 ({sidecar.name}); the cache is corrupt "
-            f"and is not trusted. Delete {path} and run `trainguard data fetch {name}`, or use --data-dir."
-        )
-    return read_npz(name, path)
+        return None, "not found"
+    recorded = sidecar.read_text().strip() if sidecar.exists() else None
+    if recorded is not None and recorded == sha256_file(path):
+        return read_npz(name, path), ""
+    problem = "has no checksum file" if recorded is None else f"does not match its recorded sha256 ({sidecar.name})"
+    try:
+        dataset = read_npz(name, path)
+    except DataError:
+        dataset = None
+    if dataset is not None and dataset.verification.startswith("verified"):
+        atomic_write_bytes(sidecar, sha256_file(path).encode())
+        RECOVERED.append(f"{path}: {problem}, but every array matches the known release; checksum file rewritten")
+        return dataset, ""
+    aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}")
+    path.rename(aside)
+    sidecar.unlink(missing_ok=True)
+    reason = (f"the cached {path} {problem} and is not the known release: the cache is corrupt and is not trusted "
+              f"(set aside as {aside.name})")
+    RECOVERED.append(reason)
+    return None, reason
 
 
 def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None,
@@ -257,12 +278,17 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
         path = data_dir / FILENAMES[name]
         if path.exists():
             return read_npz(name, path)
-    cached = _read_cache(name, cache_dir)
+    cached, reason = _read_cache(name, cache_dir)
     if cached is not None:
         return cached
     if not allow_download:
-        raise DataError(_unavailable_message(name, data_dir, cache_dir, "not found and downloads are disabled"))
-    return download(name, cache_dir)
+        raise DataError(_unavailable_message(name, data_dir, cache_dir,
+                                             f"{reason} and downloads are disabled"))
+    # one download per cache, whatever the number of processes: the others wait, then read what it wrote
+    # (the lock file sits beside the cache directory: a failed download leaves the cache as it was, not created)
+    with file_lock(cache_dir.parent / f".{cache_dir.name}-{name}.lock", f"downloading {name} into {cache_dir}"):
+        cached, _ = _read_cache(name, cache_dir)
+        return cached if cached is not None else download(name, cache_dir)
 
 
 # --------------------------------------------------------------------------- exports

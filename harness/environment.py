@@ -56,8 +56,15 @@ def host_vector_isa() -> str:
 
 
 def git_commit(cwd: Path | None = None) -> str:
+    """The checkout's commit, ``+dirty`` when tracked files differ from it (the numbers then come from code no
+    commit holds); "unknown" outside a git checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        commit = out.stdout.strip()
+        if not commit or out.returncode != 0:
+            return "unknown"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True,
+                                text=True, timeout=10)
+        return f"{commit}+dirty" if status.returncode == 0 and status.stdout.strip() else commit
     except (OSError, subprocess.SubprocessError):
         return "unknown"

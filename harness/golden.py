@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .spec import ConfigError
-from .storage import atomic_write_text
+from .storage import recover_staged, write_together
 
 FORMAT_VERSION = 1
 STEP_SERIES = ("loss", "grad_norm", "lr")  # in the order a step produces them
@@ -411,18 +412,39 @@ def golden_path(baselines_dir: Path | str, profile: str, device_class: str, name
     return golden_dir(baselines_dir, profile, device_class) / f"{name.replace(':', '--')}.json"
 
 
+def golden_bytes(golden: Golden) -> bytes:
+    return (json.dumps(golden.to_json(), indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
 def write_golden(path: Path, golden: Golden) -> None:
-    atomic_write_text(path, json.dumps(golden.to_json(), indent=1, sort_keys=True) + "\n")
+    write_goldens_together({Path(path): golden})
+
+
+def write_goldens_together(goldens: dict[Path, Golden]) -> None:
+    """Every golden of one update replaced together, per directory (storage.write_together): an update that dies
+    half way leaves the goldens before it, never some of each."""
+    by_directory: dict[Path, dict[str, bytes]] = {}
+    for path, golden in goldens.items():
+        by_directory.setdefault(Path(path).parent, {})[Path(path).name] = golden_bytes(golden)
+    for directory, files in by_directory.items():
+        write_together(directory, files, "the golden runs")
 
 
 def read_golden(path: Path) -> Golden | None:
     """The golden at ``path``; None if there is none; a ConfigError naming the file if it is unreadable."""
+    path = Path(path)
+    if path.parent.is_dir() and os.access(path.parent, os.W_OK):
+        recover_staged(path.parent)  # finish or discard an update that died half way, before trusting a file
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     try:
         golden = Golden.from_json(json.loads(text))
+        for part in golden.trace.parts:
+            for name in [*part.steps, *part.epochs]:
+                if not all(math.isfinite(v) for v in _values(part, name)):
+                    raise ValueError(f"the series {name!r} holds a value that is not a finite number")
         for part, env in zip(golden.trace.parts, golden.envelope):
             for name in [*part.steps, *part.epochs]:
                 if len(env[name]) != len(_values(part, name)):

@@ -3,7 +3,8 @@
 TensorFlow and PyTorch in one process crash here (a segmentation fault in the first
 torch operation when TensorFlow was imported before it — seen with tensorflow-cpu 2.21
 and torch 2.14), so Keras runs in its own interpreter: the parent writes the subset to a
-temporary .npz it created, the child trains and writes the history as JSON. Beside the
+temporary .npz it created, the child trains and writes the history as JSON to a file (never to stdout,
+where a library's print would break it), and is killed if it runs past its bound (trainguard.watchdog). Beside the
 isolation this keeps TensorFlow's start-up and threads out of the pytest process.
 
     python -m trainguard.keras_engine SUBSET.npz CONFIG.json OUT.json
@@ -21,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +31,7 @@ import numpy as np
 
 from .environment import ISA_CONTROLS
 from .history import EpochRecord, History
+from .watchdog import run_child
 
 
 def train_keras(arrays: dict, config: dict, dropout: float, seed: int, trace: dict | None = None) -> History:
@@ -113,10 +114,9 @@ def train_in_subprocess(subset, config, dropout: float, seed: int, threads: int 
                  y_val=subset.y_val, x_test=subset.x_test, y_test=subset.y_test)
         (tmp / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "dropout": dropout, "seed": seed,
                                                           "threads": threads}))
-        env = subprocess_env()
-        done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", str(tmp / "subset.npz"),
-                               str(tmp / "config.json"), str(tmp / "history.json")],
-                              capture_output=True, text=True, env=env)
+        done = run_child([sys.executable, "-m", "trainguard.keras_engine", str(tmp / "subset.npz"),
+                          str(tmp / "config.json"), str(tmp / "history.json")],
+                         f"the Keras run (dropout {dropout}, seed {seed})", env=subprocess_env())
         if done.returncode != 0:
             raise RuntimeError(f"the Keras run (dropout {dropout}, seed {seed}) failed with exit code "
                                f"{done.returncode}:\n{done.stderr[-3000:]}")
@@ -137,9 +137,9 @@ def golden_in_subprocess(subset, config, jobs: list[dict], threads: int, env: di
         np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
                  y_val=subset.y_val, x_test=subset.x_test, y_test=subset.y_test)
         (tmp / "jobs.json").write_text(json.dumps({"config": dataclasses.asdict(config), "threads": threads, "jobs": jobs}))
-        done = subprocess.run([sys.executable, "-m", "trainguard.keras_engine", "--golden", str(tmp / "subset.npz"),
-                               str(tmp / "jobs.json"), str(tmp / "out.json")], capture_output=True, text=True,
-                              env={**subprocess_env(), **(env or {})})
+        done = run_child([sys.executable, "-m", "trainguard.keras_engine", "--golden", str(tmp / "subset.npz"),
+                          str(tmp / "jobs.json"), str(tmp / "out.json")], "the Keras golden runs",
+                         env={**subprocess_env(), **(env or {})})
         if done.returncode != 0:
             raise RuntimeError(f"the Keras golden run failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
         return json.loads((tmp / "out.json").read_text())

@@ -40,6 +40,16 @@ def _positive_int(text: str) -> int:
     raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value > 0 and value != float("inf"):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         index, total = (int(part) for part in text.split("/"))
@@ -116,6 +126,10 @@ RUN_OPTIONS = (
                                 "where only the verdicts are read)", flag=True, ini=True),
     CommandOption("fail-on-slowdown", "fail the run when a model trains slower than earlier runs on the same hardware, "
                                       "beyond their measured noise (otherwise flagged)", flag=True),
+    CommandOption("max-minutes", "the night's time limit: a run still training then stops as timed out, runs not yet "
+                                 "started are not trained, the checks, report and ledger entry are still written, and "
+                                 "the night fails [the profile's max_minutes, else none]; docs/reliability.md",
+                  type=_positive_number, metavar="M", ini=True),
 )
 REPORT = CommandOption("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
                        ini=True)
@@ -203,5 +217,6 @@ def session_options(values: dict, profile):
                    stack_seeds=bool(values.get("stack_seeds")),
                    ledger_dir=Path(values["ledger_dir"]) if values.get("ledger_dir") else None,
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
+                   max_minutes=values.get("max_minutes"),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

@@ -92,7 +92,7 @@ def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
 
 
 def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device, on_step=None,
-              prepare=None) -> History:
+              prepare=None, on_batch=None) -> History:
     """One arm in PyTorch; ``on_step`` and ``prepare`` (applied to the built model) serve the golden runs."""
     from .models.mnist import DenseMNIST
 
@@ -101,7 +101,11 @@ def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int,
         return prepare(model) if prepare is not None else model
 
     return engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
-                        device, model_factory=build, on_step=on_step)
+                        device, model_factory=build, on_step=on_step, on_batch=on_batch)
+
+
+def _stopped(label: str, seed: int, message: str) -> History:
+    return History(label, seed, "cpu", 0, status="timeout", failed_epoch=1, message=message)
 
 
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
@@ -118,6 +122,11 @@ class Pair:
     seed: int
     nodrop: History
     drop: History
+
+    @property
+    def complete(self) -> bool:
+        """Both runs completed every epoch (a stopped run measured no gap)."""
+        return all(h.completed and h.epochs for h in (self.nodrop, self.drop))
 
     def quantities(self) -> dict[str, float]:
         nd, d = self.nodrop.epochs, self.drop.epochs
@@ -223,14 +232,33 @@ class OverfitExperiment:
             subset = small_subset(self.mnist, self.config, seed)
             runs = []
             for dropout in (0.0, self.config.dropout):
-                if framework == "keras":
-                    history = run_keras(subset, self.config, dropout, seed, self.threads)
-                else:
-                    history = run_torch(subset, self.config, dropout, seed, self.device)
+                history = self._run(framework, subset, dropout, seed)
                 self._log(framework, dropout, history)
                 runs.append(history)
             self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         return self.pairs[(framework, seed)]
+
+    def _run(self, framework: str, subset: Dataset, dropout: float, seed: int) -> History:
+        """One arm; a run the night's time limit or a hung Keras child stopped is a ``timeout`` run (its checks
+        fail with the message), not an error that ends the night."""
+        from . import watchdog
+        from .storage import WaitTimeout
+
+        label = log_name(framework, dropout)
+        if watchdog.passed():
+            return _stopped(label, seed, f"not trained: {watchdog.describe_limit()} had passed")
+        try:
+            if framework == "keras":
+                return run_keras(subset, self.config, dropout, seed, self.threads)
+            return run_torch(subset, self.config, dropout, seed, self.device,
+                             on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}"))
+        except WaitTimeout as exc:
+            return _stopped(label, seed, str(exc))
+
+    def stopped(self, framework: str) -> list[History]:
+        """The runs of ``framework``'s seeds that did not complete (their cases fail with why)."""
+        return [h for seed in self.config.seeds for h in (self.pair(framework, seed).nodrop, self.pair(framework, seed).drop)
+                if not h.completed]
 
     def _log(self, framework: str, dropout: float, history: History) -> None:
         """Append the finished run to the run log, so the report can be re-rendered from the log."""
@@ -270,7 +298,13 @@ class OverfitExperiment:
         return [] if self.config.synthetic else conclusion_verdicts(self.seed_pairs(framework), self.config)
 
     def per_seed(self, framework: str, seeds) -> dict[int, dict[str, float]]:
-        return {seed: self.pair(framework, seed).quantities() for seed in seeds}
+        """Every seed's quantities (a baseline update): a run that stopped is an error, never a short baseline."""
+        pairs = {seed: self.pair(framework, seed) for seed in seeds}
+        if stopped := [h for pair in pairs.values() for h in (pair.nodrop, pair.drop) if not h.completed]:
+            raise RuntimeError(f"MNIST {framework} baseline: {len(stopped)} run(s) did not complete, the first "
+                               f"{stopped[0].model} seed {stopped[0].seed}: {stopped[0].status} ({stopped[0].message}); "
+                               f"nothing was written")
+        return {seed: pair.quantities() for seed, pair in pairs.items()}
 
 
 @dataclass
@@ -300,40 +334,68 @@ MNIST_FORMAT_VERSION = 2  # 2: one row per baseline seed (1 held only mean/std/m
 
 
 def write_distribution(path, per_seed: dict[int, dict[str, float]], meta: dict) -> None:
-    """Every baseline seed's quantities, as reviewable CSV + JSON metadata (written last)."""
-    from .storage import atomic_write_json, atomic_write_text
+    """Every baseline seed's quantities, as reviewable CSV + JSON metadata, replaced together."""
+    import json
+
+    from .storage import write_together
 
     lines = ["seed," + ",".join(QUANTITIES)]
     lines += [f"{seed}," + ",".join(f"{per_seed[seed][q]:.6g}" for q in QUANTITIES) for seed in sorted(per_seed)]
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    atomic_write_json(path.with_suffix(".meta.json"), {**meta, "format_version": MNIST_FORMAT_VERSION})
+    meta = json.dumps({**meta, "format_version": MNIST_FORMAT_VERSION}, indent=2, sort_keys=True) + "\n"
+    write_together(path.parent, {path.name: ("\n".join(lines) + "\n").encode(),
+                                 path.with_suffix(".meta.json").name: meta.encode()}, f"the MNIST baseline {path.name}")
+
+
+def _int(path, line: int, row: dict, column: str) -> int:
+    try:
+        return int(row[column])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: expected an integer, got {row.get(column)!r} "
+                          f"(columns seed,{','.join(QUANTITIES)})") from None
+
+
+def _finite(path, line: int, row: dict, column: str) -> float:
+    """A number of a stored MNIST baseline: finite, except the ratio, which is infinite where a seed had no gap."""
+    try:
+        value = float(row[column])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: expected a number, got {row.get(column)!r} "
+                          f"(columns seed,{','.join(QUANTITIES)})") from None
+    if math.isnan(value) or (math.isinf(value) and column != "ratio"):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: {value} is not a finite number; the file is "
+                          f"damaged — restore it from git or regenerate with trainguard baselines update")
+    return value
 
 
 def load_distribution(path) -> MnistBaseline | None:
     """The per-seed MNIST baseline at ``path``; None if absent. A malformed one raises ConfigError."""
     import csv
+    import io
     import json
     from pathlib import Path
 
+    from .storage import reading_together
+
     path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        meta = json.loads(path.with_suffix(".meta.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path.with_suffix('.meta.json')}: missing or not JSON ({exc}); regenerate with "
-                          f"trainguard baselines update") from None
+    with reading_together(path.parent, f"the MNIST baseline {path.name}"):
+        if not path.exists():
+            return None
+        try:
+            meta = json.loads(path.with_suffix(".meta.json").read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path.with_suffix('.meta.json')}: missing or not JSON ({exc}); regenerate with "
+                              f"trainguard baselines update") from None
     if meta.get("format_version") != MNIST_FORMAT_VERSION:
         raise ConfigError(f"{path}: format_version {meta.get('format_version')!r}, this trainguard reads "
                           f"{MNIST_FORMAT_VERSION} (one row per seed); regenerate with trainguard baselines update")
     per_seed = {}
-    with path.open() as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                per_seed[int(row["seed"])] = {q: float(row[q]) for q in QUANTITIES}
-            except (KeyError, TypeError, ValueError):
-                raise ConfigError(f"{path}, line {line}: expected columns seed,{','.join(QUANTITIES)} with numbers, "
-                                  f"got {row}") from None
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        per_seed[_int(path, line, row, "seed")] = {q: _finite(path, line, row, q) for q in QUANTITIES}
+    missing = sorted(set(meta.get("seeds", [])) - set(per_seed))
+    if missing:
+        raise ConfigError(f"{path}: seeds {missing} of the metadata's {meta.get('seeds')} have no row: truncated or "
+                          f"edited? Restore it from git or regenerate with trainguard baselines update")
     if len(per_seed) < 2:
         raise ConfigError(f"{path}: needs at least 2 seeds to measure a spread, has {len(per_seed)}")
     return MnistBaseline(path, per_seed, meta)

@@ -203,7 +203,17 @@ def get_matrix(config: pytest.Config):
             state["matrix"] = Matrix(session_options(state["values"], state["profile"]), printer=_printer(config))
         except ConfigError as exc:
             stop(config, f"trainguard: {exc}")
+        from . import watchdog
+
+        watchdog.start_night(state["matrix"].options.time_limit)  # from the first run on (ended at unconfigure)
     return state["matrix"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_STATE_KEY, None):
+        from . import watchdog
+
+        watchdog.end_night()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -485,7 +495,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
                                              if n in state["replay"]])
         publish(summary, path, ledger_dir=state["values"]["ledger_dir"])
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
-        _printer(config)(f"[trainguard] could not write the report {path}: {type(exc).__name__}: {exc}")
+        import traceback
+
+        from .storage import environment_error
+
+        why = (environment_error(exc) if isinstance(exc, OSError) else None) or "".join(traceback.format_exception(exc))
+        _printer(config)(f"[trainguard] could not write the report {path}: {why}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
     state["report_path"] = path

@@ -23,8 +23,8 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from . import data, engine
 from .compare import Verdict
 from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
-                     golden_path, measure, read_golden, write_golden)
+                     golden_path, measure, read_golden, write_golden, write_goldens_together)
 from .spec import ConfigError
 
 # A lower instruction set than the machine's, forced through the libraries' own controls: ATen's
@@ -254,12 +254,15 @@ def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
     if matrix.options.data_dir:
         command += ["--data-dir", str(matrix.options.data_dir)]
     from .keras_engine import subprocess_env
+    from .watchdog import run_child
 
-    env = {**subprocess_env(), **LOW_ISA}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"the lower-ISA golden runs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return {raw["name"]: Trace.from_json(raw) for raw in json.loads(done.stdout)}
+    with tempfile.TemporaryDirectory(prefix="trainguard-replay-") as tmp:
+        out = Path(tmp) / "traces.json"  # a file, not stdout: a print in a user's model cannot break it
+        done = run_child(command + ["--out", str(out)], f"the lower-ISA golden runs ({', '.join(names)})",
+                         env={**subprocess_env(), **LOW_ISA})
+        if done.returncode != 0:
+            raise RuntimeError(f"the lower-ISA golden runs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        return {raw["name"]: Trace.from_json(raw) for raw in json.loads(out.read_text())}
 
 
 def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -> tuple[dict[str, Trace], dict[str, str]]:
@@ -315,7 +318,7 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     torch_names = [n for n in names if n != "mnist-keras"]
     printer(f"[trainguard] golden runs of {matrix.profile.name}: {', '.join(names)} (with their noise envelope)")
     low_isa = _low_isa_traces(matrix, torch_names) if torch_names else {}
-    lines = []
+    lines, staged = [], {}
     for name in names:
         started = time.perf_counter()
         golden_trace = trace(matrix, name, experiment)
@@ -331,11 +334,12 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
         path = golden_file(matrix, name)
         old = read_golden(path) if path.exists() else None
         moved = "new" if old is None else compare(old, golden_trace, golden.spec, matrix.profile.cli_name).message
-        write_golden(path, golden)
+        staged[path] = golden
         lines.append(f"{path}: {golden_trace.steps} steps; noise envelope from {len(runs)} perturbations, "
                      f"leave-one-out widening {max(factors.values(), default=1):.3g} at most; "
                      f"{time.perf_counter() - started:.1f} s; was: {moved}")
         printer(f"[trainguard] {lines[-1]}")
+    write_goldens_together(staged)  # all of them or none: an update that dies half way leaves the old goldens
     return lines
 
 
@@ -412,8 +416,8 @@ def exit_code(outcomes: list[Outcome]) -> int:
 
 
 def _child_main(argv: list[str]) -> int:
-    """``python -m trainguard.replay trace --profile P --names A,B [--data-dir D]``: the torch golden runs as
-    JSON on stdout (the lower-ISA perturbation runs in such a child: the ISA is chosen at process start)."""
+    """``python -m trainguard.replay trace --profile P --names A,B [--data-dir D] --out OUT``: the torch golden runs as
+    JSON in OUT (the lower-ISA perturbation runs in such a child: the ISA is chosen at process start)."""
     import argparse
 
     from .session import Matrix, Options
@@ -424,12 +428,13 @@ def _child_main(argv: list[str]) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--names", required=True)
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     matrix = Matrix(Options(load_profile(args.profile), device="cpu", data_dir=args.data_dir, allow_download=False,
                             results_dir=None, run_log=None), printer=lambda _: None)
     names = args.names.split(",")
     experiment = _experiment(matrix, names)
-    print(json.dumps([trace(matrix, name, experiment).to_json() for name in names]))
+    args.out.write_text(json.dumps([trace(matrix, name, experiment).to_json() for name in names]))
     return 0
 
 

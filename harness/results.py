@@ -14,6 +14,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -52,9 +54,11 @@ def code_fingerprint(model: str | None = None, stacked: bool = False) -> str:
 
 
 def user_model_source(model: str) -> str:
-    """The source of a user's model (an import path or an entry point): its whole module, so that an edit
-    anywhere in ``mynet.py`` is a new result, never a cached one. '' for a name that resolves to nothing
-    (the DenseMNIST runs' labels)."""
+    """The source of a user's model (an import path or an entry point): its whole module and every module of the
+    same top-level package (or, for a loose module, beside it in the same directory) that is loaded once it is
+    imported — the helpers it imports — so that an edit anywhere in them is a new result, never a cached one.
+    '' for a name that is not a model name (the DenseMNIST runs' labels). A model that cannot be resolved is the
+    profile's error (ConfigError), never a key that silently leaves the source out."""
     import inspect
 
     from . import models
@@ -63,14 +67,84 @@ def user_model_source(model: str) -> str:
         return ""
     try:
         factory = models.resolve(model)
-    except models.ModelError:
-        return ""
+    except models.ModelError as exc:
+        from .spec import ConfigError
+
+        raise ConfigError(str(exc)) from None
     module = inspect.getmodule(factory)
+    if module is None:
+        return _source_of(factory)
+    return "".join(f"# {name}\n{_source_of(sys.modules[name])}" for name in user_modules(module))
+
+
+def user_modules(module) -> list[str]:
+    """The names of ``module`` and of the modules of the user's own code it imports, directly or through each
+    other: read from the import statements (so the answer does not depend on what else this process loaded), kept
+    when the imported module's file lies under the user's root — the top-level package's directory, or for a
+    loose module its own directory — and outside installed packages."""
+    root = _user_root(module)
+    found, todo = {}, [module]
+    while todo:
+        current = todo.pop()
+        if current.__name__ in found:
+            continue
+        found[current.__name__] = current
+        for name in _imported_names(current):
+            other = sys.modules.get(name)
+            path = getattr(other, "__file__", None)
+            if other is not None and path and _is_own(Path(path), root) and name not in found:
+                todo.append(other)
+    return sorted(found)
+
+
+def _user_root(module) -> Path:
+    top = sys.modules.get(module.__name__.partition(".")[0], module)
+    path = Path(getattr(top, "__file__", None) or getattr(module, "__file__", None) or ".").resolve()
+    return path.parent if path.name != "__init__.py" else path.parent.parent
+
+
+def _is_own(path: Path, root: Path) -> bool:
+    path = path.resolve()
+    return path.is_relative_to(root) and not {"site-packages", "dist-packages"} & set(path.parts)
+
+
+def _imported_names(module) -> list[str]:
+    """Every module name ``module``'s import statements may name (``from a import b``: ``a`` and ``a.b``)."""
+    import ast
+
     try:
-        return inspect.getsource(module) if module is not None else inspect.getsource(factory)
+        tree = ast.parse(_source_of(module))
+    except SyntaxError:
+        return []
+    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[:len(parts) - node.level + 1] if node.level > 1 else parts
+                base = ".".join(filter(None, [*parts, node.module or ""]))
+            names += [base] + [f"{base}.{alias.name}" for alias in node.names]
+    return [n for n in names if n]
+
+
+def _source_of(obj) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(obj)
     except (OSError, TypeError):  # no source (a compiled module): its file's bytes are the next best thing
-        path = getattr(module, "__file__", None)
-        return Path(path).read_bytes().hex() if path else repr(factory)
+        path = getattr(obj, "__file__", None)
+        return Path(path).read_bytes().hex() if path else repr(obj)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name any file system takes: a user's model ``mynet:TinyNet`` keeps no ``:`` (on NTFS it
+    would name an alternate data stream); trainguard's own names are unchanged."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 class ResultStore:
@@ -90,23 +164,16 @@ class ResultStore:
         if self.root is None:
             yield
             return
-        from filelock import FileLock, Timeout
+        from .storage import file_lock
 
-        path = self.path(spec).with_suffix(".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        def waiting() -> None:
             on_wait(f"[trainguard] {spec.model} seed {spec.seed}: another process is training it; waiting for its result")
-            lock.acquire()
-        try:
+
+        with file_lock(self.path(spec).with_suffix(".lock"), f"{spec.model} seed {spec.seed}", on_wait=waiting):
             yield
-        finally:
-            lock.release()
 
     def path(self, spec: RunSpec) -> Path:
-        return self.root / spec.profile / spec.device_class / f"{spec.model}-seed{spec.seed}-{spec.key()}.json"
+        return self.root / spec.profile / spec.device_class / f"{safe_name(spec.model)}-seed{spec.seed}-{spec.key()}.json"
 
     def get(self, spec: RunSpec) -> History | None:
         """A stored completed history for this exact spec, or None. Corrupt files are reported, not trusted."""

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, engine, training
+from . import data, engine, training, watchdog
 from .environment import git_commit, versions
 from .history import EpochRecord, History
 from .results import ResultStore, code_fingerprint
 from .runlog import RunLog
 from .spec import seed_list  # noqa: F401 (re-exported: callers import it from here)
 from .spec import ConfigError, Profile, RunSpec
+from .storage import WaitTimeout
 
 Printer = Callable[[str], None]
 
@@ -48,6 +49,12 @@ class Options:
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
     figures: bool = True  # the report's PNG figures (off: the same markdown without them)
+    max_minutes: float | None = None  # the night's time limit (trainguard.watchdog); None: the profile's max_minutes
+
+    @property
+    def time_limit(self) -> float | None:
+        """Minutes the night may take: --max-minutes, else the profile's ``max_minutes``, else None (no limit)."""
+        return self.max_minutes if self.max_minutes is not None else self.profile.max_minutes
 
 
 @dataclass
@@ -107,21 +114,19 @@ class Matrix:
 
     def _resolve_user_models(self) -> None:
         """A profile's own models (``"mynet:TinyNet"``, entry points) are imported now, with the profile file's
-        directory and the working directory on sys.path: a wrong path is an error before anything trains."""
+        directory and the working directory searched first: a wrong path is an error before anything trains."""
         from . import models
 
         custom = [m for m in self.profile.models if m not in models.MODEL_NAMES]
         if not custom:
             return
         source = Path(self.profile.source) if self.profile.source else None
-        for directory in ([source.parent.resolve()] if source and source.suffix == ".toml" else []) + [Path.cwd()]:
-            if str(directory) not in sys.path:
-                sys.path.insert(0, str(directory))
-        for name in custom:
+        search = tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
+        for name in custom:  # on sys.path only while imported (models.resolve takes them off again)
             try:
-                models.resolve(name)
+                models.resolve(name, search)
             except models.ModelError as exc:
-                raise ConfigError(f"{self.profile.source or self.profile.name}: {exc}") from None
+                raise ConfigError(f"profile {self.profile.source or self.profile.name}: {exc}") from None
 
     # ------------------------------------------------------------------ data and training
 
@@ -169,21 +174,35 @@ class Matrix:
         if history is not None:
             self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
         elif not self.allow_training:
-            history = History(model, seed, engine.device_name(self.device), 0, status="missing",
-                              message=f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
-                                      f"run `trainguard run --profile {self.profile.name}` first")
-        elif self.options.stack_seeds:
-            training.train_stack(self, model, spec.stack)
-            return self.histories[(model, seed)]
+            history = self._not_trained(model, seed, "missing",
+                                        f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
+                                        f"run `trainguard run --profile {self.profile.name}` first")
+        elif watchdog.passed():
+            history = self._not_trained(model, seed, "timeout", f"not trained: {watchdog.describe_limit()} had passed")
         else:
-            with self.store.lock(spec, on_wait=self.printer):
-                history = self.store.get(spec)  # another process may have trained it while we waited
-                if history is None:
-                    history = training.train_one(self, model, seed, spec)
-                else:
-                    self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
+            try:
+                return self._train(model, seed, spec)
+            except WaitTimeout as exc:  # a lock another process held past its bound: this run fails, the night goes on
+                history = self._not_trained(model, seed, "timeout", str(exc))
         self.histories[(model, seed)] = history
         return history
+
+    def _train(self, model: str, seed: int, spec: RunSpec) -> History:
+        if self.options.stack_seeds:
+            training.train_stack(self, model, spec.stack)
+            return self.histories[(model, seed)]
+        with self.store.lock(spec, on_wait=self.printer):
+            history = self.store.get(spec)  # another process may have trained it while we waited
+            if history is None:
+                history = training.train_one(self, model, seed, spec)
+            else:
+                self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
+        self.histories[(model, seed)] = history
+        return history
+
+    def _not_trained(self, model: str, seed: int, status: str, message: str) -> History:
+        return History(model, seed, engine.device_name(self.device), 0, status=status,
+                       failed_epoch=None if status == "missing" else 1, message=message)
 
     def preload(self, histories: dict[tuple[str, int], History]) -> None:
         """Use these histories (from a run log) instead of the cache or training."""

@@ -160,6 +160,8 @@ class Profile:
     # torch (and TensorFlow) threads for every run: the count changes how sums are split, so a baseline is
     # only comparable with runs at its own count. None: the library's default for the machine (reported).
     threads: int | None = None
+    # the night's time limit in minutes (trainguard.watchdog; --max-minutes wins); None: no limit
+    max_minutes: float | None = None
 
     @property
     def max_epochs(self) -> int:
@@ -266,6 +268,19 @@ class OverfitConfig:
         unknown = set(raw) - known
         if unknown:
             raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
+        where = f"{source} [mnist]"
+        for key, kind in {"train_images": "positive int", "validation_split": "number", "epochs": "positive int",
+                          "batch_size": "positive int", "lr": "positive number", "dropout": "number", "seeds": "ints",
+                          "baseline_seeds": "ints", "frameworks": "strs", "min_rise": "number", "rise_note": "str",
+                          "synthetic": "bool"}.items():
+            _typed(raw, key, kind, where)
+        if not 0 < raw.get("validation_split", 0.25) < 1 or not 0 <= raw.get("dropout", 0.5) < 1:
+            raise ConfigError(f"{where}: validation_split must be in (0, 1) and dropout in [0, 1)")
+        if raw.get("train_images", 200) % 10:
+            raise ConfigError(f"{where}: train_images must be a multiple of 10 (the subset is class-balanced), got "
+                              f"{raw['train_images']}")
+        if "seeds" in raw and not raw["seeds"]:
+            raise ConfigError(f"{where}: seeds must list at least one seed")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
         config = cls(**values)
         bad = [f for f in config.frameworks if f not in FRAMEWORKS]
@@ -361,12 +376,69 @@ def load_profile(name_or_path: str) -> Profile:
                 f"or pass the path to a .toml profile file"
             )
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 whatever the locale
     except FileNotFoundError:
         raise ConfigError(f"profile file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"profile file {path} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"profile file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile file {path} is not valid TOML: {exc}") from None
     return parse_profile(raw, source=str(path))
+
+
+# ------------------------------------------------------------------------------------ typed keys
+# Every value of a profile is type-checked where it is read, with a message naming the file, the section and the
+# key: a wrong type must never pass parsing and fail far away (a TypeError after training started).
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KINDS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (_is_int, "an integer"),
+    "positive int": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "number": (_is_number, "a number"),
+    "positive number": (lambda v: _is_number(v) and v > 0 and v != float("inf"), "a positive number"),
+    "ints": (lambda v: isinstance(v, list) and all(map(_is_int, v)), "a list of integers"),
+    "strs": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "table": (lambda v: isinstance(v, dict), "a table ([section])"),
+}
+
+
+def _typed(raw: dict, key: str, kind: str, where: str, default=None):
+    """``raw[key]`` if it is of ``kind`` (see _KINDS), ``default`` if absent; else a ConfigError naming the key."""
+    if key not in raw:
+        return default
+    test, expected = _KINDS[kind]
+    value = raw[key]
+    if not test(value):
+        raise ConfigError(f"{where}: {key!r} must be {expected}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+#: The top-level keys of a profile and their kinds (sections are checked by their own readers).
+TOP_LEVEL = {"name": "str", "description": "str", "dataset": "str", "train_per_class": "positive int",
+             "test_images": "positive int", "val_per_class": "positive int", "budgets": "ints", "models": "strs",
+             "seed": "int", "baseline_seeds": "ints", "check_seeds": "ints", "checks": "strs", "threads": "positive int",
+             "baselines_dir": "str", "max_minutes": "positive number", "training": "table", "published": "table",
+             "statistics": "table", "mnist": "table", "golden": "table", "tolerance": "table"}
+
+
+def _check_top_level(raw: dict, source: str) -> None:
+    unknown = sorted(set(raw) - set(TOP_LEVEL))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {', '.join(sorted(TOP_LEVEL))} (a misspelt key "
+                          f"would otherwise be ignored)")
+    for key, kind in TOP_LEVEL.items():
+        _typed(raw, key, kind, source)
 
 
 def _require(raw: dict, key: str, kind, source: str):
@@ -390,7 +462,9 @@ def _train_config(raw: dict, base: TrainConfig, where: str) -> TrainConfig:
         if choices is not None:
             if value not in choices:
                 raise ConfigError(f"{where}: training key {key!r} must be one of {', '.join(choices)}, got {value!r}")
-        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        elif key in ("batch_size", "eval_batch_size") and not _is_int(value):
+            raise ConfigError(f"{where}: training key {key!r} must be an integer, got {value!r}")
+        elif not _is_number(value):
             raise ConfigError(f"{where}: training key {key!r} must be a number, got {value!r}")
         values[key] = value
     config = dataclasses.replace(base, **values)
@@ -423,6 +497,9 @@ def _stats(raw: dict, source: str) -> Stats:
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    for key, kind in {"false_alarm_rate": "number", "window": "positive int", "power": "number",
+                      "start_window": "int", "start_models": "strs"}.items():
+        _typed(raw, key, kind, where)
     raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     stats = dataclasses.replace(Stats(), **raw)
     if not 0 < stats.false_alarm_rate < 0.5:
@@ -438,6 +515,7 @@ def _stats(raw: dict, source: str) -> Stats:
 
 def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     """A profile from its parsed TOML; every malformed key is a ConfigError naming ``source`` and the key."""
+    _check_top_level(raw, source)
     name = _name(raw, source)
     dataset = _require(raw, "dataset", str, source)
     if dataset not in DATASETS:
@@ -450,8 +528,9 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         raise ConfigError(f"{source}: [tolerance] sections are gone: bands are derived from the baseline's per-seed "
                           f"values and the profile's [statistics] false_alarm_rate (docs/statistics.md); delete them")
     baseline_seeds = tuple(raw.get("baseline_seeds", [0, 1, 2]))
-    if len(baseline_seeds) < 2:
-        raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds to measure a spread")
+    if len(set(baseline_seeds)) < 2 or len(set(baseline_seeds)) != len(baseline_seeds):
+        raise ConfigError(f"{source}: 'baseline_seeds' needs at least 2 seeds, all distinct, to measure a spread, got "
+                          f"{list(baseline_seeds)}")
     published = _published_check(raw.get("published", {}), source)
     check_seeds = tuple(raw.get("check_seeds", [raw.get("seed", 0)]))
     if not check_seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in check_seeds):
@@ -464,7 +543,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
     threads, baselines_dir = _machine(raw, source)
     return Profile(
-        threads=threads, baselines_dir=baselines_dir, golden=golden, mnist=mnist, published=published, name=name,
+        max_minutes=raw.get("max_minutes"), threads=threads, baselines_dir=baselines_dir, golden=golden, mnist=mnist, published=published, name=name,
         description=raw.get("description", ""), dataset=dataset, train_per_class=raw.get("train_per_class"),
         test_images=raw.get("test_images"), budgets=tuple(sorted(budgets)), models=models, seed=check_seeds[0],
         check_seeds=check_seeds, stats=stats, val_per_class=val_per_class, baseline_seeds=baseline_seeds,
@@ -483,7 +562,7 @@ def _name(raw: dict, source: str) -> str:
 
 def _budgets(raw: dict, source: str) -> tuple[int, ...]:
     budgets = tuple(_require(raw, "budgets", list, source))
-    if not budgets or any(not isinstance(b, int) or b < 1 for b in budgets):
+    if not budgets or any(not _is_int(b) or b < 1 for b in budgets):
         raise ConfigError(f"{source}: 'budgets' must be a non-empty list of positive integers, got {budgets!r}")
     return budgets
 
@@ -516,8 +595,11 @@ def _training(training_raw: dict, source: str) -> tuple[TrainConfig, list[tuple[
     from .models import is_model_name
 
     default_training = _train_config(training_raw, TrainConfig(), f"{source} [training]")
+    _typed(training_raw, "per_model", "table", f"{source} [training]")
     per_model = []
     for model, override in sorted(training_raw.get("per_model", {}).items()):
+        if not isinstance(override, dict):
+            raise ConfigError(f"{source}: [training.per_model.{model}] must be a table of training keys, got {override!r}")
         if not is_model_name(model):
             raise ConfigError(f"{source}: [training.per_model.{model}] names an unknown model")
         per_model.append((model, _train_config(override, default_training, f"{source} [training.per_model.{model}]")))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from . import engine
+from . import engine, watchdog
 from .environment import git_commit
 from .history import EpochRecord, History
 from .spec import RunSpec, seed_list
@@ -69,42 +69,68 @@ def train_stack(matrix, model: str, seeds: tuple[int, ...]) -> None:
         batches = announce(matrix, f"{label} stacked", specs[0])
         runs = {spec.seed: log_start(matrix, spec) for spec in specs}
 
+        seen: dict[int, History] = {}
+
         def on_epoch(history: History, record: EpochRecord) -> None:
+            seen[history.seed] = history
             matrix.log.epoch_end(runs[history.seed], record)
             progress.epoch(history, record, label=f"{model} seed {history.seed}")
+
+        def on_batch() -> None:
+            progress.batch()
+            watchdog.check(label)
 
         with RunProgress(label, epochs, batches, matrix.printer, matrix.progress_bar) as progress:
             try:
                 histories = train_stacked(model, matrix.dataset, specs[0].training, epochs, list(seeds), matrix.device,
-                                          on_epoch=on_epoch, on_batch=progress.batch,
+                                          on_epoch=on_epoch, on_batch=on_batch,
                                           precision=matrix.options.precision, compile_model=matrix.options.compile)
             except KeyboardInterrupt:
                 for run in runs.values():
                     matrix.log.event("run_stop", run=run, status="interrupted")
                 raise
+            except watchdog.DeadlineExceeded as exc:
+                histories = [timed_out(seen.get(seed), model, seed, matrix, str(exc)) for seed in seeds]
         for spec, history in zip(specs, histories):
             finish(matrix, runs[spec.seed], spec, history)
 
 
 def train_one(matrix, model: str, seed: int, spec: RunSpec) -> History:
-    """Train one (model, seed) now: announced, logged epoch by epoch, cached when it completes."""
+    """Train one (model, seed) now: announced, logged epoch by epoch, cached when it completes; stopped as
+    ``timeout`` when the night's time limit passes (trainguard.watchdog), keeping the epochs it finished."""
     from .progress import RunProgress
 
     epochs = matrix.profile.max_epochs
     batches = announce(matrix, f"{model} seed {seed}", spec)
     run = log_start(matrix, spec)
+    seen: dict[str, History] = {}
 
     def on_epoch(history: History, record: EpochRecord) -> None:
+        seen["history"] = history
         matrix.log.epoch_end(run, record)
         progress.epoch(history, record)
+
+    def on_batch() -> None:
+        progress.batch()
+        watchdog.check(f"{model} seed {seed}")
 
     with RunProgress(f"{model} seed {seed}", epochs, batches, matrix.printer, matrix.progress_bar) as progress:
         try:
             history = engine.train(model, matrix.dataset, spec.training, epochs, seed, matrix.device,
-                                   on_epoch=on_epoch, on_batch=progress.batch,
+                                   on_epoch=on_epoch, on_batch=on_batch,
                                    precision=matrix.options.precision, compile_model=matrix.options.compile)
         except KeyboardInterrupt:
             matrix.log.event("run_stop", run=run, status="interrupted")
             raise
+        except watchdog.DeadlineExceeded as exc:
+            history = timed_out(seen.get("history"), model, seed, matrix, str(exc))
     finish(matrix, run, spec, history)
+    return history
+
+
+def timed_out(history: History | None, model: str, seed: int, matrix, message: str) -> History:
+    """The run the night's time limit stopped: the epochs it finished, status ``timeout`` (never cached)."""
+    if history is None:
+        history = History(model, seed, engine.device_name(matrix.device), 0)
+    history.status, history.failed_epoch, history.message = "timeout", len(history.epochs) + 1, message
     return history

@@ -79,6 +79,8 @@ def history_entry(matrix, experiment=None) -> dict:
     mnist = {}
     if experiment is not None and not experiment.config.synthetic:
         for (framework, seed), pair in sorted(experiment.pairs.items()):
+            if not pair.complete:
+                continue  # a stopped run (its checks failed with why) measured no quantity
             quantities = pair.quantities()
             for q in BAND_QUANTITIES:
                 mnist.setdefault(framework, {}).setdefault(q, {})[str(seed)] = quantities[q]

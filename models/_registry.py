@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
+import traceback
 from typing import Callable
 
 from torch import nn
@@ -22,8 +26,6 @@ def resolve(name: str, search: tuple = ()) -> Callable[[], nn.Module]:
     """The factory ``name`` stands for: a built-in model, ``"module:attr"`` (a class or zero-argument factory;
     ``search``: directories tried on sys.path first, e.g. the profile's and the working directory), or the name
     of an entry point in the ``trainguard.models`` group."""
-    import importlib
-    import sys
     from importlib.metadata import entry_points
 
     from . import ENTRY_POINT_GROUP, IMPORT_PATH, ModelError
@@ -32,14 +34,8 @@ def resolve(name: str, search: tuple = ()) -> Callable[[], nn.Module]:
         return REGISTRY[name]
     if IMPORT_PATH.fullmatch(name):
         module_name, attribute = name.split(":", 1)
-        for directory in search:
-            if str(directory) not in sys.path:
-                sys.path.insert(0, str(directory))
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            raise ModelError(f"model {name!r}: module {module_name!r} cannot be imported ({exc}); looked on sys.path, "
-                             f"including {', '.join(map(str, search)) or 'nothing else'}") from None
+        with _on_path(search):
+            obj = _import(name, module_name, search)
         for part in attribute.split("."):
             if not hasattr(obj, part):
                 raise ModelError(f"model {name!r}: module {module_name!r} has no attribute {attribute!r}") from None
@@ -52,6 +48,38 @@ def resolve(name: str, search: tuple = ()) -> Callable[[], nn.Module]:
             return ep.load()
     raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}, an import path such as "
                      f"'mypkg.nets:TinyNet', or an entry point of the {ENTRY_POINT_GROUP!r} group")
+
+
+@contextlib.contextmanager
+def _on_path(directories: tuple):
+    """``directories`` at the front of sys.path while a user's module is imported, and taken off again after: a
+    profile's directory left there would shadow the standard library (a local ``statistics.py``) for the rest of
+    the process."""
+    added = [str(d) for d in directories if str(d) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            if entry in sys.path:
+                sys.path.remove(entry)
+
+
+def _import(name: str, module_name: str, search: tuple):
+    """Import a user's model module; every way that fails is a ModelError naming the model path and the cause."""
+    from . import ModelError
+
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ModelError(f"model {name!r}: module {module_name!r} cannot be imported ({exc}); looked on sys.path, "
+                         f"including {', '.join(map(str, search)) or 'nothing else'}") from None
+    except SyntaxError as exc:
+        raise ModelError(f"model {name!r}: {exc.filename}, line {exc.lineno}: syntax error ({exc.msg})") from None
+    except Exception as exc:  # the user's module raised while it was imported: say where, keep the cause
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise ModelError(f"model {name!r}: importing {module_name!r} raised {type(exc).__name__}: {exc} "
+                         f"({frame.filename}, line {frame.lineno})") from exc
 
 
 def build(name: str, search: tuple = ()) -> nn.Module:

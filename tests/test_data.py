@@ -83,15 +83,51 @@ def test_download_goes_to_cache_atomically_and_is_reused(tmp_path, tiny_arrays, 
     np.testing.assert_array_equal(first.x_train, second.x_train)
 
 
-def test_corrupt_cache_is_detected_not_trusted(tmp_path, tiny_arrays, monkeypatch):
+def _corrupt(path):
+    blob = bytearray(path.read_bytes())
+    blob[-30] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def test_corrupt_cache_is_detected_not_trusted_and_fetched_again(tmp_path, tiny_arrays, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data, "DOWNLOADER", lambda name, scratch: calls.append(name) or dict(tiny_arrays))
+    cache = tmp_path / "cache"
+    data.load("cifar10", cache_dir=cache)
+    _corrupt(cache / "cifar10.npz")
+    with pytest.raises(data.DataError, match=r"cache is corrupt and is not trusted \(set aside as cifar10.npz.bad-"):
+        data.load("cifar10", cache_dir=cache, allow_download=False)  # offline: said, never trusted
+    assert [p.name.split("-")[0] for p in cache.glob("*.bad-*")] == ["cifar10.npz.bad"]  # kept aside, not deleted
+    healed = data.load("cifar10", cache_dir=cache)  # online: fetched again
+    assert calls == ["cifar10", "cifar10"] and healed.source == str(cache / "cifar10.npz")
+    np.testing.assert_array_equal(healed.x_train, tiny_arrays["x_train"])
+
+
+def test_a_missing_checksum_file_is_healed_by_fetching_again(tmp_path, tiny_arrays, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data, "DOWNLOADER", lambda name, scratch: calls.append(name) or dict(tiny_arrays))
+    cache = tmp_path / "cache"
+    data.load("cifar10", cache_dir=cache)
+    (cache / "cifar10.npz.sha256").unlink()  # a crash between the archive and its checksum file
+    data.load("cifar10", cache_dir=cache)  # generated arrays match no release: not verifiable, so fetched again
+    assert calls == ["cifar10", "cifar10"]
+    assert (cache / "cifar10.npz.sha256").read_text() == hashlib.sha256((cache / "cifar10.npz").read_bytes()).hexdigest()
+
+
+def test_a_release_copy_with_a_bad_checksum_file_is_verified_and_its_checksum_rewritten(tmp_path, tiny_arrays,
+                                                                                      monkeypatch):
+    """A cached copy whose arrays match the known release digests (here: the generated arrays, declared a release
+    for this test) but whose checksum file is wrong is verified and kept, its checksum file rewritten; no download."""
+    releases = {key: {str(len(value)): ["sha256", data._digest(value, "sha256")]} for key, value in tiny_arrays.items()}
+    monkeypatch.setitem(data._MANIFEST["arrays"], "cifar10", releases)
     monkeypatch.setattr(data, "DOWNLOADER", lambda name, scratch: dict(tiny_arrays))
     cache = tmp_path / "cache"
     data.load("cifar10", cache_dir=cache)
-    blob = bytearray((cache / "cifar10.npz").read_bytes())
-    blob[-30] ^= 0xFF
-    (cache / "cifar10.npz").write_bytes(bytes(blob))
-    with pytest.raises(data.DataError, match="cache is corrupt"):
-        data.load("cifar10", cache_dir=cache)
+    (cache / "cifar10.npz.sha256").write_text("0" * 64)
+    monkeypatch.setattr(data, "DOWNLOADER", lambda name, scratch: pytest.fail("a verified release must not be fetched"))
+    loaded = data.load("cifar10", cache_dir=cache)
+    assert loaded.verification.startswith("verified")
+    assert (cache / "cifar10.npz.sha256").read_text() == hashlib.sha256((cache / "cifar10.npz").read_bytes()).hexdigest()
 
 
 def test_offline_and_missing_gives_one_clear_error_and_writes_nothing(tmp_path, monkeypatch):

@@ -56,7 +56,8 @@ def test_damaged_log_is_an_error_naming_file_and_line(tmp_path):
     path = tmp_path / "log.jsonl"
     _write_run(RunLog(path), "r", "Baseline1", 0, [1.0])
     with path.open("a") as handle:
-        handle.write('{"event": "epoch_end", "run": "r", "epo')  # a writer killed mid-line
+        handle.write('{"event": "epoch_end", "run": "r", "epo\n')  # a line damaged in the middle of the log
+    _write_run(RunLog(path), "r2", "Baseline1", 1, [1.0])
     with pytest.raises(ConfigError, match=r"log.jsonl, line 4: not JSON"):
         read_events(path)
     path.write_text(json.dumps({"hello": 1}) + "\n")

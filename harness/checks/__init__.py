@@ -93,6 +93,11 @@ class CheckKind:
         """The (model, budget, seed) results ``case`` reads: a run that stopped before its budget fails it first."""
         return []
 
+    def stopped_runs(self, session: "CheckSession", case: Case) -> list:
+        """Runs ``case`` reads outside the CIFAR matrix (the MNIST pairs) that did not complete: they fail the case
+        first, each with why (a timeout, a hung child), as a stopped run of :meth:`runs` does."""
+        return []
+
     def reference_key(self, case: Case):
         """Cases with the same key share one reference (read once per run)."""
         return None
@@ -211,13 +216,19 @@ class CheckSession:
                                         f"{describe_stop(history)}; no {budget}-epoch result", model=model, budget=budget))
         return failures
 
+    def stopped_failures(self, histories) -> list[Verdict]:
+        from ..compare import Verdict
+        from ..session import describe_stop
+
+        return [Verdict("run", f"{h.model}-seed{h.seed}", False, describe_stop(h)) for h in histories]
+
     def judge(self, kind: CheckKind, case: Case) -> Judgement:
         """The one judging policy: a case that cannot run here is skipped with the reason; a stopped run fails
         the case; a missing reference fails it where the kind ships one or the run is strict, else the case is
         skipped with the command that creates it; otherwise the kind's verdicts."""
         if reason := kind.unavailable(self, case):
             return self._skip(reason)
-        if failures := self.run_failures(kind.runs(self, case)):
+        if failures := self.run_failures(kind.runs(self, case)) + self.stopped_failures(kind.stopped_runs(self, case)):
             return Judgement(failures)
         reference = Reference()
         if kind.reference_policy != "none":

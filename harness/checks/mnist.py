@@ -46,6 +46,14 @@ def _unavailable(session, case: Case) -> str | None:
     return None
 
 
+def _stopped(session, case: Case) -> list:
+    """The MNIST runs of this framework that stopped (a timeout, a hung Keras child): the case fails with them."""
+    experiment = session.experiment
+    if experiment is None or experiment.mnist is None:  # re-rendered from a log: whole pairs only
+        return []
+    return experiment.stopped(case.params[0])
+
+
 def distribution_file(matrix, framework: str):
     from .. import overfit
 
@@ -75,6 +83,9 @@ class MnistGapBands(CheckKind):
 
     def unavailable(self, session, case) -> str | None:
         return _unavailable(session, case)
+
+    def stopped_runs(self, session, case) -> list:
+        return _stopped(session, case)
 
     def reference_key(self, case):
         return case.params[0] if case is not None else None
@@ -116,15 +127,19 @@ class MnistConclusions(CheckKind):
     def unavailable(self, session, case) -> str | None:
         return _unavailable(session, case)
 
+    def stopped_runs(self, session, case) -> list:
+        return _stopped(session, case)
+
     def verdicts(self, session, case, reference) -> list[compare.Verdict]:
         return session.experiment.conclusions(case.params[0])
 
     def summary_part(self, session) -> "MnistPart | None":
         """The experiment's section: what was trained (whichever of its checks ran), with the report's figures."""
         experiment = session.built_experiment
-        if experiment is None or not experiment.pairs:
+        complete = [experiment.pairs[k] for k in sorted(experiment.pairs) if experiment.pairs[k].complete] if experiment else []
+        if not complete:
             return None
-        return MnistPart(experiment.config, [experiment.pairs[k] for k in sorted(experiment.pairs)],
+        return MnistPart(experiment.config, complete,
                          read_published(session.matrix))
 
 
