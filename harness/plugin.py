@@ -266,18 +266,51 @@ def trainguard_checks(request, trainguard_matrix):
     if state.get("checks") is None:
         session = CheckSession(trainguard_matrix)
         if state["values"]["update_baselines"]:
-            from .checks.baseline import baseline_file
-
-            if note := trainguard_matrix.redirect_writes():
-                _printer(request.config)(f"[trainguard] {note}")
-            try:
-                changes = session.update()
-            except DataError as exc:
-                stop(request.config, f"trainguard: {exc}")
-            state["baseline_changes"] = (baseline_file(trainguard_matrix), changes)
-            _printer(request.config)(f"[trainguard] rewrote {baseline_file(trainguard_matrix)}:\n  " + "\n  ".join(changes))
+            if hasattr(request.config, "workerinput"):  # pytest-xdist: the controller wrote them before we started
+                trainguard_matrix.redirect_writes()  # read them where it wrote them
+                session.forget_references()
+            else:
+                try:
+                    _update_references(request.config, trainguard_matrix, session)
+                except DataError as exc:
+                    stop(request.config, f"trainguard: {exc}")
         state["checks"] = session
     return state["checks"]
+
+
+def _update_references(config: pytest.Config, matrix, session=None) -> None:
+    """--tg-update-baselines: measure and write every enabled kind's stored reference, once per pytest run (one
+    writer: the process itself, or pytest-xdist's controller before its workers start)."""
+    from .checks import CheckSession
+    from .checks.baseline import baseline_file
+
+    state = _state(config)
+    if note := matrix.redirect_writes():
+        _printer(config)(f"[trainguard] {note}")
+    changes = (session or CheckSession(matrix)).update()
+    state["baseline_changes"] = (baseline_file(matrix), changes)
+    _printer(config)(f"[trainguard] rewrote {baseline_file(matrix)}:\n  " + "\n  ".join(changes))
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist, --tg-update-baselines is done here, in the controller, before the workers start: one
+    writer, and every worker then checks against the same whole reference."""
+    from .data import DataError
+    from .spec import ConfigError
+
+    config = session.config
+    state = config.stash.get(_STATE_KEY, None)
+    if not state or not state["active"] or not state["values"]["update_baselines"] or not _xdist_controller(config):
+        return
+    try:
+        _update_references(config, get_matrix(config))
+    except (ConfigError, DataError) as exc:
+        raise pytest.UsageError(f"trainguard: {exc}") from None
 
 
 class CaseCheck:

@@ -30,7 +30,7 @@ def tox_commands() -> dict[str, str]:
 
 
 def test_tox_has_the_documented_envs():
-    assert set(tox_commands()) == {"py", "slow", "gpu", "report", "bench"}
+    assert set(tox_commands()) == {"py", "slow", "gpu", "report", "baseline", "bench"}
 
 
 @pytest.mark.parametrize("env", sorted(tox_commands()))

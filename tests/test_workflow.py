@@ -27,8 +27,20 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     assert "trainguard run --profile ci --ledger-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
     assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
-    # The GPU night checks the profile that has a CUDA baseline, strictly: no baseline is red, not skipped.
+    # The GPU night checks the profile strictly against its CUDA baseline; without one, red would not mean a
+    # regression: the night says "no baseline for cuda" as its own state, checks what needs none (not strict) and
+    # uploads a measured baseline with the command that installs it.
     assert gpu["env"]["TRAINGUARD_PROFILE"] == "ci" and gpu["env"]["CI"] == "true"
+    steps = {step.get("name", ""): step for step in gpu["steps"]}
+    probe = next(step for name, step in steps.items() if "CUDA baseline?" in name)
+    assert "baselines/ci/cuda.csv" in probe["run"] and "no baseline for cuda" in probe["run"]
+    strict = next(s for s in gpu["steps"] if "tox -e gpu" in s.get("run", "") and "present" in s.get("if", ""))
+    assert "CI" not in strict.get("env", {})  # the job's CI=true: a failing check is red
+    lenient = next(s for s in gpu["steps"] if "tox -e gpu" in s.get("run", "") and "missing" in s.get("if", ""))
+    assert lenient["env"]["CI"] == "false" and "conclusions" in lenient["run"]
+    measure = next(s for s in gpu["steps"] if "tox -e baseline" in s.get("run", ""))
+    assert "--device cuda" in measure["run"] and "git add baselines/ci" in measure["run"]
+    assert any(s.get("with", {}).get("name") == "trainguard-cuda-baseline" for s in gpu["steps"])
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"
