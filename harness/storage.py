@@ -19,14 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-class ConfigError(ValueError):
-    """A profile, baseline, stored file or option is malformed; the message names the file (and line or key) and
-    the way out. Every layer raises it (``trainguard.spec`` re-exports it); the front ends turn it into exit 2."""
-
-
-class WaitTimeout(RuntimeError):
-    """A bounded wait ran out (a lock another process held, a child process): the message names what was waited
-    for, how long, and the setting that bounds it."""
+from .errors import ConfigError, WaitTimeout  # noqa: F401 (re-exported: every layer imports them from here)
 
 
 #: What a full disk, a file-size limit or missing permissions mean to the person reading the error.
@@ -126,10 +119,13 @@ def file_mode() -> int:
 
 def _write_fsynced(path: Path, payload: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -143,6 +139,11 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a file object's write names no file: say which (a full disk, a size limit)
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -18,11 +18,13 @@ also no longer than the night's remaining time.
 from __future__ import annotations
 
 import faulthandler
+import io
 import os
+import sys
 import subprocess
 import time
 
-from .storage import ConfigError, WaitTimeout
+from .errors import ConfigError, WaitTimeout
 
 #: Default bound of one child process, seconds (a Keras MNIST run takes seconds to minutes).
 DEFAULT_CHILD_TIMEOUT = 2 * 3600.0
@@ -46,7 +48,10 @@ def start_night(max_minutes: float | None, grace_s: float = HARD_GRACE_S) -> Non
         return
     _minutes = max_minutes
     _deadline = time.monotonic() + max_minutes * 60.0
-    faulthandler.dump_traceback_later(max_minutes * 60.0 + grace_s, exit=True)
+    try:  # to the process's own stderr (a test runner's capture has no file descriptor)
+        faulthandler.dump_traceback_later(max_minutes * 60.0 + grace_s, exit=True, file=sys.__stderr__)
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # no stderr at all: the soft limit still holds
+        pass
 
 
 def end_night() -> None:

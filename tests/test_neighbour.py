@@ -83,7 +83,10 @@ def test_importing_the_plugin_or_package_loads_no_torch():
 
 # The layers, lowest first; a module imports only from layers below its own (README's Layout says the same).
 LAYERS = [
-    # core: what a run is, pure statistics, formats, versions, the registry of check kinds (names only)
+    # core: the errors every layer raises, the bounds of every wait, what a run is, pure statistics, formats,
+    # versions, the registry of check kinds (names only)
+    {"errors"},
+    {"watchdog"},
     {"trainguard", "storage", "history", "stats", "environment", "registry",
      "models", "models.cifar", "models.mnist", "models._registry"},
     {"spec"},
