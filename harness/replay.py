@@ -37,6 +37,7 @@ from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
                      golden_path, measure, read_golden, write_golden, write_goldens_together)
 from .spec import ConfigError
+from .storage import WaitTimeout
 
 # A lower instruction set than the machine's, forced through the libraries' own controls: ATen's
 # vectorised kernels without AVX, oneDNN's convolutions and MKL's GEMMs limited to SSE4.
@@ -368,6 +369,9 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
         except data.DataError as exc:  # the data no longer holds the golden's subset: the data changed
             outcomes.append(Outcome(name, CHANGED, f"{name}: changed: the golden run's data cannot be drawn from this "
                                                    f"data ({exc}); {REGEN.format(profile=matrix.profile.cli_name)}"))
+            continue
+        except WaitTimeout as exc:  # a hung Keras child: not compared, said so; the night goes on
+            outcomes.append(Outcome(name, INCOMPARABLE, f"{name}: not replayed: {exc}"))
             continue
         result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.cli_name)
         if not result.passed:
