@@ -158,24 +158,35 @@ def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verd
     return outcomes, checks, flags
 
 
-def publish(summary: RunSummary, report_path: Path, ledger_dir: Path | None = None,
-            junit_xml: Path | None = None) -> Path:
-    """Everything a finished run leaves behind: the report (figures beside it), the ledger entry, the
-    JUnit XML where asked, and in GitHub Actions the job summary ($GITHUB_STEP_SUMMARY)."""
+def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = None,
+            junit_xml: Path | None = None, ledger_dir: Path | None = None) -> Path:
+    """Everything a finished run leaves behind: the report (figures beside it), the night in the ledger (its record
+    with the report and figures, one transaction), the JUnit XML where asked, and in GitHub Actions the job summary
+    ($GITHUB_STEP_SUMMARY). ``ledger_dir``: the former option (``DIR/ledger.sqlite``)."""
     import os
 
     from . import report
-    from .ledger import Ledger
+    from .ledger import open_ledger, resolve_location
 
     path = report.write_report(summary, report_path)
-    if ledger_dir is not None and summary.entry is not None:
-        Ledger(ledger_dir).append(summary.entry)
+    location = resolve_location(ledger, ledger_dir)
+    if location is not None and summary.entry is not None:
+        open_ledger(location).append(summary.entry, report_files(path))
     if junit_xml is not None:
         report.write(Path(junit_xml), report.junit_xml(summary))
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
             handle.write(report.job_summary(summary, path))
     return path
+
+
+def report_files(path: Path) -> dict[str, bytes]:
+    """The report just written and its figures (``<stem>-*.png`` beside it), as the ledger keeps them."""
+    path = Path(path)
+    files = {"report.md": path.read_bytes()}
+    for figure in sorted(path.parent.glob(f"{path.stem}-*.png")):
+        files[figure.name.replace(path.stem, "report", 1)] = figure.read_bytes()
+    return files
 
 
 def drain_recovered() -> list[str]:
@@ -192,7 +203,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
               compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
     """Collect what the report shows from a run whose runs and checks are done (``session``: its runs and
     check kinds; its MNIST experiment, if one was built); compare with the ledger of nights
-    (``options.ledger_dir``) for drift and speed. ``replay_outcomes``: the golden runs' replay
+    (``options.ledger``) for drift and speed. ``replay_outcomes``: the golden runs' replay
     (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
     matrix = session.matrix
     profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
@@ -202,6 +213,10 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     trend_part["entry"]["result"] = ("FAIL" if any(not v.passed for v in verdicts) else
                                      "NOTHING CHECKED" if not verdicts else "PASS")
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
+    # what the dashboard shows per night beside the numbers: the replay's verdicts, the flags, the failures' words
+    trend_part["entry"]["replay"] = {o.name: {"status": o.status, "message": o.message} for o in replay_outcomes}
+    trend_part["entry"]["flags"] = [f.message for f in trend_part["flags"] if not f.passed]
+    trend_part["entry"]["failures"] = [v.message for v in verdicts if not v.passed][:50]
     changes = _changes(matrix, compare_with, notes) if compare_with is not None else None
     notes += _replay_notes(matrix, replay_outcomes)
     notes = _lead_notes(profile, verdicts) + notes
@@ -284,13 +299,13 @@ def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from . import trend
     from .checks import mnist
-    from .ledger import Ledger
+    from .ledger import open_ledger
 
     matrix, experiment = session.matrix, session.built_experiment
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, experiment)
-    ledger_dir = matrix.options.ledger_dir
-    earlier = Ledger(ledger_dir).read(profile.name, matrix.device_class) if ledger_dir else []
+    location = matrix.options.ledger_location
+    earlier = open_ledger(location).read(profile.name, matrix.device_class) if location else []
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
     mnist_baselines = {}
     if experiment is not None:
@@ -304,7 +319,7 @@ def _trend(session: CheckSession) -> dict:
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
     metric, bands = trend_bands(matrix, table)
     return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
-            "trend_notes": ([] if ledger_dir else ["no ledger of nights (--ledger-dir): nothing compared between runs"])
+            "trend_notes": ([] if location else ["no ledger of nights (--ledger): nothing compared between runs"])
             + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
 
 

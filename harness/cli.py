@@ -131,6 +131,11 @@ def _add_ledger(sub) -> None:
     ledger = _subcommand(sub, "ledger", "the last runs per cell from the ledger of nights, and trend plots per model "
                                         "(`trainguard history`: its former name)", aliases=["history"])
     _common(ledger)
+    ledger.add_argument("action", nargs="?", choices=("show", "import", "export"), default="show",
+                        help="show: the last runs of the profile [default]; import PATH...: JSON-lines ledgers (files, "
+                             "or directories of <profile>/<class>.jsonl) into the ledger; export DIR: every night back "
+                             "as JSON lines")
+    ledger.add_argument("paths", nargs="*", type=Path, help="import: the JSON-lines ledgers; export: the directory")
     ledger.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
     ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
@@ -197,7 +202,7 @@ def cmd_run(args) -> int:
     _writable("--junit-xml", args.junit_xml)
 
     summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
-    return _write(summary, args.report, ledger_dir=args.ledger_dir, junit_xml=args.junit_xml)
+    return _write(summary, args.report, ledger=_options(args).ledger_location, junit_xml=args.junit_xml)
 
 
 def _finish(session, verdicts, args, notes) -> int:
@@ -207,11 +212,11 @@ def _finish(session, verdicts, args, notes) -> int:
     return _write(summarize(session, verdicts, notes, compare_with=args.compare), args.report)
 
 
-def _write(summary, path, ledger_dir=None, junit_xml=None) -> int:
+def _write(summary, path, ledger=None, junit_xml=None) -> int:
     """Publish (report; history entry and JUnit XML where given), print the failures and the summary; the exit code."""
     from .api import publish
 
-    path = publish(summary, path, ledger_dir=ledger_dir, junit_xml=junit_xml)
+    path = publish(summary, path, ledger=ledger, junit_xml=junit_xml)
     for v in summary.flags:
         if not v.passed and v not in summary.verdicts:
             print(f"FLAG {v.message}")
@@ -434,18 +439,37 @@ def cmd_selftest(args) -> int:
 
 
 def cmd_ledger(args) -> int:
-    """Print the last runs of the profile on this device class; write trend plots where asked."""
+    """Print the last runs of the profile on this device class, write trend plots where asked; or import and
+    export JSON-lines ledgers."""
+    from .ledger import open_ledger
+    from .options import ledger_location
+    from .spec import ConfigError
+
+    store = open_ledger(ledger_location(vars(args)))
+    if args.action == "import":
+        if not args.paths:
+            raise ConfigError("ledger import: name the JSON-lines ledgers to import (files or directories)")
+        imported, skipped = store.import_jsonl(args.paths)
+        print(f"imported {imported} night(s) into {store.where()}" + (f"; {skipped} already there" if skipped else ""))
+        return 0
+    if args.action == "export":
+        if len(args.paths) != 1:
+            raise ConfigError("ledger export: name one directory to write <profile>/<class>.jsonl into")
+        for path in store.export_jsonl(args.paths[0]):
+            print(f"wrote {path}")
+        return 0
+    return _show_ledger(args, store)
+
+
+def _show_ledger(args, store) -> int:
     from . import plots, report
-    from .ledger import Ledger
+    from .checks import baseline as baseline_kind
     from .trend import LABELS, history_rows, series
 
-    from .checks import baseline as baseline_kind
-
     matrix = _matrix(args)
-    store = Ledger(args.ledger_dir)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
     if not entries:
-        print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in {store.path(matrix.profile.name, matrix.device_class)}",
+        print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in the ledger {store.where()}",
               file=sys.stderr)
         return 2
     print(report._table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))

@@ -115,8 +115,11 @@ RUN_OPTIONS = (
     CommandOption("results-dir", "result cache, one JSON per training run", ".trainguard/results", type=Path, ini=True),
     CommandOption("no-result-cache", "train everything again; do not read or write the result cache", flag=True),
     CommandOption("run-log", "JSON-lines log of every training run, appended", ".trainguard/runlog.jsonl", type=Path, ini=True),
-    CommandOption("ledger-dir", "the ledger of nights: one line per run, compared between nights (drift, speed, trends); "
-                                "formerly --history-dir, still accepted", ".trainguard/history", type=Path, ini=True,
+    CommandOption("ledger", "the ledger of nights, compared between nights (drift, speed, trends) and shown by `trainguard "
+                            "dashboard`: a SQLite file, or a database URL (postgresql://USER@HOST/DB) a team shares "
+                            "[$TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite]", metavar="PATH|URL", ini=True),
+    CommandOption("ledger-dir", "the former ledger option: the ledger DIR/ledger.sqlite, into which the JSON-lines ledgers "
+                                "under DIR are imported once (formerly --history-dir, still accepted)", type=Path, ini=True,
                   former=("history-dir",)),
     CommandOption("fail-on-drift", "fail the run when a cell steps beyond seed noise since the previous run "
                                    "(otherwise the step is flagged in the report)", flag=True),
@@ -201,6 +204,16 @@ def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Pat
     return values
 
 
+def ledger_location(values: dict) -> str:
+    """--ledger, else --ledger-dir DIR (DIR/ledger.sqlite), else $TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite."""
+    import os
+
+    from .ledger import DEFAULT_LEDGER, resolve_location
+
+    return (resolve_location(values.get("ledger"), values.get("ledger_dir")) or os.environ.get("TRAINGUARD_LEDGER")
+            or str(DEFAULT_LEDGER))
+
+
 def session_options(values: dict, profile):
     """The run's :class:`trainguard.session.Options` from either front end's values."""
     from .session import Options
@@ -215,7 +228,7 @@ def session_options(values: dict, profile):
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
                    threads=values.get("threads"), precision=values["precision"], compile=bool(values["compile"]),
                    stack_seeds=bool(values.get("stack_seeds")),
-                   ledger_dir=Path(values["ledger_dir"]) if values.get("ledger_dir") else None,
+                   ledger=ledger_location(values),
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
                    max_minutes=values.get("max_minutes"),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))

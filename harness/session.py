@@ -45,7 +45,14 @@ class Options:
     compile: bool = False  # torch.compile the model; its own baseline class
     stack_seeds: bool = False  # train a model's seeds at once (trainguard.stacked); its own baseline class
     allow_download: bool = True
-    ledger_dir: Path | None = None  # the ledger of nights (trainguard.ledger); None: no comparison between runs
+    ledger: str | None = None  # the ledger of nights (trainguard.ledger): a path or URL; None: no comparison between runs
+    ledger_dir: Path | None = None  # the former option: the ledger DIR/ledger.sqlite (ledger wins)
+
+    @property
+    def ledger_location(self) -> str | None:
+        from .ledger import resolve_location
+
+        return resolve_location(self.ledger, self.ledger_dir)
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
     figures: bool = True  # the report's PNG figures (off: the same markdown without them)

@@ -37,9 +37,11 @@ def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, 
     assert 'tests="1"' in junit and 'failures="1"' in junit and "nothing checked" in junit
     import json
 
-    history = list((tmp_path / "history").rglob("*.jsonl")) if (tmp_path / "history").exists() else []
-    for path in history:
-        assert json.loads(path.read_text().splitlines()[-1])["result"] == "NOTHING CHECKED"
+    from trainguard.ledger import open_ledger
+
+    nights = open_ledger(tmp_path / "history" / "ledger.sqlite").read("smoke", "cpu")  # --ledger-dir: DIR/ledger.sqlite
+    assert [night["result"] for night in nights] == ["NOTHING CHECKED"]
+    assert json  # (the entry is JSON in the database)
 
 
 def test_strict_run_without_baseline_fails_naming_the_command(tmp_path, dirs, capsys, monkeypatch):

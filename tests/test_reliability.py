@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from trainguard import baselines, golden, storage, watchdog
-from trainguard.ledger import Ledger
+from trainguard.ledger import JsonLinesLedger, open_ledger
 from trainguard.runlog import RunLog, read_events
 from trainguard.spec import ConfigError
 
@@ -89,7 +89,7 @@ def test_a_writer_killed_mid_line_leaves_a_torn_tail_that_is_set_aside_and_the_l
 
 
 def test_a_torn_ledger_tail_does_not_stop_the_next_night(tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = JsonLinesLedger(tmp_path)  # the former format, still read by `trainguard ledger import`
     ledger.append({"profile": "ci", "device_class": "cpu", "run_id": "one"})
     with open(ledger.path("ci", "cpu"), "a") as handle:
         handle.write('{"format_version": 1, "profile": "ci", "devi')  # a full disk cut this line
@@ -421,7 +421,7 @@ def test_a_night_past_its_time_limit_still_writes_its_report_and_ledger_entry_an
     assert code == 1
     report = (tmp_path / "report.md").read_text()
     assert "time limit (0.0001 min" in report and "FAIL" in report
-    entries = Ledger(tmp_path / "ledger").read("smoke", "cpu")
+    entries = open_ledger(tmp_path / "ledger" / "ledger.sqlite").read("smoke", "cpu")
     assert len(entries) == 1 and entries[0]["result"] == "FAIL"
     assert watchdog.remaining() is None  # the limit ends with the night
 
@@ -434,6 +434,8 @@ def test_a_full_disk_is_exit_2_naming_the_path(tmp_path, smoke_runs):
     baselines_dir = smoke_runs.copy_baseline(tmp_path / "b").parent
     results = smoke_runs.copy(tmp_path / "results")
 
+    open_ledger(tmp_path / "ledger" / "ledger.sqlite")  # an existing ledger: the report is the first file to write
+
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
@@ -444,6 +446,50 @@ def test_a_full_disk_is_exit_2_naming_the_path(tmp_path, smoke_runs):
                           capture_output=True, text=True, timeout=300, preexec_fn=limit,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "CI": ""})
     assert done.returncode == 2, done.stderr[-3000:]
-    assert "trainguard: error: cannot write" in done.stderr and "file-size limit" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert str(tmp_path) in done.stderr.split("cannot write", 1)[1]
+    # the first file past the limit is the ledger's write-ahead log or the report, whichever the night writes first
+    assert ("trainguard: error: cannot write" in done.stderr or "trainguard: error: ledger sqlite" in done.stderr)
+    assert "file-size limit" in done.stderr and "Traceback" not in done.stderr
+    assert str(tmp_path) in done.stderr
+
+
+def test_a_report_that_cannot_be_written_names_its_path(tmp_path, monkeypatch):
+    """A full disk while the report is written (a file object's write names no file): the error names the path,
+    the sentence says what it means, and no temporary file is left."""
+    real = os.fdopen
+
+    def failing_fdopen(fd, mode="r", *args, **kwargs):
+        handle = real(fd, mode, *args, **kwargs)
+        if "w" in mode:
+            class Full:
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *exc):
+                    handle.close()
+
+                def write(self, data):
+                    raise OSError(28, "No space left on device")
+            return Full()
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", failing_fdopen)
+    with pytest.raises(OSError) as error:
+        storage.atomic_write_text(tmp_path / "report.md", "x")
+    monkeypatch.undo()
+    assert error.value.filename == str(tmp_path / "report.md")
+    assert storage.environment_error(error.value).startswith(f"cannot write {tmp_path / 'report.md'}: the disk is full")
+    assert not list(tmp_path.glob(".report.md.*.tmp"))
+
+
+def test_a_ledger_that_cannot_be_written_is_exit_2_naming_it(tmp_path, smoke_runs):
+    """The same limit on a new ledger database: SQLite's own I/O error becomes one sentence naming the ledger."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    done = subprocess.run([sys.executable, "-m", "trainguard.cli", "ledger", "import", str(ROOT / "docs" / "nightly-acceptance"),
+                           "--ledger", str(tmp_path / "new.sqlite")], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"ledger sqlite:///{tmp_path / 'new.sqlite'}:" in done.stderr and "Traceback" not in done.stderr

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from trainguard import cli, stats, trend
-from trainguard.ledger import HistoryStore
+from trainguard.ledger import HistoryStore, open_ledger
 from trainguard.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,11 @@ def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args
     for night in range(2):
         assert cli.main(["run", *smoke_args, "--report", str(tmp_path / f"n{night}" / "report.md"),
                          "--junit-xml", str(tmp_path / f"n{night}" / "junit.xml")]) == 0
-    assert len(HistoryStore(tmp_path / "history").read("smoke", "cpu")) == 2
+    nights = open_ledger(tmp_path / "history" / "ledger.sqlite").nights("smoke", "cpu")
+    assert len(nights) == 2
+    stored = open_ledger(tmp_path / "history" / "ledger.sqlite").artifacts(nights[-1][0])  # the night's report too
+    assert stored["report.md"] == (tmp_path / "n1" / "report.md").read_bytes()
+    assert "report-trend-NewModel2.png" in stored
     report = (tmp_path / "n1" / "report.md").read_text()
     assert "## Trend" in report and "Drift — each cell against the previous run" in report
     assert (tmp_path / "n1" / "report-trend-NewModel2.png").exists()
