@@ -181,11 +181,12 @@ def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = 
 
 
 def report_files(path: Path) -> dict[str, bytes]:
-    """The report just written and its figures (``<stem>-*.png`` beside it), as the ledger keeps them."""
+    """The report just written (as ``report.md``) and its figures (``<stem>-*.png`` beside it, under their own
+    names: the report links them so), as the ledger keeps them."""
     path = Path(path)
     files = {"report.md": path.read_bytes()}
     for figure in sorted(path.parent.glob(f"{path.stem}-*.png")):
-        files[figure.name.replace(path.stem, "report", 1)] = figure.read_bytes()
+        files[figure.name] = figure.read_bytes()
     return files
 
 
@@ -217,6 +218,8 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     trend_part["entry"]["replay"] = {o.name: {"status": o.status, "message": o.message} for o in replay_outcomes}
     trend_part["entry"]["flags"] = [f.message for f in trend_part["flags"] if not f.passed]
     trend_part["entry"]["failures"] = [v.message for v in verdicts if not v.passed][:50]
+    trend_part["entry"]["bands"] = {"metric": trend_part["trend_metric"],  # the band each trend chart shades
+                                    **{f"{m}-{b}": list(band) for (m, b), band in trend_part["trend_bands"].items()}}
     changes = _changes(matrix, compare_with, notes) if compare_with is not None else None
     notes += _replay_notes(matrix, replay_outcomes)
     notes = _lead_notes(profile, verdicts) + notes

@@ -27,6 +27,10 @@ EXAMPLES = """examples:
   trainguard selftest --profile ci                # inject known regressions: which do the checks catch?
   trainguard run --seeds 200,201                  # check other held-out seeds than the profile's
   trainguard ledger --last 5 --plots reports/trends   # the last runs per cell, trend plots per model
+  trainguard ledger import .trainguard/history    # earlier JSON-lines ledgers into the ledger database
+  trainguard run --ledger postgresql://ci@db/nights   # a ledger a team shares
+  trainguard dashboard --out reports/dashboard    # the nights as a static site (offline, GitHub Pages)
+  trainguard run --max-minutes 80                 # the night ends by itself: late runs fail, the report is written
   trainguard run --junit-xml reports/junit.xml    # the checks as JUnit XML too
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
@@ -55,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXAMPLES + _docs_line())
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_report, _add_baselines, _add_replay, _add_selftest, _add_ledger, _add_data):
+    for add in (_add_run, _add_report, _add_baselines, _add_replay, _add_selftest, _add_ledger, _add_dashboard,
+                _add_data):
         add(sub)
     return parser
 
@@ -139,6 +144,17 @@ def _add_ledger(sub) -> None:
     ledger.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
     ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
+
+
+def _add_dashboard(sub) -> None:
+    board = _subcommand(sub, "dashboard", "the ledger of nights as a static site (offline, GitHub Pages): trends with "
+                                          "their bands, speed, the replay, every night's report, the regressions")
+    board.add_argument("--out", type=Path, default=Path("reports/dashboard"), metavar="DIR",
+                       help="where to write the site [reports/dashboard]")
+    board.add_argument("--ledger", "--tg-ledger", default=None, metavar="PATH|URL",
+                       help="the ledger [$TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite]")
+    board.add_argument("--ledger-dir", "--tg-ledger-dir", type=Path, default=None, metavar="DIR",
+                       help="the former option: the ledger DIR/ledger.sqlite")
 
 
 def _add_data(sub) -> None:
@@ -489,6 +505,23 @@ def _show_ledger(args, store) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    """Write the static site of the ledger's nights; say where, how big and how long it took."""
+    import time
+
+    from . import dashboard
+    from .ledger import open_ledger
+    from .options import ledger_location
+
+    started = time.perf_counter()
+    store = open_ledger(ledger_location(vars(args)))
+    dashboard.clean(args.out)
+    pages = dashboard.build(store, args.out)
+    print(f"wrote {args.out / 'index.html'}: {len(pages)} pages, {dashboard.site_size(args.out) / 2**20:.1f} MiB, "
+          f"in {time.perf_counter() - started:.1f} s, from the ledger {store.where()}")
+    return 0
+
+
 def cmd_data(args) -> int:
     from . import data
 
@@ -519,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
-                "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger}[args.command](args)
+                "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger,
+                "dashboard": cmd_dashboard}[args.command](args)
     except (ConfigError, DataError, WaitTimeout) as exc:
         print(f"trainguard: error: {exc}", file=sys.stderr)
         return 2

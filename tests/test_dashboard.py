@@ -1,0 +1,171 @@
+"""The dashboard in a real headless browser: the distribution's Chromium (`.ci/run` installs it: apt-get install
+chromium), driven by Playwright with that executable (CI cannot download browser builds). The ledger holds real
+smoke nights (two passing, one failing against a shifted baseline, each with its report and figures) and the
+committed JSON-lines nights, imported."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trainguard import cli, dashboard
+from trainguard.ledger import open_ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("TRAINGUARD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+# as the machine's notes advise: no background networking (the network is closed), a fresh profile per launch
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _night(args: list[str], report: Path) -> None:
+    assert cli.main(["run", *args, "--report", str(report)]) in (0, 1)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, smoke_runs):
+    tmp = tmp_path_factory.mktemp("dashboard")
+    ledger = tmp / "ledger.sqlite"
+    baselines = smoke_runs.copy_baseline(tmp / "b").parent
+    common = ["--profile", "smoke", "--device", "cpu", "--no-replay", "--results-dir", str(smoke_runs.copy(tmp / "results")),
+              "--run-log", str(tmp / "runlog.jsonl"), "--ledger", str(ledger)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("CI", raising=False)
+        for night in range(2):
+            _night([*common, "--baselines-dir", str(baselines)], tmp / f"n{night}" / "report.md")
+        shifted = tmp / "shifted"  # the same runs against a baseline whose accuracies sit 30 points higher: a FAIL
+        shutil.copytree(baselines, shifted)
+        curves = shifted / "smoke" / "cpu-seeds.csv"
+        lines = curves.read_text().splitlines()
+        header = lines[0].split(",")
+        column = header.index("test_acc")
+        rows = [line.split(",") for line in lines[1:]]
+        for row in rows:
+            row[column] = f"{float(row[column]) + 30:.6g}"
+        curves.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+        _night([*common, "--baselines-dir", str(shifted)], tmp / "n2" / "report.md")
+    assert cli.main(["ledger", "import", str(ROOT / "docs" / "nightly-acceptance"), "--ledger", str(ledger)]) == 0
+    out = tmp / "site"
+    assert cli.main(["dashboard", "--out", str(out), "--ledger", str(ledger)]) == 0
+    return out, open_ledger(ledger)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    context.close()
+
+
+def _open(page, path: Path):
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page
+
+
+def test_the_pages_load_without_console_errors(site, page):
+    out, ledger = site
+    (night, _), *_ = ledger.nights("smoke", "cpu")
+    for path in (out / "index.html", out / "regressions.html", out / "nights" / str(night) / "index.html"):
+        _open(page, path)
+        assert page.errors == [], f"{path.name}: {page.errors}"
+    _open(page, out / "index.html")
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    assert page.errors == []
+
+
+def test_every_trend_chart_holds_one_point_per_night(site, page):
+    out, ledger = site
+    _open(page, out / "index.html")
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    points = page.evaluate("""() => Array.from(document.querySelectorAll('.trend')).map((el) => ({
+        id: el.id, n: el.data[el.data.length - 1].x.length,
+        values: el.data[el.data.length - 1].y.filter((v) => v !== null).length}))""")
+    smoke = [p for p in points if p["id"].startswith("smoke-cpu-")]
+    ci = [p for p in points if p["id"].startswith("ci-cpu-")]
+    assert len(smoke) == 8 and all(p["n"] == p["values"] == 3 for p in smoke)  # 4 models × 2 budgets, 3 nights each
+    assert ci and all(p["n"] == len(ledger.nights("ci", "cpu")) for p in ci)
+
+
+def test_a_failing_night_is_marked_in_the_charts_and_the_table(site, page):
+    out, ledger = site
+    results = [entry["result"] for _, entry in ledger.nights("smoke", "cpu")]
+    assert results == ["PASS", "PASS", "FAIL"]
+    _open(page, out / "index.html")
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    marker = page.evaluate("() => { const el = document.getElementById('smoke-cpu-Baseline1-3');"
+                           " const t = el.data[el.data.length - 1]; return [t.marker.color, t.marker.symbol]; }")
+    assert marker == [[dashboard.PASS, dashboard.PASS, dashboard.FAIL], ["circle", "circle", "x"]]
+    failing = page.locator("#smoke-cpu tr.night.fail")
+    assert failing.count() == 1 and "FAIL" in failing.inner_text()
+
+
+def test_a_click_on_a_point_opens_that_night_s_report_with_its_figures(site, page):
+    out, ledger = site
+    nights = ledger.nights("smoke", "cpu")
+    _open(page, out / "index.html")
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    x, y = page.evaluate("""() => { const el = document.getElementById('smoke-cpu-NewModel1-3');
+        el.scrollIntoView({block: 'center'});
+        const t = el.data[el.data.length - 1], xa = el._fullLayout.xaxis, ya = el._fullLayout.yaxis;
+        const box = el.getBoundingClientRect();
+        return [box.left + xa._offset + xa.l2p(t.x[1]), box.top + ya._offset + ya.l2p(t.y[1])]; }""")
+    page.mouse.move(x - 20, y)
+    page.mouse.move(x, y, steps=4)  # plotly finds the point under the pointer on hover, then the click opens it
+    page.wait_for_timeout(300)
+    with page.expect_navigation():
+        page.mouse.click(x, y)
+    assert page.url.endswith(f"nights/{nights[1][0]}/index.html")
+    assert "trainguard report — profile smoke" in page.inner_text("article.report")
+    images = page.evaluate("() => Array.from(document.images).map((i) => [i.getAttribute('src'), i.naturalWidth])")
+    assert images and all(width > 0 for _, width in images), images  # the figures, stored with the night
+    assert page.errors == []
+
+
+def test_a_click_on_a_row_opens_that_night_and_an_imported_night_shows_its_record(site, page):
+    out, ledger = site
+    (first_ci, entry), *_ = ledger.nights("ci", "cpu")
+    _open(page, out / "index.html")
+    with page.expect_navigation():
+        page.locator(f'tr.night[data-night="{first_ci}"] td').nth(1).click()
+    assert page.url.endswith(f"nights/{first_ci}/index.html")
+    assert "imported from a JSON-lines ledger" in page.inner_text("main") and entry["run_id"] in page.inner_text("pre")
+
+
+def test_the_regressions_page_lists_the_failing_night_with_what_changed(site, page):
+    out, ledger = site
+    _open(page, out / "regressions.html")
+    text = page.inner_text("main")
+    smoke = text[text.index("smoke on cpu"):]
+    assert "Baseline1-3 Test Accuracy" in smoke and "REGRESSION (worse than baseline)" in smoke  # the failed checks' words
+    failing = [night for night, entry in ledger.nights("smoke", "cpu") if entry["result"] == "FAIL"]
+    assert page.locator(f'a[href="nights/{failing[0]}/index.html"]').count() == 1
+    assert "nothing recorded changed since the night before" in smoke  # same code, data and versions: the baseline moved
+
+
+def test_the_site_works_offline_no_request_leaves_the_file_system(site, browser):
+    out, _ = site
+    context = browser.new_context()
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto((out / "index.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    context.close()
+    assert requests and all(url.startswith("file://") or url.startswith("data:") for url in requests), requests
