@@ -117,6 +117,9 @@ def _add_replay(sub) -> None:
     _common(replay)
     replay.add_argument("--names", nargs="+", default=None, metavar="NAME",
                         help="replay only these golden runs (models, mnist-torch, mnist-keras) [all of the profile's]")
+    replay.add_argument("--summary", type=Path, default=None, metavar="PATH",
+                        help="also write the verdict as markdown (a pull request's comment; in GitHub Actions it is "
+                             "added to the job summary too)")
 
 
 def _add_selftest(sub) -> None:
@@ -299,7 +302,20 @@ def cmd_replay(args) -> int:
         print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" ({sum(o.seconds for o in outcomes):.1f} s)")
         if any(o.status == MISSING for o in outcomes):
             print("some golden runs are missing: write them with `trainguard baselines update --golden`")
+    _replay_summary(args, replay.summary_markdown(outcomes, code, matrix.profile.cli_name))
     return code
+
+
+def _replay_summary(args, markdown: str) -> None:
+    import os
+
+    from .storage import atomic_write_text
+
+    if args.summary is not None:
+        atomic_write_text(args.summary, markdown)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(markdown)
 
 
 def cmd_baselines(args) -> int:

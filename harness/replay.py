@@ -419,6 +419,27 @@ def exit_code(outcomes: list[Outcome]) -> int:
     return 0 if all(o.status in (IDENTICAL, NOISE) for o in present) else 1
 
 
+SUMMARY_HEADLINES = {0: "✅ the golden runs replayed: training and evaluation did not change",
+                     1: "❌ the golden runs changed: training or evaluation is not what it was",
+                     2: "⚠️ a golden run could not be compared", 5: "⚠️ nothing to replay"}
+
+
+def summary_markdown(outcomes: list[Outcome], code: int, profile: str) -> str:
+    """The replay's verdict as markdown (a pull request's comment, a job summary): each golden run's outcome
+    — identical, numerics differ, changed at step N with the values — and how to accept an intended change."""
+    lines = [f"### trainguard replay ({profile}): {SUMMARY_HEADLINES.get(code, f'exit {code}')}", "",
+             "| golden run | verdict | what the replay saw |", "| --- | --- | --- |"]
+    for o in outcomes:
+        lines.append(f"| {o.name} | {o.status} | {o.message.replace('|', '/')} |")
+    if code == 1:
+        lines += ["", "If the change is intended, accept it: rewrite the golden runs and commit them with the change:",
+                  "", "```bash", f"trainguard baselines update --golden --profile {profile}",
+                  f"git add baselines/ && git commit -m 'goldens: <why the change is intended>'", "```",
+                  "", "The replay sees the first epochs of each model on a small subset: whether the change *matters* "
+                      "is the nightly outcome bands' to say (docs/replay.md)."]
+    return "\n".join(lines) + "\n"
+
+
 def _child_main(argv: list[str]) -> int:
     """``python -m trainguard.replay trace --profile P --names A,B [--data-dir D] --out OUT``: the torch golden runs as
     JSON in OUT (the lower-ISA perturbation runs in such a child: the ISA is chosen at process start)."""

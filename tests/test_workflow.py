@@ -24,7 +24,7 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     cpu, gpu = workflow["jobs"]["cpu"], workflow["jobs"]["gpu"]
     cpu_commands = " ".join(step.get("run", "") for step in cpu["steps"])
     gpu_commands = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "trainguard run --profile ci --ledger-dir" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "trainguard run --profile ci --ledger" in cpu_commands and "trainguard data fetch" in cpu_commands
     assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
     # The GPU night checks the profile strictly against its CUDA baseline; without one, red would not mean a
@@ -44,12 +44,18 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     for job in (cpu, gpu):
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
         assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"
-        # the history travels between nights: restored before the run, saved after it even when it failed
-        restore = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore")]
-        save = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/save")]
-        assert restore and save and save[0]["if"] == "always()"
-        assert restore[0]["with"]["path"] == save[0]["with"]["path"] == ".trainguard/history"
-        assert "ledger-dir .trainguard/history" in " ".join(s.get("run", "") for s in job["steps"])  # --tg- for pytest
+        # the ledger travels between nights in a branch (not an evictable cache): restored before the run, saved
+        # after it even when it failed; each job its own file
+        runs = [s.get("run", "") for s in job["steps"]]
+        restore = [i for i, r in enumerate(runs) if r.startswith("bash tools/history_branch.sh restore .trainguard/history")]
+        save = [i for i, r in enumerate(runs) if r.startswith("bash tools/history_branch.sh save .trainguard/history")]
+        assert restore and save and restore[0] < save[0] and job["steps"][save[0]]["if"] == "always()"
+        assert not any(s.get("uses", "").startswith("actions/cache/save") for s in job["steps"])
+        assert ".trainguard/history/ledger-" in " ".join(runs) and "TRAINGUARD_LEDGER" in " ".join(runs)
+    assert workflow["permissions"]["contents"] == "write"
+    pages = workflow["jobs"]["pages"]
+    assert "trainguard dashboard" in " ".join(s.get("run", "") for s in pages["steps"])
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in pages["steps"])
 
 
 def _workflow():
@@ -105,3 +111,24 @@ def test_ci_runs_the_readme_s_two_set_up_commands_verbatim():
     assert extracted == commands
     script = (root / ".ci" / "run").read_text()
     assert 'bash -euo pipefail -c "$main_job"' in script and 'bash -euo pipefail -c "$test_job"' in script
+
+
+REPLAY = WORKFLOW.with_name("replay.yml")
+
+
+def test_every_pull_request_is_replayed_and_told_the_verdict():
+    yaml = pytest.importorskip("ruamel.yaml", reason="comes with check-jsonschema (dev extra)")
+    workflow = yaml.YAML(typ="safe").load(REPLAY.read_text())
+    assert "pull_request" in workflow["on"] and workflow["permissions"]["pull-requests"] == "write"
+    steps = workflow["jobs"]["replay"]["steps"]
+    replay = next(s for s in steps if "trainguard replay" in s.get("run", ""))
+    assert "--summary reports/replay.md" in replay["run"] and "if" not in replay  # a change (exit 1) fails the PR
+    comment = next(s for s in steps if "gh pr comment" in s.get("run", ""))
+    assert comment["if"].startswith("always()") and "--body-file reports/replay.md" in comment["run"]
+
+
+def test_the_replay_workflow_validates_against_the_github_schema():
+    pytest.importorskip("check_jsonschema", reason="the dev extra installs check-jsonschema")
+    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                           str(REPLAY)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The nightly workflow's CPU job (.github/workflows/nightly.yml), run locally in the same order: the
-# same commands (a fast test checks each `run:` of the job appears here verbatim). The history store
-# stays in .trainguard/history between local runs, as the workflow's cache keeps it between nights;
-# the job summary goes to reports/job-summary.md instead of GitHub's $GITHUB_STEP_SUMMARY.
-# Afterwards reports/ holds the artifact's layout: report.md and figures, runlog.jsonl, junit.xml,
-# history.md, trends/, history/, job-summary.md.
+# same commands (a fast test checks each `run:` of the job appears here verbatim). Outside GitHub Actions
+# tools/history_branch.sh leaves the ledger where it is (.trainguard/history/ledger-cpu.sqlite) instead of
+# committing it to the trainguard-history branch; the job summary goes to reports/job-summary.md instead of
+# GitHub's $GITHUB_STEP_SUMMARY. Afterwards reports/ holds the artifact's layout: report.md and figures,
+# runlog.jsonl, junit.xml, history.md, trends/, dashboard/, job-summary.md.
 # Usage: tools/nightly.sh   (offline: TRAINGUARD_DATA_DIR=../shared/data tools/nightly.sh; the data
 # step then verifies that directory instead of downloading)
 set -euo pipefail
@@ -14,6 +14,7 @@ export GITHUB_STEP_SUMMARY=${GITHUB_STEP_SUMMARY:-$(pwd)/reports/job-summary.md}
 if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
 . .venv/bin/activate
 
+bash tools/history_branch.sh restore .trainguard/history
 python -m pip install -c constraints/nightly.txt -e ".[tf,dev]"
 if [[ -n "${TRAINGUARD_DATA_DIR:-}" ]]; then
     trainguard data verify --data-dir "$TRAINGUARD_DATA_DIR"
@@ -22,7 +23,10 @@ else
 fi
 python -m pytest -m "not slow" -n auto -q
 status=0
-trainguard run --profile ci --ledger-dir .trainguard/history --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
-trainguard ledger --profile ci --ledger-dir .trainguard/history --plots reports/trends > reports/history.md && cp -rT .trainguard/history reports/history
+trainguard run --profile ci --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
+trainguard ledger --profile ci --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --plots reports/trends > reports/history.md
+trainguard dashboard --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --out reports/dashboard
+echo "Dashboard of every night: https://${GITHUB_REPOSITORY_OWNER:-OWNER}.github.io/$(basename "${GITHUB_REPOSITORY:-OWNER/REPO}")/cpu/ (this night's: reports/dashboard/index.html in the artifact)" >> "$GITHUB_STEP_SUMMARY"
+bash tools/history_branch.sh save .trainguard/history ledger-cpu.sqlite
 echo "job summary: $GITHUB_STEP_SUMMARY; artifact layout: reports/"
 exit $status
