@@ -90,6 +90,9 @@ def _add_report(sub) -> None:
     _report_option(rerender)
     rerender.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
                           help="take the runs from these run logs (e.g. one per shard) instead of the result cache")
+    rerender.add_argument("--record", action="store_true",
+                          help="also record the night in the ledger (--ledger), dated by its runs' last event: nights "
+                               "trained elsewhere (shards, another host) join the ledger and the dashboard")
     _compare_option(rerender)
 
 
@@ -272,7 +275,34 @@ def cmd_report(args) -> int:
     experiment = overfit.OverfitExperiment.from_log(matrix.profile.mnist, histories) if matrix.profile.mnist else None
     session = CheckSession(matrix, experiment=experiment)
     verdicts = session.verdicts()
-    return _finish(session, verdicts, args, notes + session.notes)
+    if not args.record:
+        return _finish(session, verdicts, args, notes + session.notes)
+    from .api import summarize
+
+    summary = summarize(session, verdicts, notes + session.notes, compare_with=args.compare)
+    if summary.entry is not None and args.from_log:
+        summary.entry.update(_recorded_by_the_runs(args.from_log, matrix))
+    return _write(summary, args.report, ledger=_options(args).ledger_location)
+
+
+def _recorded_by_the_runs(logs, matrix) -> dict:
+    """What a re-rendered night records as the runs had it, not as the machine that re-renders has it: when they
+    ended (their last event), the commit they ran (the most common), their versions; the hardware is not in a run
+    log and is said so."""
+    from collections import Counter
+
+    from .runlog import read_events
+
+    events = [event for log in logs for event in read_events(log)]
+    times = [event["time"] for event in events if "time" in event]
+    commits = Counter(event["commit"] for event in events if event["event"] == "run_start" and event.get("commit"))
+    recorded = {"rerendered": True, "versions": matrix.runs_versions(),
+                "hardware": "not recorded (re-rendered from a run log)"}
+    if times:
+        recorded["time"] = max(times)
+    if commits:
+        recorded["commit"] = commits.most_common(1)[0][0]
+    return recorded
 
 
 def cmd_replay(args) -> int:
