@@ -63,7 +63,7 @@ SCRIPT = r"""
                             symbol: group.nights.map((n) => n.result === 'PASS' ? 'circle' : 'x')},
                    line: {color: '#7f8c8d'}});
       Plotly.newPlot(el, traces, {title: {text: cell, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
-                                  xaxis: {title: 'night'}, yaxis: {title: group.metric_label}, showlegend: false},
+                                  xaxis: {title: {text: 'night'}}, yaxis: {title: {text: group.metric_label}}, showlegend: false},
                      {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => { const p = event.points.find((q) => q.customdata !== undefined); if (p) open(p.customdata); });
     }
@@ -73,7 +73,7 @@ SCRIPT = r"""
       const traces = Object.entries(group.speed).map(([model, s]) => ({x: group.x, y: s[what], mode: 'lines+markers', name: model,
                      customdata: group.nights.map((n) => n.id), connectgaps: false}));
       Plotly.newPlot(el, traces, {title: {text: label, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
-                                  xaxis: {title: 'night'}}, {displaylogo: false, responsive: true});
+                                  xaxis: {title: {text: 'night'}}}, {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => open(event.points[0].customdata));
     }
   }
