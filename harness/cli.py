@@ -224,7 +224,8 @@ def cmd_run(args) -> int:
     _writable("--junit-xml", args.junit_xml)
 
     summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
-    return _write(summary, args.report, ledger=_options(args).ledger_location, junit_xml=args.junit_xml)
+    options = _options(args)
+    return _write(summary, args.report, ledger=options.ledger_location, junit_xml=args.junit_xml, mlflow=options.mlflow)
 
 
 def _finish(session, verdicts, args, notes) -> int:
@@ -234,11 +235,11 @@ def _finish(session, verdicts, args, notes) -> int:
     return _write(summarize(session, verdicts, notes, compare_with=args.compare), args.report)
 
 
-def _write(summary, path, ledger=None, junit_xml=None) -> int:
+def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
     """Publish (report; history entry and JUnit XML where given), print the failures and the summary; the exit code."""
     from .api import publish
 
-    path = publish(summary, path, ledger=ledger, junit_xml=junit_xml)
+    path = publish(summary, path, ledger=ledger, junit_xml=junit_xml, mlflow=mlflow)
     for v in summary.flags:
         if not v.passed and v not in summary.verdicts:
             print(f"FLAG {v.message}")

@@ -118,6 +118,9 @@ RUN_OPTIONS = (
     CommandOption("ledger", "the ledger of nights, compared between nights (drift, speed, trends) and shown by `trainguard "
                             "dashboard`: a SQLite file, or a database URL (postgresql://USER@HOST/DB) a team shares "
                             "[$TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite]", metavar="PATH|URL", ini=True),
+    CommandOption("mlflow", "also log each night to MLflow at this tracking URI (a run per night: settings as parameters, "
+                            "checked statistics as metrics, the report and figures as artifacts; the mlflow extra)",
+                  metavar="URI", ini=True),
     CommandOption("ledger-dir", "the former ledger option: the ledger DIR/ledger.sqlite, into which the JSON-lines ledgers "
                                 "under DIR are imported once (formerly --history-dir, still accepted)", type=Path, ini=True,
                   former=("history-dir",)),
@@ -228,7 +231,7 @@ def session_options(values: dict, profile):
                    allow_download=not values["offline"], run_log=Path(values["run_log"]) if values["run_log"] else None,
                    threads=values.get("threads"), precision=values["precision"], compile=bool(values["compile"]),
                    stack_seeds=bool(values.get("stack_seeds")),
-                   ledger=ledger_location(values),
+                   ledger=ledger_location(values), mlflow=values.get("mlflow"),
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
                    max_minutes=values.get("max_minutes"),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))

@@ -406,7 +406,7 @@ def trainguard_night(request):
             summary = run_profile(run, printer=printer)
         except ConfigError as exc:
             pytest.fail(f"trainguard: {exc}", pytrace=False)
-        state["report_path"] = publish(summary, state["values"]["report"], ledger=run.ledger_location)
+        state["report_path"] = publish(summary, state["values"]["report"], ledger=run.ledger_location, mlflow=run.mlflow)
         state["verdicts"].extend(summary.verdicts)
         if summary.result == "NOTHING CHECKED":
             pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
@@ -526,7 +526,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         summary = summarize(checks, state["verdicts"], state["skips"],
                             replay_outcomes=[state["replay"][n] for n in state["profile"].golden_names()
                                              if n in state["replay"]])
-        publish(summary, path, ledger=state["matrix"].options.ledger_location)
+        publish(summary, path, ledger=state["matrix"].options.ledger_location, mlflow=state["matrix"].options.mlflow)
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         import traceback
 

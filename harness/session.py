@@ -47,6 +47,7 @@ class Options:
     allow_download: bool = True
     ledger: str | None = None  # the ledger of nights (trainguard.ledger): a path or URL; None: no comparison between runs
     ledger_dir: Path | None = None  # the former option: the ledger DIR/ledger.sqlite (ledger wins)
+    mlflow: str | None = None  # an MLflow tracking URI each night is also logged to (trainguard.mlflow_export)
 
     @property
     def ledger_location(self) -> str | None:

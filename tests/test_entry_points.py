@@ -51,7 +51,7 @@ def test_each_tox_env_command_starts(env):
 
 
 @pytest.mark.parametrize("command", ["run", "replay", "report", "baselines", "selftest", "ledger", "history", "data",
-                                     "data export"])
+                                     "data export", "dashboard"])
 def test_every_cli_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command.split(), "--help"])

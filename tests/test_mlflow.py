@@ -1,0 +1,40 @@
+"""Each night logged to MLflow (--mlflow): against a real local MLflow tracking store (SQLite), read back with
+MLflow's own client. No mocks."""
+
+import pytest
+
+from trainguard import cli
+
+
+def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_path, smoke_runs):
+    mlflow = pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    baselines = smoke_runs.copy_baseline(tmp_path / "b").parent
+    code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay", "--results-dir",
+                     str(smoke_runs.copy(tmp_path / "results")), "--baselines-dir", str(baselines),
+                     "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger", str(tmp_path / "l.sqlite"),
+                     "--report", str(tmp_path / "night" / "report.md"), "--mlflow", uri])
+    assert code == 0
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("trainguard-smoke-cpu")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["trainguard.result"] == "PASS"
+    assert run.data.params["profile"] == "smoke" and run.data.params["seeds"] == "100"
+    assert "versions.torch" in run.data.params
+    assert set(run.data.metrics) >= {"Baseline1-2.test_acc", "NewModel2-3.train_loss"}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "report.md" in artifacts and "report-cifar-curves.png" in artifacts
+    assert mlflow.__version__
+
+
+def test_an_mlflow_store_that_fails_does_not_change_the_night(tmp_path, smoke_runs, capsys):
+    pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
+    baselines = smoke_runs.copy_baseline(tmp_path / "b").parent
+    code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay", "--no-figures", "--results-dir",
+                     str(smoke_runs.copy(tmp_path / "results")), "--baselines-dir", str(baselines),
+                     "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger", str(tmp_path / "l.sqlite"),
+                     "--report", str(tmp_path / "report.md"), "--mlflow", "http://127.0.0.1:1"])
+    assert code == 0  # the night passed; its export did not
+    assert "the MLflow export to http://127.0.0.1:1 failed" in capsys.readouterr().err
