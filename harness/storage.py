@@ -50,16 +50,9 @@ DEFAULT_LOCK_TIMEOUT = 6 * 3600.0
 def lock_timeout() -> float:
     """Seconds any trainguard lock waits before giving up: ``TRAINGUARD_LOCK_TIMEOUT``, else the default (generous:
     the result lock waits for another process to train a whole run)."""
-    raw = os.environ.get("TRAINGUARD_LOCK_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"TRAINGUARD_LOCK_TIMEOUT={raw!r}: expected a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"TRAINGUARD_LOCK_TIMEOUT={raw!r}: expected a positive number of seconds")
-    return value
+    from .watchdog import seconds_from_environment
+
+    return seconds_from_environment("TRAINGUARD_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
 
 
 @contextlib.contextmanager

@@ -86,18 +86,23 @@ def bound(seconds: float) -> float:
     return seconds if left is None else max(1.0, min(seconds, left))
 
 
-def child_timeout() -> float:
-    """``TRAINGUARD_CHILD_TIMEOUT`` seconds, else :data:`DEFAULT_CHILD_TIMEOUT`."""
-    raw = os.environ.get("TRAINGUARD_CHILD_TIMEOUT", "").strip()
+def seconds_from_environment(name: str, default: float) -> float:
+    """A bound in seconds from the environment variable ``name`` (a positive number), else ``default``."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_CHILD_TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"TRAINGUARD_CHILD_TIMEOUT={raw!r}: expected a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"TRAINGUARD_CHILD_TIMEOUT={raw!r}: expected a positive number of seconds")
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of seconds")
     return value
+
+
+def child_timeout() -> float:
+    """``TRAINGUARD_CHILD_TIMEOUT`` seconds, else :data:`DEFAULT_CHILD_TIMEOUT`."""
+    return seconds_from_environment("TRAINGUARD_CHILD_TIMEOUT", DEFAULT_CHILD_TIMEOUT)
 
 
 def run_child(command: list[str], what: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -209,3 +209,13 @@ def test_importing_trainguard_does_not_touch_the_umask(tmp_path):
     os.umask(mask)
     assert int(done.stdout.strip(), 8) == 0o666 & ~mask
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("name", ["TRAINGUARD_CHILD_TIMEOUT", "TRAINGUARD_LOCK_TIMEOUT"])
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+def test_a_bound_that_is_not_a_positive_number_is_named(monkeypatch, name, value):
+    from trainguard import storage, watchdog
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"{name}='{value}': expected a positive number of seconds"):
+        (watchdog.child_timeout if "CHILD" in name else storage.lock_timeout)()
