@@ -62,19 +62,11 @@ class RunSummary:
 
     @property
     def checks_asked(self) -> bool:
-        """Does the profile ask for any check (a timing profile, e.g. gpu-timing, asks for none, by design)?"""
-        mnist = self.profile.mnist is not None and not self.profile.mnist.synthetic
-        return bool(self.profile.checks or self.profile.golden_names() or mnist)
+        return checks_asked(self.profile)
 
     @property
     def result(self) -> str:
-        """PASS, FAIL, NOTHING CHECKED (checks were asked for, none compared anything: not a pass), or TIMING ONLY
-        (the profile asks for no check)."""
-        if self.failed:
-            return "FAIL"
-        if not self.verdicts:
-            return "NOTHING CHECKED" if self.checks_asked else "TIMING ONLY"
-        return "PASS"
+        return night_result(self.verdicts, self.profile)
 
     @property
     def exit_code(self) -> int:
@@ -83,6 +75,23 @@ class RunSummary:
 
     def uninformative(self) -> list[compare.Verdict]:
         return [v for v in self.verdicts if not v.informative]
+
+
+def checks_asked(profile: Profile) -> bool:
+    """Does the profile ask for any check (a timing profile, e.g. gpu-timing, asks for none, by design)?"""
+    mnist = profile.mnist is not None and not profile.mnist.synthetic
+    return bool(profile.checks or profile.golden_names() or mnist)
+
+
+def night_result(verdicts, profile: Profile) -> str:
+    """The one decision of a night's result, for the report, the exit code and the ledger alike: PASS, FAIL,
+    NOTHING CHECKED (checks were asked for, none compared anything: not a pass), or TIMING ONLY (the profile asks
+    for no check)."""
+    if any(not v.passed for v in verdicts):
+        return "FAIL"
+    if not verdicts:
+        return "NOTHING CHECKED" if checks_asked(profile) else "TIMING ONLY"
+    return "PASS"
 
 
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
@@ -229,8 +238,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     trend_part = _trend(session)
     trend_part["flags"] = list(replay_flags) + trend_part["flags"]
     verdicts += [flag for flag in trend_part["flags"] if flag.check in matrix.options.fail_on]
-    trend_part["entry"]["result"] = ("FAIL" if any(not v.passed for v in verdicts) else
-                                     "NOTHING CHECKED" if not verdicts else "PASS")
+    trend_part["entry"]["result"] = night_result(verdicts, profile)  # the ledger says what the report says
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     # what the dashboard shows per night beside the numbers: the replay's verdicts, the flags, the failures' words
     trend_part["entry"]["replay"] = {o.name: {"status": o.status, "message": o.message} for o in replay_outcomes}

@@ -190,3 +190,16 @@ def test_a_night_writes_its_record_and_report_in_the_ledger(tmp_path, smoke_runs
     files = store.artifacts(night)
     assert files["report.md"] == (tmp_path / "night" / "report.md").read_bytes()
     assert "report-cifar-curves.png" in files and json.dumps(record)
+
+
+def test_a_timing_only_night_is_recorded_as_timing_only_not_nothing_checked(tmp_path, capsys):
+    """The result is decided once (api.night_result): the ledger says what the report and the exit code say."""
+    profile = tmp_path / "timing.toml"
+    profile.write_text('name = "timing"\ndataset = "synthetic"\ntrain_per_class = 3\ntest_images = 10\nbudgets = [1]\n'
+                       'models = ["Baseline1"]\nchecks = []\ncheck_seeds = [100]\nbaseline_seeds = [0, 1]\n'
+                       '[golden]\nenabled = false\n')
+    code = cli.main(["run", "--profile", str(profile), "--device", "cpu", "--no-figures", "--results-dir",
+                     str(tmp_path / "results"), "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger",
+                     str(tmp_path / "l.sqlite"), "--report", str(tmp_path / "report.md")])
+    assert code == 0 and "TIMING ONLY" in (tmp_path / "report.md").read_text()
+    assert [e["result"] for e in open_ledger(tmp_path / "l.sqlite").read("timing", "cpu")] == ["TIMING ONLY"]
