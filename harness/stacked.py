@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import models
+from . import engine, models
 from .data import Dataset
 from .engine import (EpochCallback, apply_augment, augment_draws, autocast, device_name, make_optimizer, mark_diverged,
                      normalize, peak_memory_mb, record_epoch, seed_everything, to_device_split)
@@ -205,11 +205,15 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
                   config: TrainConfig, epochs: int, seeds: list[int], device: torch.device,
                   on_epoch: EpochCallback | None, on_batch: Callable[[], None] | None, precision: str,
                   compile_model: bool = False) -> None:
+    # the engine's seams, looked up at run time (engine.make_criterion, engine.epoch_order): the same loss and data
+    # order as a separate run, and a self-test that replaces one reaches stacked runs too
+    criterion = engine.make_criterion(config)
+
     def losses(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (k, B, classes) and each seed's mean loss (k,)."""
         with autocast(device, precision):
             out = stack.forward(x)
-            return out, vmap(nn.functional.cross_entropy)(out, y)
+            return out, vmap(criterion)(out, y)
 
     if compile_model:
         losses = torch.compile(losses, mode="reduce-overhead" if device.type == "cuda" else None)
@@ -221,7 +225,7 @@ def _train_epochs(stack: SeedStack, histories: list[History], x_train, y_train, 
     for epoch in range(1, epochs + 1):
         stack.module.train()
         started = time.perf_counter()
-        permutations = torch.stack([torch.randperm(n, generator=g) for g in order_rngs]).to(device)
+        permutations = torch.stack([engine.epoch_order(n, g, torch.device("cpu")) for g in order_rngs]).to(device)
         loss_sums = torch.zeros(k, device=device, dtype=torch.float64)
         correct = torch.zeros(k, device=device, dtype=torch.int64)
         for start in range(0, n, config.batch_size):

@@ -173,3 +173,18 @@ def test_trainguard_run_stack_seeds_starts_and_names_its_baseline_class(tmp_path
     assert "training Baseline1 seeds 100 stacked" in out
     report = (tmp_path / "report.md").read_text()
     assert "cpu-stacked" in report and "trainguard baselines update --profile smoke --device cpu --stack-seeds" in report
+
+
+@pytest.mark.parametrize("seam, replacement", [
+    ("make_criterion", lambda config: nn.CrossEntropyLoss(label_smoothing=0.2)),
+    ("epoch_order", lambda n, rng, device: torch.randperm(n, generator=rng).flip(0).to(device)),
+])
+def test_the_engine_s_seams_reach_a_stack_as_they_reach_a_separate_run(dataset, monkeypatch, seam, replacement):
+    """A self-test's injection into engine.make_criterion or engine.epoch_order changes stacked runs, and each seed
+    of the injected stack still equals its injected separate run: one loss and one data order for both loops."""
+    clean = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 1, [0, 1], CPU)
+    monkeypatch.setattr(engine, seam, replacement)
+    injected = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 1, [0, 1], CPU)
+    separate = engine.train("Baseline2", dataset, PROTOCOL, 1, 0, CPU)
+    assert injected[0].epochs[0].train_loss != clean[0].epochs[0].train_loss
+    assert abs(injected[0].epochs[0].train_loss - separate.epochs[0].train_loss) < TOLERANCE
