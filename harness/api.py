@@ -95,62 +95,26 @@ def night_result(verdicts, profile: Profile) -> str:
 
 
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
-                compare_with: Path | None = None) -> RunSummary:
+                compare_with: Path | None = None, executor=None) -> RunSummary:
     """Train the profile's cells for the checked seeds (or take them from the cache), run every check the
     profile enables, including Experiment 1 (MNIST), and summarize (``compare_with``: an earlier run log or
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
     from . import watchdog
+    from .night import LocalExecutor, close_runs, plan_night
 
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
     session = CheckSession(matrix)
-    preflight(session)
+    plan = plan_night(session)  # every input read and checked before anything trains
     watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
     try:
-        outcomes, verdicts, flags = replay_first(matrix, printer) if options.replay else ([], [], [])
-        for seed in matrix.seeds:  # every cell is trained and reported, whichever checks are on
-            for model in matrix.profile.models:
-                matrix.history(model, seed)
-        train_mnist(session, printer)
+        outcomes, verdicts, flags = replay_first(matrix, printer) if plan.goldens else ([], [], [])
+        (executor or LocalExecutor(printer)).execute(plan, session)
+        close_runs(session)  # the judge reads results only: a run not delivered is a failed "missing" check
         verdicts += session.verdicts()
         return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
     finally:
         watchdog.end_night()
-
-
-def train_mnist(session: CheckSession, printer=print) -> None:
-    """Experiment 1's pairs (without and with dropout) for every seed and installed framework, announced."""
-    experiment = session.experiment
-    if experiment is None:
-        return
-    from .overfit import keras_available
-
-    for framework in experiment.config.frameworks:
-        if framework == "keras" and keras_available():
-            continue  # the check kinds say so (a note in the report)
-        for seed in experiment.config.seeds:
-            printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-            experiment.pair(framework, seed)
-
-
-def preflight(session: CheckSession) -> None:
-    """Read and check every input the run will need before the first epoch — the data, every enabled kind's
-    reference (the baseline tables, the MNIST baselines, the published tables), the goldens — so that a bad
-    one (a truncated CSV, a corrupt golden) is an error naming the file now, not after minutes of training.
-    Raises ConfigError / DataError."""
-    from . import golden, replay
-    from .checks import published
-
-    matrix, profile = session.matrix, session.profile
-    matrix.dataset  # noqa: B018 — load and verify
-    for kind, case in session.cases():
-        if kind.reference_policy != "none":
-            session.reference(kind, case)
-    if "ranking" in profile.checks:
-        published.read(matrix)  # the expected order
-    if matrix.options.replay:
-        for name in profile.golden_names():
-            golden.read_golden(replay.golden_file(matrix, name))
 
 
 def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:

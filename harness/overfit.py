@@ -104,8 +104,8 @@ def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int,
                         device, model_factory=build, on_step=on_step, on_batch=on_batch)
 
 
-def _stopped(label: str, seed: int, message: str) -> History:
-    return History(label, seed, "cpu", 0, status="timeout", failed_epoch=1, message=message)
+def _stopped(label: str, seed: int, message: str, status: str = "timeout") -> History:
+    return History(label, seed, "cpu", 0, status=status, failed_epoch=None if status == "missing" else 1, message=message)
 
 
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
@@ -226,6 +226,7 @@ class OverfitExperiment:
     log: object = None  # trainguard.runlog.RunLog: every run is appended to it
     profile: str = ""
     threads: int | None = None  # TensorFlow's threads in the Keras child (torch's are the process's)
+    allow_training: bool = True  # False once a night's execute stage is done: a missing pair is a failed run
 
     def pair(self, framework: str, seed: int) -> Pair:
         if (framework, seed) not in self.pairs:
@@ -233,7 +234,8 @@ class OverfitExperiment:
             runs = []
             for dropout in (0.0, self.config.dropout):
                 history = self._run(framework, subset, dropout, seed)
-                self._log(framework, dropout, history)
+                if history.status != "missing":  # a run that never started leaves nothing in the run log
+                    self._log(framework, dropout, history)
                 runs.append(history)
             self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         return self.pairs[(framework, seed)]
@@ -245,6 +247,8 @@ class OverfitExperiment:
         from .storage import WaitTimeout
 
         label = log_name(framework, dropout)
+        if not self.allow_training:
+            return _stopped(label, seed, "no result: the night's execute stage did not deliver this run", "missing")
         if watchdog.passed():
             return _stopped(label, seed, f"not trained: {watchdog.describe_limit()} had passed")
         try:

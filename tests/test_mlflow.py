@@ -29,12 +29,12 @@ def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_p
     assert mlflow.__version__
 
 
-def test_an_mlflow_store_that_fails_does_not_change_the_night(tmp_path, smoke_runs, capsys):
+def test_an_mlflow_store_that_fails_is_said_and_changes_nothing(tmp_path, capsys):
+    """A tracking server that is down: said on stderr, no exception (the night's result and exit code stand)."""
     pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
-    baselines = smoke_runs.copy_baseline(tmp_path / "b").parent
-    code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay", "--no-figures", "--results-dir",
-                     str(smoke_runs.copy(tmp_path / "results")), "--baselines-dir", str(baselines),
-                     "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger", str(tmp_path / "l.sqlite"),
-                     "--report", str(tmp_path / "report.md"), "--mlflow", "http://127.0.0.1:1"])
-    assert code == 0  # the night passed; its export did not
+    from trainguard.api import export_to_mlflow
+
+    (tmp_path / "report.md").write_text("# a night\n")
+    entry = {"profile": "smoke", "device_class": "cpu", "result": "PASS", "time": "2026-12-02T02:17", "cells": {}}
+    export_to_mlflow("http://127.0.0.1:1", entry, tmp_path / "report.md")
     assert "the MLflow export to http://127.0.0.1:1 failed" in capsys.readouterr().err

@@ -103,7 +103,7 @@ LAYERS = [
     {"checks.baseline", "checks.published", "checks.mnist"},
     {"checks.conclusions", "trend"},
     {"replay"},
-    {"report", "dashboard", "mlflow_export"},
+    {"report", "dashboard", "mlflow_export", "night"},
     # the library's entry points
     {"calibration", "selftest", "api"},
     {"options"},

@@ -1,0 +1,126 @@
+"""A night in stages — plan, execute, judge, record — each a plain object handed to the next.
+
+- **plan** (:func:`plan_night`): from the profile and options, every run the night needs — each (model, seed) to
+  its largest budget, each MNIST pair, each golden replay — with every reference it will read read and checked
+  now (:func:`preflight`), before anything trains. The plan is data: it can be shown, counted,
+  split or handed to another machine.
+- **execute** (:class:`Executor`): takes the plan and makes its results available — from the result cache where
+  present, else trained. :class:`LocalExecutor` trains in this process; a cluster executor implements the same
+  method.
+- **judge**: the check kinds read the results and the references and never train: after the execute stage the
+  runs are closed (:func:`close_runs`), so a run the executor did not deliver is a failed "missing run" check,
+  never a training call.
+- **record**: the summary, the report, the ledger, JUnit, the job summary (:func:`trainguard.api.publish`).
+
+The pytest plugin still pulls runs case by case (its cases are the judge; pytest-xdist groups them by run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .spec import RunSpec, seed_list
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run: a (model, seed) to the profile's largest budget, keyed by its spec."""
+
+    model: str
+    seed: int
+    spec: RunSpec
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    """Everything a night will run, known before anything runs."""
+
+    profile: str
+    runs: tuple[PlannedRun, ...]
+    mnist_pairs: tuple[tuple[str, int], ...] = ()  # (framework, seed)
+    goldens: tuple[str, ...] = ()  # replayed before anything trains
+    notes: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        models = list(dict.fromkeys(r.model for r in self.runs))
+        seeds = sorted({r.seed for r in self.runs})
+        parts = [f"{len(self.runs)} run(s) ({', '.join(models)} × seeds {seed_list(seeds)})"]
+        if self.mnist_pairs:
+            parts.append(f"{len(self.mnist_pairs)} MNIST pair(s)")
+        if self.goldens:
+            parts.append(f"{len(self.goldens)} golden replay(s)")
+        return f"the night of {self.profile}: " + ", ".join(parts)
+
+
+def plan_night(session) -> NightPlan:
+    """The night's plan, for a :class:`trainguard.checks.CheckSession` over its runs; every input read and checked
+    first (a bad one raises ConfigError / DataError here, before anything trains)."""
+    from .overfit import keras_available
+
+    preflight(session)
+    matrix, profile = session.matrix, session.profile
+    runs = tuple(PlannedRun(model, seed, matrix.run_spec(model, seed)) for seed in matrix.seeds for model in profile.models)
+    pairs: list[tuple[str, int]] = []
+    notes: list[str] = []
+    if profile.mnist is not None:
+        for framework in profile.mnist.frameworks:
+            if framework == "keras" and (reason := keras_available()):
+                notes.append(f"MNIST keras: {reason}")
+                continue
+            pairs += [(framework, seed) for seed in profile.mnist.seeds]
+    goldens = tuple(profile.golden_names()) if matrix.options.replay else ()
+    return NightPlan(profile.name, runs, tuple(pairs), goldens, tuple(notes))
+
+
+def preflight(session) -> None:
+    """Read and check every input the run will need before the first epoch — the data, every enabled kind's
+    reference (the baseline tables, the MNIST baselines, the published tables), the goldens — so that a bad
+    one (a truncated CSV, a corrupt golden) is an error naming the file now, not after minutes of training.
+    Raises ConfigError / DataError."""
+    from . import golden, replay
+    from .checks import published
+
+    matrix, profile = session.matrix, session.profile
+    matrix.dataset  # noqa: B018 — load and verify
+    for kind, case in session.cases():
+        if kind.reference_policy != "none":
+            session.reference(kind, case)
+    if "ranking" in profile.checks:
+        published.read(matrix)  # the expected order
+    if matrix.options.replay:
+        for name in profile.golden_names():
+            golden.read_golden(replay.golden_file(matrix, name))
+
+
+class Executor(Protocol):
+    """The execute stage: make every planned run's result available to the judge."""
+
+    def execute(self, plan: NightPlan, session) -> None:
+        ...
+
+
+class LocalExecutor:
+    """Trains in this process, one run after another (or a model's seeds at once with --stack-seeds), each from
+    the result cache where present."""
+
+    def __init__(self, printer=print) -> None:
+        self.printer = printer
+
+    def execute(self, plan: NightPlan, session) -> None:
+        matrix = session.matrix
+        for run in plan.runs:  # every cell is trained and reported, whichever checks are on
+            matrix.history(run.model, run.seed)
+        experiment = session.experiment if plan.mnist_pairs else None
+        for framework, seed in plan.mnist_pairs:
+            self.printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
+            experiment.pair(framework, seed)
+
+
+def close_runs(session) -> None:
+    """After the execute stage: the judge reads results only. A run the executor did not deliver is then a
+    "missing" run (its checks fail saying so), never trained on demand."""
+    session.matrix.allow_training = False
+    experiment = session.built_experiment
+    if experiment is not None:
+        experiment.allow_training = False

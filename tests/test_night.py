@@ -1,0 +1,82 @@
+"""A night in stages (trainguard.night): the plan knows every run before anything trains, the executor delivers
+them, and the judge never trains — a run the executor did not deliver is a failed "missing run" check."""
+
+import pytest
+
+from trainguard import data, engine, overfit, training
+from trainguard.api import run_profile
+from trainguard.checks import CheckSession
+from trainguard.checks.mnist import MnistConclusions
+from trainguard.night import LocalExecutor, close_runs, plan_night
+from trainguard.session import Matrix, Options
+from trainguard.spec import OverfitConfig, load_profile
+
+
+def _options(tmp_path, smoke_runs, results=None):
+    return Options(load_profile("smoke"), device="cpu", baselines_dir=smoke_runs.copy_baseline(tmp_path / "b").parent,
+                   results_dir=results or tmp_path / "empty-results", run_log=None, replay=False, figures=False)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the judge started a training run")
+
+    monkeypatch.setattr(engine, "train", refuse)
+    monkeypatch.setattr(training, "train_one", refuse)
+    monkeypatch.setattr(training, "train_stack", refuse)
+
+
+def test_the_plan_lists_every_run_before_anything_trains(tmp_path, smoke_runs, no_training):
+    session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
+    plan = plan_night(session)
+    assert [(r.model, r.seed) for r in plan.runs] == [(m, 100) for m in ("Baseline1", "Baseline2", "NewModel1", "NewModel2")]
+    assert all(r.spec.epochs == 3 for r in plan.runs) and plan.mnist_pairs == () and plan.goldens == ()
+    assert plan.describe() == "the night of smoke: 4 run(s) (Baseline1, Baseline2, NewModel1, NewModel2 × seeds 100)"
+
+
+def test_judging_an_empty_store_with_the_runs_closed_gives_missing_run_failures_never_training(tmp_path, smoke_runs,
+                                                                                                 no_training):
+    session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
+    close_runs(session)
+    verdicts = session.verdicts()
+    runs = [v for v in verdicts if v.check == "run"]
+    assert runs and not any(v.passed for v in verdicts if v.check == "run")
+    assert {v.model for v in runs} == {"Baseline1", "Baseline2", "NewModel1", "NewModel2"}
+    assert all("no stored result" in v.message for v in runs)
+
+
+def test_a_closed_mnist_experiment_fails_its_cases_instead_of_training(tmp_path, smoke_runs, no_training):
+    config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("torch",))
+    experiment = overfit.OverfitExperiment(config, data.synthetic("mnist", 4, 2), device="cpu")
+    session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None), experiment=experiment)
+    close_runs(session)
+    kind = MnistConclusions()
+    case = next(iter(kind.cases(load_profile("ci"))))
+    case = type(case)(case.kind, "torch", case.group, ("torch",))
+    verdicts = session.judge(kind, case).verdicts
+    assert verdicts and all(v.check == "run" and not v.passed and "did not deliver" in v.message for v in verdicts)
+
+
+class NothingDelivered:
+    """An executor that delivers no run (a cluster that lost them all)."""
+
+    def __init__(self):
+        self.plans = []
+
+    def execute(self, plan, session):
+        self.plans.append(plan)
+
+
+def test_a_night_whose_executor_delivers_nothing_fails_with_missing_runs_and_trains_nothing(tmp_path, smoke_runs,
+                                                                                            no_training):
+    executor = NothingDelivered()
+    summary = run_profile(_options(tmp_path, smoke_runs), printer=lambda s: None, executor=executor)
+    assert len(executor.plans) == 1 and len(executor.plans[0].runs) == 4
+    assert summary.result == "FAIL" and all("no stored result" in v.message for v in summary.failed if v.check == "run")
+
+
+def test_the_local_executor_delivers_from_the_cache_and_the_night_passes(tmp_path, smoke_runs):
+    options = _options(tmp_path, smoke_runs, results=smoke_runs.copy(tmp_path / "results"))
+    summary = run_profile(options, printer=lambda s: None, executor=LocalExecutor(lambda s: None))
+    assert summary.result == "PASS" and summary.environment["training time"] == "none (all cached)"
