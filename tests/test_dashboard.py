@@ -67,7 +67,8 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.errors = []
+    page.errors, page.requests = [], []
+    page.on("request", lambda request: page.requests.append(request.url))
     page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     yield page
@@ -80,21 +81,17 @@ def _open(page, path: Path):
     return page
 
 
-def test_the_pages_load_without_console_errors(site, page):
+def test_the_pages_load_without_console_errors_and_the_charts_hold_every_night_failures_marked(site, page):
+    """One load of each page (plotly.js is megabytes to parse): no console error; every trend chart holds one point
+    per night; the failing night is marked in the charts (× in the failure colour) and in the table."""
     out, ledger = site
     (night, _), *_ = ledger.nights("smoke", "cpu")
-    for path in (out / "index.html", out / "regressions.html", out / "nights" / str(night) / "index.html"):
+    for path in (out / "regressions.html", out / "nights" / str(night) / "index.html"):
         _open(page, path)
         assert page.errors == [], f"{path.name}: {page.errors}"
     _open(page, out / "index.html")
     page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
     assert page.errors == []
-
-
-def test_every_trend_chart_holds_one_point_per_night(site, page):
-    out, ledger = site
-    _open(page, out / "index.html")
-    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
     points = page.evaluate("""() => Array.from(document.querySelectorAll('.trend')).map((el) => ({
         id: el.id, n: el.data[el.data.length - 1].x.length,
         values: el.data[el.data.length - 1].y.filter((v) => v !== null).length}))""")
@@ -102,19 +99,14 @@ def test_every_trend_chart_holds_one_point_per_night(site, page):
     ci = [p for p in points if p["id"].startswith("ci-cpu-")]
     assert len(smoke) == 8 and all(p["n"] == p["values"] == 3 for p in smoke)  # 4 models × 2 budgets, 3 nights each
     assert ci and all(p["n"] == len(ledger.nights("ci", "cpu")) for p in ci)
-
-
-def test_a_failing_night_is_marked_in_the_charts_and_the_table(site, page):
-    out, ledger = site
-    results = [entry["result"] for _, entry in ledger.nights("smoke", "cpu")]
-    assert results == ["PASS", "PASS", "FAIL"]
-    _open(page, out / "index.html")
-    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    assert [entry["result"] for _, entry in ledger.nights("smoke", "cpu")] == ["PASS", "PASS", "FAIL"]
     marker = page.evaluate("() => { const el = document.getElementById('smoke-cpu-Baseline1-3');"
                            " const t = el.data[el.data.length - 1]; return [t.marker.color, t.marker.symbol]; }")
     assert marker == [[dashboard.PASS, dashboard.PASS, dashboard.FAIL], ["circle", "circle", "x"]]
     failing = page.locator("#smoke-cpu tr.night.fail")
     assert failing.count() == 1 and "FAIL" in failing.inner_text()
+    # it works offline: no request left the file system (no CDN, no server)
+    assert page.requests and all(url.startswith(("file://", "data:")) for url in page.requests), page.requests
 
 
 def test_a_click_on_a_point_opens_that_night_s_report_with_its_figures(site, page):
@@ -158,15 +150,3 @@ def test_the_regressions_page_lists_the_failing_night_with_what_changed(site, pa
     failing = [night for night, entry in ledger.nights("smoke", "cpu") if entry["result"] == "FAIL"]
     assert page.locator(f'a[href="nights/{failing[0]}/index.html"]').count() == 1
     assert "nothing recorded changed since the night before" in smoke  # same code, data and versions: the baseline moved
-
-
-def test_the_site_works_offline_no_request_leaves_the_file_system(site, browser):
-    out, _ = site
-    context = browser.new_context()
-    page = context.new_page()
-    requests = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto((out / "index.html").as_uri())
-    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
-    context.close()
-    assert requests and all(url.startswith("file://") or url.startswith("data:") for url in requests), requests

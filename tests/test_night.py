@@ -76,7 +76,14 @@ def test_a_night_whose_executor_delivers_nothing_fails_with_missing_runs_and_tra
     assert summary.result == "FAIL" and all("no stored result" in v.message for v in summary.failed if v.check == "run")
 
 
-def test_the_local_executor_delivers_from_the_cache_and_the_night_passes(tmp_path, smoke_runs):
+def test_the_local_executor_delivers_every_planned_run_and_the_night_passes(tmp_path, smoke_runs):
+    class Recording(LocalExecutor):
+        def execute(self, plan, session):
+            super().execute(plan, session)
+            self.delivered = sorted(session.matrix.histories)
+
+    executor = Recording(lambda s: None)
     options = _options(tmp_path, smoke_runs, results=smoke_runs.copy(tmp_path / "results"))
-    summary = run_profile(options, printer=lambda s: None, executor=LocalExecutor(lambda s: None))
-    assert summary.result == "PASS" and summary.environment["training time"] == "none (all cached)"
+    summary = run_profile(options, printer=lambda s: None, executor=executor)
+    assert summary.result == "PASS"
+    assert executor.delivered == [(m, 100) for m in ("Baseline1", "Baseline2", "NewModel1", "NewModel2")]

@@ -364,7 +364,7 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
     hang.mkdir()
     (hang / "sitecustomize.py").write_text("import time\ntime.sleep(120)\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hang), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("TRAINGUARD_CHILD_TIMEOUT", "2")
+    monkeypatch.setenv("TRAINGUARD_CHILD_TIMEOUT", "1")
     config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("keras",))
     mnist = data.synthetic("mnist", train_per_class=4, test_per_class=2)
     experiment = overfit.OverfitExperiment(config, mnist, device="cpu")
