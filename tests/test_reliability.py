@@ -318,26 +318,27 @@ def test_a_report_write_killed_leaves_the_previous_report_whole(tmp_path):
     assert report.read_text() == "# the previous night\n" * 100
 
 
-def test_a_result_write_killed_is_not_a_torn_result_and_the_next_run_trains_it(tmp_path):
-    results = tmp_path / "results"
-    body = f"""
-        from pathlib import Path
-        from trainguard.session import Matrix, Options
-        from trainguard.spec import load_profile
-        tmp = Path({str(tmp_path)!r})
-        matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp / "b", results_dir=tmp / "results",
-                                run_log=tmp / "runlog.jsonl"), printer=lambda s: None)
-        matrix.history("Baseline1")
-    """
-    _killed_child(tmp_path, body, patch=_kill_on_call("os", "replace", 1))  # the result's rename
-    assert not [p for p in results.rglob("*.json")]  # no result file, torn or not
-    from trainguard.session import Matrix, Options
-    from trainguard.spec import load_profile
+def test_a_result_write_killed_leaves_no_torn_result_and_the_next_write_lands(tmp_path):
+    """The result cache's write point: a process killed at its rename leaves no result file, torn or whole (the run
+    is trained again next night: tests/test_faults.py shows the resume), and the next write of it lands."""
+    from trainguard.history import EpochRecord, History
+    from trainguard.results import ResultStore
+    from trainguard.spec import RunSpec, TrainConfig
 
-    matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path / "b", results_dir=results,
-                            run_log=tmp_path / "runlog.jsonl"), printer=lambda s: None)
-    assert matrix.history("Baseline1").completed and matrix.trained == [("Baseline1", 100)]
-    assert len(read_events(tmp_path / "runlog.jsonl")) >= 2  # the killed run's events and the new run's, all whole
+    spec_code = "RunSpec('smoke', 'Baseline1', 100, 1, TrainConfig(), 'data', 'cpu')"
+    _killed_child(tmp_path, f"""
+        from trainguard.history import EpochRecord, History
+        from trainguard.results import ResultStore
+        from trainguard.spec import RunSpec, TrainConfig
+        spec = {spec_code}
+        history = History('Baseline1', 100, 'cpu', 10, [EpochRecord(1, 2.0, 10.0, 2.1, 11.0, 0.1)], key=spec.key())
+        ResultStore({str(tmp_path / "results")!r}).put(spec, history)
+    """, patch=_kill_on_call("os", "replace", 1))  # killed at the rename: the temporary file is all it wrote
+    store = ResultStore(tmp_path / "results")
+    spec = eval(spec_code)
+    assert store.get(spec) is None and not list((tmp_path / "results").rglob("*.json"))
+    store.put(spec, History("Baseline1", 100, "cpu", 10, [EpochRecord(1, 2.0, 10.0, 2.1, 11.0, 0.1)], key=spec.key()))
+    assert store.get(spec).epochs[0].test_acc == 11.0
 
 
 # ------------------------------------------------------------------------------------ bounded waits

@@ -175,14 +175,25 @@ def test_trainguard_run_stack_seeds_starts_and_names_its_baseline_class(tmp_path
     assert "cpu-stacked" in report and "trainguard baselines update --profile smoke --device cpu --stack-seeds" in report
 
 
+@pytest.fixture(scope="module")
+def clean_stack(dataset):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return stacked.train_stacked("Baseline2", dataset, PROTOCOL, 1, [0, 1], CPU)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("seam, replacement", [
     ("make_criterion", lambda config: nn.CrossEntropyLoss(label_smoothing=0.2)),
     ("epoch_order", lambda n, rng, device: torch.randperm(n, generator=rng).flip(0).to(device)),
 ])
-def test_the_engine_s_seams_reach_a_stack_as_they_reach_a_separate_run(dataset, monkeypatch, seam, replacement):
+def test_the_engine_s_seams_reach_a_stack_as_they_reach_a_separate_run(dataset, clean_stack, monkeypatch, seam,
+                                                                      replacement):
     """A self-test's injection into engine.make_criterion or engine.epoch_order changes stacked runs, and each seed
     of the injected stack still equals its injected separate run: one loss and one data order for both loops."""
-    clean = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 1, [0, 1], CPU)
+    clean = clean_stack
     monkeypatch.setattr(engine, seam, replacement)
     injected = stacked.train_stacked("Baseline2", dataset, PROTOCOL, 1, [0, 1], CPU)
     separate = engine.train("Baseline2", dataset, PROTOCOL, 1, 0, CPU)
