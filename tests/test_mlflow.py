@@ -6,10 +6,11 @@ import pytest
 from trainguard import cli
 
 
-def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_path, smoke_runs):
+def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_path, smoke_runs, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.chdir(tmp_path)  # a local store keeps its artifacts in ./mlruns: the test's own directory
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     baselines = smoke_runs.copy_baseline(tmp_path / "b").parent
     code = cli.main(["run", "--profile", "smoke", "--device", "cpu", "--no-replay", "--results-dir",
