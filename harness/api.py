@@ -136,8 +136,6 @@ def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = 
     """Everything a finished run leaves behind: the report (figures beside it), the night in the ledger (its record
     with the report and figures, one transaction), the JUnit XML where asked, and in GitHub Actions the job summary
     ($GITHUB_STEP_SUMMARY). ``ledger_dir``: the former option (``DIR/ledger.sqlite``)."""
-    import os
-
     from . import report
     from .ledger import open_ledger, resolve_location
 
@@ -149,9 +147,7 @@ def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = 
         report.write(Path(junit_xml), report.junit_xml(summary))
     if mlflow and summary.entry is not None:
         export_to_mlflow(mlflow, summary.entry, path)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-            handle.write(report.job_summary(summary, path))
+    report.append_job_summary(report.job_summary(summary, path))
     return path
 
 

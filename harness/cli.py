@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import REPORT, add_options
+from .options import REPORT, RUN_OPTIONS, add_options
 
 EXAMPLES = """examples:
   trainguard run                                  # ci profile, CUDA if available, report in reports/report.md
@@ -157,10 +157,7 @@ def _add_dashboard(sub) -> None:
                                           "their bands, speed, the replay, every night's report, the regressions")
     board.add_argument("--out", type=Path, default=Path("reports/dashboard"), metavar="DIR",
                        help="where to write the site [reports/dashboard]")
-    board.add_argument("--ledger", "--tg-ledger", default=None, metavar="PATH|URL",
-                       help="the ledger [$TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite]")
-    board.add_argument("--ledger-dir", "--tg-ledger-dir", type=Path, default=None, metavar="DIR",
-                       help="the former option: the ledger DIR/ledger.sqlite")
+    add_options(board.add_argument, [o for o in RUN_OPTIONS if o.name in ("ledger", "ledger-dir")], aliases=True)
 
 
 def _add_data(sub) -> None:
@@ -223,8 +220,8 @@ def cmd_run(args) -> int:
     _writable("--report", args.report)
     _writable("--junit-xml", args.junit_xml)
 
-    summary = run_profile(_options(args), progress_bar=interactive(), compare_with=args.compare)
     options = _options(args)
+    summary = run_profile(options, progress_bar=interactive(), compare_with=args.compare)
     return _write(summary, args.report, ledger=options.ledger_location, junit_xml=args.junit_xml, mlflow=options.mlflow)
 
 
@@ -283,7 +280,7 @@ def cmd_report(args) -> int:
     summary = summarize(session, verdicts, notes + session.notes, compare_with=args.compare)
     if summary.entry is not None and args.from_log:
         summary.entry.update(_recorded_by_the_runs(args.from_log, matrix))
-    return _write(summary, args.report, ledger=_options(args).ledger_location)
+    return _write(summary, args.report, ledger=matrix.options.ledger_location)
 
 
 def _recorded_by_the_runs(logs, matrix) -> dict:
@@ -338,15 +335,12 @@ def cmd_replay(args) -> int:
 
 
 def _replay_summary(args, markdown: str) -> None:
-    import os
-
+    from .report import append_job_summary
     from .storage import atomic_write_text
 
     if args.summary is not None:
         atomic_write_text(args.summary, markdown)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-            handle.write(markdown)
+    append_job_summary(markdown)
 
 
 def cmd_baselines(args) -> int:

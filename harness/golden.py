@@ -416,10 +416,6 @@ def golden_bytes(golden: Golden) -> bytes:
     return (json.dumps(golden.to_json(), indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
-def write_golden(path: Path, golden: Golden) -> None:
-    write_goldens_together({Path(path): golden})
-
-
 def write_goldens_together(goldens: dict[Path, Golden]) -> None:
     """Every golden of one update replaced together, per directory (storage.write_together): an update that dies
     half way leaves the goldens before it, never some of each."""

@@ -43,6 +43,12 @@ class History:
     # end (a high-water mark of the whole process, so it never falls within one process). None: not measured.
     peak_memory_mb: float | None = None
 
+    @classmethod
+    def not_trained(cls, model: str, seed: int, device: str, status: str, message: str) -> "History":
+        """A run with no epoch: ``missing`` (no stored result, nothing to train) or ``timeout`` (a bounded wait ran out
+        before it started)."""
+        return cls(model, seed, device, 0, status=status, failed_epoch=None if status == "missing" else 1, message=message)
+
     @property
     def completed(self) -> bool:
         return self.status == "completed"

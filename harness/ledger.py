@@ -95,11 +95,11 @@ def database_url(location: str | Path) -> str:
 def open_ledger(location: str | Path) -> "Ledger":
     """The ledger at ``location`` (a path: SQLite; a URL: PostgreSQL or SQLite), created or migrated on first use.
     A JSON-lines ledger directory beside a SQLite file (``--ledger-dir``) is imported into it once."""
+    new = "://" not in str(location) and not Path(location).expanduser().exists()
     ledger = Ledger(database_url(location))
-    if "://" not in str(location):
-        legacy = Path(location).parent
-        if Path(location).name == "ledger.sqlite" and any(legacy.glob("*/*.jsonl")):
-            ledger.import_jsonl(sorted(legacy.glob("*/*.jsonl")))
+    legacy = Path(location).parent
+    if new and Path(location).name == "ledger.sqlite" and any(legacy.glob("*/*.jsonl")):
+        ledger.import_jsonl(sorted(legacy.glob("*/*.jsonl")))  # once: when the database is created beside them
     return ledger
 
 
@@ -155,6 +155,8 @@ class Ledger:
     def _migrate(self) -> None:
         import sqlalchemy as sa
 
+        if self.schema_version() == SCHEMA_VERSION:  # the common case: a read, no write lock
+            return
         with self._write() as connection:
             if not sa.inspect(connection).has_table(VERSION_TABLE.name):
                 VERSION_TABLE.create(connection)

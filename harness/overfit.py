@@ -104,10 +104,6 @@ def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int,
                         device, model_factory=build, on_step=on_step, on_batch=on_batch)
 
 
-def _stopped(label: str, seed: int, message: str, status: str = "timeout") -> History:
-    return History(label, seed, "cpu", 0, status=status, failed_epoch=None if status == "missing" else 1, message=message)
-
-
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
     from .keras_engine import train_in_subprocess
 
@@ -124,9 +120,13 @@ class Pair:
     drop: History
 
     @property
+    def stopped(self) -> list[History]:
+        """Its runs that did not complete every epoch (a stopped run measured no gap)."""
+        return [h for h in (self.nodrop, self.drop) if not (h.completed and h.epochs)]
+
+    @property
     def complete(self) -> bool:
-        """Both runs completed every epoch (a stopped run measured no gap)."""
-        return all(h.completed and h.epochs for h in (self.nodrop, self.drop))
+        return not self.stopped
 
     def quantities(self) -> dict[str, float]:
         nd, d = self.nodrop.epochs, self.drop.epochs
@@ -248,21 +248,21 @@ class OverfitExperiment:
 
         label = log_name(framework, dropout)
         if not self.allow_training:
-            return _stopped(label, seed, "no result: the night's execute stage did not deliver this run", "missing")
+            return History.not_trained(label, seed, "cpu", "missing",
+                                       "no result: the night's execute stage did not deliver this run")
         if watchdog.passed():
-            return _stopped(label, seed, f"not trained: {watchdog.describe_limit()} had passed")
+            return History.not_trained(label, seed, "cpu", "timeout", f"not trained: {watchdog.describe_limit()} had passed")
         try:
             if framework == "keras":
                 return run_keras(subset, self.config, dropout, seed, self.threads)
             return run_torch(subset, self.config, dropout, seed, self.device,
                              on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}"))
         except WaitTimeout as exc:
-            return _stopped(label, seed, str(exc))
+            return History.not_trained(label, seed, "cpu", "timeout", str(exc))
 
     def stopped(self, framework: str) -> list[History]:
         """The runs of ``framework``'s seeds that did not complete (their cases fail with why)."""
-        return [h for seed in self.config.seeds for h in (self.pair(framework, seed).nodrop, self.pair(framework, seed).drop)
-                if not h.completed]
+        return [h for pair in self.seed_pairs(framework) for h in pair.stopped]
 
     def _log(self, framework: str, dropout: float, history: History) -> None:
         """Append the finished run to the run log, so the report can be re-rendered from the log."""
@@ -304,7 +304,7 @@ class OverfitExperiment:
     def per_seed(self, framework: str, seeds) -> dict[int, dict[str, float]]:
         """Every seed's quantities (a baseline update): a run that stopped is an error, never a short baseline."""
         pairs = {seed: self.pair(framework, seed) for seed in seeds}
-        if stopped := [h for pair in pairs.values() for h in (pair.nodrop, pair.drop) if not h.completed]:
+        if stopped := [h for pair in pairs.values() for h in pair.stopped]:
             raise RuntimeError(f"MNIST {framework} baseline: {len(stopped)} run(s) did not complete, the first "
                                f"{stopped[0].model} seed {stopped[0].seed}: {stopped[0].status} ({stopped[0].message}); "
                                f"nothing was written")

@@ -35,7 +35,7 @@ from . import data, engine
 from .compare import Verdict
 from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
-                     golden_path, measure, read_golden, write_golden, write_goldens_together)
+                     golden_path, measure, read_golden, write_goldens_together)
 from .spec import ConfigError
 from .storage import WaitTimeout
 
@@ -434,7 +434,7 @@ def summary_markdown(outcomes: list[Outcome], code: int, profile: str) -> str:
     if code == 1:
         lines += ["", "If the change is intended, accept it: rewrite the golden runs and commit them with the change:",
                   "", "```bash", f"trainguard baselines update --golden --profile {profile}",
-                  f"git add baselines/ && git commit -m 'goldens: <why the change is intended>'", "```",
+                  "git add baselines/ && git commit -m 'goldens: <why the change is intended>'", "```",
                   "", "The replay sees the first epochs of each model on a small subset: whether the change *matters* "
                       "is the nightly outcome bands' to say (docs/replay.md)."]
     return "\n".join(lines) + "\n"

@@ -351,6 +351,15 @@ def job_summary(summary, report_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def append_job_summary(markdown: str) -> None:
+    """Add ``markdown`` to the GitHub job summary ($GITHUB_STEP_SUMMARY) when there is one."""
+    import os
+
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(markdown)
+
+
 def write(path: Path, text: str) -> Path:
     atomic_write_text(Path(path), text)
     return Path(path)

@@ -49,11 +49,6 @@ class Options:
     ledger_dir: Path | None = None  # the former option: the ledger DIR/ledger.sqlite (ledger wins)
     mlflow: str | None = None  # an MLflow tracking URI each night is also logged to (trainguard.mlflow_export)
 
-    @property
-    def ledger_location(self) -> str | None:
-        from .ledger import resolve_location
-
-        return resolve_location(self.ledger, self.ledger_dir)
     fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
     figures: bool = True  # the report's PNG figures (off: the same markdown without them)
@@ -63,6 +58,13 @@ class Options:
     def time_limit(self) -> float | None:
         """Minutes the night may take: --max-minutes, else the profile's ``max_minutes``, else None (no limit)."""
         return self.max_minutes if self.max_minutes is not None else self.profile.max_minutes
+
+    @property
+    def ledger_location(self) -> str | None:
+        """The ledger's path or URL: ``ledger``, else ``ledger_dir``/ledger.sqlite, else None (no ledger)."""
+        from .ledger import resolve_location
+
+        return resolve_location(self.ledger, self.ledger_dir)
 
 
 @dataclass
@@ -209,8 +211,7 @@ class Matrix:
         return history
 
     def _not_trained(self, model: str, seed: int, status: str, message: str) -> History:
-        return History(model, seed, engine.device_name(self.device), 0, status=status,
-                       failed_epoch=None if status == "missing" else 1, message=message)
+        return History.not_trained(model, seed, engine.device_name(self.device), status, message)
 
     def preload(self, histories: dict[tuple[str, int], History]) -> None:
         """Use these histories (from a run log) instead of the cache or training."""

@@ -130,7 +130,7 @@ def train_one(matrix, model: str, seed: int, spec: RunSpec) -> History:
 
 def timed_out(history: History | None, model: str, seed: int, matrix, message: str) -> History:
     """The run the night's time limit stopped: the epochs it finished, status ``timeout`` (never cached)."""
-    if history is None:
-        history = History(model, seed, engine.device_name(matrix.device), 0)
+    if history is None:  # stopped inside its first epoch
+        return History.not_trained(model, seed, engine.device_name(matrix.device), "timeout", message)
     history.status, history.failed_epoch, history.message = "timeout", len(history.epochs) + 1, message
     return history

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from trainguard import cli, ledger as ledger_module
-from trainguard.ledger import JsonLinesLedger, Ledger, database_url, open_ledger
+from trainguard.ledger import JsonLinesLedger, database_url, open_ledger
 from trainguard.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -275,13 +275,13 @@ def test_a_golden_with_a_non_finite_value_is_refused(tmp_path):
 
 def test_a_data_download_killed_before_its_checksum_file_is_fetched_again(tmp_path):
     cache = tmp_path / "cache"
-    downloader = f"""
+    downloader = """
         import numpy as np
         from trainguard import data
         rng = np.random.default_rng(0)
-        data.DOWNLOADER = lambda name, scratch: {{
+        data.DOWNLOADER = lambda name, scratch: {
             "x_train": rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), "y_train": np.tile(np.arange(10, dtype=np.uint8), 4),
-            "x_test": rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), "y_test": np.tile(np.arange(10, dtype=np.uint8), 2)}}
+            "x_test": rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), "y_test": np.tile(np.arange(10, dtype=np.uint8), 2)}
     """
     _killed_child(tmp_path, downloader + f"""
         data.load("cifar10", cache_dir={str(cache)!r})
@@ -335,7 +335,7 @@ def test_a_result_write_killed_leaves_no_torn_result_and_the_next_write_lands(tm
         ResultStore({str(tmp_path / "results")!r}).put(spec, history)
     """, patch=_kill_on_call("os", "replace", 1))  # killed at the rename: the temporary file is all it wrote
     store = ResultStore(tmp_path / "results")
-    spec = eval(spec_code)
+    spec = RunSpec("smoke", "Baseline1", 100, 1, TrainConfig(), "data", "cpu")  # the child's spec_code
     assert store.get(spec) is None and not list((tmp_path / "results").rglob("*.json"))
     store.put(spec, History("Baseline1", 100, "cpu", 10, [EpochRecord(1, 2.0, 10.0, 2.1, 11.0, 0.1)], key=spec.key()))
     assert store.get(spec).epochs[0].test_acc == 11.0
