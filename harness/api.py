@@ -115,6 +115,7 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
         return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
     finally:
         watchdog.end_night()
+        matrix.close()
 
 
 def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:

@@ -210,10 +210,13 @@ def get_matrix(config: pytest.Config):
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(_STATE_KEY, None):
+    state = config.stash.get(_STATE_KEY, None)
+    if state:
         from . import watchdog
 
         watchdog.end_night()
+        if state["matrix"] is not None:
+            state["matrix"].close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -84,6 +84,7 @@ class Matrix:
             from .spec import baselines_dir_for
 
             self.options.baselines_dir = baselines_dir_for(self.profile)
+        self.threads_before = current_threads()  # given back by close(): an in-process night must not leak its count
         self.threads, self.threads_note = apply_threads(self.options.threads, self.profile)
         self.device = engine.resolve_device(self.options.device)
         self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
@@ -103,6 +104,14 @@ class Matrix:
                 f"against a baseline that contains it cannot fail, so it proves nothing. Check held-out seeds (the "
                 f"profile's check_seeds {list(self.profile.check_seeds)}, or others), or pass --tg-allow-baseline-seeds "
                 f"to reproduce a baseline seed on purpose")
+
+    def close(self) -> None:
+        """Give the process back its torch thread count: a later night in the same process (pytest's in-process
+        runs, a notebook) would otherwise train at this night's count and round differently."""
+        import torch
+
+        if torch.get_num_threads() != self.threads_before:
+            torch.set_num_threads(self.threads_before)
 
     def redirect_writes(self) -> str | None:
         """Before an update: never rewrite the baselines shipped with trainguard from another directory; say where
@@ -273,6 +282,12 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def current_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def apply_threads(requested: int | None, profile: Profile) -> tuple[int, str]:

@@ -157,7 +157,8 @@ def test_xdist_workers_train_each_model_once_and_merge_one_report(with_baseline)
     pytest.importorskip("xdist")
     project = with_baseline
     profile = _matrix_profile(project)
-    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider", "--tg-no-figures"]
+    # one thread in both: the in-process run would otherwise train at whatever count this worker has
+    base = ["-m", "slow", "--tg-profile", profile, "-p", "no:cacheprovider", "--tg-no-figures", "--tg-threads", "1"]
     single = project.runpytest_inprocess(*base, "--tg-report", "one/report.md", "--tg-run-log", "one.jsonl")
     spread = project.runpytest_subprocess(*base, "-n", "2", "-v", "--tg-results-dir", "fresh", "--tg-report",
                                           "two/report.md", "--tg-run-log", "two.jsonl")

@@ -139,3 +139,16 @@ def test_versions_are_plain_strings_that_xdist_can_send():
     from trainguard.environment import versions
 
     assert all(type(value) is str for value in versions().values()), versions()
+
+
+def test_a_night_gives_the_process_its_thread_count_back(tmp_path):
+    """An in-process night (pytest's runpytest_inprocess, a notebook) pins the thread count for its runs and
+    gives the old count back when it closes: the next night in that process must not round at this one's count."""
+    import torch
+
+    before = torch.get_num_threads()
+    matrix = Matrix(Options(load_profile("smoke"), device="cpu", threads=before + 1, results_dir=tmp_path / "r"),
+                    printer=lambda *a: None)
+    assert torch.get_num_threads() == before + 1
+    matrix.close()
+    assert torch.get_num_threads() == before
