@@ -101,7 +101,7 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     result directory, for the report's "changes since" table). Raises ConfigError / DataError on
     bad input; a failed check is a verdict, not an exception."""
     from . import watchdog
-    from .night import LocalExecutor, close_runs, plan_night
+    from .night import close_runs, plan_night
 
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
     session = CheckSession(matrix)
@@ -109,13 +109,27 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
     try:
         outcomes, verdicts, flags = replay_first(matrix, printer) if plan.goldens else ([], [], [])
-        (executor or LocalExecutor(printer)).execute(plan, session)
+        executor = executor or executor_for(options, printer)
+        executor.execute(plan, session)
+        if note := getattr(executor, "placement_note", lambda: None)():
+            session.notes.append(note)
         close_runs(session)  # the judge reads results only: a run not delivered is a failed "missing" check
         verdicts += session.verdicts()
         return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
     finally:
         watchdog.end_night()
         matrix.close()
+
+
+def executor_for(options: Options, printer=print):
+    """The execute stage the options ask for: this process, or a Ray cluster (trainguard.cluster)."""
+    if options.executor == "ray":
+        from .cluster import RayExecutor
+
+        return RayExecutor(options.ray, printer)
+    from .night import LocalExecutor
+
+    return LocalExecutor(printer)
 
 
 def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:

@@ -7,6 +7,7 @@ Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error; 5 no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -395,11 +396,20 @@ def _update_baselines(matrix, args) -> int:
                       f"them ({', '.join(other[:4])}{' …' if len(other) > 4 else ''}): the baseline records what they "
                       f"were trained with, not what a night here computes")
             matrix.preload(runs)
+    session = CheckSession(matrix)
+    if matrix.options.executor != "local" and not args.from_log:  # the seeds' runs first, spread over the cluster
+        from .api import executor_for
+        from .night import plan_baselines
+
+        plan = plan_baselines(session)
+        if args.skip_mnist:
+            plan = dataclasses.replace(plan, mnist_pairs=())
+        executor_for(matrix.options).execute(plan, session)
     for line in baseline_kind.update(matrix, source_logs=args.from_log):
         print(line)
     print(f"wrote {baseline_kind.baseline_file(matrix)}")
     if matrix.profile.mnist is not None and not args.skip_mnist:
-        for line in CheckSession(matrix).update(["mnist_gaps"]):
+        for line in session.update(["mnist_gaps"]):
             print(line)
     if not args.skip_golden:
         from .replay import write_goldens

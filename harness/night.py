@@ -73,6 +73,22 @@ def plan_night(session) -> NightPlan:
     return NightPlan(profile.name, runs, tuple(pairs), goldens, tuple(notes))
 
 
+def plan_baselines(session) -> NightPlan:
+    """The runs a baseline update measures: every model at every baseline seed, and the MNIST baseline seeds' pairs
+    (``trainguard baselines update``); the goldens are written by the update itself, not replayed."""
+    from .overfit import keras_available
+
+    matrix, profile = session.matrix, session.profile
+    runs = tuple(PlannedRun(model, seed, matrix.run_spec(model, seed))
+                 for seed in profile.baseline_seeds for model in profile.models)
+    pairs: list[tuple[str, int]] = []
+    mnist = profile.mnist
+    if mnist is not None and not mnist.synthetic:
+        pairs = [(framework, seed) for framework in mnist.frameworks for seed in mnist.baseline_seeds
+                 if not (framework == "keras" and keras_available())]
+    return NightPlan(profile.name, runs, tuple(pairs))
+
+
 def preflight(session) -> None:
     """Read and check every input the run will need before the first epoch — the data, every enabled kind's
     reference (the baseline tables, the MNIST baselines, the published tables), the goldens — so that a bad

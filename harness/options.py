@@ -40,6 +40,16 @@ def _positive_int(text: str) -> int:
     raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value >= 0:
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or a positive integer")
+
+
 def _positive_number(text: str) -> float:
     try:
         value = float(text)
@@ -136,6 +146,16 @@ RUN_OPTIONS = (
                                  "started are not trained, the checks, report and ledger entry are still written, and "
                                  "the night fails [the profile's max_minutes, else none]; docs/reliability.md",
                   type=_positive_number, metavar="M", ini=True),
+    CommandOption("executor", "where the night's runs train: local (this process) or ray (one Ray task per run on a "
+                              "Ray cluster; the ray extra; docs/cluster.md)", "local", choices=("local", "ray"), ini=True),
+    CommandOption("ray-address", "the Ray cluster to join: auto (the one `ray start` runs here), HOST:PORT or "
+                                 "ray://HOST:10001 [none: a local cluster for this night]", metavar="ADDRESS", ini=True),
+    CommandOption("cpus-per-run", "CPUs Ray reserves for each run's task [the run's thread count]",
+                  type=_positive_number, metavar="N", ini=True),
+    CommandOption("gpus-per-run", "GPUs Ray gives each run's task (with --device auto the run trains on it) [0]",
+                  type=_positive_number, metavar="N", ini=True),
+    CommandOption("ray-retries", "times Ray reruns a run whose worker process or node died (a run that fails in its "
+                                 "own code is never rerun)", 3, type=_non_negative_int, metavar="N", ini=True),
 )
 REPORT = CommandOption("report", "markdown report path (figures are written beside it)", "reports/report.md", type=Path,
                        ini=True)
@@ -217,6 +237,14 @@ def ledger_location(values: dict) -> str:
             or str(DEFAULT_LEDGER))
 
 
+def _ray_resources(values: dict):
+    from .session import RayResources
+
+    retries = values.get("ray_retries")
+    return RayResources(address=values.get("ray_address"), cpus_per_run=values.get("cpus_per_run"),
+                        gpus_per_run=values.get("gpus_per_run") or 0.0, retries=3 if retries is None else int(retries))
+
+
 def session_options(values: dict, profile):
     """The run's :class:`trainguard.session.Options` from either front end's values."""
     from .session import Options
@@ -233,6 +261,7 @@ def session_options(values: dict, profile):
                    stack_seeds=bool(values.get("stack_seeds")),
                    ledger=ledger_location(values), mlflow=values.get("mlflow"),
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
-                   max_minutes=values.get("max_minutes"),
+                   max_minutes=values.get("max_minutes"), executor=values.get("executor") or "local",
+                   ray=_ray_resources(values),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

@@ -308,12 +308,35 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     config = session.config
     state = config.stash.get(_STATE_KEY, None)
-    if not state or not state["active"] or not state["values"]["update_baselines"] or not _xdist_controller(config):
+    if not state or not state["active"]:
         return
     try:
-        _update_references(config, get_matrix(config))
+        if state["values"].get("executor") == "ray":
+            _execute_on_ray(config, state)
+        elif state["values"]["update_baselines"] and _xdist_controller(config):
+            _update_references(config, get_matrix(config))
     except (ConfigError, DataError) as exc:
         raise pytest.UsageError(f"trainguard: {exc}") from None
+
+
+def _execute_on_ray(config: pytest.Config, state: dict) -> None:
+    """--tg-executor ray: the night's execute stage before the first case (the cases then judge what came back):
+    the baseline seeds first under --tg-update-baselines, then the checked runs, one Ray task each."""
+    from .api import executor_for
+    from .checks import CheckSession
+    from .night import plan_baselines, plan_night
+
+    if _xdist_controller(config) or hasattr(config, "workerinput"):
+        raise pytest.UsageError("--tg-executor ray spreads the runs over the Ray cluster itself: drop -n (pytest-xdist)")
+    matrix = get_matrix(config)
+    executor = executor_for(matrix.options, _printer(config))
+    checks = state["checks"] = CheckSession(matrix)
+    if state["values"]["update_baselines"]:
+        executor.execute(plan_baselines(checks), checks)
+        _update_references(config, matrix, checks)
+    executor.execute(plan_night(checks), checks)
+    if note := executor.placement_note():
+        state["skips"].append(note)  # the notes the report prints
 
 
 class CaseCheck:

@@ -29,6 +29,16 @@ from .storage import WaitTimeout
 Printer = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RayResources:
+    """Where and with what each run's Ray task runs (trainguard.cluster; docs/cluster.md)."""
+
+    address: str | None = None  # None: a local cluster (or the one this process joined); auto; HOST:PORT; ray://HOST:10001
+    cpus_per_run: float | None = None  # None: the run's thread count
+    gpus_per_run: float = 0.0
+    retries: int = 3  # reruns of a task whose worker died (Ray's max_retries); a run's own failure is never rerun
+
+
 @dataclass
 class Options:
     profile: Profile
@@ -53,6 +63,8 @@ class Options:
     replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay)
     figures: bool = True  # the report's PNG figures (off: the same markdown without them)
     max_minutes: float | None = None  # the night's time limit (trainguard.watchdog); None: the profile's max_minutes
+    executor: str = "local"  # local: train in this process; ray: a Ray task per run (trainguard.cluster)
+    ray: RayResources = field(default_factory=RayResources)
 
     @property
     def time_limit(self) -> float | None:

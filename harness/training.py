@@ -23,11 +23,12 @@ def announce(matrix, what: str, spec: RunSpec) -> int:
     return -(-len(matrix.dataset.x_train) // spec.training.batch_size)
 
 
-def log_start(matrix, spec: RunSpec) -> str:
-    """The run log's run_start event; the run's id in the log."""
+def log_start(matrix, spec: RunSpec, device: str | None = None, **where) -> str:
+    """The run log's run_start event; the run's id in the log. ``device``: where the run trained, when not in this
+    process (a cluster worker's device); ``where``: the executor and host that trained it."""
     run = f"{spec.key()}-{uuid.uuid4().hex[:8]}"  # the key, plus a suffix: two runs of one spec stay apart
     matrix.log.run_start(run, spec.model, spec.seed, key=spec.key(), profile=spec.profile, epochs=spec.epochs,
-                         device=engine.device_name(matrix.device), device_class=spec.device_class,
+                         device=device or engine.device_name(matrix.device), device_class=spec.device_class, **where,
                          training=vars(spec.training), data={"fingerprint": spec.data_fingerprint,
                                                              "test_split": matrix.dataset.test_split},
                          versions=dict(spec.versions), code=spec.code_fingerprint, commit=git_commit(),
