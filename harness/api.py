@@ -106,10 +106,11 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
     session = CheckSession(matrix)
     plan = plan_night(session)  # every input read and checked before anything trains
+    executor = executor or executor_for(options, printer)
+    executor.prepare()  # an unusable executor (no Ray, a cluster address nobody answers at) fails now
     watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
     try:
         outcomes, verdicts, flags = replay_first(matrix, printer) if plan.goldens else ([], [], [])
-        executor = executor or executor_for(options, printer)
         executor.execute(plan, session)
         if note := getattr(executor, "placement_note", lambda: None)():
             session.notes.append(note)

@@ -401,10 +401,12 @@ def _update_baselines(matrix, args) -> int:
         from .api import executor_for
         from .night import plan_baselines
 
+        executor = executor_for(matrix.options)
+        executor.prepare()
         plan = plan_baselines(session)
         if args.skip_mnist:
             plan = dataclasses.replace(plan, mnist_pairs=())
-        executor_for(matrix.options).execute(plan, session)
+        executor.execute(plan, session)
     for line in baseline_kind.update(matrix, source_logs=args.from_log):
         print(line)
     print(f"wrote {baseline_kind.baseline_file(matrix)}")

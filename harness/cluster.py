@@ -241,6 +241,16 @@ class RayExecutor:
         self.resources, self.printer = resources, printer
         self.placements: dict[tuple[str, int], str] = {}  # (model or MNIST arm, seed) → where it trained
 
+    def prepare(self) -> None:
+        """Ray importable and the cluster's address answering, before anything trains (the cluster itself is
+        joined when there is something to train)."""
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError(RAY_MISSING) from None
+        if self.resources.address not in (None, "auto", "local"):
+            _probe(self.resources.address)
+
     def execute(self, plan: NightPlan, session) -> None:
         matrix = session.matrix
         todo = self._uncached(plan, matrix)

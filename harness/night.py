@@ -112,6 +112,9 @@ def preflight(session) -> None:
 class Executor(Protocol):
     """The execute stage: make every planned run's result available to the judge."""
 
+    def prepare(self) -> None:
+        """Fail now (ConfigError) if the executor cannot work — before the replay, before anything trains."""
+
     def execute(self, plan: NightPlan, session) -> None:
         ...
 
@@ -122,6 +125,9 @@ class LocalExecutor:
 
     def __init__(self, printer=print) -> None:
         self.printer = printer
+
+    def prepare(self) -> None:
+        pass  # this process can always train
 
     def execute(self, plan: NightPlan, session) -> None:
         matrix = session.matrix

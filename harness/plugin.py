@@ -330,6 +330,7 @@ def _execute_on_ray(config: pytest.Config, state: dict) -> None:
         raise pytest.UsageError("--tg-executor ray spreads the runs over the Ray cluster itself: drop -n (pytest-xdist)")
     matrix = get_matrix(config)
     executor = executor_for(matrix.options, _printer(config))
+    executor.prepare()
     checks = state["checks"] = CheckSession(matrix)
     if state["values"]["update_baselines"]:
         executor.execute(plan_baselines(checks), checks)

@@ -104,6 +104,7 @@ LAYERS = [
     {"checks.conclusions", "trend"},
     {"replay"},
     {"report", "dashboard", "mlflow_export", "night"},
+    {"cluster"},  # the execute stage on Ray
     # the library's entry points
     {"calibration", "selftest", "api"},
     {"options"},

@@ -64,6 +64,9 @@ class NothingDelivered:
     def __init__(self):
         self.plans = []
 
+    def prepare(self):
+        pass
+
     def execute(self, plan, session):
         self.plans.append(plan)
 

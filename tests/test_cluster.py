@@ -1,0 +1,236 @@
+"""The execute stage on a real local Ray cluster (trainguard.cluster): the same numbers and verdicts as in process,
+the same baseline files, a user's error a failed run, a lost worker retried, an unreachable cluster an error.
+
+One cluster per test process (``ray.init(num_cpus=2)``, as Ray's own test suites do): starting one costs
+seconds, so the tests share it; the long ones are marked slow."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # read when ray is imported: every epoch line in the captured output
+ray = pytest.importorskip("ray")
+
+from trainguard import cli  # noqa: E402
+from trainguard.api import run_profile  # noqa: E402
+from trainguard.session import Options, RayResources  # noqa: E402
+from trainguard.spec import load_profile  # noqa: E402
+
+SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
+QUIET = dict(replay=False, figures=False, threads=1, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for this test process; joined by every executor the tests build."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", object_store_memory=200 * 1024 ** 2)
+    yield ray
+    ray.shutdown()
+
+
+def _profile(tmp_path, name="night", models=None, extra=""):
+    """The smoke profile as a file of the test's own (so a user's model module beside it is found)."""
+    text = SMOKE.replace('name = "smoke"', f'name = "{name}"')
+    if models is not None:
+        text = text.replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', f"models = {json.dumps(models)}")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text + extra)
+    return load_profile(str(path))
+
+
+def _night(tmp_path, profile, executor, where, results=None, **options):
+    lines = []
+    options = Options(profile, results_dir=tmp_path / (results or where) / "results", run_log=tmp_path / where / "runlog.jsonl",
+                      baselines_dir=tmp_path / "baselines", executor=executor, **{**QUIET, **options})
+    summary = run_profile(options, printer=lines.append)
+    return summary, lines
+
+
+def _curves(tmp_path, where):
+    """Every completed run's curve in the night's run log (the MNIST arms included), by (model, seed)."""
+    from trainguard.runlog import histories_from_log
+
+    return {key: [(e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in h.epochs]
+            for key, h in histories_from_log(tmp_path / where / "runlog.jsonl").items()}
+
+
+def _run_events(log: Path, event: str):
+    return [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == event]
+
+
+def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_resumes_from_the_cache(tmp_path,
+                                                                                                       ray_cluster):
+    # NewModel2: the model whose training amplifies rounding differences most (docs/speed.md)
+    profile = _profile(tmp_path, models=["Baseline1", "NewModel2"],
+                       extra='\n[mnist]\nsynthetic = true\nseeds = [100]\nframeworks = ["torch"]\nepochs = 2\n')
+    local, _ = _night(tmp_path, profile, "local", "local")
+    on_ray, lines = _night(tmp_path, profile, "ray", "ray")
+    assert _curves(tmp_path, "ray") == _curves(tmp_path, "local")  # bit for bit, MNIST pair included
+    assert len(_curves(tmp_path, "local")) == 4
+    assert [(v.check, v.passed, v.message) for v in on_ray.verdicts] == [(v.check, v.passed, v.message)
+                                                                        for v in local.verdicts]
+    assert "[trainguard] Ray: 2 training task(s), 1 MNIST pair(s) on 1 node(s), 2 CPU(s)" in lines
+    assert any(n.startswith("executor: Ray — 4 run(s) trained on") for n in on_ray.notes)
+    starts = _run_events(tmp_path / "ray" / "runlog.jsonl", "run_start")
+    assert sorted(e["model"] for e in starts if e.get("executor") == "ray") == ["Baseline1", "NewModel2"]
+    # a night killed halfway: what the driver stored is not trained again
+    for stored in sorted((tmp_path / "ray" / "results").rglob("*.json"))[:1]:
+        stored.unlink()
+    again, lines = _night(tmp_path, profile, "ray", "again", results="ray")
+    assert "[trainguard] Ray: 1 training task(s), 1 MNIST pair(s) on 1 node(s), 2 CPU(s)" in lines
+
+
+def test_baselines_update_on_ray_writes_the_same_files_as_in_process(tmp_path, ray_cluster, capsys):
+    profile = _profile(tmp_path, models=["Baseline1", "NewModel1"])
+    written = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        assert cli.main(["baselines", "update", "--profile", profile.source, "--executor", executor, "--threads", "1",
+                         "--device", "cpu", "--baselines-dir", str(out), "--results-dir", str(out / "results"),
+                         "--run-log", str(out / "runlog.jsonl"), "--skip-golden"]) == 0
+        written[executor] = {p.relative_to(out / "night").as_posix(): p.read_bytes()
+                             for p in (out / "night").iterdir() if not p.name.startswith(".")}
+    assert "Ray: 10 training task(s)" in capsys.readouterr().out
+    assert written["ray"] == written["local"] and set(written["ray"]) == {"cpu.csv", "cpu-seeds.csv", "cpu.meta.json"}
+
+
+BOOM = '''
+import torch.nn as nn
+
+
+class Boom(nn.Module):
+    """A user's model with a bug: it fails in its forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        raise ValueError("shapes do not match in Boom.forward")
+'''
+
+
+@pytest.mark.slow
+def test_a_user_code_error_fails_that_run_with_its_message_and_the_night_goes_on(tmp_path, ray_cluster):
+    (tmp_path / "boom.py").write_text(BOOM)
+    profile = _profile(tmp_path, models=["Baseline1", "boom:Boom"])
+    summary, lines = _night(tmp_path, profile, "ray", "ray", strict=True)
+    stops = {e["run"].split("-")[0]: e for e in _run_events(tmp_path / "ray" / "runlog.jsonl", "run_stop")}
+    starts = {e["model"]: e["run"].split("-")[0] for e in _run_events(tmp_path / "ray" / "runlog.jsonl", "run_start")}
+    boom, fine = stops[starts["boom:Boom"]], stops[starts["Baseline1"]]
+    assert boom["status"] == "error" and "ValueError: shapes do not match in Boom.forward" in boom["message"]
+    assert f"{tmp_path / 'boom.py'}:" in boom["message"]  # where, in the user's own file
+    assert fine["status"] == "completed"
+    assert any("boom:Boom seed 100: run error" in v.message for v in summary.failed)  # its check fails, saying why
+    assert any("Ray: boom:Boom seed 100 error on" in line for line in lines)
+
+
+def test_an_unreachable_ray_address_is_an_error_naming_it_before_anything_trains(tmp_path):
+    """In a process of its own: this test process's cluster would otherwise be reused."""
+    run = subprocess.run([sys.executable, "-m", "trainguard", "run", "--profile", "smoke", "--executor", "ray",
+                          "--ray-address", "127.0.0.1:1", "--run-log", str(tmp_path / "runlog.jsonl"),
+                          "--results-dir", str(tmp_path / "results"), "--report", str(tmp_path / "r.md")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "--ray-address 127.0.0.1:1: nothing answers there" in run.stderr
+    assert "replaying" not in run.stdout and not (tmp_path / "runlog.jsonl").exists()  # nothing ran at all
+
+
+def test_ray_resources_come_from_the_options(tmp_path):
+    from trainguard.options import session_options
+
+    values = {"strict": False, "device": "cpu", "seeds": None, "allow_baseline_seeds": False, "data_dir": None,
+              "no_result_cache": True, "results_dir": None, "offline": True, "run_log": None, "precision": "fp32",
+              "compile": False, "executor": "ray", "ray_address": "ray://head:10001", "cpus_per_run": 2.0,
+              "gpus_per_run": 1.0, "ray_retries": 0}
+    options = session_options(values, load_profile("smoke"))
+    assert options.executor == "ray"
+    assert options.ray == RayResources("ray://head:10001", cpus_per_run=2.0, gpus_per_run=1.0, retries=0)
+
+
+SLOW = '''
+import time
+
+import torch.nn as nn
+
+
+class SlowNet(nn.Module):
+    """A small model that takes its time (a run long enough to lose its worker in the middle)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        time.sleep(0.15)
+        return self.fc(x.flatten(1).float())
+'''
+
+
+def _task_pids(name: str) -> list[int]:
+    """Processes running the Ray task ``name`` (Ray titles a worker ``ray::<task>`` while it runs one)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes().startswith(f"ray::{name}".encode()):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_the_middle_of_a_run_is_retried_and_nothing_is_lost_or_duplicated(tmp_path, ray_cluster):
+    (tmp_path / "slownet.py").write_text(SLOW)
+    profile = _profile(tmp_path, models=["slownet:SlowNet"])
+    result, killed = {}, []
+
+    def night():
+        result["summary"], result["lines"] = _night(tmp_path, profile, "ray", "ray")
+
+    thread = threading.Thread(target=night)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not killed and time.monotonic() < deadline and thread.is_alive():
+        for pid in _task_pids("train_remote"):
+            time.sleep(1.0)  # in the middle of its first epoch
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            break
+        time.sleep(0.1)
+    thread.join(timeout=300)
+    assert killed, "the run's worker was never seen"
+    log = tmp_path / "ray" / "runlog.jsonl"
+    assert [e["status"] for e in _run_events(log, "run_stop")] == ["completed"]
+    assert len(_run_events(log, "run_start")) == 1 and len(_run_events(log, "run_stop")) == 1
+    assert len(_run_events(log, "epoch_end")) == 3
+    assert any(f"(pid {killed[0]})" not in line and "Ray: slownet:SlowNet seed 100 completed" in line
+               for line in result["lines"])
+
+
+@pytest.mark.slow
+def test_the_plugin_night_runs_on_ray(pytester):
+    """`pytest -m slow --tg-executor ray` on the smoke profile, in a process of its own (its own local cluster)."""
+    pytester.makepyfile(test_night='''
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.trainguard_kinds("baseline")
+def test_cell(trainguard_case):
+    trainguard_case.check()
+''')
+    result = pytester.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "--tg-executor", "ray",
+                                           "--tg-threads", "1", "--tg-no-figures", "-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*Ray: 4 training task(s), 0 MNIST pair(s) on 1 node(s), 2 CPU(s)*"])
+    assert "executor: Ray — 4 run(s) trained on" in (pytester.path / "reports" / "report.md").read_text()
