@@ -240,6 +240,9 @@ class RayExecutor:
     def __init__(self, resources: RayResources, printer=print) -> None:
         self.resources, self.printer = resources, printer
         self.placements: dict[tuple[str, int], str] = {}  # (model or MNIST arm, seed) → where it trained
+        # per finished training task: (label, seconds inside the task, seconds of its training epochs)
+        self.timings: list[tuple[str, float, float]] = []
+        self.put_seconds = 0.0  # the data into the object store, once per night
 
     def prepare(self) -> None:
         """Ray importable and the cluster's address answering, before anything trains (the cluster itself is
@@ -299,7 +302,9 @@ class RayExecutor:
         if not tasks:
             return {}
         remote = ray.remote(train_remote).options(**self._options(ray, matrix))
+        started = time.perf_counter()
         data = ray.put(matrix.dataset)
+        self.put_seconds += time.perf_counter() - started
         search = tuple(str(p) for p in _search_paths(matrix))
         pending = {}
         for runs in tasks:
@@ -354,6 +359,7 @@ class RayExecutor:
             finish(matrix, logged, run.spec, history)
             self.placements[(run.model, run.seed)] = result.host
         label = f"{runs[0].model} seed {seed_list([r.seed for r in runs])}"
+        self.timings.append((label, result.seconds, sum(e.seconds for h in result.histories for e in h.epochs)))
         statuses = sorted({h.status for h in result.histories})
         self.printer(f"[trainguard] Ray: {label} {'/'.join(statuses)} on {where} in {result.seconds:.1f} s")
 

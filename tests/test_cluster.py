@@ -234,3 +234,37 @@ def test_cell(trainguard_case):
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*Ray: 4 training task(s), 0 MNIST pair(s) on 1 node(s), 2 CPU(s)*"])
     assert "executor: Ray — 4 run(s) trained on" in (pytester.path / "reports" / "report.md").read_text()
+
+
+def test_the_kuberay_manifest_is_a_rayjob_whose_entrypoint_this_version_accepts():
+    """deploy/kuberay-night.yaml parsed: the fields KubeRay's RayJob needs, the image's Ray version, and an
+    entrypoint whose trainguard options this version's parser accepts (not validated against the CRD schema)."""
+    import shlex
+
+    import yaml
+
+    root = Path(__file__).parent.parent
+    job = yaml.safe_load((root / "deploy" / "kuberay-night.yaml").read_text())
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob" and job["metadata"]["name"]
+    cluster = job["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["image"] and isinstance(cluster["headGroupSpec"]["rayStartParams"], dict)
+    for group in cluster["workerGroupSpecs"]:
+        assert group["groupName"] and group["template"]["spec"]["containers"][0]["image"] == head["image"]
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+    dockerfile = (root / "deploy" / "Dockerfile").read_text()
+    assert f"FROM rayproject/ray:{cluster['rayVersion']}-" in dockerfile  # one Ray version in image and cluster
+    command = shlex.split(job["spec"]["entrypoint"].split("&&", 1)[1])
+    assert command[:2] == ["trainguard", "run"]
+    args = cli.build_parser().parse_args(command[1:])
+    assert args.executor == "ray" and args.ray_address == "auto" and args.gpus_per_run == 1
+
+
+@pytest.mark.slow
+def test_the_ray_benchmark_runs_and_finds_the_same_numbers_on_both_sides():
+    """benchmarks/ray_vs_process.py (docs/speed.md), in a process of its own (it starts its own cluster)."""
+    root = Path(__file__).parent.parent
+    run = subprocess.run([sys.executable, "-m", "benchmarks.ray_vs_process"], capture_output=True, text=True,
+                         timeout=600, cwd=root)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "numbers identical on both sides: yes" in run.stdout and "ratio in-process / Ray = " in run.stdout
