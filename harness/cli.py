@@ -481,6 +481,10 @@ def cmd_selftest(args) -> int:
     from .api import statistics_summary
 
     matrix = _matrix(args)
+    if matrix.options.executor != "local":
+        print("trainguard: error: --executor ray: the self-test injects its regressions into this process's code, so "
+              "its runs train here; drop --executor (a night and a baseline update can run on Ray)", file=sys.stderr)
+        return 2
     default = selftest.CI_INJECTIONS + (selftest.SUBTLE_INJECTIONS if args.replay_only else ())
     injections = selftest.by_name(args.injections) if args.injections else default
     experiment = None

@@ -268,3 +268,8 @@ def test_the_ray_benchmark_runs_and_finds_the_same_numbers_on_both_sides():
                          timeout=600, cwd=root)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "numbers identical on both sides: yes" in run.stdout and "ratio in-process / Ray = " in run.stdout
+
+
+def test_the_selftest_refuses_the_ray_executor_saying_why(tmp_path, capsys):
+    assert cli.main(["selftest", "--profile", "smoke", "--executor", "ray", "--report", str(tmp_path / "s.md")]) == 2
+    assert "the self-test injects its regressions into this process's code" in capsys.readouterr().err
