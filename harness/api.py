@@ -13,7 +13,7 @@ import statistics as pystats
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compare
+from . import compare, golden
 from .history import History
 from .checks import CheckSession, Part, per_check_alpha
 from .checks import baseline as baseline_kind
@@ -142,7 +142,7 @@ def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verd
     if not names:
         return [], [], []
     printer(f"[trainguard] replaying the golden runs of {matrix.profile.name} ({', '.join(names)})")
-    outcomes = replay.replay(matrix, names, printer)
+    outcomes = replay.replay(matrix, names, printer, inputs=True)
     checks, flags = replay.verdicts(outcomes, matrix.options.strict)
     return outcomes, checks, flags
 
@@ -250,7 +250,7 @@ def _changes(matrix: Matrix, compare_with: Path, notes: list[str]) -> tuple[str,
 def _replay_notes(matrix: Matrix, replay_outcomes) -> list[str]:
     """The golden runs that could not be replayed (no golden file), with the command that writes them; under
     strict they are failed checks instead."""
-    missing = [o.name for o in replay_outcomes if o.status == "no golden"]
+    missing = [o.name for o in replay_outcomes if o.status == golden.MISSING]
     if not missing or matrix.options.strict:
         return []
     from .replay import golden_file

@@ -112,7 +112,8 @@ def _add_baselines(sub) -> None:
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
     baselines.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                           help="with --golden: only these golden runs (models, mnist-torch, mnist-keras)")
+                           help="with --golden: only these golden runs (models, mnist-torch, mnist-keras), or `inputs` "
+                                "(the fingerprints of the night's data only)")
     _common(baselines)
 
 
@@ -316,7 +317,7 @@ def cmd_replay(args) -> int:
         print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
               f"{', '.join(replay.golden_names(matrix.profile)) or 'none'}", file=sys.stderr)
         return 2
-    outcomes = replay.replay(matrix, names, printer=lambda _: None)
+    outcomes = replay.replay(matrix, names, printer=lambda _: None, inputs=not args.names and bool(names))
     for o in outcomes:
         print(f"{o.status.upper():>18}  {o.message}" + (f" [{o.seconds:.1f} s]" if o.seconds else ""))
     code = replay.exit_code(outcomes)
@@ -367,8 +368,10 @@ def cmd_baselines(args) -> int:
 def _update_goldens(matrix, args) -> int:
     from .replay import write_goldens
 
+    from .replay import INPUTS
+
     names = args.names or None
-    unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()))
+    unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()) - {INPUTS})
     if unknown:
         print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
               f"{', '.join(matrix.profile.golden_names()) or 'none'}", file=sys.stderr)

@@ -22,11 +22,12 @@ import shutil
 import statistics
 from pathlib import Path
 
+from .golden import IDENTICAL, MISSING, NOISE
 from .ledger import Ledger
 from .storage import ConfigError, atomic_write_bytes, atomic_write_text
 
 FAIL, PASS = "#c0392b", "#2471a3"
-QUIET_REPLAY = ("identical", "numerics differ", "no golden")  # trainguard.golden's verdicts that are no regression
+QUIET_REPLAY = (IDENTICAL, NOISE, MISSING)  # the replay's verdicts that are no regression
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #222; }
 header { background: #1f2d3a; color: #fff; padding: 10px 24px; display: flex; gap: 24px; align-items: baseline; }

@@ -71,6 +71,22 @@ class Dataset:
             return f"first {n:,} of the {full:,} test images"
         return f"all {n:,} test images"
 
+    def split_fingerprints(self) -> dict[str, dict]:
+        """Per split (train, test, and val where there is one), the images and labels exactly as the engine
+        receives them: their count and a sha256 of their bytes, shapes and types. Integers only, so equal on every
+        machine; the replay compares them at full scale (its golden runs see only the first images of each class)."""
+        splits = {"train": (self.x_train, self.y_train), "test": (self.x_test, self.y_test)}
+        if self.x_val is not None:
+            splits["val"] = (self.x_val, self.y_val)
+        fingerprints = {}
+        for split, arrays in splits.items():
+            digest = hashlib.sha256()
+            for array in map(np.ascontiguousarray, arrays):
+                digest.update(f"{array.shape}{array.dtype}".encode())
+                digest.update(array.tobytes())
+            fingerprints[split] = {"images": int(len(arrays[0])), "sha256": digest.hexdigest()}
+        return fingerprints
+
     def fingerprint(self) -> str:
         """sha256 over every array's bytes: equal fingerprints mean equal data."""
         digest = hashlib.sha256()

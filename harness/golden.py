@@ -416,14 +416,45 @@ def golden_bytes(golden: Golden) -> bytes:
     return (json.dumps(golden.to_json(), indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
-def write_goldens_together(goldens: dict[Path, Golden]) -> None:
-    """Every golden of one update replaced together, per directory (storage.write_together): an update that dies
-    half way leaves the goldens before it, never some of each."""
+def write_goldens_together(goldens: dict[Path, Golden], inputs: dict[Path, dict] | None = None) -> None:
+    """Every golden of one update replaced together, per directory (storage.write_together), with the fingerprints
+    of the night's inputs (``inputs``): an update that dies half way leaves the goldens before it, never some of
+    each."""
     by_directory: dict[Path, dict[str, bytes]] = {}
     for path, golden in goldens.items():
         by_directory.setdefault(Path(path).parent, {})[Path(path).name] = golden_bytes(golden)
+    for path, fingerprints in (inputs or {}).items():
+        by_directory.setdefault(Path(path).parent, {})[Path(path).name] = inputs_bytes(fingerprints)
     for directory, files in by_directory.items():
         write_together(directory, files, "the golden runs")
+
+
+INPUTS_FILE = "inputs.json"  # beside the goldens: the night's data at full scale, per split (read_inputs)
+
+
+def inputs_path(baselines_dir: Path | str, profile: str, device_class: str) -> Path:
+    return golden_dir(baselines_dir, profile, device_class) / INPUTS_FILE
+
+
+def inputs_bytes(fingerprints: dict[str, dict]) -> bytes:
+    return (json.dumps({"version": 1, "splits": fingerprints}, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_inputs(path: Path) -> dict[str, dict] | None:
+    """The recorded fingerprints of the night's inputs ({"cifar10 train": {"images", "sha256"}, ...}); None if
+    there is no file; a ConfigError naming the file if it is unreadable."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        splits = raw["splits"]
+        if not all(isinstance(v.get("images"), int) and isinstance(v.get("sha256"), str) for v in splits.values()):
+            raise ValueError("a split without its image count and sha256")
+        return splits
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a trainguard inputs file ({exc}); write it again with `trainguard baselines "
+                          f"update --golden`") from None
 
 
 def read_golden(path: Path) -> Golden | None:

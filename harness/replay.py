@@ -35,7 +35,7 @@ from . import data, engine
 from .compare import Verdict
 from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
-                     golden_path, measure, read_golden, write_goldens_together)
+                     golden_path, inputs_path, measure, read_golden, read_inputs, write_goldens_together)
 from .spec import ConfigError
 from .storage import WaitTimeout
 
@@ -303,6 +303,50 @@ def golden_file(matrix, name: str) -> Path:
     return golden_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type, name)
 
 
+INPUTS = "inputs"  # the replay's outcome for the night's data at full scale (replay_inputs)
+
+
+def night_inputs(matrix, experiment=None) -> dict[str, dict]:
+    """The fingerprints of every split the night's runs receive: the profile's CIFAR-10 view (train, test, val) and,
+    with a real MNIST experiment, the MNIST data it draws its subsets from — at full scale, not the goldens' subset."""
+    dataset = matrix.dataset
+    inputs = {f"{dataset.name} {split}": value for split, value in dataset.split_fingerprints().items()}
+    if experiment is not None and experiment.mnist is not None and not experiment.config.synthetic:
+        inputs.update({f"mnist {split}": value for split, value in experiment.mnist.split_fingerprints().items()})
+    return inputs
+
+
+def replay_inputs(matrix, experiment=None) -> Outcome:
+    """The night's inputs against those recorded with the goldens: exact (integers), at full scale, in about a
+    second. It sees what the golden runs cannot — a change to images or labels past the first images of each class
+    — and says which split moved; what a changed split does to the accuracies is for the bands (docs/replay.md)."""
+    path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+    recorded = read_inputs(path)
+    if recorded is None:
+        return Outcome(INPUTS, MISSING, f"{INPUTS}: no fingerprint of the night's data at {path}; write it (and only "
+                                        f"it) with `trainguard baselines update --golden --names inputs --profile "
+                                        f"{matrix.profile.cli_name}`")
+    now = night_inputs(matrix, experiment)
+    moved = [name for name in sorted(set(recorded) | set(now)) if recorded.get(name) != now.get(name)]
+    if not moved:
+        described = ", ".join(f"{name} ({value['images']:,})" for name, value in now.items())
+        return Outcome(INPUTS, IDENTICAL, f"{INPUTS}: identical: every image and label of {described}")
+    changes = "; ".join(_input_change(name, recorded.get(name), now.get(name)) for name in moved)
+    return Outcome(INPUTS, CHANGED, f"{INPUTS}: changed: {changes} — the data the night trains or evaluates on is "
+                                    f"not the data recorded with the goldens; "
+                                    f"{REGEN.format(profile=matrix.profile.cli_name)}")
+
+
+def _input_change(name: str, then: dict | None, now: dict | None) -> str:
+    if then is None:
+        return f"{name}: new ({now['images']:,} images)"
+    if now is None:
+        return f"{name}: gone (was {then['images']:,} images)"
+    count = (f"{then['images']:,} images" if then["images"] == now["images"]
+             else f"{then['images']:,} → {now['images']:,} images")
+    return f"{name}: {count}, sha256 {then['sha256'][:12]}… → {now['sha256'][:12]}…"
+
+
 def _experiment(matrix, names):
     return matrix.mnist_experiment(log=False) if any(n.startswith("mnist-") for n in names) else None
 
@@ -312,12 +356,14 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     from .environment import git_commit
     from .results import code_fingerprint
 
-    names = names or golden_names(matrix.profile)
-    if not names:
+    record_inputs = names is None or INPUTS in names  # --names inputs: only the data's fingerprints
+    names = [n for n in names if n != INPUTS] if names is not None else golden_names(matrix.profile)
+    if not names and not record_inputs or not golden_names(matrix.profile):
         return [f"profile {matrix.profile.name} has no golden runs ([golden] enabled = false or synthetic data only)"]
-    experiment = _experiment(matrix, names)
+    experiment = _experiment(matrix, names or golden_names(matrix.profile))
     torch_names = [n for n in names if n != "mnist-keras"]
-    printer(f"[trainguard] golden runs of {matrix.profile.name}: {', '.join(names)} (with their noise envelope)")
+    if names:
+        printer(f"[trainguard] golden runs of {matrix.profile.name}: {', '.join(names)} (with their noise envelope)")
     low_isa = _low_isa_traces(matrix, torch_names) if torch_names else {}
     lines, staged = [], {}
     for name in names:
@@ -340,18 +386,33 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
                      f"leave-one-out widening {max(factors.values(), default=1):.3g} at most; "
                      f"{time.perf_counter() - started:.1f} s; was: {moved}")
         printer(f"[trainguard] {lines[-1]}")
-    write_goldens_together(staged)  # all of them or none: an update that dies half way leaves the old goldens
+    inputs = {}
+    if record_inputs:
+        path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+        inputs[path] = night_inputs(matrix, experiment)
+        counts = ", ".join(f"{name} ({value['images']:,})" for name, value in inputs[path].items())
+        lines.append(f"{path}: every image and label of {counts}, fingerprinted")
+        printer(f"[trainguard] {lines[-1]}")
+    write_goldens_together(staged, inputs)  # all of them or none: an update that dies half way leaves the old goldens
     return lines
 
 
-def replay(matrix, names: list[str] | None = None, printer=print, experiment=None) -> list[Outcome]:
+def replay(matrix, names: list[str] | None = None, printer=print, experiment=None,
+           inputs: bool = False) -> list[Outcome]:
     """Rerun each golden run of the profile and compare it step by step with its golden file (``experiment``:
-    the MNIST experiment to take the configuration and data from; default the matrix's)."""
+    the MNIST experiment to take the configuration and data from; default the matrix's). ``inputs``: first compare
+    the night's data at full scale with the fingerprints recorded with the goldens (the outcome ``inputs``)."""
     names = names or golden_names(matrix.profile)
     goldens = {name: read_golden(golden_file(matrix, name)) for name in names}  # corrupt: ConfigError before training
     outcomes = []
     if experiment is None:
         experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])
+    if inputs:
+        started = time.perf_counter()
+        outcome = replay_inputs(matrix, experiment if experiment is not None else _experiment(matrix, names))
+        outcome.seconds = time.perf_counter() - started
+        printer(f"[trainguard] replay {outcome.message} [{outcome.seconds:.1f} s]")
+        outcomes.append(outcome)
     for name in names:
         golden = goldens[name]
         if golden is None:

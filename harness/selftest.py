@@ -27,7 +27,7 @@ from typing import Callable, ContextManager, Iterator
 import numpy as np
 import pandas as pd
 
-from . import compare, engine
+from . import compare, engine, golden
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Outcome:
 
     @property
     def caught_by_replay(self) -> list:
-        return [o for o in self.replay if not o.passed and o.status != "no golden"]
+        return [o for o in self.replay if not o.passed and o.status != golden.MISSING]
 
     @property
     def caught(self) -> bool:

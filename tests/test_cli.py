@@ -227,8 +227,8 @@ def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dir
     for attempt in range(2):
         summary = trainguard.run_profile(session_options(vars(args), trainguard.load_profile("smoke")),
                                          printer=lambda line: None)
-        # 24 outcome checks and the replay of the 4 committed smoke goldens
-        assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 28 and summary.passed
+        # 24 outcome checks, the replay of the 4 committed smoke goldens and of the night's inputs
+        assert isinstance(summary, trainguard.RunSummary) and len(summary.verdicts) == 29 and summary.passed
         # bit for bit on the goldens' own machine class; elsewhere (another ISA) within the measured noise
         assert len(summary.replay) == 4 and all(o.status == "identical" if not o.environment_diff
                                                 else o.status in ("identical", "numerics differ")

@@ -2,7 +2,8 @@
 the same baseline files, a user's error a failed run, a lost worker retried, an unreachable cluster an error.
 
 One cluster per test process (``ray.init(num_cpus=2)``, as Ray's own test suites do): starting one costs
-seconds, so the tests share it; the long ones are marked slow."""
+seconds, so the tests of this module share it; the long ones are marked slow (the fast suite keeps the baseline
+update's equality, the unreachable address and the manifest)."""
 
 import json
 import os
@@ -27,9 +28,10 @@ SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").r
 QUIET = dict(replay=False, figures=False, threads=1, device="cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray cluster of 2 CPUs for this test process; joined by every executor the tests build."""
+    """A local Ray cluster of 2 CPUs for this module's tests; joined by every executor they build. Shut down when
+    the module's tests are done: its processes would otherwise share the cores with the rest of the suite."""
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", object_store_memory=200 * 1024 ** 2)
     yield ray
@@ -66,6 +68,7 @@ def _run_events(log: Path, event: str):
     return [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == event]
 
 
+@pytest.mark.slow
 def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_resumes_from_the_cache(tmp_path,
                                                                                                        ray_cluster):
     # NewModel2: the model whose training amplifies rounding differences most (docs/speed.md)

@@ -83,7 +83,7 @@ def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(ins
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # the cache keys hash the source by module name: the wheel is served the checkout's runs, nothing trains
     assert "[trainguard] training" not in result.stdout + result.stderr
-    assert "28 passed, 0 failed" in result.stdout  # 24 band checks and the 4 golden runs replayed
+    assert "29 passed, 0 failed" in result.stdout  # 24 band checks, the 4 golden runs and the inputs replayed
     assert not (tmp_path / "baselines").exists()  # nothing written beside the user's files
     # the figure shows the check: it differs from the same night's figure without a baseline (no band)
     bare = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none",

@@ -206,3 +206,48 @@ def test_pytest_m_replay_collects_one_case_per_golden_run(pytester, preloaded):
     for name in ("Baseline1", "NewModel2", "mnist-torch", "mnist-keras"):
         assert f"test_replay_matches_golden[{name}]" in out
     assert "6/" in out or "6 tests" in out
+
+
+def _corrupted_past_the_goldens(matrix: Matrix) -> None:
+    """Invert 8 training images that are not among the first images of their class (the goldens' subset)."""
+    import numpy as np
+
+    from trainguard import data
+
+    dataset = matrix.dataset
+    seen = data.first_per_class(dataset.y_train, matrix.profile.golden.train_per_class)
+    beyond = np.setdiff1d(np.arange(len(dataset.y_train)), seen)[:8]
+    images = dataset.x_train.copy()
+    images[beyond] = 255 - images[beyond]
+    matrix._dataset = dataclasses.replace(dataset, x_train=images)
+
+
+def test_a_corrupted_slice_past_the_goldens_subset_is_caught_by_the_inputs_replay_without_training(written,
+                                                                                                monkeypatch):
+    replay.write_goldens(smoke_matrix(written), [replay.INPUTS], printer=lambda _: None)  # the fingerprints only
+    assert (written / "smoke" / "golden-cpu" / "inputs.json").exists()
+    assert replay.replay_inputs(smoke_matrix(written)).status == golden.IDENTICAL
+    matrix = smoke_matrix(written)
+    _corrupted_past_the_goldens(matrix)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the inputs replay trained")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "train", refuse)
+        outcome = replay.replay_inputs(matrix)
+    assert outcome.status == golden.CHANGED
+    assert "cifar10 train: 200 images, sha256" in outcome.message and "cifar10 test" not in outcome.message
+    # the golden run itself draws only the first images of each class: it cannot see the change
+    outcomes = replay.replay(matrix, ["Baseline1"], printer=lambda _: None, inputs=True)
+    assert [o.status for o in outcomes] == [golden.CHANGED, golden.IDENTICAL]
+    checks, flags = replay.verdicts(outcomes, strict=True)
+    assert [c.passed for c in checks] == [False, True] and not flags  # under CI: the night fails before training
+    checks, flags = replay.verdicts(outcomes, strict=False)
+    assert [f.model for f in flags] == ["inputs"]  # otherwise flagged
+
+
+def test_goldens_written_before_the_inputs_fingerprint_say_how_to_add_it(written):
+    outcome = replay.replay_inputs(smoke_matrix(written / "elsewhere"))
+    assert outcome.status == golden.MISSING
+    assert "trainguard baselines update --golden --names inputs --profile smoke" in outcome.message
