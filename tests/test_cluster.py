@@ -2,8 +2,9 @@
 the same baseline files, a user's error a failed run, a lost worker retried, an unreachable cluster an error.
 
 One cluster per test process (``ray.init(num_cpus=2)``, as Ray's own test suites do): starting one costs
-seconds, so the tests of this module share it; the long ones are marked slow (the fast suite keeps the baseline
-update's equality, the unreachable address and the manifest)."""
+seconds, and a cold cluster's workers import torch before their first task, so the tests of this module share
+one, and those that need it are marked slow; the fast suite keeps what needs no cluster (an unreachable address,
+the options, the manifest)."""
 
 import json
 import os
@@ -16,13 +17,10 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # read when ray is imported: every epoch line in the captured output
-ray = pytest.importorskip("ray")
-
-from trainguard import cli  # noqa: E402
-from trainguard.api import run_profile  # noqa: E402
-from trainguard.session import Options, RayResources  # noqa: E402
-from trainguard.spec import load_profile  # noqa: E402
+from trainguard import cli
+from trainguard.api import run_profile
+from trainguard.session import Options, RayResources
+from trainguard.spec import load_profile
 
 SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
 QUIET = dict(replay=False, figures=False, threads=1, device="cpu")
@@ -32,6 +30,8 @@ QUIET = dict(replay=False, figures=False, threads=1, device="cpu")
 def ray_cluster():
     """A local Ray cluster of 2 CPUs for this module's tests; joined by every executor they build. Shut down when
     the module's tests are done: its processes would otherwise share the cores with the rest of the suite."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # read when ray is imported: every epoch line in the output
+    ray = pytest.importorskip("ray")  # here, not at collection: importing Ray costs every collecting process seconds
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", object_store_memory=200 * 1024 ** 2)
     yield ray
@@ -91,6 +91,7 @@ def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_re
     assert "[trainguard] Ray: 1 training task(s), 1 MNIST pair(s) on 1 node(s), 2 CPU(s)" in lines
 
 
+@pytest.mark.slow
 def test_baselines_update_on_ray_writes_the_same_files_as_in_process(tmp_path, ray_cluster, capsys):
     profile = _profile(tmp_path, models=["Baseline1", "NewModel1"])
     written = {}
@@ -136,15 +137,13 @@ def test_a_user_code_error_fails_that_run_with_its_message_and_the_night_goes_on
     assert any("Ray: boom:Boom seed 100 error on" in line for line in lines)
 
 
-def test_an_unreachable_ray_address_is_an_error_naming_it_before_anything_trains(tmp_path):
-    """In a process of its own: this test process's cluster would otherwise be reused."""
-    run = subprocess.run([sys.executable, "-m", "trainguard", "run", "--profile", "smoke", "--executor", "ray",
-                          "--ray-address", "127.0.0.1:1", "--run-log", str(tmp_path / "runlog.jsonl"),
-                          "--results-dir", str(tmp_path / "results"), "--report", str(tmp_path / "r.md")],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert run.returncode == 2, run.stderr
-    assert "--ray-address 127.0.0.1:1: nothing answers there" in run.stderr
-    assert "replaying" not in run.stdout and not (tmp_path / "runlog.jsonl").exists()  # nothing ran at all
+def test_an_unreachable_ray_address_is_an_error_naming_it_before_anything_trains(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--profile", "smoke", "--executor", "ray", "--ray-address", "127.0.0.1:1"]) == 2
+    out, err = capsys.readouterr()
+    assert "--ray-address 127.0.0.1:1: nothing answers there" in err
+    assert "replaying" not in out and not (tmp_path / ".trainguard" / "runlog.jsonl").exists()  # nothing ran at all
 
 
 def test_ray_resources_come_from_the_options(tmp_path):
