@@ -30,11 +30,18 @@ def tiny_arrays():
     }
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "generated: a slow test on generated data only: isolated from the user's data, "
+                                       "cache and CI=true as the fast tests are")
+
+
+
+
 @pytest.fixture(autouse=True)
 def _isolated_from_the_user_s_data(request, monkeypatch, tmp_path_factory):
     """Fast tests never see the user's data directory or cache, nor CI=true (a shell that exports
-    them must not change what they test); slow tests use them on purpose."""
-    if request.node.get_closest_marker("slow") is None:
+    them must not change what they test); slow tests use them on purpose, unless marked ``generated``."""
+    if request.node.get_closest_marker("slow") is None or request.node.get_closest_marker("generated"):
         monkeypatch.delenv("TRAINGUARD_DATA_DIR", raising=False)
         monkeypatch.delenv("CI", raising=False)  # strict mode only where a test asks for it
         monkeypatch.setenv("TRAINGUARD_CACHE_DIR", str(tmp_path_factory.mktemp("trainguard-cache")))

@@ -260,6 +260,8 @@ def test_an_unwritable_report_path_fails_before_training(tmp_path, dirs, capsys)
     assert "--report" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # out of the fast suite (its 3-minute budget); run by `pytest -m slow` in CI
+@pytest.mark.generated
 def test_a_baseline_measured_over_several_sessions_resumes_from_its_run_log(tmp_path, dirs, capsys):
     """Half the baseline seeds in a run log (an earlier session), the cache gone: --from-log alone stops naming
     the run it lacks (no surprise training); with --train-missing only the missing seeds train."""

@@ -69,6 +69,7 @@ def _run_events(log: Path, event: str):
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_resumes_from_the_cache(tmp_path,
                                                                                                        ray_cluster):
     # NewModel2: the model whose training amplifies rounding differences most (docs/speed.md)
@@ -92,6 +93,7 @@ def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_re
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_baselines_update_on_ray_writes_the_same_files_as_in_process(tmp_path, ray_cluster, capsys):
     profile = _profile(tmp_path, models=["Baseline1", "NewModel1"])
     written = {}
@@ -123,6 +125,7 @@ class Boom(nn.Module):
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_a_user_code_error_fails_that_run_with_its_message_and_the_night_goes_on(tmp_path, ray_cluster):
     (tmp_path / "boom.py").write_text(BOOM)
     profile = _profile(tmp_path, models=["Baseline1", "boom:Boom"])
@@ -191,6 +194,7 @@ def _task_pids(name: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_a_worker_killed_in_the_middle_of_a_run_is_retried_and_nothing_is_lost_or_duplicated(tmp_path, ray_cluster):
     (tmp_path / "slownet.py").write_text(SLOW)
     profile = _profile(tmp_path, models=["slownet:SlowNet"])
@@ -220,6 +224,7 @@ def test_a_worker_killed_in_the_middle_of_a_run_is_retried_and_nothing_is_lost_o
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_the_plugin_night_runs_on_ray(pytester):
     """`pytest -m slow --tg-executor ray` on the smoke profile, in a process of its own (its own local cluster)."""
     pytester.makepyfile(test_night='''
@@ -263,6 +268,7 @@ def test_the_kuberay_manifest_is_a_rayjob_whose_entrypoint_this_version_accepts(
 
 
 @pytest.mark.slow
+@pytest.mark.generated
 def test_the_ray_benchmark_runs_and_finds_the_same_numbers_on_both_sides():
     """benchmarks/ray_vs_process.py (docs/speed.md), in a process of its own (it starts its own cluster)."""
     root = Path(__file__).parent.parent

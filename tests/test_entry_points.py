@@ -33,7 +33,10 @@ def test_tox_has_the_documented_envs():
     assert set(tox_commands()) == {"py", "slow", "gpu", "report", "baseline", "bench"}
 
 
-@pytest.mark.parametrize("env", sorted(tox_commands()))
+# Each collects the whole test suite in a fresh process (seconds): slow and gpu, the same collection, run with the
+# slow suite; the fast suite keeps the others.
+@pytest.mark.parametrize("env", [pytest.param(env, marks=pytest.mark.slow) if env in ("slow", "gpu") else env
+                                 for env in sorted(tox_commands())])
 def test_each_tox_env_command_starts(env):
     args = shlex.split(tox_commands()[env])
     if args[0] == "pytest":

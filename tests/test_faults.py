@@ -129,6 +129,8 @@ def test_a_result_file_under_another_key_is_not_trusted(tmp_path):
     assert second.trained == [("Baseline1", 100)]
 
 
+@pytest.mark.slow  # out of the fast suite (its 3-minute budget); run by `pytest -m slow` in CI
+@pytest.mark.generated
 def test_two_concurrent_runs_on_one_results_directory(tmp_path):
     """Two `trainguard run`s at once, same results dir, run log and report: both finish, nothing torn."""
     shared = ["--profile", "smoke", "--device", "cpu", "--results-dir", str(tmp_path / "results"),

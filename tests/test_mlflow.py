@@ -6,6 +6,8 @@ import pytest
 from trainguard import cli
 
 
+@pytest.mark.slow  # out of the fast suite (its 3-minute budget); run by `pytest -m slow` in CI
+@pytest.mark.generated
 def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_path, smoke_runs, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
     from mlflow.tracking import MlflowClient

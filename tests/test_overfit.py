@@ -123,6 +123,8 @@ def test_bad_mnist_section_is_named():
         parse_profile(raw, "x.toml")
 
 
+@pytest.mark.slow  # out of the fast suite (its 3-minute budget); run by `pytest -m slow` in CI
+@pytest.mark.generated
 @pytest.mark.skipif(overfit.keras_available() is not None, reason="TensorFlow/Keras not installed")
 def test_keras_run_has_the_same_record_format(fake_mnist):
     subset = overfit.small_subset(fake_mnist, CONFIG, seed=0)
