@@ -102,7 +102,8 @@ def _mismatch(work: RemoteRun, dataset, device, here: dict) -> str | None:
     spec = work.specs[0]
     host = socket.gethostname()
     try:
-        models.resolve(work.model, tuple(Path(p) for p in work.search if Path(p).is_dir()))
+        # the task's own directory first: on a remote cluster the user's modules arrive there (runtime_env)
+        models.resolve(work.model, tuple(Path(p) for p in (os.getcwd(), *work.search) if Path(p).is_dir()))
     except models.ModelError as exc:
         return f"on Ray worker {host}: {exc}"
     checks = (("device class", spec.device_class, engine.device_class(device, work.precision, work.compile,
@@ -295,8 +296,11 @@ class RayExecutor:
 
     def _options(self, ray, matrix) -> dict:
         cpus = self.resources.cpus_per_run if self.resources.cpus_per_run is not None else matrix.threads
-        return {"num_cpus": cpus, "num_gpus": self.resources.gpus_per_run, "max_retries": self.resources.retries,
-                "retry_exceptions": False}
+        options = {"num_cpus": cpus, "num_gpus": self.resources.gpus_per_run, "max_retries": self.resources.retries,
+                   "retry_exceptions": False}
+        if (code := _user_code(matrix, self.resources.address)) is not None:
+            options["runtime_env"] = code
+        return options
 
     def _submit_runs(self, ray, tasks: list[list], matrix) -> dict:
         if not tasks:
@@ -384,6 +388,22 @@ class RayExecutor:
             hosts[host] = hosts.get(host, 0) + 1
         return ("executor: Ray — " + ", ".join(f"{n} run(s) trained on {host}" for host, n in sorted(hosts.items()))
                 + "; the others came from the result cache")
+
+
+# What never travels with the user's code: trainguard's own outputs and data (Ray refuses a working_dir over its
+# size limit, and a night's results would only slow the upload).
+CODE_EXCLUDES = [".trainguard", "reports", "baselines", ".git", ".venv", "*.npz", "mlruns", "__pycache__"]
+
+
+def _user_code(matrix, address: str | None) -> dict | None:
+    """The runtime environment that ships the user's own model modules to a cluster the driver does not share a
+    filesystem with: the profile file's directory (or the working directory) as the tasks' working directory. None
+    for the built-in models, and for a local cluster (its workers read the same files)."""
+    from . import models
+
+    if address in (None, "local") or all(m in models.MODEL_NAMES for m in matrix.profile.models):
+        return None
+    return {"working_dir": str(_search_paths(matrix)[0]), "excludes": CODE_EXCLUDES}
 
 
 def _lost(what: str, item, matrix, exc: BaseException | None):
