@@ -251,7 +251,7 @@ def _replay_notes(matrix: Matrix, replay_outcomes) -> list[str]:
     """The golden runs that could not be replayed (no golden file), with the command that writes them; under
     strict they are failed checks instead."""
     missing = [o.name for o in replay_outcomes if o.status == golden.MISSING]
-    if not missing or matrix.options.strict:
+    if not missing or compare.missing_fails(matrix.options.strict):
         return []
     from .replay import golden_file
 

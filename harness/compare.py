@@ -11,6 +11,13 @@ from .spec import METRIC_LABELS
 from .stats import Band
 
 
+def missing_fails(strict: bool, shipped: bool = False) -> bool:
+    """The one rule for a check with nothing to compare against (no baseline, no golden, no fingerprint): it fails
+    when trainguard ships that reference (``shipped``: its absence is a broken install) or the night is strict
+    (CI=true, --strict); otherwise the check is skipped and the report says how to create the reference."""
+    return shipped or strict
+
+
 @dataclass(frozen=True)
 class Verdict:
     check: str  # baseline | ranking | budget_improves | run | overfit | dropout

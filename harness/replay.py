@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import data, engine
-from .compare import Verdict
+from .compare import Verdict, missing_fails
 from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
                      golden_path, inputs_path, measure, read_golden, read_inputs, write_goldens_together)
@@ -460,7 +460,7 @@ def verdicts(outcomes: list[Outcome], strict: bool) -> tuple[list[Verdict], list
     identical and numerics-differ replays pass."""
     checks, flags = [], []
     for o in outcomes:
-        if o.status == MISSING and not strict:
+        if o.status == MISSING and not missing_fails(strict):
             continue
         where = o.beyond or o.first
         verdict = Verdict("replay", o.name, o.passed, o.message, model=o.name,

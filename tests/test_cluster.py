@@ -326,3 +326,32 @@ def test_a_user_model_travels_to_a_cluster_with_the_job(tmp_path):
     places = {Path(line).parent for line in record.read_text().split()}
     workers = [p for p in places if p != project]
     assert workers and all("runtime_resources" in str(p) for p in workers), places
+
+
+@pytest.mark.slow
+@pytest.mark.generated
+def test_ctrl_c_on_the_driver_cancels_the_outstanding_tasks(tmp_path, ray_cluster):
+    """A KeyboardInterrupt while the driver waits (here raised by its printer at the first finished run): every
+    task still queued or running is cancelled, none is left training on the cluster."""
+    from trainguard.checks import CheckSession
+    from trainguard.cluster import RayExecutor
+    from trainguard.night import plan_night
+    from trainguard.session import Matrix
+
+    (tmp_path / "slownet.py").write_text(SLOW)
+    profile = _profile(tmp_path, models=["slownet:SlowNet"])
+    options = Options(profile, results_dir=tmp_path / "results", run_log=tmp_path / "runlog.jsonl",
+                      baselines_dir=tmp_path / "baselines", executor="ray", seeds=(100, 101, 102, 103), **QUIET)
+    session = CheckSession(Matrix(options, printer=lambda line: None))
+
+    def interrupted(line):
+        if "completed on" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        RayExecutor(options.ray, printer=interrupted).execute(plan_night(session), session)
+    deadline = time.monotonic() + 30
+    while _task_pids("train_remote") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _task_pids("train_remote"), "a task went on training after Ctrl-C"
+    assert len(_run_events(tmp_path / "runlog.jsonl", "run_stop")) == 1  # the one recorded before the interrupt

@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from ..compare import missing_fails
 from ..registry import load, names, register, unregister
 from ..spec import ConfigError
 
@@ -234,7 +235,7 @@ class CheckSession:
         if kind.reference_policy != "none":
             reference = self.reference(kind, case)
             if reference.missing:
-                if kind.reference_policy == "shipped" or self.strict:
+                if missing_fails(self.strict, shipped=kind.reference_policy == "shipped"):
                     return Judgement([self._missing_verdict(kind, case, reference)])
                 return self._skip(reference.missing)
         return Judgement(list(kind.verdicts(self, case, reference.value)))
