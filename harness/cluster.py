@@ -46,6 +46,7 @@ class RemoteRun:
     compile: bool
     search: tuple[str, ...]  # where the user's model modules are found (the profile's directory, the driver's cwd)
     seconds_left: float | None  # the night's time left when the task was submitted
+    shipped: bool = False  # the user's modules came with the job: import them from the task's working directory only
 
 
 @dataclass
@@ -102,8 +103,9 @@ def _mismatch(work: RemoteRun, dataset, device, here: dict) -> str | None:
     spec = work.specs[0]
     host = socket.gethostname()
     try:
-        # the task's own directory first: on a remote cluster the user's modules arrive there (runtime_env)
-        models.resolve(work.model, tuple(Path(p) for p in (os.getcwd(), *work.search) if Path(p).is_dir()))
+        # shipped: the task's working directory is Ray's copy of the user's directory (runtime_env), and only that
+        search = (os.getcwd(),) if work.shipped else work.search
+        models.resolve(work.model, tuple(Path(p) for p in search if Path(p).is_dir()))
     except models.ModelError as exc:
         return f"on Ray worker {host}: {exc}"
     checks = (("device class", spec.device_class, engine.device_class(device, work.precision, work.compile,
@@ -196,10 +198,11 @@ def pair_remote(framework: str, seed: int, subset, config, device: str, threads:
 # ------------------------------------------------------------------------------------------ on the driver
 
 
-def connect(address: str | None):
+def connect(address: str | None, runtime_env: dict | None = None):
     """Ray, joined to the cluster at ``address`` (None: start a local one; the one this process joined already
-    is reused). An address nobody answers at is a ConfigError naming it, before anything is planned to train:
-    Ray itself waits without end for a GCS address that does not answer."""
+    is reused, with the runtime environment it has). ``runtime_env``: the job's (the user's code, _user_code). An
+    address nobody answers at is a ConfigError naming it, before anything is planned to train: Ray itself waits
+    without end for a GCS address that does not answer."""
     # every epoch line of every run reaches the driver: Ray would fold lines that differ only in their numbers
     # (read when ray is first imported)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -213,11 +216,18 @@ def connect(address: str | None):
         _probe(address)
     try:
         ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True,
-                 configure_logging=True)
+                 configure_logging=True, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise ConfigError(f"--ray-address {address}: cannot join a Ray cluster there ({exc}); start one with "
                           f"`ray start --head`, or leave the option out for a local cluster") from None
     return ray
+
+
+def _joined() -> bool:
+    """This process already joined a cluster (a notebook, a test): its job's runtime environment stays as it is."""
+    import ray
+
+    return ray.is_initialized()
 
 
 def _probe(address: str, timeout_s: float = 5.0) -> None:
@@ -244,6 +254,7 @@ class RayExecutor:
         # per finished training task: (label, seconds inside the task, seconds of its training epochs)
         self.timings: list[tuple[str, float, float]] = []
         self.put_seconds = 0.0  # the data into the object store, once per night
+        self.shipped = False  # the user's model modules travel with the job (a cluster joined by address)
 
     def prepare(self) -> None:
         """Ray importable and the cluster's address answering, before anything trains (the cluster itself is
@@ -262,7 +273,9 @@ class RayExecutor:
         pairs = [p for p in plan.mnist_pairs if p not in done]
         if not todo and not pairs:
             return
-        ray = connect(self.resources.address)
+        code = _user_code(matrix, self.resources.address)
+        self.shipped = code is not None and not _joined()
+        ray = connect(self.resources.address, code)
         self.printer(f"[trainguard] Ray: {len(todo)} training task(s), {len(pairs)} MNIST pair(s) on "
                      f"{_describe_cluster(ray)}")
         pending = self._submit_runs(ray, todo, matrix)
@@ -296,11 +309,8 @@ class RayExecutor:
 
     def _options(self, ray, matrix) -> dict:
         cpus = self.resources.cpus_per_run if self.resources.cpus_per_run is not None else matrix.threads
-        options = {"num_cpus": cpus, "num_gpus": self.resources.gpus_per_run, "max_retries": self.resources.retries,
-                   "retry_exceptions": False}
-        if (code := _user_code(matrix, self.resources.address)) is not None:
-            options["runtime_env"] = code
-        return options
+        return {"num_cpus": cpus, "num_gpus": self.resources.gpus_per_run, "max_retries": self.resources.retries,
+                "retry_exceptions": False}
 
     def _submit_runs(self, ray, tasks: list[list], matrix) -> dict:
         if not tasks:
@@ -313,7 +323,8 @@ class RayExecutor:
         pending = {}
         for runs in tasks:
             work = RemoteRun(runs[0].model, tuple(r.spec for r in runs), matrix.threads, matrix.options.device,
-                             matrix.options.precision, matrix.options.compile, search, watchdog.remaining())
+                             matrix.options.precision, matrix.options.compile, search, watchdog.remaining(),
+                             self.shipped)
             pending[remote.remote(work, data)] = ("run", runs)
         return pending
 
