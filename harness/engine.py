@@ -22,7 +22,7 @@ from torch import nn
 from . import models
 from .data import Dataset
 from .history import EpochRecord, History
-from .spec import ConfigError, TrainConfig
+from .spec import PRECISIONS, ConfigError, TrainConfig
 
 EpochCallback = Callable[[History, EpochRecord], None]
 # Called after every optimiser step with (step, loss, model, optimizer): the golden runs (trainguard.replay)
@@ -45,7 +45,6 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"--device {name!r}: expected auto, cpu or cuda")
 
 
-PRECISIONS = ("fp32", "bf16")
 
 
 def device_class(device: torch.device, precision: str = "fp32", compiled: bool = False, stacked: bool = False) -> str:

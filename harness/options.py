@@ -15,7 +15,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-PRECISIONS = ("fp32", "bf16")
+from .spec import PRECISIONS
+
 PYTEST_PREFIX = "tg-"
 
 

@@ -149,11 +149,6 @@ QUANTITY_LABELS = {"gap_nodrop": "gap without dropout (final test loss − train
                    "gap_drop": "gap with dropout (final test loss − train loss)"}
 
 
-def band_check_count(config: OverfitConfig) -> int:
-    """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
-    return config.band_check_count()
-
-
 def _mean(pairs: list[Pair], quantity: str) -> float:
     return statistics.fmean(p.quantities()[quantity] for p in pairs)
 

@@ -21,6 +21,7 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 
 #: Metrics the comparison understands, with the unit shown in reports.
 METRICS = ("train_loss", "train_acc", "test_acc")
+PRECISIONS = ("fp32", "bf16")  # --precision: fp32, or bf16 autocast (each its own baseline class)
 METRIC_LABELS = {
     "train_loss": "Train Loss",
     "train_acc": "Train Accuracy",

@@ -184,9 +184,9 @@ def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, 
 
 
 def test_option_precision_choices_are_the_engine_s():
-    from trainguard import engine, options
+    from trainguard import engine, options, spec
 
-    assert options.PRECISIONS == engine.PRECISIONS
+    assert options.PRECISIONS is engine.PRECISIONS is spec.PRECISIONS  # one tuple, read by both
 
 
 def test_version(capsys):
