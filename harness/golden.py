@@ -43,7 +43,7 @@ FLOAT32_RESOLUTION = 4 * 2.0 ** -23
 
 
 @dataclass
-class Part:
+class TracePart:
     """One training run of a golden: a CIFAR model, or one arm of the MNIST experiment."""
 
     label: str  # "" for a CIFAR model; "without dropout" / "with dropout" for MNIST
@@ -66,7 +66,7 @@ class Part:
 @dataclass
 class Trace:
     name: str  # the model, or "mnist-torch" / "mnist-keras"
-    parts: list[Part]
+    parts: list[TracePart]
     data: str  # fingerprint of the data the golden run trains and evaluates on
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -75,7 +75,7 @@ class Trace:
 
     @classmethod
     def from_json(cls, raw: dict) -> "Trace":
-        return cls(raw["name"], [Part(**p) for p in raw["parts"]], raw["data"], raw.get("environment", {}))
+        return cls(raw["name"], [TracePart(**p) for p in raw["parts"]], raw["data"], raw.get("environment", {}))
 
     @property
     def steps(self) -> int:
@@ -128,7 +128,7 @@ def envelope(golden: Trace, perturbed: list[Trace]) -> list[dict[str, list[float
     return result
 
 
-def _values(part: Part, name: str) -> list[float]:
+def _values(part: TracePart, name: str) -> list[float]:
     return part.steps.get(name) if name in part.steps else part.epochs[name]
 
 

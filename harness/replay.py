@@ -34,7 +34,7 @@ import torch
 from . import data, engine
 from .compare import Verdict, missing_fails
 from .environment import ISA_CONTROLS, cpu_name, host_vector_isa
-from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, Part, Trace, compare,
+from .golden import (CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome, TracePart, Trace, compare,
                      golden_path, inputs_path, measure, read_golden, read_inputs, write_goldens_together)
 from .spec import ConfigError
 from .storage import WaitTimeout
@@ -106,8 +106,8 @@ def _epoch_series(records) -> dict[str, list[float]]:
     return {k: [float(r.metric(k)) for r in records] for k in keys}
 
 
-def _part(label: str, history, recorder: StepRecorder, steps_per_epoch: int) -> Part:
-    return Part(label, steps_per_epoch, recorder.steps, _epoch_series(history.epochs),
+def _part(label: str, history, recorder: StepRecorder, steps_per_epoch: int) -> TracePart:
+    return TracePart(label, steps_per_epoch, recorder.steps, _epoch_series(history.epochs),
                 weights_digest(recorder.model) if recorder.model is not None else "")
 
 
@@ -209,7 +209,7 @@ def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: in
         for label, run in zip(ARM_LABELS, out["runs"][2 * i:2 * i + 2]):
             history = History.from_json(run["history"])
             steps_series = {"loss": run["trace"]["loss"], "lr": run["trace"]["lr"]}
-            parts.append(Part(label, steps, steps_series, _epoch_series(history.epochs), run["trace"]["weights"]))
+            parts.append(TracePart(label, steps, steps_series, _epoch_series(history.epochs), run["trace"]["weights"]))
         traces.append(Trace("mnist-keras", parts, subset.fingerprint(), environment))
     return traces
 

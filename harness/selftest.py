@@ -40,7 +40,7 @@ class Injection:
 
 
 @dataclass
-class Outcome:
+class InjectionResult:
     injection: Injection
     verdicts: list[compare.Verdict] = field(default_factory=list)
     skipped: str = ""  # why it was not run (e.g. a target model not in the profile)
@@ -310,17 +310,17 @@ def _fresh_experiment(experiment):
 
 
 def run_injection(matrix, injection: Injection, experiment=None, printer=print, log=None, bands: bool = True,
-                  replay: bool = True) -> Outcome:
+                  replay: bool = True) -> InjectionResult:
     """Replay the golden runs under ``injection`` (``replay``), then train its targets under it (fresh, never
     cached) and check them against the baseline (``bands``)."""
     missing = [m for m in injection.targets if m not in matrix.profile.models]
     if missing:
-        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no {', '.join(missing)}")
+        return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no {', '.join(missing)}")
     if not injection.targets and (experiment is None or matrix.profile.mnist is None):
-        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
+        return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
     replayed = replay_under(matrix, injection, experiment, printer) if replay else []
     if not bands:
-        return Outcome(injection, replay=replayed, bands_run=False)
+        return InjectionResult(injection, replay=replayed, bands_run=False)
     outcome = _run_bands(matrix, injection, experiment, printer, log)
     outcome.replay = replayed
     return outcome
@@ -331,7 +331,7 @@ def _judged(session, cases) -> list[compare.Verdict]:
     return [v for kind, case in cases for v in session.judge(kind, case).verdicts]
 
 
-def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcome:
+def _run_bands(matrix, injection: Injection, experiment, printer, log) -> InjectionResult:
     """Train the targets under the injection and judge, exactly as a night does, every enabled kind's cases that
     read them (cases of other models only would judge the clean runs again). The other models a cross-model case
     reads are taken clean (cache or trained) before the injection is applied."""
@@ -341,7 +341,7 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcom
     if not injection.targets:
         return _run_mnist(matrix, injection, experiment, printer)
     if "baseline" in matrix.profile.checks and (problem := checkable(matrix)[1]):
-        return Outcome(injection, skipped=problem)
+        return InjectionResult(injection, skipped=problem)
     from .results import ResultStore
     from .runlog import RunLog
 
@@ -362,12 +362,12 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Outcom
             verdicts = _judged(session, cases)
     finally:
         matrix.histories, matrix.store, matrix.log, matrix.trained = saved
-    return Outcome(injection, verdicts)
+    return InjectionResult(injection, verdicts)
 
 
-def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
+def _run_mnist(matrix, injection: Injection, experiment, printer) -> InjectionResult:
     if experiment is None or matrix.profile.mnist is None:
-        return Outcome(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
+        return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
     from .checks import CheckSession
 
     fresh = _fresh_experiment(experiment)
@@ -376,11 +376,11 @@ def _run_mnist(matrix, injection: Injection, experiment, printer) -> Outcome:
         printer(f"[trainguard] selftest {injection.name}: MNIST {', '.join(fresh.config.frameworks)}, seeds "
                 f"{list(fresh.config.seeds)}, with {injection.description}")
         verdicts = _judged(session, [(k, c) for k, c in session.cases() if c.group.startswith("mnist-")])
-    return Outcome(injection, verdicts)
+    return InjectionResult(injection, verdicts)
 
 
 def run_selftest(matrix, injections=CI_INJECTIONS, experiment=None, printer=print, log=None, bands: bool = True,
-                 replay: bool = True) -> list[Outcome]:
+                 replay: bool = True) -> list[InjectionResult]:
     """Every injection in turn; ``log``: a run log of its own for the injected runs (None: not logged);
     ``bands=False``: the replay only (seconds per injection instead of a night's training)."""
     return [run_injection(matrix, injection, experiment, printer, log, bands, replay) for injection in injections]
@@ -396,7 +396,7 @@ def by_name(names) -> tuple[Injection, ...]:
     return tuple(known[n] for n in names)
 
 
-def replay_cell(o: Outcome) -> str:
+def replay_cell(o: InjectionResult) -> str:
     """The replay's verdict for the table: where each changed golden run first moved."""
     if o.skipped:
         return "not run"
@@ -412,7 +412,7 @@ def replay_cell(o: Outcome) -> str:
     return "; ".join(cells)
 
 
-def bands_cell(o: Outcome) -> str:
+def bands_cell(o: InjectionResult) -> str:
     if o.skipped:
         return o.skipped
     if not o.bands_run:
@@ -426,7 +426,7 @@ def bands_cell(o: Outcome) -> str:
         for v in caught[:3]) + (" …" if len(caught) > 3 else ""))
 
 
-def outcome_table(outcomes: list[Outcome]) -> pd.DataFrame:
+def outcome_table(outcomes: list[InjectionResult]) -> pd.DataFrame:
     records = []
     for o in outcomes:
         records.append({
@@ -439,7 +439,7 @@ def outcome_table(outcomes: list[Outcome]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def selftest_section(outcomes: list[Outcome]) -> str:
+def selftest_section(outcomes: list[InjectionResult]) -> str:
     run = [o for o in outcomes if not o.skipped]
     caught = sum(o.caught for o in run)
     by_replay = sum(bool(o.caught_by_replay) for o in run)
