@@ -28,7 +28,7 @@ from . import engine, watchdog
 from .errors import ConfigError
 from .history import History
 from .night import NightPlan
-from .session import RayResources
+from .session import RayResources, model_search_paths
 from .spec import RunSpec, seed_list
 
 RAY_MISSING = "the Ray executor needs Ray: pip install 'trainguard[ray]' (or pip install ray)"
@@ -319,7 +319,7 @@ class RayExecutor:
         started = time.perf_counter()
         data = ray.put(matrix.dataset)
         self.put_seconds += time.perf_counter() - started
-        search = tuple(str(p) for p in _search_paths(matrix))
+        search = tuple(str(p) for p in model_search_paths(matrix.profile))
         pending = {}
         for runs in tasks:
             work = RemoteRun(runs[0].model, tuple(r.spec for r in runs), matrix.threads, matrix.options.device,
@@ -414,7 +414,7 @@ def _user_code(matrix, address: str | None) -> dict | None:
 
     if address in (None, "local") or all(m in models.MODEL_NAMES for m in matrix.profile.models):
         return None
-    return {"working_dir": str(_search_paths(matrix)[0]), "excludes": CODE_EXCLUDES}
+    return {"working_dir": str(model_search_paths(matrix.profile)[0]), "excludes": CODE_EXCLUDES}
 
 
 def _lost(what: str, item, matrix, exc: BaseException | None):
@@ -439,11 +439,6 @@ def _wait_s() -> float:
     """How long one wait for a result lasts: short enough to notice the night's limit."""
     remaining = watchdog.remaining()
     return 30.0 if remaining is None else max(0.5, min(30.0, remaining + 0.1))
-
-
-def _search_paths(matrix) -> list[Path]:
-    source = Path(matrix.profile.source) if matrix.profile.source else None
-    return ([source.parent.resolve()] if source and source.suffix == ".toml" else []) + [Path.cwd()]
 
 
 def _describe_cluster(ray) -> str:

@@ -103,7 +103,7 @@ class Matrix:
                                                 self.options.compile, self.options.stack_seeds)
         self.store = ResultStore(self.options.results_dir)
         self.log = RunLog(self.options.run_log)
-        self._resolve_user_models()
+        resolve_user_models(self.profile)
         self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
         self.seed = self.seeds[0]  # the seed the figures and --compare show
         overlap = sorted(set(self.seeds) & set(self.profile.baseline_seeds)) if "baseline" in self.profile.checks else []
@@ -142,22 +142,6 @@ class Matrix:
         self._baseline_read = None
         return (f"the baselines shipped with trainguard are not rewritten: writing to {target} (found from this "
                 f"directory from now on)")
-
-    def _resolve_user_models(self) -> None:
-        """A profile's own models (``"mynet:TinyNet"``, entry points) are imported now, with the profile file's
-        directory and the working directory searched first: a wrong path is an error before anything trains."""
-        from . import models
-
-        custom = [m for m in self.profile.models if m not in models.MODEL_NAMES]
-        if not custom:
-            return
-        source = Path(self.profile.source) if self.profile.source else None
-        search = tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
-        for name in custom:  # on sys.path only while imported (models.resolve takes them off again)
-            try:
-                models.resolve(name, search)
-            except models.ModelError as exc:
-                raise ConfigError(f"profile {self.profile.source or self.profile.name}: {exc}") from None
 
     # ------------------------------------------------------------------ data and training
 
@@ -287,6 +271,24 @@ class Matrix:
             "training time": self.training_time(),
             "python": sys.executable,
         }
+
+
+def model_search_paths(profile: Profile) -> tuple[Path, ...]:
+    """Where a profile's own model modules are looked for: the profile file's directory, then the working one."""
+    source = Path(profile.source) if profile.source else None
+    return tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
+
+
+def resolve_user_models(profile: Profile) -> None:
+    """A profile's own models (``"mynet:TinyNet"``, entry points) imported now, from its search paths: a wrong path
+    is an error naming the profile before anything trains (on sys.path only while imported)."""
+    from . import models
+
+    for name in (m for m in profile.models if m not in models.MODEL_NAMES):
+        try:
+            models.resolve(name, model_search_paths(profile))
+        except models.ModelError as exc:
+            raise ConfigError(f"profile {profile.source or profile.name}: {exc}") from None
 
 
 def available_cores() -> int:
