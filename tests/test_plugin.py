@@ -153,6 +153,8 @@ def _trained(log_path):
     return sorted(e["model"] for e in read_events(log_path) if e["event"] == "run_start")
 
 
+@pytest.mark.slow  # out of the fast suite (its 3-minute budget); run by `pytest -m slow` in CI
+@pytest.mark.generated
 def test_xdist_workers_train_each_model_once_and_merge_one_report(with_baseline):
     pytest.importorskip("xdist")
     project = with_baseline
