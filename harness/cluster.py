@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .history import History
 from .night import NightPlan
 from .session import RayResources, model_search_paths
+from .training import stopped
 from .spec import RunSpec, seed_list
 
 RAY_MISSING = "the Ray executor needs Ray: pip install 'trainguard[ray]' (or pip install ray)"
@@ -144,19 +145,14 @@ def _train(work: RemoteRun, dataset, device) -> list[History]:
         return [engine.train(work.model, dataset, spec.training, epochs, spec.seed, device, on_epoch=on_epoch,
                              on_batch=on_batch, precision=work.precision, compile_model=work.compile)]
     except watchdog.DeadlineExceeded as exc:
-        return [_stopped(seen.get(s.seed), work.model, s.seed, device, "timeout", str(exc)) for s in work.specs]
+        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "timeout", str(exc))
+                for s in work.specs]
     except Exception as exc:  # noqa: BLE001 — the user's model or a bug: that run's result, never a Ray retry
         message = f"{type(exc).__name__}: {exc} (at {_where(exc)})"
-        return [_stopped(seen.get(s.seed), work.model, s.seed, device, "error", message) for s in work.specs]
+        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "error", message)
+                for s in work.specs]
     finally:
         watchdog.end_night()
-
-
-def _stopped(history: History | None, model: str, seed: int, device, status: str, message: str) -> History:
-    if history is None:
-        return History.not_trained(model, seed, engine.device_name(device), status, message)
-    history.status, history.failed_epoch, history.message = status, len(history.epochs) + 1, message
-    return history
 
 
 def _where(exc: BaseException) -> str:

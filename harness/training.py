@@ -131,7 +131,13 @@ def train_one(matrix, model: str, seed: int, spec: RunSpec) -> History:
 
 def timed_out(history: History | None, model: str, seed: int, matrix, message: str) -> History:
     """The run the night's time limit stopped: the epochs it finished, status ``timeout`` (never cached)."""
-    if history is None:  # stopped inside its first epoch
-        return History.not_trained(model, seed, engine.device_name(matrix.device), "timeout", message)
-    history.status, history.failed_epoch, history.message = "timeout", len(history.epochs) + 1, message
+    return stopped(history, model, seed, engine.device_name(matrix.device), "timeout", message)
+
+
+def stopped(history: History | None, model: str, seed: int, device: str, status: str, message: str) -> History:
+    """A run ended before its last epoch (``timeout``, ``error``): the epochs it finished, or none if it stopped
+    inside its first."""
+    if history is None:
+        return History.not_trained(model, seed, device, status, message)
+    history.status, history.failed_epoch, history.message = status, len(history.epochs) + 1, message
     return history
