@@ -23,7 +23,7 @@ from torchvision import transforms
 from trainguard import models
 
 
-# The engine's augmentations (trainguard.engine.augment) as torchvision's per-sample PIL transforms.
+# The engine's augmentations (trainguard.engines.engine.augment) as torchvision's per-sample PIL transforms.
 AUGMENTATIONS = {
     "none": lambda: [],
     "flip": lambda: [transforms.RandomHorizontalFlip()],

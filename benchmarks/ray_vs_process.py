@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from trainguard.checks import CheckSession
-from trainguard.cluster import RayExecutor
-from trainguard.night import plan_baselines
-from trainguard.session import Matrix, Options, RayResources
-from trainguard.spec import load_profile
+from trainguard.night.cluster import RayExecutor
+from trainguard.night.plan import plan_baselines
+from trainguard.runs.session import Matrix, Options, RayResources
+from trainguard.core.spec import load_profile
 
 
 def _matrix(profile, root: Path, executor: str, cpus: int) -> Matrix:

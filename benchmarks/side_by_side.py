@@ -26,8 +26,9 @@ import time
 
 import torch
 
-from trainguard import data, engine
-from trainguard.spec import load_profile
+from trainguard.stores import data
+from trainguard.engines import engine
+from trainguard.core.spec import load_profile
 
 from trainguard.models import MODEL_NAMES as MODELS
 ENGINE_MODES = {"engine": ("fp32", False), "bf16": ("bf16", False), "compile": ("fp32", True)}

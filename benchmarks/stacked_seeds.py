@@ -21,9 +21,10 @@ import sys
 import torch
 
 from benchmarks.side_by_side import spread
-from trainguard import data, engine, stacked
+from trainguard.stores import data
+from trainguard.engines import engine, stacked
 from trainguard.models import MODEL_NAMES as MODELS
-from trainguard.spec import load_profile
+from trainguard.core.spec import load_profile
 
 PROTOCOL_IMAGES, PROTOCOL_EPOCHS = 50_000, 20
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from benchmarks.naive_loop import train_epochs as naive_epochs
-from trainguard import data, engine
-from trainguard.spec import load_profile
+from trainguard.stores import data
+from trainguard.engines import engine
+from trainguard.core.spec import load_profile
 
 from trainguard.models import MODEL_NAMES as MODELS
 DEVICE = engine.resolve_device("auto")

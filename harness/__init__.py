@@ -16,7 +16,7 @@ import importlib
 
 __all__ = ["Options", "RunSummary", "load_profile", "run_profile", "summarize", "write_report"]
 _WHERE = {"Options": "api", "RunSummary": "api", "run_profile": "api", "summarize": "api",
-          "load_profile": "spec", "write_report": "report"}
+          "load_profile": "core.spec", "write_report": "report.markdown"}
 
 
 def __getattr__(name: str):

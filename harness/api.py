@@ -1,107 +1,33 @@
 """The library's entry point: run a profile, get a :class:`RunSummary`; render the report from it.
 
-Both front ends sit on this module. The CLI calls :func:`run_profile` (train, check, summarize);
-the pytest plugin runs the same checks as parametrized tests on the same :class:`~trainguard.session.Matrix`
-and then calls :func:`summarize` on the verdicts its tests recorded. The report
-(:func:`trainguard.report.write_report`) renders from the summary alone: plain data, no callbacks
-into the session, so it is the same whichever front end produced it.
+:func:`run_profile` is the night's four stages in order (trainguard.night): plan, execute, judge — the caller
+records (:func:`publish`: the report, the ledger, JUnit, the job summary). Both front ends sit on it: the CLI calls
+:func:`run_profile`; the pytest plugin plans and executes the same way, judges case by case as parametrized tests,
+then calls :func:`summarize` on the verdicts its tests recorded.
 """
 
 from __future__ import annotations
 
-import statistics as pystats
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compare, golden
-from .history import History
-from .checks import CheckSession, Part, per_check_alpha
-from .checks import baseline as baseline_kind
-from .checks import published as published_kind
-from .session import Matrix, Options, describe_stop
-from .spec import METRICS, ConfigError, Profile, seed_list
+from .checks import CheckSession
+from .night.judge import RunSummary, night_result, statistics_summary, summarize, trend_bands, versions_line
+from .night.record import export_to_mlflow, publish, report_files
+from .runs.session import Matrix, Options
 
-__all__ = ["Options", "RunSummary", "run_profile", "summarize"]
-
-CHECK_ORDER = ("replay", "run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
-
-
-@dataclass
-class RunSummary:
-    """Everything the report shows about one run, as plain data."""
-
-    profile: Profile
-    verdicts: list[compare.Verdict]  # in report order (see verdict_order)
-    environment: dict[str, str]
-    rows_by_budget: dict[int, list[dict]]  # per budget: final-epoch metrics per model, mean over the seeds
-    statistics: dict  # how the bands were derived (rows, checked, power, lines)
-    notes: list[str]
-    published: dict = field(default_factory=dict)  # (model, epochs, metric) → the report's value
-    published_note: str = "reference"
-    curves: dict[str, History] = field(default_factory=dict)  # the figure seed's run per model
-    figure_seed: int = 0
-    test_split: str = ""
-    changes: tuple[str, dict, dict] | None = None  # (--compare source, its runs, this run's) per model
-    entry: dict | None = None  # this run's history entry (trainguard.trend.history_entry)
-    history: list[dict] = field(default_factory=list)  # earlier entries of this profile and device class, then entry
-    flags: list[compare.Verdict] = field(default_factory=list)  # drift and speed (failing only where asked)
-    trend_notes: list[str] = field(default_factory=list)
-    trend_metric: str = "test_acc"
-    trend_bands: dict = field(default_factory=dict)  # (model, budget) → (low, high) of trend_metric's band
-    replay: list = field(default_factory=list)  # trainguard.golden.Outcome per golden run, replayed before the night
-    parts: dict[str, Part] = field(default_factory=dict)  # check kind → its own part of the report (checks.Part)
-    figures: bool = True  # write the PNG figures beside the report (--no-figures: the markdown alone)
-
-    @property
-    def failed(self) -> list[compare.Verdict]:
-        return [v for v in self.verdicts if not v.passed]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failed and bool(self.verdicts)
-
-    @property
-    def checks_asked(self) -> bool:
-        return checks_asked(self.profile)
-
-    @property
-    def result(self) -> str:
-        return night_result(self.verdicts, self.profile)
-
-    @property
-    def exit_code(self) -> int:
-        """The command's exit code: 0 PASS or TIMING ONLY, 1 FAIL, 5 NOTHING CHECKED (pytest's 'no tests ran')."""
-        return {"PASS": 0, "TIMING ONLY": 0, "FAIL": 1, "NOTHING CHECKED": 5}[self.result]
-
-    def uninformative(self) -> list[compare.Verdict]:
-        return [v for v in self.verdicts if not v.informative]
-
-
-def checks_asked(profile: Profile) -> bool:
-    """Does the profile ask for any check (a timing profile, e.g. gpu-timing, asks for none, by design)?"""
-    mnist = profile.mnist is not None and not profile.mnist.synthetic
-    return bool(profile.checks or profile.golden_names() or mnist)
-
-
-def night_result(verdicts, profile: Profile) -> str:
-    """The one decision of a night's result, for the report, the exit code and the ledger alike: PASS, FAIL,
-    NOTHING CHECKED (checks were asked for, none compared anything: not a pass), or TIMING ONLY (the profile asks
-    for no check)."""
-    if any(not v.passed for v in verdicts):
-        return "FAIL"
-    if not verdicts:
-        return "NOTHING CHECKED" if checks_asked(profile) else "TIMING ONLY"
-    return "PASS"
+__all__ = ["Options", "RunSummary", "run_profile", "summarize", "publish", "night_result", "executor_for",
+           "export_to_mlflow", "report_files", "statistics_summary", "trend_bands", "versions_line"]
 
 
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
                 compare_with: Path | None = None, executor=None) -> RunSummary:
-    """Train the profile's cells for the checked seeds (or take them from the cache), run every check the
-    profile enables, including Experiment 1 (MNIST), and summarize (``compare_with``: an earlier run log or
-    result directory, for the report's "changes since" table). Raises ConfigError / DataError on
-    bad input; a failed check is a verdict, not an exception."""
-    from . import watchdog
-    from .night import close_runs, plan_night
+    """A night's plan, execute and judge stages: train the profile's cells for the checked seeds (or take them from
+    the cache) after replaying its golden runs, run every check the profile enables, including Experiment 1
+    (MNIST), and summarize (``compare_with``: an earlier run log or result directory, for the report's "changes
+    since" table). Raises ConfigError / DataError on bad input; a failed check is a verdict, not an exception."""
+    from .core import watchdog
+    from .night.execute import execute
+    from .night.plan import plan_night
 
     matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
     session = CheckSession(matrix)
@@ -110,344 +36,19 @@ def run_profile(options: Options, printer=print, progress_bar: bool = False,
     executor.prepare()  # an unusable executor (no Ray, a cluster address nobody answers at) fails now
     watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
     try:
-        outcomes, verdicts, flags = replay_first(matrix, printer) if plan.goldens else ([], [], [])
-        executor.execute(plan, session)
-        if note := getattr(executor, "placement_note", lambda: None)():
-            session.notes.append(note)
-        close_runs(session)  # the judge reads results only: a run not delivered is a failed "missing" check
-        verdicts += session.verdicts()
-        return summarize(session, verdicts, session.notes, compare_with, replay_outcomes=outcomes, replay_flags=flags)
+        execute(plan, session, executor, printer)  # then the runs are closed: the judge only reads
+        return summarize(session, session.verdicts(), session.notes, compare_with)
     finally:
         watchdog.end_night()
         matrix.close()
 
 
 def executor_for(options: Options, printer=print):
-    """The execute stage the options ask for: this process, or a Ray cluster (trainguard.cluster)."""
+    """The execute stage the options ask for: this process, or a Ray cluster (trainguard.night.cluster)."""
     if options.executor == "ray":
-        from .cluster import RayExecutor
+        from .night.cluster import RayExecutor
 
         return RayExecutor(options.ray, printer)
-    from .night import LocalExecutor
+    from .night.execute import LocalExecutor
 
     return LocalExecutor(printer)
-
-
-def replay_first(matrix: Matrix, printer=print) -> tuple[list, list[compare.Verdict], list[compare.Verdict]]:
-    """The golden runs replayed step by step (seconds) before the night trains (minutes): (outcomes, checks,
-    flags). Without goldens for this profile and class: a note, or under strict a failed check."""
-    from . import replay
-
-    names = replay.golden_names(matrix.profile)
-    if not names:
-        return [], [], []
-    printer(f"[trainguard] replaying the golden runs of {matrix.profile.name} ({', '.join(names)})")
-    outcomes = replay.replay(matrix, names, printer, inputs=True)
-    checks, flags = replay.verdicts(outcomes, matrix.options.strict)
-    return outcomes, checks, flags
-
-
-def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = None,
-            junit_xml: Path | None = None, ledger_dir: Path | None = None, mlflow: str | None = None) -> Path:
-    """Everything a finished run leaves behind: the report (figures beside it), the night in the ledger (its record
-    with the report and figures, one transaction), the JUnit XML where asked, and in GitHub Actions the job summary
-    ($GITHUB_STEP_SUMMARY). ``ledger_dir``: the former option (``DIR/ledger.sqlite``)."""
-    from . import report
-    from .ledger import open_ledger, resolve_location
-
-    path = report.write_report(summary, report_path)
-    location = resolve_location(ledger, ledger_dir)
-    if location is not None and summary.entry is not None:
-        open_ledger(location).append(summary.entry, report_files(path))
-    if junit_xml is not None:
-        report.write(Path(junit_xml), report.junit_xml(summary))
-    if mlflow and summary.entry is not None:
-        export_to_mlflow(mlflow, summary.entry, path)
-    report.append_job_summary(report.job_summary(summary, path))
-    return path
-
-
-def export_to_mlflow(uri: str, entry: dict, report_path: Path) -> None:
-    """The optional export: a failure is said on stderr and changes neither the result nor the exit code (the
-    report and the ledger already hold the night)."""
-    import sys
-
-    from .mlflow_export import log_night
-
-    try:
-        log_night(uri, entry, report_path)
-    except ConfigError:
-        raise
-    except Exception as exc:  # an MLflow server down, a store it cannot write: the night stands without it
-        print(f"trainguard: the MLflow export to {uri} failed ({type(exc).__name__}: {exc}); the night is in the report "
-              f"and the ledger", file=sys.stderr)
-
-
-def report_files(path: Path) -> dict[str, bytes]:
-    """The report just written (as ``report.md``) and its figures (``<stem>-*.png`` beside it, under their own
-    names: the report links them so), as the ledger keeps them."""
-    path = Path(path)
-    files = {"report.md": path.read_bytes()}
-    for figure in sorted(path.parent.glob(f"{path.stem}-*.png")):
-        files[figure.name] = figure.read_bytes()
-    return files
-
-
-def drain_recovered() -> list[str]:
-    """What the stores set aside or finished since the last report (a torn last line, an interrupted update, a
-    healed data cache): the report says it once."""
-    from .storage import RECOVERED
-
-    lines = list(dict.fromkeys(RECOVERED))
-    RECOVERED.clear()
-    return lines
-
-
-def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: list[str] = (),
-              compare_with: Path | None = None, replay_outcomes=(), replay_flags=()) -> RunSummary:
-    """Collect what the report shows from a run whose runs and checks are done (``session``: its runs and
-    check kinds; its MNIST experiment, if one was built); compare with the ledger of nights
-    (``options.ledger``) for drift and speed. ``replay_outcomes``: the golden runs' replay
-    (trainguard.replay), ``replay_flags``: its changes that do not fail this run (not strict)."""
-    matrix = session.matrix
-    profile, notes, verdicts = matrix.profile, list(notes), list(verdicts)
-    trend_part = _trend(session)
-    trend_part["flags"] = list(replay_flags) + trend_part["flags"]
-    verdicts += [flag for flag in trend_part["flags"] if flag.check in matrix.options.fail_on]
-    trend_part["entry"]["result"] = night_result(verdicts, profile)  # the ledger says what the report says
-    trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
-    # what the dashboard shows per night beside the numbers: the replay's verdicts, the flags, the failures' words
-    trend_part["entry"]["replay"] = {o.name: {"status": o.status, "message": o.message} for o in replay_outcomes}
-    trend_part["entry"]["flags"] = [f.message for f in trend_part["flags"] if not f.passed]
-    trend_part["entry"]["failures"] = [v.message for v in verdicts if not v.passed][:50]
-    trend_part["entry"]["bands"] = {"metric": trend_part["trend_metric"],  # the band each trend chart shades
-                                    **{f"{m}-{b}": list(band) for (m, b), band in trend_part["trend_bands"].items()}}
-    changes = _changes(matrix, compare_with, notes) if compare_with is not None else None
-    notes += _replay_notes(matrix, replay_outcomes)
-    notes = _lead_notes(profile, verdicts) + notes
-    notes = list(dict.fromkeys(notes))  # one line per distinct reason
-    notes += _run_notes(session)
-    notes += [f"recovered: {line}" for line in drain_recovered()]
-    return RunSummary(
-        profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
-        environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
-        notes=notes, published=published_kind.read(matrix), published_note=published_note(matrix),
-        curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
-        parts=parts(session), changes=changes,
-        replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
-
-
-def _changes(matrix: Matrix, compare_with: Path, notes: list[str]) -> tuple[str, dict, dict]:
-    """--compare: (source, its runs, this run's) of the figure seed, per model; a note when it has none."""
-    old = earlier_results(compare_with, matrix.profile.name)
-    mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed}
-    theirs = {m: h for (m, s), h in old.items() if s == matrix.seed}
-    if not theirs:
-        notes.append(f"--compare {compare_with}: no completed {matrix.profile.name} run with seed {matrix.seed} there")
-    return str(compare_with), theirs, mine
-
-
-def _replay_notes(matrix: Matrix, replay_outcomes) -> list[str]:
-    """The golden runs that could not be replayed (no golden file), with the command that writes them; under
-    strict they are failed checks instead."""
-    missing = [o.name for o in replay_outcomes if o.status == golden.MISSING]
-    if not missing or compare.missing_fails(matrix.options.strict):
-        return []
-    from .replay import golden_file
-
-    return [f"not replayed: no golden run{'s' if len(missing) > 1 else ''} for {', '.join(missing)} in "
-            f"{golden_file(matrix, missing[0]).parent}; write them with `trainguard baselines update --golden "
-            f"--profile {matrix.profile.name}`"]
-
-
-def _lead_notes(profile: Profile, verdicts: list[compare.Verdict]) -> list[str]:
-    """What the reader must see first: a run that compared nothing, and band checks that cannot fail."""
-    lead = []
-    mnist_checked = profile.mnist is not None and not profile.mnist.synthetic
-    if not verdicts and (profile.checks or profile.golden_names() or mnist_checked):
-        lead.append("NOTHING CHECKED: no check compared anything (reasons below); this run is not a pass")
-    useless = [v for v in verdicts if not v.informative]
-    bands = [v for v in verdicts if v.check == "baseline" and v.mde is not None]
-    if useless:
-        every = "EVERY band of this profile is uninformative: its PASS says nothing about the outcome. " \
-            if len(useless) == len(bands) else ""
-        lead.append(f"{every}{len(useless)} of {len(bands)} band checks are uninformative (a band that covers the "
-                    f"whole 0–100 range, or an accuracy MDE of 100 points or more, cannot fail): "
-                    + ", ".join(f"{v.subject} {v.metric}" for v in useless[:6]) + (" …" if len(useless) > 6 else ""))
-    return lead
-
-
-def _run_notes(session: CheckSession) -> list[str]:
-    """Runs that stopped before their budget, and what synthetic data means."""
-    matrix, experiment = session.matrix, session.built_experiment
-    notes = [describe_stop(history) for _, history in sorted(matrix.histories.items()) if not history.completed]
-    if matrix.profile.dataset == "synthetic":
-        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
-    if experiment is not None and experiment.config.synthetic:
-        from .overfit import SYNTHETIC_NOTE
-
-        notes.append(SYNTHETIC_NOTE)
-    return notes
-
-
-def parts(session: CheckSession) -> dict[str, Part]:
-    """Each enabled kind's own part of the report (checks.Part), in the registry's order."""
-    found = {}
-    for kind in session.kinds:
-        part = kind.summary_part(session)
-        if part is not None:
-            found[kind.name] = part
-    return found
-
-
-def _trend(session: CheckSession) -> dict:
-    """This run's history entry, the earlier ones, and the drift and speed flags against them."""
-    from . import trend
-    from .checks import mnist
-    from .ledger import open_ledger
-
-    matrix, experiment = session.matrix, session.built_experiment
-    profile, st = matrix.profile, matrix.profile.statistics
-    entry = trend.history_entry(matrix, experiment)
-    location = matrix.options.ledger_location
-    earlier = open_ledger(location).read(profile.name, matrix.device_class) if location else []
-    table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
-    mnist_baselines = {}
-    if experiment is not None:
-        for framework in experiment.config.frameworks:
-            try:
-                mnist_baselines[framework] = mnist.read(matrix, framework)
-            except ConfigError:
-                mnist_baselines[framework] = None
-    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist_baselines,
-                                              st.false_alarm_rate, st.power)
-    speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
-    metric, bands = trend_bands(matrix, table)
-    return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
-            "trend_notes": ([] if location else ["no ledger of nights (--ledger): nothing compared between runs"])
-            + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
-
-
-def trend_bands(matrix: Matrix, table, k: int | None = None) -> tuple[str, dict]:
-    """The metric the trend plots show (test accuracy where checked) and its band per (model, budget) for
-    the mean of ``k`` seeds (default: this run's); no bands without a baseline table."""
-    profile = matrix.profile
-    metric = "test_acc" if "test_acc" in profile.checked_metrics else profile.checked_metrics[0]
-    if table is None:
-        return metric, {}
-    bands = {(m, b): baseline_kind.band(matrix, table, m, b, metric, k) for m in profile.models for b in profile.budgets}
-    return metric, {key: (band.low, band.high) for key, band in bands.items()}
-
-
-def environment(session: CheckSession) -> dict[str, str]:
-    """The report's environment table, with whether tonight's library versions are the baseline's."""
-    env, line = {}, baseline_versions(session)
-    for key, value in session.matrix.environment().items():
-        env[key] = value
-        if key == "versions" and line:
-            env["baseline versions"] = line
-    return env
-
-
-def baseline_versions(session: CheckSession) -> str | None:
-    """The checked runs' versions against those recorded in the baseline's metadata (None without a baseline)."""
-    matrix = session.matrix
-    table = baseline_kind.table_of(session) if "baseline" in matrix.profile.checks else None
-    if table is None or "versions" not in table.meta:
-        return None
-    return versions_line(table.meta["versions"], matrix.runs_versions(), matrix.threads_note)
-
-
-def versions_line(recorded: dict, now: dict, threads_note: str) -> str:
-    """"same as the baseline's" or what differs; a quantity the baseline did not record (the instruction set,
-    recorded since 2026-12-02) cannot be said to differ: it is named as not recorded."""
-    unknown = [f"{name} {now[name]}" for name in sorted(set(now) - set(recorded))]
-    differ = [f"{name} {now.get(name)} (baseline {recorded.get(name)})" for name in sorted(recorded)
-              if recorded.get(name) != now.get(name)]
-    if "torch_threads" in recorded and recorded["torch_threads"] != now.get("torch_threads"):
-        differ.append(f"this run's threads: {threads_note}")
-    line = "same as the baseline's" if not differ else "DIFFER from the baseline's: " + ", ".join(differ)
-    return line + (f" (the baseline did not record: {', '.join(unknown)})" if unknown else "")
-
-
-def verdict_order(models: tuple[str, ...]):
-    """A fixed order for the report, whatever order the checks ran in (one process, xdist workers, shards)."""
-
-    def key(verdict: compare.Verdict) -> tuple:
-        check = CHECK_ORDER.index(verdict.check) if verdict.check in CHECK_ORDER else len(CHECK_ORDER)
-        model = models.index(verdict.model) if verdict.model in models else len(models)
-        metric = METRICS.index(verdict.metric) if verdict.metric in METRICS else len(METRICS)
-        return check, model, verdict.budget or 0, metric, verdict.subject, verdict.metric or ""
-
-    return key
-
-
-def report_rows(matrix: Matrix) -> dict[int, list[dict]]:
-    """Per budget, the final-epoch metrics of every model, averaged over the run's seeds."""
-    rows: dict[int, list[dict]] = {b: [] for b in matrix.profile.budgets}
-    metrics = METRICS + (("val_acc",) if matrix.profile.val_per_class else ())
-    for model in matrix.profile.models:
-        histories = [matrix.histories.get((model, seed)) for seed in matrix.seeds]
-        for budget in matrix.profile.budgets:
-            if histories and all(h is not None and budget <= len(h.epochs) for h in histories):
-                rows[budget].append({"model": model, **{m: pystats.fmean(h.at(budget).metric(m) for h in histories)
-                                                        for m in metrics}})
-    return rows
-
-
-def statistics_summary(session: CheckSession) -> dict:
-    """What the report says about how its bands were derived (docs/statistics.md)."""
-    from .checks import band_check_count
-
-    matrix = session.matrix
-    p, st = matrix.profile, matrix.profile.statistics
-    seeds = seed_list(matrix.seeds)
-    window = f"mean of the last {st.window} epochs up to the budget, " if st.window > 1 else ""
-    table = baseline_kind.table_of(session) if "baseline" in p.checks else None
-    count = band_check_count(p)
-    lines = [
-        f"Family-wise false-alarm rate {st.false_alarm_rate:.0%} for the whole run, split evenly over its "
-        f"{count} band checks: α = {per_check_alpha(p):.2g} per check (two-sided)." if count else
-        "This run makes no band checks (its profile enables no check kind that has them).",
-        f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
-        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
-        f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
-    ]
-    if table is not None:
-        lines.append(f"Baseline: {table.path} — seeds {seed_list(table.seeds)} (n = {len(table.seeds)}), "
-                     f"measured {table.meta.get('date', '?')} on {table.meta.get('device_name', '?')}, "
-                     f"commit {table.meta.get('commit', '?')}.")
-        lines += [f"Tail: {baseline_kind.describe_tail(check, seed, tail, len(table.seeds))}. The band, from all the "
-                  f"seeds, holds it; a seed farther out than any the baseline drew would fail it (docs/statistics.md, "
-                  f"Tails)." for check, seed, tail in baseline_kind.tails(table, p)]
-    if p.val_per_class:
-        lines.append(f"Validation accuracy: {p.val_per_class} unused training images per class, never trained on "
-                     f"(a larger evaluation split than the test images).")
-    return {"rows": f"mean over seed(s) {seeds}", "checked": f"{window}averaged over seed(s) {seeds}",
-            "power": f"{st.power:.0%}", "lines": lines}
-
-
-def published_note(matrix: Matrix) -> str:
-    p = matrix.profile
-    if p.dataset == "cifar10" and p.train_per_class is None:
-        return f"same protocol; this run's test split: {matrix.dataset.test_split}"
-    return "reference only: the report trained on all 50,000 images; this profile uses less data"
-
-
-def figure_curves(matrix: Matrix) -> dict[str, History]:
-    """The runs the figures show: the first checked seed's, per model in the profile's order."""
-    mine = {m: h for (m, s), h in matrix.histories.items() if s == matrix.seed and h.epochs}
-    return {m: mine[m] for m in matrix.profile.models if m in mine}
-
-
-def earlier_results(path: Path | str, profile: str) -> dict[tuple[str, int], History]:
-    """Histories of an earlier run, for ``--compare``: a run log (.jsonl) or a result directory."""
-    from .results import ResultStore
-    from .runlog import histories_from_log
-
-    path = Path(path)
-    if path.is_file():
-        return histories_from_log(path, profile)
-    if path.is_dir():
-        return ResultStore(path).latest(profile)
-    raise ConfigError(f"--compare {path}: no such file or directory; pass a run log (.jsonl) or a results directory")

@@ -48,7 +48,7 @@ def _report_option(parser: argparse.ArgumentParser, default: str = REPORT.defaul
 
 
 def _docs_line() -> str:
-    from .spec import docs_dir
+    from .core.spec import docs_dir
 
     where = docs_dir()
     return f"\ndocumentation (docs/NAME.md in the help texts): {where if where else 'docs/ of the project source'}\n"
@@ -191,21 +191,21 @@ def package_version() -> str:
 
 def _options(args):
     from .options import session_options
-    from .spec import load_profile
+    from .core.spec import load_profile
 
     return session_options(vars(args), load_profile(args.profile))
 
 
 def _matrix(args):
-    from .progress import interactive
-    from .session import Matrix
+    from .core.progress import interactive
+    from .runs.session import Matrix
 
     return Matrix(_options(args), progress_bar=interactive())
 
 
 def _writable(option: str, path) -> None:
     """An output path the run will write: its directory must be creatable, checked before any training."""
-    from .spec import ConfigError
+    from .core.spec import ConfigError
 
     if path is None:
         return
@@ -217,7 +217,7 @@ def _writable(option: str, path) -> None:
 
 def cmd_run(args) -> int:
     from .api import run_profile
-    from .progress import interactive
+    from .core.progress import interactive
 
     _writable("--report", args.report)
     _writable("--junit-xml", args.junit_xml)
@@ -257,7 +257,7 @@ def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
 
 def cmd_report(args) -> int:
     """The report from stored runs only: the result cache, or a run log with --from-log."""
-    from .runlog import histories_from_log
+    from .stores.runlog import histories_from_log
 
     matrix = _matrix(args)
     matrix.allow_training = False
@@ -268,7 +268,7 @@ def cmd_report(args) -> int:
             histories.update(histories_from_log(log, matrix.profile.name))
         matrix.preload({key: h for key, h in histories.items() if key[0] in matrix.profile.models})
         notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
-    from . import overfit
+    from .engines import overfit
     from .checks import CheckSession
 
     # the MNIST experiment has no result cache: only what the run log(s) hold (nothing without --from-log)
@@ -291,7 +291,7 @@ def _recorded_by_the_runs(logs, matrix) -> dict:
     log and is said so."""
     from collections import Counter
 
-    from .runlog import read_events
+    from .stores.runlog import read_events
 
     events = [event for log in logs for event in read_events(log)]
     times = [event["time"] for event in events if "time" in event]
@@ -307,8 +307,8 @@ def _recorded_by_the_runs(logs, matrix) -> dict:
 
 def cmd_replay(args) -> int:
     """Exit 0 identical or within noise, 1 changed, 2 a golden that cannot be compared, 5 nothing to replay."""
-    from . import replay
-    from .golden import MISSING
+    from .replay import golden_runs as replay
+    from .stores.golden import MISSING
 
     matrix = _matrix(args)
     names = args.names or replay.golden_names(matrix.profile)
@@ -337,8 +337,8 @@ def cmd_replay(args) -> int:
 
 
 def _replay_summary(args, markdown: str) -> None:
-    from .report import append_job_summary
-    from .storage import atomic_write_text
+    from .report.markdown import append_job_summary
+    from .core.storage import atomic_write_text
 
     if args.summary is not None:
         atomic_write_text(args.summary, markdown)
@@ -366,9 +366,9 @@ def cmd_baselines(args) -> int:
 
 
 def _update_goldens(matrix, args) -> int:
-    from .replay import write_goldens
+    from .replay.golden_runs import write_goldens
 
-    from .replay import INPUTS
+    from .replay.golden_runs import INPUTS
 
     names = args.names or None
     unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()) - {INPUTS})
@@ -387,7 +387,7 @@ def _update_baselines(matrix, args) -> int:
     from .checks import baseline as baseline_kind
 
     if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
-        from .runlog import histories_from_log
+        from .stores.runlog import histories_from_log
 
         matrix.allow_training = bool(args.train_missing)  # else a run the logs lack is an error, not hours of training
         for log in args.from_log:
@@ -402,7 +402,7 @@ def _update_baselines(matrix, args) -> int:
     session = CheckSession(matrix)
     if matrix.options.executor != "local" and not args.from_log:  # the seeds' runs first, spread over the cluster
         from .api import executor_for
-        from .night import plan_baselines
+        from .night.plan import plan_baselines
 
         executor = executor_for(matrix.options)
         executor.prepare()
@@ -417,7 +417,7 @@ def _update_baselines(matrix, args) -> int:
         for line in session.update(["mnist_gaps"]):
             print(line)
     if not args.skip_golden:
-        from .replay import write_goldens
+        from .replay.golden_runs import write_goldens
 
         write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
     return 0
@@ -425,12 +425,12 @@ def _update_baselines(matrix, args) -> int:
 
 def _calibrate(matrix, args, path) -> int:
     """False alarms, detectable effects and noise from the stored per-seed baseline (and --from-log reruns)."""
-    from . import baselines as bl
-    from .calibration import render
+    from .stores import baselines as bl
+    from .audit.calibration import render
     from .checks import band_check_count, per_check_alpha
     from .checks import baseline as baseline_kind
     from .checks import mnist as mnist_kind
-    from .runlog import histories_from_log
+    from .stores.runlog import histories_from_log
 
     histories = {}
     for log in args.from_log or ():
@@ -439,7 +439,7 @@ def _calibrate(matrix, args, path) -> int:
         if args.from_log else None
     mnist = []
     if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
-        from .overfit import OverfitExperiment
+        from .engines.overfit import OverfitExperiment
 
         experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
         for framework in matrix.profile.mnist.frameworks:
@@ -455,7 +455,7 @@ def _calibrate(matrix, args, path) -> int:
 def _diff_published(matrix, args, path) -> int:
     from .checks import baseline as baseline_kind
     from .checks import published
-    from .report import published_vs_measured
+    from .report.markdown import published_vs_measured
 
     table = baseline_kind.read(matrix)
     print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds; {table.meta.get('data', {}).get('test_split', '?')}) "
@@ -466,7 +466,7 @@ def _diff_published(matrix, args, path) -> int:
 
 def _show_baseline(matrix, args, path) -> int:
     from .checks import baseline as baseline_kind
-    from .report import _table, pd
+    from .report.markdown import _table, pd
 
     table = baseline_kind.read(matrix)
     print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds per cell; per-seed curves in "
@@ -480,7 +480,8 @@ def _show_baseline(matrix, args, path) -> int:
 
 def cmd_selftest(args) -> int:
     """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
-    from . import report, selftest
+    from .report import markdown as report
+    from .audit import selftest
     from .api import statistics_summary
 
     matrix = _matrix(args)
@@ -517,9 +518,9 @@ def cmd_selftest(args) -> int:
 def cmd_ledger(args) -> int:
     """Print the last runs of the profile on this device class, write trend plots where asked; or import and
     export JSON-lines ledgers."""
-    from .ledger import open_ledger
+    from .stores.ledger import open_ledger
     from .options import ledger_location
-    from .spec import ConfigError
+    from .core.spec import ConfigError
 
     store = open_ledger(ledger_location(vars(args)))
     if args.action == "import":
@@ -538,9 +539,10 @@ def cmd_ledger(args) -> int:
 
 
 def _show_ledger(args, store) -> int:
-    from . import plots, report
+    from .core import plots
+    from .report import markdown as report
     from .checks import baseline as baseline_kind
-    from .trend import LABELS, history_rows, series
+    from .checks.trend import LABELS, history_rows, series
 
     matrix = _matrix(args)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
@@ -569,8 +571,8 @@ def cmd_dashboard(args) -> int:
     """Write the static site of the ledger's nights; say where, how big and how long it took."""
     import time
 
-    from . import dashboard
-    from .ledger import open_ledger
+    from .report import dashboard
+    from .stores.ledger import open_ledger
     from .options import ledger_location
 
     started = time.perf_counter()
@@ -583,11 +585,11 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from . import data
+    from .stores import data
 
     if args.action == "export":
-        from .export import export_profile_data
-        from .spec import load_profile
+        from .runs.export import export_profile_data
+        from .core.spec import load_profile
 
         export_profile_data(load_profile(args.profile), args.directory, args.data_dir, not args.offline)
         return 0
@@ -605,9 +607,9 @@ def cmd_data(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data import DataError
-    from .spec import ConfigError
-    from .storage import WaitTimeout, environment_error
+    from .stores.data import DataError
+    from .core.spec import ConfigError
+    from .core.storage import WaitTimeout, environment_error
 
     args = build_parser().parse_args(argv)
     try:

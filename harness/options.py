@@ -15,13 +15,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from .spec import PRECISIONS
+from .core.spec import PRECISIONS
 
 PYTEST_PREFIX = "tg-"
 
 
 def _seeds(text: str) -> tuple[int, ...]:
-    from .spec import ConfigError, parse_seeds
+    from .core.spec import ConfigError, parse_seeds
 
     try:
         return parse_seeds(text)
@@ -74,7 +74,7 @@ def _shard(text: str) -> tuple[int, int]:
 @dataclass(frozen=True)
 class CommandOption:
     """One option of both command lines (the ``trainguard`` command's and pytest's); the run's settings that
-    these options fill in are :class:`trainguard.session.Options`."""
+    these options fill in are :class:`trainguard.runs.session.Options`."""
 
     name: str  # the CLI's long name without dashes; pytest's is PYTEST_PREFIX + name
     help: str
@@ -206,7 +206,7 @@ def resolve_pytest_options(getoption, getini, rootdir: Path, invocation_dir: Pat
                            options=RUN_OPTIONS + PYTEST_ONLY) -> dict:
     """pytest's values by option key: the command line, else the ini key (paths relative to the ini file's
     directory), else the table's default (paths relative to where pytest was started, as the CLI's)."""
-    from .spec import strict_default
+    from .core.spec import strict_default
 
     values = {}
     for option in options:
@@ -232,14 +232,14 @@ def ledger_location(values: dict) -> str:
     """--ledger, else --ledger-dir DIR (DIR/ledger.sqlite), else $TRAINGUARD_LEDGER, else .trainguard/ledger.sqlite."""
     import os
 
-    from .ledger import DEFAULT_LEDGER, resolve_location
+    from .stores.ledger import DEFAULT_LEDGER, resolve_location
 
     return (resolve_location(values.get("ledger"), values.get("ledger_dir")) or os.environ.get("TRAINGUARD_LEDGER")
             or str(DEFAULT_LEDGER))
 
 
 def _ray_resources(values: dict):
-    from .session import RayResources
+    from .runs.session import RayResources
 
     retries = values.get("ray_retries")
     return RayResources(address=values.get("ray_address"), cpus_per_run=values.get("cpus_per_run"),
@@ -247,9 +247,9 @@ def _ray_resources(values: dict):
 
 
 def session_options(values: dict, profile):
-    """The run's :class:`trainguard.session.Options` from either front end's values."""
-    from .session import Options
-    from .spec import baselines_dir_for, strict_default
+    """The run's :class:`trainguard.runs.session.Options` from either front end's values."""
+    from .runs.session import Options
+    from .core.spec import baselines_dir_for, strict_default
 
     strict = strict_default() if values["strict"] is None else values["strict"]
     return Options(profile=profile, device=values["device"], seeds=values["seeds"],

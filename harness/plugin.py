@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11: trainguard``): options, parametrization, session cache, report.
 
-Thin hooks over :class:`trainguard.session.Matrix`, :class:`trainguard.checks.CheckSession` and
+Thin hooks over :class:`trainguard.runs.session.Matrix`, :class:`trainguard.checks.CheckSession` and
 :mod:`trainguard.api`. Test modules ask for fixtures:
 
 - ``trainguard_case``: one case of one check kind (trainguard.checks), parametrized from the chosen profile —
@@ -12,7 +12,7 @@ Thin hooks over :class:`trainguard.session.Matrix`, :class:`trainguard.checks.Ch
   ``trainguard_checks``: its CheckSession (the references are measured first under ``--tg-update-baselines``);
 - ``trainguard_check``: asserts verdicts and records them for the report;
 - ``golden_run`` → the name of one of the profile's golden runs, ``trainguard_replay`` → a function that
-  replays it step by step (trainguard.replay) and returns its verdict.
+  replays it step by step (trainguard.replay.golden_runs) and returns its verdict.
 
 A good neighbour: the plugin is installed into every pytest run of the environment, so its options
 are prefixed (``--tg-profile``), it imports neither torch nor scipy at start-up, and it touches only
@@ -59,7 +59,7 @@ def _explicit_dist(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .spec import ConfigError, load_profile
+    from .core.spec import ConfigError, load_profile
 
     config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
     config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
@@ -84,13 +84,13 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = pinned
     if active and getattr(config.option, "dist", "no") == "load" and not _explicit_dist(config):
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
-    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "skips": [],
+    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "notes": [],
                                 "started": time.time(), "baseline_changes": None, "shard": values["shard"],
                                 "worker_histories": {}, "worker_pairs": [], "replay": {}, "checks": None}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from .spec import baselines_dir_for
+    from .core.spec import baselines_dir_for
 
     state = config.stash.get(_STATE_KEY, None)
     if not state or not state["active"]:
@@ -193,17 +193,17 @@ def strict_mode(config: pytest.Config) -> bool:
 
 def get_matrix(config: pytest.Config):
     from .options import session_options
-    from .spec import ConfigError
+    from .core.spec import ConfigError
 
     state = _state(config)
     if state["matrix"] is None:
-        from .session import Matrix
+        from .runs.session import Matrix
 
         try:
             state["matrix"] = Matrix(session_options(state["values"], state["profile"]), printer=_printer(config))
         except ConfigError as exc:
             stop(config, f"trainguard: {exc}")
-        from . import watchdog
+        from .core import watchdog
 
         watchdog.start_night(state["matrix"].options.time_limit)  # from the first run on (ended at unconfigure)
     return state["matrix"]
@@ -212,7 +212,7 @@ def get_matrix(config: pytest.Config):
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE_KEY, None)
     if state:
-        from . import watchdog
+        from .core import watchdog
 
         watchdog.end_night()
         if state["matrix"] is not None:
@@ -223,7 +223,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = _state(metafunc.config)["profile"]
     if "trainguard_case" in metafunc.fixturenames:
         from .checks import enabled_kinds
-        from .spec import ConfigError
+        from .core.spec import ConfigError
 
         marker = metafunc.definition.get_closest_marker("trainguard_kinds")
         wanted = marker.args if marker else None
@@ -242,13 +242,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("trainguard_case", cases, indirect=True,
                                  ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
     if "golden_run" in metafunc.fixturenames:
-        names = profile.golden_names()
+        names = ["inputs", *profile.golden_names()] if profile.golden_names() else []  # replay.golden_runs.INPUTS
         metafunc.parametrize("golden_run", names, ids=names)
 
 
 @pytest.fixture(scope="session")
 def trainguard_matrix(request):
-    from .data import DataError
+    from .stores.data import DataError
 
     matrix = get_matrix(request.config)
     try:
@@ -263,7 +263,7 @@ def trainguard_checks(request, trainguard_matrix):
     """The session's CheckSession: its check kinds, their references read once, the MNIST experiment. Under
     ``--tg-update-baselines`` every stored reference (the baseline, the MNIST distributions) is measured first."""
     from .checks import CheckSession
-    from .data import DataError
+    from .stores.data import DataError
 
     state = _state(request.config)
     if state.get("checks") is None:
@@ -303,8 +303,8 @@ def _xdist_controller(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under pytest-xdist, --tg-update-baselines is done here, in the controller, before the workers start: one
     writer, and every worker then checks against the same whole reference."""
-    from .data import DataError
-    from .spec import ConfigError
+    from .stores.data import DataError
+    from .core.spec import ConfigError
 
     config = session.config
     state = config.stash.get(_STATE_KEY, None)
@@ -324,7 +324,8 @@ def _execute_on_ray(config: pytest.Config, state: dict) -> None:
     the baseline seeds first under --tg-update-baselines, then the checked runs, one Ray task each."""
     from .api import executor_for
     from .checks import CheckSession
-    from .night import plan_baselines, plan_night
+    from .night.execute import execute
+    from .night.plan import plan_baselines, plan_night
 
     if _xdist_controller(config) or hasattr(config, "workerinput"):
         raise pytest.UsageError("--tg-executor ray spreads the runs over the Ray cluster itself: drop -n (pytest-xdist)")
@@ -335,9 +336,9 @@ def _execute_on_ray(config: pytest.Config, state: dict) -> None:
     if state["values"]["update_baselines"]:
         executor.execute(plan_baselines(checks), checks)
         _update_references(config, matrix, checks)
-    executor.execute(plan_night(checks), checks)
-    if note := executor.placement_note():
-        state["skips"].append(note)  # the notes the report prints
+    execute(plan_night(checks), checks, executor, _printer(config))
+    for note in checks.notes:  # the placement of the runs: the report prints it
+        _note(config, note)
 
 
 class CaseCheck:
@@ -346,13 +347,25 @@ class CaseCheck:
 
     def __init__(self, config: pytest.Config, session, case) -> None:
         self.config, self.state, self.session, self.case = config, _state(config), session, case
-        self.kind = next(k for k in session.kinds if k.name == case.kind)
+        self.kind = session.kind(case.kind)
+
+    @classmethod
+    def for_case(cls, config: pytest.Config, session, kind: str, case_id: str) -> "CaseCheck":
+        from .checks import Case
+
+        return cls(config, session, Case(kind, case_id, group=kind))
 
     def judge(self):
-        from .data import DataError
-        from .spec import ConfigError
+        from .core.spec import ConfigError
+        from .stores.data import DataError
 
+        if self.kind is None:
+            return _skipped(f"the check kind {self.case.kind} is off in this session (--tg-no-replay?)")
         try:
+            if self.kind.name == "replay":  # the case's execute stage: its golden replayed (seconds), then judged
+                from .night.execute import replay_goldens
+
+                replay_goldens(self.session, [self.case.id], _printer(self.config))
             return self.session.judge(self.kind, self.case)
         except ConfigError as exc:  # a malformed reference is never a skip
             pytest.fail(f"trainguard: {exc}", pytrace=False)
@@ -362,16 +375,28 @@ class CaseCheck:
     def check(self) -> list:
         judgement = self.judge()
         if judgement.skipped:
-            if judgement.skipped not in self.state["skips"]:
-                self.state["skips"].append(judgement.skipped)
+            _note(self.config, judgement.skipped)
             pytest.skip(judgement.skipped)
         from .checks import record
 
         record(self.state["verdicts"], judgement.verdicts)
-        failures = [v.message for v in judgement.verdicts if not v.passed]
+        failures = [v.message for v in judgement.verdicts if v.fails]
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
         return judgement.verdicts
+
+
+def _skipped(reason: str):
+    from .checks import Judgement
+
+    return Judgement(skipped=reason)
+
+
+def _note(config: pytest.Config, note: str) -> None:
+    """A note the report prints (why a case checked nothing), once."""
+    notes = _state(config)["notes"]
+    if note not in notes:
+        notes.append(note)
 
 
 @pytest.fixture
@@ -381,26 +406,18 @@ def trainguard_case(request, trainguard_checks):
 
 
 @pytest.fixture(scope="session")
-def trainguard_replay(request, trainguard_matrix):
-    """A function: golden run name → its replay's verdict (trainguard.replay); replayed once per session. A
-    change fails the test, strict or not (the replay was asked for); a missing golden skips, or fails under strict."""
-    from . import compare, golden, replay
-    from .spec import ConfigError
-
-    state = _state(request.config)
+def trainguard_replay(request, trainguard_checks):
+    """A function: golden run name (or ``inputs``) → its replay's verdicts, judged by the replay check kind;
+    replayed once per session. A change fails the test, strict or not (the replay was asked for); a missing golden
+    skips, or fails under strict."""
+    import dataclasses
 
     def replay_one(name: str):
-        if name not in state["replay"]:
-            try:
-                state["replay"][name] = replay.replay(trainguard_matrix, [name], printer=_printer(request.config))[0]
-            except ConfigError as exc:
-                pytest.fail(f"trainguard: {exc}", pytrace=False)
-        outcome = state["replay"][name]
-        checks, _ = replay.verdicts([outcome], strict=True)
-        if outcome.status == golden.MISSING and not compare.missing_fails(strict_mode(request.config)):
-            state["skips"].append(outcome.message)
-            pytest.skip(outcome.message)
-        return checks
+        judgement = CaseCheck.for_case(request.config, trainguard_checks, "replay", name).judge()
+        if judgement.skipped:
+            _note(request.config, judgement.skipped)
+            pytest.skip(judgement.skipped)
+        return [dataclasses.replace(v, flagged=False) for v in judgement.verdicts]  # asked for: a change fails
 
     return replay_one
 
@@ -408,7 +425,7 @@ def trainguard_replay(request, trainguard_matrix):
 @pytest.fixture
 def trainguard_night(request):
     """For a user's own tests: ``trainguard_night("mine.toml")`` runs a whole night of that profile (a name or a
-    path; ``**options`` override trainguard.session.Options fields, e.g. ``device="cpu"``) with this pytest run's
+    path; ``**options`` override trainguard.runs.session.Options fields, e.g. ``device="cpu"``) with this pytest run's
     ``--tg-*`` options — the same replay, checks, verdicts and report as ``trainguard run`` — and returns its
     RunSummary. It fails with every failing check's message; a night that compares nothing (no baseline or golden
     yet) fails on first use, naming the command that creates them; under ``--tg-update-baselines`` the profile's
@@ -419,7 +436,7 @@ def trainguard_night(request):
     def night(profile: str = "ci", **options):
         from .api import publish, run_profile
         from .options import session_options
-        from .spec import ConfigError, load_profile
+        from .core.spec import ConfigError, load_profile
 
         try:
             run = session_options(state["values"], load_profile(profile))
@@ -449,8 +466,8 @@ def _measure(options, printer) -> None:
     """--tg-update-baselines for trainguard_night: every enabled kind's stored reference (the baseline seeds, the
     MNIST distributions), then the golden runs."""
     from .checks import CheckSession
-    from .replay import write_goldens
-    from .session import Matrix
+    from .replay.golden_runs import write_goldens
+    from .runs.session import Matrix
 
     matrix = Matrix(options, printer=printer)
     if note := matrix.redirect_writes():
@@ -480,8 +497,8 @@ def _worker_payload(state: dict) -> dict:
     matrix, overfit = state["matrix"], _built_experiment(state)
     return {
         "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
-        "replay": [o.to_json() for o in state["replay"].values()],
-        "skips": list(state["skips"]),
+        "replay": [o.to_json() for o in (state["checks"].replays.values() if state.get("checks") else [])],
+        "notes": list(state["notes"]),
         "histories": [h.to_json() for h in matrix.histories.values()] if matrix else [],
         "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
                   for p in overfit.pairs.values()] if overfit else [],
@@ -491,21 +508,21 @@ def _worker_payload(state: dict) -> dict:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """Controller side of pytest-xdist: collect each worker's verdicts and runs for one merged report."""
-    from .compare import Verdict
-    from .history import History
+    from .core.compare import Verdict
+    from .core.history import History
 
     payload = getattr(node, "workeroutput", {}).get("trainguard")
     if not payload:
         return
     state = _state(node.config)
     state["verdicts"] += [Verdict(**v) for v in payload["verdicts"]]
-    state["skips"] += [s for s in payload["skips"] if s not in state["skips"]]
+    state["notes"] += [s for s in payload["notes"] if s not in state["notes"]]
     for data in payload["histories"]:
         history = History.from_json(data)
         state["worker_histories"][(history.model, history.seed)] = history
     state["worker_pairs"] += payload["pairs"]
     if payload.get("replay"):
-        from .golden import Outcome
+        from .stores.golden import Outcome
 
         state["replay"].update({o["name"]: Outcome.from_json(o) for o in payload["replay"]})
 
@@ -521,8 +538,8 @@ def _merged_overfit(state: dict):
         return _built_experiment(state)
     # Imported only when needed: a session that ran no trainguard test must not import torch/scipy at its
     # end (after pytester's in-process runs, a first import of scipy there can fail).
-    from .history import History
-    from .overfit import OverfitExperiment, Pair
+    from .core.history import History
+    from .engines.overfit import OverfitExperiment, Pair
 
     return OverfitExperiment.from_pairs(state["profile"].mnist, [
         Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
@@ -550,14 +567,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         checks = CheckSession(state["matrix"], experiment=overfit)
     path = state["values"]["report"]
     try:
-        summary = summarize(checks, state["verdicts"], state["skips"],
-                            replay_outcomes=[state["replay"][n] for n in state["profile"].golden_names()
-                                             if n in state["replay"]])
+        checks.replays.update(state["replay"])  # the workers' replays (pytest-xdist)
+        summary = summarize(checks, state["verdicts"], state["notes"])
         publish(summary, path, ledger=state["matrix"].options.ledger_location, mlflow=state["matrix"].options.mlflow)
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         import traceback
 
-        from .storage import environment_error
+        from .core.storage import environment_error
 
         why = (environment_error(exc) if isinstance(exc, OSError) else None) or "".join(traceback.format_exception(exc))
         _printer(config)(f"[trainguard] could not write the report {path}: {why}")

@@ -67,14 +67,16 @@ def preloaded(smoke_runs):
 
     matplotlib.use("Agg")
     for module in ("numpy.fft", "torch", "scipy.special", "scipy.optimize", "pandas", "tabulate", "matplotlib.pyplot",
-                   "trainguard.api", "trainguard.report", "trainguard.plots", "trainguard.overfit",
+                   "trainguard.api", "trainguard.report.markdown", "trainguard.core.plots", "trainguard.engines.overfit",
                    "trainguard.checks.baseline", "trainguard.checks.mnist", "trainguard.checks.conclusions",
-                   "trainguard.checks.published", "trainguard.golden", "trainguard.replay"):
+                   "trainguard.checks.published", "trainguard.stores.golden", "trainguard.replay.golden_runs"):
         importlib.import_module(module)
     import torch
 
-    from trainguard import cli, data, engine
-    from trainguard.spec import load_profile
+    from trainguard import cli
+    from trainguard.stores import data
+    from trainguard.engines import engine
+    from trainguard.core.spec import load_profile
 
     warm = smoke_runs.root / f"warm-up-{os.getpid()}"
     results = smoke_runs.copy(warm / "results")  # trained now, by this process, if no worker had yet

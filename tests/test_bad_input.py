@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import cli, results
-from trainguard.environment import git_commit
-from trainguard.spec import TOP_LEVEL, ConfigError, load_profile, parse_profile
+from trainguard import cli
+from trainguard.stores import results
+from trainguard.core.environment import git_commit
+from trainguard.core.spec import TOP_LEVEL, ConfigError, load_profile, parse_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {"name": "x", "dataset": "cifar10", "budgets": [1], "models": ["Baseline1"]}
@@ -143,7 +144,7 @@ def test_a_factory_that_returns_no_module_is_named(project):
 
 
 def test_importing_a_user_model_leaves_sys_path_as_it_was(project):
-    from trainguard.session import Matrix, Options
+    from trainguard.runs.session import Matrix, Options
 
     before = list(sys.path)
     os.chdir(project.parent)  # the profile's directory is searched because it holds the profile, not the cwd
@@ -167,7 +168,7 @@ def test_a_model_path_that_no_longer_resolves_is_an_error_not_a_silent_key():
 
 
 def test_result_file_names_are_safe_on_every_file_system(tmp_path):
-    from trainguard.spec import RunSpec, TrainConfig
+    from trainguard.core.spec import RunSpec, TrainConfig
 
     spec = RunSpec("mine", "mynets:TinyNet", 0, 1, TrainConfig(), "data", "cpu")
     name = results.ResultStore(tmp_path).path(spec).name
@@ -199,7 +200,7 @@ def test_importing_trainguard_does_not_touch_the_umask(tmp_path):
         def refuse(mask):
             raise AssertionError("os.umask called")
         os.umask = refuse
-        from trainguard import storage
+        from trainguard.core import storage
         storage.atomic_write_text(__import__("pathlib").Path({str(tmp_path / "f.txt")!r}), "x")
         print(oct(storage.file_mode()))
     """)
@@ -214,7 +215,7 @@ def test_importing_trainguard_does_not_touch_the_umask(tmp_path):
 @pytest.mark.parametrize("name", ["TRAINGUARD_CHILD_TIMEOUT", "TRAINGUARD_LOCK_TIMEOUT"])
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
 def test_a_bound_that_is_not_a_positive_number_is_named(monkeypatch, name, value):
-    from trainguard import storage, watchdog
+    from trainguard.core import storage, watchdog
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=rf"{name}='{value}': expected a positive number of seconds"):

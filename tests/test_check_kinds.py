@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from trainguard import registry
+from trainguard.core import registry
 from trainguard.checks import enabled_kinds
-from trainguard.spec import ConfigError, load_profile
+from trainguard.core.spec import ConfigError, load_profile
 
 KIND = textwrap.dedent('''
     import json
@@ -20,7 +20,7 @@ KIND = textwrap.dedent('''
     from pathlib import Path
 
     from trainguard.checks import Case, CheckKind, Part, Reference, register
-    from trainguard.compare import Verdict
+    from trainguard.core.compare import Verdict
 
 
     class FinalLosses(Part):
@@ -143,9 +143,9 @@ def test_a_kind_from_a_conftest_is_parametrized_judged_and_reported(project, mon
 
 def test_a_kind_registered_in_the_process_goes_through_the_night(tmp_path, monkeypatch):
     """The library: the CLI's run_profile judges and renders a kind registered from code (as an entry point would)."""
-    from trainguard import report
+    from trainguard.report import markdown as report
     from trainguard.api import run_profile
-    from trainguard.session import Options
+    from trainguard.runs.session import Options
 
     monkeypatch.setattr(registry, "_registered", {**registry._registered})  # undone after the test
     monkeypatch.setattr(registry, "_loaded", {**registry._loaded})
@@ -181,8 +181,8 @@ def test_built_in_names_cannot_be_taken():
 
 def test_the_built_in_kinds_of_each_shipped_profile():
     names = {p: [k.name for k in enabled_kinds(load_profile(p))] for p in ("smoke", "ci", "seed", "gpu-timing")}
-    assert names["smoke"] == ["baseline"]
-    assert names["ci"] == ["baseline", "ranking", "budget_improves", "mnist_gaps", "mnist_conclusions"]
+    assert names["smoke"] == ["replay", "baseline"]
+    assert names["ci"] == ["replay", "baseline", "ranking", "budget_improves", "mnist_gaps", "mnist_conclusions"]
     assert names["gpu-timing"] == ["mnist_gaps", "mnist_conclusions"]  # synthetic MNIST: enabled, with no case
     assert all(not k.cases(load_profile("gpu-timing")) for k in enabled_kinds(load_profile("gpu-timing")))
 

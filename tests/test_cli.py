@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import cli, data
+from trainguard import cli
+from trainguard.stores import data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ def test_run_without_baseline_or_golden_is_nothing_checked_not_a_pass(tmp_path, 
     assert 'tests="1"' in junit and 'failures="1"' in junit and "nothing checked" in junit
     import json
 
-    from trainguard.ledger import open_ledger
+    from trainguard.stores.ledger import open_ledger
 
     nights = open_ledger(tmp_path / "history" / "ledger.sqlite").read("smoke", "cpu")  # --ledger-dir: DIR/ledger.sqlite
     assert [night["result"] for night in nights] == ["NOTHING CHECKED"]
@@ -184,7 +185,9 @@ def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, 
 
 
 def test_option_precision_choices_are_the_engine_s():
-    from trainguard import engine, options, spec
+    from trainguard.engines import engine
+    from trainguard import options
+    from trainguard.core import spec
 
     assert options.PRECISIONS is engine.PRECISIONS is spec.PRECISIONS  # one tuple, read by both
 
@@ -265,7 +268,7 @@ def test_an_unwritable_report_path_fails_before_training(tmp_path, dirs, capsys)
 def test_a_baseline_measured_over_several_sessions_resumes_from_its_run_log(tmp_path, dirs, capsys):
     """Half the baseline seeds in a run log (an earlier session), the cache gone: --from-log alone stops naming
     the run it lacks (no surprise training); with --train-missing only the missing seeds train."""
-    from trainguard.runlog import read_events
+    from trainguard.stores.runlog import read_events
 
     first = [a if a != "smoke" else str(_smoke_with_seeds(tmp_path, [0, 1])) for a in dirs]
     assert cli.main(["baselines", "update", *first, "--skip-golden"]) == 0

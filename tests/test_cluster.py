@@ -1,4 +1,4 @@
-"""The execute stage on a real local Ray cluster (trainguard.cluster): the same numbers and verdicts as in process,
+"""The execute stage on a real local Ray cluster (trainguard.night.cluster): the same numbers and verdicts as in process,
 the same baseline files, a user's error a failed run, a lost worker retried, an unreachable cluster an error.
 
 One cluster per test process (``ray.init(num_cpus=2)``, as Ray's own test suites do): starting one costs
@@ -19,8 +19,8 @@ import pytest
 
 from trainguard import cli
 from trainguard.api import run_profile
-from trainguard.session import Options, RayResources
-from trainguard.spec import load_profile
+from trainguard.runs.session import Options, RayResources
+from trainguard.core.spec import load_profile
 
 SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
 QUIET = dict(replay=False, figures=False, threads=1, device="cpu")
@@ -58,7 +58,7 @@ def _night(tmp_path, profile, executor, where, results=None, **options):
 
 def _curves(tmp_path, where):
     """Every completed run's curve in the night's run log (the MNIST arms included), by (model, seed)."""
-    from trainguard.runlog import histories_from_log
+    from trainguard.stores.runlog import histories_from_log
 
     return {key: [(e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in h.epochs]
             for key, h in histories_from_log(tmp_path / where / "runlog.jsonl").items()}
@@ -289,9 +289,9 @@ def test_ctrl_c_on_the_driver_cancels_the_outstanding_tasks(tmp_path, ray_cluste
     """A KeyboardInterrupt while the driver waits (here raised by its printer at the first finished run): every
     task still queued or running is cancelled, none is left training on the cluster."""
     from trainguard.checks import CheckSession
-    from trainguard.cluster import RayExecutor
-    from trainguard.night import plan_night
-    from trainguard.session import Matrix
+    from trainguard.night.cluster import RayExecutor
+    from trainguard.night.plan import plan_night
+    from trainguard.runs.session import Matrix
 
     (tmp_path / "slownet.py").write_text(SLOW)
     profile = _profile(tmp_path, models=["slownet:SlowNet"])

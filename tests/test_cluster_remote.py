@@ -1,4 +1,4 @@
-"""A user's model on a Ray cluster joined by address, started here with `ray start` (trainguard.cluster).
+"""A user's model on a Ray cluster joined by address, started here with `ray start` (trainguard.night.cluster).
 
 A module of its own: `ray stop` ends every Ray process on the machine, so no other test's cluster may be alive."""
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import cli, dashboard
-from trainguard.ledger import open_ledger
+from trainguard import cli
+from trainguard.report import dashboard
+from trainguard.stores.ledger import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("TRAINGUARD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

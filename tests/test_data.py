@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainguard import data
+from trainguard.stores import data
 
 
 def write_npz(path: Path, arrays: dict) -> Path:

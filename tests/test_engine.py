@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from trainguard import models
-from trainguard import data, engine
-from trainguard.history import History
-from trainguard.spec import ConfigError, TrainConfig
+from trainguard.stores import data
+from trainguard.engines import engine
+from trainguard.core.history import History
+from trainguard.core.spec import ConfigError, TrainConfig
 
 CPU = torch.device("cpu")
 CONFIG = TrainConfig(lr=0.01, batch_size=16, eval_batch_size=50)

@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from trainguard import data, overfit
+from trainguard.stores import data
+from trainguard.engines import overfit
 from trainguard.cli import main
-from trainguard.export import export_profile_data
-from trainguard.session import Matrix, Options
-from trainguard.spec import load_profile
+from trainguard.runs.export import export_profile_data
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import load_profile
 
 PROFILE = """
 name = "tiny"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import results, training
-from trainguard.session import Matrix, Options
-from trainguard.spec import load_profile
+from trainguard.stores import results
+from trainguard.runs import training
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,9 +50,9 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from trainguard.session import Matrix, Options
-        from trainguard.spec import load_profile
-        from trainguard import engine
+        from trainguard.runs.session import Matrix, Options
+        from trainguard.core.spec import load_profile
+        from trainguard.engines import engine
         tmp = Path({str(tmp_path)!r})
         matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp / "b",
                                 results_dir=tmp / "results", run_log=tmp / "runlog.jsonl"), printer=lambda s: None)
@@ -142,8 +143,8 @@ def test_two_concurrent_runs_on_one_results_directory(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in runs]
     assert [p.returncode for p in runs] == [0, 0], outputs
-    from trainguard.history import History
-    from trainguard.runlog import read_events
+    from trainguard.core.history import History
+    from trainguard.stores.runlog import read_events
 
     files = list((tmp_path / "results").rglob("*.json"))
     assert len(files) == 4 and all(History.from_json(json.loads(f.read_text())).completed for f in files)
@@ -168,7 +169,7 @@ def test_atomic_writes_get_the_usual_file_permissions(tmp_path):
     """Reports and results are readable like any file the user writes (mkstemp alone makes them 0600)."""
     import os
 
-    from trainguard.storage import atomic_write_text
+    from trainguard.core.storage import atomic_write_text
 
     umask = os.umask(0)
     os.umask(umask)

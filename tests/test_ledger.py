@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import cli, ledger as ledger_module
-from trainguard.ledger import JsonLinesLedger, database_url, open_ledger
-from trainguard.spec import ConfigError
+from trainguard import cli
+from trainguard.stores import ledger as ledger_module
+from trainguard.stores.ledger import JsonLinesLedger, database_url, open_ledger
+from trainguard.core.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((ROOT / "docs").rglob("*.jsonl"))  # every JSON-lines ledger the repository keeps
@@ -85,7 +86,7 @@ def test_a_newer_schema_is_refused_by_an_older_trainguard(location, monkeypatch)
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from trainguard.ledger import open_ledger
+    from trainguard.stores.ledger import open_ledger
     store = open_ledger({location!r})
     for i in range(20):
         store.append({{"run_id": f"{{sys.argv[1]}}-{{i}}", "time": "t", "profile": "ci", "device_class": "cpu",
@@ -114,7 +115,7 @@ def test_a_writer_killed_mid_transaction_leaves_the_ledger_consistent(location, 
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from trainguard import ledger
+        from trainguard.stores import ledger
         def die(self, *exc):
             os.kill(os.getpid(), signal.SIGKILL)  # after the night's rows are written, before COMMIT
         ledger._WriteTransaction.__exit__ = die
@@ -138,8 +139,8 @@ def test_a_writer_killed_mid_transaction_leaves_the_ledger_consistent(location, 
 def test_every_committed_json_lines_ledger_imports_with_the_same_ledger_output(path, tmp_path, capsys):
     """`trainguard ledger` from the database after the import prints what the JSON-lines ledger printed:
     the same entries, through the same table."""
-    from trainguard import report
-    from trainguard.trend import history_rows
+    from trainguard.report import markdown as report
+    from trainguard.checks.trend import history_rows
 
     entries = JsonLinesLedger.read_file(path)
     profile = entries[0]["profile"]

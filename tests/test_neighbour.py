@@ -81,48 +81,23 @@ def test_importing_the_plugin_or_package_loads_no_torch():
 
 # ---------------------------------------------------------------------------------------------- layers
 
-# The layers, lowest first; a module imports only from layers below its own (README's Layout says the same).
-LAYERS = [
-    # core: the errors every layer raises, the bounds of every wait, what a run is, pure statistics, formats,
-    # versions, the registry of check kinds (names only)
-    {"errors"},
-    {"watchdog"},
-    {"trainguard", "storage", "history", "stats", "environment", "registry",
-     "models", "models.cifar", "models.mnist", "models._registry"},
-    {"spec"},
-    # data, verdicts, and the stores (results cache, run log, baselines, night ledger, golden files)
-    {"data", "compare", "runlog", "results", "baselines", "progress", "plots", "ledger", "golden"},
-    # training engines
-    {"engine", "keras_engine"},
-    {"overfit", "stacked"},
-    {"training"},
-    # the runs of one profile
-    {"session", "export"},
-    # check kinds: the protocol and policy, then one module per kind
-    {"checks"},
-    {"checks.baseline", "checks.published", "checks.mnist"},
-    {"checks.conclusions", "trend"},
-    {"replay"},
-    {"report", "dashboard", "mlflow_export", "night"},
-    {"cluster"},  # the execute stage on Ray
-    # the library's entry points
-    {"calibration", "selftest", "api"},
-    {"options"},
-    # front ends
-    {"plugin", "cli"},
-    {"__main__"},
-]
-RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
-PACKAGES = {"trainguard": ROOT / "harness", "trainguard.models": ROOT / "models",
-            "trainguard.checks": ROOT / "harness" / "checks"}
+# The layers, lowest first: each is a folder of the package (``front ends``: the modules at its top), and a module
+# imports only from its own layer (without cycles) and the layers below (README's Layout says the same).
+LAYERS = ["models", "core", "stores", "engines", "runs", "checks", "replay", "report", "night", "audit", "front ends"]
+RANK = {name: rank for rank, name in enumerate(LAYERS)}
+HARNESS = ROOT / "harness"
 
 
-def _modules() -> dict[str, Path]:
+def _modules() -> dict[str, tuple[str, Path]]:
+    """Every module of the package: its name below ``trainguard`` → (its layer, its file)."""
     modules = {}
-    for package, folder in PACKAGES.items():
-        for path in folder.glob("*.py"):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            modules[_short(name)] = path
+    for path in HARNESS.rglob("*.py"):
+        parts = path.relative_to(HARNESS).with_suffix("").parts
+        layer = parts[0] if len(parts) > 1 else "front ends"
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "trainguard"
+        modules[name] = (layer, path)
+    for path in (ROOT / "models").glob("*.py"):
+        modules["models" if path.stem == "__init__" else f"models.{path.stem}"] = ("models", path)
     return modules
 
 
@@ -130,7 +105,7 @@ def _short(name: str) -> str:
     return name if name == "trainguard" else name.removeprefix("trainguard.")
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+def _imports(name: str, path: Path, modules) -> set[str]:
     """Every package-internal module ``name`` imports, at module level or inside functions."""
     full = name if name == "trainguard" else f"trainguard.{name}"
     package = full if path.stem == "__init__" else full.rpartition(".")[0]
@@ -150,19 +125,44 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.Import):
             found |= {_short(a.name) for a in node.names if a.name.startswith("trainguard.") and _short(a.name) in modules}
     found.discard(name)
-    return found - {"trainguard"}  # the package's own __init__ imports nothing
+    # a subpackage's own __init__ (its docstring; `checks`: the protocol) is no edge of the graph unless imported
+    return found - {"trainguard"}
 
 
-def test_every_module_has_a_layer():
-    assert set(_modules()) == set(RANK), "add the new module to LAYERS"
+def test_every_folder_is_a_layer():
+    folders = {p.name for p in HARNESS.iterdir() if (p / "__init__.py").is_file()}
+    assert folders | {"models", "front ends"} == set(LAYERS), "add the new folder to LAYERS (and README's Layout)"
+    tops = sorted(p.stem for p in HARNESS.glob("*.py") if not p.stem.startswith("__"))
+    assert len(tops) <= 5, f"the package's top holds the front ends only, not {tops}"
 
 
-@pytest.mark.parametrize("name", sorted(RANK))
+@pytest.mark.parametrize("name", sorted(_modules()))
 def test_imports_point_down_the_layers(name):
     modules = _modules()
-    upward = [dep for dep in _imports(name, modules[name], modules)
-              if RANK[dep] > RANK[name] or (RANK[dep] == RANK[name] and not name.startswith("models"))]
-    assert not upward, f"{name} (layer {RANK[name]}) imports {upward} (not below it)"
+    layer, path = modules[name]
+    upward = [dep for dep in _imports(name, path, modules) if RANK[modules[dep][0]] > RANK[layer]]
+    assert not upward, f"{name} (layer {layer}) imports {upward} (above it)"
+
+
+def test_no_cycle_inside_a_layer():
+    modules = _modules()
+    graph = {name: {d for d in _imports(name, path, modules) if modules[d][0] == layer}
+             for name, (layer, path) in modules.items()}
+    done, stack = set(), []
+
+    def visit(name):
+        if name in stack:
+            raise AssertionError(f"import cycle inside layer {modules[name][0]}: {' → '.join(stack[stack.index(name):] + [name])}")
+        if name in done:
+            return
+        stack.append(name)
+        for dep in graph[name]:
+            visit(dep)
+        stack.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
 
 
 def test_an_unrelated_selftest_marker_is_left_alone(pytester):
@@ -187,25 +187,12 @@ def test_python_m_trainguard_is_the_command():
     assert out.returncode == 0 and out.stdout.startswith("trainguard ")
 
 
-README_LAYERS = ("core", "profile", "stores", "engines", "runs", "checks", "replay", "library", "front ends")
-
-
-def _readme_layers() -> list[set[str]]:
-    """The README's Layout block, as LAYERS: one set per layer, "→" starting the next one."""
+def _readme_layers() -> list[str]:
+    """The README's Layout block: the layer named at the start of each of its lines, in order."""
     text = (ROOT / "README.md").read_text()
     block = text[text.index("## Layout"):].split("```")[1]
-    layers = []
-    for line in block.splitlines():
-        label = next((name for name in README_LAYERS if line.startswith(name + " ")), None)
-        if label is None:
-            continue
-        listing = line[len(label):].strip().split("   ")[0]
-        for part in listing.split("→"):
-            names = {name.split(" (")[0].strip() for name in part.split(",") if name.strip()}
-            if "models/" in names:
-                names = names - {"models/"} | {"trainguard", "models", "models.cifar", "models.mnist", "models._registry"}
-            layers.append(names)
-    return layers
+    return [name for line in block.splitlines() for name in LAYERS if line.startswith(name.replace(" ", "_") + " ")
+            or line.startswith(f"{name}/ ") or (name == "front ends" and line.startswith("front ends "))]
 
 
 def test_the_readme_layout_is_the_layer_list():

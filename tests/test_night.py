@@ -1,15 +1,18 @@
-"""A night in stages (trainguard.night): the plan knows every run before anything trains, the executor delivers
+"""A night in stages (trainguard.night.plan): the plan knows every run before anything trains, the executor delivers
 them, and the judge never trains — a run the executor did not deliver is a failed "missing run" check."""
 
 import pytest
 
-from trainguard import data, engine, overfit, training
+from trainguard.stores import data
+from trainguard.engines import engine, overfit
+from trainguard.runs import training
 from trainguard.api import run_profile
 from trainguard.checks import CheckSession
 from trainguard.checks.mnist import MnistConclusions
-from trainguard.night import LocalExecutor, close_runs, plan_night
-from trainguard.session import Matrix, Options
-from trainguard.spec import OverfitConfig, load_profile
+from trainguard.night.execute import LocalExecutor, close_runs
+from trainguard.night.plan import plan_night
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import OverfitConfig, load_profile
 
 
 def _options(tmp_path, smoke_runs, results=None):

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainguard import data, overfit
-from trainguard.history import EpochRecord, History
-from trainguard.spec import ConfigError, load_profile
+from trainguard.stores import data
+from trainguard.engines import overfit
+from trainguard.core.history import EpochRecord, History
+from trainguard.core.spec import ConfigError, load_profile
 
 CONFIG = overfit.OverfitConfig(epochs=2, train_images=40)
 
@@ -65,7 +66,7 @@ def test_conclusions_fail_naming_quantity_and_value():
 
 def test_gap_bands_are_derived_from_the_per_seed_baseline():
     """A halved gap without dropout (the issue's 15.9 → 8.1) fails; a gap inside the seed spread passes."""
-    from trainguard.stats import derive_band
+    from trainguard.core.stats import derive_band
 
     rng = np.random.default_rng(0)
     baseline = {"gap_nodrop": list(15.9 + 2.6 * rng.standard_normal(20)),
@@ -113,7 +114,7 @@ def test_ci_profile_runs_both_frameworks():
 
 
 def test_bad_mnist_section_is_named():
-    from trainguard.spec import parse_profile
+    from trainguard.core.spec import parse_profile
 
     raw = {"name": "x", "dataset": "cifar10", "budgets": [1], "models": ["Baseline1"], "mnist": {"epoch": 3}}
     with pytest.raises(ConfigError, match=r"\[mnist\] has unknown keys \['epoch'\]"):
@@ -134,7 +135,7 @@ def test_keras_run_has_the_same_record_format(fake_mnist):
 
 
 def test_pairs_round_trip_through_the_run_log(tmp_path):
-    from trainguard.runlog import RunLog, histories_from_log
+    from trainguard.stores.runlog import RunLog, histories_from_log
 
     config = overfit.OverfitConfig(seeds=(4,), frameworks=("keras",))
     log = RunLog(tmp_path / "log.jsonl")

@@ -148,7 +148,7 @@ def _outcomes(result):
 
 
 def _trained(log_path):
-    from trainguard.runlog import read_events
+    from trainguard.stores.runlog import read_events
 
     return sorted(e["model"] for e in read_events(log_path) if e["event"] == "run_start")
 

@@ -2,8 +2,8 @@
 
 import io
 
-from trainguard import progress
-from trainguard.history import EpochRecord
+from trainguard.core import progress
+from trainguard.core.history import EpochRecord
 
 RECORD = EpochRecord(epoch=2, train_loss=1.23456, train_acc=55.5, test_loss=1.3, test_acc=54.25, seconds=3.2)
 

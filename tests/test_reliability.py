@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import baselines, golden, storage, watchdog
-from trainguard.ledger import JsonLinesLedger, open_ledger
-from trainguard.runlog import RunLog, read_events
-from trainguard.spec import ConfigError
+from trainguard.stores import baselines, golden
+from trainguard.core import storage, watchdog
+from trainguard.stores.ledger import JsonLinesLedger, open_ledger
+from trainguard.stores.runlog import RunLog, read_events
+from trainguard.core.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_GOLDENS = ROOT / "baselines" / "smoke" / "golden-cpu"
@@ -70,7 +71,7 @@ def test_a_writer_killed_mid_line_leaves_a_torn_tail_that_is_set_aside_and_the_l
     RunLog(log).event("run_start", run="a", model="Baseline1", seed=0)
     # the second event: half of its bytes written, then the process is killed (a crash mid-write)
     _killed_child(tmp_path, f"""
-        from trainguard.runlog import RunLog
+        from trainguard.stores.runlog import RunLog
         RunLog({str(log)!r}).event("run_stop", run="a", status="completed")
     """, patch="""
         _write = os.write
@@ -162,7 +163,7 @@ def _whole(path: Path) -> str:
 
 
 @pytest.mark.parametrize("point, call, expect", [
-    ("before the commit (the second staged file)", ("trainguard.storage", "_write_fsynced", 2, True), "old"),
+    ("before the commit (the second staged file)", ("trainguard.core.storage", "_write_fsynced", 2, True), "old"),
     ("after the commit, one file moved", ("os", "replace", 3, False), "new"),
 ])
 def test_a_baseline_update_killed_half_way_leaves_one_whole_baseline(tmp_path, point, call, expect):
@@ -215,7 +216,7 @@ def test_a_golden_update_killed_half_way_is_finished_by_the_next_replay(tmp_path
     golden.write_goldens_together({directory / f"{n}.json": _smoke_golden(n, "old") for n in names})
     _killed_child(tmp_path, f"""
         from pathlib import Path
-        from trainguard import golden
+        from trainguard.stores import golden
         g = {{n: golden.read_golden(Path({str(SMOKE_GOLDENS)!r}) / f"{{n}}.json") for n in {names!r}}}
         for one in g.values():
             one.provenance = {{**one.provenance, "commit": "new"}}
@@ -252,7 +253,7 @@ def test_every_baseline_reader_refuses_a_truncated_or_non_finite_table(tmp_path,
     (None, r"seeds \[3\] of the metadata"),
 ])
 def test_the_mnist_baseline_reader_refuses_non_finite_or_missing_seeds(tmp_path, row, message):
-    from trainguard import overfit
+    from trainguard.engines import overfit
 
     path = tmp_path / "ci" / "mnist-torch-cpu.csv"
     per_seed = {s: {q: 0.5 + s for q in overfit.QUANTITIES} for s in range(3)}
@@ -277,7 +278,7 @@ def test_a_data_download_killed_before_its_checksum_file_is_fetched_again(tmp_pa
     cache = tmp_path / "cache"
     downloader = """
         import numpy as np
-        from trainguard import data
+        from trainguard.stores import data
         rng = np.random.default_rng(0)
         data.DOWNLOADER = lambda name, scratch: {
             "x_train": rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), "y_train": np.tile(np.arange(10, dtype=np.uint8), 4),
@@ -285,9 +286,9 @@ def test_a_data_download_killed_before_its_checksum_file_is_fetched_again(tmp_pa
     """
     _killed_child(tmp_path, downloader + f"""
         data.load("cifar10", cache_dir={str(cache)!r})
-    """, patch=_kill_on_call("trainguard.storage", "atomic_write_bytes", 2))  # the archive written, not its checksum
+    """, patch=_kill_on_call("trainguard.core.storage", "atomic_write_bytes", 2))  # the archive written, not its checksum
     assert (cache / "cifar10.npz").exists() and not (cache / "cifar10.npz.sha256").exists()
-    from trainguard import data
+    from trainguard.stores import data
 
     def fetched(name, scratch):
         fetched.calls += 1
@@ -312,7 +313,7 @@ def test_a_report_write_killed_leaves_the_previous_report_whole(tmp_path):
     report = tmp_path / "report.md"
     storage.atomic_write_text(report, "# the previous night\n" * 100)
     _killed_child(tmp_path, f"""
-        from trainguard import report
+        from trainguard.report import markdown as report
         report.write({str(report)!r}, "# tonight\\n" * 5000)
     """, patch=_kill_on_call("os", "replace", 1))
     assert report.read_text() == "# the previous night\n" * 100
@@ -321,15 +322,15 @@ def test_a_report_write_killed_leaves_the_previous_report_whole(tmp_path):
 def test_a_result_write_killed_leaves_no_torn_result_and_the_next_write_lands(tmp_path):
     """The result cache's write point: a process killed at its rename leaves no result file, torn or whole (the run
     is trained again next night: tests/test_faults.py shows the resume), and the next write of it lands."""
-    from trainguard.history import EpochRecord, History
-    from trainguard.results import ResultStore
-    from trainguard.spec import RunSpec, TrainConfig
+    from trainguard.core.history import EpochRecord, History
+    from trainguard.stores.results import ResultStore
+    from trainguard.core.spec import RunSpec, TrainConfig
 
     spec_code = "RunSpec('smoke', 'Baseline1', 100, 1, TrainConfig(), 'data', 'cpu')"
     _killed_child(tmp_path, f"""
-        from trainguard.history import EpochRecord, History
-        from trainguard.results import ResultStore
-        from trainguard.spec import RunSpec, TrainConfig
+        from trainguard.core.history import EpochRecord, History
+        from trainguard.stores.results import ResultStore
+        from trainguard.core.spec import RunSpec, TrainConfig
         spec = {spec_code}
         history = History('Baseline1', 100, 'cpu', 10, [EpochRecord(1, 2.0, 10.0, 2.1, 11.0, 0.1)], key=spec.key())
         ResultStore({str(tmp_path / "results")!r}).put(spec, history)
@@ -355,11 +356,12 @@ def test_a_child_that_hangs_is_killed_with_a_message_naming_it(monkeypatch):
 def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_on(tmp_path, monkeypatch, smoke_runs):
     """The Keras child of the MNIST experiment hangs before it starts (a sitecustomize that sleeps, only in
     children): the run is a timeout, its cases fail with what hung, nothing raises."""
-    from trainguard import data, overfit
+    from trainguard.stores import data
+    from trainguard.engines import overfit
     from trainguard.checks import CheckSession
     from trainguard.checks.mnist import MnistConclusions
-    from trainguard.session import Matrix, Options
-    from trainguard.spec import OverfitConfig, load_profile
+    from trainguard.runs.session import Matrix, Options
+    from trainguard.core.spec import OverfitConfig, load_profile
 
     hang = tmp_path / "hang"
     hang.mkdir()
@@ -386,8 +388,8 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
 
 
 def test_a_lock_never_released_fails_that_run_not_the_night(tmp_path, monkeypatch, smoke_runs):
-    from trainguard.session import Matrix, Options
-    from trainguard.spec import load_profile
+    from trainguard.runs.session import Matrix, Options
+    from trainguard.core.spec import load_profile
 
     monkeypatch.setenv("TRAINGUARD_LOCK_TIMEOUT", "1")
     matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path / "b",

@@ -1,4 +1,4 @@
-"""Golden runs and their step-by-step replay (trainguard.golden, trainguard.replay) on generated data.
+"""Golden runs and their step-by-step replay (trainguard.stores.golden, trainguard.replay.golden_runs) on generated data.
 
 The smoke profile's data is generated, so these run in the fast suite; the real goldens of ci are
 replayed by tests/test_replay_golden.py (slow) and by `trainguard replay` in .ci/run.
@@ -11,17 +11,21 @@ import math
 import pytest
 import torch
 
-from trainguard import cli, engine, golden, replay
-from trainguard.session import Matrix, Options
-from trainguard.spec import ConfigError, load_profile
+from trainguard import cli
+from trainguard.engines import engine
+from trainguard.stores import golden
+from trainguard.replay import golden_runs as replay
+from trainguard.checks import Case, CheckSession
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import ConfigError, load_profile
 
 
-def smoke_matrix(baselines_dir, **golden_changes) -> Matrix:
+def smoke_matrix(baselines_dir, strict: bool = False, **golden_changes) -> Matrix:
     profile = load_profile("smoke")
     changes = {"perturbations": 3, "isa": False, **golden_changes}
     profile = dataclasses.replace(profile, golden=dataclasses.replace(profile.golden, **changes))
-    return Matrix(Options(profile, device="cpu", baselines_dir=baselines_dir, results_dir=None, run_log=None),
-                  printer=lambda _: None)
+    return Matrix(Options(profile, device="cpu", baselines_dir=baselines_dir, results_dir=None, run_log=None,
+                          strict=strict), printer=lambda _: None)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +160,7 @@ def test_the_host_s_vector_isa_is_named_as_torch_names_it():
     import os
     import platform
 
-    from trainguard.environment import host_vector_isa
+    from trainguard.core.environment import host_vector_isa
 
     isa = host_vector_isa()
     assert isa in ("AVX512", "AVX2", "AVX", "SSE4.2", "default") or not platform.machine().startswith("x86")
@@ -203,16 +207,16 @@ def test_pytest_m_replay_collects_one_case_per_golden_run(pytester, preloaded):
                                           "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == 0, out[-2000:] + result.stderr.str()[-2000:]
-    for name in ("Baseline1", "NewModel2", "mnist-torch", "mnist-keras"):
+    for name in ("inputs", "Baseline1", "NewModel2", "mnist-torch", "mnist-keras"):
         assert f"test_replay_matches_golden[{name}]" in out
-    assert "6/" in out or "6 tests" in out
+    assert "7/" in out or "7 tests" in out
 
 
 def _corrupted_past_the_goldens(matrix: Matrix) -> None:
     """Invert 8 training images that are not among the first images of their class (the goldens' subset)."""
     import numpy as np
 
-    from trainguard import data
+    from trainguard.stores import data
 
     dataset = matrix.dataset
     seen = data.first_per_class(dataset.y_train, matrix.profile.golden.train_per_class)
@@ -241,10 +245,13 @@ def test_a_corrupted_slice_past_the_goldens_subset_is_caught_by_the_inputs_repla
     # the golden run itself draws only the first images of each class: it cannot see the change
     outcomes = replay.replay(matrix, ["Baseline1"], printer=lambda _: None, inputs=True)
     assert [o.status for o in outcomes] == [golden.CHANGED, golden.IDENTICAL]
-    checks, flags = replay.verdicts(outcomes, strict=True)
-    assert [c.passed for c in checks] == [False, True] and not flags  # under CI: the night fails before training
-    checks, flags = replay.verdicts(outcomes, strict=False)
-    assert [f.model for f in flags] == ["inputs"]  # otherwise flagged
+    # judged by the replay kind: under CI the night fails (known before anything trains), otherwise flagged
+    for strict, status in ((True, "FAIL"), (False, "flagged")):
+        session = CheckSession(smoke_matrix(written, strict=strict))
+        session.replays = {o.name: o for o in outcomes}
+        kind = session.kind("replay")
+        verdicts = [session.judge(kind, Case("replay", name)).verdicts[0] for name in ("inputs", "Baseline1")]
+        assert [v.status for v in verdicts] == [status, "pass"]
 
 
 def test_goldens_written_before_the_inputs_fingerprint_say_how_to_add_it(written):

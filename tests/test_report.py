@@ -1,7 +1,7 @@
 """Report rendering (pure): tables per budget beside baseline and published, verdicts, notes."""
 
-from trainguard import report
-from trainguard.compare import Verdict
+from trainguard.report import markdown as report
+from trainguard.core.compare import Verdict
 
 
 def test_render_shows_measured_baseline_difference_and_verdict():
@@ -26,8 +26,8 @@ def test_render_shows_measured_baseline_difference_and_verdict():
 
 
 def test_loss_curve_figure_is_a_png(tmp_path):
-    from trainguard import plots
-    from trainguard.history import EpochRecord, History
+    from trainguard.core import plots
+    from trainguard.core.history import EpochRecord, History
 
     def history(train, test):
         h = History("m", 0, "cpu", 1)
@@ -40,9 +40,9 @@ def test_loss_curve_figure_is_a_png(tmp_path):
 
 
 def test_mnist_section_renders_with_the_ci_profile_thresholds(tmp_path):
-    from trainguard.history import EpochRecord, History
-    from trainguard.overfit import Pair
-    from trainguard.spec import load_profile
+    from trainguard.core.history import EpochRecord, History
+    from trainguard.engines.overfit import Pair
+    from trainguard.core.spec import load_profile
 
     def history(train, test):
         h = History("m", 0, "cpu", 1)
@@ -54,7 +54,7 @@ def test_mnist_section_renders_with_the_ci_profile_thresholds(tmp_path):
     pair = Pair("torch", 0, history([50, 1, 0], [20, 15, 18]), history([90, 9, 5], [30, 14, 12]))
     from pathlib import Path
 
-    from trainguard.baselines import load_published_mnist
+    from trainguard.stores.baselines import load_published_mnist
 
     published = load_published_mnist(Path(__file__).resolve().parent.parent / "baselines" / "published-mnist.csv")
     from trainguard.checks.mnist import MnistPart
@@ -69,7 +69,7 @@ def test_mnist_section_renders_with_the_ci_profile_thresholds(tmp_path):
 
 
 def test_cifar_figures_are_written_and_embedded(tmp_path):
-    from trainguard import plots
+    from trainguard.core import plots
 
     histories = {"Baseline1": _h([2.2, 2.1], [30.0, 35.0]), "NewModel2": _h([1.5, 1.0], [50.0, 60.0])}
     curves = plots.training_curves(tmp_path / "c.png", "curves", histories)
@@ -81,7 +81,7 @@ def test_cifar_figures_are_written_and_embedded(tmp_path):
 
 
 def _h(losses, accs):
-    from trainguard.history import EpochRecord, History
+    from trainguard.core.history import EpochRecord, History
 
     h = History("m", 0, "cpu", 1)
     h.epochs = [EpochRecord(i + 1, loss, acc - 5, loss + 0.1, acc, 1.0) for i, (loss, acc) in enumerate(zip(losses, accs))]
@@ -89,8 +89,8 @@ def _h(losses, accs):
 
 
 def test_published_vs_measured_table_marks_cells_outside_the_band():
-    from trainguard.baselines import BaselineTable
-    from trainguard.spec import load_profile
+    from trainguard.stores.baselines import BaselineTable
+    from trainguard.core.spec import load_profile
 
     profile = load_profile("seed")
     curves = {("Baseline2", seed): [{"train_loss": 1.40 + d / 100, "train_acc": 58.0 + d / 2, "test_acc": 59.0 + d}] * 10

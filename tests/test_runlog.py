@@ -5,9 +5,9 @@ import multiprocessing
 
 import pytest
 
-from trainguard.history import EpochRecord
-from trainguard.runlog import RunLog, histories_from_log, read_events
-from trainguard.spec import ConfigError
+from trainguard.core.history import EpochRecord
+from trainguard.stores.runlog import RunLog, histories_from_log, read_events
+from trainguard.core.spec import ConfigError
 
 
 def _record(epoch, loss):

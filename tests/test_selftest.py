@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from trainguard import selftest
+from trainguard.audit import selftest
 from trainguard.checks import CheckSession
 from trainguard.checks.baseline import evaluation_verdicts
-from trainguard.session import Matrix, Options
-from trainguard.spec import load_profile
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_a_gross_injection_is_caught_on_generated_data_and_never_cached(tmp_path
 
 
 def test_injections_patch_only_inside_their_block(tmp_path):
-    from trainguard import engine
+    from trainguard.engines import engine
 
     matrix = _matrix(tmp_path)
 
@@ -70,7 +70,7 @@ def test_every_injection_is_caught_by_the_replay_on_generated_data(tmp_path):
 
 
 def test_unknown_injection_is_named():
-    from trainguard.spec import ConfigError
+    from trainguard.core.spec import ConfigError
 
     with pytest.raises(ConfigError, match=r"unknown injection\(s\) \['nope'\]; known: half-data"):
         selftest.by_name(["nope"])
@@ -79,7 +79,7 @@ def test_unknown_injection_is_named():
 @pytest.mark.selftest
 def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
     """pytest -m selftest --tg-profile ci: every injected regression of the self-test list fails a check."""
-    from trainguard.overfit import OverfitExperiment, load_mnist
+    from trainguard.engines.overfit import OverfitExperiment, load_mnist
 
     experiment = None
     if trainguard_matrix.profile.mnist is not None:
@@ -107,8 +107,9 @@ def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
 def test_the_repeatability_measurement_survives_a_validation_split():
     import torch
 
-    from trainguard import data, engine
-    from trainguard.spec import TrainConfig
+    from trainguard.stores import data
+    from trainguard.engines import engine
+    from trainguard.core.spec import TrainConfig
 
     ds = data.reduce(data.synthetic("cifar10", 30, 10), 20, 50, val_per_class=10)
     history = engine.train("Baseline1", ds, TrainConfig(batch_size=32, eval_batch_size=50), 2, 0, torch.device("cpu"))

@@ -7,8 +7,8 @@ import pytest
 from trainguard.checks import CheckSession
 from trainguard.checks.baseline import baseline_file
 from trainguard.checks.conclusions import conclusion_seeds
-from trainguard.session import Matrix, Options
-from trainguard.spec import PublishedCheck, load_profile
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import PublishedCheck, load_profile
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_bf16_and_compile_are_their_own_baseline_classes(tmp_path):
 
 
 def test_unknown_precision_is_a_config_error(tmp_path):
-    from trainguard.spec import ConfigError
+    from trainguard.core.spec import ConfigError
 
     with pytest.raises(ConfigError, match="--precision 'fp8'"):
         Matrix(Options(load_profile("smoke"), device="cpu", precision="fp8"))
@@ -106,21 +106,21 @@ def test_the_thread_count_is_part_of_a_run_s_key(tmp_path):
 
 def test_the_instruction_set_is_part_of_a_run_s_key(tmp_path, monkeypatch):
     """AVX2 and AVX-512 kernels round differently: a cache shared by two CPU classes keeps a run per class."""
-    from trainguard import environment
+    from trainguard.core import environment
 
     matrix = Matrix(Options(load_profile("smoke"), device="cpu", results_dir=tmp_path / "r", run_log=None),
                     printer=lambda line: None)
     here = matrix.run_spec("NewModel2", 100).key()
     real = environment.versions
-    monkeypatch.setattr("trainguard.session.versions", lambda: {**real(), "isa": "another"})
+    monkeypatch.setattr("trainguard.runs.session.versions", lambda: {**real(), "isa": "another"})
     assert matrix.run_spec("NewModel2", 100).key() != here
 
 
 def test_the_report_states_the_versions_the_checked_runs_recorded(tmp_path):
     """A report re-rendered from a run log on another machine says the runs' versions, not the renderer's; runs that
     disagree show both values; runs that recorded none (an older log) fall back to this process's."""
-    from trainguard.environment import versions
-    from trainguard.history import History
+    from trainguard.core.environment import versions
+    from trainguard.core.history import History
 
     matrix = Matrix(Options(load_profile("smoke"), device="cpu", results_dir=tmp_path / "r", run_log=None),
                     printer=lambda line: None)
@@ -136,7 +136,7 @@ def test_the_report_states_the_versions_the_checked_runs_recorded(tmp_path):
 def test_versions_are_plain_strings_that_xdist_can_send():
     """A run's History carries its versions to the pytest-xdist controller; execnet refuses str subclasses such
     as torch's TorchVersion."""
-    from trainguard.environment import versions
+    from trainguard.core.environment import versions
 
     assert all(type(value) is str for value in versions().values()), versions()
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from trainguard import baselines as bl
-from trainguard import compare
-from trainguard.spec import ConfigError, available_profiles, load_profile, parse_profile
+from trainguard.stores import baselines as bl
+from trainguard.core import compare
+from trainguard.core.spec import ConfigError, available_profiles, load_profile, parse_profile
 
 
 def test_shipped_profiles_load():
@@ -141,7 +141,7 @@ def test_diff_reports_what_changed():
 
 
 def test_band_check_message_and_direction():
-    from trainguard.stats import derive_band
+    from trainguard.core.stats import derive_band
 
     band = derive_band([59.0, 60.0, 61.0, 60.0], k=2, alpha=0.01)
     assert compare.check_band("M-10", "test_acc", "Test Accuracy", 60.5, band, "b.csv").passed

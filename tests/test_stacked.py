@@ -1,4 +1,4 @@
-"""--stack-seeds (trainguard.stacked): k seeds in one vmapped model give each seed its separate run.
+"""--stack-seeds (trainguard.engines.stacked): k seeds in one vmapped model give each seed its separate run.
 
 The tolerance, stated: for the models whose separate runs are stable under rounding changes
 (Baseline1, Baseline2, NewModel1, and NewModel2 without BatchNorm, whose dropout masks are the
@@ -18,11 +18,12 @@ import pytest
 import torch
 from torch import nn
 
-from trainguard import data, engine, stacked
+from trainguard.stores import data
+from trainguard.engines import engine, stacked
 from trainguard.checks.baseline import missing_message
 from trainguard.models import cifar
-from trainguard.session import Matrix, Options
-from trainguard.spec import ConfigError, RunSpec, TrainConfig, load_profile
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import ConfigError, RunSpec, TrainConfig, load_profile
 
 CPU = torch.device("cpu")
 PROTOCOL = TrainConfig(lr=0.01, batch_size=8, augment="flip_crop", eval_batch_size=50)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainguard import stats
+from trainguard.core import stats
 from trainguard.checks import baseline, per_check_alpha
-from trainguard.session import Matrix, Options
-from trainguard.spec import ConfigError, load_profile
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import ConfigError, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,8 +132,8 @@ def test_calibration_names_a_far_seed_and_the_leave_out_failures_it_explains():
     says how many leave-out failures are nights that held that seed out of the band (the installed band holds it)."""
     import copy
 
-    from trainguard import calibration
-    from trainguard.baselines import BaselineTable, load_measured
+    from trainguard.audit import calibration
+    from trainguard.stores.baselines import BaselineTable, load_measured
 
     profile = load_profile("smoke")
     committed = load_measured(REPO / "baselines" / "smoke" / "cpu.csv", profile.models, profile.budgets)

@@ -8,9 +8,11 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from trainguard import cli, stats, trend
-from trainguard.ledger import HistoryStore, open_ledger
-from trainguard.spec import ConfigError
+from trainguard import cli
+from trainguard.core import stats
+from trainguard.checks import trend
+from trainguard.stores.ledger import HistoryStore, open_ledger
+from trainguard.core.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,9 +173,9 @@ def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args
 
 def test_junit_xml_marks_failures_and_unfailing_flags():
     from trainguard.api import RunSummary
-    from trainguard.compare import Verdict
-    from trainguard.report import junit_xml
-    from trainguard.spec import load_profile
+    from trainguard.core.compare import Verdict
+    from trainguard.report.markdown import junit_xml
+    from trainguard.core.spec import load_profile
 
     failed = Verdict("baseline", "NewModel2-20", False, "NewModel2-20 Test Accuracy: ... REGRESSION", metric="test_acc")
     flag = Verdict("speed", "NewModel2 speed", False, "NewModel2 speed: 2.00× ... SLOWDOWN")

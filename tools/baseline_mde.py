@@ -16,11 +16,12 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from trainguard import baselines as bl
-from trainguard import calibration, stats
+from trainguard.stores import baselines as bl
+from trainguard.audit import calibration
+from trainguard.core import stats
 from trainguard.checks import per_check_alpha
-from trainguard.runlog import histories_from_log
-from trainguard.spec import load_profile
+from trainguard.stores.runlog import histories_from_log
+from trainguard.core.spec import load_profile
 
 
 def table_from_log(log: Path, models: list[str], profile: str) -> bl.BaselineTable:

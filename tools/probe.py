@@ -16,8 +16,9 @@ import time
 import torch
 
 from trainguard import models
-from trainguard import data, engine
-from trainguard.spec import TrainConfig
+from trainguard.stores import data
+from trainguard.engines import engine
+from trainguard.core.spec import TrainConfig
 
 PUBLISHED_EPOCHS = {  # epoch index (0-based) -> (loss, train acc), PROTOCOL.md
     "Baseline1": {0: (2.1698, 28.33), 4: (2.0780, 37.80), 9: (2.0610, 39.27), 14: (2.0529, 40.16), 19: (2.0504, 40.46)},

@@ -19,9 +19,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from trainguard import golden, replay
-from trainguard.session import Matrix, Options
-from trainguard.spec import load_profile
+from trainguard.stores import golden
+from trainguard.replay import golden_runs as replay
+from trainguard.runs.session import Matrix, Options
+from trainguard.core.spec import load_profile
 
 SIZES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 

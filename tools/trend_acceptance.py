@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from trainguard import cli
-from trainguard.spec import available_profiles  # noqa: F401 (the profiles ship with the package)
+from trainguard.core.spec import available_profiles  # noqa: F401 (the profiles ship with the package)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["Baseline1", "Baseline2", "NewModel1"]

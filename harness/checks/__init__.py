@@ -8,7 +8,7 @@ none), which **runs** a case reads, and turns a case into **verdicts**; optional
 missing reference, strict mode, the false-alarm split, reading each reference once — is the one policy in
 :meth:`CheckSession.judge`, which the CLI, the pytest plugin, ``selftest`` and the report all go through.
 
-Adding a kind: one module with a subclass, one line in :data:`trainguard.registry.BUILTIN` (trainguard's own)
+Adding a kind: one module with a subclass, one line in :data:`trainguard.core.registry.BUILTIN` (trainguard's own)
 or ``trainguard.checks.register(MyKind)`` / an entry point (anyone's), then ``checks = ["...", "mine"]`` in
 the profile. docs/architecture.md walks through one.
 """
@@ -19,12 +19,12 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from ..compare import missing_fails
-from ..registry import load, names, register, unregister
-from ..spec import ConfigError
+from ..core.compare import flag_fails, missing_fails, settle
+from ..core.registry import load, names, register, unregister
+from ..core.spec import ConfigError
 
 if TYPE_CHECKING:  # the plugin imports this package at start-up: nothing heavy at import time
-    from ..compare import Verdict
+    from ..core.compare import Verdict
 
 __all__ = ["Case", "CheckKind", "CheckSession", "Judgement", "Part", "Reference", "enabled_kinds", "per_check_alpha",
            "register", "unregister", "names"]
@@ -75,9 +75,16 @@ class CheckKind:
     # "none": no reference; "stored": measured by `trainguard baselines update` (missing: noted, strict fails);
     # "shipped": travels with trainguard or the profile (missing: always fails)
     reference_policy: ClassVar[str] = "none"
+    # True: what the kind sees is a change that need not matter (the replay's): its failures are flagged, failing
+    # only a night that fails on them (trainguard.core.compare.flag_fails)
+    flags: ClassVar[bool] = False
 
     def enabled(self, profile) -> bool:
         return self.name in profile.checks
+
+    def active(self, options) -> bool:
+        """Whether this night's options leave the enabled kind on (``--no-replay`` turns the replay off)."""
+        return True
 
     def band_checks(self, profile) -> int:
         """How many band checks a whole run makes (their share of the false-alarm rate); 0 for exact checks."""
@@ -139,19 +146,20 @@ def band_check_count(profile) -> int:
 
 
 def per_check_alpha(profile) -> float:
-    from ..stats import per_check_alpha as split
+    from ..core.stats import per_check_alpha as split
 
     return split(profile.statistics.false_alarm_rate, band_check_count(profile))
 
 
 class CheckSession:
-    """One run's checks over its runs (a :class:`trainguard.session.Matrix`): the enabled kinds, their references
+    """One run's checks over its runs (a :class:`trainguard.runs.session.Matrix`): the enabled kinds, their references
     (read once), the MNIST experiment (built once), and the judging policy."""
 
     def __init__(self, matrix, experiment=None) -> None:
         self.matrix = matrix
         self.profile = matrix.profile
-        self.kinds = enabled_kinds(self.profile)
+        self.kinds = [kind for kind in enabled_kinds(self.profile) if kind.active(matrix.options)]
+        self.replays: dict = {}  # golden name (and "inputs") → its replay's Outcome, from the execute stage
         self._experiment = experiment
         self._references: dict = {}
         self._missing: dict = {}  # one failing verdict per missing reference, however many cases read it
@@ -206,8 +214,8 @@ class CheckSession:
 
     def run_failures(self, runs) -> list[Verdict]:
         """A failing verdict for each run that stopped (diverged, out of memory, missing) before its budget."""
-        from ..compare import Verdict
-        from ..session import describe_stop
+        from ..core.compare import Verdict
+        from ..runs.session import describe_stop
 
         failures = []
         for model, budget, seed in dict.fromkeys(runs):
@@ -218,15 +226,16 @@ class CheckSession:
         return failures
 
     def stopped_failures(self, histories) -> list[Verdict]:
-        from ..compare import Verdict
-        from ..session import describe_stop
+        from ..core.compare import Verdict
+        from ..runs.session import describe_stop
 
         return [Verdict("run", f"{h.model}-seed{h.seed}", False, describe_stop(h)) for h in histories]
 
     def judge(self, kind: CheckKind, case: Case) -> Judgement:
         """The one judging policy: a case that cannot run here is skipped with the reason; a stopped run fails
         the case; a missing reference fails it where the kind ships one or the run is strict, else the case is
-        skipped with the command that creates it; otherwise the kind's verdicts."""
+        skipped with the command that creates it; otherwise the kind's verdicts, a flagging kind's failures flagged
+        where they do not fail this night."""
         if reason := kind.unavailable(self, case):
             return self._skip(reason)
         if failures := self.run_failures(kind.runs(self, case)) + self.stopped_failures(kind.stopped_runs(self, case)):
@@ -238,7 +247,11 @@ class CheckSession:
                 if missing_fails(self.strict, shipped=kind.reference_policy == "shipped"):
                     return Judgement([self._missing_verdict(kind, case, reference)])
                 return self._skip(reference.missing)
-        return Judgement(list(kind.verdicts(self, case, reference.value)))
+        verdicts = list(kind.verdicts(self, case, reference.value))
+        if kind.flags:
+            options = self.matrix.options
+            verdicts = [settle(v, flag_fails(kind.name, options.strict, options.fail_on)) for v in verdicts]
+        return Judgement(verdicts)
 
     def verdicts(self) -> list[Verdict]:
         """Every case of every enabled kind, judged (the CLI; the plugin judges case by case)."""
@@ -253,7 +266,7 @@ class CheckSession:
         return Judgement(skipped=reason)
 
     def _missing_verdict(self, kind: CheckKind, case: Case, reference: Reference):
-        from ..compare import Verdict
+        from ..core.compare import Verdict
 
         key = (kind.name, kind.reference_key(case))
         if key not in self._missing:

@@ -19,11 +19,11 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import baselines as bl
-from .. import compare, stats
-from ..environment import git_commit, versions
-from ..results import code_fingerprint
-from ..spec import METRIC_LABELS, BandCheck, ConfigError, seed_list
+from ..stores import baselines as bl
+from ..core import compare, stats
+from ..core.environment import git_commit, versions
+from ..stores.results import code_fingerprint
+from ..core.spec import METRIC_LABELS, BandCheck, ConfigError, seed_list
 from . import Case, CheckKind, Part, Reference
 
 EVALUATION_TOLERANCE = 1e-6  # relative: a repeated evaluation of the same model may differ by rounding only
@@ -208,7 +208,7 @@ def checkable(matrix) -> tuple[bl.BaselineTable | None, str | None]:
 def table_of(session) -> bl.BaselineTable | None:
     """The run's usable baseline for what only shows it (the report's figures, statistics and trend bands), read
     once through ``session``: None when absent, measured on other data, or malformed (the checks say which)."""
-    from ..registry import load
+    from ..core.registry import load
 
     try:
         return session.reference(session.kind("baseline") or load("baseline")).value
@@ -241,7 +241,7 @@ def update(matrix, source_logs=None) -> list[str]:
             old = bl.load_measured(path, (), ())
         except ConfigError:
             old = None
-    from .. import engine
+    from ..engines import engine
 
     curves = measure(matrix)
     ds, profile = matrix.dataset, matrix.profile

@@ -8,7 +8,7 @@ mean too: one seed's test accuracy on 1,000 images moves by a few images between
 
 from __future__ import annotations
 
-from .. import compare
+from ..core import compare
 from . import Case, CheckKind
 from . import published as pub
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import compare
-from .. import baselines as bl
+from ..core import compare
+from ..stores import baselines as bl
 from . import Case, CheckKind, Part, Reference
 
-# trainguard.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
+# trainguard.engines.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
 # the cases: collecting a profile's tests imports no training engine.
 
 
@@ -39,7 +39,7 @@ def _unavailable(session, case: Case) -> str | None:
             return (f"MNIST {framework}: the run log(s) hold seeds {seeds} of {list(experiment.config.seeds)}; "
                     f"its checks are not re-rendered")
         return None
-    from .. import overfit
+    from ..engines import overfit
 
     if framework == "keras" and (reason := overfit.keras_available()):
         return f"MNIST keras runs skipped: {reason}"
@@ -55,7 +55,7 @@ def _stopped(session, case: Case) -> list:
 
 
 def distribution_file(matrix, framework: str):
-    from .. import overfit
+    from ..engines import overfit
 
     device_class = matrix.device.type if framework == "torch" else "cpu"  # MNIST runs are always fp32
     return overfit.distribution_path(matrix.options.baselines_dir, matrix.profile.name, framework, device_class)
@@ -63,7 +63,7 @@ def distribution_file(matrix, framework: str):
 
 def read(matrix, framework: str):
     """The per-seed MNIST baseline of ``framework`` (None if absent; a malformed one raises ConfigError)."""
-    from .. import overfit
+    from ..engines import overfit
 
     return overfit.load_distribution(distribution_file(matrix, framework))
 
@@ -100,14 +100,14 @@ class MnistGapBands(CheckKind):
                                  f"{session.profile.cli_name}")
 
     def verdicts(self, session, case, baseline) -> list[compare.Verdict]:
-        from .. import overfit
+        from ..engines import overfit
 
         pairs = session.experiment.seed_pairs(case.params[0])
         return overfit.gap_verdicts(pairs, baseline.values, session.alpha, session.profile.statistics.power,
                                     baseline.describe())
 
     def update(self, session) -> list[str]:
-        from .. import overfit
+        from ..engines import overfit
 
         if session.profile.mnist.synthetic:
             return []
@@ -154,7 +154,7 @@ class MnistPart(Part):
     """Experiment 1 in the report: every seed's gaps, the first seed's epochs per framework, its loss figure."""
 
     config: object  # the profile's OverfitConfig
-    pairs: list = field(default_factory=list)  # trainguard.overfit pairs (without / with dropout), by (framework, seed)
+    pairs: list = field(default_factory=list)  # trainguard.engines.overfit pairs (without / with dropout), by (framework, seed)
     published: dict[str, float] = field(default_factory=dict)
 
     def sections(self, summary, path, figures: bool) -> list[str]:
@@ -164,7 +164,7 @@ class MnistPart(Part):
 
 def draw_figures(pairs: list, config, path: Path) -> dict[str, str]:
     """Experiment 1's loss curves (first seed per framework, without and with dropout): framework → PNG name."""
-    from .. import plots
+    from ..core import plots
 
     figures = {}
     for framework in dict.fromkeys(p.framework for p in pairs):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import baselines as bl
-from .. import compare
-from ..spec import METRICS
+from ..stores import baselines as bl
+from ..core import compare
+from ..core.spec import METRICS
 from . import Case, CheckKind, Reference
 
 

@@ -1,0 +1,428 @@
+"""Experiment 1 of docs/protocol.md: a dense network on 200 MNIST images overfits; Dropout(0.5) fixes it.
+
+Runs the same protocol in PyTorch (always) and in Keras (when TensorFlow is installed):
+200 training images (seeded, class-balanced), the last 25 % of them held out for
+validation (Keras' ``validation_split=0.25``), batch 32, raw pixels 0–255, Adam at Keras'
+defaults, 10 epochs, and after every epoch an evaluation on MNIST's 10,000 test images.
+
+The checks rest on the large test set and are made on the mean over the profile's ``seeds``
+(held out of ``baseline_seeds``):
+- the gap without dropout (final test loss − final train loss) and the gap with dropout each lie
+  in the band derived from the baseline seeds' values (harness/stats.py): the gap appears and
+  dropout keeps shrinking it, by as much as it did when the baseline was measured;
+- the report's conclusions: the mean gap with dropout is below the gap without, and so is the
+  mean final test loss (and, where ``min_rise`` is set, the test loss rises after its minimum).
+
+Why the last check is made on the seed average: per seed it is a coin that lands wrong now
+and then (measured over 20 seeds: 1 torch and 3 keras seeds had a higher final test loss
+with dropout, the test loss bouncing by ±3 between epochs), while the mean over 3 seeds
+failed for none of the 1,140 three-seed groups of those 20 seeds in either framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import engine
+from ..core.compare import Verdict
+from ..stores.data import Dataset
+from ..core.history import History
+from ..core.spec import MNIST_BAND_QUANTITIES, FRAMEWORKS, ConfigError, OverfitConfig, TrainConfig  # noqa: F401 (re-exported)
+
+QUANTITIES = ("gap_nodrop", "rise_nodrop", "gap_drop", "ratio", "test_loss_nodrop", "test_loss_drop")
+
+
+def load_mnist(config: OverfitConfig, data_dir=None, allow_download: bool = True) -> Dataset:
+    """The experiment's data: MNIST through the data loaders, or generated tensors of its shape."""
+    from ..stores import data
+
+    if config.synthetic:
+        return data.synthetic("mnist", train_per_class=6000, test_per_class=1000)
+    return data.load("mnist", data_dir, allow_download=allow_download)
+
+
+SYNTHETIC_NOTE = "MNIST on generated data of the real shapes (timing only): no overfitting checks are made."
+
+
+def log_name(framework: str, dropout: float) -> str:
+    """How an MNIST run is named in the run log (the log's "model")."""
+    return f"mnist-{framework}-dropout{dropout}"
+
+
+def keras_available() -> str | None:
+    """None if TensorFlow and Keras are installed; else the reason. Imports neither (see keras_engine)."""
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed; install the extra: pip install -e '.[tf]'"
+    return None
+
+
+def subset_indices(labels: np.ndarray, config: OverfitConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training indices ``seed`` draws: ``train_images`` images, class-balanced, in the seed's order;
+    (fitted, validation) with the last ``validation_split`` as validation, as Keras' validation_split takes it."""
+    rng = np.random.default_rng(seed)
+    per_class = config.train_images // 10
+    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
+    rng.shuffle(chosen)
+    n_val = int(round(len(chosen) * config.validation_split))
+    return chosen[:-n_val], chosen[-n_val:]
+
+
+def small_subset(mnist: Dataset, config: OverfitConfig, seed: int) -> Dataset:
+    """The experiment's data for one seed: its drawn training images (see subset_indices), all test images."""
+    from ..stores.data import check_export_view
+
+    fit, val = subset_indices(mnist.y_train, config, seed)
+    subset = Dataset(mnist.name, mnist.x_train[fit], mnist.y_train[fit], mnist.x_test, mnist.y_test,
+                     mnist.source, mnist.verification,
+                     [f"{config.train_images} train images (seed {seed}, {config.train_images // 10} per class): "
+                      f"{len(fit)} fitted, {len(val)} validation"],
+                     x_val=mnist.x_train[val], y_val=mnist.y_train[val])
+    if mnist.export is not None:
+        check_export_view(subset, mnist.export, mnist.export.get("seeds", {}).get(str(seed)), f"MNIST seed {seed}")
+    return subset
+
+
+def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device, on_step=None,
+              prepare=None, on_batch=None) -> History:
+    """One arm in PyTorch; ``on_step`` and ``prepare`` (applied to the built model) serve the golden runs."""
+    from ..models.mnist import DenseMNIST
+
+    def build():
+        model = DenseMNIST(dropout)
+        return prepare(model) if prepare is not None else model
+
+    return engine.train(f"DenseMNIST(dropout={dropout})", subset, config.train_config(), config.epochs, seed,
+                        device, model_factory=build, on_step=on_step, on_batch=on_batch)
+
+
+def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
+    from .keras_engine import train_in_subprocess
+
+    return train_in_subprocess(subset, config, dropout, seed, threads)
+
+
+@dataclass
+class Pair:
+    """One seed of the experiment: the run without and the run with dropout."""
+
+    framework: str
+    seed: int
+    nodrop: History
+    drop: History
+
+    @property
+    def stopped(self) -> list[History]:
+        """Its runs that did not complete every epoch (a stopped run measured no gap)."""
+        return [h for h in (self.nodrop, self.drop) if not (h.completed and h.epochs)]
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped
+
+    def quantities(self) -> dict[str, float]:
+        nd, d = self.nodrop.epochs, self.drop.epochs
+        test_nd = [e.test_loss for e in nd]
+        gap_nd = nd[-1].test_loss - nd[-1].train_loss
+        gap_d = d[-1].test_loss - d[-1].train_loss
+        return {
+            "gap_nodrop": gap_nd,
+            "rise_nodrop": test_nd[-1] / min(test_nd) - 1.0,
+            "gap_drop": gap_d,
+            "ratio": gap_d / gap_nd if gap_nd > 0 else math.inf,
+            "test_loss_nodrop": nd[-1].test_loss,
+            "test_loss_drop": d[-1].test_loss,
+        }
+
+
+#: Quantities checked against the per-seed baseline with a derived band (harness/stats.py).
+BAND_QUANTITIES = MNIST_BAND_QUANTITIES
+QUANTITY_LABELS = {"gap_nodrop": "gap without dropout (final test loss − train loss)",
+                   "gap_drop": "gap with dropout (final test loss − train loss)"}
+
+
+def _mean(pairs: list[Pair], quantity: str) -> float:
+    return statistics.fmean(p.quantities()[quantity] for p in pairs)
+
+
+def _subject(pairs: list[Pair]) -> str:
+    return f"{pairs[0].framework}-seeds{'_'.join(str(p.seed) for p in pairs)}"
+
+
+def gap_verdicts(pairs: list[Pair], baseline: dict[str, list[float]], alpha: float, power: float,
+                 source: str) -> list[Verdict]:
+    """The gap without dropout and the gap with it, each averaged over the night's seeds, inside the
+    band derived from the baseline seeds' values: the gap must appear, dropout must keep shrinking it."""
+    from ..core.compare import check_band
+    from ..core.stats import derive_band
+
+    verdicts = []
+    for quantity in BAND_QUANTITIES:
+        band = derive_band(baseline[quantity], len(pairs), alpha, resolution=1e-4, power=power)
+        verdict = check_band(_subject(pairs), quantity, QUANTITY_LABELS[quantity], _mean(pairs, quantity), band, source,
+                             check="overfit" if quantity == "gap_nodrop" else "dropout")
+        verdicts.append(verdict)
+    return verdicts
+
+
+def loss_rises_after_minimum(pair: Pair, config: OverfitConfig) -> list[Verdict]:
+    """Without dropout the test loss climbs after its minimum: final ≥ (1 + min_rise) × minimum."""
+    if config.min_rise is None:
+        return []
+    value, subject = pair.quantities()["rise_nodrop"], f"{pair.framework}-seed{pair.seed}"
+    return [Verdict("overfit", subject, value >= config.min_rise,
+                    f"{subject} without dropout: final test loss / its minimum − 1 = {value:.3f}, threshold ≥ "
+                    f"{config.min_rise}", metric="rise_nodrop", measured=value,
+                    expected=config.min_rise)]
+
+
+def dropout_shrinks_gap(pairs: list[Pair]) -> list[Verdict]:
+    """The report's conclusion: averaged over the seeds, the gap with dropout is below the gap without."""
+    with_dropout, without = _mean(pairs, "gap_drop"), _mean(pairs, "gap_nodrop")
+    return [Verdict("dropout", _subject(pairs), with_dropout < without,
+                    f"{pairs[0].framework}, seeds {[p.seed for p in pairs]}: mean gap with dropout {with_dropout:.3f} "
+                    f"must be below the gap without {without:.3f}",
+                    metric="ratio", measured=with_dropout, expected=without)]
+
+
+def dropout_lowers_test_loss(pairs: list[Pair]) -> list[Verdict]:
+    """The final test loss with dropout, averaged over the seeds, is below the one without."""
+    framework, seeds = pairs[0].framework, [p.seed for p in pairs]
+    with_dropout = _mean(pairs, "test_loss_drop")
+    without = _mean(pairs, "test_loss_nodrop")
+    return [Verdict("dropout", _subject(pairs), with_dropout < without,
+                    f"{framework}, seeds {seeds}: mean final test loss with dropout {with_dropout:.3f} must be "
+                    f"below without dropout {without:.3f}",
+                    metric="test_loss_drop", measured=with_dropout, expected=without)]
+
+
+def conclusion_verdicts(pairs: list[Pair], config: OverfitConfig) -> list[Verdict]:
+    """The report's qualitative conclusions for one framework (no baseline needed)."""
+    rises = [v for pair in pairs for v in loss_rises_after_minimum(pair, config)]
+    return rises + dropout_shrinks_gap(pairs) + dropout_lowers_test_loss(pairs)
+
+
+@dataclass
+class OverfitExperiment:
+    """Runs and caches pairs (one per framework × seed) for a session."""
+
+    config: OverfitConfig
+    mnist: Dataset
+    device: object
+    pairs: dict[tuple[str, int], Pair] = field(default_factory=dict)
+    log: object = None  # trainguard.stores.runlog.RunLog: every run is appended to it
+    profile: str = ""
+    threads: int | None = None  # TensorFlow's threads in the Keras child (torch's are the process's)
+    allow_training: bool = True  # False once a night's execute stage is done: a missing pair is a failed run
+
+    def pair(self, framework: str, seed: int) -> Pair:
+        if (framework, seed) not in self.pairs:
+            subset = small_subset(self.mnist, self.config, seed)
+            runs = []
+            for dropout in (0.0, self.config.dropout):
+                history = self._run(framework, subset, dropout, seed)
+                if history.status != "missing":  # a run that never started leaves nothing in the run log
+                    self._log(framework, dropout, history)
+                runs.append(history)
+            self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
+        return self.pairs[(framework, seed)]
+
+    def _run(self, framework: str, subset: Dataset, dropout: float, seed: int) -> History:
+        """One arm; a run the night's time limit or a hung Keras child stopped is a ``timeout`` run (its checks
+        fail with the message), not an error that ends the night."""
+        from ..core import watchdog
+        from ..core.storage import WaitTimeout
+
+        label = log_name(framework, dropout)
+        if not self.allow_training:
+            return History.not_trained(label, seed, "cpu", "missing",
+                                       "no result: the night's execute stage did not deliver this run")
+        if watchdog.passed():
+            return History.not_trained(label, seed, "cpu", "timeout", f"not trained: {watchdog.describe_limit()} had passed")
+        try:
+            if framework == "keras":
+                return run_keras(subset, self.config, dropout, seed, self.threads)
+            return run_torch(subset, self.config, dropout, seed, self.device,
+                             on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}"))
+        except WaitTimeout as exc:
+            return History.not_trained(label, seed, "cpu", "timeout", str(exc))
+
+    def stopped(self, framework: str) -> list[History]:
+        """The runs of ``framework``'s seeds that did not complete (their cases fail with why)."""
+        return [h for pair in self.seed_pairs(framework) for h in pair.stopped]
+
+    def _log(self, framework: str, dropout: float, history: History) -> None:
+        """Append the finished run to the run log, so the report can be re-rendered from the log."""
+        if self.log is None:
+            return
+        run = f"mnist-{framework}-{history.seed}-{dropout}-{uuid.uuid4().hex[:8]}"
+        self.log.run_start(run, log_name(framework, dropout), history.seed, profile=self.profile, experiment="mnist",
+                           framework=framework, dropout=dropout, device=history.device, parameters=history.parameters,
+                           config=dataclasses.asdict(self.config))
+        for record in history.epochs:
+            self.log.epoch_end(run, record)
+        self.log.run_stop(run, history)
+
+    @classmethod
+    def from_pairs(cls, config: OverfitConfig, pairs) -> "OverfitExperiment":
+        """An experiment of finished pairs only (no data, nothing to train): for re-rendering."""
+        experiment = cls(config, mnist=None, device=None)
+        experiment.pairs.update({(pair.framework, pair.seed): pair for pair in pairs})
+        return experiment
+
+    @classmethod
+    def from_log(cls, config: OverfitConfig, histories: dict) -> "OverfitExperiment":
+        """The experiment as a run log recorded it (``histories_from_log``): whole pairs only."""
+        pairs = []
+        for framework in config.frameworks:
+            for seed in config.seeds:
+                nodrop = histories.get((log_name(framework, 0.0), seed))
+                drop = histories.get((log_name(framework, config.dropout), seed))
+                if nodrop is not None and drop is not None:
+                    pairs.append(Pair(framework, seed, nodrop, drop))
+        return cls.from_pairs(config, pairs)
+
+    def seed_pairs(self, framework: str) -> list[Pair]:
+        return [self.pair(framework, seed) for seed in self.config.seeds]
+
+    def conclusions(self, framework: str) -> list[Verdict]:
+        return [] if self.config.synthetic else conclusion_verdicts(self.seed_pairs(framework), self.config)
+
+    def per_seed(self, framework: str, seeds) -> dict[int, dict[str, float]]:
+        """Every seed's quantities (a baseline update): a run that stopped is an error, never a short baseline."""
+        pairs = {seed: self.pair(framework, seed) for seed in seeds}
+        if stopped := [h for pair in pairs.values() for h in pair.stopped]:
+            raise RuntimeError(f"MNIST {framework} baseline: {len(stopped)} run(s) did not complete, the first "
+                               f"{stopped[0].model} seed {stopped[0].seed}: {stopped[0].status} ({stopped[0].message}); "
+                               f"nothing was written")
+        return {seed: pair.quantities() for seed, pair in pairs.items()}
+
+
+@dataclass
+class MnistBaseline:
+    """One framework's per-seed quantities over the baseline seeds (``mnist-<framework>-<device>.csv``)."""
+
+    path: object
+    per_seed: dict[int, dict[str, float]]
+    meta: dict
+
+    @property
+    def values(self) -> dict[str, list[float]]:
+        return {q: [self.per_seed[s][q] for s in sorted(self.per_seed)] for q in QUANTITIES}
+
+    def describe(self) -> str:
+        seeds = sorted(self.per_seed)
+        return f"{self.path.parent.name}/{self.path.name} (seeds {seeds[0]}–{seeds[-1]}, n={len(seeds)})"
+
+
+def distribution_path(baselines_dir, profile: str, framework: str, device_class: str):
+    from pathlib import Path
+
+    return Path(baselines_dir) / profile / f"mnist-{framework}-{device_class}.csv"
+
+
+MNIST_FORMAT_VERSION = 2  # 2: one row per baseline seed (1 held only mean/std/min/max)
+
+
+def write_distribution(path, per_seed: dict[int, dict[str, float]], meta: dict) -> None:
+    """Every baseline seed's quantities, as reviewable CSV + JSON metadata, replaced together."""
+    import json
+
+    from ..core.storage import write_together
+
+    lines = ["seed," + ",".join(QUANTITIES)]
+    lines += [f"{seed}," + ",".join(f"{per_seed[seed][q]:.6g}" for q in QUANTITIES) for seed in sorted(per_seed)]
+    meta = json.dumps({**meta, "format_version": MNIST_FORMAT_VERSION}, indent=2, sort_keys=True) + "\n"
+    write_together(path.parent, {path.name: ("\n".join(lines) + "\n").encode(),
+                                 path.with_suffix(".meta.json").name: meta.encode()}, f"the MNIST baseline {path.name}")
+
+
+def _int(path, line: int, row: dict, column: str) -> int:
+    try:
+        return int(row[column])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: expected an integer, got {row.get(column)!r} "
+                          f"(columns seed,{','.join(QUANTITIES)})") from None
+
+
+def _finite(path, line: int, row: dict, column: str) -> float:
+    """A number of a stored MNIST baseline: finite, except the ratio, which is infinite where a seed had no gap."""
+    try:
+        value = float(row[column])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: expected a number, got {row.get(column)!r} "
+                          f"(columns seed,{','.join(QUANTITIES)})") from None
+    if math.isnan(value) or (math.isinf(value) and column != "ratio"):
+        raise ConfigError(f"{path}, line {line}, column {column!r}: {value} is not a finite number; the file is "
+                          f"damaged — restore it from git or regenerate with trainguard baselines update")
+    return value
+
+
+def load_distribution(path) -> MnistBaseline | None:
+    """The per-seed MNIST baseline at ``path``; None if absent. A malformed one raises ConfigError."""
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from ..core.storage import reading_together
+
+    path = Path(path)
+    with reading_together(path.parent, f"the MNIST baseline {path.name}"):
+        if not path.exists():
+            return None
+        try:
+            meta = json.loads(path.with_suffix(".meta.json").read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path.with_suffix('.meta.json')}: missing or not JSON ({exc}); regenerate with "
+                              f"trainguard baselines update") from None
+    if meta.get("format_version") != MNIST_FORMAT_VERSION:
+        raise ConfigError(f"{path}: format_version {meta.get('format_version')!r}, this trainguard reads "
+                          f"{MNIST_FORMAT_VERSION} (one row per seed); regenerate with trainguard baselines update")
+    per_seed = {}
+    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        per_seed[_int(path, line, row, "seed")] = {q: _finite(path, line, row, q) for q in QUANTITIES}
+    missing = sorted(set(meta.get("seeds", [])) - set(per_seed))
+    if missing:
+        raise ConfigError(f"{path}: seeds {missing} of the metadata's {meta.get('seeds')} have no row: truncated or "
+                          f"edited? Restore it from git or regenerate with trainguard baselines update")
+    if len(per_seed) < 2:
+        raise ConfigError(f"{path}: needs at least 2 seeds to measure a spread, has {len(per_seed)}")
+    return MnistBaseline(path, per_seed, meta)
+
+
+def update_distributions(experiment: OverfitExperiment, baselines_dir, profile: str, device_class: str) -> list[str]:
+    """Run every baseline seed per framework and write its per-seed quantities; a summary line each."""
+    from ..core.environment import git_commit, versions
+
+    config, lines = experiment.config, []
+    for framework in config.frameworks:
+        if framework == "keras" and (reason := keras_available()):
+            lines.append(f"keras skipped: {reason}")
+            continue
+        per_seed = experiment.per_seed(framework, config.baseline_seeds)
+        path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
+        framework_versions = versions()
+        if framework == "keras":
+            from importlib.metadata import PackageNotFoundError, version
+
+            for package in ("tensorflow", "tensorflow-cpu", "keras"):
+                try:
+                    framework_versions[package] = version(package)
+                except PackageNotFoundError:
+                    pass
+        write_distribution(path, per_seed, {"seeds": list(config.baseline_seeds), "versions": framework_versions,
+                                            "threads": experiment.threads, "commit": git_commit(), "config": dataclasses.asdict(config)})
+        gaps = [q["gap_nodrop"] for q in per_seed.values()]
+        lines.append(f"wrote {path}: {len(per_seed)} seeds, gap without dropout {statistics.fmean(gaps):.3f} "
+                     f"± {statistics.stdev(gaps):.3f}")
+    return lines

@@ -1,0 +1,5 @@
+"""A night in stages — plan, execute, judge, record — one module each, each stage a plain object handed to the
+next: :mod:`~trainguard.night.plan` (every run and reference, before anything trains),
+:mod:`~trainguard.night.execute` (this process; :mod:`~trainguard.night.cluster` on Ray),
+:mod:`~trainguard.night.judge` (the check kinds over the results, into a summary),
+:mod:`~trainguard.night.record` (the report, the ledger, JUnit, the job summary)."""

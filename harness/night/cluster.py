@@ -1,0 +1,445 @@
+"""The execute stage on a Ray cluster: one Ray task per planned run, the driver the single writer.
+
+A task receives one planned run (a (model, seed) to its largest budget, or a stack of seeds with --stack-seeds)
+or one MNIST pair, plus the night's data through Ray's object store, and returns its histories; the driver
+(this process) writes the run log, the result cache, the ledger and the report exactly as a local night does,
+so no shared filesystem is needed and a night killed halfway resumes from what the driver stored.
+
+Before it trains, a task checks that it would compute the run the driver planned: the data's fingerprint,
+the model's code fingerprint (the user's own modules included) and the versions that decide the numbers
+(libraries, thread count, instruction set) must equal the run's spec; a worker that differs fails that run
+naming both values, since its numbers would not be this run's.
+
+Faults: a task whose worker process dies is rerun by Ray (``retries`` times); an exception in training (the
+user's model, a bug) is that run's result, status ``error`` with the message — never a retry. Ctrl-C cancels
+the outstanding tasks. The night's time limit (trainguard.core.watchdog) travels with each task.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engines import engine
+from ..core import watchdog
+from ..core.errors import ConfigError
+from ..core.history import History
+from .plan import NightPlan
+from ..runs.session import RayResources, model_search_paths
+from ..runs.training import stopped
+from ..core.spec import RunSpec, seed_list
+
+RAY_MISSING = "the Ray executor needs Ray: pip install 'trainguard[ray]' (or pip install ray)"
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """One task's work, everything but the data: the run(s) as the driver planned them."""
+
+    model: str
+    specs: tuple[RunSpec, ...]  # one run, or a stack's seeds (trained at once)
+    threads: int
+    device: str  # the driver's --device (auto picks the GPU Ray gave the task)
+    precision: str
+    compile: bool
+    search: tuple[str, ...]  # where the user's model modules are found (the profile's directory, the driver's cwd)
+    seconds_left: float | None  # the night's time left when the task was submitted
+    shipped: bool = False  # the user's modules came with the job: import them from the task's working directory only
+
+
+@dataclass
+class RemoteResult:
+    """What a task returns: its histories (one per spec, in order) and where and how long it ran."""
+
+    histories: list[History]
+    host: str
+    pid: int
+    seconds: float
+    versions: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ on the worker
+
+
+def train_remote(work: RemoteRun, dataset) -> RemoteResult:
+    """The body of a Ray task: check, then train ``work`` on ``dataset``; never raises for a run's own failure."""
+    import torch
+
+    from ..core.environment import versions
+
+    started = time.monotonic()
+    torch.set_num_threads(work.threads)
+    device = engine.resolve_device(work.device)
+    dataset = _writable(dataset)
+    here = dict(versions())
+    problem = _mismatch(work, dataset, device, here)
+    if problem:
+        histories = [History.not_trained(work.model, s.seed, engine.device_name(device), "error", problem)
+                     for s in work.specs]
+    else:
+        histories = _train(work, dataset, device)
+    return RemoteResult(histories, socket.gethostname(), os.getpid(), time.monotonic() - started, here)
+
+
+def _writable(dataset):
+    """The data as the engine expects it: Ray hands out numpy arrays read-only (shared memory), which torch
+    warns about when it wraps them; a private copy costs one copy of the data per task."""
+    import dataclasses
+
+    import numpy as np
+
+    arrays = {name: np.array(value) for name, value in vars(dataset).items()
+              if isinstance(value, np.ndarray) and not value.flags.writeable}
+    return dataclasses.replace(dataset, **arrays) if arrays else dataset
+
+
+def _mismatch(work: RemoteRun, dataset, device, here: dict) -> str | None:
+    """Why this worker would not compute the planned run, or None."""
+    from .. import models
+    from ..stores.results import code_fingerprint
+
+    spec = work.specs[0]
+    host = socket.gethostname()
+    try:
+        # shipped: the task's working directory is Ray's copy of the user's directory (runtime_env), and only that
+        search = (os.getcwd(),) if work.shipped else work.search
+        models.resolve(work.model, tuple(Path(p) for p in search if Path(p).is_dir()))
+    except models.ModelError as exc:
+        return f"on Ray worker {host}: {exc}"
+    checks = (("device class", spec.device_class, engine.device_class(device, work.precision, work.compile,
+                                                                        bool(spec.stack))),
+              ("data fingerprint", spec.data_fingerprint, dataset.fingerprint()),
+              ("code fingerprint", spec.code_fingerprint, code_fingerprint(work.model, bool(spec.stack))))
+    for what, planned, found in checks + tuple((name, value, here.get(name)) for name, value in spec.versions):
+        if planned != found:
+            return (f"Ray worker {host} would not train the planned run: its {what} is {found}, the driver planned "
+                    f"{planned} (run the night's driver on the workers' machine class and versions)")
+    return None
+
+
+def _train(work: RemoteRun, dataset, device) -> list[History]:
+    from ..core.progress import epoch_line
+
+    epochs = work.specs[0].epochs
+    seen: dict[int, History] = {}
+
+    def on_epoch(history: History, record) -> None:  # reaches the driver's terminal through Ray's log forwarding
+        seen[history.seed] = history
+        print(epoch_line(f"{work.model} seed {history.seed}", record, epochs), flush=True)
+
+    def on_batch() -> None:
+        watchdog.check(f"{work.model} seed {seed_list([s.seed for s in work.specs])}")
+
+    watchdog.start_night(None if work.seconds_left is None else work.seconds_left / 60.0)
+    spec = work.specs[0]
+    try:
+        if spec.stack:
+            from ..engines.stacked import train_stacked
+
+            return train_stacked(work.model, dataset, spec.training, epochs, [s.seed for s in work.specs], device,
+                                 on_epoch=on_epoch, on_batch=on_batch, precision=work.precision,
+                                 compile_model=work.compile)
+        return [engine.train(work.model, dataset, spec.training, epochs, spec.seed, device, on_epoch=on_epoch,
+                             on_batch=on_batch, precision=work.precision, compile_model=work.compile)]
+    except watchdog.DeadlineExceeded as exc:
+        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "timeout", str(exc))
+                for s in work.specs]
+    except Exception as exc:  # noqa: BLE001 — the user's model or a bug: that run's result, never a Ray retry
+        message = f"{type(exc).__name__}: {exc} (at {_where(exc)})"
+        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "error", message)
+                for s in work.specs]
+    finally:
+        watchdog.end_night()
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the exception: file and line, where the user looks first."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.filename}:{frame.lineno}"
+
+
+def pair_remote(framework: str, seed: int, subset, config, device: str, threads: int,
+                seconds_left: float | None) -> tuple[list[History], str, int, float]:
+    """The body of a Ray task for one MNIST pair: the run without and with dropout."""
+    import torch
+
+    from ..engines.overfit import run_keras, run_torch
+
+    started = time.monotonic()
+    torch.set_num_threads(threads)
+    resolved = engine.resolve_device(device)
+    subset = _writable(subset)
+    watchdog.start_night(None if seconds_left is None else seconds_left / 60.0)
+    runs = []
+    try:
+        for dropout in (0.0, config.dropout):
+            try:
+                if framework == "keras":
+                    runs.append(run_keras(subset, config, dropout, seed, threads))
+                else:
+                    runs.append(run_torch(subset, config, dropout, seed, resolved,
+                                          on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}")))
+            except watchdog.DeadlineExceeded as exc:
+                from ..engines.overfit import log_name
+
+                runs.append(History.not_trained(log_name(framework, dropout), seed, "cpu", "timeout", str(exc)))
+    finally:
+        watchdog.end_night()
+    return runs, socket.gethostname(), os.getpid(), time.monotonic() - started
+
+
+# ------------------------------------------------------------------------------------------ on the driver
+
+
+def connect(address: str | None, runtime_env: dict | None = None):
+    """Ray, joined to the cluster at ``address`` (None: start a local one; the one this process joined already
+    is reused, with the runtime environment it has). ``runtime_env``: the job's (the user's code, _user_code). An
+    address nobody answers at is a ConfigError naming it, before anything is planned to train: Ray itself waits
+    without end for a GCS address that does not answer."""
+    # every epoch line of every run reaches the driver: Ray would fold lines that differ only in their numbers
+    # (read when ray is first imported)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
+    if ray.is_initialized():
+        return ray
+    if address not in (None, "auto", "local"):
+        _probe(address)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True,
+                 configure_logging=True, runtime_env=runtime_env)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        raise ConfigError(f"--ray-address {address}: cannot join a Ray cluster there ({exc}); start one with "
+                          f"`ray start --head`, or leave the option out for a local cluster") from None
+    return ray
+
+
+def _joined() -> bool:
+    """This process already joined a cluster (a notebook, a test): its job's runtime environment stays as it is."""
+    import ray
+
+    return ray.is_initialized()
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """A TCP connection to the address's host and port, or a ConfigError naming the address."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        raise ConfigError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); is the Ray head "
+                          f"running (`ray status` on it) and the port reachable from here?") from None
+
+
+class RayExecutor:
+    """The execute stage on Ray: runs missing from the result cache go out as tasks, results come back to the
+    driver, which records each as it arrives (so a night killed halfway keeps every finished run)."""
+
+    def __init__(self, resources: RayResources, printer=print) -> None:
+        self.resources, self.printer = resources, printer
+        self.placements: dict[tuple[str, int], str] = {}  # (model or MNIST arm, seed) → where it trained
+        # per finished training task: (label, seconds inside the task, seconds of its training epochs)
+        self.timings: list[tuple[str, float, float]] = []
+        self.put_seconds = 0.0  # the data into the object store, once per night
+        self.shipped = False  # the user's model modules travel with the job (a cluster joined by address)
+
+    def prepare(self) -> None:
+        """Ray importable and the cluster's address answering, before anything trains (the cluster itself is
+        joined when there is something to train)."""
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError(RAY_MISSING) from None
+        if self.resources.address not in (None, "auto", "local"):
+            _probe(self.resources.address)
+
+    def execute(self, plan: NightPlan, session) -> None:
+        matrix = session.matrix
+        todo = self._uncached(plan, matrix)
+        done = session.built_experiment.pairs if session.built_experiment is not None else {}
+        pairs = [p for p in plan.mnist_pairs if p not in done]
+        if not todo and not pairs:
+            return
+        code = _user_code(matrix, self.resources.address)
+        self.shipped = code is not None and not _joined()
+        ray = connect(self.resources.address, code)
+        self.printer(f"[trainguard] Ray: {len(todo)} training task(s), {len(pairs)} MNIST pair(s) on "
+                     f"{_describe_cluster(ray)}")
+        pending = self._submit_runs(ray, todo, matrix)
+        pending.update(self._submit_pairs(ray, pairs, session))
+        try:
+            self._collect(ray, pending, session)
+        except BaseException:  # Ctrl-C, the night's limit, a bug: nothing is left running on the cluster
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    def _uncached(self, plan: NightPlan, matrix) -> list[list]:
+        """The planned runs to train, grouped into tasks (a stack's seeds together); cached ones are loaded."""
+        tasks: dict[tuple, list] = {}
+        for run in plan.runs:
+            if (run.model, run.seed) in matrix.histories:
+                continue
+            cached = matrix.store.get(run.spec)
+            if cached is not None:
+                matrix.printer(f"[trainguard] {run.model} seed {run.seed}: cached result {matrix.store.path(run.spec)}")
+                matrix.histories[(run.model, run.seed)] = cached
+                continue
+            group = (run.model, run.spec.stack) if run.spec.stack else (run.model, run.seed)
+            tasks.setdefault(group, []).append(run)
+        if matrix.options.stack_seeds:  # a stack trains all its seeds: every seed of the group is planned
+            for (model, stack), runs in tasks.items():
+                planned = {r.seed for r in runs}
+                runs += [type(runs[0])(model, s, matrix.run_spec(model, s)) for s in stack if s not in planned]
+                runs.sort(key=lambda r: r.seed)
+        return list(tasks.values())
+
+    def _options(self, ray, matrix) -> dict:
+        cpus = self.resources.cpus_per_run if self.resources.cpus_per_run is not None else matrix.threads
+        return {"num_cpus": cpus, "num_gpus": self.resources.gpus_per_run, "max_retries": self.resources.retries,
+                "retry_exceptions": False}
+
+    def _submit_runs(self, ray, tasks: list[list], matrix) -> dict:
+        if not tasks:
+            return {}
+        remote = ray.remote(train_remote).options(**self._options(ray, matrix))
+        started = time.perf_counter()
+        data = ray.put(matrix.dataset)
+        self.put_seconds += time.perf_counter() - started
+        search = tuple(str(p) for p in model_search_paths(matrix.profile))
+        pending = {}
+        for runs in tasks:
+            work = RemoteRun(runs[0].model, tuple(r.spec for r in runs), matrix.threads, matrix.options.device,
+                             matrix.options.precision, matrix.options.compile, search, watchdog.remaining(),
+                             self.shipped)
+            pending[remote.remote(work, data)] = ("run", runs)
+        return pending
+
+    def _submit_pairs(self, ray, pairs: list[tuple[str, int]], session) -> dict:
+        if not pairs:
+            return {}
+        from ..engines.overfit import small_subset
+
+        matrix, experiment = session.matrix, session.experiment
+        remote = ray.remote(pair_remote).options(**self._options(ray, matrix))
+        return {remote.remote(framework, seed, small_subset(experiment.mnist, experiment.config, seed),
+                              experiment.config, matrix.options.device, matrix.threads, watchdog.remaining()):
+                ("pair", (framework, seed)) for framework, seed in pairs}
+
+    def _collect(self, ray, pending: dict, session) -> None:
+        from ray.exceptions import RayError
+
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s())
+            if not done:
+                if watchdog.passed():  # the tasks carry the limit too; this covers those still queued
+                    for ref in list(pending):
+                        ray.cancel(ref, force=True)
+                        what, item = pending.pop(ref)
+                        self._record(what, item, _lost(what, item, session.matrix, None), session)
+                continue
+            ref = done[0]
+            what, item = pending.pop(ref)
+            try:
+                value = ray.get(ref)
+            except RayError as exc:  # the worker died more often than the retries allow, or the task was lost
+                value = _lost(what, item, session.matrix, exc)
+            self._record(what, item, value, session)
+
+    def _record(self, what: str, item, value, session) -> None:
+        (self._record_runs if what == "run" else self._record_pair)(item, value, session)
+
+    def _record_runs(self, runs: list, result: RemoteResult, session) -> None:
+        from ..runs.training import finish, log_start
+
+        matrix = session.matrix
+        where = f"{result.host} (pid {result.pid})"
+        for run, history in zip(runs, result.histories):
+            logged = log_start(matrix, run.spec, device=history.device, executor="ray", host=result.host)
+            for record in history.epochs:
+                matrix.log.epoch_end(logged, record)
+            finish(matrix, logged, run.spec, history)
+            self.placements[(run.model, run.seed)] = result.host
+        label = f"{runs[0].model} seed {seed_list([r.seed for r in runs])}"
+        self.timings.append((label, result.seconds, sum(e.seconds for h in result.histories for e in h.epochs)))
+        statuses = sorted({h.status for h in result.histories})
+        self.printer(f"[trainguard] Ray: {label} {'/'.join(statuses)} on {where} in {result.seconds:.1f} s")
+
+    def _record_pair(self, item: tuple[str, int], value, session) -> None:
+        from ..engines.overfit import Pair, log_name
+
+        framework, seed = item
+        runs, host, pid, seconds = value
+        experiment = session.experiment
+        for dropout, history in zip((0.0, experiment.config.dropout), runs):
+            experiment._log(framework, dropout, history)
+            self.placements[(log_name(framework, dropout), seed)] = host
+        experiment.pairs[(framework, seed)] = Pair(framework, seed, *runs)
+        self.printer(f"[trainguard] Ray: MNIST {framework} seed {seed} on {host} (pid {pid}) in {seconds:.1f} s")
+
+    def placement_note(self) -> str | None:
+        """Where the runs trained, for the report's notes."""
+        if not self.placements:
+            return None
+        hosts: dict[str, int] = {}
+        for host in self.placements.values():
+            hosts[host] = hosts.get(host, 0) + 1
+        return ("executor: Ray — " + ", ".join(f"{n} run(s) trained on {host}" for host, n in sorted(hosts.items()))
+                + "; the others came from the result cache")
+
+
+# What never travels with the user's code: trainguard's own outputs and data (Ray refuses a working_dir over its
+# size limit, and a night's results would only slow the upload).
+CODE_EXCLUDES = [".trainguard", "reports", "baselines", ".git", ".venv", "*.npz", "mlruns", "__pycache__"]
+
+
+def _user_code(matrix, address: str | None) -> dict | None:
+    """The runtime environment that ships the user's own model modules to a cluster the driver does not share a
+    filesystem with: the profile file's directory (or the working directory) as the tasks' working directory. None
+    for the built-in models, and for a local cluster (its workers read the same files)."""
+    from .. import models
+
+    if address in (None, "local") or all(m in models.MODEL_NAMES for m in matrix.profile.models):
+        return None
+    return {"working_dir": str(model_search_paths(matrix.profile)[0]), "excludes": CODE_EXCLUDES}
+
+
+def _lost(what: str, item, matrix, exc: BaseException | None):
+    """The result of a task that delivered nothing: Ray gave up on it (``exc``: its worker died more often than
+    the retries allow) or the night's time limit passed first (``exc`` None). Never cached."""
+    if exc is None:
+        status, message = "timeout", f"not trained: {watchdog.describe_limit()} had passed"
+    else:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        status, message = "error", f"the Ray task was lost ({type(exc).__name__}: {reason})"
+    device = engine.device_name(matrix.device)
+    if what == "run":
+        return RemoteResult([History.not_trained(r.model, r.seed, device, status, message) for r in item], "?", 0, 0.0)
+    from ..engines.overfit import log_name
+
+    framework, seed = item
+    return ([History.not_trained(log_name(framework, d), seed, device, status, message)
+             for d in (0.0, matrix.profile.mnist.dropout)], "?", 0, 0.0)
+
+
+def _wait_s() -> float:
+    """How long one wait for a result lasts: short enough to notice the night's limit."""
+    remaining = watchdog.remaining()
+    return 30.0 if remaining is None else max(0.5, min(30.0, remaining + 0.1))
+
+
+def _describe_cluster(ray) -> str:
+    resources = ray.cluster_resources()
+    nodes = len([n for n in ray.nodes() if n.get("Alive")])
+    gpus = resources.get("GPU", 0)
+    return f"{nodes} node(s), {resources.get('CPU', 0):g} CPU(s)" + (f", {gpus:g} GPU(s)" if gpus else "")

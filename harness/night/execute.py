@@ -1,0 +1,82 @@
+"""The execute stage: make every planned run's result available to the judge — from the result cache where
+present, else trained — and then close the runs, so that the judge only reads.
+
+The golden runs are replayed first, in this process, whichever executor trains the night: they are seconds, and
+their verdict (a changed golden fails a strict night) is known before the first epoch of the night's runs.
+:class:`LocalExecutor` trains in this process; :class:`trainguard.night.cluster.RayExecutor` implements the same
+:class:`Executor` on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..stores.golden import INPUTS
+from .plan import NightPlan
+
+
+class Executor(Protocol):
+    """Make every planned run's result available to the judge."""
+
+    def prepare(self) -> None:
+        """Fail now (ConfigError) if the executor cannot work — before the replay, before anything trains."""
+
+    def execute(self, plan: NightPlan, session) -> None:
+        ...
+
+
+def execute(plan: NightPlan, session, executor: Executor, printer=print) -> None:
+    """The whole stage: the golden replays, then the executor's runs, then the runs closed to the judge."""
+    if plan.goldens:
+        replay_goldens(session, [INPUTS, *plan.goldens], printer)
+    executor.execute(plan, session)
+    if note := getattr(executor, "placement_note", lambda: None)():
+        session.notes.append(note)
+    close_runs(session)
+
+
+def replay_goldens(session, names: list[str], printer=print) -> None:
+    """Replay the golden runs ``names`` (``inputs``: compare the night's data at full scale) into
+    ``session.replays``, where the replay check kind reads them; one already replayed in this session is not
+    replayed again."""
+    from ..replay import golden_runs
+
+    todo = [name for name in names if name not in session.replays]
+    goldens = [name for name in todo if name != INPUTS]
+    if goldens:
+        printer(f"[trainguard] replaying the golden runs of {session.profile.name} ({', '.join(goldens)})")
+        outcomes = golden_runs.replay(session.matrix, goldens, printer, inputs=INPUTS in todo)
+    elif todo:
+        outcomes = [golden_runs.replay_inputs_timed(session.matrix, printer)]
+    else:
+        return
+    session.replays.update({outcome.name: outcome for outcome in outcomes})
+
+
+class LocalExecutor:
+    """Trains in this process, one run after another (or a model's seeds at once with --stack-seeds), each from
+    the result cache where present."""
+
+    def __init__(self, printer=print) -> None:
+        self.printer = printer
+
+    def prepare(self) -> None:
+        pass  # this process can always train
+
+    def execute(self, plan: NightPlan, session) -> None:
+        matrix = session.matrix
+        for run in plan.runs:  # every cell is trained and reported, whichever checks are on
+            matrix.history(run.model, run.seed)
+        experiment = session.experiment if plan.mnist_pairs else None
+        for framework, seed in plan.mnist_pairs:
+            self.printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
+            experiment.pair(framework, seed)
+
+
+def close_runs(session) -> None:
+    """After the execute stage: the judge reads results only. A run the executor did not deliver is then a
+    "missing" run (its checks fail saying so), never trained on demand."""
+    session.matrix.allow_training = False
+    experiment = session.built_experiment
+    if experiment is not None:
+        experiment.allow_training = False

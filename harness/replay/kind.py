@@ -1,0 +1,64 @@
+"""The replay as a check kind: its cases are the golden runs (and ``inputs``, the night's data at full scale), its
+reference the golden files, its update ``trainguard baselines update --golden``.
+
+The execute stage replays the golden runs (trainguard.night.execute, into ``CheckSession.replays``); this kind only
+reads what came back. A change it sees need not matter (a refactor that reorders a sum), so the kind *flags*: a
+change fails a strict night (CI=true, --strict) and is flagged otherwise (trainguard.core.compare.flag_fails).
+What it can and cannot see: docs/replay.md.
+"""
+
+from __future__ import annotations
+
+from ..checks import Case, CheckKind, Reference
+from ..core.compare import Verdict
+from ..stores.golden import INPUTS, MISSING, inputs_path, read_golden, read_inputs
+
+
+class GoldenReplay(CheckKind):
+    name = "replay"
+    reference_policy = "stored"
+    flags = True
+
+    def enabled(self, profile) -> bool:
+        return bool(profile.golden_names())
+
+    def active(self, options) -> bool:
+        return options.replay
+
+    def cases(self, profile) -> list[Case]:
+        return [Case(self.name, name, group="replay") for name in [INPUTS, *profile.golden_names()]]
+
+    def reference_key(self, case: Case):
+        return case.id
+
+    def reference(self, session, case: Case) -> Reference:
+        """The golden file (read and checked: a corrupt one is a ConfigError before anything trains), or why none."""
+        matrix, command = session.matrix, f"trainguard baselines update --golden --profile {session.profile.cli_name}"
+        if case.id == INPUTS:
+            path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+            recorded = read_inputs(path)
+            return Reference(recorded) if recorded is not None else Reference(missing=(
+                f"{INPUTS}: no fingerprint of the night's data at {path}; write it (and only it) with "
+                f"`{command} --names {INPUTS}`"))
+        from .golden_runs import golden_file  # torch: only once a night judges
+
+        path = golden_file(matrix, case.id)
+        recorded = read_golden(path)
+        return Reference(recorded) if recorded is not None else Reference(
+            missing=f"{case.id}: no golden run at {path}; write it with `{command}`")
+
+    def verdicts(self, session, case: Case, reference) -> list[Verdict]:
+        outcome = session.replays.get(case.id)
+        if outcome is None or outcome.status == MISSING:  # the execute stage did not replay it: never replayed here
+            return [Verdict(self.name, case.id, False, f"{case.id}: not replayed in this night's execute stage "
+                                                       f"(--no-replay, or a night stopped before it)", model=case.id)]
+        return [outcome_verdict(outcome)]
+
+
+def outcome_verdict(outcome) -> Verdict:
+    """A replay's outcome as a verdict: identical and numerics-differ pass; changed and cannot-compare fail (the
+    judge flags them where the night is not strict), with the first value that moved."""
+    where = outcome.beyond or outcome.first
+    return Verdict("replay", outcome.name, outcome.passed, outcome.message, model=outcome.name,
+                   metric=where.series if where else None,
+                   measured=where.replay if where else None, expected=where.golden if where else None)

@@ -1,0 +1,2 @@
+"""The record a night leaves for people: the markdown report with its figures and JUnit XML
+(:mod:`~trainguard.report.markdown`), the dashboard over the ledger, the MLflow export."""

@@ -1,0 +1,275 @@
+"""``trainguard dashboard --out DIR``: the ledger of nights as a static site, in the spirit of asv's published one.
+
+Self-contained (no CDN, no server): it opens from the file system and from GitHub Pages alike. The charting
+library (plotly.js, from the ``dashboard`` extra's plotly package) is copied into the site; the data travel as a
+script (``data.js``), since a page opened from the file system may not fetch files.
+
+- ``index.html``: per profile and device class, every cell's checked statistic over the nights with the baseline
+  band shaded and failing nights marked (hover for values, drag to zoom, click a point for that night's report);
+  training speed and peak memory per model; the replay's verdict per night; the table of nights (commit,
+  versions, hardware, result, flags), each row opening that night's report;
+- ``regressions.html``: every failed check, drift or speed flag and changed golden, with what changed since the
+  night before;
+- ``nights/<id>/index.html``: the night's report rendered as HTML with its figures (stored with the night in the
+  ledger), or its record where the night was imported from a JSON-lines ledger without one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from ..stores.golden import IDENTICAL, MISSING, NOISE
+from ..stores.ledger import Ledger
+from ..core.storage import ConfigError, atomic_write_bytes, atomic_write_text
+
+FAIL, PASS = "#c0392b", "#2471a3"
+QUIET_REPLAY = (IDENTICAL, NOISE, MISSING)  # the replay's verdicts that are no regression
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #222; }
+header { background: #1f2d3a; color: #fff; padding: 10px 24px; display: flex; gap: 24px; align-items: baseline; }
+header a { color: #cde; text-decoration: none; } header h1 { font-size: 18px; margin: 0; }
+main { padding: 12px 24px 40px; max-width: 1400px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 8px; }
+.chart { height: 300px; border: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+tr.night { cursor: pointer; } tr.night:hover { background: #eef4fa; }
+.FAIL, .fail { color: #c0392b; font-weight: 600; } .PASS { color: #1e8449; } .flag { color: #b9770e; }
+.replay-cell { font-size: 12px; } .identical { background: #d5f5e3; } .numerics { background: #fcf3cf; }
+.changed, .evaluation, .cannot { background: #f5b7b1; } .no, .missing { background: #eee; }
+.report img { max-width: 100%; } .report table { font-size: 13px; } code { background: #f4f4f4; }
+"""
+SCRIPT = r"""
+(function () {
+  const data = window.TRAINGUARD;
+  const open = (id) => { window.location.href = 'nights/' + id + '/index.html'; };
+  for (const group of data.groups) {
+    for (const [cell, s] of Object.entries(group.cells)) {
+      const el = document.getElementById(group.key + '-' + cell);
+      if (!el) continue;
+      const traces = [];
+      if (s.low.some((v) => v !== null)) {
+        traces.push({x: group.x, y: s.low, mode: 'lines', line: {width: 0}, hoverinfo: 'skip', showlegend: false, connectgaps: true});
+        traces.push({x: group.x, y: s.high, mode: 'lines', line: {width: 0}, fill: 'tonexty', fillcolor: 'rgba(36,113,163,0.15)',
+                     name: 'baseline band', hoverinfo: 'skip', connectgaps: true});
+      }
+      traces.push({x: group.x, y: s.values, mode: 'lines+markers', name: group.metric_label,
+                   customdata: group.nights.map((n) => n.id),
+                   text: group.nights.map((n, i) => n.time + '<br>' + n.commit + ' · ' + n.result),
+                   hovertemplate: '%{text}<br>' + group.metric_label + ' %{y:.4f}<extra></extra>',
+                   marker: {size: 9, color: group.nights.map((n) => n.result === 'PASS' ? data.colors.pass : data.colors.fail),
+                            symbol: group.nights.map((n) => n.result === 'PASS' ? 'circle' : 'x')},
+                   line: {color: '#7f8c8d'}});
+      Plotly.newPlot(el, traces, {title: {text: cell, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
+                                  xaxis: {title: {text: 'night'}}, yaxis: {title: {text: group.metric_label}}, showlegend: false},
+                     {displaylogo: false, responsive: true});
+      el.on('plotly_click', (event) => { const p = event.points.find((q) => q.customdata !== undefined); if (p) open(p.customdata); });
+    }
+    for (const [what, label] of [['epoch_seconds', 'seconds per epoch'], ['peak_memory_mb', 'peak memory (MiB)']]) {
+      const el = document.getElementById(group.key + '-' + what);
+      if (!el) continue;
+      const traces = Object.entries(group.speed).map(([model, s]) => ({x: group.x, y: s[what], mode: 'lines+markers', name: model,
+                     customdata: group.nights.map((n) => n.id), connectgaps: false}));
+      Plotly.newPlot(el, traces, {title: {text: label, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
+                                  xaxis: {title: {text: 'night'}}}, {displaylogo: false, responsive: true});
+      el.on('plotly_click', (event) => open(event.points[0].customdata));
+    }
+  }
+  for (const row of document.querySelectorAll('tr.night')) {
+    row.addEventListener('click', () => open(row.dataset.night));
+  }
+})();
+"""
+
+
+def build(ledger: Ledger, out: Path) -> list[Path]:
+    """Write the site for every profile and device class in ``ledger`` into ``out``; the pages written."""
+    out = Path(out)
+    groups = [_group(ledger, profile, device_class) for profile, device_class in ledger.profiles()]
+    if not groups:
+        raise ConfigError(f"ledger {ledger.where()} holds no nights: nothing to show (run a night, or `trainguard ledger "
+                          f"import` a JSON-lines ledger)")
+    _assets(out)
+    atomic_write_text(out / "data.js", "window.TRAINGUARD = " + json.dumps(
+        {"groups": [g["chart"] for g in groups], "colors": {"pass": PASS, "fail": FAIL}}) + ";\n")
+    pages = [_page(out / "index.html", "trainguard — nights", "".join(_group_section(g) for g in groups), charts=True),
+             _page(out / "regressions.html", "trainguard — regressions", _regressions(groups))]
+    for group in groups:
+        for night in group["nights"]:
+            pages.append(_night_page(ledger, out, group, night))
+    return pages
+
+
+# ------------------------------------------------------------------------------------ data per group
+
+def _group(ledger: Ledger, profile: str, device_class: str) -> dict:
+    nights = [{"id": night, **entry} for night, entry in ledger.nights(profile, device_class)]
+    metric = next((n["bands"]["metric"] for n in reversed(nights) if n.get("bands")), "test_acc")
+    key = f"{profile}-{device_class}".replace(".", "_")
+    cells = sorted({f"{m}-{b}" for n in nights for m, budgets in n.get("cells", {}).items() for b in budgets},
+                   key=_cell_order)
+    models = sorted({m for n in nights for m in n.get("speed", {})})
+    chart = {"key": key, "metric": metric, "metric_label": _label(metric), "x": list(range(1, len(nights) + 1)),
+             "nights": [{"id": n["id"], "time": n.get("time", "?")[:16].replace("T", " "), "commit": n.get("commit", "?"),
+                         "result": n.get("result", "?")} for n in nights],
+             "cells": {cell: _cell_series(nights, cell, metric) for cell in cells},
+             "speed": {model: {what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
+                               for what in ("epoch_seconds", "peak_memory_mb")} for model in models}}
+    return {"profile": profile, "device_class": device_class, "key": key, "nights": nights, "chart": chart}
+
+
+def _cell_order(cell: str):
+    model, _, budget = cell.rpartition("-")
+    return model, int(budget) if budget.isdigit() else 0
+
+
+def _cell_series(nights: list[dict], cell: str, metric: str) -> dict:
+    model, _, budget = cell.rpartition("-")
+    values, low, high = [], [], []
+    for night in nights:
+        per_seed = night.get("cells", {}).get(model, {}).get(budget, {}).get(metric)
+        values.append(statistics.fmean(per_seed.values()) if per_seed else None)
+        band = (night.get("bands") or {}).get(cell)
+        low.append(band[0] if band else None)
+        high.append(band[1] if band else None)
+    return {"values": values, "low": low, "high": high}
+
+
+def _label(metric: str) -> str:
+    from ..core.spec import METRIC_LABELS
+
+    return METRIC_LABELS.get(metric, metric)
+
+
+# ------------------------------------------------------------------------------------ pages
+
+def _assets(out: Path) -> None:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ModuleNotFoundError:
+        raise ConfigError("trainguard dashboard needs the charting library: pip install 'trainguard[dashboard]'") from None
+    (out / "assets").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "assets" / "plotly.min.js", get_plotlyjs())
+    atomic_write_text(out / "assets" / "dashboard.js", SCRIPT)
+    atomic_write_text(out / "assets" / "style.css", STYLE)
+
+
+def _page(path: Path, title: str, body: str, charts: bool = False, depth: int = 0) -> Path:
+    up = "../" * depth
+    scripts = (f'<script src="{up}assets/plotly.min.js"></script><script src="{up}data.js"></script>'
+               f'<script src="{up}assets/dashboard.js" defer></script>') if charts else ""
+    atomic_write_text(path, f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{up}assets/style.css"></head>
+<body><header><h1>trainguard</h1><a href="{up}index.html">nights</a><a href="{up}regressions.html">regressions</a></header>
+<main>{body}</main>{scripts}</body></html>
+""")
+    return path
+
+
+def _group_section(group: dict) -> str:
+    chart, nights = group["chart"], group["nights"]
+    last = nights[-1]
+    cells = "".join(f'<div class="chart trend" id="{group["key"]}-{cell}" data-cell="{cell}"></div>' for cell in chart["cells"])
+    speed = "".join(f'<div class="chart speed" id="{group["key"]}-{what}"></div>' for what in ("epoch_seconds", "peak_memory_mb"))
+    return (f'<section id="{group["key"]}"><h2>{html.escape(group["profile"])} on {html.escape(group["device_class"])}</h2>'
+            f'<p>{len(nights)} night(s); the last, {html.escape(str(last.get("time", "?"))[:16])}: '
+            f'<span class="{last.get("result")}">{html.escape(str(last.get("result", "?")))}</span>. Each chart: the checked '
+            f'{html.escape(chart["metric_label"])} (mean over the night\'s seeds) with the baseline band shaded; '
+            f'× marks a night that failed. Click a point for that night\'s report.</p>'
+            f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
+            f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
+
+
+def _replay_table(nights: list[dict]) -> str:
+    names = sorted({name for n in nights for name in n.get("replay", {})})
+    if not names:
+        return "<p>No replay recorded in these nights.</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    rows = []
+    for night in nights:
+        cells = []
+        for name in names:
+            outcome = night.get("replay", {}).get(name)
+            status = outcome["status"] if outcome else "—"
+            title = html.escape(outcome["message"]) if outcome else ""
+            cells.append(f'<td class="replay-cell {status.split()[0] if outcome else "missing"}" title="{title}">'
+                         f'{html.escape(status)}</td>')
+        rows.append(f'<tr><td>{html.escape(str(night.get("time", "?"))[:16])}</td>{"".join(cells)}</tr>')
+    return f'<table class="replay"><tr><th>night</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _nights_table(nights: list[dict]) -> str:
+    rows = []
+    for night in reversed(nights):
+        versions = night.get("versions", {})
+        shown = ", ".join(f"{k} {versions[k]}" for k in ("torch", "numpy", "isa", "torch_threads") if k in versions)
+        flags = len(night.get("flags", [])) + len(night.get("failed", []))
+        rows.append(f'<tr class="night {"fail" if night.get("result") == "FAIL" else ""}" data-night="{night["id"]}">'
+                    f'<td><a href="nights/{night["id"]}/index.html">{html.escape(str(night.get("time", "?"))[:16])}</a></td>'
+                    f'<td>{html.escape(str(night.get("commit", "?")))}</td><td>{html.escape(shown)}</td>'
+                    f'<td>{html.escape(str(night.get("hardware", "?")))}</td>'
+                    f'<td class="{night.get("result")}">{html.escape(str(night.get("result", "?")))}</td><td>{flags}</td></tr>')
+    return ("<table class=\"nights\"><tr><th>night</th><th>commit</th><th>versions</th><th>hardware</th><th>result</th>"
+            f"<th>failed + flags</th></tr>{''.join(rows)}</table>")
+
+
+def _regressions(groups: list[dict]) -> str:
+    from ..checks.trend import likely_causes
+
+    sections = []
+    for group in groups:
+        items, previous = [], None
+        for night in group["nights"]:
+            problems = ([f'<li class="fail">{html.escape(m)}</li>' for m in night.get("failures", [])]
+                        or [f'<li class="fail">failed: {html.escape(s)}</li>' for s in night.get("failed", [])])
+            problems += [f'<li class="flag">{html.escape(m)}</li>' for m in night.get("flags", [])]
+            problems += [f'<li class="fail">golden {html.escape(name)}: {html.escape(o["message"])}</li>'
+                         for name, o in night.get("replay", {}).items() if o.get("status") not in QUIET_REPLAY]
+            if problems:
+                causes = likely_causes(previous, night) if previous else []
+                since = ("what changed since the night before: " + html.escape("; ".join(causes)) if causes else
+                         "nothing recorded changed since the night before (versions, data, training, hardware)")
+                items.append(f'<h3><a href="nights/{night["id"]}/index.html">{html.escape(str(night.get("time"))[:16])}</a> '
+                             f'— commit {html.escape(str(night.get("commit")))}</h3><ul>{"".join(problems)}</ul>'
+                             f'<p>{since}</p>')
+            previous = night
+        body = "".join(items) or "<p>No failed check, flag or changed golden in these nights.</p>"
+        sections.append(f'<section><h2>{html.escape(group["profile"])} on {html.escape(group["device_class"])}</h2>{body}</section>')
+    return "".join(sections)
+
+
+def _night_page(ledger: Ledger, out: Path, group: dict, night: dict) -> Path:
+    folder = out / "nights" / str(night["id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    files = ledger.artifacts(night["id"])
+    for name, content in files.items():
+        if name.endswith(".png") and "/" not in name and ".." not in name:
+            atomic_write_bytes(folder / name, content)
+    if "report.md" in files:
+        body = f'<article class="report">{_markdown(files["report.md"].decode("utf-8"))}</article>'
+    else:
+        record = {k: v for k, v in night.items() if k != "id"}
+        body = (f"<p>This night was imported from a JSON-lines ledger, which kept no report: its record follows.</p>"
+                f"<pre>{html.escape(json.dumps(record, indent=1, sort_keys=True))}</pre>")
+    title = f"{group['profile']} on {group['device_class']}, {str(night.get('time', '?'))[:16]} — {night.get('result', '?')}"
+    return _page(folder / "index.html", title, f"<h2>{html.escape(title)}</h2>{body}", depth=2)
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+def site_size(out: Path) -> int:
+    return sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+
+
+def clean(out: Path) -> None:
+    """Remove an earlier site's night pages (ids change when a ledger is rebuilt)."""
+    shutil.rmtree(Path(out) / "nights", ignore_errors=True)

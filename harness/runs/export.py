@@ -1,0 +1,99 @@
+"""``trainguard data export``: exactly the images one profile uses, in a directory small enough to copy.
+
+A GPU host often cannot download and takes only small copies. The export holds, for the profile:
+- CIFAR-10: the training images its subset and validation split take (the first
+  ``train_per_class + val_per_class`` of each class, in their original order) and its test images,
+  so that the profile's own reduction of the export is, array for array, its reduction of the full
+  data (the same fingerprint, so the same baselines apply);
+- MNIST: every training image that one of its seeds (checked or baseline) draws, at its original
+  position, with the other images blank, and all test images; the seeds' draws depend on the
+  positions of the labels, which are kept whole.
+``export.json``, written last, records for each view the fingerprint the full data gives it; the
+loader refuses any other view of the export (trainguard.stores.data.check_export_view), so another
+profile or an unexported seed is an error, never a run on blank images.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..stores import data
+from ..engines.overfit import small_subset, subset_indices
+from ..core.spec import Profile
+from ..core.storage import atomic_write_bytes, atomic_write_json
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> int:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+    return len(buffer.getvalue())
+
+
+def _cifar_arrays(full: data.Dataset, profile: Profile) -> dict[str, np.ndarray]:
+    if profile.train_per_class is None:
+        keep = np.arange(len(full.y_train))
+    else:
+        keep = data.first_per_class(full.y_train, profile.train_per_class + (profile.val_per_class or 0))
+    test = len(full.x_test) if profile.test_images is None else profile.test_images
+    return {"x_train": full.x_train[keep], "y_train": full.y_train[keep],
+            "x_test": full.x_test[:test], "y_test": full.y_test[:test]}
+
+
+def _export_cifar(profile: Profile, source_dir, allow_download: bool, target: Path) -> dict:
+    full = data.load(profile.dataset, source_dir, allow_download=allow_download)
+    reference = data.reduce(full, profile.train_per_class, profile.test_images, profile.val_per_class)
+    arrays = _cifar_arrays(full, profile)
+    exported = data.Dataset(full.name, *(arrays[k] for k in data.ARRAY_KEYS), full.source, full.verification)
+    view = data.reduce(exported, profile.train_per_class, profile.test_images, profile.val_per_class)
+    if view.fingerprint() != reference.fingerprint():  # the export's whole promise: checked before writing
+        raise RuntimeError(f"export of {profile.dataset} for profile {profile.name} does not reduce to the profile's "
+                           f"data; this is a trainguard bug")
+    size = _write_npz(target / data.FILENAMES[profile.dataset], arrays)
+    return {"fingerprint": reference.fingerprint(), "test_split": reference.test_split,
+            "train_images": len(arrays["x_train"]), "test_images": len(arrays["x_test"]), "bytes": size,
+            "source": Path(full.source).name, "source_verification": full.verification}
+
+
+def _export_mnist(profile: Profile, source_dir, allow_download: bool, target: Path) -> dict:
+    config = profile.mnist
+    full = data.load("mnist", source_dir, allow_download=allow_download)
+    seeds = sorted(set(config.seeds) | set(config.baseline_seeds))
+    kept = np.zeros(len(full.y_train), dtype=bool)
+    fingerprints = {}
+    for seed in seeds:
+        fit, val = subset_indices(full.y_train, config, seed)
+        kept[fit] = kept[val] = True
+        fingerprints[str(seed)] = small_subset(full, config, seed).fingerprint()
+    x_train = np.where(kept[:, None, None], full.x_train, np.uint8(0))  # blank: compresses to nothing
+    size = _write_npz(target / data.FILENAMES["mnist"], {"x_train": x_train, "y_train": full.y_train,
+                                                         "x_test": full.x_test, "y_test": full.y_test})
+    return {"seeds": fingerprints, "train_images_kept": int(kept.sum()), "bytes": size,
+            "source": Path(full.source).name, "source_verification": full.verification}
+
+
+def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_download: bool = True,
+                        printer: Callable[[str], None] = print) -> dict:
+    """Write ``target/{cifar10,mnist}.npz`` and ``target/export.json`` for ``profile``; return the manifest."""
+    if profile.dataset == "synthetic" and (profile.mnist is None or profile.mnist.synthetic):
+        raise data.DataError(f"profile {profile.name} trains on generated data only: there is nothing to export")
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / data.EXPORT_FILE).unlink(missing_ok=True)  # until the new one is complete, this is no export
+    manifest = {"format": 1, "profile": profile.name, "date": dt.date.today().isoformat()}
+    if profile.dataset != "synthetic":
+        cifar = manifest[profile.dataset] = _export_cifar(profile, source_dir, allow_download, target)
+        printer(f"{target / data.FILENAMES[profile.dataset]}: {cifar['train_images']:,} train, "
+                f"{cifar['test_images']:,} test images, {cifar['bytes'] / 2**20:.1f} MiB")
+    if profile.mnist is not None and not profile.mnist.synthetic:
+        mnist = manifest["mnist"] = _export_mnist(profile, source_dir, allow_download, target)
+        printer(f"{target / 'mnist.npz'}: {mnist['train_images_kept']:,} drawn train images for "
+                f"{len(mnist['seeds'])} seeds, all test images, {mnist['bytes'] / 2**20:.1f} MiB")
+    atomic_write_json(target / data.EXPORT_FILE, manifest)  # last: a directory without it is not an export
+    printer(f"{target / data.EXPORT_FILE}: use it with --data-dir {target} (or TRAINGUARD_DATA_DIR)")
+    return manifest

@@ -1,0 +1,337 @@
+"""The runs of one profile: each (model, seed) trained once (or served from the result cache), every budget
+a snapshot of that one run.
+
+:class:`Matrix` owns the data, the result cache, the run log and the environment; it has no check logic and
+reads no baseline (the check kinds in :mod:`trainguard.checks` do, through a CheckSession over it). The
+training of one run — announce, log, train, cache — is :mod:`trainguard.runs.training`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..stores import data
+from ..engines import engine
+from . import training
+from ..core import watchdog
+from ..core.environment import git_commit, versions
+from ..core.history import EpochRecord, History
+from ..stores.results import ResultStore, code_fingerprint
+from ..stores.runlog import RunLog
+from ..core.spec import seed_list  # noqa: F401 (re-exported: callers import it from here)
+from ..core.spec import ConfigError, Profile, RunSpec
+from ..core.storage import WaitTimeout
+
+Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """Where and with what each run's Ray task runs (trainguard.night.cluster; docs/cluster.md)."""
+
+    address: str | None = None  # None: a local cluster (or the one this process joined); auto; HOST:PORT; ray://HOST:10001
+    cpus_per_run: float | None = None  # None: the run's thread count
+    gpus_per_run: float = 0.0
+    retries: int = 3  # reruns of a task whose worker died (Ray's max_retries); a run's own failure is never rerun
+
+
+@dataclass
+class Options:
+    profile: Profile
+    device: str = "auto"
+    seeds: tuple[int, ...] | None = None  # the seeds to train and check; None = the profile's check_seeds
+    allow_baseline_seeds: bool = False  # a seed of the baseline may be checked (it cannot fail against itself)
+    strict: bool = False  # a missing baseline or a data mismatch is a failed check, not a skip (CI=true)
+    data_dir: Path | None = None
+    baselines_dir: Path | None = None  # None: the profile's (spec.baselines_dir_for)
+    results_dir: Path | None = Path(".trainguard/results")
+    run_log: Path | None = Path(".trainguard/runlog.jsonl")  # JSON-lines events of every training run
+    threads: int | None = None  # torch/TensorFlow threads; None: the profile's ``threads`` (apply_threads)
+    precision: str = "fp32"  # fp32 | bf16 (autocast); each its own baseline class
+    compile: bool = False  # torch.compile the model; its own baseline class
+    stack_seeds: bool = False  # train a model's seeds at once (trainguard.engines.stacked); its own baseline class
+    allow_download: bool = True
+    ledger: str | None = None  # the ledger of nights (trainguard.stores.ledger): a path or URL; None: no comparison between runs
+    ledger_dir: Path | None = None  # the former option: the ledger DIR/ledger.sqlite (ledger wins)
+    mlflow: str | None = None  # an MLflow tracking URI each night is also logged to (trainguard.report.mlflow_export)
+
+    fail_on: tuple[str, ...] = ()  # "drift", "speed": those flags fail the run
+    replay: bool = True  # trainguard run replays the profile's golden runs first (trainguard.replay.golden_runs)
+    figures: bool = True  # the report's PNG figures (off: the same markdown without them)
+    max_minutes: float | None = None  # the night's time limit (trainguard.core.watchdog); None: the profile's max_minutes
+    executor: str = "local"  # local: train in this process; ray: a Ray task per run (trainguard.night.cluster)
+    ray: RayResources = field(default_factory=RayResources)
+
+    @property
+    def time_limit(self) -> float | None:
+        """Minutes the night may take: --max-minutes, else the profile's ``max_minutes``, else None (no limit)."""
+        return self.max_minutes if self.max_minutes is not None else self.profile.max_minutes
+
+    @property
+    def ledger_location(self) -> str | None:
+        """The ledger's path or URL: ``ledger``, else ``ledger_dir``/ledger.sqlite, else None (no ledger)."""
+        from ..stores.ledger import resolve_location
+
+        return resolve_location(self.ledger, self.ledger_dir)
+
+
+@dataclass
+class Matrix:
+    options: Options
+    printer: Printer = print
+    progress_bar: bool = False  # a tqdm bar per run (the CLI on a terminal); else one line per epoch
+    allow_training: bool = True  # False: report from stored results only (``trainguard report``)
+    _dataset: data.Dataset | None = None
+    histories: dict[tuple[str, int], History] = field(default_factory=dict)
+    trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.profile = self.options.profile
+        if self.options.baselines_dir is None:
+            from ..core.spec import baselines_dir_for
+
+            self.options.baselines_dir = baselines_dir_for(self.profile)
+        self.threads_before = current_threads()  # given back by close(): an in-process night must not leak its count
+        self.threads, self.threads_note = apply_threads(self.options.threads, self.profile)
+        self.device = engine.resolve_device(self.options.device)
+        self.device_class = engine.device_class(self.device, engine.check_precision(self.options.precision),
+                                                self.options.compile, self.options.stack_seeds)
+        self.store = ResultStore(self.options.results_dir)
+        self.log = RunLog(self.options.run_log)
+        resolve_user_models(self.profile)
+        self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
+        self.seed = self.seeds[0]  # the seed the figures and --compare show
+        overlap = sorted(set(self.seeds) & set(self.profile.baseline_seeds)) if "baseline" in self.profile.checks else []
+        mnist = self.profile.mnist
+        if mnist is not None and not mnist.synthetic:
+            overlap += [f"MNIST {s}" for s in sorted(set(mnist.seeds) & set(mnist.baseline_seeds))]
+        if overlap and not self.options.allow_baseline_seeds:
+            raise ConfigError(
+                f"seed(s) {', '.join(map(str, overlap))} are in profile {self.profile.name}'s baseline_seeds: a run checked "
+                f"against a baseline that contains it cannot fail, so it proves nothing. Check held-out seeds (the "
+                f"profile's check_seeds {list(self.profile.check_seeds)}, or others), or pass --tg-allow-baseline-seeds "
+                f"to reproduce a baseline seed on purpose")
+
+    def close(self) -> None:
+        """Give the process back its torch thread count: a later night in the same process (pytest's in-process
+        runs, a notebook) would otherwise train at this night's count and round differently."""
+        import torch
+
+        if torch.get_num_threads() != self.threads_before:
+            torch.set_num_threads(self.threads_before)
+
+    def redirect_writes(self) -> str | None:
+        """Before an update: never rewrite the baselines shipped with trainguard from another directory; say where
+        the update goes instead (spec.writable_baselines_dir)."""
+        from ..core.spec import writable_baselines_dir
+
+        source = Path(self.options.baselines_dir)
+        target = writable_baselines_dir(source)
+        if target == source:
+            return None
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("published.csv", "published-mnist.csv"):  # the report's tables travel with the new copy
+            if (source / name).exists() and not (target / name).exists():
+                shutil.copy(source / name, target / name)
+        self.options.baselines_dir = target
+        self._baseline_read = None
+        return (f"the baselines shipped with trainguard are not rewritten: writing to {target} (found from this "
+                f"directory from now on)")
+
+    # ------------------------------------------------------------------ data and training
+
+    @property
+    def dataset(self) -> data.Dataset:
+        if self._dataset is None:
+            p = self.profile
+            if p.dataset == "synthetic":
+                full = data.synthetic("cifar10", p.train_per_class or 50, max(1, (p.test_images or 100) // 10))
+                self._dataset = data.reduce(full, None, p.test_images)
+            else:
+                full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
+                self._dataset = data.profile_view(full, p.train_per_class, p.test_images, p.val_per_class,
+                                                  f"profile {p.name}")
+        return self._dataset
+
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """The hash of the data this session trains and evaluates on (part of every run's key)."""
+        return self.dataset.fingerprint()
+
+    def run_spec(self, model: str, seed: int) -> RunSpec:
+        return RunSpec(profile=self.profile.name, model=model, seed=seed, epochs=self.profile.max_epochs,
+                       training=self.profile.training(model), data_fingerprint=self.data_fingerprint,
+                       device_class=self.device_class,
+                       code_fingerprint=code_fingerprint(model, self.options.stack_seeds),
+                       versions=tuple(sorted(versions().items())),
+                       stack=self.stack_group(seed) if self.options.stack_seeds else ())
+
+    def stack_group(self, seed: int) -> tuple[int, ...]:
+        """With --stack-seeds, the seeds trained together with ``seed``: the checked seeds, or the
+        baseline seeds, whichever holds it (the same group every time, so the cache key is stable)."""
+        for group in (self.seeds, self.profile.baseline_seeds):
+            if seed in group:
+                return tuple(sorted(group))
+        return (seed,)
+
+    def history(self, model: str, seed: int | None = None) -> History:
+        """The full-length history of (model, seed): from memory, else the result cache, else trained now."""
+        seed = self.seed if seed is None else seed
+        if (model, seed) in self.histories:
+            return self.histories[(model, seed)]
+        spec = self.run_spec(model, seed)
+        history = self.store.get(spec)
+        if history is not None:
+            self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
+        elif not self.allow_training:
+            history = self._not_trained(model, seed, "missing",
+                                        f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
+                                        f"run `trainguard run --profile {self.profile.name}` first")
+        elif watchdog.passed():
+            history = self._not_trained(model, seed, "timeout", f"not trained: {watchdog.describe_limit()} had passed")
+        else:
+            try:
+                return self._train(model, seed, spec)
+            except WaitTimeout as exc:  # a lock another process held past its bound: this run fails, the night goes on
+                history = self._not_trained(model, seed, "timeout", str(exc))
+        self.histories[(model, seed)] = history
+        return history
+
+    def _train(self, model: str, seed: int, spec: RunSpec) -> History:
+        if self.options.stack_seeds:
+            training.train_stack(self, model, spec.stack)
+            return self.histories[(model, seed)]
+        with self.store.lock(spec, on_wait=self.printer):
+            history = self.store.get(spec)  # another process may have trained it while we waited
+            if history is None:
+                history = training.train_one(self, model, seed, spec)
+            else:
+                self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
+        self.histories[(model, seed)] = history
+        return history
+
+    def _not_trained(self, model: str, seed: int, status: str, message: str) -> History:
+        return History.not_trained(model, seed, engine.device_name(self.device), status, message)
+
+    def preload(self, histories: dict[tuple[str, int], History]) -> None:
+        """Use these histories (from a run log) instead of the cache or training."""
+        self.histories.update(histories)
+
+    def record(self, model: str, budget: int, seed: int | None = None) -> EpochRecord:
+        return self.history(model, seed).at(budget)
+
+    def mnist_experiment(self, log: bool = True):
+        """Experiment 1 for this session (None if the profile has no [mnist] section); its MNIST data is
+        loaded now, so a data problem surfaces here. ``log=False``: its runs stay out of the run log."""
+        from ..engines import overfit
+
+        config = self.profile.mnist
+        if config is None:
+            return None
+        mnist = overfit.load_mnist(config, self.options.data_dir, allow_download=self.options.allow_download)
+        return overfit.OverfitExperiment(config, mnist, self.device, log=self.log if log else None,
+                                         profile=self.profile.name, threads=self.threads)
+
+    def training_time(self) -> str:
+        """Seconds spent in training epochs (evaluation excluded) by the runs this process trained."""
+        trained = [self.histories[key] for key in self.trained if key in self.histories]
+        seconds = sum(e.seconds for h in trained for e in h.epochs)
+        return f"{seconds:.1f} s in {len(trained)} run(s) trained by this process" if trained else "none (all cached)"
+
+    def runs_versions(self) -> dict[str, str]:
+        """The versions the checked seeds' runs were trained with — each run records them, and a report
+        re-rendered from a run log on another machine must say the runs', not its own — where runs disagree the
+        values joined with " / "; this process's for what no run recorded."""
+        recorded = [h.spec["versions"] for (_, seed), h in sorted(self.histories.items())
+                    if seed in self.seeds and "versions" in h.spec]
+        here = versions()
+        names = sorted({n for r in recorded for n in r}, key=lambda n: (list(here).index(n) if n in here else len(here), n))
+        return {name: " / ".join(sorted({r[name] for r in recorded if name in r})) for name in names} or here
+
+    def environment(self) -> dict:
+        ds = self.dataset
+        return {
+            "profile": f"{self.profile.name} — {self.profile.description}",
+            "device": f"{engine.device_name(self.device)} (class {self.device_class})",
+            "seeds": f"{seed_list(self.seeds)} (held out of the baseline's {seed_list(self.profile.baseline_seeds)})"
+            if not set(self.seeds) & set(self.profile.baseline_seeds) else
+            f"{seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
+            "data": f"{ds.name} from {ds.source}; {ds.verification}",
+            "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
+            "test split": ds.test_split,
+            "versions": ", ".join(f"{k} {v}" for k, v in self.runs_versions().items()),
+            "threads": self.threads_note,
+            "commit": git_commit(),
+            "wall time": f"{time.time() - self.started:.1f} s",
+            "training time": self.training_time(),
+            "python": sys.executable,
+        }
+
+
+def model_search_paths(profile: Profile) -> tuple[Path, ...]:
+    """Where a profile's own model modules are looked for: the profile file's directory, then the working one."""
+    source = Path(profile.source) if profile.source else None
+    return tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
+
+
+def resolve_user_models(profile: Profile) -> None:
+    """A profile's own models (``"mynet:TinyNet"``, entry points) imported now, from its search paths: a wrong path
+    is an error naming the profile before anything trains (on sys.path only while imported)."""
+    from .. import models
+
+    for name in (m for m in profile.models if m not in models.MODEL_NAMES):
+        try:
+            models.resolve(name, model_search_paths(profile))
+        except models.ModelError as exc:
+            raise ConfigError(f"profile {profile.source or profile.name}: {exc}") from None
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def current_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def apply_threads(requested: int | None, profile: Profile) -> tuple[int, str]:
+    """Set torch's thread count for this process's runs (--threads, else the profile's ``threads``; the Keras
+    child gets the same count) and say where it came from. The count is arithmetic, not only speed: sums are
+    split per thread, so runs at another count round differently from the baseline's; a machine with fewer
+    cores still computes the same numbers, only slower, and is told so."""
+    import torch
+
+    threads = requested or profile.threads
+    if threads is None:
+        threads = torch.get_num_threads()
+        source = "torch's default here (the profile does not pin it)"
+    else:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        source = "--threads" if requested else f"profile {profile.name}"
+    cores = available_cores()
+    note = f"{threads} ({source}; {cores} core(s) available)"
+    if cores < threads:
+        note += ": fewer cores than threads, so runs are slower but compute the same numbers"
+    return threads, note
+
+
+def describe_stop(history: History) -> str:
+    """Why a run has no (complete) result, in one line."""
+    if history.status == "missing":
+        return f"{history.model} seed {history.seed}: {history.message}"
+    return (f"{history.model} seed {history.seed}: run {history.status} at epoch {history.failed_epoch} "
+            f"({history.message})")
