@@ -13,6 +13,9 @@ pytest run in the environment loads) imports neither torch nor scipy.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+import warnings
 
 __all__ = ["Options", "RunSummary", "load_profile", "run_profile", "summarize", "write_report"]
 _WHERE = {"Options": "api", "RunSummary": "api", "run_profile": "api", "summarize": "api",
@@ -27,3 +30,41 @@ def __getattr__(name: str):
     if name in _WHERE:
         return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Where each module lived before the layers became folders (0.1): the old import paths still import, warning once
+# with the new one. ``trainguard.replay``, ``.report`` and ``.night`` are packages now (their __init__ forwards).
+_MOVED = {f"{__name__}.{old}": f"{__name__}.{new}" for old, new in {
+    "errors": "core.errors", "watchdog": "core.watchdog", "storage": "core.storage", "history": "core.history",
+    "stats": "core.stats", "environment": "core.environment", "registry": "core.registry", "spec": "core.spec",
+    "compare": "core.compare", "plots": "core.plots", "progress": "core.progress", "ledger": "stores.ledger",
+    "golden": "stores.golden", "results": "stores.results", "data": "stores.data", "runlog": "stores.runlog",
+    "baselines": "stores.baselines", "engine": "engines.engine", "keras_engine": "engines.keras_engine",
+    "overfit": "engines.overfit", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.session",
+    "export": "runs.export", "trend": "checks.trend", "dashboard": "report.dashboard",
+    "mlflow_export": "report.mlflow_export", "cluster": "night.cluster", "selftest": "audit.selftest",
+    "calibration": "audit.calibration"}.items()}
+
+
+def moved(old: str, new: str) -> None:
+    warnings.warn(f"{old} moved to {new}: import it from there (the old path goes away in a later release)",
+                  DeprecationWarning, stacklevel=3)
+
+
+class _MovedModules:
+    """An import of an old path finds the module at its new one (the same module object, so a patch through either
+    name patches both)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if fullname in _MOVED else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        moved(module.__name__, _MOVED[module.__name__])
+        sys.modules[module.__name__] = importlib.import_module(_MOVED[module.__name__])  # the import returns this one
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

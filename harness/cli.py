@@ -384,7 +384,6 @@ def _update_goldens(matrix, args) -> int:
 def _update_baselines(matrix, args) -> int:
     """The baseline seeds (trained, cached, or from --from-log), the MNIST distributions, the golden runs."""
     from .checks import CheckSession
-    from .checks import baseline as baseline_kind
 
     if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
         from .stores.runlog import histories_from_log
@@ -400,6 +399,7 @@ def _update_baselines(matrix, args) -> int:
                       f"were trained with, not what a night here computes")
             matrix.preload(runs)
     session = CheckSession(matrix)
+    session.source_logs = list(args.from_log or [])
     if matrix.options.executor != "local" and not args.from_log:  # the seeds' runs first, spread over the cluster
         from .api import executor_for
         from .night.plan import plan_baselines
@@ -410,16 +410,9 @@ def _update_baselines(matrix, args) -> int:
         if args.skip_mnist:
             plan = dataclasses.replace(plan, mnist_pairs=())
         executor.execute(plan, session)
-    for line in baseline_kind.update(matrix, source_logs=args.from_log):
+    kinds = ["baseline"] + ([] if args.skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
+    for line in session.update(kinds):
         print(line)
-    print(f"wrote {baseline_kind.baseline_file(matrix)}")
-    if matrix.profile.mnist is not None and not args.skip_mnist:
-        for line in session.update(["mnist_gaps"]):
-            print(line)
-    if not args.skip_golden:
-        from .replay.golden_runs import write_goldens
-
-        write_goldens(matrix, command=f"trainguard baselines update --profile {matrix.profile.name}")
     return 0
 
 

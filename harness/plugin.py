@@ -290,7 +290,9 @@ def _update_references(config: pytest.Config, matrix, session=None) -> None:
     state = _state(config)
     if note := matrix.redirect_writes():
         _printer(config)(f"[trainguard] {note}")
-    changes = (session or CheckSession(matrix)).update()
+    session = session or CheckSession(matrix)
+    # the references measured from the night's runs, as the option says; the golden runs: `baselines update --golden`
+    changes = session.update([kind.name for kind in session.kinds if kind.name != "replay"])
     state["baseline_changes"] = (baseline_file(matrix), changes)
     _printer(config)(f"[trainguard] rewrote {baseline_file(matrix)}:\n  " + "\n  ".join(changes))
 
@@ -362,10 +364,9 @@ class CaseCheck:
         if self.kind is None:
             return _skipped(f"the check kind {self.case.kind} is off in this session (--tg-no-replay?)")
         try:
-            if self.kind.name == "replay":  # the case's execute stage: its golden replayed (seconds), then judged
-                from .night.execute import replay_goldens
+            from .night.execute import execute_case
 
-                replay_goldens(self.session, [self.case.id], _printer(self.config))
+            execute_case(self.session, self.kind, self.case, _printer(self.config))  # its runs, then the judge reads
             return self.session.judge(self.kind, self.case)
         except ConfigError as exc:  # a malformed reference is never a skip
             pytest.fail(f"trainguard: {exc}", pytrace=False)
@@ -464,9 +465,8 @@ def trainguard_night(request):
 
 def _measure(options, printer) -> None:
     """--tg-update-baselines for trainguard_night: every enabled kind's stored reference (the baseline seeds, the
-    MNIST distributions), then the golden runs."""
+    MNIST distributions, the golden runs)."""
     from .checks import CheckSession
-    from .replay.golden_runs import write_goldens
     from .runs.session import Matrix
 
     matrix = Matrix(options, printer=printer)
@@ -474,7 +474,6 @@ def _measure(options, printer) -> None:
         printer(f"[trainguard] {note}")
     for line in CheckSession(matrix).update():
         printer(f"[trainguard] {line}")
-    write_goldens(matrix, printer=printer)
     options.baselines_dir = matrix.options.baselines_dir
 
 

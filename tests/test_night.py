@@ -1,6 +1,8 @@
 """A night in stages (trainguard.night.plan): the plan knows every run before anything trains, the executor delivers
 them, and the judge never trains — a run the executor did not deliver is a failed "missing run" check."""
 
+from pathlib import Path
+
 import pytest
 
 from trainguard.stores import data
@@ -47,6 +49,38 @@ def test_judging_an_empty_store_with_the_runs_closed_gives_missing_run_failures_
     assert runs and not any(v.passed for v in verdicts if v.check == "run")
     assert {v.model for v in runs} == {"Baseline1", "Baseline2", "NewModel1", "NewModel2"}
     assert all("no stored result" in v.message for v in runs)
+
+
+def test_the_judge_reads_only_even_where_the_runs_are_open(tmp_path, smoke_runs, no_training):
+    """Without close_runs (the plugin judges case by case): judging still trains nothing, and forgets what it found
+    missing, so the case's execute stage (night.execute.execute_case) delivers it afterwards."""
+    session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
+    kind = session.kind("baseline")
+    case = next(c for c in kind.cases(session.profile) if c.id == "Baseline1-3")
+    verdicts = session.judge(kind, case).verdicts
+    assert [v.check for v in verdicts] == ["run"] and "no stored result" in verdicts[0].message
+    assert session.matrix.allow_training and ("Baseline1", 100) not in session.matrix.histories
+
+
+def test_the_replay_kind_judges_only_what_the_execute_stage_replayed(tmp_path, smoke_runs, no_training, monkeypatch):
+    """The replay is a check kind like the others: judging it reads the execute stage's replays and never replays."""
+    from trainguard.replay import golden_runs
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the judge replayed a golden run")
+
+    monkeypatch.setattr(golden_runs, "trace", refuse)
+    monkeypatch.setattr(golden_runs, "replay_inputs", refuse)
+    options = _options(tmp_path, smoke_runs)
+    options.replay, options.baselines_dir = True, Path(__file__).resolve().parent.parent / "baselines"  # the goldens
+    session = CheckSession(Matrix(options, printer=lambda s: None))
+    close_runs(session)
+    kind = session.kind("replay")
+    judged = {case.id: session.judge(kind, case) for case in kind.cases(session.profile)}
+    assert list(judged) == ["inputs", "Baseline1", "Baseline2", "NewModel1", "NewModel2"]
+    assert all(not v.passed and "not replayed in this night's execute stage" in v.message
+               for j in judged.values() for v in j.verdicts)
+    assert all(v.flagged for j in judged.values() for v in j.verdicts)  # not strict: flagged, not failing
 
 
 def test_a_closed_mnist_experiment_fails_its_cases_instead_of_training(tmp_path, smoke_runs, no_training):

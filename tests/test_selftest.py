@@ -7,6 +7,7 @@ import pytest
 
 from trainguard.audit import selftest
 from trainguard.checks import CheckSession
+from trainguard.night.execute import execute_case
 from trainguard.checks.baseline import evaluation_verdicts
 from trainguard.runs.session import Matrix, Options
 from trainguard.core.spec import load_profile
@@ -29,7 +30,9 @@ def test_a_gross_injection_is_caught_on_generated_data_and_never_cached(tmp_path
     assert (tmp_path / "selftest.jsonl").exists()
     session = CheckSession(matrix)  # the same matrix, untouched afterwards
     kind = session.kind("baseline")
-    clean = session.judge(kind, next(c for c in kind.cases(matrix.profile) if c.id == "Baseline1-3")).verdicts
+    case = next(c for c in kind.cases(matrix.profile) if c.id == "Baseline1-3")
+    execute_case(session, kind, case)  # trains the clean run: the judge only reads
+    clean = session.judge(kind, case).verdicts
     assert clean and all(v.passed for v in clean)
     table = selftest.outcome_table([outcome])
     assert list(table["result"]) == ["caught"]

@@ -23,19 +23,25 @@ def matrix(tmp_path):
 
 def _published(matrix, budget):
     from trainguard.checks import CheckSession
+    from trainguard.night.execute import execute_case
 
     session = CheckSession(matrix)
     kind = session.kind("published")
     case = next(c for c in kind.cases(matrix.profile) if c.params == ("Baseline1", budget))
+    execute_case(session, kind, case)  # its runs first: the judge only reads
     return session, session.judge(kind, case).verdicts
 
 
 def test_published_verdicts_use_the_mean_over_the_configured_seeds(matrix):
+    from trainguard.night.execute import execute_case
+
     session, verdicts = _published(matrix, 2)
     assert [v.metric for v in verdicts] == ["train_loss", "test_acc"]  # train_acc has no band by default
     runs = [matrix.history("Baseline1", seed).at(2) for seed in (0, 1)]
     assert verdicts[1].measured == pytest.approx((runs[0].test_acc + runs[1].test_acc) / 2)
     assert verdicts[1].expected == 10.0 and verdicts[1].allowed == 2.5
+    for kind, case in session.cases():
+        execute_case(session, kind, case)
     assert all(v.check == "published" for v in session.verdicts())
 
 

@@ -329,8 +329,15 @@ def run_injection(matrix, injection: Injection, experiment=None, printer=print, 
 
 
 def _judged(session, cases) -> list[compare.Verdict]:
-    """The cases' verdicts through the night's one judging policy (checks.CheckSession.judge)."""
-    return [v for kind, case in cases for v in session.judge(kind, case).verdicts]
+    """The cases' runs executed (under the injection), then their verdicts through the night's one judging policy
+    (checks.CheckSession.judge)."""
+    from ..night.execute import execute_case
+
+    verdicts = []
+    for kind, case in cases:
+        execute_case(session, kind, case, session.matrix.printer)
+        verdicts += session.judge(kind, case).verdicts
+    return verdicts
 
 
 def _run_bands(matrix, injection: Injection, experiment, printer, log) -> InjectionResult:

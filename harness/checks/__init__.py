@@ -15,6 +15,7 @@ the profile. docs/architecture.md walks through one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -160,6 +161,7 @@ class CheckSession:
         self.profile = matrix.profile
         self.kinds = [kind for kind in enabled_kinds(self.profile) if kind.active(matrix.options)]
         self.replays: dict = {}  # golden name (and "inputs") → its replay's Outcome, from the execute stage
+        self.source_logs: list = []  # the run logs the stored runs came from (baselines update --from-log)
         self._experiment = experiment
         self._references: dict = {}
         self._missing: dict = {}  # one failing verdict per missing reference, however many cases read it
@@ -185,6 +187,7 @@ class CheckSession:
         """Experiment 1 (MNIST) of this run, built on first use (None without an [mnist] section)."""
         if self._experiment is None and self.profile.mnist is not None:
             self._experiment = self.matrix.mnist_experiment()
+            self._experiment.allow_training = self.matrix.allow_training  # built by the judge: reading only
         return self._experiment
 
     @property
@@ -235,7 +238,12 @@ class CheckSession:
         """The one judging policy: a case that cannot run here is skipped with the reason; a stopped run fails
         the case; a missing reference fails it where the kind ships one or the run is strict, else the case is
         skipped with the command that creates it; otherwise the kind's verdicts, a flagging kind's failures flagged
-        where they do not fail this night."""
+        where they do not fail this night. It only reads: a run the execute stage did not deliver is a "missing"
+        run here, never trained (trainguard.night.execute runs a night's, or one case's, runs first)."""
+        with self.reading_only():
+            return self._judge(kind, case)
+
+    def _judge(self, kind: CheckKind, case: Case) -> Judgement:
         if reason := kind.unavailable(self, case):
             return self._skip(reason)
         if failures := self.run_failures(kind.runs(self, case)) + self.stopped_failures(kind.stopped_runs(self, case)):
@@ -252,6 +260,33 @@ class CheckSession:
             options = self.matrix.options
             verdicts = [settle(v, flag_fails(kind.name, options.strict, options.fail_on)) for v in verdicts]
         return Judgement(verdicts)
+
+    @contextlib.contextmanager
+    def reading_only(self):
+        """No training while the judge reads: the runs and MNIST pairs are closed for its duration (what it found
+        missing is forgotten after, so that a later execute stage still delivers it)."""
+        matrix = self.matrix
+        allowed, known = matrix.allow_training, set(matrix.histories)
+        experiment = self.built_experiment
+        pairs = set(experiment.pairs) if experiment is not None else set()
+        matrix.allow_training = False  # an experiment built while judging (session.experiment) starts closed too
+        if experiment is not None:
+            experiment_allowed, experiment.allow_training = experiment.allow_training, False
+        try:
+            yield
+        finally:
+            matrix.allow_training = allowed
+            for key in set(matrix.histories) - known:
+                if matrix.histories[key].status == "missing":
+                    del matrix.histories[key]
+            if experiment is not None:
+                experiment.allow_training = experiment_allowed
+            elif self._experiment is not None:
+                self._experiment.allow_training = allowed
+            if self._experiment is not None:
+                for key in set(self._experiment.pairs) - pairs:
+                    if any(h.status == "missing" for h in self._experiment.pairs[key].stopped):
+                        del self._experiment.pairs[key]
 
     def verdicts(self) -> list[Verdict]:
         """Every case of every enabled kind, judged (the CLI; the plugin judges case by case)."""
@@ -278,7 +313,9 @@ class CheckSession:
     # ------------------------------------------------------------------ updates
 
     def update(self, names_: list[str] | None = None) -> list[str]:
-        """Measure every enabled kind's stored reference (or those named), then read them again."""
+        """The one way references are rewritten (``trainguard baselines update``, ``--tg-update-baselines``,
+        ``trainguard_night``): measure every enabled kind's stored reference (or those named) — the per-seed
+        baseline, the MNIST distributions, the golden runs — then read them again. What changed, line by line."""
         lines = []
         for kind in self.kinds:
             if kind.reference_policy == "stored" and (names_ is None or kind.name in names_):

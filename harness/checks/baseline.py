@@ -62,7 +62,7 @@ class BaselineBands(CheckKind):
             for check in matrix.profile.band_checks() if check.model == model and check.budget == budget]
 
     def update(self, session) -> list[str]:
-        return update(session.matrix)
+        return update(session.matrix, source_logs=session.source_logs)
 
     def summary_part(self, session) -> "BaselinePart":
         return BaselinePart(spread(session))
@@ -267,4 +267,4 @@ def update(matrix, source_logs=None) -> list[str]:
     table = bl.write_measured(path, curves, profile.models, profile.budgets, meta)
     changes = bl.diff_cells(old.summary(profile.budgets) if old else None, table.summary(profile.budgets))
     return changes + [f"tail: {describe_tail(check, seed, tail, len(table.seeds))} — its band, from all the seeds, holds "
-                      f"it; see docs/statistics.md (Tails)" for check, seed, tail in tails(table, profile)]
+                      f"it; see docs/statistics.md (Tails)" for check, seed, tail in tails(table, profile)] + [f"wrote {path}"]

@@ -1,4 +1,4 @@
-"""Checks: measured numbers + derived bands (harness/stats.py) → verdicts with messages.
+"""Checks: measured numbers + derived bands (harness/core/stats.py) → verdicts with messages.
 
 Pure functions; nothing here trains, reads files or knows about pytest.
 """
@@ -44,7 +44,7 @@ class Verdict:
     measured: float | None = None
     expected: float | None = None
     allowed: float | None = None
-    mde: float | None = None  # minimum detectable effect of a band check (harness/stats.py)
+    mde: float | None = None  # minimum detectable effect of a band check (harness/core/stats.py)
     informative: bool = True  # False: a band so wide it cannot fail (see uninformative())
     flagged: bool = False  # a failure that does not fail this night (settle): reported, not counted
 

@@ -156,7 +156,7 @@ class Profile:
     published: PublishedCheck = PublishedCheck()
     val_per_class: int | None = None  # a validation split of unused training images (reduce())
     check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
-    stats: "Stats" = None  # how bands are derived (harness/stats.py); None = Stats()
+    stats: "Stats" = None  # how bands are derived (harness/core/stats.py); None = Stats()
     golden: GoldenConfig = GoldenConfig()  # the golden runs replayed step by step (trainguard.replay.golden_runs)
     baselines_dir: str | None = None  # where its baselines live, relative to the profile file (baselines_dir_for)
     # torch (and TensorFlow) threads for every run: the count changes how sums are split, so a baseline is

@@ -8,7 +8,7 @@ defaults, 10 epochs, and after every epoch an evaluation on MNIST's 10,000 test 
 The checks rest on the large test set and are made on the mean over the profile's ``seeds``
 (held out of ``baseline_seeds``):
 - the gap without dropout (final test loss − final train loss) and the gap with dropout each lie
-  in the band derived from the baseline seeds' values (harness/stats.py): the gap appears and
+  in the band derived from the baseline seeds' values (harness/core/stats.py): the gap appears and
   dropout keeps shrinking it, by as much as it did when the baseline was measured;
 - the report's conclusions: the mean gap with dropout is below the gap without, and so is the
   mean final test loss (and, where ``min_rise`` is set, the test loss rises after its minimum).
@@ -143,7 +143,7 @@ class Pair:
         }
 
 
-#: Quantities checked against the per-seed baseline with a derived band (harness/stats.py).
+#: Quantities checked against the per-seed baseline with a derived band (harness/core/stats.py).
 BAND_QUANTITIES = MNIST_BAND_QUANTITIES
 QUANTITY_LABELS = {"gap_nodrop": "gap without dropout (final test loss − train loss)",
                    "gap_drop": "gap with dropout (final test loss − train loss)"}

@@ -53,6 +53,25 @@ def replay_goldens(session, names: list[str], printer=print) -> None:
     session.replays.update({outcome.name: outcome for outcome in outcomes})
 
 
+def execute_case(session, kind, case, printer=print) -> None:
+    """The execute stage of one case, for front ends that judge case by case (the pytest plugin, whose pytest-xdist
+    workers each take the cases of their runs; the self-test): the golden a replay case reads, the runs a case
+    reads, the MNIST pairs of its framework — each from the result cache where present. The judge that follows
+    only reads."""
+    if kind.unavailable(session, case):
+        return
+    if kind.name == "replay":
+        replay_goldens(session, [case.id], printer)
+        return
+    for model, _budget, seed in kind.runs(session, case):
+        session.matrix.history(model, seed)
+    mnist = session.profile.mnist
+    if mnist is not None and case.group.startswith("mnist-"):
+        framework = case.group.removeprefix("mnist-")
+        for seed in mnist.seeds:
+            session.experiment.pair(framework, seed)
+
+
 class LocalExecutor:
     """Trains in this process, one run after another (or a model's seeds at once with --stack-seeds), each from
     the result cache where present."""

@@ -54,6 +54,16 @@ class GoldenReplay(CheckKind):
                                                        f"(--no-replay, or a night stopped before it)", model=case.id)]
         return [outcome_verdict(outcome)]
 
+    def update(self, session) -> list[str]:
+        """Write every golden run with its noise envelope, and the fingerprints of the night's inputs."""
+        from .golden_runs import golden_file, write_goldens
+
+        matrix = session.matrix
+        written = write_goldens(matrix, printer=matrix.printer,  # each file said as it is written (minutes)
+                                command=f"trainguard baselines update --profile {session.profile.cli_name}")
+        return [f"golden runs of {session.profile.name}: {len(written)} file(s) in "
+                f"{golden_file(matrix, 'x').parent}" if written else "no golden runs written"]
+
 
 def outcome_verdict(outcome) -> Verdict:
     """A replay's outcome as a verdict: identical and numerics-differ pass; changed and cannot-compare fail (the
