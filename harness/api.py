@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checks import CheckSession
+from .night.execute import executor_for
 from .night.judge import RunSummary, night_result, statistics_summary, summarize, trend_bands, versions_line
 from .night.record import export_to_mlflow, publish, report_files
-from .runs.session import Matrix, Options
+from .night.night import Night
+from .runs.session import Options
 
 __all__ = ["Options", "RunSummary", "run_profile", "summarize", "publish", "night_result", "executor_for",
            "export_to_mlflow", "report_files", "statistics_summary", "trend_bands", "versions_line"]
@@ -21,34 +22,9 @@ __all__ = ["Options", "RunSummary", "run_profile", "summarize", "publish", "nigh
 
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
                 compare_with: Path | None = None, executor=None) -> RunSummary:
-    """A night's plan, execute and judge stages: train the profile's cells for the checked seeds (or take them from
-    the cache) after replaying its golden runs, run every check the profile enables, including Experiment 1
-    (MNIST), and summarize (``compare_with``: an earlier run log or result directory, for the report's "changes
-    since" table). Raises ConfigError / DataError on bad input; a failed check is a verdict, not an exception."""
-    from .core import watchdog
-    from .night.execute import execute
-    from .night.plan import plan_night
-
-    matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
-    session = CheckSession(matrix)
-    plan = plan_night(session)  # every input read and checked before anything trains
-    executor = executor or executor_for(options, printer)
-    executor.prepare()  # an unusable executor (no Ray, a cluster address nobody answers at) fails now
-    watchdog.start_night(options.time_limit)  # runs past it stop as timed out; the report is still written
-    try:
-        execute(plan, session, executor, printer)  # then the runs are closed: the judge only reads
-        return summarize(session, session.verdicts(), session.notes, compare_with)
-    finally:
-        watchdog.end_night()
-        matrix.close()
-
-
-def executor_for(options: Options, printer=print):
-    """The execute stage the options ask for: this process, or a Ray cluster (trainguard.night.cluster)."""
-    if options.executor == "ray":
-        from .night.cluster import RayExecutor
-
-        return RayExecutor(options.ray, printer)
-    from .night.execute import LocalExecutor
-
-    return LocalExecutor(printer)
+    """A night (trainguard.night.night.Night): plan, execute — the golden replays, then the profile's cells for the
+    checked seeds trained or taken from the cache, and Experiment 1 (MNIST) —, judge every check the profile
+    enables, and summarize (``compare_with``: an earlier run log or result directory, for the report's "changes
+    since" table). Record it with :func:`publish`. Raises ConfigError / DataError on bad input; a failed check is
+    a verdict, not an exception."""
+    return Night(options, printer, progress_bar).run(compare_with, executor)

@@ -227,13 +227,6 @@ def cmd_run(args) -> int:
     return _write(summary, args.report, ledger=options.ledger_location, junit_xml=args.junit_xml, mlflow=options.mlflow)
 
 
-def _finish(session, verdicts, args, notes) -> int:
-    """Summarize a run whose checks are done, then write and print as :func:`_write`."""
-    from .api import summarize
-
-    return _write(summarize(session, verdicts, notes, compare_with=args.compare), args.report)
-
-
 def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
     """Publish (report; history entry and JUnit XML where given), print the failures and the summary; the exit code."""
     from .api import publish
@@ -256,33 +249,30 @@ def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
 
 
 def cmd_report(args) -> int:
-    """The report from stored runs only: the result cache, or a run log with --from-log."""
+    """The report from stored runs only: the result cache, or a run log with --from-log. Nothing trains and nothing
+    is replayed: the night's judge and record stages over what was stored."""
+    from .engines import overfit
+    from .night.night import Night
     from .stores.runlog import histories_from_log
 
-    matrix = _matrix(args)
-    matrix.allow_training = False
-    notes = ["Re-rendered from stored results by `trainguard report`; nothing was trained."]
+    options = _options(args)
+    options.replay = False  # a re-render replays nothing: the replay kind is off (`trainguard replay` does it)
     histories = {}
-    if args.from_log is not None:
-        for log in args.from_log:  # later logs win for a run present in several
-            histories.update(histories_from_log(log, matrix.profile.name))
-        matrix.preload({key: h for key, h in histories.items() if key[0] in matrix.profile.models})
-        notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
-    from .engines import overfit
-    from .checks import CheckSession
-
+    for log in args.from_log or []:  # later logs win for a run present in several
+        histories.update(histories_from_log(log, options.profile.name))
     # the MNIST experiment has no result cache: only what the run log(s) hold (nothing without --from-log)
-    experiment = overfit.OverfitExperiment.from_log(matrix.profile.mnist, histories) if matrix.profile.mnist else None
-    session = CheckSession(matrix, experiment=experiment)
-    verdicts = session.verdicts()
-    if not args.record:
-        return _finish(session, verdicts, args, notes + session.notes)
-    from .api import summarize
-
-    summary = summarize(session, verdicts, notes + session.notes, compare_with=args.compare)
-    if summary.entry is not None and args.from_log:
-        summary.entry.update(_recorded_by_the_runs(args.from_log, matrix))
-    return _write(summary, args.report, ledger=matrix.options.ledger_location)
+    experiment = overfit.OverfitExperiment.from_log(options.profile.mnist, histories) if options.profile.mnist else None
+    night = Night(options, experiment=experiment)
+    night.matrix.allow_training = False
+    night.notes.append("Re-rendered from stored results by `trainguard report`; nothing was trained.")
+    if args.from_log is not None:
+        night.matrix.preload({key: h for key, h in histories.items() if key[0] in options.profile.models})
+        night.notes.append(f"Runs from the run log(s) {', '.join(map(str, args.from_log))} ({len(histories)} completed).")
+    night.judge()
+    summary = night.summary(compare_with=args.compare)
+    if args.record and summary.entry is not None and args.from_log:
+        summary.entry.update(_recorded_by_the_runs(args.from_log, night.matrix))
+    return _write(summary, args.report, ledger=night.options.ledger_location if args.record else None)
 
 
 def _recorded_by_the_runs(logs, matrix) -> dict:

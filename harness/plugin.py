@@ -26,13 +26,36 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from .options import PYTEST_ONLY, PYTEST_PREFIX, RUN_OPTIONS, add_ini_options, add_options, resolve_pytest_options
 
-_STATE_KEY = pytest.StashKey[dict]()
+@dataclass
+class PluginState:
+    """What the plugin keeps for one pytest run: the options it resolved and the night its tests run (created on
+    first use: a session that runs none of trainguard's tests builds none); the rest is what the terminal says."""
+
+    profile: object
+    values: dict
+    active: bool  # did this pytest run ask for trainguard (a --tg-* option, a tg_* ini key)?
+    night: object = None  # trainguard.night.night.Night
+    started: float = field(default_factory=time.time)
+    references_updated: bool = False  # --tg-update-baselines done (or, in a pytest-xdist worker, read where written)
+    baseline_changes: tuple | None = None  # (file, lines) after --tg-update-baselines
+    elsewhere: list = field(default_factory=list)  # verdicts of trainguard_night's own nights (their own report)
+    report_path: Path | None = None
+    flags: list = field(default_factory=list)
+    nothing: list | None = None  # the notes of a night that checked nothing
+
+    @property
+    def shard(self):
+        return self.values["shard"]
+
+
+_STATE_KEY = pytest.StashKey[PluginState]()
 _FIXTURES = ("trainguard_matrix", "trainguard_case", "trainguard_checks", "golden_run", "trainguard_night")
 
 
@@ -84,18 +107,16 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = pinned
     if active and getattr(config.option, "dist", "no") == "load" and not _explicit_dist(config):
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
-    config.stash[_STATE_KEY] = {"profile": profile, "values": values, "active": active, "matrix": None, "verdicts": [], "notes": [],
-                                "started": time.time(), "baseline_changes": None, "shard": values["shard"],
-                                "worker_histories": {}, "worker_pairs": [], "replay": {}, "checks": None}
+    config.stash[_STATE_KEY] = PluginState(profile, values, active)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from .core.spec import baselines_dir_for
 
     state = config.stash.get(_STATE_KEY, None)
-    if not state or not state["active"]:
+    if not state or not state.active:
         return []
-    values, profile = state["values"], state["profile"]
+    values, profile = state.values, state.profile
     data = values["data_dir"] or os.environ.get("TRAINGUARD_DATA_DIR") or "the download cache"
     return [f"trainguard: profile {profile.name} ({profile.source}), device {values['device']}, "
             f"precision {values['precision']}, data {data}, baselines {values['baselines_dir'] or baselines_dir_for(profile)}"]
@@ -146,9 +167,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         if item.nodeid in group:
             item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
     items.sort(key=lambda item: group.get(item.nodeid) == "cross-model")  # stable: the rest keep their order
-    if state["shard"] is None:
+    if state.shard is None:
         return
-    index, total = state["shard"]
+    index, total = state.shard
     groups = list(dict.fromkeys(g for g in group.values() if g != "cross-model"))
     mine = set(groups[index - 1::total])
     keep = [item for item in items if item.nodeid not in group or group[item.nodeid] in mine]
@@ -158,7 +179,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     items[:] = keep
 
 
-def _state(config: pytest.Config) -> dict:
+def _state(config: pytest.Config) -> PluginState:
     return config.stash[_STATE_KEY]
 
 
@@ -188,39 +209,42 @@ def stop(config: pytest.Config, message: str) -> None:
 
 
 def strict_mode(config: pytest.Config) -> bool:
-    return _state(config)["values"]["strict"]
+    return _state(config).values["strict"]
+
+
+def get_night(config: pytest.Config):
+    """The pytest run's night (trainguard.night.night.Night), built on first use; the night's time limit runs from
+    then on (ended at unconfigure)."""
+    state = _state(config)
+    if state.night is None:
+        from .core import watchdog
+        from .core.spec import ConfigError
+        from .night.night import Night
+        from .options import session_options
+
+        try:
+            state.night = Night(session_options(state.values, state.profile), printer=_printer(config))
+        except ConfigError as exc:
+            stop(config, f"trainguard: {exc}")
+        watchdog.start_night(state.night.options.time_limit)
+    return state.night
 
 
 def get_matrix(config: pytest.Config):
-    from .options import session_options
-    from .core.spec import ConfigError
-
-    state = _state(config)
-    if state["matrix"] is None:
-        from .runs.session import Matrix
-
-        try:
-            state["matrix"] = Matrix(session_options(state["values"], state["profile"]), printer=_printer(config))
-        except ConfigError as exc:
-            stop(config, f"trainguard: {exc}")
-        from .core import watchdog
-
-        watchdog.start_night(state["matrix"].options.time_limit)  # from the first run on (ended at unconfigure)
-    return state["matrix"]
+    return get_night(config).matrix
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE_KEY, None)
-    if state:
+    if state and state.night is not None:
         from .core import watchdog
 
         watchdog.end_night()
-        if state["matrix"] is not None:
-            state["matrix"].close()
+        state.night.close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    profile = _state(metafunc.config)["profile"]
+    profile = _state(metafunc.config).profile
     if "trainguard_case" in metafunc.fixturenames:
         from .checks import enabled_kinds
         from .core.spec import ConfigError
@@ -262,39 +286,32 @@ def trainguard_matrix(request):
 def trainguard_checks(request, trainguard_matrix):
     """The session's CheckSession: its check kinds, their references read once, the MNIST experiment. Under
     ``--tg-update-baselines`` every stored reference (the baseline, the MNIST distributions) is measured first."""
-    from .checks import CheckSession
     from .stores.data import DataError
 
-    state = _state(request.config)
-    if state.get("checks") is None:
-        session = CheckSession(trainguard_matrix)
-        if state["values"]["update_baselines"]:
-            if hasattr(request.config, "workerinput"):  # pytest-xdist: the controller wrote them before we started
-                trainguard_matrix.redirect_writes()  # read them where it wrote them
-                session.forget_references()
-            else:
-                try:
-                    _update_references(request.config, trainguard_matrix, session)
-                except DataError as exc:
-                    stop(request.config, f"trainguard: {exc}")
-        state["checks"] = session
-    return state["checks"]
+    night, state = get_night(request.config), _state(request.config)
+    if state.values["update_baselines"] and not state.references_updated:
+        if hasattr(request.config, "workerinput"):  # pytest-xdist: the controller wrote them before we started
+            trainguard_matrix.redirect_writes()  # read them where it wrote them
+            night.checks.forget_references()
+        else:
+            try:
+                _update_references(request.config)
+            except DataError as exc:
+                stop(request.config, f"trainguard: {exc}")
+        state.references_updated = True
+    return night.checks
 
 
-def _update_references(config: pytest.Config, matrix, session=None) -> None:
-    """--tg-update-baselines: measure and write every enabled kind's stored reference, once per pytest run (one
-    writer: the process itself, or pytest-xdist's controller before its workers start)."""
-    from .checks import CheckSession
+def _update_references(config: pytest.Config) -> None:
+    """--tg-update-baselines: the references measured from the night's runs (the per-seed baseline, the MNIST
+    distributions), as the option says — the golden runs: `trainguard baselines update --golden` —, once per pytest
+    run (one writer: the process itself, or pytest-xdist's controller before its workers start)."""
     from .checks.baseline import baseline_file
 
-    state = _state(config)
-    if note := matrix.redirect_writes():
-        _printer(config)(f"[trainguard] {note}")
-    session = session or CheckSession(matrix)
-    # the references measured from the night's runs, as the option says; the golden runs: `baselines update --golden`
-    changes = session.update([kind.name for kind in session.kinds if kind.name != "replay"])
-    state["baseline_changes"] = (baseline_file(matrix), changes)
-    _printer(config)(f"[trainguard] rewrote {baseline_file(matrix)}:\n  " + "\n  ".join(changes))
+    night, state = get_night(config), _state(config)
+    changes = night.update_references([kind.name for kind in night.checks.kinds if kind.name != "replay"])
+    state.references_updated, state.baseline_changes = True, (baseline_file(night.matrix), changes)
+    _printer(config)(f"[trainguard] rewrote {baseline_file(night.matrix)}:\n  " + "\n  ".join(changes))
 
 
 def _xdist_controller(config: pytest.Config) -> bool:
@@ -304,51 +321,47 @@ def _xdist_controller(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under pytest-xdist, --tg-update-baselines is done here, in the controller, before the workers start: one
-    writer, and every worker then checks against the same whole reference."""
-    from .stores.data import DataError
+    writer, and every worker then checks against the same whole reference. With --tg-executor ray, the night's
+    execute stage runs here, before the first case."""
     from .core.spec import ConfigError
+    from .stores.data import DataError
 
-    config = session.config
-    state = config.stash.get(_STATE_KEY, None)
-    if not state or not state["active"]:
+    state = session.config.stash.get(_STATE_KEY, None)
+    if not state or not state.active:
         return
     try:
-        if state["values"].get("executor") == "ray":
-            _execute_on_ray(config, state)
-        elif state["values"]["update_baselines"] and _xdist_controller(config):
-            _update_references(config, get_matrix(config))
+        if state.values.get("executor") == "ray":
+            _execute_on_ray(session.config)
+        elif state.values["update_baselines"] and _xdist_controller(session.config):
+            _update_references(session.config)
     except (ConfigError, DataError) as exc:
         raise pytest.UsageError(f"trainguard: {exc}") from None
 
 
-def _execute_on_ray(config: pytest.Config, state: dict) -> None:
+def _execute_on_ray(config: pytest.Config) -> None:
     """--tg-executor ray: the night's execute stage before the first case (the cases then judge what came back):
     the baseline seeds first under --tg-update-baselines, then the checked runs, one Ray task each."""
-    from .api import executor_for
-    from .checks import CheckSession
-    from .night.execute import execute
-    from .night.plan import plan_baselines, plan_night
+    from .night.execute import executor_for
+    from .night.plan import plan_baselines
 
     if _xdist_controller(config) or hasattr(config, "workerinput"):
         raise pytest.UsageError("--tg-executor ray spreads the runs over the Ray cluster itself: drop -n (pytest-xdist)")
-    matrix = get_matrix(config)
-    executor = executor_for(matrix.options, _printer(config))
+    night = get_night(config)
+    executor = executor_for(night.options, _printer(config))
     executor.prepare()
-    checks = state["checks"] = CheckSession(matrix)
-    if state["values"]["update_baselines"]:
-        executor.execute(plan_baselines(checks), checks)
-        _update_references(config, matrix, checks)
-    execute(plan_night(checks), checks, executor, _printer(config))
-    for note in checks.notes:  # the placement of the runs: the report prints it
-        _note(config, note)
+    if _state(config).values["update_baselines"]:
+        executor.execute(plan_baselines(night.checks), night.checks)
+        _update_references(config)
+    night.execute(night.plan(), executor)
 
 
 class CaseCheck:
-    """One parametrized case: :meth:`check` judges it through the session's policy, records its verdicts for the
-    report, and fails the test with every failing verdict's message (or skips it, with the reason)."""
+    """One parametrized case: :meth:`check` executes and judges it through the night (the one policy), keeps its
+    verdicts for the report, and fails the test with every failing verdict's message (or skips it, with the
+    reason)."""
 
     def __init__(self, config: pytest.Config, session, case) -> None:
-        self.config, self.state, self.session, self.case = config, _state(config), session, case
+        self.config, self.session, self.case = config, session, case
         self.kind = session.kind(case.kind)
 
     @classmethod
@@ -357,17 +370,15 @@ class CaseCheck:
 
         return cls(config, session, Case(kind, case_id, group=kind))
 
-    def judge(self):
+    def judge(self, keep: bool = True):
+        from .checks import Judgement
         from .core.spec import ConfigError
         from .stores.data import DataError
 
         if self.kind is None:
-            return _skipped(f"the check kind {self.case.kind} is off in this session (--tg-no-replay?)")
+            return Judgement(skipped=f"the check kind {self.case.kind} is off in this session (--tg-no-replay?)")
         try:
-            from .night.execute import execute_case
-
-            execute_case(self.session, self.kind, self.case, _printer(self.config))  # its runs, then the judge reads
-            return self.session.judge(self.kind, self.case)
+            return get_night(self.config).check(self.kind, self.case, keep=keep)
         except ConfigError as exc:  # a malformed reference is never a skip
             pytest.fail(f"trainguard: {exc}", pytrace=False)
         except DataError as exc:
@@ -376,28 +387,11 @@ class CaseCheck:
     def check(self) -> list:
         judgement = self.judge()
         if judgement.skipped:
-            _note(self.config, judgement.skipped)
             pytest.skip(judgement.skipped)
-        from .checks import record
-
-        record(self.state["verdicts"], judgement.verdicts)
         failures = [v.message for v in judgement.verdicts if v.fails]
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
         return judgement.verdicts
-
-
-def _skipped(reason: str):
-    from .checks import Judgement
-
-    return Judgement(skipped=reason)
-
-
-def _note(config: pytest.Config, note: str) -> None:
-    """A note the report prints (why a case checked nothing), once."""
-    notes = _state(config)["notes"]
-    if note not in notes:
-        notes.append(note)
 
 
 @pytest.fixture
@@ -411,12 +405,10 @@ def trainguard_replay(request, trainguard_checks):
     """A function: golden run name (or ``inputs``) → its replay's verdicts, judged by the replay check kind;
     replayed once per session. A change fails the test, strict or not (the replay was asked for); a missing golden
     skips, or fails under strict."""
-    import dataclasses
 
     def replay_one(name: str):
-        judgement = CaseCheck.for_case(request.config, trainguard_checks, "replay", name).judge()
+        judgement = CaseCheck.for_case(request.config, trainguard_checks, "replay", name).judge(keep=False)
         if judgement.skipped:
-            _note(request.config, judgement.skipped)
             pytest.skip(judgement.skipped)
         return [dataclasses.replace(v, flagged=False) for v in judgement.verdicts]  # asked for: a change fails
 
@@ -435,24 +427,26 @@ def trainguard_night(request):
     printer = _printer(request.config)
 
     def night(profile: str = "ci", **options):
-        from .api import publish, run_profile
-        from .options import session_options
         from .core.spec import ConfigError, load_profile
+        from .night.night import Night
+        from .night.record import publish
+        from .options import session_options
 
         try:
-            run = session_options(state["values"], load_profile(profile))
+            run = session_options(state.values, load_profile(profile))
+            for key, value in options.items():
+                setattr(run, key, value)
+            if state.values["update_baselines"]:
+                measured = Night(run, printer)
+                for line in measured.update_references():  # every reference: baseline, MNIST, golden runs
+                    printer(f"[trainguard] {line}")
+                run.baselines_dir = measured.options.baselines_dir
+                measured.close()
+            summary = Night(run, printer).run()
         except ConfigError as exc:
             pytest.fail(f"trainguard: {exc}", pytrace=False)
-        for key, value in options.items():
-            setattr(run, key, value)
-        if state["values"]["update_baselines"]:
-            _measure(run, printer)
-        try:
-            summary = run_profile(run, printer=printer)
-        except ConfigError as exc:
-            pytest.fail(f"trainguard: {exc}", pytrace=False)
-        state["report_path"] = publish(summary, state["values"]["report"], ledger=run.ledger_location, mlflow=run.mlflow)
-        state["verdicts"].extend(summary.verdicts)
+        state.report_path = publish(summary, state.values["report"], ledger=run.ledger_location, mlflow=run.mlflow)
+        state.elsewhere.extend(summary.verdicts)
         if summary.result == "NOTHING CHECKED":
             pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
                         " (or run this test once with --tg-update-baselines)", pytrace=False)
@@ -463,128 +457,59 @@ def trainguard_night(request):
     return night
 
 
-def _measure(options, printer) -> None:
-    """--tg-update-baselines for trainguard_night: every enabled kind's stored reference (the baseline seeds, the
-    MNIST distributions, the golden runs)."""
-    from .checks import CheckSession
-    from .runs.session import Matrix
-
-    matrix = Matrix(options, printer=printer)
-    if note := matrix.redirect_writes():
-        printer(f"[trainguard] {note}")
-    for line in CheckSession(matrix).update():
-        printer(f"[trainguard] {line}")
-    options.baselines_dir = matrix.options.baselines_dir
-
-
 @pytest.fixture
 def trainguard_check(request):
-    """Record verdicts for the report and fail with every failing verdict's message."""
-    state = _state(request.config)
-
+    """Keep verdicts for the report and fail with every failing verdict's message."""
     def check(verdicts: list) -> None:
-        state["verdicts"].extend(verdicts)
-        failures = [v.message for v in verdicts if not v.passed]
+        get_night(request.config).verdicts.extend(verdicts)
+        failures = [v.message for v in verdicts if v.fails]
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
 
     return check
 
 
-def _worker_payload(state: dict) -> dict:
-    """What a pytest-xdist worker hands the controller: plain JSON-able data."""
-    matrix, overfit = state["matrix"], _built_experiment(state)
-    return {
-        "verdicts": [dataclasses.asdict(v) for v in state["verdicts"]],
-        "replay": [o.to_json() for o in (state["checks"].replays.values() if state.get("checks") else [])],
-        "notes": list(state["notes"]),
-        "histories": [h.to_json() for h in matrix.histories.values()] if matrix else [],
-        "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
-                  for p in overfit.pairs.values()] if overfit else [],
-    }
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    """Controller side of pytest-xdist: collect each worker's verdicts and runs for one merged report."""
-    from .core.compare import Verdict
-    from .core.history import History
-
+    """Controller side of pytest-xdist: what each worker's night found, merged into one night and one report."""
     payload = getattr(node, "workeroutput", {}).get("trainguard")
-    if not payload:
-        return
-    state = _state(node.config)
-    state["verdicts"] += [Verdict(**v) for v in payload["verdicts"]]
-    state["notes"] += [s for s in payload["notes"] if s not in state["notes"]]
-    for data in payload["histories"]:
-        history = History.from_json(data)
-        state["worker_histories"][(history.model, history.seed)] = history
-    state["worker_pairs"] += payload["pairs"]
-    if payload.get("replay"):
-        from .stores.golden import Outcome
-
-        state["replay"].update({o["name"]: Outcome.from_json(o) for o in payload["replay"]})
-
-
-def _built_experiment(state: dict):
-    """The MNIST experiment this process's checks built (None if they built none)."""
-    return state["checks"].built_experiment if state.get("checks") is not None else None
-
-
-def _merged_overfit(state: dict):
-    """The controller's view of the MNIST experiment: the workers' pairs (no data, nothing to train)."""
-    if not state["worker_pairs"] or state["profile"].mnist is None:
-        return _built_experiment(state)
-    # Imported only when needed: a session that ran no trainguard test must not import torch/scipy at its
-    # end (after pytester's in-process runs, a first import of scipy there can fail).
-    from .core.history import History
-    from .engines.overfit import OverfitExperiment, Pair
-
-    return OverfitExperiment.from_pairs(state["profile"].mnist, [
-        Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
-        for p in state["worker_pairs"]])
+    if payload:
+        get_night(node.config).merge(payload)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    config = session.config
-    state = config.stash.get(_STATE_KEY, None)
-    if not state:
+    state = session.config.stash.get(_STATE_KEY, None)
+    if not state or state.night is None:
         return
-    if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the one report
-        config.workeroutput["trainguard"] = _worker_payload(state)
-        return
-    if state["worker_histories"] and state["matrix"] is None:
-        get_matrix(config).preload(state["worker_histories"])
-    overfit = _merged_overfit(state)
-    if state["matrix"] is None or not (state["matrix"].histories or (overfit and overfit.pairs)):
-        return
-    from .api import publish, summarize
-    from .checks import CheckSession
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller writes the one report
+        session.config.workeroutput["trainguard"] = state.night.payload()
+    elif state.night.ran_anything:
+        _record(session, state)
 
-    checks = state.get("checks")
-    if checks is None or checks.built_experiment is None and overfit is not None:
-        checks = CheckSession(state["matrix"], experiment=overfit)
-    path = state["values"]["report"]
+
+def _record(session: pytest.Session, state: PluginState) -> None:
+    """The night's record stage, as `trainguard run`'s: the report, the ledger, the job summary; the exit status."""
+    from .night.record import publish
+
+    night, path = state.night, state.values["report"]
     try:
-        checks.replays.update(state["replay"])  # the workers' replays (pytest-xdist)
-        summary = summarize(checks, state["verdicts"], state["notes"])
-        publish(summary, path, ledger=state["matrix"].options.ledger_location, mlflow=state["matrix"].options.mlflow)
+        summary = night.summary()
+        publish(summary, path, ledger=night.options.ledger_location, mlflow=night.options.mlflow)
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         import traceback
 
         from .core.storage import environment_error
 
         why = (environment_error(exc) if isinstance(exc, OSError) else None) or "".join(traceback.format_exception(exc))
-        _printer(config)(f"[trainguard] could not write the report {path}: {why}")
+        _printer(session.config)(f"[trainguard] could not write the report {path}: {why}")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
-    state["report_path"] = path
-    state["flags"] = [v for v in summary.flags if not v.passed]
+    state.report_path, state.flags = path, [v for v in summary.flags if not v.passed]
     if summary.result == "NOTHING CHECKED":
-        state["nothing"] = summary.notes
+        state.nothing = summary.notes
         if session.exitstatus == pytest.ExitCode.OK:  # trainguard's cases all skipped: not a pass (pytest's code 5)
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-    if any(not v.passed for v in summary.verdicts if v.check in ("drift", "speed")):
+    if any(v.fails for v in summary.verdicts if v.check in ("drift", "speed")):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # --tg-fail-on-drift / --tg-fail-on-slowdown
 
 
@@ -592,19 +517,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     state = config.stash.get(_STATE_KEY, None)
     if not state:
         return
-    if state.get("baseline_changes"):
-        path, changes = state["baseline_changes"]
+    if state.baseline_changes:
+        path, changes = state.baseline_changes
         terminalreporter.write_sep("-", f"trainguard: baseline {path} updated")
         for line in changes:
             terminalreporter.write_line(line)
-    if state.get("report_path"):
-        failed = sum(not v.passed for v in state["verdicts"])
+    if state.report_path:
+        verdicts = (state.night.verdicts if state.night is not None else []) + state.elsewhere
+        failed = sum(v.fails for v in verdicts)
         terminalreporter.write_sep("-", "trainguard")
-        terminalreporter.write_line(f"report: {state['report_path']} ({len(state['verdicts'])} checks, {failed} failed)")
-        if state.get("nothing"):
+        terminalreporter.write_line(f"report: {state.report_path} ({len(verdicts)} checks, {failed} failed)")
+        if state.nothing:
             terminalreporter.write_line("NOTHING CHECKED: no check compared anything; not a pass (exit 5). Why:")
-            for note in state["nothing"][1:]:
+            for note in state.nothing[1:]:
                 terminalreporter.write_line(f"  {note}")
-        for flag in state.get("flags", []):
+        for flag in state.flags:
             terminalreporter.write_line(f"FLAG {flag.message}")
-

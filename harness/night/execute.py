@@ -25,6 +25,15 @@ class Executor(Protocol):
         ...
 
 
+def executor_for(options, printer=print) -> Executor:
+    """The execute stage the options ask for: this process, or a Ray cluster (trainguard.night.cluster)."""
+    if options.executor == "ray":
+        from .cluster import RayExecutor
+
+        return RayExecutor(options.ray, printer)
+    return LocalExecutor(printer)
+
+
 def execute(plan: NightPlan, session, executor: Executor, printer=print) -> None:
     """The whole stage: the golden replays, then the executor's runs, then the runs closed to the judge."""
     if plan.goldens:

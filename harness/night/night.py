@@ -1,0 +1,140 @@
+"""One night, whichever front end runs it: the object both build.
+
+`trainguard run` calls :meth:`Night.run` (plan, execute, judge, summarize; the caller records). The pytest plugin
+holds one for its session and calls the same stages from its hooks: :meth:`check` executes and judges one case
+(pytest-xdist hands each worker the cases of its runs), :meth:`payload` / :meth:`merge` carry what a worker found
+to the controller, and :meth:`summary` is the night's summary, recorded by :func:`trainguard.night.record.publish`
+as the CLI records it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checks import CheckSession, Judgement, record
+from ..runs.session import Matrix, Options
+from .execute import execute, execute_case, executor_for
+from .judge import RunSummary, summarize
+from .plan import NightPlan, plan_night
+
+
+class Night:
+    """A night's runs (:class:`~trainguard.runs.session.Matrix`), its checks (:class:`~trainguard.checks.CheckSession`)
+    and what its judge found: the verdicts and the report's notes."""
+
+    def __init__(self, options: Options, printer=print, progress_bar: bool = False, experiment=None) -> None:
+        self.options, self.printer = options, printer
+        self.matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
+        self.checks = CheckSession(self.matrix, experiment=experiment)  # experiment: an MNIST one given (a re-render)
+        self.verdicts: list = []
+        self.notes: list[str] = []  # why a case checked nothing, where the runs trained: the report prints them
+        self._pairs: list = []  # MNIST pairs other processes (pytest-xdist workers) ran
+
+    # ------------------------------------------------------------------ the stages
+
+    def plan(self) -> NightPlan:
+        """Every run, pair and golden replay of the night, every input read and checked (ConfigError / DataError)."""
+        return plan_night(self.checks)
+
+    def execute(self, plan: NightPlan, executor=None) -> None:
+        """The golden replays, every planned run (this process, or the options' executor), then the runs closed."""
+        executor = executor or executor_for(self.options, self.printer)
+        execute(plan, self.checks, executor, self.printer)
+
+    def judge(self) -> list:
+        """Every case of every enabled kind, judged (the runs executed before)."""
+        record(self.verdicts, self.checks.verdicts())
+        return self.verdicts
+
+    def check(self, kind, case, keep: bool = True) -> Judgement:
+        """One case: its runs executed (from the cache where present), then judged; its verdicts kept for the
+        report (``keep``), and why it checked nothing, if it did not, noted."""
+        execute_case(self.checks, kind, case, self.printer)
+        judgement = self.checks.judge(kind, case)
+        if keep:
+            record(self.verdicts, judgement.verdicts)
+        if judgement.skipped and judgement.skipped not in self.notes:
+            self.notes.append(judgement.skipped)
+        return judgement
+
+    def summary(self, compare_with: Path | None = None) -> RunSummary:
+        """What the report shows, from the verdicts judged (here or merged from elsewhere)."""
+        checks = self.checks
+        if self._pairs and checks.built_experiment is None:  # the workers ran the MNIST pairs: judge-free merge
+            checks = CheckSession(self.matrix, experiment=self._merged_experiment())
+            checks.replays = self.checks.replays
+        notes = list(dict.fromkeys(self.notes + self.checks.notes))
+        return summarize(checks, self.verdicts, notes, compare_with)
+
+    def run(self, compare_with: Path | None = None, executor=None) -> RunSummary:
+        """`trainguard run`: plan (every input checked before anything trains), execute within the night's time
+        limit, judge, summarize. Raises ConfigError / DataError on bad input; a failed check is a verdict."""
+        from ..core import watchdog
+
+        try:
+            plan = self.plan()
+            executor = executor or executor_for(self.options, self.printer)
+            executor.prepare()  # an unusable executor (no Ray, a cluster address nobody answers at) fails now
+            watchdog.start_night(self.options.time_limit)  # runs past it stop as timed out; the report is still written
+            try:
+                self.execute(plan, executor)
+                self.judge()
+                return self.summary(compare_with)
+            finally:
+                watchdog.end_night()
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ references
+
+    def update_references(self, names: list[str] | None = None) -> list[str]:
+        """Rewrite the enabled kinds' stored references (or those named): what changed, line by line."""
+        if note := self.matrix.redirect_writes():
+            self.printer(f"[trainguard] {note}")
+        return self.checks.update(names)
+
+    # ------------------------------------------------------------------ a night of several processes
+
+    def payload(self) -> dict:
+        """What this process found, as plain JSON-able data (a pytest-xdist worker hands it to the controller)."""
+        import dataclasses
+
+        experiment = self.checks.built_experiment
+        return {
+            "verdicts": [dataclasses.asdict(v) for v in self.verdicts],
+            "replay": [o.to_json() for o in self.checks.replays.values()],
+            "notes": list(dict.fromkeys(self.notes + self.checks.notes)),
+            "histories": [h.to_json() for h in self.matrix.histories.values()],
+            "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
+                      for p in experiment.pairs.values()] if experiment else [],
+        }
+
+    def merge(self, payload: dict) -> None:
+        """Add what another process of this night found (its :meth:`payload`)."""
+        from ..core.compare import Verdict
+        from ..core.history import History
+        from ..stores.golden import Outcome
+
+        self.verdicts += [Verdict(**v) for v in payload["verdicts"]]
+        self.notes += [n for n in payload["notes"] if n not in self.notes]
+        self.matrix.preload({(h.model, h.seed): h for h in map(History.from_json, payload["histories"])})
+        self.checks.replays.update({o["name"]: Outcome.from_json(o) for o in payload.get("replay", [])})
+        self._pairs += payload["pairs"]
+
+    def _merged_experiment(self):
+        """The MNIST experiment of the merged pairs (no data, nothing to train)."""
+        from ..core.history import History
+        from ..engines.overfit import OverfitExperiment, Pair
+
+        return OverfitExperiment.from_pairs(self.matrix.profile.mnist, [
+            Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
+            for p in self._pairs])
+
+    @property
+    def ran_anything(self) -> bool:
+        """Did this night hold any run or MNIST pair (else there is nothing to report)?"""
+        experiment = self.checks.built_experiment
+        return bool(self.matrix.histories or self._pairs or (experiment is not None and experiment.pairs))
+
+    def close(self) -> None:
+        self.matrix.close()
