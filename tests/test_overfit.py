@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainguard.stores import data
+from trainguard.stores import data, mnist_baselines
 from trainguard.engines import overfit
 from trainguard.core.history import EpochRecord, History
 from trainguard.core.spec import ConfigError, load_profile
@@ -89,13 +89,13 @@ def test_gap_bands_are_derived_from_the_per_seed_baseline():
 def test_per_seed_mnist_baseline_round_trips_and_rejects_the_old_format(tmp_path):
     path = tmp_path / "mnist-torch-cpu.csv"
     per_seed = {s: {q: float(s + i) for i, q in enumerate(overfit.QUANTITIES)} for s in range(3)}
-    overfit.write_distribution(path, per_seed, {"seeds": [0, 1, 2]})
-    loaded = overfit.load_distribution(path)
+    mnist_baselines.write_distribution(path, per_seed, {"seeds": [0, 1, 2]})
+    loaded = mnist_baselines.load_distribution(path)
     assert loaded.per_seed == per_seed and loaded.values["gap_nodrop"] == [0.0, 1.0, 2.0]
     path.with_suffix(".meta.json").write_text('{"format_version": 1}')
     with pytest.raises(ConfigError, match="format_version 1.*regenerate"):
-        overfit.load_distribution(path)
-    assert overfit.load_distribution(tmp_path / "absent.csv") is None
+        mnist_baselines.load_distribution(path)
+    assert mnist_baselines.load_distribution(tmp_path / "absent.csv") is None
 
 
 def test_dropout_loss_check_uses_the_seed_average():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trainguard.stores import baselines, golden
+from trainguard.stores import baselines, golden, mnist_baselines
 from trainguard.core import storage, watchdog
 from trainguard.stores.ledger import JsonLinesLedger, open_ledger
 from trainguard.stores.runlog import RunLog, read_events
@@ -257,11 +257,11 @@ def test_the_mnist_baseline_reader_refuses_non_finite_or_missing_seeds(tmp_path,
 
     path = tmp_path / "ci" / "mnist-torch-cpu.csv"
     per_seed = {s: {q: 0.5 + s for q in overfit.QUANTITIES} for s in range(3)}
-    overfit.write_distribution(path, per_seed, {"seeds": [0, 1, 2, 3]})
+    mnist_baselines.write_distribution(path, per_seed, {"seeds": [0, 1, 2, 3]})
     if row is not None:
         path.write_text(path.read_text() + row + "\n")
     with pytest.raises(ConfigError, match=message):
-        overfit.load_distribution(path)
+        mnist_baselines.load_distribution(path)
 
 
 def test_a_golden_with_a_non_finite_value_is_refused(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core import compare
 from ..stores import baselines as bl
+from ..stores.mnist_baselines import distribution_path, load_distribution
 from . import Case, CheckKind, Part, Reference
 
 # trainguard.engines.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
@@ -55,17 +56,13 @@ def _stopped(session, case: Case) -> list:
 
 
 def distribution_file(matrix, framework: str):
-    from ..engines import overfit
-
     device_class = matrix.device.type if framework == "torch" else "cpu"  # MNIST runs are always fp32
-    return overfit.distribution_path(matrix.options.baselines_dir, matrix.profile.name, framework, device_class)
+    return distribution_path(matrix.options.baselines_dir, matrix.profile.name, framework, device_class)
 
 
 def read(matrix, framework: str):
     """The per-seed MNIST baseline of ``framework`` (None if absent; a malformed one raises ConfigError)."""
-    from ..engines import overfit
-
-    return overfit.load_distribution(distribution_file(matrix, framework))
+    return load_distribution(distribution_file(matrix, framework))
 
 
 class MnistGapBands(CheckKind):
@@ -107,11 +104,9 @@ class MnistGapBands(CheckKind):
                                     baseline.describe())
 
     def update(self, session) -> list[str]:
-        from ..engines import overfit
-
         if session.profile.mnist.synthetic:
             return []
-        return overfit.update_distributions(session.experiment, session.matrix.options.baselines_dir,
+        return update_distributions(session.experiment, session.matrix.options.baselines_dir,
                                             session.profile.name, session.matrix.device.type)
 
 
@@ -231,3 +226,36 @@ def epoch_rows(pair) -> list[dict]:
                 f"test loss{suffix}": f"{epoch.test_loss:.4f}", f"test acc{suffix}": f"{epoch.test_acc / 100:.4f}"}
 
     return [{"epoch": a.epoch, **columns(a, ""), **columns(b, " (dropout)")} for a, b in zip(pair.nodrop.epochs, pair.drop.epochs)]
+
+
+def update_distributions(experiment, baselines_dir, profile: str, device_class: str) -> list[str]:
+    """Run every baseline seed per framework and write its per-seed quantities; a summary line each."""
+    import dataclasses
+    import statistics
+
+    from ..core.environment import git_commit, versions
+    from ..engines.overfit import keras_available
+    from ..stores.mnist_baselines import distribution_path, write_distribution
+
+    config, lines = experiment.config, []
+    for framework in config.frameworks:
+        if framework == "keras" and (reason := keras_available()):
+            lines.append(f"keras skipped: {reason}")
+            continue
+        per_seed = experiment.per_seed(framework, config.baseline_seeds)
+        path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
+        framework_versions = versions()
+        if framework == "keras":
+            from importlib.metadata import PackageNotFoundError, version
+
+            for package in ("tensorflow", "tensorflow-cpu", "keras"):
+                try:
+                    framework_versions[package] = version(package)
+                except PackageNotFoundError:
+                    pass
+        write_distribution(path, per_seed, {"seeds": list(config.baseline_seeds), "versions": framework_versions,
+                                            "threads": experiment.threads, "commit": git_commit(), "config": dataclasses.asdict(config)})
+        gaps = [q["gap_nodrop"] for q in per_seed.values()]
+        lines.append(f"wrote {path}: {len(per_seed)} seeds, gap without dropout {statistics.fmean(gaps):.3f} "
+                     f"± {statistics.stdev(gaps):.3f}")
+    return lines
