@@ -23,7 +23,8 @@ from pathlib import Path
 from trainguard.checks import CheckSession
 from trainguard.night.cluster import RayExecutor
 from trainguard.night.plan import plan_baselines
-from trainguard.runs.session import Matrix, Options, RayResources
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options, RayResources
 from trainguard.core.spec import load_profile
 
 

@@ -40,7 +40,7 @@ _MOVED = {f"{__name__}.{old}": f"{__name__}.{new}" for old, new in {
     "compare": "core.compare", "plots": "core.plots", "progress": "core.progress", "ledger": "stores.ledger",
     "golden": "stores.golden", "results": "stores.results", "data": "stores.data", "runlog": "stores.runlog",
     "baselines": "stores.baselines", "engine": "engines.engine", "keras_engine": "engines.keras_engine",
-    "overfit": "engines.overfit", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.session",
+    "overfit": "engines.overfit", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.matrix",
     "export": "runs.export", "trend": "checks.trend", "dashboard": "report.dashboard",
     "mlflow_export": "report.mlflow_export", "cluster": "night.cluster", "selftest": "audit.selftest",
     "calibration": "audit.calibration"}.items()}

@@ -14,7 +14,7 @@ from .night.execute import executor_for
 from .night.judge import RunSummary, night_result, statistics_summary, summarize, trend_bands, versions_line
 from .night.record import export_to_mlflow, publish, report_files
 from .night.night import Night
-from .runs.session import Options
+from .runs.options import Options
 
 __all__ = ["Options", "RunSummary", "run_profile", "summarize", "publish", "night_result", "executor_for",
            "export_to_mlflow", "report_files", "statistics_summary", "trend_bands", "versions_line"]

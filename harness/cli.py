@@ -198,7 +198,7 @@ def _options(args):
 
 def _matrix(args):
     from .core.progress import interactive
-    from .runs.session import Matrix
+    from .runs.matrix import Matrix
 
     return Matrix(_options(args), progress_bar=interactive())
 

@@ -74,7 +74,7 @@ def _shard(text: str) -> tuple[int, int]:
 @dataclass(frozen=True)
 class CommandOption:
     """One option of both command lines (the ``trainguard`` command's and pytest's); the run's settings that
-    these options fill in are :class:`trainguard.runs.session.Options`."""
+    these options fill in are :class:`trainguard.runs.matrix.Options`."""
 
     name: str  # the CLI's long name without dashes; pytest's is PYTEST_PREFIX + name
     help: str
@@ -239,7 +239,7 @@ def ledger_location(values: dict) -> str:
 
 
 def _ray_resources(values: dict):
-    from .runs.session import RayResources
+    from .runs.options import RayResources
 
     retries = values.get("ray_retries")
     return RayResources(address=values.get("ray_address"), cpus_per_run=values.get("cpus_per_run"),
@@ -247,8 +247,8 @@ def _ray_resources(values: dict):
 
 
 def session_options(values: dict, profile):
-    """The run's :class:`trainguard.runs.session.Options` from either front end's values."""
-    from .runs.session import Options
+    """The run's :class:`trainguard.runs.matrix.Options` from either front end's values."""
+    from .runs.options import Options
     from .core.spec import baselines_dir_for, strict_default
 
     strict = strict_default() if values["strict"] is None else values["strict"]

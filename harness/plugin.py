@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11: trainguard``): options, parametrization, session cache, report.
 
-Thin hooks over :class:`trainguard.runs.session.Matrix`, :class:`trainguard.checks.CheckSession` and
+Thin hooks over :class:`trainguard.runs.matrix.Matrix`, :class:`trainguard.checks.CheckSession` and
 :mod:`trainguard.api`. Test modules ask for fixtures:
 
 - ``trainguard_case``: one case of one check kind (trainguard.checks), parametrized from the chosen profile —
@@ -418,7 +418,7 @@ def trainguard_replay(request, trainguard_checks):
 @pytest.fixture
 def trainguard_night(request):
     """For a user's own tests: ``trainguard_night("mine.toml")`` runs a whole night of that profile (a name or a
-    path; ``**options`` override trainguard.runs.session.Options fields, e.g. ``device="cpu"``) with this pytest run's
+    path; ``**options`` override trainguard.runs.matrix.Options fields, e.g. ``device="cpu"``) with this pytest run's
     ``--tg-*`` options — the same replay, checks, verdicts and report as ``trainguard run`` — and returns its
     RunSummary. It fails with every failing check's message; a night that compares nothing (no baseline or golden
     yet) fails on first use, naming the command that creates them; under ``--tg-update-baselines`` the profile's

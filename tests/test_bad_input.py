@@ -144,7 +144,8 @@ def test_a_factory_that_returns_no_module_is_named(project):
 
 
 def test_importing_a_user_model_leaves_sys_path_as_it_was(project):
-    from trainguard.runs.session import Matrix, Options
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
 
     before = list(sys.path)
     os.chdir(project.parent)  # the profile's directory is searched because it holds the profile, not the cwd

@@ -145,7 +145,7 @@ def test_a_kind_registered_in_the_process_goes_through_the_night(tmp_path, monke
     """The library: the CLI's run_profile judges and renders a kind registered from code (as an entry point would)."""
     from trainguard.report import markdown as report
     from trainguard.api import run_profile
-    from trainguard.runs.session import Options
+    from trainguard.runs.options import Options
 
     monkeypatch.setattr(registry, "_registered", {**registry._registered})  # undone after the test
     monkeypatch.setattr(registry, "_loaded", {**registry._loaded})

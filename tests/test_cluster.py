@@ -19,7 +19,7 @@ import pytest
 
 from trainguard import cli
 from trainguard.api import run_profile
-from trainguard.runs.session import Options, RayResources
+from trainguard.runs.options import Options, RayResources
 from trainguard.core.spec import load_profile
 
 SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
@@ -291,7 +291,7 @@ def test_ctrl_c_on_the_driver_cancels_the_outstanding_tasks(tmp_path, ray_cluste
     from trainguard.checks import CheckSession
     from trainguard.night.cluster import RayExecutor
     from trainguard.night.plan import plan_night
-    from trainguard.runs.session import Matrix
+    from trainguard.runs.matrix import Matrix
 
     (tmp_path / "slownet.py").write_text(SLOW)
     profile = _profile(tmp_path, models=["slownet:SlowNet"])

@@ -9,7 +9,8 @@ from trainguard.stores import data
 from trainguard.engines import overfit
 from trainguard.cli import main
 from trainguard.runs.export import export_profile_data
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import load_profile
 
 PROFILE = """

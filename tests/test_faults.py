@@ -14,7 +14,8 @@ import pytest
 
 from trainguard.stores import results
 from trainguard.runs import training
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,8 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from trainguard.runs.session import Matrix, Options
+        from trainguard.runs.matrix import Matrix
+        from trainguard.runs.options import Options
         from trainguard.core.spec import load_profile
         from trainguard.engines import engine
         tmp = Path({str(tmp_path)!r})

@@ -13,7 +13,8 @@ from trainguard.checks import CheckSession
 from trainguard.checks.mnist import MnistConclusions
 from trainguard.night.execute import LocalExecutor, close_runs
 from trainguard.night.plan import plan_night
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import OverfitConfig, load_profile
 
 

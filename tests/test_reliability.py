@@ -360,7 +360,8 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
     from trainguard.engines import overfit
     from trainguard.checks import CheckSession
     from trainguard.checks.mnist import MnistConclusions
-    from trainguard.runs.session import Matrix, Options
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
     from trainguard.core.spec import OverfitConfig, load_profile
 
     hang = tmp_path / "hang"
@@ -388,7 +389,8 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
 
 
 def test_a_lock_never_released_fails_that_run_not_the_night(tmp_path, monkeypatch, smoke_runs):
-    from trainguard.runs.session import Matrix, Options
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
     from trainguard.core.spec import load_profile
 
     monkeypatch.setenv("TRAINGUARD_LOCK_TIMEOUT", "1")

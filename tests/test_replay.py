@@ -16,7 +16,8 @@ from trainguard.engines import engine
 from trainguard.stores import golden
 from trainguard.replay import golden_runs as replay
 from trainguard.checks import Case, CheckSession
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import ConfigError, load_profile
 
 

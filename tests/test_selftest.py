@@ -9,7 +9,8 @@ from trainguard.audit import selftest
 from trainguard.checks import CheckSession
 from trainguard.night.execute import execute_case
 from trainguard.checks.baseline import evaluation_verdicts
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ import pytest
 from trainguard.checks import CheckSession
 from trainguard.checks.baseline import baseline_file
 from trainguard.checks.conclusions import conclusion_seeds
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import PublishedCheck, load_profile
 
 
@@ -118,7 +119,7 @@ def test_the_instruction_set_is_part_of_a_run_s_key(tmp_path, monkeypatch):
                     printer=lambda line: None)
     here = matrix.run_spec("NewModel2", 100).key()
     real = environment.versions
-    monkeypatch.setattr("trainguard.runs.session.versions", lambda: {**real(), "isa": "another"})
+    monkeypatch.setattr("trainguard.runs.matrix.versions", lambda: {**real(), "isa": "another"})
     assert matrix.run_spec("NewModel2", 100).key() != here
 
 

@@ -22,7 +22,8 @@ from trainguard.stores import data
 from trainguard.engines import engine, stacked
 from trainguard.checks.baseline import missing_message
 from trainguard.models import cifar
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import ConfigError, RunSpec, TrainConfig, load_profile
 
 CPU = torch.device("cpu")

@@ -9,7 +9,8 @@ import pytest
 
 from trainguard.core import stats
 from trainguard.checks import baseline, per_check_alpha
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import ConfigError, load_profile
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from trainguard.stores import golden
 from trainguard.replay import golden_runs as replay
-from trainguard.runs.session import Matrix, Options
+from trainguard.runs.matrix import Matrix
+from trainguard.runs.options import Options
 from trainguard.core.spec import load_profile
 
 SIZES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)

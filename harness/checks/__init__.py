@@ -153,7 +153,7 @@ def per_check_alpha(profile) -> float:
 
 
 class CheckSession:
-    """One run's checks over its runs (a :class:`trainguard.runs.session.Matrix`): the enabled kinds, their references
+    """One run's checks over its runs (a :class:`trainguard.runs.matrix.Matrix`): the enabled kinds, their references
     (read once), the MNIST experiment (built once), and the judging policy."""
 
     def __init__(self, matrix, experiment=None) -> None:
@@ -218,7 +218,7 @@ class CheckSession:
     def run_failures(self, runs) -> list[Verdict]:
         """A failing verdict for each run that stopped (diverged, out of memory, missing) before its budget."""
         from ..core.compare import Verdict
-        from ..runs.session import describe_stop
+        from ..runs.matrix import describe_stop
 
         failures = []
         for model, budget, seed in dict.fromkeys(runs):
@@ -230,7 +230,7 @@ class CheckSession:
 
     def stopped_failures(self, histories) -> list[Verdict]:
         from ..core.compare import Verdict
-        from ..runs.session import describe_stop
+        from ..runs.matrix import describe_stop
 
         return [Verdict("run", f"{h.model}-seed{h.seed}", False, describe_stop(h)) for h in histories]
 

@@ -73,7 +73,7 @@ class MnistGapBands(CheckKind):
         return profile.mnist is not None
 
     def band_checks(self, profile) -> int:
-        return profile.mnist.band_check_count()
+        return profile.mnist.band_checks()
 
     def cases(self, profile) -> list[Case]:
         return _framework_cases(self.name, profile)

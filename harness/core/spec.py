@@ -258,7 +258,7 @@ class OverfitConfig:
     rise_note: str = ""
     synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
 
-    def band_check_count(self) -> int:
+    def band_checks(self) -> int:
         """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
         return 0 if self.synthetic else len(self.frameworks) * len(MNIST_BAND_QUANTITIES)
 

@@ -224,15 +224,20 @@ class OverfitExperiment:
     allow_training: bool = True  # False once a night's execute stage is done: a missing pair is a failed run
 
     def pair(self, framework: str, seed: int) -> Pair:
+        """The pair of ``framework`` and ``seed``: run here (both arms) unless it is already held."""
         if (framework, seed) not in self.pairs:
             subset = small_subset(self.mnist, self.config, seed)
-            runs = []
-            for dropout in (0.0, self.config.dropout):
-                history = self._run(framework, subset, dropout, seed)
-                if history.status != "missing":  # a run that never started leaves nothing in the run log
-                    self._log(framework, dropout, history)
-                runs.append(history)
-            self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
+            runs = [self._run(framework, subset, dropout, seed) for dropout in (0.0, self.config.dropout)]
+            self.record_pair(framework, seed, runs)
+        return self.pairs[(framework, seed)]
+
+    def record_pair(self, framework: str, seed: int, runs: list[History]) -> Pair:
+        """Hold a pair's two runs (without, with dropout), run here or elsewhere (a Ray worker), and append each
+        that started to the run log, so the report can be re-rendered from the log."""
+        for dropout, history in zip((0.0, self.config.dropout), runs):
+            if history.status != "missing":  # a run that never started leaves nothing in the run log
+                self._log(framework, dropout, history)
+        self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         return self.pairs[(framework, seed)]
 
     def _run(self, framework: str, subset: Dataset, dropout: float, seed: int) -> History:

@@ -29,7 +29,8 @@ from ..core import watchdog
 from ..core.errors import ConfigError
 from ..core.history import History
 from .plan import NightPlan
-from ..runs.session import RayResources, model_search_paths
+from ..runs.matrix import model_search_paths
+from ..runs.options import RayResources
 from ..runs.training import stopped
 from ..core.spec import RunSpec, seed_list
 
@@ -376,15 +377,14 @@ class RayExecutor:
         self.printer(f"[trainguard] Ray: {label} {'/'.join(statuses)} on {where} in {result.seconds:.1f} s")
 
     def _record_pair(self, item: tuple[str, int], value, session) -> None:
-        from ..engines.overfit import Pair, log_name
+        from ..engines.overfit import log_name
 
         framework, seed = item
         runs, host, pid, seconds = value
         experiment = session.experiment
-        for dropout, history in zip((0.0, experiment.config.dropout), runs):
-            experiment._log(framework, dropout, history)
+        experiment.record_pair(framework, seed, runs)
+        for dropout in (0.0, experiment.config.dropout):
             self.placements[(log_name(framework, dropout), seed)] = host
-        experiment.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         self.printer(f"[trainguard] Ray: MNIST {framework} seed {seed} on {host} (pid {pid}) in {seconds:.1f} s")
 
     def placement_note(self) -> str | None:

@@ -16,7 +16,7 @@ from ..checks import published as published_kind
 from ..core import compare
 from ..core.history import History
 from ..core.spec import METRICS, ConfigError, Profile, seed_list
-from ..runs.session import Matrix, describe_stop
+from ..runs.matrix import Matrix, describe_stop
 
 CHECK_ORDER = ("replay", "run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
 
@@ -38,7 +38,7 @@ class RunSummary:
     test_split: str = ""
     changes: tuple[str, dict, dict] | None = None  # (--compare source, its runs, this run's) per model
     entry: dict | None = None  # this run's history entry (trainguard.checks.trend.history_entry)
-    history: list[dict] = field(default_factory=list)  # earlier entries of this profile and device class, then entry
+    past_nights: list[dict] = field(default_factory=list)  # the ledger's earlier entries of this profile and class, then entry
     flags: list[compare.Verdict] = field(default_factory=list)  # drift and speed (failing only where asked)
     trend_notes: list[str] = field(default_factory=list)
     trend_metric: str = "test_acc"
@@ -208,7 +208,7 @@ def _trend(session: CheckSession) -> dict:
                                               st.false_alarm_rate, st.power)
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
     metric, bands = trend_bands(matrix, table)
-    return {"entry": entry, "history": [*earlier, entry], "flags": drift + speed,
+    return {"entry": entry, "past_nights": [*earlier, entry], "flags": drift + speed,
             "trend_notes": ([] if location else ["no ledger of nights (--ledger): nothing compared between runs"])
             + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
 

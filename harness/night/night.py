@@ -12,14 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checks import CheckSession, Judgement, record
-from ..runs.session import Matrix, Options
+from ..runs.matrix import Matrix
+from ..runs.options import Options
 from .execute import execute, execute_case, executor_for
 from .judge import RunSummary, summarize
 from .plan import NightPlan, plan_night
 
 
 class Night:
-    """A night's runs (:class:`~trainguard.runs.session.Matrix`), its checks (:class:`~trainguard.checks.CheckSession`)
+    """A night's runs (:class:`~trainguard.runs.matrix.Matrix`), its checks (:class:`~trainguard.checks.CheckSession`)
     and what its judge found: the verdicts and the report's notes."""
 
     def __init__(self, options: Options, printer=print, progress_bar: bool = False, experiment=None) -> None:

@@ -499,7 +499,8 @@ def _child_main(argv: list[str]) -> int:
     JSON in OUT (the lower-ISA perturbation runs in such a child: the ISA is chosen at process start)."""
     import argparse
 
-    from ..runs.session import Matrix, Options
+    from ..runs.matrix import Matrix
+    from ..runs.options import Options
     from ..core.spec import load_profile
 
     parser = argparse.ArgumentParser(prog="python -m trainguard.replay.golden_runs")

@@ -250,7 +250,7 @@ def trend_section(summary, figures: list[str]) -> str:
     """Between nights: this run's speed and memory, drift and speed flags, the last runs per cell."""
     from ..checks.trend import LABELS, history_rows
 
-    lines = ["## Trend", "", f"This run against the ledger ({len(summary.history) - 1} earlier run(s) of "
+    lines = ["## Trend", "", f"This run against the ledger ({len(summary.past_nights) - 1} earlier run(s) of "
              f"profile {summary.profile.name} on {summary.entry['device_class']}; hardware {summary.entry['hardware']}).", ""]
     speed = [{"model": m, "epoch s (median)": f"{s['epoch_seconds']:.3f}", "images/s": f"{s['images_per_second']:.0f}",
               "peak memory MiB": f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") else "—"}
@@ -277,9 +277,9 @@ def trend_section(summary, figures: list[str]) -> str:
         lines += [f"- {'pass' if v.passed else '**SLOWDOWN**'}: {v.message}" for v in speed] + [""]
     lines += [f"> {note}" for note in summary.trend_notes]
     lines.append("")
-    rows = history_rows(summary.history, TREND_RUNS)
+    rows = history_rows(summary.past_nights, TREND_RUNS)
     if rows:
-        lines += [f"The last {min(TREND_RUNS, len(summary.history))} runs (checked statistic, mean over each run's seeds):",
+        lines += [f"The last {min(TREND_RUNS, len(summary.past_nights))} runs (checked statistic, mean over each run's seeds):",
                   "", _table(pd.DataFrame.from_records(rows)), ""]
     lines += [f"![Trend: {name}]({name})" for name in figures]
     return "\n".join(lines + [""])
@@ -290,7 +290,7 @@ def trend_figures(summary, path: Path) -> list[str]:
     from ..core import plots
     from ..checks.trend import LABELS, series
 
-    entries = summary.history[-TREND_RUNS:]
+    entries = summary.past_nights[-TREND_RUNS:]
     if len(entries) < 2:
         return []
     runs = [e.get("time", "?")[5:16].replace("T", " ") for e in entries]

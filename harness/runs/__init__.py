@@ -1,2 +1,2 @@
-"""Runs: the runs of one profile (:class:`trainguard.runs.session.Matrix`): which runs, where their results come
+"""Runs: the runs of one profile (:class:`trainguard.runs.matrix.Matrix`): which runs, where their results come
 from (the result cache, the run log), training one, and exporting the profile's data."""

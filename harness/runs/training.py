@@ -1,4 +1,4 @@
-"""The training of one run for a :class:`trainguard.runs.session.Matrix`: announce it, log it epoch by epoch (the run
+"""The training of one run for a :class:`trainguard.runs.matrix.Matrix`: announce it, log it epoch by epoch (the run
 log), train it (trainguard.engines.engine, or trainguard.engines.stacked for --stack-seeds), stamp it and cache it.
 
 A stopped run (diverged, out of memory) is logged and reported, never cached; an interrupted one is logged as
