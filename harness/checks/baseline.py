@@ -165,7 +165,7 @@ def evaluation_verdicts(matrix, model: str, budget: int, seed: int) -> list[comp
 # ---------------------------------------------------------------------- the stored baseline (I/O)
 
 def baseline_file(matrix) -> Path:
-    return bl.baseline_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device_class)
+    return matrix.references.baseline
 
 
 def read(matrix) -> bl.BaselineTable | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core import compare
 from ..stores import baselines as bl
-from ..stores.mnist_baselines import distribution_path, load_distribution
+from ..stores.mnist_baselines import load_distribution
 from . import Case, CheckKind, Part, Reference
 
 # trainguard.engines.overfit (the experiment, and so torch) is imported where a check runs, not when the plugin lists
@@ -56,8 +56,7 @@ def _stopped(session, case: Case) -> list:
 
 
 def distribution_file(matrix, framework: str):
-    device_class = matrix.device.type if framework == "torch" else "cpu"  # MNIST runs are always fp32
-    return distribution_path(matrix.options.baselines_dir, matrix.profile.name, framework, device_class)
+    return matrix.references.mnist(framework)
 
 
 def read(matrix, framework: str):
@@ -106,8 +105,7 @@ class MnistGapBands(CheckKind):
     def update(self, session) -> list[str]:
         if session.profile.mnist.synthetic:
             return []
-        return update_distributions(session.experiment, session.matrix.options.baselines_dir,
-                                            session.profile.name, session.matrix.device.type)
+        return update_distributions(session.experiment, session.matrix.references)
 
 
 class MnistConclusions(CheckKind):
@@ -228,14 +226,14 @@ def epoch_rows(pair) -> list[dict]:
     return [{"epoch": a.epoch, **columns(a, ""), **columns(b, " (dropout)")} for a, b in zip(pair.nodrop.epochs, pair.drop.epochs)]
 
 
-def update_distributions(experiment, baselines_dir, profile: str, device_class: str) -> list[str]:
+def update_distributions(experiment, references) -> list[str]:
     """Run every baseline seed per framework and write its per-seed quantities; a summary line each."""
     import dataclasses
     import statistics
 
     from ..core.environment import git_commit, versions
     from ..engines.overfit import keras_available
-    from ..stores.mnist_baselines import distribution_path, write_distribution
+    from ..stores.mnist_baselines import write_distribution
 
     config, lines = experiment.config, []
     for framework in config.frameworks:
@@ -243,7 +241,7 @@ def update_distributions(experiment, baselines_dir, profile: str, device_class: 
             lines.append(f"keras skipped: {reason}")
             continue
         per_seed = experiment.per_seed(framework, config.baseline_seeds)
-        path = distribution_path(baselines_dir, profile, framework, device_class if framework == "torch" else "cpu")
+        path = references.mnist(framework)
         framework_versions = versions()
         if framework == "keras":
             from importlib.metadata import PackageNotFoundError, version

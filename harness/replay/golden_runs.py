@@ -35,7 +35,7 @@ from ..stores import data
 from ..engines import engine
 from ..core.environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from ..stores.golden import (INPUTS, CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome,
-                             TracePart, Trace, compare, golden_path, inputs_path, measure, read_golden, read_inputs,
+                             TracePart, Trace, compare, measure, missing_message, read_golden, read_inputs,
                              write_goldens_together)
 from ..core.spec import ConfigError
 from ..core.storage import WaitTimeout
@@ -301,7 +301,7 @@ def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -
 def golden_file(matrix, name: str) -> Path:
     """Golden runs are always fp32, eager, one seed at a time (whatever --precision, --compile or --stack-seeds
     the night uses), so their class is the device's type: ``golden-cpu``, ``golden-cuda``."""
-    return golden_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type, name)
+    return matrix.references.golden(name)
 
 
 
@@ -320,7 +320,7 @@ def replay_inputs(matrix, experiment=None) -> Outcome:
     """The night's inputs against those recorded with the goldens: exact (integers), at full scale, in about a
     second. It sees what the golden runs cannot — a change to images or labels past the first images of each class
     — and says which split moved; what a changed split does to the accuracies is for the bands (docs/replay.md)."""
-    path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+    path = matrix.references.inputs
     recorded = read_inputs(path)
     if recorded is None:
         return Outcome(INPUTS, MISSING, f"{INPUTS}: no fingerprint of the night's data at {path}; write it (and only "
@@ -400,7 +400,7 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
         printer(f"[trainguard] {lines[-1]}")
     inputs = {}
     if record_inputs:
-        path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+        path = matrix.references.inputs
         inputs[path] = night_inputs(matrix, experiment)
         counts = ", ".join(f"{name} ({value['images']:,})" for name, value in inputs[path].items())
         lines.append(f"{path}: every image and label of {counts}, fingerprinted")
@@ -425,8 +425,7 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
     for name in names:
         golden = goldens[name]
         if golden is None:
-            outcomes.append(Outcome(name, MISSING, f"{name}: no golden run at {golden_file(matrix, name)}; write it with "
-                                                   f"`trainguard baselines update --golden --profile {matrix.profile.cli_name}`"))
+            outcomes.append(Outcome(name, MISSING, missing_message(name, golden_file(matrix, name), matrix.profile.cli_name)))
             continue
         started = time.perf_counter()
         if golden.spec.get("threads") != matrix.profile.golden.threads:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..checks import Case, CheckKind, Reference
 from ..core.compare import Verdict
-from ..stores.golden import INPUTS, MISSING, inputs_path, read_golden, read_inputs
+from ..stores.golden import INPUTS, MISSING, missing_message, read_golden, read_inputs
 
 
 class GoldenReplay(CheckKind):
@@ -35,17 +35,15 @@ class GoldenReplay(CheckKind):
         """The golden file (read and checked: a corrupt one is a ConfigError before anything trains), or why none."""
         matrix, command = session.matrix, f"trainguard baselines update --golden --profile {session.profile.cli_name}"
         if case.id == INPUTS:
-            path = inputs_path(matrix.options.baselines_dir, matrix.profile.name, matrix.device.type)
+            path = matrix.references.inputs
             recorded = read_inputs(path)
             return Reference(recorded) if recorded is not None else Reference(missing=(
                 f"{INPUTS}: no fingerprint of the night's data at {path}; write it (and only it) with "
                 f"`{command} --names {INPUTS}`"))
-        from .golden_runs import golden_file  # torch: only once a night judges
-
-        path = golden_file(matrix, case.id)
+        path = matrix.references.golden(case.id)
         recorded = read_golden(path)
         return Reference(recorded) if recorded is not None else Reference(
-            missing=f"{case.id}: no golden run at {path}; write it with `{command}`")
+            missing=missing_message(case.id, path, session.profile.cli_name))
 
     def verdicts(self, session, case: Case, reference) -> list[Verdict]:
         outcome = session.replays.get(case.id)
@@ -56,13 +54,13 @@ class GoldenReplay(CheckKind):
 
     def update(self, session) -> list[str]:
         """Write every golden run with its noise envelope, and the fingerprints of the night's inputs."""
-        from .golden_runs import golden_file, write_goldens
+        from .golden_runs import write_goldens
 
         matrix = session.matrix
         written = write_goldens(matrix, printer=matrix.printer,  # each file said as it is written (minutes)
                                 command=f"trainguard baselines update --profile {session.profile.cli_name}")
         return [f"golden runs of {session.profile.name}: {len(written)} file(s) in "
-                f"{golden_file(matrix, 'x').parent}" if written else "no golden runs written"]
+                f"{matrix.references.golden_dir}" if written else "no golden runs written"]
 
 
 def outcome_verdict(outcome) -> Verdict:

@@ -24,6 +24,7 @@ from ..core import watchdog
 from ..core.environment import git_commit, versions
 from ..core.history import EpochRecord, History
 from ..stores.results import ResultStore, code_fingerprint
+from ..stores.references import References
 from ..stores.runlog import RunLog
 from ..core.spec import seed_list  # noqa: F401 (re-exported: callers import it from here)
 from ..core.spec import ConfigError, Profile, RunSpec
@@ -98,6 +99,12 @@ class Matrix:
                 f"directory from now on)")
 
     # ------------------------------------------------------------------ data and training
+
+    @property
+    def references(self) -> References:
+        """Where this night's stored references live (trainguard.stores.references): the baseline of its device
+        class, the MNIST distributions, the golden runs and inputs fingerprints of its device type."""
+        return References(Path(self.options.baselines_dir), self.profile.name, self.device_class, self.device.type)
 
     @property
     def dataset(self) -> data.Dataset:

@@ -109,10 +109,6 @@ def curve(history) -> list[dict[str, float]]:
             for record in history.epochs]
 
 
-def baseline_path(root: Path, profile: str, device_class: str) -> Path:
-    return Path(root) / profile / f"{device_class}.csv"
-
-
 def meta_path(csv_path: Path) -> Path:
     return csv_path.with_suffix(".meta.json")
 

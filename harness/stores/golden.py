@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..core.spec import ConfigError
 from ..core.storage import recover_staged, write_together
+from .references import INPUTS_FILE, References  # noqa: F401 (INPUTS_FILE re-exported)
 
 FORMAT_VERSION = 1
 STEP_SERIES = ("loss", "grad_norm", "lr")  # in the order a step produces them
@@ -403,13 +404,14 @@ def _on_another_environment(golden: Golden, replay: Trace, name: str, first, bey
 
 # ------------------------------------------------------------------------------------------ files
 
-def golden_dir(baselines_dir: Path | str, profile: str, device_class: str) -> Path:
-    return Path(baselines_dir) / profile / f"golden-{device_class}"
+def missing_message(name: str, path: Path, profile: str) -> str:
+    """What a night says where a golden run has no file: where it looked, and the command that writes it."""
+    return f"{name}: no golden run at {path}; write it with `trainguard baselines update --golden --profile {profile}`"
 
 
 def golden_path(baselines_dir: Path | str, profile: str, device_class: str, name: str) -> Path:
-    """``<name>.json``; a user's ``module:attr`` model is stored as ``module--attr.json`` (no ':' in file names)."""
-    return golden_dir(baselines_dir, profile, device_class) / f"{name.replace(':', '--')}.json"
+    """Where the golden run ``name`` lives (trainguard.stores.references decides)."""
+    return References(Path(baselines_dir), profile, device_class, device_class).golden(name)
 
 
 def golden_bytes(golden: Golden) -> bytes:
@@ -430,11 +432,11 @@ def write_goldens_together(goldens: dict[Path, Golden], inputs: dict[Path, dict]
 
 
 INPUTS = "inputs"  # the replay's case for the night's data at full scale (beside the golden runs' names)
-INPUTS_FILE = "inputs.json"  # beside the goldens: the night's data at full scale, per split (read_inputs)
 
 
 def inputs_path(baselines_dir: Path | str, profile: str, device_class: str) -> Path:
-    return golden_dir(baselines_dir, profile, device_class) / INPUTS_FILE
+    """Where the night's inputs fingerprints live (trainguard.stores.references decides)."""
+    return References(Path(baselines_dir), profile, device_class, device_class).inputs
 
 
 def inputs_bytes(fingerprints: dict[str, dict]) -> bytes:

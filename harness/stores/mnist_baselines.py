@@ -28,12 +28,6 @@ class MnistBaseline:
         return f"{self.path.parent.name}/{self.path.name} (seeds {seeds[0]}–{seeds[-1]}, n={len(seeds)})"
 
 
-def distribution_path(baselines_dir, profile: str, framework: str, device_class: str):
-    from pathlib import Path
-
-    return Path(baselines_dir) / profile / f"mnist-{framework}-{device_class}.csv"
-
-
 MNIST_FORMAT_VERSION = 2  # 2: one row per baseline seed (1 held only mean/std/min/max)
 
 
