@@ -81,22 +81,36 @@ def _explicit_dist(config: pytest.Config) -> bool:
     return any(a in ("--dist", "-d") or a.startswith("--dist=") for a in _command_line(config))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    from .core.spec import ConfigError, load_profile
+MARKERS = ("slow: trains models on real data (minutes or more); run with -m slow",
+           "selftest: trains injected regressions (opt-in: runs only when -m names it)",
+           "replay: replays the profile's golden runs step by step (seconds; pytest -m replay)",
+           "trainguard_kinds(*names): parametrize trainguard_case with these check kinds only")
 
-    config.addinivalue_line("markers", "slow: trains models on real data (minutes or more); run with -m slow")
-    config.addinivalue_line("markers", "selftest: trains injected regressions (opt-in: runs only when -m names it)")
-    config.addinivalue_line("markers", "replay: replays the profile's golden runs step by step (seconds; pytest -m replay)")
-    config.addinivalue_line("markers", "trainguard_kinds(*names): parametrize trainguard_case with these check kinds only")
+
+def pytest_configure(config: pytest.Config) -> None:
+    _register_markers(config)
+    config.stash[_STATE_KEY] = _configured_state(config)
+
+
+def _register_markers(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     if not config.pluginmanager.hasplugin("xdist"):  # xdist registers it itself
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist group (one training run per group)")
+
+
+def _configured_state(config: pytest.Config) -> PluginState:
+    """The options resolved (command line, ini keys) and the profile read — a TOML read: no torch —; where this run
+    asked for trainguard, its pytest-xdist workers pinned to a CUDA device each and grouped by training run."""
+    from .core.spec import ConfigError, load_profile
+
     try:
         values = resolve_pytest_options(config.getoption, config.getini, config.rootpath,
                                         Path(config.invocation_params.dir))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     try:
-        profile = load_profile(values["profile"])  # a TOML read: no torch
+        profile = load_profile(values["profile"])
     except ConfigError as exc:
         raise pytest.UsageError(f"--tg-profile: {exc}") from None
     active = requested(config)
@@ -107,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = pinned
     if active and getattr(config.option, "dist", "no") == "load" and not _explicit_dist(config):
         config.option.dist = "loadgroup"  # -n N: keep each model's tests on one worker (its run is trained once)
-    config.stash[_STATE_KEY] = PluginState(profile, values, active)
+    return PluginState(profile, values, active)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -150,15 +164,23 @@ def test_group(item) -> str:
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """trainguard's tests only: group them by training run (pytest-xdist), run cross-model checks last,
-    keep one shard. Other tests are left as they are."""
-    state = _state(config)
-    if "selftest" not in (config.getoption("markexpr") or ""):
-        # only trainguard's own self-test cases (they use its fixtures): another project's `selftest` marker is theirs
-        opted_out = [item for item in items if item.get_closest_marker("selftest") and is_trainguard_test(item)]
-        if opted_out:
-            config.hook.pytest_deselected(items=opted_out)
-            items[:] = [item for item in items if not item.get_closest_marker("selftest")]
+    _deselect_selftests(config, items)
+    _group_and_shard(config, items)
+
+
+def _deselect_selftests(config: pytest.Config, items: list) -> None:
+    """trainguard's own self-test cases run only when -m names `selftest` (another project's marker is theirs)."""
+    if "selftest" in (config.getoption("markexpr") or ""):
+        return
+    opted_out = [item for item in items if item.get_closest_marker("selftest") and is_trainguard_test(item)]
+    if opted_out:
+        config.hook.pytest_deselected(items=opted_out)
+        items[:] = [item for item in items if not item.get_closest_marker("selftest")]
+
+
+def _group_and_shard(config: pytest.Config, items: list) -> None:
+    """trainguard's tests only: grouped by training run (pytest-xdist), cross-model checks last, one shard kept.
+    Other tests are left as they are."""
     group = {item.nodeid: test_group(item) for item in items if is_trainguard_test(item)}
     group = {nodeid: name for nodeid, name in group.items() if name}
     if not group:
@@ -167,9 +189,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         if item.nodeid in group:
             item.add_marker(pytest.mark.xdist_group(name=group[item.nodeid]))
     items.sort(key=lambda item: group.get(item.nodeid) == "cross-model")  # stable: the rest keep their order
-    if state.shard is None:
+    if _state(config).shard is None:
         return
-    index, total = state.shard
+    index, total = _state(config).shard
     groups = list(dict.fromkeys(g for g in group.values() if g != "cross-model"))
     mine = set(groups[index - 1::total])
     keep = [item for item in items if item.nodeid not in group or group[item.nodeid] in mine]
@@ -244,30 +266,43 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    profile = _state(metafunc.config).profile
-    if "trainguard_case" in metafunc.fixturenames:
-        from .checks import enabled_kinds
-        from .core.spec import ConfigError
+    _parametrize_cases(metafunc, _state(metafunc.config).profile)
+    _parametrize_golden_runs(metafunc, _state(metafunc.config).profile)
 
-        marker = metafunc.definition.get_closest_marker("trainguard_kinds")
-        wanted = marker.args if marker else None
-        try:
-            kinds = [k for k in enabled_kinds(profile) if wanted is None or k.name in wanted]
-        except ConfigError as exc:
-            raise pytest.UsageError(f"--tg-profile: {exc}") from None
-        cases = [case for kind in kinds for case in kind.cases(profile)]
-        one_kind = wanted is not None and len(wanted) == 1
-        if not cases:  # one skipped case that says why, rather than pytest's "got empty parameter set"
-            which = f"the check kind(s) {', '.join(wanted)}" if wanted else "any check kind"
-            reason = f"profile {profile.name} has no case of {which} (not enabled, or nothing to check)"
-            metafunc.parametrize("trainguard_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                                 ids=["none"], indirect=True)
-        else:
-            metafunc.parametrize("trainguard_case", cases, indirect=True,
-                                 ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
-    if "golden_run" in metafunc.fixturenames:
-        names = ["inputs", *profile.golden_names()] if profile.golden_names() else []  # replay.golden_runs.INPUTS
-        metafunc.parametrize("golden_run", names, ids=names)
+
+def _parametrize_cases(metafunc: pytest.Metafunc, profile) -> None:
+    """``trainguard_case``: every enabled kind's cases, or those of the kinds its ``trainguard_kinds`` mark names."""
+    if "trainguard_case" not in metafunc.fixturenames:
+        return
+    from .checks import enabled_kinds
+    from .core.spec import ConfigError
+
+    marker = metafunc.definition.get_closest_marker("trainguard_kinds")
+    wanted = marker.args if marker else None
+    try:
+        kinds = [k for k in enabled_kinds(profile) if wanted is None or k.name in wanted]
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--tg-profile: {exc}") from None
+    cases = [case for kind in kinds for case in kind.cases(profile)]
+    one_kind = wanted is not None and len(wanted) == 1
+    if not cases:  # one skipped case that says why, rather than pytest's "got empty parameter set"
+        which = f"the check kind(s) {', '.join(wanted)}" if wanted else "any check kind"
+        reason = f"profile {profile.name} has no case of {which} (not enabled, or nothing to check)"
+        metafunc.parametrize("trainguard_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=["none"], indirect=True)
+    else:
+        metafunc.parametrize("trainguard_case", cases, indirect=True,
+                             ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
+
+
+def _parametrize_golden_runs(metafunc: pytest.Metafunc, profile) -> None:
+    """``golden_run``: ``inputs`` and each golden run of the profile (the replay kind's cases)."""
+    if "golden_run" not in metafunc.fixturenames:
+        return
+    from .core.registry import load
+
+    names = [case.id for case in load("replay").cases(profile)] if profile.golden_names() else []
+    metafunc.parametrize("golden_run", names, ids=names)
 
 
 @pytest.fixture(scope="session")
