@@ -132,3 +132,33 @@ def test_the_replay_workflow_validates_against_the_github_schema():
     done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
                            str(REPLAY)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+
+def _without_times(text: str) -> str:
+    """A report less what a rerun may change: dates, wall, training and replay times, speed and memory rows."""
+    import re
+
+    timed = re.compile(r"^\| \d{4}-\d\d-\d\d |wall time|training time|Replay time|"
+                       r"^\| (Baseline|NewModel)\d \| [\d.]+ +\| \d+ +\| \d+ +\|$")
+    return "\n".join(line for line in text.splitlines() if not timed.search(line))
+
+
+@pytest.mark.slow
+def test_the_report_snapshot_tool_gives_the_same_reports_twice(tmp_path):
+    """tools/report_snapshot.sh (how a refactor shows the same verdicts and report before and after): the ci night
+    re-rendered from its committed run log and a fresh smoke night, twice — the same reports, times aside."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if not os.environ.get("TRAINGUARD_DATA_DIR"):
+        pytest.skip("needs the real CIFAR-10 copy (TRAINGUARD_DATA_DIR) to verify the re-rendered ci night's data")
+    for name in ("one", "two"):
+        done = subprocess.run(["bash", str(root / "tools" / "report_snapshot.sh"), str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+        assert "ci rc=0" in done.stdout and "smoke rc=0" in done.stdout, done.stdout + done.stderr
+    for night in ("ci", "smoke"):
+        one, two = ((tmp_path / n / night / "report.md").read_text() for n in ("one", "two"))
+        assert "Result: PASS" in one and _without_times(one) == _without_times(two)
