@@ -51,6 +51,20 @@ def moved(old: str, new: str) -> None:
                   DeprecationWarning, stacklevel=3)
 
 
+def forwarding(package: str, *modules: str):
+    """The ``__getattr__`` of a package that was one module before the layers became folders: ``package.X`` still
+    resolves, warning, to X in the first of ``modules`` (below ``package``) that has it."""
+
+    def __getattr__(name: str):
+        found = [m for m in (importlib.import_module(f"{package}.{module}") for module in modules) if hasattr(m, name)]
+        if name.startswith("__") or not found:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        moved(f"{package}.{name}", f"{found[0].__name__}.{name}")
+        return getattr(found[0], name)
+
+    return __getattr__
+
+
 class _MovedModules:
     """An import of an old path finds the module at its new one (the same module object, so a patch through either
     name patches both)."""
