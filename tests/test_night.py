@@ -128,3 +128,29 @@ def test_the_local_executor_delivers_every_planned_run_and_the_night_passes(tmp_
     summary = run_profile(options, printer=lambda s: None, executor=executor)
     assert summary.result == "PASS"
     assert executor.delivered == [(m, 100) for m in ("Baseline1", "Baseline2", "NewModel1", "NewModel2")]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_changed_replay_fails_a_strict_night_before_its_runs_and_is_flagged_otherwise(tmp_path, smoke_runs, strict):
+    """The replay kind through a whole night: the committed smoke goldens with the inputs fingerprint of the train
+    split altered (as if the data pipeline had changed). Strict (CI=true): the night fails on it, said before the
+    first run is executed; otherwise the same verdict is flagged and the night passes."""
+    import json
+    import shutil
+
+    baselines = tmp_path / "baselines"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "baselines" / "smoke", baselines / "smoke")
+    inputs = baselines / "smoke" / "golden-cpu" / "inputs.json"
+    recorded = json.loads(inputs.read_text())
+    recorded["splits"]["cifar10 train"]["sha256"] = "0" * 64
+    inputs.write_text(json.dumps(recorded))
+    options = Options(load_profile("smoke"), device="cpu", baselines_dir=baselines, strict=strict, run_log=None,
+                      results_dir=smoke_runs.copy(tmp_path / "results"), figures=False)
+    said = []
+    summary = run_profile(options, printer=said.append)
+    replayed = next(i for i, line in enumerate(said) if "replay inputs: changed: cifar10 train" in line)
+    assert replayed < next(i for i, line in enumerate(said) if "Baseline1 seed 100" in line)  # before the runs
+    if strict:
+        assert summary.result == "FAIL" and [v.subject for v in summary.failed] == ["inputs"]
+    else:
+        assert summary.result == "PASS" and [(f.subject, f.status) for f in summary.flags] == [("inputs", "flagged")]
