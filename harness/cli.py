@@ -449,12 +449,12 @@ def _diff_published(matrix, args, path) -> int:
 
 def _show_baseline(matrix, args, path) -> int:
     from .checks import baseline as baseline_kind
-    from .report.markdown import _table, pd
+    from .report.markdown import markdown_table, pd
 
     table = baseline_kind.read(matrix)
     print(f"{path} (n = {len(table.meta.get('seeds', []))} seeds per cell; per-seed curves in "
           f"{path.with_name(path.stem + '-seeds.csv').name}):\n")
-    print(_table(pd.read_csv(path)))
+    print(markdown_table(pd.read_csv(path)))
     tails = baseline_kind.tails(table, matrix.profile)
     print("\ntails (docs/statistics.md): " + ("no band check's seeds hold one far from the others" if not tails else
           "; ".join(baseline_kind.describe_tail(check, seed, tail, len(table.seeds)) for check, seed, tail in tails)))
@@ -463,9 +463,8 @@ def _show_baseline(matrix, args, path) -> int:
 
 def cmd_selftest(args) -> int:
     """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
-    from .report import markdown as report
     from .audit import selftest
-    from .api import statistics_summary
+    from .report import markdown as report
 
     matrix = _matrix(args)
     if matrix.options.executor != "local":
@@ -478,14 +477,7 @@ def cmd_selftest(args) -> int:
     if matrix.profile.mnist is not None and any(not i.targets for i in injections):
         experiment = matrix.mnist_experiment(log=False)  # injected runs stay out of the night's run log
     outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log, bands=not args.replay_only)
-    from .checks import CheckSession
-
-    stats = statistics_summary(CheckSession(matrix))
-    text = "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",
-                      report._table(report.pd.DataFrame({"": list(matrix.environment()),
-                                                         "value": [str(v) for v in matrix.environment().values()]})),
-                      "", selftest.selftest_section(outcomes), "## Statistics", "",
-                      *[f"- {line}" for line in stats["lines"]], ""])
+    text = selftest.report_text(matrix, outcomes)
     path = report.write(args.report, text)
     run = [o for o in outcomes if not o.skipped]
     missed = [o.injection.name for o in run if not o.caught]
@@ -533,7 +525,7 @@ def _show_ledger(args, store) -> int:
         print(f"no runs of profile {matrix.profile.name} on {matrix.device_class} in the ledger {store.where()}",
               file=sys.stderr)
         return 2
-    print(report._table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
+    print(report.markdown_table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
     if args.plots is not None:
         from .api import trend_bands
 

@@ -459,3 +459,19 @@ def selftest_section(outcomes: list[InjectionResult]) -> str:
                       f"the golden runs, {by_bands} of {len(banded)} by the outcome bands (each trained on the run's "
                       f"seeds, checked with the night's derived bands; nothing injected is cached).", "",
                       outcome_table(outcomes).to_markdown(index=False, disable_numparse=True), ""])
+
+
+def report_text(matrix, outcomes: list[InjectionResult]) -> str:
+    """The self-test's markdown report (``trainguard selftest --report``): the environment, the caught/missed table,
+    and how the bands were derived."""
+    import pandas as pd
+
+    from ..checks import CheckSession
+    from ..night.judge import statistics_summary
+    from ..report.markdown import markdown_table
+
+    environment = matrix.environment()
+    stats = statistics_summary(CheckSession(matrix))
+    return "\n".join([f"# trainguard self-test — profile {matrix.profile.name}", "",
+                      markdown_table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})),
+                      "", selftest_section(outcomes), "## Statistics", "", *[f"- {line}" for line in stats["lines"]], ""])

@@ -11,7 +11,8 @@ from ..core.spec import METRIC_LABELS, METRICS
 from ..core.storage import atomic_write_text
 
 
-def _table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A table as every report of trainguard prints one (values as given: no number reformatting)."""
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
@@ -83,7 +84,7 @@ def changes_table(budgets: tuple[int, ...], models: tuple[str, ...], old: dict, 
 def changes_section(source: str, budgets, models, old: dict, new: dict) -> str:
     return "\n".join([f"## Changes since {source}", "",
                       "Same profile and seed; earlier value → this run's value, and the change:", "",
-                      _table(changes_table(tuple(budgets), tuple(models), old, new)), ""])
+                      markdown_table(changes_table(tuple(budgets), tuple(models), old, new)), ""])
 
 
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
@@ -94,7 +95,7 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
     budget, the other checks, how the bands were derived, the extra sections, and every failure again."""
     failed = [v for v in verdicts if not v.passed]
     lines = [f"# {title}", "", result_line(verdicts, failed, timing_only), "", *lead_sections,
-             _table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})), ""]
+             markdown_table(pd.DataFrame({"": list(environment), "value": [str(v) for v in environment.values()]})), ""]
     for note in notes:
         lines += [f"> {note}", ""]
     for budget in budgets:
@@ -102,7 +103,7 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
             lines += budget_section(budget, rows_by_budget[budget], verdicts, published, published_note, statistics)
     other = [v for v in verdicts if (v.check != "baseline" or v.expected is None) and v.check != "replay"]
     if other:
-        lines += ["## Checks", "", _table(pd.DataFrame({"check": [v.subject for v in other],
+        lines += ["## Checks", "", markdown_table(pd.DataFrame({"check": [v.subject for v in other],
                                                        "verdict": ["pass" if v.passed else "**FAIL**" for v in other],
                                                        "detail": [v.message for v in other]})), ""]
     if statistics:
@@ -126,15 +127,15 @@ def budget_section(budget: int, rows: list[dict], verdicts: list[Verdict], publi
                    statistics: dict | None) -> list[str]:
     """One budget: the final-epoch metrics, the band checks of that budget, the published table."""
     lines = [f"## {budget} epochs", "", f"Final-epoch metrics{(' — ' + statistics['rows']) if statistics else ''}:", "",
-             _table(results_table(rows)), ""]
+             markdown_table(results_table(rows)), ""]
     checked = baseline_table(budget, verdicts)
     if not checked.empty:
         lines += [f"Against the baseline — {statistics['checked'] if statistics else 'derived bands'}; "
                   f"MDE: the smallest shift caught {statistics['power'] if statistics else '90 %'} of the time:", "",
-                  _table(checked), ""]
+                  markdown_table(checked), ""]
     if published:
         lines += [f"Against the report's published table ({published_note}):", "",
-                  _table(published_table(budget, rows, published)), ""]
+                  markdown_table(published_table(budget, rows, published)), ""]
     return lines
 
 
@@ -203,7 +204,7 @@ def replay_section(outcomes, verdicts: list[Verdict] = ()) -> str:
              "where": (o.beyond or o.first).where() if (o.beyond or o.first) else "",
              "detail": o.message.removeprefix(f"{o.name}: ")} for o in outcomes]
     return "\n".join(["## Replay of the golden runs", "", replay_headline(outcomes, verdicts), "",
-                      _table(pd.DataFrame.from_records(rows)), "",
+                      markdown_table(pd.DataFrame.from_records(rows)), "",
                       f"Replay time: {sum(o.seconds for o in outcomes):.1f} s "
                       f"({', '.join(f'{o.name} {o.seconds:.1f}' for o in outcomes if o.seconds)}).", "",
                       "Each golden run is a short fixed run per model (docs/replay.md), replayed step by step: on the "
@@ -257,14 +258,14 @@ def trend_section(summary, figures: list[str]) -> str:
              for m, s in summary.entry.get("speed", {}).items() if s.get("epoch_seconds")]
     if speed:
         lines += ["Speed and memory of the runs trained tonight (epoch 1 left out; peak memory: CUDA allocated, or the "
-                  "process's peak RSS on CPU):", "", _table(pd.DataFrame.from_records(speed)), ""]
+                  "process's peak RSS on CPU):", "", markdown_table(pd.DataFrame.from_records(speed)), ""]
     drift = [f for f in summary.flags if f.check == "drift"]
     if drift:
         lines += [f"Drift — each cell against the previous run, the band from the baseline's seed noise "
                   f"(α {summary.profile.statistics.false_alarm_rate:.0%} / {len(drift)} = "
                   f"{summary.profile.statistics.false_alarm_rate / len(drift):.2g} per check; MDE: the smallest step caught "
                   f"{summary.statistics.get('power', '90%')} of the time):", ""]
-        lines.append(_table(pd.DataFrame({
+        lines.append(markdown_table(pd.DataFrame({
             "cell": [v.subject for v in drift], "metric": [LABELS.get(v.metric, v.metric) for v in drift],
             "previous": [_num(v.expected, v.metric) for v in drift], "now": [_num(v.measured, v.metric) for v in drift],
             "allowed ±": [_num(v.allowed, v.metric) for v in drift], "MDE": [_num(v.mde, v.metric) for v in drift],
@@ -280,7 +281,7 @@ def trend_section(summary, figures: list[str]) -> str:
     rows = history_rows(summary.past_nights, TREND_RUNS)
     if rows:
         lines += [f"The last {min(TREND_RUNS, len(summary.past_nights))} runs (checked statistic, mean over each run's seeds):",
-                  "", _table(pd.DataFrame.from_records(rows)), ""]
+                  "", markdown_table(pd.DataFrame.from_records(rows)), ""]
     lines += [f"![Trend: {name}]({name})" for name in figures]
     return "\n".join(lines + [""])
 
@@ -347,7 +348,7 @@ def job_summary(summary, report_path: Path) -> str:
     for budget in summary.profile.budgets:
         checked = baseline_table(budget, summary.verdicts)
         if not checked.empty:
-            lines += [f"**{budget} epochs** — against the baseline", "", _table(checked), ""]
+            lines += [f"**{budget} epochs** — against the baseline", "", markdown_table(checked), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -383,4 +384,4 @@ def published_vs_measured(table, published: dict, profile) -> str:
                                 "difference": _delta(delta, metric),
                                 "band": f"±{band}" if band is not None else "—",
                                 "inside": ("yes" if abs(delta) <= band else "**no**") if band is not None else "—"})
-    return _table(pd.DataFrame.from_records(records))
+    return markdown_table(pd.DataFrame.from_records(records))
