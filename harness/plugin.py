@@ -390,6 +390,15 @@ def _execute_on_ray(config: pytest.Config) -> None:
     night.execute(night.plan(), executor)
 
 
+def fail_on_failures(verdicts: list) -> list:
+    """A test's outcome from its verdicts: failed with every failing verdict's message (a flagged one does not fail),
+    else passed; the verdicts, for the test to look at."""
+    failures = [v.message for v in verdicts if v.fails]
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
+    return verdicts
+
+
 class CaseCheck:
     """One parametrized case: :meth:`check` executes and judges it through the night (the one policy), keeps its
     verdicts for the report, and fails the test with every failing verdict's message (or skips it, with the
@@ -423,10 +432,7 @@ class CaseCheck:
         judgement = self.judge()
         if judgement.skipped:
             pytest.skip(judgement.skipped)
-        failures = [v.message for v in judgement.verdicts if v.fails]
-        if failures:
-            pytest.fail("\n".join(failures), pytrace=False)
-        return judgement.verdicts
+        return fail_on_failures(judgement.verdicts)
 
 
 @pytest.fixture
@@ -485,8 +491,7 @@ def trainguard_night(request):
         if summary.result == "NOTHING CHECKED":
             pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
                         " (or run this test once with --tg-update-baselines)", pytrace=False)
-        if summary.failed:
-            pytest.fail("\n".join(v.message for v in summary.failed), pytrace=False)
+        fail_on_failures(summary.verdicts)
         return summary
 
     return night
@@ -497,9 +502,7 @@ def trainguard_check(request):
     """Keep verdicts for the report and fail with every failing verdict's message."""
     def check(verdicts: list) -> None:
         get_night(request.config).verdicts.extend(verdicts)
-        failures = [v.message for v in verdicts if v.fails]
-        if failures:
-            pytest.fail("\n".join(failures), pytrace=False)
+        fail_on_failures(verdicts)
 
     return check
 

@@ -149,7 +149,7 @@ def test_every_committed_json_lines_ledger_imports_with_the_same_ledger_output(p
     capsys.readouterr()
     assert cli.main(["ledger", "--profile", profile, "--ledger", database, "--last", "100"]) == 0
     shown = capsys.readouterr().out.strip()
-    expected = report._table(report.pd.DataFrame.from_records(history_rows(entries[-100:], 100))).strip()
+    expected = report.markdown_table(report.pd.DataFrame.from_records(history_rows(entries[-100:], 100))).strip()
     assert shown == expected
     assert cli.main(["ledger", "export", str(tmp_path / "out"), "--ledger", database]) == 0
     exported = JsonLinesLedger(tmp_path / "out").read(profile, entries[0]["device_class"])
