@@ -301,7 +301,8 @@ def _parametrize_golden_runs(metafunc: pytest.Metafunc, profile) -> None:
         return
     from .core.registry import load
 
-    names = [case.id for case in load("replay").cases(profile)] if profile.golden_names() else []
+    kind = load("replay")
+    names = [case.id for case in kind.cases(profile)] if kind.enabled(profile) else []
     metafunc.parametrize("golden_run", names, ids=names)
 
 

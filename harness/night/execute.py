@@ -51,14 +51,12 @@ def replay_goldens(session, names: list[str], printer=print) -> None:
     from ..replay import golden_runs
 
     todo = [name for name in names if name not in session.replays]
+    if not todo:
+        return
     goldens = [name for name in todo if name != INPUTS]
     if goldens:
         printer(f"[trainguard] replaying the golden runs of {session.profile.name} ({', '.join(goldens)})")
-        outcomes = golden_runs.replay(session.matrix, goldens, printer, inputs=INPUTS in todo)
-    elif todo:
-        outcomes = [golden_runs.replay_inputs_timed(session.matrix, printer)]
-    else:
-        return
+    outcomes = golden_runs.replay(session.matrix, goldens, printer, inputs=INPUTS in todo)
     session.replays.update({outcome.name: outcome for outcome in outcomes})
 
 

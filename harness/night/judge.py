@@ -99,12 +99,12 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     profile, notes = matrix.profile, list(notes)
     replay_outcomes = replays_in_order(session)
     trend_part = _trend(session)
-    trend_part["flags"] = [compare.settle(f, compare.flag_fails(f.check, options.strict, options.fail_on))
-                           for f in trend_part["flags"]]
-    flagged = [v for v in verdicts if v.flagged]
-    verdicts = [v for v in verdicts if not v.flagged]
-    trend_part["flags"] = flagged + trend_part["flags"]
-    verdicts += [flag for flag in trend_part["flags"] if flag.check in options.fail_on]
+    def fails(check: str) -> bool:
+        return compare.flag_fails(check, options.strict, options.fail_on)
+
+    trend_flags = [compare.settle(f, fails(f.check)) for f in trend_part["flags"]]
+    trend_part["flags"] = [v for v in verdicts if v.flagged] + trend_flags
+    verdicts = [v for v in verdicts if not v.flagged] + [f for f in trend_flags if fails(f.check)]
     trend_part["entry"]["result"] = night_result(verdicts, profile)  # the ledger says what the report says
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     # what the dashboard shows per night beside the numbers: the replay's verdicts, the flags, the failures' words

@@ -49,14 +49,12 @@ class Night:
 
     def check(self, kind, case, keep: bool = True) -> Judgement:
         """One case: its runs executed (from the cache where present), then judged; its verdicts kept for the
-        report (``keep``), and why it checked nothing, if it did not, noted."""
+        report (``keep``)."""
         execute_case(self.checks, kind, case, self.printer)
         judgement = self.checks.judge(kind, case)
         if keep:
             record(self.verdicts, judgement.verdicts)
-        if judgement.skipped and judgement.skipped not in self.notes:
-            self.notes.append(judgement.skipped)
-        return judgement
+        return judgement  # why a case checked nothing is in self.checks.notes (the judge noted it)
 
     def summary(self, compare_with: Path | None = None) -> RunSummary:
         """What the report shows, from the verdicts judged (here or merged from elsewhere)."""

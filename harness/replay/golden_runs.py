@@ -414,7 +414,7 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
     """Rerun each golden run of the profile and compare it step by step with its golden file (``experiment``:
     the MNIST experiment to take the configuration and data from; default the matrix's). ``inputs``: first compare
     the night's data at full scale with the fingerprints recorded with the goldens (the outcome ``inputs``)."""
-    names = names or golden_names(matrix.profile)
+    names = golden_names(matrix.profile) if names is None else names  # []: none (only the inputs, if asked)
     goldens = {name: read_golden(golden_file(matrix, name)) for name in names}  # corrupt: ConfigError before training
     outcomes = []
     if experiment is None:
