@@ -1,5 +1,6 @@
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +162,62 @@ def smoke_runs(tmp_path_factory, request) -> SmokeRuns:
         root.mkdir(exist_ok=True)
         return SmokeRuns(root)
     return SmokeRuns(tmp_path_factory.mktemp("smoke-runs"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server: the one TRAINGUARD_TEST_POSTGRES names (.ci/run starts one), else a throwaway
+    cluster this session starts itself where PostgreSQL's server binaries are installed (tools/throwaway_postgres.py,
+    as pytest-postgresql does), stopped at the end. Skipped only where neither is possible."""
+    given = os.environ.get("TRAINGUARD_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    from tools import throwaway_postgres
+
+    if throwaway_postgres.binaries() is None:
+        pytest.skip("no PostgreSQL server: set TRAINGUARD_TEST_POSTGRES, or install its server (apt-get install "
+                    "postgresql) and the tests start a throwaway one")
+    directory = Path(tempfile.mkdtemp(prefix="tg-postgres-"))  # short: the socket path has a length limit
+    try:
+        url = throwaway_postgres.start(directory)
+    except RuntimeError as exc:
+        throwaway_postgres.stop(directory)
+        pytest.skip(f"could not start a throwaway PostgreSQL server: {exc}")
+    yield url
+    throwaway_postgres.stop(directory)
+
+
+# The distribution's Chromium driven by Playwright (CI cannot download browser builds). As the machine's notes
+# advise: no background networking (the network is closed), a fresh profile per launch.
+CHROMIUM = os.environ.get("TRAINGUARD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.errors, page.requests, page.dialogs = [], [], []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.blocked = []  # requests the page's Content-Security-Policy stopped before they left
+    page.on("requestfailed", lambda request: page.blocked.append(request.url) if request.failure == "csp" else None)
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    context.close()
+
+

@@ -3,7 +3,6 @@ chromium), driven by Playwright with that executable (CI cannot download browser
 smoke nights (two passing, one failing against a shifted baseline, each with its report and figures) and the
 committed JSON-lines nights, imported."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,10 +13,6 @@ from trainguard.report import dashboard
 from trainguard.stores.ledger import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("TRAINGUARD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-# as the machine's notes advise: no background networking (the network is closed), a fresh profile per launch
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def _night(args: list[str], report: Path) -> None:
@@ -51,29 +46,6 @@ def site(tmp_path_factory, smoke_runs):
     out = tmp / "site"
     assert cli.main(["dashboard", "--out", str(out), "--ledger", str(ledger)]) == 0
     return out, open_ledger(ledger)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.errors, page.requests = [], []
-    page.on("request", lambda request: page.requests.append(request.url))
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def _open(page, path: Path):

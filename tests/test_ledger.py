@@ -1,5 +1,6 @@
 """The ledger of nights in a real database: SQLite always, PostgreSQL through a real server where one is given
-(``TRAINGUARD_TEST_POSTGRES``: `.ci/run` starts one with tools/start_postgres.sh). No mocks.
+(``TRAINGUARD_TEST_POSTGRES``: `.ci/run` starts one with tools/start_postgres.sh; else the suite starts a throwaway
+one itself where PostgreSQL's server is installed: conftest's ``postgres_server``). No mocks.
 
 What is shown: a night and its report stored and read back, the schema migrated from an older version, two
 writers at once, a writer killed in the middle of its transaction, every committed JSON-lines ledger imported
@@ -23,7 +24,6 @@ from trainguard.core.spec import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((ROOT / "docs").rglob("*.jsonl"))  # every JSON-lines ledger the repository keeps
-POSTGRES = os.environ.get("TRAINGUARD_TEST_POSTGRES")
 
 
 def entry(run_id: str, profile: str = "ci", result: str = "PASS", **extra) -> dict:
@@ -37,15 +37,18 @@ def location(request, tmp_path):
     if request.param == "sqlite":
         yield str(tmp_path / "ledger.sqlite")
         return
-    if not POSTGRES:
-        pytest.skip("no PostgreSQL server given (TRAINGUARD_TEST_POSTGRES; .ci/run starts one: tools/start_postgres.sh)")
+    yield from postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def postgres_database(server: str):
+    """A database of its own on the PostgreSQL server (dropped after)."""
     import sqlalchemy as sa
 
     name = f"tg_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(database_url(POSTGRES), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(database_url(server), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as connection:
         connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    yield server.rsplit("/", 1)[0] + f"/{name}"
     with admin.connect() as connection:
         connection.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
 
@@ -89,7 +92,7 @@ WRITER = textwrap.dedent("""
     from trainguard.stores.ledger import open_ledger
     store = open_ledger({location!r})
     for i in range(20):
-        store.append({{"run_id": f"{{sys.argv[1]}}-{{i}}", "time": "t", "profile": "ci", "device_class": "cpu",
+        store.append({{"run_id": f"{{sys.argv[1]}}-{{i}}", "time": "2026-12-01T02:17:00+00:00", "profile": "ci", "device_class": "cpu",
                       "result": "PASS", "commit": "c"}}, {{"report.md": b"r" * 20000}})
 """)
 
@@ -120,7 +123,7 @@ def test_a_writer_killed_mid_transaction_leaves_the_ledger_consistent(location, 
             os.kill(os.getpid(), signal.SIGKILL)  # after the night's rows are written, before COMMIT
         ledger._WriteTransaction.__exit__ = die
         store = ledger.open_ledger({location!r})
-        store.append({{"run_id": "torn", "time": "t", "profile": "ci", "device_class": "cpu", "result": "PASS",
+        store.append({{"run_id": "torn", "time": "2026-12-01T02:17:00+00:00", "profile": "ci", "device_class": "cpu", "result": "PASS",
                        "commit": "c"}}, {{"report.md": b"half"}})
     """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)

@@ -1,25 +1,16 @@
 #!/usr/bin/env bash
-# A PostgreSQL server for the ledger tests (tests/test_ledger.py), started the way a CI machine can: Debian's
-# package (installed if missing; needs root), its default cluster started, a role and a database created for
-# trainguard. Prints the URL to export as TRAINGUARD_TEST_POSTGRES. Idempotent: a second call finds it running.
+# A throwaway PostgreSQL server for the ledger tests (tests/test_ledger.py), started the way a CI machine can:
+# Debian's server package (installed if missing; needs root), then a new cluster of its own in a fresh directory
+# (tools/throwaway_postgres.py: 127.0.0.1 at a free port, one role with a random password). It never touches a
+# cluster the machine already runs. Prints the URL to export as TRAINGUARD_TEST_POSTGRES; the directory it used
+# goes to stderr (`python3 tools/throwaway_postgres.py stop DIR` stops it and removes it).
 set -euo pipefail
-if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+here=$(cd "$(dirname "$0")" && pwd)
+if ! python3 -c "import sys; sys.path.insert(0, '$here'); import throwaway_postgres as t; sys.exit(t.binaries() is None)"; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     apt-get install -y -qq postgresql >&2
 fi
-version=$(ls /usr/lib/postgresql | sort -n | tail -1)
-if ! pg_lsclusters -h | grep -q "^$version main"; then
-    pg_createcluster "$version" main >&2
-fi
-pg_ctlcluster "$version" main start >&2 2>/dev/null || true
-for _ in $(seq 1 30); do
-    pg_isready -q -h localhost && break
-    sleep 1
-done
-pg_isready -h localhost >&2
-su postgres -c "psql -q -tAc \"SELECT 1 FROM pg_roles WHERE rolname='trainguard'\"" | grep -q 1 ||
-    su postgres -c "psql -q -c \"CREATE ROLE trainguard LOGIN CREATEDB PASSWORD 'trainguard'\"" >&2
-su postgres -c "psql -q -tAc \"SELECT 1 FROM pg_database WHERE datname='trainguard_test'\"" | grep -q 1 ||
-    su postgres -c "createdb -O trainguard trainguard_test" >&2
-echo "postgresql://trainguard:trainguard@localhost:5432/trainguard_test"
+directory=$(mktemp -d /tmp/tg-postgres-XXXXXX)
+echo "throwaway PostgreSQL in $directory" >&2
+python3 "$here/throwaway_postgres.py" start "$directory"

@@ -12,12 +12,20 @@ script (``data.js``), since a page opened from the file system may not fetch fil
   night before;
 - ``nights/<id>/index.html``: the night's report rendered as HTML with its figures (stored with the night in the
   ledger), or its record where the night was imported from a JSON-lines ledger without one.
+
+The site is published, and what it shows comes from a ledger others can write (a shared database, an imported file,
+a history branch). So: the ledger hands over only records that pass its validation (stores/night_record.py), a
+night's folder is named by the database's own integer id (never a value from the record), and every value written
+into the HTML goes through :func:`_e` (text and attribute values alike) or :func:`_token` (class names); every
+string the charting library renders (hover texts, titles, trace names) is escaped before it enters ``data.js``.
+The reports themselves are rendered from markdown with raw HTML off and unsafe link schemes refused.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -27,6 +35,16 @@ from ..stores.ledger import Ledger
 from ..core.storage import ConfigError, atomic_write_bytes, atomic_write_text
 
 FAIL, PASS = "#c0392b", "#2471a3"
+
+
+def _e(value) -> str:
+    """The one escaping rule for every value the site writes into HTML, as text or inside a quoted attribute."""
+    return html.escape(str(value), quote=True)
+
+
+def _token(value) -> str:
+    """A CSS class name from a value: lower-case letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]", "", str(value).lower())[:40] or "unknown"
 QUIET_REPLAY = (IDENTICAL, NOISE, MISSING)  # the replay's verdicts that are no regression
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #222; }
@@ -63,7 +81,7 @@ SCRIPT = r"""
                    marker: {size: 9, color: group.nights.map((n) => n.result === 'PASS' ? data.colors.pass : data.colors.fail),
                             symbol: group.nights.map((n) => n.result === 'PASS' ? 'circle' : 'x')},
                    line: {color: '#7f8c8d'}});
-      Plotly.newPlot(el, traces, {title: {text: cell, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
+      Plotly.newPlot(el, traces, {title: {text: s.title, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
                                   xaxis: {title: {text: 'night'}}, yaxis: {title: {text: group.metric_label}}, showlegend: false},
                      {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => { const p = event.points.find((q) => q.customdata !== undefined); if (p) open(p.customdata); });
@@ -71,7 +89,7 @@ SCRIPT = r"""
     for (const [what, label] of [['epoch_seconds', 'seconds per epoch'], ['peak_memory_mb', 'peak memory (MiB)']]) {
       const el = document.getElementById(group.key + '-' + what);
       if (!el) continue;
-      const traces = Object.entries(group.speed).map(([model, s]) => ({x: group.x, y: s[what], mode: 'lines+markers', name: model,
+      const traces = Object.entries(group.speed).map(([model, s]) => ({x: group.x, y: s[what], mode: 'lines+markers', name: s.name,
                      customdata: group.nights.map((n) => n.id), connectgaps: false}));
       Plotly.newPlot(el, traces, {title: {text: label, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
                                   xaxis: {title: {text: 'night'}}}, {displaylogo: false, responsive: true});
@@ -89,13 +107,16 @@ def build(ledger: Ledger, out: Path) -> list[Path]:
     """Write the site for every profile and device class in ``ledger`` into ``out``; the pages written."""
     out = Path(out)
     groups = [_group(ledger, profile, device_class) for profile, device_class in ledger.profiles()]
+    groups = [group for group in groups if group["nights"]]  # a class whose every record was refused
     if not groups:
         raise ConfigError(f"ledger {ledger.where()} holds no nights: nothing to show (run a night, or `trainguard ledger "
                           f"import` a JSON-lines ledger)")
     _assets(out)
     atomic_write_text(out / "data.js", "window.TRAINGUARD = " + json.dumps(
         {"groups": [g["chart"] for g in groups], "colors": {"pass": PASS, "fail": FAIL}}) + ";\n")
-    pages = [_page(out / "index.html", "trainguard — nights", "".join(_group_section(g) for g in groups), charts=True),
+    refused = _refused(ledger.refused)
+    pages = [_page(out / "index.html", "trainguard — nights", refused + "".join(_group_section(g) for g in groups),
+                   charts=True),
              _page(out / "regressions.html", "trainguard — regressions", _regressions(groups))]
     for group in groups:
         for night in group["nights"]:
@@ -106,18 +127,19 @@ def build(ledger: Ledger, out: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------ data per group
 
 def _group(ledger: Ledger, profile: str, device_class: str) -> dict:
-    nights = [{"id": night, **entry} for night, entry in ledger.nights(profile, device_class)]
+    nights = [{**entry, "id": int(night)} for night, entry in ledger.nights(profile, device_class)]
     metric = next((n["bands"]["metric"] for n in reversed(nights) if n.get("bands")), "test_acc")
     key = f"{profile}-{device_class}".replace(".", "_")
     cells = sorted({f"{m}-{b}" for n in nights for m, budgets in n.get("cells", {}).items() for b in budgets},
                    key=_cell_order)
     models = sorted({m for n in nights for m in n.get("speed", {})})
-    chart = {"key": key, "metric": metric, "metric_label": _label(metric), "x": list(range(1, len(nights) + 1)),
-             "nights": [{"id": n["id"], "time": n.get("time", "?")[:16].replace("T", " "), "commit": n.get("commit", "?"),
-                         "result": n.get("result", "?")} for n in nights],
-             "cells": {cell: _cell_series(nights, cell, metric) for cell in cells},
-             "speed": {model: {what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
-                               for what in ("epoch_seconds", "peak_memory_mb")} for model in models}}
+    # every string plotly renders (it reads a subset of HTML in texts, titles and names) escaped here
+    chart = {"key": key, "metric": metric, "metric_label": _e(_label(metric)), "x": list(range(1, len(nights) + 1)),
+             "nights": [{"id": n["id"], "time": _e(n.get("time", "?")[:16].replace("T", " ")),
+                         "commit": _e(n.get("commit", "?")), "result": _e(n.get("result", "?"))} for n in nights],
+             "cells": {cell: {**_cell_series(nights, cell, metric), "title": _e(cell)} for cell in cells},
+             "speed": {model: {"name": _e(model), **{what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
+                                                    for what in ("epoch_seconds", "peak_memory_mb")}} for model in models}}
     return {"profile": profile, "device_class": device_class, "key": key, "nights": nights, "chart": chart}
 
 
@@ -162,7 +184,8 @@ def _page(path: Path, title: str, body: str, charts: bool = False, depth: int = 
     scripts = (f'<script src="{up}assets/plotly.min.js"></script><script src="{up}data.js"></script>'
                f'<script src="{up}assets/dashboard.js" defer></script>') if charts else ""
     atomic_write_text(path, f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="{up}assets/style.css"></head>
 <body><header><h1>trainguard</h1><a href="{up}index.html">nights</a><a href="{up}regressions.html">regressions</a></header>
@@ -174,33 +197,53 @@ def _page(path: Path, title: str, body: str, charts: bool = False, depth: int = 
 def _group_section(group: dict) -> str:
     chart, nights = group["chart"], group["nights"]
     last = nights[-1]
-    cells = "".join(f'<div class="chart trend" id="{group["key"]}-{cell}" data-cell="{cell}"></div>' for cell in chart["cells"])
-    speed = "".join(f'<div class="chart speed" id="{group["key"]}-{what}"></div>' for what in ("epoch_seconds", "peak_memory_mb"))
-    return (f'<section id="{group["key"]}"><h2>{html.escape(group["profile"])} on {html.escape(group["device_class"])}</h2>'
-            f'<p>{len(nights)} night(s); the last, {html.escape(str(last.get("time", "?"))[:16])}: '
-            f'<span class="{last.get("result")}">{html.escape(str(last.get("result", "?")))}</span>. Each chart: the checked '
-            f'{html.escape(chart["metric_label"])} (mean over the night\'s seeds) with the baseline band shaded; '
+    cells = "".join(f'<div class="chart trend" id="{_e(group["key"])}-{_e(cell)}" data-cell="{_e(cell)}"></div>'
+                    for cell in chart["cells"])
+    speed = "".join(f'<div class="chart speed" id="{_e(group["key"])}-{what}"></div>' for what in ("epoch_seconds", "peak_memory_mb"))
+    return (f'<section id="{_e(group["key"])}"><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>'
+            f'<p>{len(nights)} night(s); the last, {_e(str(last.get("time", "?"))[:16])}: '
+            f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: the checked '
+            f'{chart["metric_label"]} (mean over the night\'s seeds) with the baseline band shaded; '
             f'× marks a night that failed. Click a point for that night\'s report.</p>'
             f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
+
+
+def _result_class(result) -> str:
+    return {"PASS": "PASS", "FAIL": "FAIL"}.get(result, "unknown")
+
+
+def _refused(reasons: list[str]) -> str:
+    if not reasons:
+        return ""
+    items = "".join(f"<li>{_e(reason)}</li>" for reason in reasons[:20])
+    more = f"<li>… and {len(reasons) - 20} more</li>" if len(reasons) > 20 else ""
+    return (f'<section class="refused"><h2>{len(reasons)} record(s) of the ledger refused</h2><p>Not shown: they are '
+            f'not valid night records (written into the database by something other than trainguard?).</p>'
+            f'<ul>{items}{more}</ul></section>')
 
 
 def _replay_table(nights: list[dict]) -> str:
     names = sorted({name for n in nights for name in n.get("replay", {})})
     if not names:
         return "<p>No replay recorded in these nights.</p>"
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    head = "".join(f"<th>{_e(name)}</th>" for name in names)
     rows = []
     for night in nights:
         cells = []
         for name in names:
             outcome = night.get("replay", {}).get(name)
-            status = outcome["status"] if outcome else "—"
-            title = html.escape(outcome["message"]) if outcome else ""
-            cells.append(f'<td class="replay-cell {status.split()[0] if outcome else "missing"}" title="{title}">'
-                         f'{html.escape(status)}</td>')
-        rows.append(f'<tr><td>{html.escape(str(night.get("time", "?"))[:16])}</td>{"".join(cells)}</tr>')
+            status = outcome.get("status", "?") if outcome else "—"
+            title = outcome.get("message", "") if outcome else ""
+            kind = _token(status.split()[0]) if outcome and status.split() else "missing"
+            cells.append(f'<td class="replay-cell {kind}" title="{_e(title)}">{_e(status)}</td>')
+        rows.append(f'<tr><td>{_e(str(night.get("time", "?"))[:16])}</td>{"".join(cells)}</tr>')
     return f'<table class="replay"><tr><th>night</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _night_link(night: dict) -> str:
+    """The relative address of a night's page: built from the database's integer id only."""
+    return f"nights/{int(night['id'])}/index.html"
 
 
 def _nights_table(nights: list[dict]) -> str:
@@ -209,13 +252,23 @@ def _nights_table(nights: list[dict]) -> str:
         versions = night.get("versions", {})
         shown = ", ".join(f"{k} {versions[k]}" for k in ("torch", "numpy", "isa", "torch_threads") if k in versions)
         flags = len(night.get("flags", [])) + len(night.get("failed", []))
-        rows.append(f'<tr class="night {"fail" if night.get("result") == "FAIL" else ""}" data-night="{night["id"]}">'
-                    f'<td><a href="nights/{night["id"]}/index.html">{html.escape(str(night.get("time", "?"))[:16])}</a></td>'
-                    f'<td>{html.escape(str(night.get("commit", "?")))}</td><td>{html.escape(shown)}</td>'
-                    f'<td>{html.escape(str(night.get("hardware", "?")))}</td>'
-                    f'<td class="{night.get("result")}">{html.escape(str(night.get("result", "?")))}</td><td>{flags}</td></tr>')
+        failing = "fail" if night.get("result") == "FAIL" else ""
+        rows.append(f'<tr class="night {failing}" data-night="{int(night["id"])}">'
+                    f'<td><a href="{_night_link(night)}">{_e(str(night.get("time", "?"))[:16])}</a></td>'
+                    f'<td>{_e(night.get("commit", "?"))}</td><td>{_e(shown)}</td>'
+                    f'<td>{_e(night.get("hardware", "?"))}</td>'
+                    f'<td class="{_result_class(night.get("result"))}">{_e(night.get("result", "?"))}</td><td>{flags}</td></tr>')
     return ("<table class=\"nights\"><tr><th>night</th><th>commit</th><th>versions</th><th>hardware</th><th>result</th>"
             f"<th>failed + flags</th></tr>{''.join(rows)}</table>")
+
+
+def _problems(night: dict) -> list[str]:
+    problems = ([f'<li class="fail">{_e(m)}</li>' for m in night.get("failures", [])]
+                or [f'<li class="fail">failed: {_e(s)}</li>' for s in night.get("failed", [])])
+    problems += [f'<li class="flag">{_e(m)}</li>' for m in night.get("flags", [])]
+    problems += [f'<li class="fail">golden {_e(name)}: {_e(o.get("message", ""))}</li>'
+                 for name, o in night.get("replay", {}).items() if o.get("status") not in QUIET_REPLAY]
+    return problems
 
 
 def _regressions(groups: list[dict]) -> str:
@@ -225,39 +278,36 @@ def _regressions(groups: list[dict]) -> str:
     for group in groups:
         items, previous = [], None
         for night in group["nights"]:
-            problems = ([f'<li class="fail">{html.escape(m)}</li>' for m in night.get("failures", [])]
-                        or [f'<li class="fail">failed: {html.escape(s)}</li>' for s in night.get("failed", [])])
-            problems += [f'<li class="flag">{html.escape(m)}</li>' for m in night.get("flags", [])]
-            problems += [f'<li class="fail">golden {html.escape(name)}: {html.escape(o["message"])}</li>'
-                         for name, o in night.get("replay", {}).items() if o.get("status") not in QUIET_REPLAY]
+            problems = _problems(night)
             if problems:
                 causes = likely_causes(previous, night) if previous else []
-                since = ("what changed since the night before: " + html.escape("; ".join(causes)) if causes else
+                since = ("what changed since the night before: " + _e("; ".join(causes)) if causes else
                          "nothing recorded changed since the night before (versions, data, training, hardware)")
-                items.append(f'<h3><a href="nights/{night["id"]}/index.html">{html.escape(str(night.get("time"))[:16])}</a> '
-                             f'— commit {html.escape(str(night.get("commit")))}</h3><ul>{"".join(problems)}</ul>'
+                items.append(f'<h3><a href="{_night_link(night)}">{_e(str(night.get("time"))[:16])}</a> '
+                             f'— commit {_e(night.get("commit"))}</h3><ul>{"".join(problems)}</ul>'
                              f'<p>{since}</p>')
             previous = night
         body = "".join(items) or "<p>No failed check, flag or changed golden in these nights.</p>"
-        sections.append(f'<section><h2>{html.escape(group["profile"])} on {html.escape(group["device_class"])}</h2>{body}</section>')
+        sections.append(f'<section><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>{body}</section>')
     return "".join(sections)
 
 
 def _night_page(ledger: Ledger, out: Path, group: dict, night: dict) -> Path:
-    folder = out / "nights" / str(night["id"])
+    folder = out / "nights" / str(int(night["id"]))
     folder.mkdir(parents=True, exist_ok=True)
-    files = ledger.artifacts(night["id"])
+    files = ledger.artifacts(night["id"])  # names already plain file names (the ledger skips any other)
     for name, content in files.items():
-        if name.endswith(".png") and "/" not in name and ".." not in name:
+        if name.endswith(".png"):
             atomic_write_bytes(folder / name, content)
     if "report.md" in files:
-        body = f'<article class="report">{_markdown(files["report.md"].decode("utf-8"))}</article>'
+        body = f'<article class="report">{_markdown(files["report.md"].decode("utf-8", errors="replace"))}</article>'
     else:
         record = {k: v for k, v in night.items() if k != "id"}
-        body = (f"<p>This night was imported from a JSON-lines ledger, which kept no report: its record follows.</p>"
-                f"<pre>{html.escape(json.dumps(record, indent=1, sort_keys=True))}</pre>")
+        body = (f"<p>This night's report is not in the ledger (imported from a JSON-lines ledger, or pruned by "
+                f"<code>trainguard ledger prune</code>): its record follows.</p>"
+                f"<pre>{_e(json.dumps(record, indent=1, sort_keys=True))}</pre>")
     title = f"{group['profile']} on {group['device_class']}, {str(night.get('time', '?'))[:16]} — {night.get('result', '?')}"
-    return _page(folder / "index.html", title, f"<h2>{html.escape(title)}</h2>{body}", depth=2)
+    return _page(folder / "index.html", title, f"<h2>{_e(title)}</h2>{body}", depth=2)
 
 
 def _markdown(text: str) -> str:

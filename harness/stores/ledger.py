@@ -23,9 +23,16 @@ import json
 import os
 from pathlib import Path
 
+from ..core.redact import redact_text, redact_url
 from ..core.storage import ConfigError, append_line, read_json_lines
+from .night_record import FORMAT_VERSION, validate_record  # noqa: F401 (FORMAT_VERSION re-exported)
 
-FORMAT_VERSION = 1  # of an entry (the night's record), as the JSON-lines files hold it
+#: How long a PostgreSQL session may sit inside a transaction doing nothing before the server ends it (seconds): a
+#: host frozen or cut off mid-append releases the append lock after this, not after the server's TCP timeout (hours).
+IDLE_IN_TRANSACTION_SECONDS = 60
+#: The reports (markdown and figures) kept with the newest nights by ``trainguard ledger prune`` (the records of
+#: every night are kept: they are a few KB each; the reports are most of a ledger's size).
+DEFAULT_KEEP_REPORTS = 30
 DEFAULT_LEDGER = Path(".trainguard/ledger.sqlite")
 DEFAULT_DIR = Path(".trainguard/history")  # the JSON-lines ledgers of earlier versions
 
@@ -88,7 +95,8 @@ def database_url(location: str | Path) -> str:
             return "postgresql+psycopg://" + text.split("://", 1)[1]
         if text.startswith(("postgresql+", "sqlite:")):
             return text
-        raise ConfigError(f"ledger {text!r}: expected a file path (SQLite), sqlite:///PATH or postgresql://USER@HOST/DB")
+        raise ConfigError(f"ledger {redact_url(text)!r}: expected a file path (SQLite), sqlite:///PATH or "
+                          f"postgresql://USER@HOST/DB")
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
@@ -116,11 +124,12 @@ def _database_errors(method):
 
         try:
             return method(self, *args, **kwargs)
-        except sqlalchemy.exc.DBAPIError as exc:
-            cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        except sqlalchemy.exc.DBAPIError as exc:  # its text may quote the URL: redacted with the rest
+            exc = _Redacted(exc)
+            cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
             raise ConfigError(f"ledger {self.where()}: {cause} (a database that cannot be reached or written: a server "
-                              f"down, a full disk, a file-size limit, permissions); the night's report is kept, the "
-                              f"ledger is unchanged — fix it, or point --ledger elsewhere") from None
+                              f"down, a full disk, a file-size limit, permissions); the ledger is unchanged — fix "
+                              f"it, or point --ledger elsewhere") from None
     return wrapped
 
 
@@ -129,6 +138,7 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.refused: list[str] = []  # records read that failed validation, left out (one sentence each)
         self.engine = _engine(url)
         _database_errors(Ledger._migrate)(self)
 
@@ -136,10 +146,9 @@ class Ledger:
         return f"Ledger({self.where()})"
 
     def where(self) -> str:
-        """Where it lives, for messages (a server URL without its password)."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        """Where it lives, for messages: the URL without its password, in the user info or the query
+        (core.redact, the one rule for every URL printed)."""
+        return redact_url(self.url)
 
     # -------------------------------------------------------------- schema
 
@@ -184,7 +193,11 @@ class Ledger:
         import sqlalchemy as sa
 
         entry = {"format_version": FORMAT_VERSION, **entry}
-        row = {"run_id": str(entry.get("run_id") or os.urandom(6).hex()), "profile": entry["profile"],
+        entry.setdefault("run_id", os.urandom(6).hex())
+        entry = validate_record(entry, f"ledger {self.where()}, night {entry.get('run_id')!r}")
+        for name in artifacts or {}:
+            _artifact_name(name, self.where())
+        row = {"run_id": entry["run_id"], "profile": entry["profile"],
                "device_class": entry["device_class"], "time": str(entry.get("time", "")),
                "result": str(entry.get("result", "")), "commit_id": str(entry.get("commit", "")),
                "entry": json.dumps(entry, sort_keys=True)}
@@ -202,16 +215,33 @@ class Ledger:
 
     @_database_errors
     def nights(self, profile: str | None = None, device_class: str | None = None) -> list[tuple[int, dict]]:
-        """(id, record) of every night, or of one profile and device class, oldest first."""
+        """(id, record) of every night, or of one profile and device class, in the order they ran (their UTC time;
+        recorded order among equal times). A record that fails validation — written into a shared database or a
+        history branch by something other than trainguard — is left out and named in :attr:`refused`."""
         import sqlalchemy as sa
 
-        query = sa.select(NIGHTS.c.id, NIGHTS.c.entry).order_by(NIGHTS.c.id)
+        query = sa.select(NIGHTS.c.id, NIGHTS.c.entry, NIGHTS.c.profile, NIGHTS.c.device_class).order_by(
+            NIGHTS.c.time, NIGHTS.c.id)
         if profile is not None:
             query = query.where(NIGHTS.c.profile == profile)
         if device_class is not None:
             query = query.where(NIGHTS.c.device_class == device_class)
         with self.engine.connect() as connection:
-            return [(night, json.loads(text)) for night, text in connection.execute(query)]
+            rows = list(connection.execute(query))
+        nights = []
+        for night, text, column_profile, column_class in rows:
+            source = f"ledger {self.where()}, night {night}"
+            try:
+                record = validate_record(json.loads(text), source)
+                if (record["profile"], record["device_class"]) != (column_profile, column_class):
+                    raise ConfigError(f"{source}: its record says {record['profile']} on {record['device_class']}, its "
+                                      f"row {column_profile} on {column_class}; the ledger takes no part of it")
+                nights.append((night, record))
+            except (ValueError, ConfigError) as exc:  # json's errors are ValueErrors
+                reason = str(exc) if isinstance(exc, ConfigError) else f"{source}: not JSON ({exc})"
+                if reason not in self.refused:
+                    self.refused.append(reason)
+        return sorted(nights, key=lambda item: (item[1]["time"], item[0]))
 
     @_database_errors
     def profiles(self) -> list[tuple[str, str]]:
@@ -229,7 +259,28 @@ class Ledger:
 
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(ARTIFACTS.c.name, ARTIFACTS.c.content).where(ARTIFACTS.c.night_id == night))
-            return {name: bytes(content) for name, content in rows}
+            return {name: bytes(content) for name, content in rows if _artifact_name(name, None)}
+
+    @_database_errors
+    def prune(self, keep_reports: int = DEFAULT_KEEP_REPORTS) -> int:
+        """Drop the reports and figures of all but the newest ``keep_reports`` nights per profile and device class
+        (their records stay: drift, speed and the dashboard's charts read only those); SQLite is compacted after.
+        Returns how many nights lost their report. The retention that keeps a ledger committed nightly small."""
+        import sqlalchemy as sa
+
+        if keep_reports < 0:
+            raise ConfigError(f"ledger prune --keep-reports {keep_reports}: expected 0 or more")
+        dropped = []
+        for profile, device_class in self.profiles():
+            ids = [night for night, _ in self.nights(profile, device_class)]
+            dropped += ids[:max(0, len(ids) - keep_reports)]
+        with self._write() as connection:
+            for start in range(0, len(dropped), 500):
+                connection.execute(ARTIFACTS.delete().where(ARTIFACTS.c.night_id.in_(dropped[start:start + 500])))
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("VACUUM")
+        return len(dropped)
 
     # -------------------------------------------------------------- JSON lines in and out
 
@@ -237,12 +288,15 @@ class Ledger:
         """Read JSON-lines ledgers (files, or directories of ``<profile>/<class>.jsonl``) into this one; a night
         already here (same run_id) is skipped. Returns (imported, skipped)."""
         imported = skipped = 0
-        for path in _jsonl_files(paths):
-            for entry in JsonLinesLedger.read_file(path):
-                if self.append(entry) is None:
-                    skipped += 1
-                else:
-                    imported += 1
+        records = []
+        for path in _jsonl_files(paths):  # every record checked before any is written: all in, or none
+            records += [validate_record(entry, f"ledger import {path}, record {number}")
+                        for number, entry in enumerate(JsonLinesLedger.read_file(path), 1)]
+        for entry in records:
+            if self.append(entry) is None:
+                skipped += 1
+            else:
+                imported += 1
         return imported, skipped
 
     def export_jsonl(self, directory: Path) -> list[Path]:
@@ -310,12 +364,39 @@ def _engine(url: str):
 
         return engine
     try:
+        # Every wait bounded: the connection (15 s), a lock another session holds (lock_timeout), a session that went
+        # quiet inside a transaction, holding the append lock (idle_in_transaction_session_timeout), and a peer that
+        # vanished without closing its connection (TCP keepalives, about a minute instead of the kernel's hours).
+        options = (f"-c lock_timeout={int(min(wait, 600.0) * 1000)} "
+                   f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000} "
+                   f"-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3")
         return sa.create_engine(url, poolclass=sa.pool.NullPool,
-                                connect_args={"connect_timeout": 15,
-                                              "options": f"-c lock_timeout={int(min(wait, 600.0) * 1000)}"})
+                                connect_args={"connect_timeout": 15, "options": options, "keepalives": 1,
+                                              "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"ledger {url.split('@')[-1]}: the PostgreSQL driver is not installed ({exc.name}); "
+        raise ConfigError(f"ledger {redact_url(url)}: the PostgreSQL driver is not installed ({exc.name}); "
                           f"pip install 'trainguard[postgres]'") from None
+
+
+class _Redacted:
+    """A database error whose text is redacted (the driver's message may quote the connection string)."""
+
+    def __init__(self, exc) -> None:
+        self.orig = redact_text(str(exc.orig)) if exc.orig is not None else None
+        self._text = redact_text(str(exc))
+
+    def __str__(self) -> str:
+        return self._text
+
+
+def _artifact_name(name: str, where: str | None) -> bool:
+    """A report file's name is a plain file name (the dashboard writes it into a night's folder): True, or a
+    ConfigError naming the ledger (``where``) — or False when reading (``where`` None): such a file is skipped."""
+    plain = isinstance(name, str) and 0 < len(name) <= 200 and "/" not in name and "\\" not in name \
+        and not name.startswith(".") and name.isprintable()
+    if not plain and where is not None:
+        raise ConfigError(f"ledger {where}: report file name {name!r} is not a plain file name")
+    return plain
 
 
 def _jsonl_files(paths) -> list[Path]:
