@@ -144,12 +144,15 @@ def _add_ledger(sub) -> None:
     ledger = _subcommand(sub, "ledger", "the last runs per cell from the ledger of nights, and trend plots per model "
                                         "(`trainguard history`: its former name)", aliases=["history"])
     _common(ledger)
-    ledger.add_argument("action", nargs="?", choices=("show", "import", "export"), default="show",
+    ledger.add_argument("action", nargs="?", choices=("show", "import", "export", "prune"), default="show",
                         help="show: the last runs of the profile [default]; import PATH...: JSON-lines ledgers (files, "
                              "or directories of <profile>/<class>.jsonl) into the ledger; export DIR: every night back "
-                             "as JSON lines")
+                             "as JSON lines; prune: drop the reports and figures of all but the newest nights "
+                             "(--keep-reports), keeping every night's record")
     ledger.add_argument("paths", nargs="*", type=Path, help="import: the JSON-lines ledgers; export: the directory")
     ledger.add_argument("--last", type=int, default=10, metavar="N", help="how many runs to show [10]")
+    ledger.add_argument("--keep-reports", type=int, default=None, metavar="N",
+                        help="prune: the newest nights per profile and device class whose reports are kept [30]")
     ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
@@ -272,7 +275,18 @@ def cmd_report(args) -> int:
     summary = night.summary(compare_with=args.compare)
     if args.record and summary.entry is not None and args.from_log:
         summary.entry.update(_recorded_by_the_runs(args.from_log, night.matrix))
+        summary.entry["run_id"] = _rerendered_night_id(summary.entry)
     return _write(summary, args.report, ledger=night.options.ledger_location if args.record else None)
+
+
+def _rerendered_night_id(entry: dict) -> str:
+    """The same runs recorded twice are one night: a re-rendered night's id is a digest of what it measured and when
+    its runs ended (the ledger skips an id it holds), never a fresh random one."""
+    import hashlib
+    import json
+
+    measured = {key: entry.get(key) for key in ("profile", "device_class", "seeds", "cells", "mnist", "time", "commit")}
+    return "log-" + hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _recorded_by_the_runs(logs, matrix) -> dict:
@@ -510,6 +524,14 @@ def cmd_ledger(args) -> int:
         for path in store.export_jsonl(args.paths[0]):
             print(f"wrote {path}")
         return 0
+    if args.action == "prune":
+        from .stores.ledger import DEFAULT_KEEP_REPORTS
+
+        keep = DEFAULT_KEEP_REPORTS if args.keep_reports is None else args.keep_reports
+        dropped = store.prune(keep)
+        print(f"pruned the reports of {dropped} night(s) in {store.where()}; the newest {keep} per profile and device "
+              f"class keep theirs, every night keeps its record")
+        return 0
     return _show_ledger(args, store)
 
 
@@ -584,6 +606,7 @@ def cmd_data(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from .stores.data import DataError
     from .core.spec import ConfigError
+    from .core.redact import redact_text
     from .core.storage import WaitTimeout, environment_error
 
     args = build_parser().parse_args(argv)
@@ -591,8 +614,8 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
                 "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger,
                 "dashboard": cmd_dashboard}[args.command](args)
-    except (ConfigError, DataError, WaitTimeout) as exc:
-        print(f"trainguard: error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError, WaitTimeout) as exc:  # a message may quote a URL given to an option: redacted
+        print(f"trainguard: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if (message := environment_error(exc)) is None:

@@ -487,7 +487,12 @@ def trainguard_night(request):
             summary = Night(run, printer).run()
         except ConfigError as exc:
             pytest.fail(f"trainguard: {exc}", pytrace=False)
-        state.report_path = publish(summary, state.values["report"], ledger=run.ledger_location, mlflow=run.mlflow)
+        try:
+            state.report_path = publish(summary, state.values["report"], ledger=run.ledger_location, mlflow=run.mlflow)
+        except ConfigError as exc:  # NotRecorded: the report is written, the ledger failed
+            from .core.redact import redact_text
+
+            pytest.fail(f"trainguard: {redact_text(str(exc))}", pytrace=False)
         state.elsewhere.extend(summary.verdicts)
         if summary.result == "NOTHING CHECKED":
             pytest.fail("trainguard: NOTHING CHECKED — " + "; ".join(summary.notes[1:]) +
@@ -531,9 +536,16 @@ def _record(session: pytest.Session, state: PluginState) -> None:
     from .night.record import publish
 
     night, path = state.night, state.values["report"]
+    from .night.record import NotRecorded
+    from .core.redact import redact_text
+
     try:
         summary = night.summary()
         publish(summary, path, ledger=night.options.ledger_location, mlflow=night.options.mlflow)
+    except NotRecorded as exc:  # the report is written; the ledger failed: the run fails, saying so
+        _printer(session.config)(f"[trainguard] {redact_text(str(exc))}")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return
     except Exception as exc:  # the tests' verdicts stand; a missing report must still fail the run
         import traceback
 

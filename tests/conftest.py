@@ -112,6 +112,10 @@ class SmokeRuns:
         shutil.copytree(self._trained(which), results_dir, dirs_exist_ok=True)
         return Path(results_dir)
 
+    def run_log(self, which: str = "check_seed") -> Path:
+        """The run log written while ``which`` was trained."""
+        return self._trained(which).with_name(f"{which}-work") / "runlog.jsonl"
+
     @staticmethod
     def copy_baseline(baselines: Path) -> Path:
         """The committed smoke baseline (its tables; no golden runs, so nothing is replayed) into a test's own

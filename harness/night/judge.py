@@ -46,6 +46,7 @@ class RunSummary:
     replay: list = field(default_factory=list)  # trainguard.stores.golden.Outcome per golden run, replayed before the night
     parts: dict[str, Part] = field(default_factory=dict)  # check kind → its own part of the report (checks.Part)
     figures: bool = True  # write the PNG figures beside the report (--no-figures: the markdown alone)
+    ledger_error: str | None = None  # the ledger could not be read: nothing compared between nights, nothing recorded
 
     @property
     def failed(self) -> list[compare.Verdict]:
@@ -189,13 +190,12 @@ def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from ..checks import trend
     from ..checks import mnist
-    from ..stores.ledger import open_ledger
 
     matrix, experiment = session.matrix, session.built_experiment
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, experiment)
     location = matrix.options.ledger_location
-    earlier = open_ledger(location).read(profile.name, matrix.device_class) if location else []
+    earlier, ledger_error = _earlier_nights(location, profile.name, matrix.device_class)
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
     mnist_baselines = {}
     if experiment is not None:
@@ -210,7 +210,22 @@ def _trend(session: CheckSession) -> dict:
     metric, bands = trend_bands(matrix, table)
     return {"entry": entry, "past_nights": [*earlier, entry], "flags": drift + speed,
             "trend_notes": ([] if location else ["no ledger of nights (--ledger): nothing compared between runs"])
-            + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands}
+            + ([f"THE LEDGER COULD NOT BE READ: {ledger_error}; nothing was compared between nights and this night "
+                f"is not recorded"] if ledger_error else [])
+            + drift_notes + speed_notes, "trend_metric": metric, "trend_bands": bands, "ledger_error": ledger_error}
+
+
+def _earlier_nights(location, profile: str, device_class: str) -> tuple[list[dict], str | None]:
+    """The ledger's earlier nights of this profile and class, and why they could not be read (an outage after hours
+    of training must not cost the night its report: the record stage writes it, then says the ledger failed)."""
+    from ..stores.ledger import open_ledger
+
+    if not location:
+        return [], None
+    try:
+        return open_ledger(location).read(profile, device_class), None
+    except ConfigError as exc:
+        return [], str(exc)
 
 
 def trend_bands(matrix: Matrix, table, k: int | None = None) -> tuple[str, dict]:

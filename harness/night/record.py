@@ -18,16 +18,33 @@ def publish(summary: RunSummary, report_path: Path, ledger: str | Path | None = 
     from ..report import markdown as report
     from ..stores.ledger import open_ledger, resolve_location
 
-    path = report.write_report(summary, report_path)
+    path = report.write_report(summary, report_path)  # first: whatever fails after it, the night's report stands
     location = resolve_location(ledger, ledger_dir)
-    if location is not None and summary.entry is not None:
-        open_ledger(location).append(summary.entry, report_files(path))
+    problem = summary.ledger_error
+    if location is not None and summary.entry is not None and problem is None:
+        try:
+            open_ledger(location).append(summary.entry, report_files(path))
+        except ConfigError as exc:  # a ledger outage: the rest is still written, then the night says so (exit 2)
+            problem = str(exc)
     if junit_xml is not None:
         report.write(Path(junit_xml), report.junit_xml(summary))
     if mlflow and summary.entry is not None:
         export_to_mlflow(mlflow, summary.entry, path)
     report.append_job_summary(report.job_summary(summary, path))
+    if problem is not None:
+        raise NotRecorded(f"{problem}. This night is NOT in the ledger; its report {path} is written"
+                          + (f", and the JUnit XML {junit_xml}" if junit_xml is not None else "")
+                          + ". Once the ledger is back: `trainguard report --from-log RUNLOG --record` records it "
+                            "(once, however often it is run)", path)
     return path
+
+
+class NotRecorded(ConfigError):
+    """Everything of the night was written but its ledger entry (the ledger could not be read or written)."""
+
+    def __init__(self, message: str, report: Path) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def export_to_mlflow(uri: str, entry: dict, report_path: Path) -> None:
@@ -42,8 +59,10 @@ def export_to_mlflow(uri: str, entry: dict, report_path: Path) -> None:
     except ConfigError:
         raise
     except Exception as exc:  # an MLflow server down, a store it cannot write: the night stands without it
-        print(f"trainguard: the MLflow export to {uri} failed ({type(exc).__name__}: {exc}); the night is in the report "
-              f"and the ledger", file=sys.stderr)
+        from ..core.redact import redact_text, redact_url
+
+        print(f"trainguard: the MLflow export to {redact_url(uri)} failed ({type(exc).__name__}: {redact_text(str(exc))}); "
+              f"the night is in the report and the ledger", file=sys.stderr)
 
 
 def report_files(path: Path) -> dict[str, bytes]:
