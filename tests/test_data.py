@@ -21,7 +21,7 @@ def test_data_dir_is_read_and_structure_checked(tmp_path, tiny_arrays):
     assert ds.x_train.shape == (40, 32, 32, 3) and ds.x_train.dtype == np.uint8
     assert ds.verification.startswith("unverified")  # sizes of no known release
     assert ds.test_split == "first 20 of the 10,000 test images"
-    assert not (tmp_path / "cache").exists()
+    assert _nothing_but_the_lock(tmp_path / "cache")
 
 
 def test_env_var_names_the_data_dir(tmp_path, tiny_arrays, monkeypatch):
@@ -77,7 +77,7 @@ def test_download_goes_to_cache_atomically_and_is_reused(tmp_path, tiny_arrays, 
     assert calls == ["cifar10"] and first.source == str(cache / "cifar10.npz")
     sidecar = (cache / "cifar10.npz.sha256").read_text()
     assert sidecar == hashlib.sha256((cache / "cifar10.npz").read_bytes()).hexdigest()
-    assert sorted(p.name for p in cache.iterdir()) == ["cifar10.npz", "cifar10.npz.sha256"]  # no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == [".cifar10.lock", "cifar10.npz", "cifar10.npz.sha256"]  # no temp files
     second = data.load("cifar10", cache_dir=cache)
     assert calls == ["cifar10"]  # served from the cache
     np.testing.assert_array_equal(first.x_train, second.x_train)
@@ -141,7 +141,7 @@ def test_offline_and_missing_gives_one_clear_error_and_writes_nothing(tmp_path, 
     text = str(err.value)
     assert "cifar10.npz" in text and "--data-dir" in text and "TRAINGUARD_DATA_DIR" in text
     assert "trainguard data fetch" in text and "name resolution" in text
-    assert not cache.exists()
+    assert _nothing_but_the_lock(cache)
 
 
 def test_downloaded_data_with_bad_layout_is_not_cached(tmp_path, tiny_arrays, monkeypatch):
@@ -149,7 +149,7 @@ def test_downloaded_data_with_bad_layout_is_not_cached(tmp_path, tiny_arrays, mo
     monkeypatch.setattr(data, "DOWNLOADER", lambda name, scratch: dict(tiny_arrays))
     with pytest.raises(data.DataError, match="labels"):
         data.load("cifar10", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache").exists()
+    assert _nothing_but_the_lock(tmp_path / "cache")
 
 
 def test_first_per_class_is_fixed_and_balanced():
@@ -177,3 +177,8 @@ def test_manifest_holds_the_offline_copies():
 def test_synthetic_data_is_deterministic():
     a, b = data.synthetic("cifar10", 3, 2), data.synthetic("cifar10", 3, 2)
     assert a.fingerprint() == b.fingerprint() and a.x_train.shape == (30, 32, 32, 3)
+
+
+def _nothing_but_the_lock(cache) -> bool:
+    """A failed download writes no data: at most the download's lock, inside trainguard's own cache directory."""
+    return not cache.exists() or all(p.name.endswith(".lock") for p in cache.iterdir())

@@ -132,6 +132,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)  # the rename itself survives a power cut, not only the bytes
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         if exc.filename is None:  # a file object's write names no file: say which (a full disk, a size limit)
@@ -238,21 +239,33 @@ def _fsync_directory(directory: Path) -> None:
 
 # ------------------------------------------------------------------------------------ line stores
 
+#: Bound of the wait for a line store's lock (seconds): held only for one append, one repair or one read.
+LINE_LOCK_SECONDS = 120.0
+
+
+def _line_lock(path: Path, what: str):
+    """The lock every appender, repairer and reader of the line store ``path`` takes: a reader never sees, and so
+    never "repairs", a line another process is still writing (a write of more than a page is not atomic to
+    readers, and a short write is finished in a second call)."""
+    return file_lock(path.with_name(f".{path.name}.lock"), f"{what} {path}", timeout=LINE_LOCK_SECONDS)
+
+
 def append_line(path: Path, line: str) -> Path:
-    """Append one whole line (a trailing newline is added) as a single write: two processes appending at once
-    interleave whole lines, never halves. A short write (a full disk, a signal) is finished or, if the rest cannot
-    be written, cut back to where the line began and raised: the store never keeps half a line of ours. A torn
-    tail an earlier crash left is set aside first (:func:`repair_tail`), so the new line does not glue onto it."""
+    """Append one whole line (a trailing newline is added) under the store's lock (:func:`_line_lock`), as one
+    write to an O_APPEND file. A short write (a full disk, a signal) is finished or, if the rest cannot be
+    written, cut back to where the line began and raised: the store never keeps half a line of ours. A torn tail a
+    killed writer left is set aside first (:func:`repair_tail`), so the new line does not glue onto it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = (line.rstrip("\n") + "\n").encode("utf-8")
-    repair_tail(path)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
-    try:
-        _write_all(fd, payload, path)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _line_lock(path, "appending to"):
+        _repair_tail_locked(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+        try:
+            _write_all(fd, payload, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return path
 
 
@@ -278,27 +291,36 @@ def repair_tail(path: Path) -> str | None:
     ``<name>.torn-<time>`` beside it and cut it from the file; say what was done (None: nothing to do). Only the
     tail is touched: a damaged line in the middle stays an error for :func:`read_json_lines` to name."""
     path = Path(path)
+    if not _ends_torn(path):
+        return None
+    with _line_lock(path, "repairing"):
+        return _repair_tail_locked(path)
+
+
+def _ends_torn(path: Path) -> bool:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return None
+        return False
     if size == 0:
-        return None
+        return False
     with open(path, "rb") as handle:
         handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return None
-    with file_lock(path.with_name(f".{path.name}.lock"), f"repairing {path}", timeout=60):
-        data = path.read_bytes()
-        if data.endswith(b"\n"):
-            return None  # another process repaired it while we waited
-        cut = data.rfind(b"\n") + 1
-        aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        atomic_write_bytes(aside, data[cut:])
-        with open(path, "r+b") as handle:
-            handle.truncate(cut)
-            handle.flush()
-            os.fsync(handle.fileno())
+        return handle.read(1) != b"\n"
+
+
+def _repair_tail_locked(path: Path) -> str | None:
+    """:func:`repair_tail` for a caller that holds the store's lock: no writer is between two of its writes."""
+    if not _ends_torn(path):
+        return None
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    aside = unique_aside(path, "torn")
+    atomic_write_bytes(aside, data[cut:])
+    with open(path, "r+b") as handle:
+        handle.truncate(cut)
+        handle.flush()
+        os.fsync(handle.fileno())
     note = (f"{path}: its last line was torn ({len(data) - cut} bytes without a newline, left by an interrupted "
             f"write); set aside in {aside.name}, the complete lines before it kept")
     RECOVERED.append(note)
@@ -319,9 +341,12 @@ def read_json_lines(path: Path, what: str, valid, expected: str, missing_ok: boo
         if missing_ok:
             return []
         raise ConfigError(f"{what} {path} does not exist")
-    if os.access(path, os.W_OK):
-        repair_tail(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    if os.access(path, os.W_OK):  # a store this process can write may have writers: read it between two appends
+        with _line_lock(path, "reading"):
+            _repair_tail_locked(path)
+            text = path.read_text(encoding="utf-8", errors="replace")
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -335,6 +360,20 @@ def read_json_lines(path: Path, what: str, valid, expected: str, missing_ok: boo
             raise ConfigError(f"{what} {path}, line {number}: not {expected}")
         records.append(record)
     return records
+
+
+def unique_aside(path: Path, why: str) -> Path:
+    """A new name beside ``path`` for what is set aside (``<name>.<why>-<time>-<pid>-<n>``): two set-asides in the
+    same second, by one process or two, never overwrite each other."""
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    for number in range(10_000):
+        candidate = path.with_name(f"{path.name}.{why}-{stamp}-{number}")
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode()))  # claimed: nobody else
+            return candidate
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no free name to set a file aside", str(path))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -35,7 +35,7 @@ from ..stores import data
 from ..engines import engine
 from ..core.environment import ISA_CONTROLS, cpu_name, host_vector_isa
 from ..stores.golden import (INPUTS, CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome,
-                             TracePart, Trace, compare, measure, missing_message, read_golden, read_inputs,
+                             TracePart, Trace, compare, measure, missing_message, read_golden, read_goldens, read_inputs,
                              write_goldens_together)
 from ..core.spec import ConfigError
 from ..core.storage import WaitTimeout
@@ -415,7 +415,9 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
     the MNIST experiment to take the configuration and data from; default the matrix's). ``inputs``: first compare
     the night's data at full scale with the fingerprints recorded with the goldens (the outcome ``inputs``)."""
     names = golden_names(matrix.profile) if names is None else names  # []: none (only the inputs, if asked)
-    goldens = {name: read_golden(golden_file(matrix, name)) for name in names}  # corrupt: ConfigError before training
+    files = {name: golden_file(matrix, name) for name in names}
+    read = read_goldens(files.values())  # one generation, under the directory's lock; corrupt: ConfigError first
+    goldens = {name: read[Path(path)] for name, path in files.items()}
     outcomes = []
     if experiment is None:
         experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.storage import RECOVERED, atomic_write_bytes, file_lock, sha256_file
+from ..core.storage import RECOVERED, atomic_write_bytes, file_lock, sha256_file, unique_aside
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
@@ -270,7 +269,7 @@ def _read_cache(name: str, cache_dir: Path) -> tuple[Dataset | None, str]:
         atomic_write_bytes(sidecar, sha256_file(path).encode())
         RECOVERED.append(f"{path}: {problem}, but every array matches the known release; checksum file rewritten")
         return dataset, ""
-    aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}")
+    aside = unique_aside(path, "bad")  # never over an earlier one set aside in the same second
     path.rename(aside)
     sidecar.unlink(missing_ok=True)
     reason = (f"the cached {path} {problem} and is not the known release: the cache is corrupt and is not trusted "
@@ -301,8 +300,8 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
         raise DataError(_unavailable_message(name, data_dir, cache_dir,
                                              f"{reason} and downloads are disabled"))
     # one download per cache, whatever the number of processes: the others wait, then read what it wrote
-    # (the lock file sits beside the cache directory: a failed download leaves the cache as it was, not created)
-    with file_lock(cache_dir.parent / f".{cache_dir.name}-{name}.lock", f"downloading {name} into {cache_dir}"):
+    # (the lock file sits inside trainguard's own cache directory, never among the user's other caches)
+    with file_lock(cache_dir / f".{name}.lock", f"downloading {name} into {cache_dir}"):
         cached, _ = _read_cache(name, cache_dir)
         return cached if cached is not None else download(name, cache_dir)
 

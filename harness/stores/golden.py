@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.spec import ConfigError
-from ..core.storage import recover_staged, write_together
+from ..core.storage import reading_together, write_together
 from .references import INPUTS_FILE, References  # noqa: F401 (INPUTS_FILE re-exported)
 
 FORMAT_VERSION = 1
@@ -445,8 +445,14 @@ def inputs_bytes(fingerprints: dict[str, dict]) -> bytes:
 
 def read_inputs(path: Path) -> dict[str, dict] | None:
     """The recorded fingerprints of the night's inputs ({"cifar10 train": {"images", "sha256"}, ...}); None if
-    there is no file; a ConfigError naming the file if it is unreadable."""
+    there is no file; a ConfigError naming the file if it is unreadable. Read as the goldens are: under their
+    directory's lock, after finishing or discarding an interrupted update (storage.reading_together)."""
     path = Path(path)
+    with reading_together(path.parent, "the golden runs"):
+        return _read_inputs_file(path)
+
+
+def _read_inputs_file(path: Path) -> dict[str, dict] | None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         splits = raw["splits"]
@@ -462,9 +468,21 @@ def read_inputs(path: Path) -> dict[str, dict] | None:
 
 def read_golden(path: Path) -> Golden | None:
     """The golden at ``path``; None if there is none; a ConfigError naming the file if it is unreadable."""
-    path = Path(path)
-    if path.parent.is_dir() and os.access(path.parent, os.W_OK):
-        recover_staged(path.parent)  # finish or discard an update that died half way, before trusting a file
+    return read_goldens([path])[Path(path)]
+
+
+def read_goldens(paths) -> dict[Path, Golden | None]:
+    """Several goldens read as one generation: under their directory's lock (never between two moves of a
+    concurrent update), after finishing or discarding an update that died half way (storage.reading_together)."""
+    paths = [Path(p) for p in paths]
+    found: dict[Path, Golden | None] = {}
+    for directory in dict.fromkeys(p.parent for p in paths):
+        with reading_together(directory, "the golden runs"):
+            found.update({p: _read_golden_file(p) for p in paths if p.parent == directory})
+    return found
+
+
+def _read_golden_file(path: Path) -> Golden | None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
