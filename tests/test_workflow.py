@@ -24,7 +24,8 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     cpu, gpu = workflow["jobs"]["cpu"], workflow["jobs"]["gpu"]
     cpu_commands = " ".join(step.get("run", "") for step in cpu["steps"])
     gpu_commands = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "trainguard run --profile ci --ledger" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "trainguard run --profile ci" in cpu_commands and "trainguard data fetch" in cpu_commands
+    assert "--ledger" not in cpu_commands + gpu_commands  # from the environment: a URL never on a command line
     assert "-c constraints/nightly.txt" in cpu_commands and "--junit-xml reports/junit.xml" in cpu_commands
     assert "tox -e gpu" in gpu_commands and "self-hosted" in gpu["runs-on"]
     # The GPU night checks the profile strictly against its CUDA baseline; without one, red would not mean a
@@ -41,21 +42,27 @@ def test_workflow_runs_nightly_on_cpu_and_gpu_and_keeps_the_reports():
     measure = next(s for s in gpu["steps"] if "tox -e baseline" in s.get("run", ""))
     assert "--device cuda" in measure["run"] and "git add baselines/ci" in measure["run"]
     assert any(s.get("with", {}).get("name") == "trainguard-cuda-baseline" for s in gpu["steps"])
-    for job in (cpu, gpu):
-        uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
-        assert uploads and uploads[0]["if"] == "always()" and uploads[0]["with"]["path"] == "reports/"
-        # the ledger travels between nights in a branch (not an evictable cache): restored before the run, saved
-        # after it even when it failed; each job its own file
+    for name, job in (("cpu", cpu), ("gpu", gpu)):
+        uploads = [s for s in job["steps"] if s.get("with", {}).get("path") == "reports/"]
+        assert uploads and uploads[0]["if"] == "always()"
+        # the ledger travels between nights in a branch (not an evictable cache): restored before the run; handed,
+        # even when the night failed, to a keep-ledger job that may push it; each job its own file
         runs = [s.get("run", "") for s in job["steps"]]
-        restore = [i for i, r in enumerate(runs) if r.startswith("bash tools/history_branch.sh restore .trainguard/history")]
-        save = [i for i, r in enumerate(runs) if r.startswith("bash tools/history_branch.sh save .trainguard/history")]
-        assert restore and save and restore[0] < save[0] and job["steps"][save[0]]["if"] == "always()"
+        assert any(r.startswith("bash tools/history_branch.sh restore .trainguard/history") for r in runs)
+        handed = next(s for s in job["steps"] if s.get("with", {}).get("name") == f"trainguard-ledger-{name}")
+        assert handed["if"].startswith("always()") and handed["with"]["path"] == f".trainguard/history/ledger-{name}.sqlite"
         assert not any(s.get("uses", "").startswith("actions/cache/save") for s in job["steps"])
-        assert ".trainguard/history/ledger-" in " ".join(runs) and "TRAINGUARD_LEDGER" in " ".join(runs)
-    assert workflow["permissions"]["contents"] == "write"
-    pages = workflow["jobs"]["pages"]
-    assert "trainguard dashboard" in " ".join(s.get("run", "") for s in pages["steps"])
-    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in pages["steps"])
+        assert f".trainguard/history/ledger-{name}.sqlite" in job["env"]["TRAINGUARD_LEDGER"]
+        assert "secrets.TRAINGUARD_LEDGER" in job["env"]["TRAINGUARD_LEDGER"]  # the secret mapped, when set
+        keep = workflow["jobs"][f"keep-ledger-{name}"]
+        assert keep["needs"] == name and keep["if"].startswith("always()")
+        assert f"bash tools/history_branch.sh save .trainguard/history ledger-{name}.sqlite" in " ".join(
+            s.get("run", "") for s in keep["steps"])
+    prune = next(s for s in cpu["steps"] if "trainguard ledger prune" in s.get("run", ""))
+    assert "--keep-reports 30" in prune["run"]
+    build, deploy = workflow["jobs"]["pages-build"], workflow["jobs"]["pages-deploy"]
+    assert "trainguard dashboard" in " ".join(s.get("run", "") for s in build["steps"])
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == ["actions/deploy-pages"]
 
 
 def _workflow():
@@ -114,23 +121,73 @@ def test_ci_runs_the_readme_s_two_set_up_commands_verbatim():
 
 
 REPLAY = WORKFLOW.with_name("replay.yml")
+COMMENT = WORKFLOW.with_name("replay-comment.yml")
 
 
 def test_every_pull_request_is_replayed_and_told_the_verdict():
     yaml = pytest.importorskip("ruamel.yaml", reason="comes with check-jsonschema (dev extra)")
     workflow = yaml.YAML(typ="safe").load(REPLAY.read_text())
-    assert "pull_request" in workflow["on"] and workflow["permissions"]["pull-requests"] == "write"
+    assert "pull_request" in workflow["on"] and workflow["permissions"] == {"contents": "read"}
     steps = workflow["jobs"]["replay"]["steps"]
     replay = next(s for s in steps if "trainguard replay" in s.get("run", ""))
     assert "--summary reports/replay.md" in replay["run"] and "if" not in replay  # a change (exit 1) fails the PR
-    comment = next(s for s in steps if "gh pr comment" in s.get("run", ""))
-    assert comment["if"].startswith("always()") and "--body-file reports/replay.md" in comment["run"]
+    assert not any("gh pr comment" in s.get("run", "") for s in steps)  # a fork's token could not: the check went red
+    verdict = next(s for s in steps if s.get("with", {}).get("name") == "replay-verdict")
+    assert verdict["if"].startswith("always()")
+    comment = yaml.YAML(typ="safe").load(COMMENT.read_text())
+    assert comment["on"]["workflow_run"] == {"workflows": ["replay"], "types": ["completed"]}
+    job = comment["jobs"]["comment"]
+    posting = next(s for s in job["steps"] if "gh pr comment" in s.get("run", ""))
+    assert "--body-file" in posting["run"] and "^[0-9]{1,10}$" in posting["run"] and "HEAD_SHA" in posting["run"]
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in job["steps"])  # never the PR's code
 
 
-def test_the_replay_workflow_validates_against_the_github_schema():
+def _permissions(workflow: dict, job: dict) -> dict:
+    granted = job.get("permissions", workflow.get("permissions"))
+    if granted is None:
+        return {"everything": "write"}  # GitHub's default token may write (the repository's setting decides)
+    if isinstance(granted, str):
+        return {"everything": granted}
+    return granted
+
+
+WRITING_CODE = ("pip install", "tox", "trainguard ", "pytest", "npm ", "python -m", "setup-python")
+
+
+def test_every_workflow_is_least_privileged_job_by_job():
+    """Each job names its permissions (none inherited); a job that may write anything runs no third-party or
+    pull-request code (no install, no trainguard, no tests); pull requests never reach the self-hosted runner and
+    never get a write token; secrets reach commands through the environment, not their arguments."""
+    yaml = pytest.importorskip("ruamel.yaml", reason="comes with check-jsonschema (dev extra)")
+    for path in sorted(WORKFLOW.parent.glob("*.yml")):
+        workflow = yaml.YAML(typ="safe").load(path.read_text())
+        assert workflow.get("permissions") in ({}, {"contents": "read"}), f"{path.name}: top-level permissions"
+        triggers = workflow["on"] if isinstance(workflow["on"], (dict, list)) else [workflow["on"]]
+        from_pull_requests = "pull_request" in triggers or "pull_request_target" in triggers
+        for name, job in workflow["jobs"].items():
+            where = f"{path.name} job {name}"
+            granted = _permissions(workflow, job)
+            assert "everything" not in granted, f"{where}: name its permissions"
+            writes = sorted(k for k, v in granted.items() if v == "write")
+            text = " ".join(str(s.get("run", "")) + " " + str(s.get("uses", "")) for s in job.get("steps", []))
+            if writes:
+                assert not any(code in text for code in WRITING_CODE), f"{where} may write {writes} and runs code"
+            runner = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+            if from_pull_requests:
+                assert "self-hosted" not in runner, f"{where}: a pull request on the self-hosted runner"
+                assert not writes, f"{where}: a pull request's code with a write token"
+                assert "secrets." not in path.read_text(), f"{path.name}: secrets within reach of a pull request"
+            if "self-hosted" in runner:
+                assert "pull_request" in job.get("if", ""), f"{where}: say that pull requests never run here"
+                assert "--user" not in text, f"{where}: installs into the runner's home, which outlives the job"
+            for step in job.get("steps", []):
+                assert "secrets." not in str(step.get("run", "")), f"{where}: a secret on a command line"
+
+
+def test_the_replay_workflows_validate_against_the_github_schema():
     pytest.importorskip("check_jsonschema", reason="the dev extra installs check-jsonschema")
     done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(REPLAY)], capture_output=True, text=True, timeout=120)
+                           str(REPLAY), str(COMMENT)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p reports
 export GITHUB_STEP_SUMMARY=${GITHUB_STEP_SUMMARY:-$(pwd)/reports/job-summary.md}
+# as the job: the ledger from the environment (a database URL never on a command line), else the job's SQLite file
+export TRAINGUARD_LEDGER=${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}
 if [[ ! -x .venv/bin/python ]]; then python3 -m venv .venv; fi
 . .venv/bin/activate
 
@@ -23,10 +25,14 @@ else
 fi
 python -m pytest -m "not slow" -n auto -q
 status=0
-trainguard run --profile ci --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
-trainguard ledger --profile ci --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --plots reports/trends > reports/history.md
-trainguard dashboard --ledger "${TRAINGUARD_LEDGER:-.trainguard/history/ledger-cpu.sqlite}" --out reports/dashboard
+trainguard run --profile ci --run-log reports/runlog.jsonl --junit-xml reports/junit.xml --report reports/report.md || status=$?
+trainguard ledger --profile ci --plots reports/trends > reports/history.md
+trainguard dashboard --out reports/dashboard
 echo "Dashboard of every night: https://${GITHUB_REPOSITORY_OWNER:-OWNER}.github.io/$(basename "${GITHUB_REPOSITORY:-OWNER/REPO}")/cpu/ (this night's: reports/dashboard/index.html in the artifact)" >> "$GITHUB_STEP_SUMMARY"
+if [[ "$TRAINGUARD_LEDGER" == .trainguard/history/ledger-cpu.sqlite ]]; then
+    trainguard ledger prune --keep-reports 30
+fi
+# the workflow's keep-ledger-cpu job (its own token may push): the same script
 bash tools/history_branch.sh save .trainguard/history ledger-cpu.sqlite
 echo "job summary: $GITHUB_STEP_SUMMARY; artifact layout: reports/"
 exit $status
