@@ -50,7 +50,8 @@ def _profile(tmp_path, name="night", models=None, extra=""):
 
 def _night(tmp_path, profile, executor, where, results=None, **options):
     lines = []
-    options = Options(profile, results_dir=tmp_path / (results or where) / "results", run_log=tmp_path / where / "runlog.jsonl",
+    results_dir = options.pop("results_dir", tmp_path / (results or where) / "results")
+    options = Options(profile, results_dir=results_dir, run_log=tmp_path / where / "runlog.jsonl",
                       baselines_dir=tmp_path / "baselines", executor=executor, **{**QUIET, **options})
     summary = run_profile(options, printer=lines.append)
     return summary, lines
@@ -147,6 +148,83 @@ def test_an_unreachable_ray_address_is_an_error_naming_it_before_anything_trains
     out, err = capsys.readouterr()
     assert "--ray-address 127.0.0.1:1: nothing answers there" in err
     assert "replaying" not in out and not (tmp_path / ".trainguard" / "runlog.jsonl").exists()  # nothing ran at all
+
+
+@pytest.mark.slow
+@pytest.mark.generated
+def test_a_task_no_node_can_place_ends_the_night_with_a_sentence_within_a_bounded_wait(tmp_path, ray_cluster,
+                                                                                      monkeypatch):
+    """--gpus-per-run 1 on a cluster without GPUs: Ray would wait for ever; the night ends once no node could place
+    the task for TRAINGUARD_RAY_PLACEMENT_TIMEOUT seconds, its runs failed with why, the report written."""
+    monkeypatch.setenv("TRAINGUARD_RAY_PLACEMENT_TIMEOUT", "3")
+    profile = _profile(tmp_path, models=["Baseline1"])
+    started = time.monotonic()
+    summary, lines = _night(tmp_path, profile, "ray", "ray", ray=RayResources(gpus_per_run=1.0))
+    waited = time.monotonic() - started
+    assert waited < 60, waited  # the bound: 3 s of grace, one poll, the night's own work
+    assert summary.result == "FAIL"
+    assert any("no node of the cluster can place a task asking for 1 CPU, 1 GPU" in line for line in lines), lines
+    stops = _run_events(tmp_path / "ray" / "runlog.jsonl", "run_stop")
+    assert stops and all(e["status"] == "error" and "could never run" in e["message"] for e in stops)
+    print(f"unplaceable task: the night ended after {waited:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.generated
+def test_a_ray_driver_and_another_night_sharing_a_result_folder_train_each_run_once(tmp_path, ray_cluster):
+    """The Ray driver takes each run's result lock, as a night in process does: the two nights take turns, and the
+    second reads what the first trained instead of training it again."""
+    profile = _profile(tmp_path, models=["Baseline1", "NewModel2"])
+    shared = tmp_path / "shared-results"
+    other = subprocess.Popen([sys.executable, "-m", "trainguard", "run", "--profile", str(tmp_path / "night.toml"),
+                              "--device", "cpu", "--threads", "1", "--no-replay", "--no-figures", "--results-dir",
+                              str(shared), "--run-log", str(tmp_path / "local" / "runlog.jsonl"), "--report",
+                              str(tmp_path / "local" / "report.md"), "--seeds", "100,101"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    summary, lines = _night(tmp_path, profile, "ray", "ray", seeds=(100, 101), results_dir=shared)
+    out, _ = other.communicate(timeout=600)
+    assert other.returncode in (0, 1, 5), out[-2000:]
+    trained = [(e["model"], e["seed"]) for where in ("ray", "local") if (tmp_path / where / "runlog.jsonl").exists()
+               for e in _run_events(tmp_path / where / "runlog.jsonl", "run_start")]
+    assert sorted(trained) == sorted({(m, s) for m in ("Baseline1", "NewModel2") for s in (100, 101)}), trained
+
+
+def test_only_the_user_s_python_modules_travel_to_a_cluster(tmp_path):
+    from trainguard.night.cluster import code_bundle
+
+    project = tmp_path / "project"
+    (project / "pkg").mkdir(parents=True)
+    (project / "mynet.py").write_text("X = 1\n")
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "layers.py").write_text("Y = 2\n")
+    for secret in (".env", ".env.local", "id_rsa", "credentials.json", "cloud.pem"):
+        (project / secret).write_text("secret\n")
+    for folder in (".git", ".venv", "reports", ".trainguard", "__pycache__", ".aws"):
+        (project / folder).mkdir()
+        (project / folder / "leak.py").write_text("secret = 1\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    assert code_bundle(project, bundle) == ["mynet.py", "pkg/__init__.py", "pkg/layers.py"]
+    assert sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()) == [
+        "mynet.py", "pkg/__init__.py", "pkg/layers.py"]
+
+
+def test_a_task_that_returns_other_runs_than_it_was_sent_fails_them_saying_so():
+    from types import SimpleNamespace
+
+    from trainguard.core.history import History
+    from trainguard.night.cluster import RemoteResult, _matching
+
+    matrix = SimpleNamespace(device=__import__("torch").device("cpu"))
+    runs = [SimpleNamespace(model="Baseline1", seed=100), SimpleNamespace(model="Baseline1", seed=101)]
+    one = History.not_trained("Baseline1", 100, "cpu", "completed", "")
+    checked = _matching(runs, RemoteResult([one], "host", 1, 1.0), matrix)  # one history for two runs
+    assert [(h.model, h.seed, h.status) for h in checked.histories] == [("Baseline1", 100, "error"),
+                                                                        ("Baseline1", 101, "error")]
+    assert "returned runs [('Baseline1', 100)] for [('Baseline1', 100), ('Baseline1', 101)]" in checked.histories[0].message
+    swapped = _matching(runs[:1], RemoteResult([History.not_trained("NewModel2", 100, "cpu", "completed", "")],
+                                               "host", 1, 1.0), matrix)
+    assert swapped.histories[0].status == "error"
 
 
 def test_ray_resources_come_from_the_options(tmp_path):

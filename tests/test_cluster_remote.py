@@ -21,9 +21,12 @@ def _profile(directory: Path, name: str, models: list[str]) -> Path:
 
 
 WHERE = '''
+import os
+
 import torch.nn as nn
 
-open({record!r}, "a").write(__file__ + "\\n")  # where the worker imported this module from
+# where the worker imported this module from, and what else travelled with it
+open({record!r}, "a").write(__file__ + " " + ",".join(sorted(os.listdir(os.path.dirname(__file__)))) + "\\n")
 
 
 class TinyNet(nn.Module):
@@ -46,6 +49,9 @@ def test_a_user_model_travels_to_a_cluster_with_the_job(tmp_path):
     project.mkdir()
     record = tmp_path / "imported-from.txt"
     (project / "tinynet.py").write_text(WHERE.format(record=str(record)))
+    (project / ".env").write_text("API_TOKEN=do-not-ship\n")  # beside the user's code, as projects keep them
+    (project / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (project / "data.npz").write_bytes(b"\0" * 1000)
     _profile(project, name="mine", models=["tinynet:TinyNet"])
     # Ray 2.60's token authentication refuses a driver joining by HOST:PORT on this machine (InvalidAuthToken, while
     # `auto` is let in): this test's own cluster runs without it (docs/cluster.md)
@@ -62,7 +68,10 @@ def test_a_user_model_travels_to_a_cluster_with_the_job(tmp_path):
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
     assert night.returncode in (0, 5), night.stdout[-3000:] + night.stderr[-3000:]  # 5: no baseline, nothing checked
     assert "Ray: tinynet:TinyNet seed 100 completed" in night.stdout
-    places = {Path(line).parent for line in record.read_text().split()}
+    lines = [line.split(" ", 1) for line in record.read_text().splitlines()]
+    places = {Path(module).parent for module, _ in lines}
     workers = [p for p in places if p != project]
     assert workers and all("runtime_resources" in str(p) for p in workers), places
+    shipped = {files for module, files in lines if Path(module).parent != project}
+    assert shipped == {"tinynet.py"}, shipped  # only the Python modules travel: no .env, no key, no data
 

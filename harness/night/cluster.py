@@ -17,8 +17,11 @@ the outstanding tasks. The night's time limit (trainguard.core.watchdog) travels
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from ..engines import engine
 from ..core import watchdog
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, WaitTimeout
 from ..core.history import History
 from .plan import NightPlan
 from ..runs.matrix import model_search_paths
@@ -265,15 +268,19 @@ class RayExecutor:
             _probe(self.resources.address)
 
     def execute(self, plan: NightPlan, session) -> None:
+        with contextlib.ExitStack() as held:  # the result locks of the runs this driver trains, until they are in
+            self._execute(plan, session, held)
+
+    def _execute(self, plan: NightPlan, session, held: contextlib.ExitStack) -> None:
         matrix = session.matrix
-        todo = self._uncached(plan, matrix)
+        todo = self._claim(self._uncached(plan, matrix), matrix, held)
         done = session.built_experiment.pairs if session.built_experiment is not None else {}
         pairs = [p for p in plan.mnist_pairs if p not in done]
         if not todo and not pairs:
             return
-        code = _user_code(matrix, self.resources.address)
-        self.shipped = code is not None and not _joined()
-        ray = connect(self.resources.address, code)
+        with _user_code(matrix, self.resources.address) as code:
+            self.shipped = code is not None and not _joined()
+            ray = connect(self.resources.address, code)
         self.printer(f"[trainguard] Ray: {len(todo)} training task(s), {len(pairs)} MNIST pair(s) on "
                      f"{_describe_cluster(ray)}")
         pending = self._submit_runs(ray, todo, matrix)
@@ -284,6 +291,34 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
+
+    def _claim(self, tasks: list[list], matrix, held: contextlib.ExitStack) -> list[list]:
+        """Take the result lock of every run this driver is about to send out, as a night in process takes it for
+        the run it trains: a second driver sharing the result folder waits, then reads what this one trained.
+        Taken in sorted order (no lock-order deadlock between drivers); a run that another driver finished while
+        this one waited is read from the cache; a lock held past its bound fails that task's runs, saying so."""
+        from ..runs.training import finish, log_start
+
+        claimed = []
+        for runs in sorted(tasks, key=lambda group: (group[0].model, group[0].seed)):
+            try:
+                for run in runs:
+                    held.enter_context(matrix.store.lock(run.spec, on_wait=matrix.printer))
+            except WaitTimeout as exc:
+                for run in runs:
+                    history = History.not_trained(run.model, run.seed, engine.device_name(matrix.device), "timeout",
+                                                  str(exc))
+                    finish(matrix, log_start(matrix, run.spec, executor="ray"), run.spec, history)
+                continue
+            cached = [matrix.store.get(run.spec) for run in runs]
+            if all(history is not None for history in cached):  # trained by the driver we waited for
+                for run, history in zip(runs, cached):
+                    matrix.printer(f"[trainguard] {run.model} seed {run.seed}: trained meanwhile by another process; "
+                                   f"cached result {matrix.store.path(run.spec)}")
+                    matrix.histories[(run.model, run.seed)] = history
+                continue
+            claimed.append(runs)
+        return claimed
 
     def _uncached(self, plan: NightPlan, matrix) -> list[list]:
         """The planned runs to train, grouped into tasks (a stack's seeds together); cached ones are loaded."""
@@ -340,14 +375,18 @@ class RayExecutor:
     def _collect(self, ray, pending: dict, session) -> None:
         from ray.exceptions import RayError
 
+        placement = _Placement(ray, self._demand(session.matrix))
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s())
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=min(_wait_s(), placement.poll_s))
             if not done:
-                if watchdog.passed():  # the tasks carry the limit too; this covers those still queued
+                never = placement.never()
+                if watchdog.passed() or never:  # the tasks carry the limit too; this covers those still queued
                     for ref in list(pending):
                         ray.cancel(ref, force=True)
                         what, item = pending.pop(ref)
-                        self._record(what, item, _lost(what, item, session.matrix, None), session)
+                        self._record(what, item, _lost(what, item, session.matrix, None, never), session)
+                    if never:
+                        self.printer(f"[trainguard] Ray: {never}")
                 continue
             ref = done[0]
             what, item = pending.pop(ref)
@@ -360,11 +399,17 @@ class RayExecutor:
     def _record(self, what: str, item, value, session) -> None:
         (self._record_runs if what == "run" else self._record_pair)(item, value, session)
 
+    def _demand(self, matrix) -> dict[str, float]:
+        """What one task asks of a node (Ray's resource names)."""
+        options = self._options(None, matrix)
+        return {"CPU": float(options["num_cpus"] or 0), "GPU": float(options["num_gpus"] or 0)}
+
     def _record_runs(self, runs: list, result: RemoteResult, session) -> None:
         from ..runs.training import finish, log_start
 
         matrix = session.matrix
         where = f"{result.host} (pid {result.pid})"
+        result = _matching(runs, result, matrix)
         for run, history in zip(runs, result.histories):
             logged = log_start(matrix, run.spec, device=history.device, executor="ray", host=result.host)
             for record in history.epochs:
@@ -398,26 +443,92 @@ class RayExecutor:
                 + "; the others came from the result cache")
 
 
-# What never travels with the user's code: trainguard's own outputs and data (Ray refuses a working_dir over its
-# size limit, and a night's results would only slow the upload).
-CODE_EXCLUDES = [".trainguard", "reports", "baselines", ".git", ".venv", "*.npz", "mlruns", "__pycache__"]
+# Folders whose Python files never travel with the user's code: trainguard's own outputs, environments, caches.
+SKIPPED_FOLDERS = {".trainguard", "reports", "baselines", ".git", ".venv", "venv", "mlruns", "__pycache__",
+                   "node_modules", ".tox", "build", "dist"}
+CODE_SUFFIXES = (".py",)  # only the user's modules travel: never .env files, keys, data or anything else there
 
 
-def _user_code(matrix, address: str | None) -> dict | None:
+@contextlib.contextmanager
+def _user_code(matrix, address: str | None):
     """The runtime environment that ships the user's own model modules to a cluster the driver does not share a
-    filesystem with: the profile file's directory (or the working directory) as the tasks' working directory. None
-    for the built-in models, and for a local cluster (its workers read the same files)."""
+    filesystem with: the Python files of the profile file's directory (or the working directory), copied into a
+    folder of their own that becomes the tasks' working directory — nothing else of that directory (a ``.env``,
+    credentials, data) leaves the machine. None for the built-in models, and for a local cluster (its workers
+    read the same files)."""
     from .. import models
 
     if address in (None, "local") or all(m in models.MODEL_NAMES for m in matrix.profile.models):
-        return None
-    return {"working_dir": str(model_search_paths(matrix.profile)[0]), "excludes": CODE_EXCLUDES}
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="trainguard-code-") as bundle:
+        code_bundle(model_search_paths(matrix.profile)[0], Path(bundle))
+        yield {"working_dir": bundle}
 
 
-def _lost(what: str, item, matrix, exc: BaseException | None):
+def code_bundle(source: Path, bundle: Path) -> list[str]:
+    """Copy the Python modules under ``source`` (hidden and SKIPPED_FOLDERS folders left out) into ``bundle``; the
+    relative paths copied."""
+    copied = []
+    for root, folders, files in os.walk(source):
+        folders[:] = sorted(f for f in folders if f not in SKIPPED_FOLDERS and not f.startswith("."))
+        for name in sorted(files):
+            if name.endswith(CODE_SUFFIXES) and not name.startswith("."):
+                relative = (Path(root) / name).relative_to(source)
+                (bundle / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(root) / name, bundle / relative)
+                copied.append(str(relative))
+    return copied
+
+
+class _Placement:
+    """Whether the cluster has a node that can ever place a task: its alive nodes' total resources against the
+    task's demand. Infeasible for TRAINGUARD_RAY_PLACEMENT_TIMEOUT seconds (an autoscaler's time to add a node;
+    a node lost) ends the wait with a sentence, instead of waiting without end as Ray itself would."""
+
+    def __init__(self, ray, demand: dict[str, float]) -> None:
+        self.ray, self.demand, self.since = ray, {k: v for k, v in demand.items() if v}, None
+        self.grace_s = watchdog.seconds_from_environment("TRAINGUARD_RAY_PLACEMENT_TIMEOUT", DEFAULT_PLACEMENT_TIMEOUT)
+        self.poll_s = max(0.5, min(10.0, self.grace_s / 4))
+
+    def never(self) -> str | None:
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        if any(all(node.get(k, 0) >= v for k, v in self.demand.items()) for node in nodes):
+            self.since = None
+            return None
+        self.since = self.since or time.monotonic()
+        if time.monotonic() - self.since < self.grace_s:
+            return None
+        asked = ", ".join(f"{v:g} {k}" for k, v in sorted(self.demand.items()))
+        largest = "; ".join(", ".join(f"{node.get(k, 0):g} {k}" for k in sorted(self.demand)) for node in nodes) or "none"
+        return (f"no node of the cluster can place a task asking for {asked} (its nodes have: {largest}), and none "
+                f"came within {self.grace_s:.0f} s (TRAINGUARD_RAY_PLACEMENT_TIMEOUT): the tasks could never run; "
+                f"lower --cpus-per-run / --gpus-per-run or add such a node")
+
+
+DEFAULT_PLACEMENT_TIMEOUT = 300.0
+
+
+def _matching(runs: list, result: RemoteResult, matrix) -> RemoteResult:
+    """The task's histories, checked against the runs it was sent: one per run, each of that model and seed.
+    A task that returns anything else has its runs failed, saying what came back (never silently dropped)."""
+    returned = [(h.model, h.seed) for h in result.histories]
+    expected = [(r.model, r.seed) for r in runs]
+    if returned == expected:
+        return result
+    message = f"the Ray task returned runs {returned} for {expected}: its results are not used"
+    device = engine.device_name(matrix.device)
+    return RemoteResult([History.not_trained(r.model, r.seed, device, "error", message) for r in runs],
+                        result.host, result.pid, result.seconds)
+
+
+def _lost(what: str, item, matrix, exc: BaseException | None, never: str | None = None):
     """The result of a task that delivered nothing: Ray gave up on it (``exc``: its worker died more often than
-    the retries allow) or the night's time limit passed first (``exc`` None). Never cached."""
-    if exc is None:
+    the retries allow), no node could ever place it (``never``: why), or the night's time limit passed first.
+    Never cached."""
+    if never is not None:
+        status, message = "error", f"not trained: {never}"
+    elif exc is None:
         status, message = "timeout", f"not trained: {watchdog.describe_limit()} had passed"
     else:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
