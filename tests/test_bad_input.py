@@ -92,6 +92,10 @@ NET = textwrap.dedent("""
     def not_a_model():
         return 42
 
+
+    def failing_factory():
+        raise ValueError("width must be positive")
+
     CONSTANT = 3
 """)
 
@@ -122,6 +126,10 @@ def _night(profile: str, capsys) -> tuple[int, str]:
     (None, "mynets:Nope", r"module 'mynets' has no attribute 'Nope'"),
     (None, "nosuch:Net", r"module 'nosuch' cannot be imported"),
     (None, "mynets:CONSTANT", r"'CONSTANT' is not a class or a zero-argument factory"),
+    # found at plan time, before the first run, not when the run starts
+    (None, "mynets:not_a_model", r"model 'mynets:not_a_model': its factory returned int, not a torch.nn.Module"),
+    (None, "mynets:failing_factory", r"model 'mynets:failing_factory': calling it raised ValueError: width must be "
+                                     r"positive \(.*mynets.py:\d+\)"),
 ])
 def test_every_wrong_model_path_names_the_profile_and_the_path_exit_2(project, capsys, module, models, expected):
     if module == "broken.py":
@@ -132,6 +140,7 @@ def test_every_wrong_model_path_names_the_profile_and_the_path_exit_2(project, c
     (project / "bad.toml").write_text(text)
     code, err = _night("bad.toml", capsys)
     assert code == 2 and "Traceback" not in err
+    assert not (project / ".trainguard" / "runlog.jsonl").exists()  # refused before anything trained
     assert "profile bad.toml" in err, err
     assert __import__("re").search(expected, err), err
 

@@ -76,3 +76,40 @@ def test_every_ledger_url_printed_is_redacted(url, secret, capsys):
     assert cli.main(["ledger", "--profile", "smoke", "--ledger", url]) == 2
     err = capsys.readouterr().err
     assert secret not in err and "***" in err, err
+
+
+def test_a_writer_frozen_mid_append_on_a_shared_postgresql_ledger_does_not_block_the_next_night(
+        tmp_path, postgres_server, monkeypatch):
+    """A host that stops in the middle of its append (SIGSTOP: a frozen VM, a cut network), holding the append
+    lock: the server ends its session after TRAINGUARD_LEDGER_IDLE_SECONDS, and the next night's append goes in.
+    Without that bound it waited until its own lock timeout and dropped its night."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    database = next(postgres_database(postgres_server))
+    open_ledger(database)
+    monkeypatch.setenv("TRAINGUARD_LEDGER_IDLE_SECONDS", "3")
+    monkeypatch.setenv("TRAINGUARD_LOCK_TIMEOUT", "30")
+    frozen = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal, sys
+        from trainguard.stores.ledger import open_ledger
+        store = open_ledger({database!r})
+        with store._write() as connection:  # the append's transaction, its lock taken
+            print("locked", flush=True)
+            os.kill(os.getpid(), signal.SIGSTOP)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert frozen.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        store = open_ledger(database)
+        store.append({"run_id": "next", "time": "2026-12-02T02:17:00+00:00", "profile": "ci", "device_class": "cpu"})
+        waited = time.monotonic() - started
+    finally:
+        frozen.send_signal(signal.SIGKILL)
+        frozen.wait()
+    assert [r["run_id"] for r in store.read("ci", "cpu")] == ["next"]
+    assert waited < 20, waited  # the idle bound (3 s) and the server's check, far below the lock timeout (30 s)
+    print(f"the next append waited {waited:.1f} s behind a frozen writer")

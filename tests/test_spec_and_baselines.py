@@ -100,11 +100,28 @@ def test_measured_baseline_round_trips_per_seed_curves(tmp_path):
     assert summary[0].startswith("model,epochs,train_loss_mean,train_loss_std,train_loss_n") and len(summary) == 5
 
 
+def _empty_cell(text: str) -> str:
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    for number, line in enumerate(lines):
+        if line.startswith("Baseline2,1,3,"):
+            cells = line.split(",")
+            cells[header.index("train_loss")] = ""
+            lines[number] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace("train_acc", "train_accuracy", 1), r"missing column\(s\) \['train_acc'\]"),
     (lambda t: t.replace("Baseline1,0,1,1.95,", "Baseline1,0,1,fast,", 1), "line 2, column 'train_loss': expected a number, got 'fast'"),
     (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("Baseline2,1,")
-                         and not line.startswith("Baseline2,2,")) + "\n", "Baseline2 seed 1, Baseline2 seed 2 missing or short"),
+                         and not line.startswith("Baseline2,2,")) + "\n",
+     r"Baseline2 has seeds \[0\], the metadata cpu.meta.json lists \[0, 1, 2\] \(missing: \[1, 2\]\)"),
+    # the whole reference, not only what tonight reads: a seed the metadata does not list ...
+    (lambda t: t + "".join(line.replace("Baseline1,2,", "Baseline1,9,", 1) + "\n" for line in t.splitlines()
+                           if line.startswith("Baseline1,2,")), r"Baseline1 has seeds \[0, 1, 2, 9\].*not listed: \[9\]"),
+    # ... and an empty cell among numbers (read as NaN before: accepted where no band read it)
+    (_empty_cell, r"column 'train_loss' is empty for Baseline2 seed 1 epoch 3 \(1 of"),
     (lambda t: t.replace("Baseline1,0,2,", "Baseline1,0,7,", 1), "Baseline1 seed 0 epoch 7 follows epoch 1"),
 ])
 def test_malformed_baseline_names_file_line_and_column(tmp_path, edit, message):

@@ -248,8 +248,30 @@ def resolve_user_models(profile: Profile) -> None:
     for name in (m for m in profile.models if m not in models.MODEL_NAMES):
         try:
             models.resolve(name, model_search_paths(profile))
+            _built_once(name, model_search_paths(profile))
         except models.ModelError as exc:
             raise ConfigError(f"profile {profile.source or profile.name}: {exc}") from None
+
+
+def _built_once(name: str, search) -> None:
+    """The factory called once and its return checked (an ``nn.Module``), before anything trains: a factory that
+    raises or returns something else is one sentence at plan time, not a failure when its run starts. The global
+    random state is put back afterwards: building draws initial weights."""
+    import torch
+
+    from .. import models
+
+    with torch.random.fork_rng(devices=[]):
+        try:
+            models.build(name, search)
+        except models.ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — the user's factory: its error, named, with where it was raised
+            import traceback
+
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise models.ModelError(f"model {name!r}: calling it raised {type(exc).__name__}: {exc} "
+                                    f"({frame.filename}:{frame.lineno})") from None
 
 
 def available_cores() -> int:

@@ -186,6 +186,7 @@ def _load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...]
                               f"{len(curve)}; each curve must list epochs 1, 2, ... in order")
         curve.append({metric: (_number(curves_file, line, row, metric) if row[metric] not in ("", None) else math.nan)
                       for metric in CURVE_METRICS})
+    _check_whole(curves_file, meta_file, meta, curves)
     table = BaselineTable(path, curves, meta)
     # every seed the metadata names, for every model, to the largest budget: a file cut at a line boundary
     # parses, and must still be refused, not read as a baseline of fewer seeds
@@ -200,6 +201,31 @@ def _load_measured(path: Path, models: tuple[str, ...], budgets: tuple[int, ...]
     if missing:
         raise ConfigError(f"{curves_file}: fewer than 2 seeds reach {', '.join(missing)}; regenerate with --update-baselines")
     return table
+
+
+def _check_whole(curves_file: Path, meta_file: Path, meta: dict, curves: dict) -> None:
+    """The whole reference checked, not only what tonight's bands read: the metadata lists its seeds; every model
+    in the file has exactly those seeds; a metric's column is empty in every row (a quantity this baseline did not
+    measure) or a finite number in every row — an empty cell among numbers is damage, not a missing metric."""
+    listed = meta.get("seeds")
+    if not isinstance(listed, list) or not listed or not all(isinstance(s, int) for s in listed):
+        raise ConfigError(f"{meta_file}: 'seeds' must list the baseline's seeds, got {listed!r}; restore it from git "
+                          f"or regenerate with trainguard baselines update")
+    for model in sorted({m for m, _ in curves}):
+        found = sorted(seed for m, seed in curves if m == model)
+        if found != sorted(listed):
+            extra, lacking = sorted(set(found) - set(listed)), sorted(set(listed) - set(found))
+            raise ConfigError(f"{curves_file}: {model} has seeds {found}, the metadata {meta_file.name} lists {sorted(listed)}"
+                              + (f" (not listed: {extra})" if extra else "") + (f" (missing: {lacking})" if lacking else "")
+                              + "; the two files disagree: restore them from git or regenerate with trainguard baselines update")
+    for metric in CURVE_METRICS:
+        cells = [(key, epoch, row[metric]) for key, curve in sorted(curves.items()) for epoch, row in enumerate(curve, 1)]
+        empty = [cell for cell in cells if math.isnan(cell[2])]
+        if empty and len(empty) < len(cells):
+            (model, seed), epoch, _ = empty[0]
+            raise ConfigError(f"{curves_file}: column {metric!r} is empty for {model} seed {seed} epoch {epoch} "
+                              f"({len(empty)} of {len(cells)} rows) but a number elsewhere: a damaged file; restore it "
+                              f"from git or regenerate with trainguard baselines update")
 
 
 def render_measured(cells: dict[tuple[str, int, str], BaselineCell], models, budgets) -> str:

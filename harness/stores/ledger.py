@@ -27,9 +27,10 @@ from ..core.redact import redact_text, redact_url
 from ..core.storage import ConfigError, append_line, read_json_lines
 from .night_record import FORMAT_VERSION, validate_record  # noqa: F401 (FORMAT_VERSION re-exported)
 
-#: How long a PostgreSQL session may sit inside a transaction doing nothing before the server ends it (seconds): a
-#: host frozen or cut off mid-append releases the append lock after this, not after the server's TCP timeout (hours).
-IDLE_IN_TRANSACTION_SECONDS = 60
+#: How long a PostgreSQL session may sit inside a transaction doing nothing before the server ends it (seconds;
+#: TRAINGUARD_LEDGER_IDLE_SECONDS overrides): a host frozen or cut off mid-append releases the append lock after
+#: this, not after the server's TCP timeout (hours). An append itself is busy, never idle, for milliseconds.
+IDLE_IN_TRANSACTION_SECONDS = 60.0
 #: The reports (markdown and figures) kept with the newest nights by ``trainguard ledger prune`` (the records of
 #: every night are kept: they are a few KB each; the reports are most of a ledger's size).
 DEFAULT_KEEP_REPORTS = 30
@@ -346,8 +347,10 @@ def _engine(url: str):
     import sqlalchemy as sa
 
     from ..core.storage import lock_timeout
+    from ..core.watchdog import seconds_from_environment
 
     wait = lock_timeout()
+    idle = seconds_from_environment("TRAINGUARD_LEDGER_IDLE_SECONDS", IDLE_IN_TRANSACTION_SECONDS)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -368,7 +371,7 @@ def _engine(url: str):
         # quiet inside a transaction, holding the append lock (idle_in_transaction_session_timeout), and a peer that
         # vanished without closing its connection (TCP keepalives, about a minute instead of the kernel's hours).
         options = (f"-c lock_timeout={int(min(wait, 600.0) * 1000)} "
-                   f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000} "
+                   f"-c idle_in_transaction_session_timeout={int(idle * 1000)} "
                    f"-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3")
         return sa.create_engine(url, poolclass=sa.pool.NullPool,
                                 connect_args={"connect_timeout": 15, "options": options, "keepalives": 1,
