@@ -144,3 +144,18 @@ def test_validation_normalises_time_to_utc_and_nights_are_ordered_by_when_they_r
     assert [r["run_id"] for r in store.read("ci", "cpu")] == ["late-recorded", "first", "second"]
     assert store.read("ci", "cpu")[0]["time"] == "2026-12-01T02:00:00+00:00"
     assert validate_record({**entry("x"), "format_version": 1}, "here")["time"] == "2026-12-01T02:17:00+00:00"
+
+
+def test_published_pages_carry_no_local_paths_nor_ray_hosts(tmp_path):
+    store = open_ledger(tmp_path / "ledger.sqlite")
+    report = ("# night\n\n| key | value |\n| --- | --- |\n| python | /home/alice/project/.venv/bin/python3 |\n"
+              "| data | cifar10 from /srv/alice/data/cifar10.npz; verified |\n\n"
+              "executor: Ray — 3 run(s) trained on gpu-node-17.corp.example, 1 run(s) trained on 10.1.2.3\n")
+    store.append(entry("n1"), {"report.md": report.encode()})
+    store.append(entry("n2", time="2026-12-02T02:17:00+00:00", hardware="cpu"))  # no report: its record is shown
+    out = tmp_path / "site"
+    dashboard.build(store, out)
+    pages = "".join(p.read_text() for p in out.rglob("*.html"))
+    for private in ("/home/alice", "/srv/alice", "gpu-node-17", "10.1.2.3", str(tmp_path)):
+        assert private not in pages, private
+    assert "…/python3" in pages and "…/cifar10.npz" in pages and "trained on a cluster node" in pages

@@ -209,6 +209,19 @@ def _group_section(group: dict) -> str:
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
 
 
+# What a report says for its reader on the machine that ran it, and a published page must not: absolute paths (the
+# interpreter, the data and result folders: user names, mount points) and the Ray hosts that trained the runs.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/-])(?:/[\w.@+~-]+){2,}/?")
+_RAY_HOST = re.compile(r"(run\(s\) trained on )[^,;\n|]+")
+
+
+def publishable(text: str) -> str:
+    """``text`` as the published site shows it: every absolute path cut to its last part (``…/python3``), every
+    Ray host named as a cluster node. What it cannot see: a secret or a name written in any other form."""
+    text = _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+    return _RAY_HOST.sub(lambda m: m.group(1) + "a cluster node", text)
+
+
 def _result_class(result) -> str:
     return {"PASS": "PASS", "FAIL": "FAIL"}.get(result, "unknown")
 
@@ -300,12 +313,13 @@ def _night_page(ledger: Ledger, out: Path, group: dict, night: dict) -> Path:
         if name.endswith(".png"):
             atomic_write_bytes(folder / name, content)
     if "report.md" in files:
-        body = f'<article class="report">{_markdown(files["report.md"].decode("utf-8", errors="replace"))}</article>'
+        report = publishable(files["report.md"].decode("utf-8", errors="replace"))
+        body = f'<article class="report">{_markdown(report)}</article>'
     else:
         record = {k: v for k, v in night.items() if k != "id"}
         body = (f"<p>This night's report is not in the ledger (imported from a JSON-lines ledger, or pruned by "
                 f"<code>trainguard ledger prune</code>): its record follows.</p>"
-                f"<pre>{_e(json.dumps(record, indent=1, sort_keys=True))}</pre>")
+                f"<pre>{_e(publishable(json.dumps(record, indent=1, sort_keys=True)))}</pre>")
     title = f"{group['profile']} on {group['device_class']}, {str(night.get('time', '?'))[:16]} — {night.get('result', '?')}"
     return _page(folder / "index.html", title, f"<h2>{_e(title)}</h2>{body}", depth=2)
 
