@@ -122,3 +122,13 @@ def test_pruned_reports_keep_the_committed_ledger_small_and_every_record(tmp_pat
     assert after < 0.55 * before, (before, after)
     with sqlite3.connect(path) as connection:
         assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+def test_the_prune_command_says_what_it_did(tmp_path, capsys):
+    from trainguard import cli
+
+    path = _ledger(tmp_path / "ledger.sqlite", 3)
+    assert cli.main(["ledger", "prune", "--ledger", str(path), "--keep-reports", "1"]) == 0
+    assert "pruned the reports of 2 night(s)" in capsys.readouterr().out
+    assert [bool(open_ledger(path).artifacts(n)) for n, _ in open_ledger(path).nights()] == [False, False, True]
+    assert cli.main(["ledger", "prune", "--ledger", str(path), "--keep-reports", "-1"]) == 2

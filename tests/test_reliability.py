@@ -229,7 +229,8 @@ def test_a_golden_update_killed_half_way_is_finished_by_the_next_replay(tmp_path
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda text: text.replace('"seeds": [\n    0,\n    1,\n    2\n  ]', '"seeds": [0, 1, 2, 3]'), "missing or short"),
+    (lambda text: text.replace('"seeds": [\n    0,\n    1,\n    2\n  ]', '"seeds": [0, 1, 2, 3]'),
+     r"the metadata cpu.meta.json lists \[0, 1, 2, 3\] \(missing: \[3\]\)"),
     (lambda text: None, "nan"),
 ])
 def test_every_baseline_reader_refuses_a_truncated_or_non_finite_table(tmp_path, damage, message):
