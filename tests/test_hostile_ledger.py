@@ -106,6 +106,7 @@ def test_hostile_rows_written_straight_into_a_shared_database_are_refused_listed
     dashboard.build(reader, out)
     index = (out / "index.html").read_text()
     assert "4 record(s) of the ledger refused" in index
+    assert str(tmp_path) not in index and "the ledger, night" in index  # where the ledger lives is not published
     assert "<img" not in index.replace("&lt;img", "")  # named in the list of refusals, as text
     assert not list(tmp_path.rglob("pwned*")) and not list(Path(shared).parent.rglob("pwned*"))
     assert reader.read("ci", "cpu")[0]["run_id"] == "honest"  # drift and speed compare with the honest night only

@@ -42,6 +42,12 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _chart_text(value) -> str:
+    """A string the charting library renders (it reads a subset of HTML: tags and entities, not quotes): its
+    markup characters escaped."""
+    return html.escape(str(value), quote=False)
+
+
 def _token(value) -> str:
     """A CSS class name from a value: lower-case letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]", "", str(value).lower())[:40] or "unknown"
@@ -114,7 +120,7 @@ def build(ledger: Ledger, out: Path) -> list[Path]:
     _assets(out)
     atomic_write_text(out / "data.js", "window.TRAINGUARD = " + json.dumps(
         {"groups": [g["chart"] for g in groups], "colors": {"pass": PASS, "fail": FAIL}}) + ";\n")
-    refused = _refused(ledger.refused)
+    refused = _refused([publishable(r.replace(f"ledger {ledger.where()}", "the ledger")) for r in ledger.refused])
     pages = [_page(out / "index.html", "trainguard — nights", refused + "".join(_group_section(g) for g in groups),
                    charts=True),
              _page(out / "regressions.html", "trainguard — regressions", _regressions(groups))]
@@ -134,11 +140,13 @@ def _group(ledger: Ledger, profile: str, device_class: str) -> dict:
                    key=_cell_order)
     models = sorted({m for n in nights for m in n.get("speed", {})})
     # every string plotly renders (it reads a subset of HTML in texts, titles and names) escaped here
-    chart = {"key": key, "metric": metric, "metric_label": _e(_label(metric)), "x": list(range(1, len(nights) + 1)),
-             "nights": [{"id": n["id"], "time": _e(n.get("time", "?")[:16].replace("T", " ")),
-                         "commit": _e(n.get("commit", "?")), "result": _e(n.get("result", "?"))} for n in nights],
-             "cells": {cell: {**_cell_series(nights, cell, metric), "title": _e(cell)} for cell in cells},
-             "speed": {model: {"name": _e(model), **{what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
+    chart = {"key": key, "metric": metric, "metric_label": _chart_text(_label(metric)),
+             "x": list(range(1, len(nights) + 1)),
+             "nights": [{"id": n["id"], "time": _chart_text(n.get("time", "?")[:16].replace("T", " ")),
+                         "commit": _chart_text(n.get("commit", "?")), "result": _chart_text(n.get("result", "?"))}
+                        for n in nights],
+             "cells": {cell: {**_cell_series(nights, cell, metric), "title": _chart_text(cell)} for cell in cells},
+             "speed": {model: {"name": _chart_text(model), **{what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
                                                     for what in ("epoch_seconds", "peak_memory_mb")}} for model in models}}
     return {"profile": profile, "device_class": device_class, "key": key, "nights": nights, "chart": chart}
 
@@ -203,7 +211,7 @@ def _group_section(group: dict) -> str:
     return (f'<section id="{_e(group["key"])}"><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>'
             f'<p>{len(nights)} night(s); the last, {_e(str(last.get("time", "?"))[:16])}: '
             f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: the checked '
-            f'{chart["metric_label"]} (mean over the night\'s seeds) with the baseline band shaded; '
+            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds) with the baseline band shaded; '
             f'× marks a night that failed. Click a point for that night\'s report.</p>'
             f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
