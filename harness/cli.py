@@ -36,6 +36,9 @@ EXAMPLES = """examples:
   trainguard data verify --data-dir ../shared/data
   trainguard data fetch cifar10                   # download into ~/.cache/trainguard
   trainguard data export --profile ci DIR         # only the images ci uses, to copy to a GPU host (--data-dir DIR there)
+  trainguard guard adapter.py:mnist baseline      # your own training (docs/own-training.md): measure its baseline
+  trainguard guard adapter.py:mnist replay --update   # write its golden runs; without --update: replay them
+  trainguard guard adapter.py:mnist check         # its held-out seeds against the baseline's bands
 """
 
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_report, _add_baselines, _add_replay, _add_selftest, _add_ledger, _add_dashboard,
-                _add_data):
+                _add_data, _add_guard):
         add(sub)
     return parser
 
@@ -155,6 +158,93 @@ def _add_ledger(sub) -> None:
                         help="prune: the newest nights per profile and device class whose reports are kept [30]")
     ledger.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
+
+
+def _add_guard(sub) -> None:
+    guard = _subcommand(sub, "guard", "guard your own training function (an Experiment: docs/own-training.md): "
+                                      "measure its baseline, write and replay its golden runs, check held-out seeds")
+    guard.add_argument("target", metavar="FILE.py:NAME", help="the experiment: a file (or module) and the name of the "
+                                                               "@trainguard.experiment function in it")
+    guard.add_argument("action", choices=("baseline", "replay", "check"),
+                       help="baseline: train the baseline seeds (cached by the code's fingerprint); replay: rerun the "
+                            "golden runs step by step (--update: write them); check: train the check seeds, compare "
+                            "every declared metric at every budget with the baseline's band")
+    guard.add_argument("--dir", type=Path, default=Path(".trainguard/experiments"), metavar="DIR",
+                       help="where runs and golden runs are kept [.trainguard/experiments]")
+    guard.add_argument("--update", action="store_true", help="replay: write the golden runs instead of replaying them")
+    guard.add_argument("--threads", type=int, default=1, metavar="N", help="the runs' thread count [1]")
+    guard.add_argument("--device", default="cpu", help="handed to the function as run.device [cpu]")
+    guard.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="handed to the function as run.data_dir")
+    guard.add_argument("--seeds", default=None, metavar="S,S", help="check: these seeds instead of the experiment's "
+                                                                     "check_seeds")
+
+
+def cmd_guard(args) -> int:
+    """Exit 0: identical / within noise / every band held; 1: a change or a band failed; 2: input error;
+    5: nothing to compare (no golden, no baseline)."""
+    from .core.experiment import load_experiment
+    from .stores.experiment_records import ExperimentStore
+
+    experiment, store = load_experiment(args.target), ExperimentStore(args.dir)
+    common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir)
+    if args.action == "baseline":
+        return _guard_baseline(experiment, store, common)
+    if args.action == "replay":
+        return _guard_replay(experiment, store, args.update, common)
+    return _guard_check(experiment, store, args.seeds, common)
+
+
+def _guard_baseline(experiment, store, common) -> int:
+    from .core.spec import seed_list
+    from .runs.experiment_runs import runs
+
+    found = runs(experiment, experiment.baseline_seeds, store, **common)
+    failed = [r for r in found.values() if not r.completed]
+    print(f"baseline of {experiment.name}: {len(found) - len(failed)} of {len(found)} run(s) completed "
+          f"({len(experiment.variants)} variant(s) × seeds {seed_list(experiment.baseline_seeds)}) in {store.root}")
+    return 1 if failed else 0
+
+
+def _guard_replay(experiment, store, update: bool, common) -> int:
+    from .replay import experiment_replay as replay
+
+    if update:
+        results = [replay.write_golden(experiment, variant, store, common["threads"], common["device"],
+                                       common["data_dir"]) for variant in experiment.variants]
+        for _, message in results:
+            print(message)
+        return 0 if all(golden is not None for golden, _ in results) else 1
+    outcomes = [replay.replay(experiment, variant, store, None, common["device"], common["data_dir"])
+                for variant in experiment.variants]
+    for outcome in outcomes:
+        print(f"{outcome.status}: {outcome.message}")
+    if all(o.status == replay.MISSING for o in outcomes):
+        return 5
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def _guard_check(experiment, store, seeds, common) -> int:
+    from .checks.experiment_bands import bands
+    from .runs.experiment_runs import runs
+
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    baseline = {(v, s): store.get(experiment.name, v, s, epochs, common["threads"], source)
+                for v in experiment.variants for s in experiment.baseline_seeds}
+    if any(record is None for record in baseline.values()):
+        print(f"trainguard: no baseline of {experiment.name} for this code in {store.root} (its source changed, or "
+              f"it was never measured): run `trainguard guard TARGET baseline` first", file=sys.stderr)
+        return 5
+    checked = tuple(int(s) for s in seeds.split(",")) if seeds else experiment.check_seeds
+    if set(checked) & set(experiment.baseline_seeds):
+        from .core.errors import ConfigError
+
+        raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
+    verdicts = bands(experiment, baseline, runs(experiment, checked, store, **common))
+    for verdict in verdicts:
+        print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
+    failed = [v for v in verdicts if not v.passed]
+    print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def _add_dashboard(sub) -> None:
@@ -613,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "report": cmd_report, "baselines": cmd_baselines, "data": cmd_data, "replay": cmd_replay,
                 "selftest": cmd_selftest, "ledger": cmd_ledger, "history": cmd_ledger,
-                "dashboard": cmd_dashboard}[args.command](args)
+                "dashboard": cmd_dashboard, "guard": cmd_guard}[args.command](args)
     except (ConfigError, DataError, WaitTimeout) as exc:  # a message may quote a URL given to an option: redacted
         print(f"trainguard: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2

@@ -1,0 +1,76 @@
+"""Outcome bands on any experiment: every declared metric, at every budget, in every variant, the mean of the
+night's check seeds against the baseline seeds' values — the same statistic as the built-in profiles' bands
+(trainguard.core.stats: a prediction interval for the mean of k new seeds, the family-wise false-alarm rate split
+over the checks, the minimum detectable effect beside each).
+
+What it sees: a shift of a metric's mean beyond seed noise. What it cannot see: a shift smaller than the printed
+MDE, and anything the experiment does not report as a metric.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from ..core import stats
+from ..core.experiment import Experiment
+from ..stores.experiment_records import Record
+
+
+@dataclass
+class BandVerdict:
+    variant: str
+    budget: int
+    metric: str
+    better: str  # "higher" or "lower"
+    value: float | None  # the night's mean (None: a check seed did not complete)
+    band: stats.Band | None
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.band is not None and self.value is not None and self.band.contains(self.value)
+
+    @property
+    def case(self) -> str:
+        """The case's readable name, as pytest shows it: ``dropout-4-test_acc``."""
+        return f"{self.variant}-{self.budget}-{self.metric}"
+
+
+def check_count(experiment: Experiment) -> int:
+    return len(experiment.variants) * len(experiment.budgets) * len(experiment.metrics)
+
+
+def bands(experiment: Experiment, baseline: dict[tuple[str, int], Record], night: dict[tuple[str, int], Record],
+          false_alarm_rate: float = 0.01, power: float = 0.9) -> list[BandVerdict]:
+    """One verdict per variant × budget × declared metric."""
+    alpha = stats.per_check_alpha(false_alarm_rate, check_count(experiment))
+    verdicts = []
+    for variant in experiment.variants:
+        reference = [r for (v, _), r in sorted(baseline.items()) if v == variant and r.completed]
+        checked = [r for (v, _), r in sorted(night.items()) if v == variant]
+        for budget in sorted(experiment.budgets):
+            for metric, better in experiment.metrics.items():
+                verdicts.append(_verdict(variant, budget, metric, better, reference, checked, alpha, power))
+    return verdicts
+
+
+def _verdict(variant, budget, metric, better, reference, checked, alpha, power) -> BandVerdict:
+    name = f"{variant}-{budget} {metric}"
+    failed = [r for r in checked if not r.completed]
+    if failed:
+        return BandVerdict(variant, budget, metric, better, None, None,
+                           f"{name}: seed {failed[0].seed} did not complete: {failed[0].message}")
+    if len(reference) < 2:
+        return BandVerdict(variant, budget, metric, better, None, None,
+                           f"{name}: fewer than 2 completed baseline seeds: no band (measure the baseline)")
+    band = stats.derive_band([r.at(metric, budget) for r in reference], len(checked), alpha, power=power)
+    value = statistics.fmean(r.at(metric, budget) for r in checked)
+    shift = value - band.center
+    worse = (shift < 0) == (better == "higher")
+    verdict = BandVerdict(variant, budget, metric, better, value, band, "")
+    state = "within its band" if verdict.passed else ("REGRESSION (worse than baseline)" if worse
+                                                       else "IMPROVEMENT (better than baseline)")
+    verdict.message = (f"{name}: {value:.4g} {state}; {band.describe()}; smallest shift caught 90 % of the time "
+                       f"(MDE) {band.mde:.3g}")
+    return verdict

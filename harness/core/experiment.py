@@ -1,0 +1,235 @@
+"""The Experiment contract: any training function, guarded.
+
+A user's training is a function of a :class:`Run` — its seed, budget (epochs), variant (named settings), device,
+thread count, data location and time left. It reports through the run: scalars per optimiser step
+(:meth:`Run.step`, what the replay compares step by step) and metrics per epoch (:meth:`Run.epoch`, what the bands
+check, each declared with the direction that is better), and declares what it trains and evaluates on
+(:meth:`Run.inputs`, :meth:`Run.batches`: fingerprinted at full scale). Nothing here requires trainguard's loop,
+data loaders, shapes, class count, loss or optimiser, and this module imports no framework: a PyTorch, Keras or
+JAX function fits it::
+
+    import trainguard
+
+    @trainguard.experiment(metrics={"test_loss": "lower", "test_acc": "higher"}, budgets=(2, 4),
+                           variants={"plain": {"dropout": 0.0}, "dropout": {"dropout": 0.5}})
+    def mnist(run):
+        torch.manual_seed(run.seed)
+        torch.set_num_threads(run.threads)
+        ...
+        for epoch in range(run.budget):
+            for x, y in run.batches(loader):       # the data path, fingerprinted as the loop receives it
+                ...
+                run.step(loss=loss.item())           # per step: what the replay compares
+            run.epoch(test_loss=..., test_acc=...)   # per epoch: what the bands check
+
+The instruments that work on it (trainguard.runs.guarded, ``trainguard guard``): a result cache keyed by the
+experiment's source, the golden replay of a short budget, outcome bands on every declared metric at every budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from .errors import ConfigError
+
+DIRECTIONS = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A training function and what to guard of it.
+
+    ``metrics``: name → "higher" or "lower" (which is better), reported per epoch by :meth:`Run.epoch`;
+    ``budgets``: the epoch counts checked (each run trains once to the largest; the others are its snapshots);
+    ``variants``: name → settings handed to the function as ``run.settings``;
+    ``baseline_seeds`` / ``check_seeds``: the seeds the baseline measures / a night checks (never the same);
+    ``replay_budget``: the epochs of the golden runs, traced step by step;
+    ``modules``: the user's own modules (files) besides the function's, whose source keys the result cache.
+    """
+
+    name: str
+    train: Callable[["Run"], None]
+    metrics: Mapping[str, str]
+    budgets: tuple[int, ...] = (1,)
+    variants: Mapping[str, Mapping] = field(default_factory=lambda: {"default": {}})
+    baseline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    check_seeds: tuple[int, ...] = (100,)
+    replay_budget: int = 1
+    modules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"experiment {self.name!r}"
+        if not callable(self.train):
+            raise ConfigError(f"{where}: train must be a function of a run, got {type(self.train).__name__}")
+        if not self.metrics or any(d not in DIRECTIONS for d in self.metrics.values()):
+            raise ConfigError(f"{where}: metrics must map each name to 'higher' or 'lower', got {dict(self.metrics)!r}")
+        if not self.budgets or any(not isinstance(b, int) or b < 1 for b in self.budgets):
+            raise ConfigError(f"{where}: budgets must be positive epoch counts, got {self.budgets!r}")
+        if not self.variants:
+            raise ConfigError(f"{where}: give at least one variant (name → settings)")
+        if set(self.baseline_seeds) & set(self.check_seeds):
+            raise ConfigError(f"{where}: check_seeds {sorted(set(self.baseline_seeds) & set(self.check_seeds))} are "
+                              f"baseline seeds too: a check against a baseline that contains it cannot fail")
+        if len(self.baseline_seeds) < 2:
+            raise ConfigError(f"{where}: a band needs at least 2 baseline seeds, got {self.baseline_seeds!r}")
+        if not isinstance(self.replay_budget, int) or self.replay_budget < 1:
+            raise ConfigError(f"{where}: replay_budget must be a positive epoch count, got {self.replay_budget!r}")
+
+    def source_files(self) -> list[Path]:
+        """The user's code this experiment runs: the training function's file, the declared ``modules`` (relative
+        to it), and every module loaded from that file's folder (the script an adapter imports, its helpers)."""
+        home = Path(inspect.getsourcefile(self.train)).resolve()
+        files = {home} | {(home.parent / m).resolve() for m in self.modules}
+        for module in list(sys.modules.values()):
+            found = getattr(module, "__file__", None)
+            if (found and found.endswith(".py") and Path(found).is_absolute() and Path(found).is_file()
+                    and Path(found).resolve().parent == home.parent):
+                files.add(Path(found).resolve())
+        return sorted(files)
+
+    def source_fingerprint(self) -> str:
+        """sha256 of :meth:`source_files`: what keys the result cache (a changed script trains again)."""
+        digest = hashlib.sha256()
+        for path in self.source_files():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+
+def experiment(*, metrics: Mapping[str, str], name: str | None = None, **settings) -> Callable:
+    """A decorator: the function becomes an :class:`Experiment` (named after it unless ``name`` is given)."""
+
+    def wrap(train: Callable[["Run"], None]) -> Experiment:
+        return Experiment(name or train.__name__, train, dict(metrics), **settings)
+
+    return wrap
+
+
+class Run:
+    """One run of an experiment, as the training function sees it; it collects what the function reports."""
+
+    def __init__(self, experiment: Experiment, variant: str, seed: int, budget: int, device: str = "cpu",
+                 threads: int = 1, data_dir: Path | None = None, deadline: float | None = None) -> None:
+        self.experiment, self.variant, self.seed, self.budget = experiment, variant, seed, budget
+        self.settings = dict(experiment.variants[variant])
+        self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline
+        self.steps: dict[str, list[float]] = {}
+        self.epochs: dict[str, list[float]] = {}
+        self.fingerprints: dict[str, str] = {}
+        self._batches: dict[str, "hashlib._Hash"] = {}
+
+    def time_left(self) -> float | None:
+        """Seconds until the night's limit (None: no limit); a long loop may stop early and say so."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def step(self, **scalars: float) -> None:
+        """One optimiser step's scalars (a loss, a learning rate, a gradient norm …): the replay compares them."""
+        for name, value in scalars.items():
+            self.steps.setdefault(name, []).append(float(value))
+
+    def epoch(self, **metrics: float) -> None:
+        """One epoch's metrics, after it: every declared metric, each epoch (others are kept, not checked)."""
+        missing = [m for m in self.experiment.metrics if m not in metrics]
+        if missing:
+            raise ConfigError(f"experiment {self.experiment.name!r}: epoch {self.epochs_done + 1} reported no "
+                              f"{', '.join(missing)} (declared in its metrics)")
+        for name, value in metrics.items():
+            self.epochs.setdefault(name, []).append(float(value))
+
+    @property
+    def epochs_done(self) -> int:
+        return len(next(iter(self.epochs.values()), []))
+
+    def inputs(self, **arrays) -> None:
+        """Declare what the run trains and evaluates on (arrays, tensors, bytes, files): each is fingerprinted
+        whole, so a changed data set is named even where no golden run reaches it."""
+        for name, value in arrays.items():
+            self.fingerprints[name] = fingerprint(value)
+
+    def batches(self, iterable: Iterable, name: str = "train") -> "Batches":
+        """``iterable`` (a DataLoader, a generator of batches) handed to the step loop unchanged, every batch of every
+        epoch fingerprinted as the loop receives it: the data path at full scale."""
+        return Batches(iterable, self._batches.setdefault(name, hashlib.sha256()))
+
+    def data_path_fingerprints(self) -> dict[str, str]:
+        return {name: digest.hexdigest() for name, digest in self._batches.items()}
+
+
+class Batches:
+    """A step loop's batches, passed through and fingerprinted; anything else is the wrapped object's
+    (``len(loader)``, ``loader.dataset``)."""
+
+    def __init__(self, wrapped: Iterable, digest) -> None:
+        self._wrapped, self._digest = wrapped, digest
+
+    def __iter__(self):
+        for batch in self._wrapped:
+            for part in batch if isinstance(batch, (tuple, list)) else (batch,):
+                self._digest.update(fingerprint(part).encode())
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self._wrapped)
+
+    def __getattr__(self, name: str):
+        return getattr(self._wrapped, name)
+
+
+def fingerprint(value) -> str:
+    """sha256 of an array's (or tensor's) dtype, shape and bytes, of bytes, or of a file's content."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(value)).hexdigest()
+    if isinstance(value, (str, Path)) and Path(value).is_file():
+        return hashlib.sha256(Path(value).read_bytes()).hexdigest()
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy") and not hasattr(value, "tobytes"):  # a TensorFlow or JAX array
+        value = value.numpy()
+    if hasattr(value, "tobytes") and hasattr(value, "shape"):
+        import numpy as np
+
+        array = np.ascontiguousarray(value)
+        return hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
+    if isinstance(value, (int, float, str)) and not (isinstance(value, float) and math.isnan(value)):
+        return hashlib.sha256(repr(value).encode()).hexdigest()
+    raise ConfigError(f"cannot fingerprint a {type(value).__name__}: declare arrays, tensors, bytes or files")
+
+
+def load_experiment(target: str) -> Experiment:
+    """``path/to/file.py:name`` (or ``module:name``) → the Experiment object it names; a ConfigError naming the
+    target otherwise."""
+    where, _, attribute = target.rpartition(":")
+    if not where or not attribute:
+        raise ConfigError(f"experiment {target!r}: expected FILE.py:NAME or MODULE:NAME")
+    path = Path(where)
+    try:
+        if path.suffix == ".py":
+            if not path.is_file():
+                raise ConfigError(f"experiment {target!r}: {path} does not exist")
+            module_name = f"_trainguard_experiment_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.path.insert(0, str(path.resolve().parent))  # the adapter's own imports (the user's script beside it)
+            try:
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.resolve().parent))
+        else:
+            module = importlib.import_module(where)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — the user's module: its error, named
+        raise ConfigError(f"experiment {target!r}: importing it raised {type(exc).__name__}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if not isinstance(found, Experiment):
+        raise ConfigError(f"experiment {target!r}: {attribute!r} is {type(found).__name__}, not a trainguard "
+                          f"Experiment (decorate the training function with @trainguard.experiment(...))")
+    return found

@@ -1,0 +1,60 @@
+"""Runs of an :class:`~trainguard.core.experiment.Experiment`: one code path trains a run, whoever asks (the
+baseline, a night's check seeds, the replay's golden runs). A run trains once, to the largest budget; every
+smaller budget is its snapshot. Results are cached by the experiment's source (changed code trains again).
+
+The training function is the user's: what it raises is that run's result (status ``error``, the exception and
+where it was raised), never a traceback that ends the night; a run that reports fewer epochs than asked is an
+error too, saying how many it reported.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+from ..core.errors import ConfigError
+from ..core.experiment import Experiment, Run
+from ..stores.experiment_records import ExperimentStore, Record
+
+
+def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads: int = 1, device: str = "cpu",
+          data_dir: Path | None = None, deadline: float | None = None) -> Record:
+    """Call the experiment's training function for one run; what it reported, as a :class:`Record`."""
+    run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline)
+    record = Record(experiment.name, variant, seed, epochs, threads, experiment.source_fingerprint())
+    started = time.perf_counter()
+    try:
+        experiment.train(run)
+        if run.epochs_done != epochs:
+            record.status, record.message = "error", (f"it reported {run.epochs_done} epoch(s) of metrics, asked for "
+                                                      f"{epochs} (call run.epoch(...) once per epoch, run.budget times)")
+    except ConfigError as exc:  # the contract broken (an undeclared metric missing): named as such
+        record.status, record.message = "error", str(exc)
+    except Exception as exc:  # noqa: BLE001 — the user's code: its failure is this run's result
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        record.status, record.message = "error", f"{type(exc).__name__}: {exc} (at {frame.filename}:{frame.lineno})"
+    record.seconds = time.perf_counter() - started
+    record.steps, record.epochs = run.steps, run.epochs
+    record.inputs, record.data_path = run.fingerprints, run.data_path_fingerprints()
+    return record
+
+
+def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1, device: str = "cpu",
+         data_dir: Path | None = None, printer=print) -> dict[tuple[str, int], Record]:
+    """(variant, seed) → the run of every variant and seed to the largest budget: from the cache, or trained now
+    (and cached when it completed)."""
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    found = {}
+    for variant in experiment.variants:
+        for seed in seeds:
+            record = store.get(experiment.name, variant, seed, epochs, threads, source)
+            if record is None:
+                printer(f"[trainguard] {experiment.name} {variant} seed {seed}: training {epochs} epoch(s)")
+                record = train(experiment, variant, seed, epochs, threads, device, data_dir)
+                if record.completed:
+                    store.put(record)
+                else:
+                    printer(f"[trainguard] {experiment.name} {variant} seed {seed}: {record.status}: {record.message}")
+            found[(variant, seed)] = record
+    return found

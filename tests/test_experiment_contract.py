@@ -1,0 +1,176 @@
+"""The Experiment contract (trainguard.core.experiment) and the instruments on it — the result cache, the golden
+replay, the bands — on a training function that uses no deep-learning framework at all: linear regression by SGD
+in NumPy. If the contract needed torch, trainguard's loop, images or classes, this would not run."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import trainguard
+from trainguard import cli
+from trainguard.checks.experiment_bands import bands
+from trainguard.core.errors import ConfigError
+from trainguard.core.experiment import Experiment, Run, fingerprint, load_experiment
+from trainguard.replay import experiment_replay as replay
+from trainguard.runs.experiment_runs import runs, train
+from trainguard.stores.experiment_records import ExperimentStore
+
+SGD = textwrap.dedent('''
+    import numpy as np
+    import trainguard
+
+    LR = 0.05
+    SHIFT = 0.0
+
+
+    @trainguard.experiment(metrics={"mse": "lower", "slope": "higher"}, budgets=(2, 3), replay_budget=2,
+                           variants={"small": {"batch": 4}, "large": {"batch": 16}})
+    def regression(run):
+        rng = np.random.default_rng(run.seed)
+        x = np.linspace(-1, 1, 64)
+        y = 3.0 * x + 0.5 + 0.1 * np.random.default_rng(7).standard_normal(64) + SHIFT
+        run.inputs(x=x, y=y)
+        w = b = 0.0
+        batch = run.settings["batch"]
+        for epoch in range(run.budget):
+            order = rng.permutation(64)
+            batches = [order[i:i + batch] for i in range(0, 64, batch)]
+            for index in run.batches(batches):
+                error = w * x[index] + b - y[index]
+                w -= LR * 2 * float(np.mean(error * x[index]))
+                b -= LR * 2 * float(np.mean(error))
+                run.step(loss=float(np.mean(error ** 2)), w=w)
+            run.epoch(mse=float(np.mean((w * x + b - y) ** 2)), slope=w)
+''')
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "regression.py").write_text(SGD)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+
+
+def _load(project, text=None):
+    if text is not None:
+        (project / "regression.py").write_text(text)
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    return load_experiment(str(project / "regression.py") + ":regression")
+
+
+def test_the_contract_imports_no_framework():
+    out = subprocess.run([sys.executable, "-c", "import sys, trainguard; trainguard.experiment; trainguard.Run; "
+                          "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'scipy') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_run_reports_steps_epochs_and_fingerprints_its_inputs_and_batches(project):
+    experiment = _load(project)
+    record = train(experiment, "small", seed=1, epochs=2)
+    assert record.completed and len(record.steps["loss"]) == 2 * 16 and len(record.epochs["mse"]) == 2
+    assert set(record.inputs) == {"x", "y"} and set(record.data_path) == {"train"}
+    again = train(experiment, "small", seed=1, epochs=2)
+    assert again.steps == record.steps and again.data_path == record.data_path  # same seed, same numbers
+    other = train(experiment, "small", seed=2, epochs=2)
+    assert other.steps != record.steps and other.data_path != record.data_path  # another shuffle
+
+
+def test_the_instruments_on_it_replay_identical_catch_a_change_at_its_step_and_check_bands(project):
+    experiment, store = _load(project), ExperimentStore(project / "store")
+    for variant in experiment.variants:
+        golden, message = replay.write_golden(experiment, variant, store)
+        assert golden is not None, message
+    assert [o.status for o in (replay.replay(experiment, v, store) for v in experiment.variants)] == ["identical"] * 2
+    changed = _load(project, SGD.replace("LR = 0.05", "LR = 0.051"))
+    outcome = replay.replay(changed, "small", store)
+    assert outcome.status == "changed" and outcome.step == 1 and outcome.series == "w", outcome.message
+    assert "changed at step 1 (w): golden" in outcome.message
+    shifted = _load(project, SGD.replace("SHIFT = 0.0", "SHIFT = 1e-9"))
+    outcome = replay.replay(shifted, "large", store)
+    assert outcome.status == "changed" and "its inputs changed (y)" in outcome.message
+    # bands on every declared metric at every budget of every variant: 2 × 2 × 2
+    baseline = runs(experiment, experiment.baseline_seeds, store, printer=lambda _: None)
+    verdicts = bands(experiment, baseline, runs(experiment, experiment.check_seeds, store, printer=lambda _: None))
+    assert [v.case for v in verdicts] == [f"{v}-{b}-{m}" for v in ("small", "large") for b in (2, 3)
+                                          for m in ("mse", "slope")]
+    assert all(v.passed for v in verdicts), [v.message for v in verdicts if not v.passed]
+    assert all("MDE" in v.message for v in verdicts)
+    slower = _load(project, SGD.replace("LR = 0.05", "LR = 0.005"))  # a real regression: learns a tenth as fast
+    worse = bands(slower, baseline, runs(slower, slower.check_seeds, store, printer=lambda _: None))
+    assert any("REGRESSION" in v.message for v in worse if v.metric == "slope")
+
+
+def test_a_function_that_is_not_deterministic_gets_no_golden_and_says_where(project):
+    text = SGD.replace("rng = np.random.default_rng(run.seed)", "rng = np.random.default_rng()")
+    golden, message = replay.write_golden(_load(project, text), "small", ExperimentStore(project / "store"))
+    assert golden is None and "not deterministic at 1 thread(s): the same run twice differs at step" in message
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda t: t.replace("        run.epoch(mse=", "        raise ValueError('diverged')\n        run.epoch(mse="),
+     "ValueError: diverged (at"),
+    (lambda t: t.replace("for epoch in range(run.budget):", "for epoch in range(run.budget - 1):"),
+     "it reported 1 epoch(s) of metrics, asked for 2"),
+    (lambda t: t.replace("run.epoch(mse=float(np.mean((w * x + b - y) ** 2)), slope=w)", "run.epoch(slope=w)"),
+     "epoch 1 reported no mse (declared in its metrics)"),
+])
+def test_a_function_that_fails_is_that_run_s_result_naming_why(project, edit, said):
+    record = train(_load(project, edit(SGD)), "small", seed=1, epochs=2)
+    assert record.status == "error" and said in record.message, record.message
+
+
+@pytest.mark.parametrize("settings, said", [
+    (dict(metrics={"acc": "up"}), "metrics must map each name to 'higher' or 'lower'"),
+    (dict(metrics={"acc": "higher"}, budgets=(0,)), "budgets must be positive epoch counts"),
+    (dict(metrics={"acc": "higher"}, check_seeds=(0,)), "check_seeds [0] are baseline seeds too"),
+    (dict(metrics={"acc": "higher"}, baseline_seeds=(0,)), "a band needs at least 2 baseline seeds"),
+])
+def test_a_malformed_experiment_is_one_sentence(settings, said):
+    with pytest.raises(ConfigError, match=__import__("re").escape(said)):
+        Experiment("mine", lambda run: None, **settings)
+
+
+def test_a_target_that_names_no_experiment_is_one_sentence(project, capsys):
+    assert cli.main(["guard", "regression.py:LR", "replay"]) == 2
+    assert "'LR' is float, not a trainguard Experiment" in capsys.readouterr().err
+    assert cli.main(["guard", "nowhere.py:x", "replay"]) == 2
+    assert "nowhere.py does not exist" in capsys.readouterr().err
+
+
+def test_the_guard_command_end_to_end(project, capsys):
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "replay"]) == 5  # nothing to replay yet
+    assert cli.main(["guard", target, "check"]) == 5  # no baseline yet
+    assert cli.main(["guard", target, "replay", "--update"]) == 0
+    assert cli.main(["guard", target, "replay"]) == 0
+    assert cli.main(["guard", target, "baseline"]) == 0
+    assert cli.main(["guard", target, "check"]) == 0
+    assert "8 passed, 0 failed" in capsys.readouterr().out
+    assert cli.main(["guard", target, "check", "--seeds", "0"]) == 2  # a baseline seed
+
+
+def test_fingerprints_tell_arrays_apart_by_content_shape_and_type():
+    a = np.arange(6, dtype=np.float32)
+    assert fingerprint(a) == fingerprint(a.copy())
+    assert len({fingerprint(a), fingerprint(a.reshape(2, 3)), fingerprint(a.astype(np.float64)),
+                fingerprint(a + 1)}) == 4
+    with pytest.raises(ConfigError, match="cannot fingerprint a object"):
+        fingerprint(object())
+
+
+def test_the_batches_wrapper_is_the_loader_to_the_step_loop():
+    class Loader(list):
+        dataset = "the data set"
+
+    run = Run(Experiment("e", lambda r: None, {"m": "higher"}), "default", 0, 1)
+    loader = Loader([(np.ones(2), np.zeros(2))] * 3)
+    wrapped = run.batches(loader)
+    assert len(wrapped) == 3 and wrapped.dataset == "the data set" and list(wrapped) == list(loader)
+    assert trainguard.Run is Run
