@@ -54,7 +54,7 @@ def test_each_tox_env_command_starts(env):
 
 
 @pytest.mark.parametrize("command", ["run", "replay", "report", "baselines", "selftest", "ledger", "history", "data",
-                                     "data export", "dashboard"])
+                                     "data export", "dashboard", "guard"])
 def test_every_cli_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*command.split(), "--help"])

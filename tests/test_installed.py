@@ -123,3 +123,41 @@ def test_an_unknown_model_path_names_the_module_and_attribute(installed, tmp_pat
             'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', f"models = {models}"))
         result = trainguard(installed, tmp_path, "run", "--profile", "bad.toml", "--device", "cpu")
         assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+
+
+EXAMPLE = ROOT / "examples" / "mnist_classic"
+OWN_TRAINING = ROOT / "docs" / "own-training.md"
+# the three one-line changes a team makes every week, in the script itself: its schedule, its network, its data
+ONE_LINE_CHANGES = [("default=0.7)", "default=0.8)", "changed at step 9 (lr): golden 0.7, now 0.8"),
+                    ("nn.Dropout(0.25)", "nn.Dropout(0.3)", "changed at step 1 (weight_norm)"),
+                    ("(0.1307,)", "(0.1308,)", "its inputs changed (batches of train)")]
+
+
+def _guard_commands() -> list[list[str]]:
+    """The `trainguard guard …` commands docs/own-training.md tells a newcomer to run, in its order."""
+    return [line.split()[1:] for line in OWN_TRAINING.read_text().splitlines() if line.startswith("trainguard guard ")]
+
+
+@pytest.mark.slow
+@pytest.mark.generated
+def test_a_foreign_training_script_is_guarded_end_to_end_from_the_wheel(installed, tmp_path):
+    """examples/mnist_classic, copied into a directory of the user's own, through the commands of
+    docs/own-training.md against the installed wheel, on generated images of MNIST's shapes: the golden runs written
+    and replayed identical, the baseline measured, a held-out seed within every band; then each one-line change in
+    the script caught by the replay at a named step."""
+    for name in ("train.py", "guard.py"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    commands = _guard_commands()
+    assert [c[2] for c in commands] == ["replay", "replay", "baseline", "check"], commands
+    for command in commands:
+        done = trainguard(installed, tmp_path, *command)
+        assert done.returncode == 0, f"{command}: " + done.stdout[-2000:] + done.stderr[-2000:]
+    assert "identical: mnist default: identical to the golden run" in trainguard(installed, tmp_path, *commands[1]).stdout
+    original = (tmp_path / "train.py").read_text()
+    for old, new, caught in ONE_LINE_CHANGES:
+        (tmp_path / "train.py").write_text(original.replace(old, new, 1))
+        done = trainguard(installed, tmp_path, *commands[1])
+        assert done.returncode == 1 and caught in done.stdout, (old, done.stdout[-2000:], done.stderr[-2000:])
+        print(f"{old} → {new}: {next(l for l in done.stdout.splitlines() if l.startswith('changed'))}")
+    (tmp_path / "train.py").write_text(original)
+    assert trainguard(installed, tmp_path, *commands[1]).returncode == 0  # back to the golden's code: identical
