@@ -177,6 +177,11 @@ def _add_guard(sub) -> None:
     guard.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="handed to the function as run.data_dir")
     guard.add_argument("--seeds", default=None, metavar="S,S", help="check: these seeds instead of the experiment's "
                                                                      "check_seeds")
+    guard.add_argument("--ledger", default=None, metavar="PATH|URL",
+                       help="check: record the night in this ledger (a SQLite file or postgresql://…; default "
+                            "$TRAINGUARD_LEDGER, else none) and flag drift since the previous night and slowdowns")
+    guard.add_argument("--report", type=Path, default=None, metavar="PATH",
+                       help="check: also write the night's verdicts and flags as markdown")
 
 
 def cmd_guard(args) -> int:
@@ -191,7 +196,7 @@ def cmd_guard(args) -> int:
         return _guard_baseline(experiment, store, common)
     if args.action == "replay":
         return _guard_replay(experiment, store, args.update, common)
-    return _guard_check(experiment, store, args.seeds, common)
+    return _guard_check(experiment, store, args.seeds, common, args.ledger, args.report)
 
 
 def _guard_baseline(experiment, store, common) -> int:
@@ -223,7 +228,7 @@ def _guard_replay(experiment, store, update: bool, common) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def _guard_check(experiment, store, seeds, common) -> int:
+def _guard_check(experiment, store, seeds, common, ledger=None, report=None) -> int:
     from .checks.experiment_bands import bands
     from .runs.experiment_runs import runs
 
@@ -239,12 +244,51 @@ def _guard_check(experiment, store, seeds, common) -> int:
         from .core.errors import ConfigError
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
-    verdicts = bands(experiment, baseline, runs(experiment, checked, store, **common))
+    night = runs(experiment, checked, store, **common)
+    verdicts = bands(experiment, baseline, night)
     for verdict in verdicts:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
+    flags, notes = _guard_record(experiment, baseline, night, verdicts, ledger, common["device"])
+    for line in [f.message for f in flags if not f.passed] + notes:
+        print(f"note: {line}")
     failed = [v for v in verdicts if not v.passed]
     print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
+    if report is not None:
+        _guard_report(report, experiment, verdicts, flags, notes)
+        print(f"report: {report}")
     return 1 if failed else 0
+
+
+def _guard_record(experiment, baseline, night, verdicts, ledger, device) -> tuple[list, list[str]]:
+    """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
+    import os
+
+    from .checks.experiment_night import between_nights, night_entry
+    from .stores.ledger import open_ledger
+
+    location = ledger or os.environ.get("TRAINGUARD_LEDGER")
+    if not location:
+        return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
+    store = open_ledger(location)
+    entry = night_entry(experiment, night, verdicts, device)
+    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline)
+    store.append(entry)
+    return flags, notes + [f"recorded in the ledger {store.where()}"]
+
+
+def _guard_report(path: Path, experiment, verdicts, flags, notes) -> None:
+    from .report.markdown import markdown_table, pd
+    from .core.storage import atomic_write_text
+
+    rows = [{"case": v.case, "better": v.better, "night": "—" if v.value is None else f"{v.value:.4g}",
+             "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
+             "MDE": "—" if v.band is None else f"{v.band.mde:.3g}", "verdict": "PASS" if v.passed else "FAIL"}
+            for v in verdicts]
+    failed = sum(not v.passed for v in verdicts)
+    text = (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
+            f"{len(verdicts) - failed} passed, {failed} failed\n\n{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
+            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes))
+    atomic_write_text(path, text)
 
 
 def _add_dashboard(sub) -> None:

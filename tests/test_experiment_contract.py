@@ -174,3 +174,28 @@ def test_the_batches_wrapper_is_the_loader_to_the_step_loop():
     wrapped = run.batches(loader)
     assert len(wrapped) == 3 and wrapped.dataset == "the data set" and list(wrapped) == list(loader)
     assert trainguard.Run is Run
+
+
+def test_an_experiment_s_nights_go_to_the_ledger_where_drift_and_the_dashboard_read_them(project, capsys):
+    """The ledger's instruments, unchanged, on an experiment's nights: recorded, a step since the previous night
+    flagged as drift (against the baseline's seed noise), shown by `trainguard ledger` and the dashboard."""
+    from trainguard.report import dashboard
+    from trainguard.stores.ledger import open_ledger
+
+    target, ledger = "regression.py:regression", str(project / "ledger.sqlite")
+    assert cli.main(["guard", target, "baseline"]) == 0
+    assert cli.main(["guard", target, "check", "--ledger", ledger, "--report", "night.md"]) == 0
+    assert cli.main(["guard", target, "check", "--ledger", ledger]) == 0  # the same code again: no step
+    out = capsys.readouterr().out
+    assert "drift: no earlier run" in out and "STEP" not in out
+    assert "| small-2-mse" in (project / "night.md").read_text()
+    (project / "regression.py").write_text(SGD.replace("LR = 0.05", "LR = 0.04"))  # slower learning
+    assert cli.main(["guard", target, "baseline"]) == 0  # its code changed: its baseline is measured again
+    cli.main(["guard", target, "check", "--ledger", ledger, "--seeds", "100"])
+    out = capsys.readouterr().out
+    assert "STEP (worse than the previous run)" in out, out[-3000:]
+    nights = open_ledger(ledger).read("regression", "cpu")
+    assert len(nights) == 3 and set(nights[-1]["cells"]) == {"small", "large"}
+    assert any("STEP" in flag for flag in nights[-1]["flags"])
+    dashboard.build(open_ledger(ledger), project / "site")
+    assert "regression on cpu" in (project / "site" / "index.html").read_text()

@@ -127,7 +127,7 @@ def drift_checks(before: dict, now: dict) -> list[tuple]:
             for metric, values in metrics.items():
                 old = before.get("cells", {}).get(model, {}).get(budget, {}).get(metric)
                 if old:
-                    checks.append(("cifar", model, int(budget), metric, old, values))
+                    checks.append(("cell", model, int(budget), metric, old, values))
     for framework, quantities in now.get("mnist", {}).items():
         for q, values in quantities.items():
             old = before.get("mnist", {}).get(framework, {}).get(q)
@@ -145,7 +145,7 @@ def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict,
     comparable = []
     for check in checks:
         kind, name, budget, metric, old, values = check
-        if kind == "cifar":
+        if kind == "cell":
             if table is None or not table.has(metric) or now.get("window") != before.get("window"):
                 continue
             comparable.append((check, table.values(name, budget, metric, now["window"]), table.resolution(metric)))
@@ -158,11 +158,11 @@ def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict,
     for (kind, name, budget, metric, old, values), baseline_values, resolution in comparable:
         band = stats.drift_band(baseline_values, _mean(old), len(old), len(values), alpha, resolution, power)
         subject = f"{name}-{budget}" if budget else f"mnist-{name}"
-        verdict = check_band(subject, metric, LABELS[metric], _mean(values), band,
+        verdict = check_band(subject, metric, LABELS.get(metric, metric), _mean(values), band,
                              f"the previous run ({before.get('time', '?')}, commit {before.get('commit', '?')})",
-                             check="drift", model=name if kind == "cifar" else None, budget=budget)
+                             check="drift", model=name if kind == "cell" else None, budget=budget)
         if not verdict.passed:
-            causes = likely_causes(before, now, name if kind == "cifar" else None)
+            causes = likely_causes(before, now, name if kind == "cell" else None)
             message = verdict.message.replace("REGRESSION (worse than baseline)", "STEP (worse than the previous run)")
             message = message.replace("DEVIATION (better than baseline: check what changed)",
                                       "STEP (better than the previous run)")
@@ -217,7 +217,7 @@ def history_rows(entries: list[dict], last: int = 10) -> list[dict]:
                 speed = entry.get("speed", {}).get(model, {})
                 rows.append({"run": entry.get("time", "?")[:16].replace("T", " "), "commit": entry.get("commit", "?"),
                              "result": entry.get("result", "?"), "cell": f"{model}-{budget}",
-                             **{LABELS[m]: round(_mean(v), 4) for m, v in metrics.items()},
+                             **{LABELS.get(m, m): round(_mean(v), 4) for m, v in metrics.items()},
                              "epoch s": round(speed["epoch_seconds"], 3) if speed.get("epoch_seconds") else "cached",
                              "peak MiB": round(speed["peak_memory_mb"]) if speed.get("peak_memory_mb") else "—"})
     return sorted(rows, key=lambda row: row["cell"])  # stable: each cell's runs stay in time order

@@ -1,0 +1,80 @@
+"""An experiment's night in the ledger: the record later nights compare against, in the same shape as a profile's
+(trainguard.checks.trend.history_entry), so the ledger's instruments read it unchanged — drift (a step since the
+previous night, against the baseline's seed noise), speed (median epoch time against earlier nights on the same
+hardware), ``trainguard ledger`` and the dashboard. An experiment's variant takes the place of a model; its
+declared metrics are the checked metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import uuid
+
+from ..core.environment import git_commit, versions
+from ..core.experiment import Experiment
+from ..stores.experiment_records import Record
+from .experiment_bands import BandVerdict
+from .trend import drift_verdicts, hardware, speed_verdicts
+
+
+class ExperimentTable:
+    """The baseline seeds' values as drift reads a baseline table (values per cell, the metric's resolution)."""
+
+    def __init__(self, baseline: dict[tuple[str, int], Record]) -> None:
+        self.records = [r for r in baseline.values() if r.completed]
+
+    def has(self, metric: str) -> bool:
+        return all(metric in r.epochs for r in self.records)
+
+    def values(self, variant: str, budget: int, metric: str, window: int = 1) -> list[float]:
+        return [statistics.fmean(r.epochs[metric][budget - window:budget]) for r in self.records if r.variant == variant]
+
+    def resolution(self, metric: str) -> float:
+        return 0.0
+
+
+def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], verdicts: list[BandVerdict],
+                device: str = "cpu") -> dict:
+    """The ledger record of one ``trainguard guard … check``."""
+    seeds = sorted({seed for _, seed in night})
+    cells, speed = {}, {}
+    for variant in experiment.variants:
+        records = [night[(variant, s)] for s in seeds if (variant, s) in night]
+        if records and all(r.completed for r in records):
+            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in experiment.metrics}
+                              for b in experiment.budgets}
+        seconds = [r.seconds / r.epochs_asked for r in records if r.completed]
+        speed[variant] = {"trained": True, "epochs": len(seconds), "epoch_seconds": statistics.median(seconds)} \
+            if seconds else {"trained": False}
+    failed = [v for v in verdicts if not v.passed]
+    return {"run_id": uuid.uuid4().hex[:12], "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "profile": experiment.name, "device_class": device, "hardware": hardware(device), "commit": git_commit(),
+            "versions": {k: str(v) for k, v in versions().items()}, "data": _inputs(night),
+            "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
+                         for variant, settings in experiment.variants.items()},
+            "seeds": seeds, "window": 1, "cells": cells, "speed": speed, "mnist": {},
+            "result": "FAIL" if failed else "PASS", "failed": [v.case for v in failed],
+            "failures": [v.message for v in failed][:50], "flags": [], "replay": {},
+            "bands": {"metric": next(iter(experiment.metrics)),
+                      **{f"{v.variant}-{v.budget}": [v.band.low, v.band.high] for v in verdicts
+                         if v.band is not None and v.metric == next(iter(experiment.metrics))}}}
+
+
+def _inputs(night: dict[tuple[str, int], Record]) -> str | None:
+    """One fingerprint of every declared input of the night's runs (the ledger's "data changed" cause)."""
+    import hashlib
+
+    found = sorted({f"{k}={v}" for r in night.values() for k, v in r.inputs.items()})
+    return hashlib.sha256("\n".join(found).encode()).hexdigest() if found else None
+
+
+def between_nights(entry: dict, earlier: list[dict], baseline: dict[tuple[str, int], Record],
+                   false_alarm_rate: float = 0.01, power: float = 0.9) -> tuple[list, list[str]]:
+    """Drift against the previous night and speed against the earlier ones (flags), and what was not compared."""
+    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline), {},
+                                        false_alarm_rate, power)
+    speed, speed_notes = speed_verdicts(earlier, entry, false_alarm_rate)
+    flags = drift + speed
+    entry["flags"] = [f.message for f in flags if not f.passed]
+    return flags, drift_notes + speed_notes
