@@ -90,6 +90,10 @@ MARKERS = ("slow: trains models on real data (minutes or more); run with -m slow
 def pytest_configure(config: pytest.Config) -> None:
     _register_markers(config)
     config.stash[_STATE_KEY] = _configured_state(config)
+    if not config.pluginmanager.has_plugin("trainguard-experiments"):  # your own experiments' cases
+        from . import pytest_experiments
+
+        config.pluginmanager.register(pytest_experiments, "trainguard-experiments")
 
 
 def _register_markers(config: pytest.Config) -> None:

@@ -199,3 +199,51 @@ def test_an_experiment_s_nights_go_to_the_ledger_where_drift_and_the_dashboard_r
     assert any("STEP" in flag for flag in nights[-1]["flags"])
     dashboard.build(open_ledger(ledger), project / "site")
     assert "regression on cpu" in (project / "site" / "index.html").read_text()
+
+
+def test_an_experiment_s_cases_under_pytest_have_readable_names_and_judge_what_was_stored(project, pytester):
+    """The experiment as pytest cases: one replay per variant, one band per variant × budget × metric."""
+    pytester.makepyfile(test_guarded='''
+        import pytest
+
+        pytestmark = pytest.mark.trainguard_experiment("regression.py:regression")
+
+        def test_replay(experiment_replay):
+            experiment_replay.check()
+
+        def test_band(experiment_band):
+            experiment_band.check()
+    ''')
+    (pytester.path / "regression.py").write_text(SGD)
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    collected = pytester.runpytest_subprocess("--collect-only", "-q")
+    names = [line for line in collected.stdout.lines if "::" in line]
+    assert "test_guarded.py::test_replay[small]" in names and "test_guarded.py::test_band[large-3-slope]" in names
+    assert len(names) == 2 + 8
+    skipped = pytester.runpytest_subprocess("-q", "-rs")
+    skipped.assert_outcomes(skipped=10)  # nothing stored yet: each case says which command writes it
+    assert "trainguard guard regression.py:regression baseline" in skipped.stdout.str()
+    target = str(pytester.path / "regression.py") + ":regression"
+    assert cli.main(["guard", target, "replay", "--update", "--dir", str(pytester.path / ".trainguard" / "experiments")]) == 0
+    assert cli.main(["guard", target, "baseline", "--dir", str(pytester.path / ".trainguard" / "experiments")]) == 0
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=10)
+    (pytester.path / "regression.py").write_text(SGD.replace("LR = 0.05", "LR = 0.051"))
+    changed = pytester.runpytest_subprocess("-q", "-k", "replay")
+    changed.assert_outcomes(failed=2)
+    assert "changed at step 1 (w)" in changed.stdout.str()
+
+
+def test_the_cache_key_covers_the_modules_the_experiment_imports_beside_it_and_nothing_else(tmp_path):
+    (tmp_path / "helper.py").write_text("RATE = 1\n")
+    (tmp_path / "unrelated.py").write_text("X = 1\n")
+    (tmp_path / "adapter.py").write_text(
+        "import trainguard\nfrom helper import RATE\n\n\n@trainguard.experiment(metrics={'m': 'higher'})\n"
+        "def e(run):\n    run.epoch(m=RATE)\n")
+    key = lambda: load_experiment(f"{tmp_path / 'adapter.py'}:e").source_fingerprint()  # noqa: E731
+    first = key()
+    assert [p.name for p in load_experiment(f"{tmp_path / 'adapter.py'}:e").source_files()] == ["adapter.py", "helper.py"]
+    (tmp_path / "unrelated.py").write_text("X = 2\n")
+    assert key() == first
+    (tmp_path / "helper.py").write_text("RATE = 2\n")
+    assert key() != first

@@ -85,15 +85,17 @@ class Experiment:
 
     def source_files(self) -> list[Path]:
         """The user's code this experiment runs: the training function's file, the declared ``modules`` (relative
-        to it), and every module loaded from that file's folder (the script an adapter imports, its helpers)."""
+        to it), and the modules beside it that those import (the script an adapter imports, its helpers), found
+        by reading their import statements — the same files whatever else the process has imported."""
         home = Path(inspect.getsourcefile(self.train)).resolve()
-        files = {home} | {(home.parent / m).resolve() for m in self.modules}
-        for module in list(sys.modules.values()):
-            found = getattr(module, "__file__", None)
-            if (found and found.endswith(".py") and Path(found).is_absolute() and Path(found).is_file()
-                    and Path(found).resolve().parent == home.parent):
-                files.add(Path(found).resolve())
-        return sorted(files)
+        found, todo = set(), [home, *((home.parent / m).resolve() for m in self.modules)]
+        while todo:
+            path = todo.pop()
+            if path in found or not path.is_file():
+                continue
+            found.add(path)
+            todo += _local_imports(path)
+        return sorted(found)
 
     def source_fingerprint(self) -> str:
         """sha256 of :meth:`source_files`: what keys the result cache (a changed script trains again)."""
@@ -101,6 +103,21 @@ class Experiment:
         for path in self.source_files():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()
+
+
+def _local_imports(path: Path) -> list[Path]:
+    """The files of the modules ``path`` imports that live beside it (``import train``, ``from helpers import x``)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return []
+    names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module.split(".")[0] for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    beside = [path.parent / f"{name}.py" for name in names] + [path.parent / name / "__init__.py" for name in names]
+    return [p.resolve() for p in beside if p.is_file()]
 
 
 def experiment(*, metrics: Mapping[str, str], name: str | None = None, **settings) -> Callable:
