@@ -230,6 +230,7 @@ def _guard_replay(experiment, store, update: bool, common) -> int:
 
 def _guard_check(experiment, store, seeds, common, ledger=None, report=None) -> int:
     from .checks.experiment_bands import bands
+    from .checks.experiment_claims import claims
     from .runs.experiment_runs import runs
 
     epochs, source = max(experiment.budgets), experiment.source_fingerprint()
@@ -245,21 +246,21 @@ def _guard_check(experiment, store, seeds, common, ledger=None, report=None) -> 
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
     night = runs(experiment, checked, store, **common)
-    verdicts = bands(experiment, baseline, night)
-    for verdict in verdicts:
+    verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
+    for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
-    flags, notes = _guard_record(experiment, baseline, night, verdicts, ledger, common["device"])
+    flags, notes = _guard_record(experiment, baseline, night, verdicts, asserted, ledger, common["device"])
     for line in [f.message for f in flags if not f.passed] + notes:
         print(f"note: {line}")
-    failed = [v for v in verdicts if not v.passed]
-    print(f"{len(verdicts) - len(failed)} passed, {len(failed)} failed")
+    failed = [v for v in [*verdicts, *asserted] if not v.passed]
+    print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
     if report is not None:
-        _guard_report(report, experiment, verdicts, flags, notes)
+        _guard_report(report, experiment, verdicts, asserted, flags, notes)
         print(f"report: {report}")
     return 1 if failed else 0
 
 
-def _guard_record(experiment, baseline, night, verdicts, ledger, device) -> tuple[list, list[str]]:
+def _guard_record(experiment, baseline, night, verdicts, asserted, ledger, device) -> tuple[list, list[str]]:
     """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
     import os
 
@@ -271,12 +272,17 @@ def _guard_record(experiment, baseline, night, verdicts, ledger, device) -> tupl
         return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
     store = open_ledger(location)
     entry = night_entry(experiment, night, verdicts, device)
+    broken = [c for c in asserted if not c.passed]
+    if broken:
+        entry["result"] = "FAIL"
+        entry["failed"] += [c.claim.name for c in broken]
+        entry["failures"] += [c.message for c in broken]
     flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline)
     store.append(entry)
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 
 
-def _guard_report(path: Path, experiment, verdicts, flags, notes) -> None:
+def _guard_report(path: Path, experiment, verdicts, asserted, flags, notes) -> None:
     from .report.markdown import markdown_table, pd
     from .core.storage import atomic_write_text
 
@@ -284,9 +290,11 @@ def _guard_report(path: Path, experiment, verdicts, flags, notes) -> None:
              "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
              "MDE": "—" if v.band is None else f"{v.band.mde:.3g}", "verdict": "PASS" if v.passed else "FAIL"}
             for v in verdicts]
-    failed = sum(not v.passed for v in verdicts)
+    failed = sum(not v.passed for v in [*verdicts, *asserted])
     text = (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
-            f"{len(verdicts) - failed} passed, {failed} failed\n\n{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
+            f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
+            f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
+            + "".join(f"- claim {'PASS' if c.passed else 'FAIL'}: {c.message}\n" for c in asserted)
             + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes))
     atomic_write_text(path, text)
 

@@ -12,6 +12,9 @@ Mark a test module with the experiment and ask for the cases::
     def test_band(experiment_band):            # one per variant × budget × metric: test_band[default-2-test_acc]
         experiment_band.check()
 
+    def test_claim(experiment_claim):          # one per declared claim: test_claim[more epochs help]
+        experiment_claim.check()
+
 The cases read what ``trainguard guard … replay --update`` and ``… baseline`` stored (in ``.trainguard/experiments``
 beside the experiment's file, or ``TRAINGUARD_EXPERIMENTS_DIR``); the check seeds train once per session, on first
 use. A missing golden or baseline skips with the command that writes it, and fails under ``CI=true``.
@@ -26,7 +29,7 @@ from pathlib import Path
 import pytest
 
 MARKER = ("trainguard_experiment(target): the experiment (FILE.py:NAME or MODULE:NAME) whose cases "
-          "experiment_replay and experiment_band are")
+          "experiment_replay, experiment_band and experiment_claim are")
 
 
 @dataclass
@@ -66,8 +69,11 @@ class Guarded:
             self.verdicts = {None: f"no baseline of {e.name} for this code in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
+        from .checks.experiment_claims import claims
+
         self.night = runs(e, e.check_seeds, self.store, printer=lambda line: None)
         self.verdicts = {v.case: v for v in bands(e, baseline, self.night)}
+        self.verdicts.update({f"claim:{c.claim.name}": c for c in claims(e, self.night)})
 
 
 def _missing(reason: str) -> None:
@@ -121,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wanted = {"experiment_replay", "experiment_band"} & set(metafunc.fixturenames)
+    wanted = {"experiment_replay", "experiment_band", "experiment_claim"} & set(metafunc.fixturenames)
     marker = metafunc.definition.get_closest_marker("trainguard_experiment")
     if not wanted or marker is None:
         return
@@ -132,6 +138,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "experiment_band" in wanted:
         cases = [f"{v}-{b}-{m}" for v in e.variants for b in sorted(e.budgets) for m in e.metrics]
         metafunc.parametrize("experiment_band", [BandCase(guarded, c) for c in cases], ids=cases)
+    if "experiment_claim" in wanted:
+        names = [c.name for c in e.claims]
+        metafunc.parametrize("experiment_claim", [BandCase(guarded, f"claim:{n}") for n in names], ids=names)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

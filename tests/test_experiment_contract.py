@@ -27,7 +27,10 @@ SGD = textwrap.dedent('''
 
 
     @trainguard.experiment(metrics={"mse": "lower", "slope": "higher"}, budgets=(2, 3), replay_budget=2,
-                           variants={"small": {"batch": 4}, "large": {"batch": 16}})
+                           variants={"small": {"batch": 4}, "large": {"batch": 16}},
+                           claims=(trainguard.Claim("more epochs help", "mse", better="small@3", than="small@2"),
+                                   trainguard.Claim("small batches learn faster", "slope", better="small@2",
+                                                    than="large@2")))
     def regression(run):
         rng = np.random.default_rng(run.seed)
         x = np.linspace(-1, 1, 64)
@@ -152,7 +155,9 @@ def test_the_guard_command_end_to_end(project, capsys):
     assert cli.main(["guard", target, "replay"]) == 0
     assert cli.main(["guard", target, "baseline"]) == 0
     assert cli.main(["guard", target, "check"]) == 0
-    assert "8 passed, 0 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "10 passed, 0 failed" in out  # 8 bands, 2 claims
+    assert "PASS small batches learn faster: slope small@2" in out and "holds" in out
     assert cli.main(["guard", target, "check", "--seeds", "0"]) == 2  # a baseline seed
 
 
@@ -247,3 +252,21 @@ def test_the_cache_key_covers_the_modules_the_experiment_imports_beside_it_and_n
     assert key() == first
     (tmp_path / "helper.py").write_text("RATE = 2\n")
     assert key() != first
+
+
+def test_a_claim_that_does_not_hold_fails_the_night_saying_both_means(project, capsys):
+    text = SGD.replace('better="small@2",', 'better="large@2",').replace('than="large@2"', 'than="small@2"')
+    assert text != SGD
+    (project / "regression.py").write_text(text)
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline"]) == 0
+    assert cli.main(["guard", target, "check", "--report", "night.md"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL small batches learn faster: slope large@2" in out and "DOES NOT HOLD" in out
+    assert "claim FAIL: small batches learn faster" in (project / "night.md").read_text()
+
+
+def test_a_claim_on_a_cell_the_experiment_lacks_is_one_sentence():
+    with pytest.raises(ConfigError, match="claim 'x' names a metric or cell the experiment does not have"):
+        Experiment("e", lambda run: None, {"m": "higher"}, budgets=(1,),
+                   claims=(trainguard.Claim("x", "m", better="default@2", than="default@1"),))

@@ -44,6 +44,29 @@ DIRECTIONS = ("higher", "lower")
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A conclusion the experiment asserts every night: on ``metric``, the cell ``better`` (``"variant@budget"``)
+    beats the cell ``than`` — by the metric's declared direction, on the mean of the night's check seeds.
+    ``Claim("dropout shrinks the gap", "gap", better="dropout@4", than="plain@4")``,
+    ``Claim("more epochs help", "test_acc", better="default@2", than="default@1")``."""
+
+    name: str
+    metric: str
+    better: str
+    than: str
+
+    def cells(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        return _cell(self.better), _cell(self.than)
+
+
+def _cell(text: str) -> tuple[str, int]:
+    variant, _, budget = text.rpartition("@")
+    if not variant or not budget.isdigit():
+        raise ConfigError(f"claim cell {text!r}: expected VARIANT@BUDGET, e.g. default@2")
+    return variant, int(budget)
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A training function and what to guard of it.
 
@@ -64,6 +87,7 @@ class Experiment:
     check_seeds: tuple[int, ...] = (100,)
     replay_budget: int = 1
     modules: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -82,6 +106,12 @@ class Experiment:
             raise ConfigError(f"{where}: a band needs at least 2 baseline seeds, got {self.baseline_seeds!r}")
         if not isinstance(self.replay_budget, int) or self.replay_budget < 1:
             raise ConfigError(f"{where}: replay_budget must be a positive epoch count, got {self.replay_budget!r}")
+        for claim in self.claims:
+            cells = claim.cells()
+            if claim.metric not in self.metrics or any(v not in self.variants or b not in self.budgets for v, b in cells):
+                raise ConfigError(f"{where}: claim {claim.name!r} names a metric or cell the experiment does not have "
+                                  f"(metrics {sorted(self.metrics)}, variants {sorted(self.variants)}, budgets "
+                                  f"{sorted(self.budgets)})")
 
     def source_files(self) -> list[Path]:
         """The user's code this experiment runs: the training function's file, the declared ``modules`` (relative
