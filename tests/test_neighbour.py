@@ -83,7 +83,8 @@ def test_importing_the_plugin_or_package_loads_no_torch():
 
 # The layers, lowest first: each is a folder of the package (``front ends``: the modules at its top), and a module
 # imports only from its own layer (without cycles) and the layers below (README's Layout says the same).
-LAYERS = ["models", "core", "stores", "engines", "runs", "checks", "replay", "report", "night", "audit", "front ends"]
+LAYERS = ["models", "core", "stores", "engines", "runs", "checks", "replay", "report", "night", "audit", "experiments",
+          "front ends"]
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 HARNESS = ROOT / "harness"
 

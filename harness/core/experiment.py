@@ -28,6 +28,7 @@ experiment's source, the golden replay of a short budget, outcome bands on every
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -117,14 +118,16 @@ class Experiment:
         """The user's code this experiment runs: the training function's file, the declared ``modules`` (relative
         to it), and the modules beside it that those import (the script an adapter imports, its helpers), found
         by reading their import statements — the same files whatever else the process has imported."""
-        home = Path(inspect.getsourcefile(self.train)).resolve()
-        found, todo = set(), [home, *((home.parent / m).resolve() for m in self.modules)]
+        train = self.train.func if isinstance(self.train, functools.partial) else self.train
+        home = Path(inspect.getsourcefile(train)).resolve()
+        package = getattr(sys.modules.get(train.__module__), "__package__", None) or None
+        found, todo = set(), [(home, package), *(((home.parent / m).resolve(), None) for m in self.modules)]
         while todo:
-            path = todo.pop()
+            path, package = todo.pop()
             if path in found or not path.is_file():
                 continue
             found.add(path)
-            todo += _local_imports(path)
+            todo += _local_imports(path, package)
         return sorted(found)
 
     def source_fingerprint(self) -> str:
@@ -135,19 +138,43 @@ class Experiment:
         return digest.hexdigest()
 
 
-def _local_imports(path: Path) -> list[Path]:
-    """The files of the modules ``path`` imports that live beside it (``import train``, ``from helpers import x``)."""
+def _local_imports(path: Path, package: str | None) -> list[tuple[Path, str | None]]:
+    """(file, its package) of the modules ``path`` imports that live beside it (``import train``, ``from helpers
+    import x``) or inside its own package (``from ..engines import engine``, resolved as Python resolves it)."""
     import ast
 
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError):
         return []
-    names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    names |= {node.module.split(".")[0] for node in ast.walk(tree)
-              if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    beside = [path.parent / f"{name}.py" for name in names] + [path.parent / name / "__init__.py" for name in names]
-    return [p.resolve() for p in beside if p.is_file()]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [_beside(path, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(_beside(path, node.module))
+        elif isinstance(node, ast.ImportFrom) and package:
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            found += [_in_package(name) for name in [base, *(f"{base}.{a.name}" for a in node.names)]]
+    return [item for item in found if item is not None]
+
+
+def _beside(path: Path, name: str) -> tuple[Path, str | None] | None:
+    top = name.split(".")[0]
+    for file in (path.parent / f"{top}.py", path.parent / top / "__init__.py"):
+        if file.is_file():
+            return file.resolve(), None
+    return None
+
+
+def _in_package(name: str) -> tuple[Path, str | None] | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).resolve(), name if spec.submodule_search_locations else name.rpartition(".")[0]
 
 
 def experiment(*, metrics: Mapping[str, str], name: str | None = None, **settings) -> Callable:
