@@ -52,3 +52,48 @@ def test_the_contract_s_instruments_on_the_plug_in(tmp_path):
     # one step per epoch (30 fitted images, batch 32): its loss is taken before the update, so the learning rate
     # first shows in the epoch's evaluation
     assert outcome.status == "changed" and outcome.series == "gap after epoch 1", outcome.message
+
+
+def test_the_cifar_plug_in_carries_the_report_s_conclusions_as_claims():
+    from trainguard.experiments import cifar_models
+
+    experiment = cifar_models.ci
+    assert list(experiment.variants) == ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]
+    assert experiment.budgets == (10, 20)
+    names = [c.name for c in experiment.claims]
+    assert "NewModel2 beats NewModel1 at 20 epochs" in names and "more epochs help Baseline1" in names
+
+
+def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
+    """The smoke profile's Baseline1, seed 100, through a night's Matrix and through the plug-in: bit for bit."""
+    from trainguard.experiments import cifar_models
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
+
+    profile = load_profile("smoke")
+    matrix = Matrix(Options(profile, results_dir=None, run_log=tmp_path / "runlog.jsonl", device="cpu", threads=1,
+                            replay=False, figures=False), printer=lambda _: None)
+    try:
+        night = matrix.history("Baseline1", 100)
+    finally:
+        matrix.close()
+    record = train(cifar_models.make(profile), "Baseline1", seed=100, epochs=max(profile.budgets), threads=1)
+    assert record.completed, record.message
+    assert record.epochs["test_acc"] == [e.test_acc for e in night.epochs]
+    assert record.epochs["train_loss"] == [e.train_loss for e in night.epochs]
+
+
+@pytest.mark.slow
+@pytest.mark.generated
+def test_the_keras_twin_plug_in_trains_in_its_child_and_reports_its_epochs():
+    pytest.importorskip("tensorflow")
+    record = train(mnist_overfit.make(SMALL, framework="keras"), "dropout", seed=3, epochs=2)
+    assert record.completed, record.message
+    assert len(record.epochs["gap"]) == 2 and record.steps == {}  # epochs only: no golden for the Keras twin
+
+
+def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
+    from trainguard import cli
+
+    assert cli.main(["guard", "trainguard.experiments.mnist_overfit:torch", "replay", "--dir", str(tmp_path)]) == 5
+    assert "no golden" in capsys.readouterr().out
