@@ -1,0 +1,108 @@
+"""``trainguard guard``: an experiment's night in stages, as the CLI runs it — baseline (train the baseline seeds),
+replay (write or rerun the golden runs), check (train the check seeds; bands, claims; the ledger with drift and speed;
+a markdown report). Each returns the command's exit code and prints what it found."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def baseline(experiment, store, common) -> int:
+    from ..core.spec import seed_list
+    from ..runs.experiment_runs import runs
+
+    found = runs(experiment, experiment.baseline_seeds, store, **common)
+    failed = [r for r in found.values() if not r.completed]
+    print(f"baseline of {experiment.name}: {len(found) - len(failed)} of {len(found)} run(s) completed "
+          f"({len(experiment.variants)} variant(s) × seeds {seed_list(experiment.baseline_seeds)}) in {store.root}")
+    return 1 if failed else 0
+
+
+def replay_or_update(experiment, store, update: bool, common) -> int:
+    from ..replay import experiment_replay as replay
+
+    if update:
+        results = [replay.write_golden(experiment, variant, store, common["threads"], common["device"],
+                                       common["data_dir"]) for variant in experiment.variants]
+        for _, message in results:
+            print(message)
+        return 0 if all(golden is not None for golden, _ in results) else 1
+    outcomes = [replay.replay(experiment, variant, store, None, common["device"], common["data_dir"])
+                for variant in experiment.variants]
+    for outcome in outcomes:
+        print(f"{outcome.status}: {outcome.message}")
+    if all(o.status == replay.MISSING for o in outcomes):
+        return 5
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def check(experiment, store, seeds, common, ledger=None, report=None) -> int:
+    from ..checks.experiment_bands import bands
+    from ..checks.experiment_claims import claims
+    from ..runs.experiment_runs import runs
+
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    baseline = {(v, s): store.get(experiment.name, v, s, epochs, common["threads"], source)
+                for v in experiment.variants for s in experiment.baseline_seeds}
+    if any(record is None for record in baseline.values()):
+        print(f"trainguard: no baseline of {experiment.name} for this code in {store.root} (its source changed, or "
+              f"it was never measured): run `trainguard guard TARGET baseline` first", file=sys.stderr)
+        return 5
+    checked = tuple(int(s) for s in seeds.split(",")) if seeds else experiment.check_seeds
+    if set(checked) & set(experiment.baseline_seeds):
+        from ..core.errors import ConfigError
+
+        raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
+    night = runs(experiment, checked, store, **common)
+    verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
+    for verdict in [*verdicts, *asserted]:
+        print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
+    flags, notes = _record(experiment, baseline, night, verdicts, asserted, ledger, common["device"])
+    for line in [f.message for f in flags if not f.passed] + notes:
+        print(f"note: {line}")
+    failed = [v for v in [*verdicts, *asserted] if not v.passed]
+    print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
+    if report is not None:
+        _report(report, experiment, verdicts, asserted, flags, notes)
+        print(f"report: {report}")
+    return 1 if failed else 0
+
+
+def _record(experiment, baseline, night, verdicts, asserted, ledger, device) -> tuple[list, list[str]]:
+    """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
+    import os
+
+    from ..checks.experiment_night import between_nights, night_entry
+    from ..stores.ledger import open_ledger
+
+    location = ledger or os.environ.get("TRAINGUARD_LEDGER")
+    if not location:
+        return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
+    store = open_ledger(location)
+    entry = night_entry(experiment, night, verdicts, device)
+    broken = [c for c in asserted if not c.passed]
+    if broken:
+        entry["result"] = "FAIL"
+        entry["failed"] += [c.claim.name for c in broken]
+        entry["failures"] += [c.message for c in broken]
+    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline)
+    store.append(entry)
+    return flags, notes + [f"recorded in the ledger {store.where()}"]
+
+
+def _report(path: Path, experiment, verdicts, asserted, flags, notes) -> None:
+    from ..report.markdown import markdown_table, pd
+    from ..core.storage import atomic_write_text
+
+    rows = [{"case": v.case, "better": v.better, "night": "—" if v.value is None else f"{v.value:.4g}",
+             "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
+             "MDE": "—" if v.band is None else f"{v.band.mde:.3g}", "verdict": "PASS" if v.passed else "FAIL"}
+            for v in verdicts]
+    failed = sum(not v.passed for v in [*verdicts, *asserted])
+    text = (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
+            f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
+            f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
+            + "".join(f"- claim {'PASS' if c.passed else 'FAIL'}: {c.message}\n" for c in asserted)
+            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes))
+    atomic_write_text(path, text)
