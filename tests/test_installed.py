@@ -134,8 +134,10 @@ ONE_LINE_CHANGES = [("default=0.7)", "default=0.8)", "changed at step 9 (lr): go
 
 
 def _guard_commands() -> list[list[str]]:
-    """The `trainguard guard …` commands docs/own-training.md tells a newcomer to run, in its order."""
-    return [line.split()[1:] for line in OWN_TRAINING.read_text().splitlines() if line.startswith("trainguard guard ")]
+    """The `trainguard guard guard.py:…` commands docs/own-training.md tells a newcomer to run on the example, in its
+    order."""
+    return [line.split()[1:] for line in OWN_TRAINING.read_text().splitlines()
+            if line.startswith("trainguard guard guard.py:")]
 
 
 @pytest.mark.slow
