@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..core.experiment import Experiment
 from ..runs.experiment_runs import train
 from ..stores.experiment_records import ExperimentStore, GoldenRun, Record
-from ..stores.golden import FLOAT32_RESOLUTION, relative, running_max
+from ..stores.golden import noise_envelope, relative, series_divergence
 
 IDENTICAL, NOISE, CHANGED, MISSING, FAILED = "identical", "numerics differ", "changed", "no golden", "failed"
 
@@ -60,9 +60,8 @@ def write_golden(experiment: Experiment, variant: str, store: ExperimentStore, t
                       f"differs at {_where(step, series)} ({a!r} then {b!r}); seed every random source from run.seed "
                       f"and pin the thread count to run.threads; no golden written")
     perturbed = train(experiment, variant, 0, epochs, other_threads(threads), device, data_dir)
-    envelope = {name: [max(FLOAT32_RESOLUTION, v) for v in running_max(
-        [relative(a, b) for a, b in zip(values, perturbed.steps.get(name, []))] + [math.inf] * max(
-            0, len(values) - len(perturbed.steps.get(name, []))))] for name, values in first.steps.items()}
+    envelope = {name: noise_envelope([series_divergence(values, perturbed.steps.get(name, []))], len(values))
+                for name, values in first.steps.items()}
     golden = GoldenRun(first, envelope, [f"{other_threads(threads)} thread(s) instead of {threads}"])
     path = store.put_golden(experiment.name, variant, golden)
     return golden, f"{experiment.name} {variant}: golden of {first_steps(first)} steps written to {path}"

@@ -100,8 +100,7 @@ def divergence(golden: Trace, other: Trace) -> list[dict[str, list[float]]]:
         series = {}
         for kind in ("steps", "epochs"):
             for name, values in getattr(g, kind).items():
-                theirs = getattr(o, kind).get(name, [])
-                series[name] = [relative(v, theirs[i]) if i < len(theirs) else math.inf for i, v in enumerate(values)]
+                series[name] = series_divergence(values, getattr(o, kind).get(name, []))
         out.append(series)
     return out
 
@@ -119,14 +118,20 @@ def envelope(golden: Trace, perturbed: list[Trace]) -> list[dict[str, list[float
     that index, and at least FLOAT32_RESOLUTION. Divergence from a rounding difference grows as training goes
     on, so the envelope is a running max."""
     runs = [divergence(golden, p) for p in perturbed]
-    result = []
-    for i, part in enumerate(golden.parts):
-        series = {}
-        for name in [*part.steps, *part.epochs]:
-            per_index = [max((run[i][name][j] for run in runs), default=0.0) for j in range(len(_values(part, name)))]
-            series[name] = [max(v, FLOAT32_RESOLUTION) for v in running_max(per_index)]
-        result.append(series)
-    return result
+    return [{name: noise_envelope([run[i][name] for run in runs], len(_values(part, name)))
+             for name in [*part.steps, *part.epochs]} for i, part in enumerate(golden.parts)]
+
+
+def noise_envelope(divergences: list[list[float]], length: int) -> list[float]:
+    """One series' envelope over its ``length`` indices from the relative divergences of its perturbed runs (one
+    list per run): the largest any run reached at or before each index, never below FLOAT32_RESOLUTION."""
+    per_index = [max((d[j] for d in divergences), default=0.0) for j in range(length)]
+    return [max(v, FLOAT32_RESOLUTION) for v in running_max(per_index)]
+
+
+def series_divergence(values: list[float], other: list[float]) -> list[float]:
+    """The relative difference at each index of ``values`` (a value ``other`` lacks: inf)."""
+    return [relative(v, other[i]) if i < len(other) else math.inf for i, v in enumerate(values)]
 
 
 def _values(part: TracePart, name: str) -> list[float]:
