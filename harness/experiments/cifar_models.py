@@ -19,12 +19,7 @@ from ..core.spec import Profile, load_profile, packaged_baselines_dir
 def _data(profile: Profile, data_dir):
     from ..stores import data
 
-    if profile.dataset == "synthetic":
-        full = data.synthetic("cifar10", profile.train_per_class or 50, max(1, (profile.test_images or 100) // 10))
-        return data.reduce(full, None, profile.test_images)
-    full = data.load(profile.dataset, data_dir)
-    return data.profile_view(full, profile.train_per_class, profile.test_images, profile.val_per_class,
-                             f"profile {profile.name}")
+    return data.for_profile(profile, data_dir)
 
 
 def _train(profile: Profile, run: Run) -> None:

@@ -109,14 +109,7 @@ class Matrix:
     @property
     def dataset(self) -> data.Dataset:
         if self._dataset is None:
-            p = self.profile
-            if p.dataset == "synthetic":
-                full = data.synthetic("cifar10", p.train_per_class or 50, max(1, (p.test_images or 100) // 10))
-                self._dataset = data.reduce(full, None, p.test_images)
-            else:
-                full = data.load(p.dataset, self.options.data_dir, allow_download=self.options.allow_download)
-                self._dataset = data.profile_view(full, p.train_per_class, p.test_images, p.val_per_class,
-                                                  f"profile {p.name}")
+            self._dataset = data.for_profile(self.profile, self.options.data_dir, self.options.allow_download)
         return self._dataset
 
     @functools.cached_property

@@ -359,6 +359,17 @@ def profile_view(full: Dataset, train_per_class: int | None, test_images: int | 
 # --------------------------------------------------------------------------- subsets and generated data
 
 
+def for_profile(profile, data_dir: Path | str | None = None, allow_download: bool = True) -> Dataset:
+    """The data a CIFAR-10 profile trains and evaluates on: its view of the real data set (train images per class,
+    test images, validation split), or generated tensors of the real shapes for a ``synthetic`` profile."""
+    if profile.dataset == "synthetic":
+        full = synthetic("cifar10", profile.train_per_class or 50, max(1, (profile.test_images or 100) // 10))
+        return reduce(full, None, profile.test_images)
+    full = load(profile.dataset, data_dir, allow_download=allow_download)
+    return profile_view(full, profile.train_per_class, profile.test_images, profile.val_per_class,
+                        f"profile {profile.name}")
+
+
 def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
     """Indices of the first ``per_class`` examples of every class, in original order.
 
