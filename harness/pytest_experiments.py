@@ -60,12 +60,11 @@ class Guarded:
 
     def _judge(self) -> None:
         from .checks.experiment_bands import bands
-        from .runs.experiment_runs import runs
+        from .runs.experiment_runs import runs, stored
 
         e = self.experiment
-        epochs, source = max(e.budgets), e.source_fingerprint()
-        baseline = {(v, s): self.store.get(e.name, v, s, epochs, 1, source) for v in e.variants for s in e.baseline_seeds}
-        if any(record is None for record in baseline.values()):
+        baseline = stored(e, e.baseline_seeds, self.store)
+        if baseline is None:
             self.verdicts = {None: f"no baseline of {e.name} for this code in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
@@ -77,7 +76,9 @@ class Guarded:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+    from .core.compare import missing_fails
+
+    if missing_fails(strict=os.environ.get("CI") == "true"):  # the one rule for a missing reference
         pytest.fail(f"{reason} (CI=true: a missing reference fails)", pytrace=False)
     pytest.skip(reason)
 

@@ -40,12 +40,10 @@ def replay_or_update(experiment, store, update: bool, common) -> int:
 def check(experiment, store, seeds, common, ledger=None, report=None) -> int:
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
-    from ..runs.experiment_runs import runs
+    from ..runs.experiment_runs import runs, stored
 
-    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
-    baseline = {(v, s): store.get(experiment.name, v, s, epochs, common["threads"], source)
-                for v in experiment.variants for s in experiment.baseline_seeds}
-    if any(record is None for record in baseline.values()):
+    baseline = stored(experiment, experiment.baseline_seeds, store, common["threads"])
+    if baseline is None:
         print(f"trainguard: no baseline of {experiment.name} for this code in {store.root} (its source changed, or "
               f"it was never measured): run `trainguard guard TARGET baseline` first", file=sys.stderr)
         return 5

@@ -58,3 +58,11 @@ def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1
                     printer(f"[trainguard] {experiment.name} {variant} seed {seed}: {record.status}: {record.message}")
             found[(variant, seed)] = record
     return found
+
+
+def stored(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1) -> dict[tuple[str, int], Record] | None:
+    """(variant, seed) → the stored run of every variant and seed for this code, trained nothing; None when any is
+    missing (never measured, or the code changed since: its source keys the cache)."""
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    found = {(v, s): store.get(experiment.name, v, s, epochs, threads, source) for v in experiment.variants for s in seeds}
+    return None if any(record is None for record in found.values()) else found
