@@ -55,6 +55,15 @@ def _ledger(path: Path, nights: int) -> Path:
     return path
 
 
+def _saved(forge, nights: int) -> str:
+    """A ledger of ``nights`` nights saved to the branch from the workspace; the branch's tip after it."""
+    workspace, bare, env = forge
+    history = workspace / ".trainguard" / "history"
+    _ledger(history / "ledger-cpu.sqlite", nights)
+    assert _script(workspace, env, "save", str(history), "ledger-cpu.sqlite").returncode == 0
+    return _git(bare, "rev-parse", "trainguard-history", env=env)
+
+
 def test_saved_and_restored_with_only_the_workflow_s_credentials_one_commit_kept(forge, tmp_path):
     workspace, bare, env = forge
     history = workspace / ".trainguard" / "history"
@@ -78,10 +87,7 @@ def test_saved_and_restored_with_only_the_workflow_s_credentials_one_commit_kept
 
 def test_a_restore_that_cannot_reach_the_remote_fails_loudly_and_a_save_changes_nothing(forge, tmp_path):
     workspace, bare, env = forge
-    history = workspace / ".trainguard" / "history"
-    _ledger(history / "ledger-cpu.sqlite", 2)
-    assert _script(workspace, env, "save", str(history), "ledger-cpu.sqlite").returncode == 0
-    tip = _git(bare, "rev-parse", "trainguard-history", env=env)
+    tip = _saved(forge, nights=2)
     _git(workspace, "config", "--unset", f"url.{bare.as_uri()}.insteadOf", env=env)  # the token expired
     empty = tmp_path / "empty"
     result = _script(workspace, env, "restore", str(empty))
@@ -94,10 +100,7 @@ def test_a_restore_that_cannot_reach_the_remote_fails_loudly_and_a_save_changes_
 
 def test_a_save_never_replaces_the_branch_s_ledger_with_fewer_nights(forge, tmp_path):
     workspace, bare, env = forge
-    history = workspace / ".trainguard" / "history"
-    _ledger(history / "ledger-cpu.sqlite", 3)
-    assert _script(workspace, env, "save", str(history), "ledger-cpu.sqlite").returncode == 0
-    tip = _git(bare, "rev-parse", "trainguard-history", env=env)
+    tip = _saved(forge, nights=3)
     fresh = tmp_path / "fresh"
     _ledger(fresh / "ledger-cpu.sqlite", 1)
     result = _script(workspace, env, "save", str(fresh), "ledger-cpu.sqlite")
