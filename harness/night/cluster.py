@@ -306,9 +306,8 @@ class RayExecutor:
                     held.enter_context(matrix.store.lock(run.spec, on_wait=matrix.printer))
             except WaitTimeout as exc:
                 for run in runs:
-                    history = History.not_trained(run.model, run.seed, engine.device_name(matrix.device), "timeout",
-                                                  str(exc))
-                    finish(matrix, log_start(matrix, run.spec, executor="ray"), run.spec, history)
+                    finish(matrix, log_start(matrix, run.spec, executor="ray"), run.spec,
+                           matrix._not_trained(run.model, run.seed, "timeout", str(exc)))
                 continue
             cached = [matrix.store.get(run.spec) for run in runs]
             if all(history is not None for history in cached):  # trained by the driver we waited for
