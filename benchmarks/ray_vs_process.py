@@ -23,6 +23,7 @@ from pathlib import Path
 from trainguard.checks import CheckSession
 from trainguard.night.cluster import RayExecutor
 from trainguard.night.plan import plan_baselines
+from trainguard.runs.training import deliver
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options, RayResources
 from trainguard.core.spec import load_profile
@@ -40,7 +41,7 @@ def in_process(profile, root: Path) -> tuple[float, dict]:
     for seed in profile.baseline_seeds:
         for model in profile.models:
             begun = time.perf_counter()
-            matrix.history(model, seed)
+            deliver(matrix, model, seed)
             per_run[f"{model} seed {seed}"] = time.perf_counter() - begun
     wall = time.perf_counter() - started
     matrix.close()

@@ -310,7 +310,6 @@ def cmd_report(args) -> int:
     # the MNIST experiment has no result cache: only what the run log(s) hold (nothing without --from-log)
     experiment = overfit.OverfitExperiment.from_log(options.profile.mnist, histories) if options.profile.mnist else None
     night = Night(options, experiment=experiment)
-    night.matrix.allow_training = False
     night.notes.append("Re-rendered from stored results by `trainguard report`; nothing was trained.")
     if args.from_log is not None:
         night.matrix.preload({key: h for key, h in histories.items() if key[0] in options.profile.models})
@@ -436,7 +435,6 @@ def _update_baselines(matrix, args) -> int:
     if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
         from .stores.runlog import histories_from_log
 
-        matrix.allow_training = bool(args.train_missing)  # else a run the logs lack is an error, not hours of training
         for log in args.from_log:
             runs = {key: h for key, h in histories_from_log(log, matrix.profile.name).items()
                     if key[0] in matrix.profile.models and key[1] in matrix.profile.baseline_seeds}
@@ -448,11 +446,11 @@ def _update_baselines(matrix, args) -> int:
             matrix.preload(runs)
     session = CheckSession(matrix)
     session.source_logs = list(args.from_log or [])
-    if matrix.options.executor != "local" and not args.from_log:  # the seeds' runs first, spread over the cluster
+    if not args.from_log or args.train_missing:  # else a run the logs lack is an error, not hours of training
         from .api import executor_for
         from .night.plan import plan_baselines
 
-        executor = executor_for(matrix.options)
+        executor = executor_for(matrix.options)  # the seeds' runs first: in process, or spread over the cluster
         executor.prepare()
         plan = plan_baselines(session)
         if args.skip_mnist:

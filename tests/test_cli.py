@@ -218,6 +218,7 @@ def _stable(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith(VOLATILE))
 
 
+@pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
 def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dirs):
     """run_profile is what `trainguard run` calls; two runs with the same seed and no cache give the same
     report and verdicts, byte for byte outside the timing and provenance lines."""

@@ -68,13 +68,14 @@ def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
     """The smoke profile's Baseline1, seed 100, through a night's Matrix and through the plug-in: bit for bit."""
     from trainguard.experiments import cifar_models
     from trainguard.runs.matrix import Matrix
+    from trainguard.runs.training import deliver
     from trainguard.runs.options import Options
 
     profile = load_profile("smoke")
     matrix = Matrix(Options(profile, results_dir=None, run_log=tmp_path / "runlog.jsonl", device="cpu", threads=1,
                             replay=False, figures=False), printer=lambda _: None)
     try:
-        night = matrix.history("Baseline1", 100)
+        night = deliver(matrix, "Baseline1", 100)
     finally:
         matrix.close()
     record = train(cifar_models.make(profile), "Baseline1", seed=100, epochs=max(profile.budgets), threads=1)

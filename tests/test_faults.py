@@ -14,6 +14,7 @@ import pytest
 
 from trainguard.stores import results
 from trainguard.runs import training
+from trainguard.runs.training import deliver
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options
 from trainguard.core.spec import load_profile
@@ -30,18 +31,18 @@ def _matrix(tmp_path, printer=None):
 
 def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_path, monkeypatch):
     matrix, _ = _matrix(tmp_path)
-    matrix.history("Baseline1")
+    deliver(matrix, "Baseline1")
 
     def interrupted(matrix, model, seed, spec):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "train_one", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        matrix.history("Baseline2")
+        deliver(matrix, "Baseline2")
     monkeypatch.undo()
     resumed, _ = _matrix(tmp_path)
     for model in resumed.profile.models:
-        resumed.history(model)
+        deliver(resumed, model)
     assert resumed.trained == [("Baseline2", 100), ("NewModel1", 100), ("NewModel2", 100)]  # Baseline1 from the cache
 
 
@@ -52,6 +53,7 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
         from trainguard.runs.matrix import Matrix
+        from trainguard.runs.training import deliver
         from trainguard.runs.options import Options
         from trainguard.core.spec import load_profile
         from trainguard.engines import engine
@@ -65,7 +67,7 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
             return real_train(model, *args, **kwargs)
         engine.train = train
         for model in matrix.profile.models:
-            matrix.history(model)
+            deliver(matrix, model)
     """)
     killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path)
     assert killed.returncode == -signal.SIGKILL
@@ -74,7 +76,7 @@ def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
     assert not list((tmp_path / "results").rglob("*.tmp"))  # no half-written file left behind
     resumed, _ = _matrix(tmp_path)
     for model in resumed.profile.models:
-        resumed.history(model)
+        deliver(resumed, model)
     assert resumed.trained == [("NewModel1", 100), ("NewModel2", 100)]
 
 
@@ -84,15 +86,15 @@ class EditedLeNet(__import__("models").REGISTRY["Baseline2"]):
 
 def test_a_changed_model_is_never_served_a_stale_result(tmp_path, monkeypatch):
     first, _ = _matrix(tmp_path)
-    first.history("Baseline2")
-    first.history("NewModel2")
+    deliver(first, "Baseline2")
+    deliver(first, "NewModel2")
     from trainguard import models
 
     monkeypatch.setitem(models.REGISTRY, "Baseline2", EditedLeNet)  # Baseline2's source "edited"
     results.code_fingerprint.cache_clear()
     second, _ = _matrix(tmp_path)
-    second.history("Baseline2")
-    second.history("NewModel2")
+    deliver(second, "Baseline2")
+    deliver(second, "NewModel2")
     assert second.trained == [("Baseline2", 100)]  # NewModel2's source did not change: served from the cache
     results.code_fingerprint.cache_clear()
 
@@ -108,12 +110,12 @@ def test_the_fingerprint_covers_the_model_class_and_its_bases():
 
 def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):
     first, _ = _matrix(tmp_path)
-    expected = first.history("Baseline2")
+    expected = deliver(first, "Baseline2")
     path = first.store.path(first.run_spec("Baseline2", 100))
     path.write_text(path.read_text()[:100])  # truncated
     second, _ = _matrix(tmp_path)
     with pytest.warns(UserWarning, match=rf"result file .*{re.escape(path.name)} is corrupt"):
-        again = second.history("Baseline2")
+        again = deliver(second, "Baseline2")
     assert second.trained == [("Baseline2", 100)]
     assert [e.train_loss for e in again.epochs] == [e.train_loss for e in expected.epochs]
     assert json.loads(path.read_text())["key"] == again.key  # rewritten whole
@@ -121,14 +123,14 @@ def test_a_corrupt_result_file_is_reported_and_recomputed(tmp_path):
 
 def test_a_result_file_under_another_key_is_not_trusted(tmp_path):
     first, _ = _matrix(tmp_path)
-    first.history("Baseline1")
+    deliver(first, "Baseline1")
     path = first.store.path(first.run_spec("Baseline1", 100))
     tampered = json.loads(path.read_text())
     tampered["key"] = "0" * 20
     path.write_text(json.dumps(tampered))
     second, _ = _matrix(tmp_path)
     with pytest.warns(UserWarning, match="does not match the file name"):
-        second.history("Baseline1")
+        deliver(second, "Baseline1")
     assert second.trained == [("Baseline1", 100)]
 
 

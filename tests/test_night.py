@@ -11,7 +11,7 @@ from trainguard.runs import training
 from trainguard.api import run_profile
 from trainguard.checks import CheckSession
 from trainguard.checks.mnist import MnistConclusions
-from trainguard.night.execute import LocalExecutor, close_runs
+from trainguard.night.execute import LocalExecutor
 from trainguard.night.plan import plan_night
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options
@@ -31,6 +31,7 @@ def no_training(monkeypatch):
     monkeypatch.setattr(engine, "train", refuse)
     monkeypatch.setattr(training, "train_one", refuse)
     monkeypatch.setattr(training, "train_stack", refuse)
+    monkeypatch.setattr(training, "train_runs", refuse)
 
 
 def test_the_plan_lists_every_run_before_anything_trains(tmp_path, smoke_runs, no_training):
@@ -41,10 +42,9 @@ def test_the_plan_lists_every_run_before_anything_trains(tmp_path, smoke_runs, n
     assert plan.describe() == "the night of smoke: 4 run(s) (Baseline1, Baseline2, NewModel1, NewModel2 × seeds 100)"
 
 
-def test_judging_an_empty_store_with_the_runs_closed_gives_missing_run_failures_never_training(tmp_path, smoke_runs,
+def test_judging_an_empty_store_gives_missing_run_failures_never_training(tmp_path, smoke_runs,
                                                                                                  no_training):
     session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
-    close_runs(session)
     verdicts = session.verdicts()
     runs = [v for v in verdicts if v.check == "run"]
     assert runs and not any(v.passed for v in verdicts if v.check == "run")
@@ -52,15 +52,16 @@ def test_judging_an_empty_store_with_the_runs_closed_gives_missing_run_failures_
     assert all("no stored result" in v.message for v in runs)
 
 
-def test_the_judge_reads_only_even_where_the_runs_are_open(tmp_path, smoke_runs, no_training):
-    """Without close_runs (the plugin judges case by case): judging still trains nothing, and forgets what it found
-    missing, so the case's execute stage (night.execute.execute_case) delivers it afterwards."""
+def test_the_matrix_only_reads_and_keeps_nothing_it_found_missing(tmp_path, smoke_runs, no_training):
+    """The plugin judges case by case: judging trains nothing and keeps no "missing" run, so the case's execute
+    stage (night.execute.execute_case, through runs.training.deliver) delivers it afterwards."""
     session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
     kind = session.kind("baseline")
     case = next(c for c in kind.cases(session.profile) if c.id == "Baseline1-3")
     verdicts = session.judge(kind, case).verdicts
     assert [v.check for v in verdicts] == ["run"] and "no stored result" in verdicts[0].message
-    assert session.matrix.allow_training and ("Baseline1", 100) not in session.matrix.histories
+    assert ("Baseline1", 100) not in session.matrix.histories
+    assert not hasattr(session.matrix, "allow_training")  # no switch to forget: reading is all a Matrix does
 
 
 def test_the_replay_kind_judges_only_what_the_execute_stage_replayed(tmp_path, smoke_runs, no_training, monkeypatch):
@@ -75,7 +76,6 @@ def test_the_replay_kind_judges_only_what_the_execute_stage_replayed(tmp_path, s
     options = _options(tmp_path, smoke_runs)
     options.replay, options.baselines_dir = True, Path(__file__).resolve().parent.parent / "baselines"  # the goldens
     session = CheckSession(Matrix(options, printer=lambda s: None))
-    close_runs(session)
     kind = session.kind("replay")
     judged = {case.id: session.judge(kind, case) for case in kind.cases(session.profile)}
     assert list(judged) == ["inputs", "Baseline1", "Baseline2", "NewModel1", "NewModel2"]
@@ -84,11 +84,10 @@ def test_the_replay_kind_judges_only_what_the_execute_stage_replayed(tmp_path, s
     assert all(v.flagged for j in judged.values() for v in j.verdicts)  # not strict: flagged, not failing
 
 
-def test_a_closed_mnist_experiment_fails_its_cases_instead_of_training(tmp_path, smoke_runs, no_training):
+def test_an_undelivered_mnist_pair_fails_its_cases_instead_of_training(tmp_path, smoke_runs, no_training):
     config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("torch",))
     experiment = overfit.OverfitExperiment(config, data.synthetic("mnist", 4, 2), device="cpu")
     session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None), experiment=experiment)
-    close_runs(session)
     kind = MnistConclusions()
     case = next(iter(kind.cases(load_profile("ci"))))
     case = type(case)(case.kind, "torch", case.group, ("torch",))

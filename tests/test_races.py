@@ -23,6 +23,7 @@ def _spawn(code: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
 def test_concurrent_appenders_and_readers_lose_no_line_and_tear_none(tmp_path):
     store = tmp_path / "runlog.jsonl"
     writers = [_spawn(f"""

@@ -364,6 +364,7 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
     from trainguard.checks import CheckSession
     from trainguard.checks.mnist import MnistConclusions
     from trainguard.runs.matrix import Matrix
+    from trainguard.runs.training import deliver
     from trainguard.runs.options import Options
     from trainguard.core.spec import OverfitConfig, load_profile
 
@@ -375,7 +376,7 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
     config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("keras",))
     mnist = data.synthetic("mnist", train_per_class=4, test_per_class=2)
     experiment = overfit.OverfitExperiment(config, mnist, device="cpu")
-    pair = experiment.pair("keras", 0)
+    pair = experiment.deliver("keras", 0)
     assert pair.nodrop.status == "timeout" and "the Keras run (dropout 0.0, seed 0)" in pair.nodrop.message
     assert "TRAINGUARD_CHILD_TIMEOUT" in pair.nodrop.message and not pair.complete
     matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path / "b",
@@ -393,6 +394,7 @@ def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_
 
 def test_a_lock_never_released_fails_that_run_not_the_night(tmp_path, monkeypatch, smoke_runs):
     from trainguard.runs.matrix import Matrix
+    from trainguard.runs.training import deliver
     from trainguard.runs.options import Options
     from trainguard.core.spec import load_profile
 
@@ -411,7 +413,7 @@ def test_a_lock_never_released_fails_that_run_not_the_night(tmp_path, monkeypatc
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        history = matrix.history("Baseline1")
+        history = deliver(matrix, "Baseline1")
     finally:
         holder.kill()
         holder.wait()

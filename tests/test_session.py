@@ -7,6 +7,7 @@ import pytest
 from trainguard.checks import CheckSession
 from trainguard.checks.baseline import baseline_file
 from trainguard.checks.conclusions import conclusion_seeds
+from trainguard.runs.training import deliver
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options
 from trainguard.core.spec import PublishedCheck, load_profile
@@ -38,7 +39,7 @@ def test_published_verdicts_use_the_mean_over_the_configured_seeds(matrix):
 
     session, verdicts = _published(matrix, 2)
     assert [v.metric for v in verdicts] == ["train_loss", "test_acc"]  # train_acc has no band by default
-    runs = [matrix.history("Baseline1", seed).at(2) for seed in (0, 1)]
+    runs = [deliver(matrix, "Baseline1", seed).at(2) for seed in (0, 1)]
     assert verdicts[1].measured == pytest.approx((runs[0].test_acc + runs[1].test_acc) / 2)
     assert verdicts[1].expected == 10.0 and verdicts[1].allowed == 2.5
     for kind, case in session.cases():
@@ -61,7 +62,7 @@ def test_bf16_and_compile_are_their_own_baseline_classes(tmp_path):
     assert baseline_file(bf16).name == "cpu-bf16.csv"
     assert Matrix(dataclasses.replace(base, compile=True), printer=lambda line: None).device_class == "cpu-compile"
     assert bf16.run_spec("Baseline2", 0).key() != fp32.run_spec("Baseline2", 0).key()
-    a, b = bf16.history("Baseline2"), fp32.history("Baseline2")
+    a, b = deliver(bf16, "Baseline2"), deliver(fp32, "Baseline2")
     assert a.completed and [e.train_loss for e in a.epochs] != [e.train_loss for e in b.epochs]
 
 
@@ -77,7 +78,7 @@ def test_conclusions_use_the_seed_mean_where_the_published_check_is_on(matrix):
     both = dataclasses.replace(matrix.profile, checks=("published", "budget_improves", "ranking"))
     averaged = Matrix(dataclasses.replace(matrix.options, profile=both), printer=lambda line: None)
     assert conclusion_seeds(averaged) == (0, 1)
-    acc = {(seed, budget): averaged.record("Baseline1", budget, seed).test_acc for seed in (0, 1) for budget in (2, 3)}
+    acc = {(seed, budget): deliver(averaged, "Baseline1", seed).at(budget).test_acc for seed in (0, 1) for budget in (2, 3)}
     session = CheckSession(averaged)
 
     def judged(kind, case_id):

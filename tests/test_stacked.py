@@ -22,6 +22,7 @@ from trainguard.stores import data
 from trainguard.engines import engine, stacked
 from trainguard.checks.baseline import missing_message
 from trainguard.models import cifar
+from trainguard.runs.training import deliver
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options
 from trainguard.core.spec import ConfigError, RunSpec, TrainConfig, load_profile
@@ -147,12 +148,12 @@ def test_the_matrix_trains_each_model_s_seeds_in_one_stack(tmp_path):
     assert matrix.device_class == "cpu-stacked"
     assert matrix.run_spec("Baseline2", 101).stack == (100, 101)
     assert matrix.run_spec("Baseline2", 3).stack == profile.baseline_seeds
-    first = matrix.history("Baseline2", 100)
+    first = deliver(matrix, "Baseline2", 100)
     assert set(matrix.histories) == {("Baseline2", 100), ("Baseline2", 101)}  # both trained by one call
     assert sum("stacked" in line for line in lines) == 1
     assert "--stack-seeds" in missing_message(matrix)
     again = Matrix(options, printer=lines.append)
-    assert again.history("Baseline2", 100).epochs == first.epochs  # from the cache
+    assert deliver(again, "Baseline2", 100).epochs == first.epochs  # from the cache
     assert again.trained == []
 
 

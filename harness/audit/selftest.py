@@ -351,6 +351,7 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Inject
         return _run_mnist(matrix, injection, experiment, printer)
     if "baseline" in matrix.profile.checks and (problem := checkable(matrix)[1]):
         return InjectionResult(injection, skipped=problem)
+    from ..runs.training import deliver
     from ..stores.results import ResultStore
     from ..stores.runlog import RunLog
 
@@ -359,7 +360,7 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Inject
              if case.group in injection.targets or case.group == "cross-model"]
     clean = {(m, s) for kind, case in cases for m, _, s in kind.runs(session, case) if m not in injection.targets}
     for model, seed in sorted(clean):
-        matrix.history(model, seed)
+        deliver(matrix, model, seed)
     saved = matrix.histories, matrix.store, matrix.log, list(matrix.trained)
     matrix.histories = {key: h for key, h in saved[0].items() if key in clean}
     matrix.store = ResultStore(None)  # an injected run must never land in (or come from) the cache,

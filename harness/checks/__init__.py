@@ -15,7 +15,6 @@ the profile. docs/architecture.md walks through one.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -187,7 +186,6 @@ class CheckSession:
         """Experiment 1 (MNIST) of this run, built on first use (None without an [mnist] section)."""
         if self._experiment is None and self.profile.mnist is not None:
             self._experiment = self.matrix.mnist_experiment()
-            self._experiment.allow_training = self.matrix.allow_training  # built by the judge: reading only
         return self._experiment
 
     @property
@@ -240,10 +238,6 @@ class CheckSession:
         skipped with the command that creates it; otherwise the kind's verdicts, a flagging kind's failures flagged
         where they do not fail this night. It only reads: a run the execute stage did not deliver is a "missing"
         run here, never trained (trainguard.night.execute runs a night's, or one case's, runs first)."""
-        with self.reading_only():
-            return self._judge(kind, case)
-
-    def _judge(self, kind: CheckKind, case: Case) -> Judgement:
         if reason := kind.unavailable(self, case):
             return self._skip(reason)
         if failures := self.run_failures(kind.runs(self, case)) + self.stopped_failures(kind.stopped_runs(self, case)):
@@ -260,33 +254,6 @@ class CheckSession:
             options = self.matrix.options
             verdicts = [settle(v, flag_fails(kind.name, options.strict, options.fail_on)) for v in verdicts]
         return Judgement(verdicts)
-
-    @contextlib.contextmanager
-    def reading_only(self):
-        """No training while the judge reads: the runs and MNIST pairs are closed for its duration (what it found
-        missing is forgotten after, so that a later execute stage still delivers it)."""
-        matrix = self.matrix
-        allowed, known = matrix.allow_training, set(matrix.histories)
-        experiment = self.built_experiment
-        pairs = set(experiment.pairs) if experiment is not None else set()
-        matrix.allow_training = False  # an experiment built while judging (session.experiment) starts closed too
-        if experiment is not None:
-            experiment_allowed, experiment.allow_training = experiment.allow_training, False
-        try:
-            yield
-        finally:
-            matrix.allow_training = allowed
-            for key in set(matrix.histories) - known:
-                if matrix.histories[key].status == "missing":
-                    del matrix.histories[key]
-            if experiment is not None:
-                experiment.allow_training = experiment_allowed
-            elif self._experiment is not None:
-                self._experiment.allow_training = allowed
-            if self._experiment is not None:
-                for key in set(self._experiment.pairs) - pairs:
-                    if any(h.status == "missing" for h in self._experiment.pairs[key].stopped):
-                        del self._experiment.pairs[key]
 
     def verdicts(self) -> list[Verdict]:
         """Every case of every enabled kind, judged (the CLI; the plugin judges case by case)."""

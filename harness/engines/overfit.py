@@ -221,9 +221,17 @@ class OverfitExperiment:
     log: object = None  # trainguard.stores.runlog.RunLog: every run is appended to it
     profile: str = ""
     threads: int | None = None  # TensorFlow's threads in the Keras child (torch's are the process's)
-    allow_training: bool = True  # False once a night's execute stage is done: a missing pair is a failed run
 
     def pair(self, framework: str, seed: int) -> Pair:
+        """The pair of ``framework`` and ``seed`` as held; a pair the execute stage did not deliver is two
+        ``missing`` runs (not kept: reading never trains — :meth:`deliver` does)."""
+        if (framework, seed) in self.pairs:
+            return self.pairs[(framework, seed)]
+        return Pair(framework, seed, *[History.not_trained(log_name(framework, dropout), seed, "cpu", "missing",
+                                                           "no result: the night's execute stage did not deliver this run")
+                                       for dropout in (0.0, self.config.dropout)])
+
+    def deliver(self, framework: str, seed: int) -> Pair:
         """The pair of ``framework`` and ``seed``: run here (both arms) unless it is already held."""
         if (framework, seed) not in self.pairs:
             subset = small_subset(self.mnist, self.config, seed)
@@ -247,9 +255,6 @@ class OverfitExperiment:
         from ..core.storage import WaitTimeout
 
         label = log_name(framework, dropout)
-        if not self.allow_training:
-            return History.not_trained(label, seed, "cpu", "missing",
-                                       "no result: the night's execute stage did not deliver this run")
         if watchdog.passed():
             return History.not_trained(label, seed, "cpu", "timeout", f"not trained: {watchdog.describe_limit()} had passed")
         try:

@@ -23,7 +23,6 @@ import shutil
 import socket
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from ..core.history import History
 from .plan import NightPlan
 from ..runs.matrix import model_search_paths
 from ..runs.options import RayResources
-from ..runs.training import stopped
+from ..runs.training import train_runs
 from ..core.spec import RunSpec, seed_list
 
 RAY_MISSING = "the Ray executor needs Ray: pip install 'trainguard[ray]' (or pip install ray)"
@@ -126,44 +125,24 @@ def _mismatch(work: RemoteRun, dataset, device, here: dict) -> str | None:
 
 
 def _train(work: RemoteRun, dataset, device) -> list[History]:
+    """The same engine call as a night in process (trainguard.runs.training.train_runs), under the night's time left;
+    every epoch line reaches the driver's terminal through Ray's log forwarding."""
     from ..core.progress import epoch_line
 
     epochs = work.specs[0].epochs
-    seen: dict[int, History] = {}
 
-    def on_epoch(history: History, record) -> None:  # reaches the driver's terminal through Ray's log forwarding
-        seen[history.seed] = history
+    def on_epoch(history: History, record) -> None:
         print(epoch_line(f"{work.model} seed {history.seed}", record, epochs), flush=True)
 
     def on_batch() -> None:
         watchdog.check(f"{work.model} seed {seed_list([s.seed for s in work.specs])}")
 
     watchdog.start_night(None if work.seconds_left is None else work.seconds_left / 60.0)
-    spec = work.specs[0]
     try:
-        if spec.stack:
-            from ..engines.stacked import train_stacked
-
-            return train_stacked(work.model, dataset, spec.training, epochs, [s.seed for s in work.specs], device,
-                                 on_epoch=on_epoch, on_batch=on_batch, precision=work.precision,
-                                 compile_model=work.compile)
-        return [engine.train(work.model, dataset, spec.training, epochs, spec.seed, device, on_epoch=on_epoch,
-                             on_batch=on_batch, precision=work.precision, compile_model=work.compile)]
-    except watchdog.DeadlineExceeded as exc:
-        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "timeout", str(exc))
-                for s in work.specs]
-    except Exception as exc:  # noqa: BLE001 — the user's model or a bug: that run's result, never a Ray retry
-        message = f"{type(exc).__name__}: {exc} (at {_where(exc)})"
-        return [stopped(seen.get(s.seed), work.model, s.seed, engine.device_name(device), "error", message)
-                for s in work.specs]
+        return train_runs(work.model, dataset, list(work.specs), device, on_epoch, on_batch, precision=work.precision,
+                          compile_model=work.compile, contain_errors=True)
     finally:
         watchdog.end_night()
-
-
-def _where(exc: BaseException) -> str:
-    """The innermost frame of the exception: file and line, where the user looks first."""
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
-    return f"{frame.filename}:{frame.lineno}"
 
 
 def pair_remote(framework: str, seed: int, subset, config, device: str, threads: int,

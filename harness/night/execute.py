@@ -1,5 +1,6 @@
 """The execute stage: make every planned run's result available to the judge — from the result cache where
-present, else trained — and then close the runs, so that the judge only reads.
+present, else trained (trainguard.runs.training.deliver, the one way a run is trained). The judge only reads: a run
+this stage did not deliver is a "missing" run there.
 
 The golden runs are replayed first, in this process, whichever executor trains the night: they are seconds, and
 their verdict (a changed golden fails a strict night) is known before the first epoch of the night's runs.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..runs.training import deliver
 from ..stores.golden import INPUTS
 from .plan import NightPlan
 
@@ -35,13 +37,12 @@ def executor_for(options, printer=print) -> Executor:
 
 
 def execute(plan: NightPlan, session, executor: Executor, printer=print) -> None:
-    """The whole stage: the golden replays, then the executor's runs, then the runs closed to the judge."""
+    """The whole stage: the golden replays, then the executor's runs (the judge that follows only reads)."""
     if plan.goldens:
         replay_goldens(session, [INPUTS, *plan.goldens], printer)
     executor.execute(plan, session)
     if note := getattr(executor, "placement_note", lambda: None)():
         session.notes.append(note)
-    close_runs(session)
 
 
 def replay_goldens(session, names: list[str], printer=print) -> None:
@@ -71,12 +72,12 @@ def execute_case(session, kind, case, printer=print) -> None:
         replay_goldens(session, [case.id], printer)
         return
     for model, _budget, seed in kind.runs(session, case):
-        session.matrix.history(model, seed)
+        deliver(session.matrix, model, seed)
     mnist = session.profile.mnist
     if mnist is not None and case.group.startswith("mnist-"):
         framework = case.group.removeprefix("mnist-")
         for seed in mnist.seeds:
-            session.experiment.pair(framework, seed)
+            session.experiment.deliver(framework, seed)
 
 
 class LocalExecutor:
@@ -92,17 +93,9 @@ class LocalExecutor:
     def execute(self, plan: NightPlan, session) -> None:
         matrix = session.matrix
         for run in plan.runs:  # every cell is trained and reported, whichever checks are on
-            matrix.history(run.model, run.seed)
+            deliver(matrix, run.model, run.seed)
         experiment = session.experiment if plan.mnist_pairs else None
         for framework, seed in plan.mnist_pairs:
             self.printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-            experiment.pair(framework, seed)
+            experiment.deliver(framework, seed)
 
-
-def close_runs(session) -> None:
-    """After the execute stage: the judge reads results only. A run the executor did not deliver is then a
-    "missing" run (its checks fail saying so), never trained on demand."""
-    session.matrix.allow_training = False
-    experiment = session.built_experiment
-    if experiment is not None:
-        experiment.allow_training = False

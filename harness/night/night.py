@@ -9,6 +9,7 @@ as the CLI records it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..checks import CheckSession, Judgement, record
@@ -88,8 +89,16 @@ class Night:
 
     def update_references(self, names: list[str] | None = None) -> list[str]:
         """Rewrite the enabled kinds' stored references (or those named): what changed, line by line."""
+        from .execute import LocalExecutor
+        from .plan import plan_baselines
+
         if note := self.matrix.redirect_writes():
             self.printer(f"[trainguard] {note}")
+        plan = plan_baselines(self.checks)  # the runs the references measure; those delivered are not retrained
+        wanted = set(names) if names is not None else {kind.name for kind in self.checks.kinds}
+        plan = dataclasses.replace(plan, runs=plan.runs if "baseline" in wanted else (),
+                                   mnist_pairs=plan.mnist_pairs if "mnist_gaps" in wanted else ())
+        LocalExecutor(self.printer).execute(plan, self.checks)
         return self.checks.update(names)
 
     # ------------------------------------------------------------------ a night of several processes

@@ -3,7 +3,8 @@ a snapshot of that one run.
 
 :class:`Matrix` owns the data, the result cache, the run log and the environment; it has no check logic and
 reads no baseline (the check kinds in :mod:`trainguard.checks` do, through a CheckSession over it). The
-training of one run — announce, log, train, cache — is :mod:`trainguard.runs.training`.
+training of one run — announce, log, train, cache — is :mod:`trainguard.runs.training`, which every executor calls;
+a Matrix itself only reads (:meth:`Matrix.history`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from pathlib import Path
 
 from ..stores import data
 from ..engines import engine
-from . import training
-from ..core import watchdog
 from ..core.environment import git_commit, versions
 from ..core.history import EpochRecord, History
 from ..stores.results import ResultStore, code_fingerprint
@@ -29,7 +28,6 @@ from ..stores.runlog import RunLog
 from ..core.spec import seed_list  # noqa: F401 (re-exported: callers import it from here)
 from ..core.spec import ConfigError, Profile, RunSpec
 from .options import Options, RayResources  # noqa: F401 (re-exported: the former trainguard.session)
-from ..core.storage import WaitTimeout
 
 Printer = Callable[[str], None]
 
@@ -39,7 +37,6 @@ class Matrix:
     options: Options
     printer: Printer = print
     progress_bar: bool = False  # a tqdm bar per run (the CLI on a terminal); else one line per epoch
-    allow_training: bool = True  # False: report from stored results only (``trainguard report``)
     _dataset: data.Dataset | None = None
     histories: dict[tuple[str, int], History] = field(default_factory=dict)
     trained: list[tuple[str, int]] = field(default_factory=list)  # what this process trained (not cached)
@@ -134,38 +131,19 @@ class Matrix:
         return (seed,)
 
     def history(self, model: str, seed: int | None = None) -> History:
-        """The full-length history of (model, seed): from memory, else the result cache, else trained now."""
+        """The full-length history of (model, seed) as stored: from memory, else the result cache, else a
+        ``missing`` run (not kept: the execute stage may deliver it later). Reading never trains — a run is
+        trained by :func:`trainguard.runs.training.deliver`, whichever executor calls it."""
         seed = self.seed if seed is None else seed
         if (model, seed) in self.histories:
             return self.histories[(model, seed)]
         spec = self.run_spec(model, seed)
         history = self.store.get(spec)
-        if history is not None:
-            self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
-        elif not self.allow_training:
-            history = self._not_trained(model, seed, "missing",
-                                        f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
-                                        f"run `trainguard run --profile {self.profile.name}` first")
-        elif watchdog.passed():
-            history = self._not_trained(model, seed, "timeout", f"not trained: {watchdog.describe_limit()} had passed")
-        else:
-            try:
-                return self._train(model, seed, spec)
-            except WaitTimeout as exc:  # a lock another process held past its bound: this run fails, the night goes on
-                history = self._not_trained(model, seed, "timeout", str(exc))
-        self.histories[(model, seed)] = history
-        return history
-
-    def _train(self, model: str, seed: int, spec: RunSpec) -> History:
-        if self.options.stack_seeds:
-            training.train_stack(self, model, spec.stack)
-            return self.histories[(model, seed)]
-        with self.store.lock(spec, on_wait=self.printer):
-            history = self.store.get(spec)  # another process may have trained it while we waited
-            if history is None:
-                history = training.train_one(self, model, seed, spec)
-            else:
-                self.printer(f"[trainguard] {model} seed {seed}: result from another process {self.store.path(spec)}")
+        if history is None:
+            return self._not_trained(model, seed, "missing",
+                                     f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
+                                     f"run `trainguard run --profile {self.profile.name}` first")
+        self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
         self.histories[(model, seed)] = history
         return history
 

@@ -1,5 +1,8 @@
-"""The training of one run for a :class:`trainguard.runs.matrix.Matrix`: announce it, log it epoch by epoch (the run
-log), train it (trainguard.engines.engine, or trainguard.engines.stacked for --stack-seeds), stamp it and cache it.
+"""The one way a run of a :class:`trainguard.runs.matrix.Matrix` is trained, whichever executor asks
+(:func:`deliver`: this process's night, a pytest case, the self-test, a baseline update): announce it, log it epoch by
+epoch (the run log), train it (trainguard.engines.engine, or trainguard.engines.stacked for --stack-seeds), stamp it
+and cache it. A Ray worker runs the same engine call (:func:`train_runs`) and hands its histories back to the driver,
+which records them with :func:`log_start` / :func:`finish`.
 
 A stopped run (diverged, out of memory) is logged and reported, never cached; an interrupted one is logged as
 interrupted. The caller holds the run's result lock (trainguard.stores.results).
@@ -15,6 +18,41 @@ from ..core import watchdog
 from ..core.environment import git_commit
 from ..core.history import EpochRecord, History
 from ..core.spec import RunSpec, seed_list
+from ..core.storage import WaitTimeout
+
+
+def deliver(matrix, model: str, seed: int | None = None) -> History:
+    """The full-length history of (model, seed): as stored (memory, the result cache), else trained now under its
+    result lock — unless the night's time limit has passed (a ``timeout`` run) or another process holds the lock
+    past its bound (a ``timeout`` run: this run fails, the night goes on)."""
+    seed = matrix.seed if seed is None else seed
+    history = matrix.history(model, seed)
+    if history.status != "missing":
+        return history
+    spec = matrix.run_spec(model, seed)
+    if watchdog.passed():
+        history = matrix._not_trained(model, seed, "timeout", f"not trained: {watchdog.describe_limit()} had passed")
+    else:
+        try:
+            return _train_locked(matrix, model, seed, spec)
+        except WaitTimeout as exc:
+            history = matrix._not_trained(model, seed, "timeout", str(exc))
+    matrix.histories[(model, seed)] = history
+    return history
+
+
+def _train_locked(matrix, model: str, seed: int, spec: RunSpec) -> History:
+    if matrix.options.stack_seeds:
+        train_stack(matrix, model, spec.stack)
+        return matrix.histories[(model, seed)]
+    with matrix.store.lock(spec, on_wait=matrix.printer):
+        history = matrix.store.get(spec)  # another process may have trained it while we waited
+        if history is None:
+            history = train_one(matrix, model, seed, spec)
+        else:
+            matrix.printer(f"[trainguard] {model} seed {seed}: result from another process {matrix.store.path(spec)}")
+    matrix.histories[(model, seed)] = history
+    return history
 
 
 def announce(matrix, what: str, spec: RunSpec) -> int:
@@ -55,11 +93,7 @@ def finish(matrix, run: str, spec: RunSpec, history: History) -> None:
 
 def train_stack(matrix, model: str, seeds: tuple[int, ...]) -> None:
     """Train ``seeds`` of ``model`` at once (--stack-seeds), under every seed's result lock."""
-    from ..core.progress import RunProgress
-    from ..engines.stacked import train_stacked
-
     specs = [matrix.run_spec(model, seed) for seed in seeds]
-    epochs = matrix.profile.max_epochs
     with contextlib.ExitStack() as locks:
         for spec in specs:  # always in sorted seed order: no lock-order deadlock between processes
             locks.enter_context(matrix.store.lock(spec, on_wait=matrix.printer))
@@ -67,72 +101,82 @@ def train_stack(matrix, model: str, seeds: tuple[int, ...]) -> None:
         if all(h is not None for h in cached):
             matrix.histories.update({(model, h.seed): h for h in cached})
             return
-        label = f"{model} seeds {seed_list(seeds)}"
-        batches = announce(matrix, f"{label} stacked", specs[0])
-        runs = {spec.seed: log_start(matrix, spec) for spec in specs}
-
-        seen: dict[int, History] = {}
-
-        def on_epoch(history: History, record: EpochRecord) -> None:
-            seen[history.seed] = history
-            matrix.log.epoch_end(runs[history.seed], record)
-            progress.epoch(history, record, label=f"{model} seed {history.seed}")
-
-        def on_batch() -> None:
-            progress.batch()
-            watchdog.check(label)
-
-        with RunProgress(label, epochs, batches, matrix.printer, matrix.progress_bar) as progress:
-            try:
-                histories = train_stacked(model, matrix.dataset, specs[0].training, epochs, list(seeds), matrix.device,
-                                          on_epoch=on_epoch, on_batch=on_batch,
-                                          precision=matrix.options.precision, compile_model=matrix.options.compile)
-            except KeyboardInterrupt:
-                for run in runs.values():
-                    matrix.log.event("run_stop", run=run, status="interrupted")
-                raise
-            except watchdog.DeadlineExceeded as exc:
-                histories = [timed_out(seen.get(seed), model, seed, matrix, str(exc)) for seed in seeds]
-        for spec, history in zip(specs, histories):
-            finish(matrix, runs[spec.seed], spec, history)
+        _train_logged(matrix, model, specs, f"{model} seeds {seed_list(seeds)}", f"{model} seeds {seed_list(seeds)} stacked")
 
 
 def train_one(matrix, model: str, seed: int, spec: RunSpec) -> History:
     """Train one (model, seed) now: announced, logged epoch by epoch, cached when it completes; stopped as
     ``timeout`` when the night's time limit passes (trainguard.core.watchdog), keeping the epochs it finished."""
+    return _train_logged(matrix, model, [spec], f"{model} seed {seed}", f"{model} seed {seed}")[0]
+
+
+def _train_logged(matrix, model: str, specs: list[RunSpec], label: str, announced: str) -> list[History]:
+    """In this process: announce, log every epoch of every seed, train (:func:`train_runs`), finish each run."""
     from ..core.progress import RunProgress
 
     epochs = matrix.profile.max_epochs
-    batches = announce(matrix, f"{model} seed {seed}", spec)
-    run = log_start(matrix, spec)
-    seen: dict[str, History] = {}
+    batches = announce(matrix, announced, specs[0])
+    runs = {spec.seed: log_start(matrix, spec) for spec in specs}
 
     def on_epoch(history: History, record: EpochRecord) -> None:
-        seen["history"] = history
-        matrix.log.epoch_end(run, record)
-        progress.epoch(history, record)
+        matrix.log.epoch_end(runs[history.seed], record)
+        progress.epoch(history, record, label=f"{model} seed {history.seed}")
 
     def on_batch() -> None:
         progress.batch()
-        watchdog.check(f"{model} seed {seed}")
+        watchdog.check(label)
 
-    with RunProgress(f"{model} seed {seed}", epochs, batches, matrix.printer, matrix.progress_bar) as progress:
+    with RunProgress(label, epochs, batches, matrix.printer, matrix.progress_bar) as progress:
         try:
-            history = engine.train(model, matrix.dataset, spec.training, epochs, seed, matrix.device,
-                                   on_epoch=on_epoch, on_batch=on_batch,
+            histories = train_runs(model, matrix.dataset, specs, matrix.device, on_epoch, on_batch,
                                    precision=matrix.options.precision, compile_model=matrix.options.compile)
         except KeyboardInterrupt:
-            matrix.log.event("run_stop", run=run, status="interrupted")
+            for run in runs.values():
+                matrix.log.event("run_stop", run=run, status="interrupted")
             raise
-        except watchdog.DeadlineExceeded as exc:
-            history = timed_out(seen.get("history"), model, seed, matrix, str(exc))
-    finish(matrix, run, spec, history)
-    return history
+    for spec, history in zip(specs, histories):
+        finish(matrix, runs[spec.seed], spec, history)
+    return histories
 
 
-def timed_out(history: History | None, model: str, seed: int, matrix, message: str) -> History:
-    """The run the night's time limit stopped: the epochs it finished, status ``timeout`` (never cached)."""
-    return stopped(history, model, seed, engine.device_name(matrix.device), "timeout", message)
+def train_runs(model: str, dataset, specs, device, on_epoch, on_batch, precision: str = "fp32",
+               compile_model: bool = False, contain_errors: bool = False) -> list[History]:
+    """The engine call every executor makes: the run of ``specs[0]`` to its epochs, or — ``specs`` a stack — every
+    seed at once (trainguard.engines.stacked). A run the night's time limit stops is ``timeout`` with the epochs it
+    finished. ``contain_errors`` (a Ray worker): an exception in training is the runs' result, status ``error``
+    with where it was raised, instead of propagating."""
+    spec, epochs, seeds = specs[0], specs[0].epochs, [s.seed for s in specs]
+    seen: dict[int, History] = {}
+
+    def on_epoch_seen(history: History, record: EpochRecord) -> None:
+        seen[history.seed] = history
+        on_epoch(history, record)
+
+    def ended(status: str, message: str) -> list[History]:
+        return [stopped(seen.get(seed), model, seed, engine.device_name(device), status, message) for seed in seeds]
+
+    try:
+        if spec.stack:
+            from ..engines.stacked import train_stacked
+
+            return train_stacked(model, dataset, spec.training, epochs, seeds, device, on_epoch=on_epoch_seen,
+                                 on_batch=on_batch, precision=precision, compile_model=compile_model)
+        return [engine.train(model, dataset, spec.training, epochs, spec.seed, device, on_epoch=on_epoch_seen,
+                             on_batch=on_batch, precision=precision, compile_model=compile_model)]
+    except watchdog.DeadlineExceeded as exc:
+        return ended("timeout", str(exc))
+    except Exception as exc:  # noqa: BLE001 — a worker's run: the user's model or a bug is that run's result
+        if not contain_errors:
+            raise
+        return ended("error", f"{type(exc).__name__}: {exc} (at {_where(exc)})")
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the exception: file and line, where the user looks first."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.filename}:{frame.lineno}"
 
 
 def stopped(history: History | None, model: str, seed: int, device: str, status: str, message: str) -> History:
