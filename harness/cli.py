@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 from .options import REPORT, RUN_OPTIONS, add_options
@@ -182,6 +183,11 @@ def _add_guard(sub) -> None:
                             "$TRAINGUARD_LEDGER, else none) and flag drift since the previous night and slowdowns")
     guard.add_argument("--report", type=Path, default=None, metavar="PATH",
                        help="check: also write the night's verdicts and flags as markdown")
+    guard.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
+                       help="check: also write the bands and claims as JUnit XML (one testcase each)")
+    guard.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                       help="baseline, check: the runs' time limit; a run it stops is 'timeout' (its checks fail), "
+                            "a run not started by then is not trained [none]")
 
 
 def cmd_guard(args) -> int:
@@ -190,15 +196,20 @@ def cmd_guard(args) -> int:
     from .core.experiment import load_experiment
     from .stores.experiment_records import ExperimentStore
 
-    experiment, store = load_experiment(args.target), ExperimentStore(args.dir)
-    common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir)
+    from .core.errors import ConfigError
     from .night import guard
 
-    if args.action == "baseline":
-        return guard.baseline(experiment, store, common)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ConfigError(f"--max-minutes {args.max_minutes:g}: give a positive number of minutes")
+    experiment, store = load_experiment(args.target), ExperimentStore(args.dir)
+    common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir)
     if args.action == "replay":
         return guard.replay_or_update(experiment, store, args.update, common)
-    return guard.check(experiment, store, args.seeds, common, args.ledger, args.report)
+    if args.max_minutes is not None:
+        common["deadline"] = time.monotonic() + 60 * args.max_minutes
+    if args.action == "baseline":
+        return guard.baseline(experiment, store, common)
+    return guard.check(experiment, store, args.seeds, common, args.ledger, args.report, args.junit_xml)
 
 
 def _add_dashboard(sub) -> None:

@@ -260,10 +260,66 @@ def test_a_claim_that_does_not_hold_fails_the_night_saying_both_means(project, c
     (project / "regression.py").write_text(text)
     target = "regression.py:regression"
     assert cli.main(["guard", target, "baseline"]) == 0
-    assert cli.main(["guard", target, "check", "--report", "night.md"]) == 1
+    assert cli.main(["guard", target, "check", "--report", "night.md", "--junit-xml", "junit.xml"]) == 1
     out = capsys.readouterr().out
     assert "FAIL small batches learn faster: slope large@2" in out and "DOES NOT HOLD" in out
     assert "claim FAIL: small batches learn faster" in (project / "night.md").read_text()
+    from xml.etree import ElementTree as ET
+
+    suite = ET.parse(project / "junit.xml").getroot()
+    assert suite.get("name") == "trainguard.regression" and suite.get("tests") == "10" and suite.get("failures") == "1"
+    names = {(c.get("classname"), c.get("name")): c.find("failure") for c in suite.iter("testcase")}
+    assert ("trainguard.regression.band", "small-3-mse") in names and names[("trainguard.regression.band", "small-3-mse")] is None
+    failed = names[("trainguard.regression.claim", "small batches learn faster")]
+    assert failed is not None and "DOES NOT HOLD" in failed.text
+
+
+def test_the_time_limit_stops_a_run_as_timeout_and_trains_nothing_after_it(project):
+    """--max-minutes on any experiment: Run.step raises once the limit has passed, the run ends as ``timeout`` keeping
+    what it reported and is not cached; a run not started by then is not trained."""
+    import time
+
+    from trainguard.core.experiment import Run
+    from trainguard.runs.experiment_runs import deliver
+
+    experiment = _load(project)
+    store = ExperimentStore(project / "store")
+    stopped = train(experiment, "small", seed=1, epochs=3, deadline=time.monotonic() - 1)
+    assert stopped.status == "timeout" and "time limit passed during epoch 1" in stopped.message
+    assert store.get("regression", "small", 1, 3, 1, experiment.source_fingerprint()) is None
+    late = deliver(experiment, "small", 2, store, deadline=time.monotonic() - 1, printer=lambda _: None)
+    assert late.status == "timeout" and "not trained" in late.message
+    assert not list((project / "store").rglob("*.json"))
+    assert Run(experiment, "small", 1, 3).time_left() is None
+
+
+def test_a_run_another_process_is_training_is_waited_for_and_read_not_trained_twice(project):
+    """The run's lock: a second process (a night, a Ray driver) waits, then reads what the first one stored."""
+    import threading
+
+    from trainguard.runs.experiment_runs import deliver
+
+    import dataclasses
+
+    loaded = _load(project)
+    store = ExperimentStore(project / "store")
+    said, trained = [], []
+
+    def counted(run):
+        trained.append(run.seed)
+        loaded.train(run)
+
+    experiment = dataclasses.replace(loaded, train=counted)
+    with store.lock("regression", "small", 5):
+        waiter = threading.Thread(target=lambda: said.append(deliver(experiment, "small", 5, store, printer=said.append)))
+        waiter.start()
+        waiter.join(timeout=2)
+        assert waiter.is_alive() and any("another process is training it" in str(s) for s in said)
+        from trainguard.runs.experiment_runs import _train_and_keep
+
+        _train_and_keep(experiment, "small", 5, store, 1, "cpu", None, lambda _: None, None)
+    waiter.join(timeout=30)
+    assert trained == [5] and said[-1].completed  # the waiter read the stored run
 
 
 def test_a_claim_on_a_cell_the_experiment_lacks_is_one_sentence():

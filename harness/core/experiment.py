@@ -186,6 +186,11 @@ def experiment(*, metrics: Mapping[str, str], name: str | None = None, **setting
     return wrap
 
 
+class OutOfTime(Exception):
+    """Raised by :meth:`Run.step` / :meth:`Run.epoch` once the night's time limit has passed (``--max-minutes``):
+    the run ends as ``timeout``, keeping what it reported; a training function need not catch it."""
+
+
 class Run:
     """One run of an experiment, as the training function sees it; it collects what the function reports."""
 
@@ -204,7 +209,9 @@ class Run:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def step(self, **scalars: float) -> None:
-        """One optimiser step's scalars (a loss, a learning rate, a gradient norm …): the replay compares them."""
+        """One optimiser step's scalars (a loss, a learning rate, a gradient norm …): the replay compares them.
+        Past the night's time limit it raises :class:`OutOfTime`: the run ends as ``timeout`` with what it reported."""
+        self._check_time()
         for name, value in scalars.items():
             self.steps.setdefault(name, []).append(float(value))
 
@@ -216,6 +223,12 @@ class Run:
                               f"{', '.join(missing)} (declared in its metrics)")
         for name, value in metrics.items():
             self.epochs.setdefault(name, []).append(float(value))
+        self._check_time()
+
+    def _check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime(f"the night's time limit passed during epoch {self.epochs_done + 1} of "
+                            f"{self.experiment.name} {self.variant} seed {self.seed}")
 
     @property
     def epochs_done(self) -> int:

@@ -37,7 +37,7 @@ def replay_or_update(experiment, store, update: bool, common) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def check(experiment, store, seeds, common, ledger=None, report=None) -> int:
+def check(experiment, store, seeds, common, ledger=None, report=None, junit=None) -> int:
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
     from ..runs.experiment_runs import runs, stored
@@ -61,9 +61,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None) -> int:
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
     print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
-    if report is not None:
-        _report(report, experiment, verdicts, asserted, flags, notes)
-        print(f"report: {report}")
+    _write(experiment, verdicts, asserted, flags, notes, report, junit)
     return 1 if failed else 0
 
 
@@ -89,18 +87,13 @@ def _record(experiment, baseline, night, verdicts, asserted, ledger, device) -> 
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 
 
-def _report(path: Path, experiment, verdicts, asserted, flags, notes) -> None:
-    from ..report.markdown import markdown_table, pd
+def _write(experiment, verdicts, asserted, flags, notes, report: Path | None, junit: Path | None) -> None:
     from ..core.storage import atomic_write_text
+    from ..report import experiment_report
 
-    rows = [{"case": v.case, "better": v.better, "night": "—" if v.value is None else f"{v.value:.4g}",
-             "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
-             "MDE": "—" if v.band is None else f"{v.band.mde:.3g}", "verdict": "PASS" if v.passed else "FAIL"}
-            for v in verdicts]
-    failed = sum(not v.passed for v in [*verdicts, *asserted])
-    text = (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
-            f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
-            f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
-            + "".join(f"- claim {'PASS' if c.passed else 'FAIL'}: {c.message}\n" for c in asserted)
-            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes))
-    atomic_write_text(path, text)
+    if report is not None:
+        atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes))
+        print(f"report: {report}")
+    if junit is not None:
+        atomic_write_text(junit, experiment_report.junit_xml(experiment, verdicts, asserted, flags))
+        print(f"JUnit XML: {junit}")

@@ -13,8 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
-from ..core.errors import ConfigError
-from ..core.experiment import Experiment, Run
+from ..core.errors import ConfigError, WaitTimeout
+from ..core.experiment import Experiment, OutOfTime, Run
 from ..stores.experiment_records import ExperimentStore, Record
 
 
@@ -29,6 +29,8 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
         if run.epochs_done != epochs:
             record.status, record.message = "error", (f"it reported {run.epochs_done} epoch(s) of metrics, asked for "
                                                       f"{epochs} (call run.epoch(...) once per epoch, run.budget times)")
+    except OutOfTime as exc:  # the night's limit (--max-minutes): what it reported is kept, never cached
+        record.status, record.message = "timeout", str(exc)
     except ConfigError as exc:  # the contract broken (an undeclared metric missing): named as such
         record.status, record.message = "error", str(exc)
     except Exception as exc:  # noqa: BLE001 — the user's code: its failure is this run's result
@@ -41,23 +43,46 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
 
 
 def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1, device: str = "cpu",
-         data_dir: Path | None = None, printer=print) -> dict[tuple[str, int], Record]:
+         data_dir: Path | None = None, printer=print, deadline: float | None = None) -> dict[tuple[str, int], Record]:
     """(variant, seed) → the run of every variant and seed to the largest budget: from the cache, or trained now
-    (and cached when it completed)."""
+    under the run's lock (and cached when it completed). ``deadline`` (time.monotonic()): the night's limit — a run
+    it stops is ``timeout``, a run not started by then is not trained."""
+    return {(variant, seed): deliver(experiment, variant, seed, store, threads, device, data_dir, printer, deadline)
+            for variant in experiment.variants for seed in seeds}
+
+
+def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentStore, threads: int = 1,
+            device: str = "cpu", data_dir: Path | None = None, printer=print, deadline: float | None = None) -> Record:
+    """One run to the largest budget: the cached one, else trained here (the one way an experiment's run is trained
+    in this process)."""
     epochs, source = max(experiment.budgets), experiment.source_fingerprint()
-    found = {}
-    for variant in experiment.variants:
-        for seed in seeds:
-            record = store.get(experiment.name, variant, seed, epochs, threads, source)
+    label = f"{experiment.name} {variant} seed {seed}"
+    record = store.get(experiment.name, variant, seed, epochs, threads, source)
+    if record is not None:
+        return record
+    if deadline is not None and time.monotonic() > deadline:
+        return Record(experiment.name, variant, seed, epochs, threads, source, status="timeout",
+                      message=f"{label}: not trained, the night's time limit had passed")
+    try:
+        with store.lock(experiment.name, variant, seed,
+                        on_wait=lambda: printer(f"[trainguard] {label}: another process is training it; waiting")):
+            record = store.get(experiment.name, variant, seed, epochs, threads, source)  # trained while we waited
             if record is None:
-                printer(f"[trainguard] {experiment.name} {variant} seed {seed}: training {epochs} epoch(s)")
-                record = train(experiment, variant, seed, epochs, threads, device, data_dir)
-                if record.completed:
-                    store.put(record)
-                else:
-                    printer(f"[trainguard] {experiment.name} {variant} seed {seed}: {record.status}: {record.message}")
-            found[(variant, seed)] = record
-    return found
+                record = _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline)
+    except WaitTimeout as exc:  # a lock held past its bound: this run fails, the others go on
+        record = Record(experiment.name, variant, seed, epochs, threads, source, status="timeout", message=str(exc))
+    return record
+
+
+def _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline) -> Record:
+    label = f"{experiment.name} {variant} seed {seed}"
+    printer(f"[trainguard] {label}: training {max(experiment.budgets)} epoch(s)")
+    record = train(experiment, variant, seed, max(experiment.budgets), threads, device, data_dir, deadline)
+    if record.completed:
+        store.put(record)
+    else:
+        printer(f"[trainguard] {label}: {record.status}: {record.message}")
+    return record
 
 
 def stored(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1) -> dict[tuple[str, int], Record] | None:

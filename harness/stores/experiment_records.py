@@ -11,6 +11,7 @@ Layout under the store's root (``--dir``, default ``.trainguard/experiments``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,7 @@ class Record:
     epochs: dict[str, list[float]] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # declared inputs → fingerprint
     data_path: dict[str, str] = field(default_factory=dict)  # batches as the step loop received them → fingerprint
-    status: str = "completed"  # or "error" (the function raised, or reported fewer epochs than asked)
+    status: str = "completed"  # "error" (the function raised, or reported fewer epochs than asked), "timeout"
     message: str = ""
     seconds: float = 0.0
 
@@ -96,6 +97,17 @@ class ExperimentStore:
                              record.source)
         atomic_write_json(path, record.to_json())
         return path
+
+    @contextlib.contextmanager
+    def lock(self, experiment: str, variant: str, seed: int, on_wait=None):
+        """Hold the run's lock while training it: a second process that needs the same run (two nights, pytest-xdist
+        workers, a Ray driver) waits, then reads the first one's result. The OS drops it if its holder dies."""
+        from ..core.storage import file_lock
+
+        path = self.root / experiment / variant / f"seed{seed}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path, f"{experiment} {variant} seed {seed}", on_wait=on_wait):
+            yield
 
     def golden_path(self, experiment: str, variant: str) -> Path:
         return self.root / experiment / "golden" / f"{variant}.json"
