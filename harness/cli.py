@@ -161,6 +161,9 @@ def _add_ledger(sub) -> None:
                         help="write a trend plot per model (checked test accuracy over runs, baseline band) into DIR")
 
 
+RAY_OPTION_NAMES = ("executor", "ray-address", "cpus-per-run", "gpus-per-run", "ray-retries")
+
+
 def _add_guard(sub) -> None:
     guard = _subcommand(sub, "guard", "guard your own training function (an Experiment: docs/own-training.md): "
                                       "measure its baseline, write and replay its golden runs, check held-out seeds")
@@ -185,6 +188,7 @@ def _add_guard(sub) -> None:
                        help="check: also write the night's verdicts and flags as markdown")
     guard.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
                        help="check: also write the bands and claims as JUnit XML (one testcase each)")
+    add_options(guard.add_argument, [o for o in RUN_OPTIONS if o.name in RAY_OPTION_NAMES], aliases=True)
     guard.add_argument("--max-minutes", type=float, default=None, metavar="M",
                        help="baseline, check: the runs' time limit; a run it stops is 'timeout' (its checks fail), "
                             "a run not started by then is not trained [none]")
@@ -207,6 +211,12 @@ def cmd_guard(args) -> int:
         return guard.replay_or_update(experiment, store, args.update, common)
     if args.max_minutes is not None:
         common["deadline"] = time.monotonic() + 60 * args.max_minutes
+    if args.executor == "ray":  # baseline, check: the runs as Ray tasks (the replay stays in this process)
+        from .night.cluster import RayExecutor
+        from .options import ray_resources
+
+        common.update(ray=ray_resources(vars(args)), target=args.target)
+        RayExecutor(common["ray"]).prepare()  # Ray importable, the address answering: before anything trains
     if args.action == "baseline":
         return guard.baseline(experiment, store, common)
     return guard.check(experiment, store, args.seeds, common, args.ledger, args.report, args.junit_xml)

@@ -238,7 +238,7 @@ def ledger_location(values: dict) -> str:
             or str(DEFAULT_LEDGER))
 
 
-def _ray_resources(values: dict):
+def ray_resources(values: dict):
     from .runs.options import RayResources
 
     retries = values.get("ray_retries")
@@ -263,6 +263,6 @@ def session_options(values: dict, profile):
                    ledger=ledger_location(values), mlflow=values.get("mlflow"),
                    replay=not values.get("no_replay"), figures=not values.get("no_figures"),
                    max_minutes=values.get("max_minutes"), executor=values.get("executor") or "local",
-                   ray=_ray_resources(values),
+                   ray=ray_resources(values),
                    fail_on=tuple(name for name, key in (("drift", "fail_on_drift"), ("speed", "fail_on_slowdown"))
                                  if values.get(key)))

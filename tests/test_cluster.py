@@ -388,3 +388,75 @@ def test_ctrl_c_on_the_driver_cancels_the_outstanding_tasks(tmp_path, ray_cluste
         time.sleep(0.2)
     assert not _task_pids("train_remote"), "a task went on training after Ctrl-C"
     assert len(_run_events(tmp_path / "runlog.jsonl", "run_stop")) == 1  # the one recorded before the interrupt
+
+
+EXPERIMENT = '''
+import numpy as np
+import trainguard
+
+
+@trainguard.experiment(metrics={"mse": "lower"}, budgets=(2,), baseline_seeds=(0, 1, 2), check_seeds=(100,),
+                       variants={"small": {"batch": 4}, "large": {"batch": 16}})
+def regression(run):
+    if (__import__("pathlib").Path(__file__).parent / f"broken-{run.seed}").exists():
+        raise ValueError("this seed's data is broken")
+    rng = np.random.default_rng(run.seed)
+    x = np.linspace(-1, 1, 64)
+    y = 3.0 * x + 0.5 + 0.1 * rng.standard_normal(64)
+    w = b = 0.0
+    for epoch in range(run.budget):
+        for index in np.array_split(rng.permutation(64), 64 // run.settings["batch"]):
+            error = w * x[index] + b - y[index]
+            w, b = w - 0.1 * float(np.mean(error * x[index])), b - 0.1 * float(np.mean(error))
+            run.step(loss=float(np.mean(error ** 2)))
+        run.epoch(mse=float(np.mean((w * x + b - y) ** 2)))
+'''
+
+
+@pytest.mark.slow
+def test_any_experiment_s_runs_on_ray_are_the_runs_in_process_and_a_failing_one_is_that_run_s_result(tmp_path,
+                                                                                                    ray_cluster, capsys):
+    """trainguard guard --executor ray, on an experiment that is no profile: the records equal the in-process ones
+    (every step, every epoch), the check passes against either baseline, a run whose function raises is that
+    run's error with the message, and a second baseline on Ray reads the store, training nothing."""
+    from trainguard.stores.experiment_records import ExperimentStore
+
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    target = f"{tmp_path / 'regression.py'}:regression"
+    assert cli.main(["guard", target, "baseline", "--dir", str(tmp_path / "here")]) == 0
+    assert cli.main(["guard", target, "baseline", "--dir", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[trainguard] Ray: regression") == 6 and "completed on" in out
+
+    def records(where):
+        files = sorted((tmp_path / where).rglob("seed*.json"))
+        return {f.relative_to(tmp_path / where): {k: v for k, v in json.loads(f.read_text()).items() if k != "seconds"}
+                for f in files}
+
+    assert records("here") == records("ray") and len(records("ray")) == 6
+    assert cli.main(["guard", target, "baseline", "--dir", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    assert "Ray:" not in capsys.readouterr().out  # every run from the store
+    assert cli.main(["guard", target, "check", "--dir", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    (tmp_path / "broken-101").touch()  # the workers read the same files (a local cluster)
+    assert cli.main(["guard", target, "check", "--seeds", "101", "--dir", str(tmp_path / "ray"), "--executor",
+                     "ray"]) == 1
+    out = capsys.readouterr().out
+    assert "ValueError: this seed's data is broken" in out
+    assert not list((tmp_path / "ray").rglob("seed101-*.json"))  # a failed run is never stored
+
+
+def test_an_experiment_task_that_returns_another_run_or_other_code_is_refused_naming_both(tmp_path):
+    from trainguard.core.experiment import load_experiment
+    from trainguard.night.experiment_cluster import _Submitter
+    from trainguard.stores.experiment_records import Record
+
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    experiment = load_experiment(f"{tmp_path / 'regression.py'}:regression")
+    source = experiment.source_fingerprint()
+    submit = _Submitter(experiment, "x", RayResources(), 2, 1, "cpu", None, None, print)
+    right = Record("regression", "small", 100, 2, 1, source, epochs={"mse": [1.0, 0.5]})
+    assert submit._matching(right, "small", 100, source) is right
+    other_seed = submit._matching(Record("regression", "small", 7, 2, 1, source), "small", 100, source)
+    assert other_seed.status == "error" and "returned the run" in other_seed.message and "7" in other_seed.message
+    other_code = submit._matching(Record("regression", "small", 100, 2, 1, "f" * 64), "small", 100, source)
+    assert other_code.status == "error" and "other code" in other_code.message and source[:12] in other_code.message

@@ -64,6 +64,11 @@ def test_a_user_model_travels_to_a_cluster_with_the_job(tmp_path):
         night = subprocess.run([sys.executable, "-m", "trainguard", "run", "--profile", "mine.toml", "--executor", "ray",
                                 "--ray-address", f"127.0.0.1:{port}", "--threads", "1", "--no-figures"],
                                cwd=project, capture_output=True, text=True, env=env, timeout=300)
+        (project / "helper.py").write_text("def value(seed):\n    return 1.0 + seed / 10\n")  # after the night: its
+        (project / "exp.py").write_text(EXPERIMENT.format(record=str(record)))  # bundle is every .py of the folder
+        guarded = subprocess.run([sys.executable, "-m", "trainguard", "guard", "exp.py:shipped", "baseline", "--executor",
+                                  "ray", "--ray-address", f"127.0.0.1:{port}"],
+                                 cwd=project, capture_output=True, text=True, env=env, timeout=300)
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
     assert night.returncode in (0, 5), night.stdout[-3000:] + night.stderr[-3000:]  # 5: no baseline, nothing checked
@@ -72,6 +77,28 @@ def test_a_user_model_travels_to_a_cluster_with_the_job(tmp_path):
     places = {Path(module).parent for module, _ in lines}
     workers = [p for p in places if p != project]
     assert workers and all("runtime_resources" in str(p) for p in workers), places
-    shipped = {files for module, files in lines if Path(module).parent != project}
+    shipped = {files for module, files in lines if Path(module).parent != project and module.endswith("tinynet.py")}
     assert shipped == {"tinynet.py"}, shipped  # only the Python modules travel: no .env, no key, no data
+    # an experiment (not a profile) on the same cluster: its source files travel — the function's file and the module
+    # it imports beside it — and nothing else of the folder (not tinynet.py, which it does not import)
+    assert guarded.returncode == 0, guarded.stdout[-3000:] + guarded.stderr[-3000:]
+    assert "Ray: shipped default seed 0 completed" in guarded.stdout
+    travelled = {files for module, files in lines if module.endswith("exp.py") and Path(module).parent != project}
+    assert travelled == {"exp.py,helper.py"}, travelled
+
+
+EXPERIMENT = '''
+import os
+
+import helper
+import trainguard
+
+open({record!r}, "a").write(__file__ + " " + ",".join(sorted(os.listdir(os.path.dirname(__file__)))) + "\\n")
+
+
+@trainguard.experiment(metrics={{"m": "lower"}}, budgets=(1,), baseline_seeds=(0, 1))
+def shipped(run):
+    run.step(loss=helper.value(run.seed))
+    run.epoch(m=helper.value(run.seed))
+'''
 

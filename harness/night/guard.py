@@ -10,9 +10,8 @@ from pathlib import Path
 
 def baseline(experiment, store, common) -> int:
     from ..core.spec import seed_list
-    from ..runs.experiment_runs import runs
 
-    found = runs(experiment, experiment.baseline_seeds, store, **common)
+    found = _runs(experiment, experiment.baseline_seeds, store, common)
     failed = [r for r in found.values() if not r.completed]
     print(f"baseline of {experiment.name}: {len(found) - len(failed)} of {len(found)} run(s) completed "
           f"({len(experiment.variants)} variant(s) × seeds {seed_list(experiment.baseline_seeds)}) in {store.root}")
@@ -40,7 +39,7 @@ def replay_or_update(experiment, store, update: bool, common) -> int:
 def check(experiment, store, seeds, common, ledger=None, report=None, junit=None) -> int:
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
-    from ..runs.experiment_runs import runs, stored
+    from ..runs.experiment_runs import stored
 
     baseline = stored(experiment, experiment.baseline_seeds, store, common["threads"])
     if baseline is None:
@@ -52,7 +51,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
         from ..core.errors import ConfigError
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
-    night = runs(experiment, checked, store, **common)
+    night = _runs(experiment, checked, store, common)
     verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
@@ -63,6 +62,19 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
     _write(experiment, verdicts, asserted, flags, notes, report, junit)
     return 1 if failed else 0
+
+
+def _runs(experiment, seeds, store, common) -> dict:
+    """The runs, in this process or (``common["ray"]``: the cluster's resources) as Ray tasks; either way through
+    the same training function and the same store."""
+    settings = {k: v for k, v in common.items() if k not in ("ray", "target")}
+    if common.get("ray") is None:
+        from ..runs.experiment_runs import runs
+
+        return runs(experiment, seeds, store, **settings)
+    from .experiment_cluster import runs_on_ray
+
+    return runs_on_ray(experiment, common["target"], seeds, store, common["ray"], **settings)
 
 
 def _record(experiment, baseline, night, verdicts, asserted, ledger, device) -> tuple[list, list[str]]:
