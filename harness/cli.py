@@ -206,7 +206,7 @@ def cmd_guard(args) -> int:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ConfigError(f"--max-minutes {args.max_minutes:g}: give a positive number of minutes")
     experiment, store = load_experiment(args.target), ExperimentStore(args.dir)
-    common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir)
+    common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir, target=args.target)
     if args.action == "replay":
         return guard.replay_or_update(experiment, store, args.update, common)
     if args.max_minutes is not None:
@@ -215,7 +215,7 @@ def cmd_guard(args) -> int:
         from .night.cluster import RayExecutor
         from .options import ray_resources
 
-        common.update(ray=ray_resources(vars(args)), target=args.target)
+        common["ray"] = ray_resources(vars(args))
         RayExecutor(common["ray"]).prepare()  # Ray importable, the address answering: before anything trains
     if args.action == "baseline":
         return guard.baseline(experiment, store, common)

@@ -110,6 +110,105 @@ def test_the_instruments_on_it_replay_identical_catch_a_change_at_its_step_and_c
     assert any("REGRESSION" in v.message for v in worse if v.metric == "slope")
 
 
+LOADER = textwrap.dedent('''
+    import numpy as np
+    import trainguard
+
+    LATE = 99  # the epoch from which the loader hands out other batches
+
+
+    class Loader:  # what a DataLoader is to a step loop: iterated once per epoch, a new shuffle each time
+        def __init__(self, seed, batch):
+            self.rng, self.batch, self.epoch = np.random.default_rng(seed), batch, 0
+
+        def __iter__(self):
+            self.epoch += 1
+            order = self.rng.permutation(64)
+            if self.epoch >= LATE:
+                order = np.roll(order, 1)
+            return iter([order[i:i + self.batch] for i in range(0, 64, self.batch)])
+
+
+    def loader(run):
+        return Loader(run.seed, 8)
+
+
+    @trainguard.experiment(metrics={"mse": "lower"}, budgets=(3,), replay_budget=1, data=loader)
+    def fit(run):
+        x = np.linspace(-1, 1, 64)
+        y = 3.0 * x + 0.5
+        w = b = 0.0
+        batches = loader(run)
+        for epoch in range(run.budget):
+            for index in run.batches(batches):
+                error = w * x[index] + b - y[index]
+                w, b = w - 0.1 * float(np.mean(error * x[index])), b - 0.1 * float(np.mean(error))
+                run.step(loss=float(np.mean(error ** 2)))
+            run.epoch(mse=float(np.mean((w * x + b - y) ** 2)))
+''')
+
+
+def test_a_declared_data_path_is_fingerprinted_at_full_scale_so_a_change_past_the_golden_s_epochs_is_caught(project):
+    """The golden run is 1 epoch of 3; the loader changes its batches from epoch 3 on. The short run alone replays
+    identical (the blind spot); the declared data path, iterated for all 3 epochs without the model, is not."""
+    (project / "fit.py").write_text(LOADER)
+    store = ExperimentStore(project / "store")
+    golden, message = replay.write_golden(load_experiment("fit.py:fit"), "default", store)
+    assert golden is not None and golden.data_path["batches"] == 24 and "24 batches over 3 epochs" in message
+    same = replay.replay(load_experiment("fit.py:fit"), "default", store)
+    assert same.status == "identical" and "its data path at full scale too" in same.message
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    (project / "fit.py").write_text(LOADER.replace("LATE = 99", "LATE = 3"))
+    late = load_experiment("fit.py:fit")
+    assert replay.compare("fit", golden, train(late, "default", 0, 1)).status == "identical"  # the short run: blind
+    outcome = replay.replay(late, "default", store)
+    assert outcome.status == "changed" and outcome.series == "data path", outcome.message
+    assert "its data path changed at full scale" in outcome.message and "acts past them" in outcome.message
+
+
+def test_the_noise_envelope_takes_the_experiment_s_own_perturbations_and_a_lower_instruction_set(project):
+    """An opted-in perturbation (a setting the function honours with another summation order) widens the envelope
+    where the thread count, for a NumPy function, moves nothing; the lower-ISA run goes through a child process."""
+    import platform
+
+    text = SGD.replace("variants={", 'perturbations={"pairwise": {"pairwise": True}}, variants={').replace(
+        "b -= LR * 2 * float(np.mean(error))",
+        "b -= LR * 2 * (float(np.sum(error[::-1]) / len(error)) if run.settings.get('pairwise') else float(np.mean(error)))")
+    experiment = _load(project, text)
+    golden, message = replay.write_golden(experiment, "small", ExperimentStore(project / "store"),
+                                          target="regression.py:regression")
+    assert golden is not None, message
+    assert any(p.startswith("pairwise (the experiment's own") for p in golden.perturbations), golden.perturbations
+    own = train(experiment, "small", 0, 2, overrides={"pairwise": True})
+    threads = train(experiment, "small", 0, 2, threads=2)
+    assert threads.steps == golden.record.steps and own.steps != golden.record.steps  # only the opted-in one moves
+    from trainguard.stores.golden import series_divergence
+
+    moved = series_divergence(golden.record.steps["w"], own.steps["w"])
+    assert all(e >= d for e, d in zip(golden.envelope["w"], moved))  # the envelope covers what it moved
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert any(p.startswith("lower instruction set: ATEN_CPU_CAPABILITY=default") for p in golden.perturbations)
+    assert golden.machine["isa"] and "noise envelope from" in message
+
+
+def test_a_difference_within_the_envelope_passes_only_on_other_arithmetic():
+    """On the golden's own machine and thread count the replay must be identical; another vector ISA (or thread count)
+    may differ within the measured noise and is "numerics differ"."""
+    from trainguard.stores.experiment_records import GoldenRun, Record
+
+    here = replay.machine()
+    golden_record = Record("e", "default", 0, 1, 1, "s", steps={"loss": [1.0, 0.5]}, epochs={"m": [0.5]})
+    now = Record("e", "default", 0, 1, 1, "s", steps={"loss": [1.0 + 1e-7, 0.5]}, epochs={"m": [0.5]})
+    same_machine = GoldenRun(golden_record, {"loss": [1e-3, 1e-3]}, ["x"], machine=dict(here))
+    assert replay.compare("e", same_machine, now).status == "changed"
+    other_isa = GoldenRun(golden_record, {"loss": [1e-3, 1e-3]}, ["x"], machine={**here, "isa": "AVX512-elsewhere"})
+    outcome = replay.compare("e", other_isa, now)
+    assert outcome.status == "numerics differ" and "isa" in outcome.message and "AVX512-elsewhere" in outcome.message
+    beyond = Record("e", "default", 0, 1, 1, "s", steps={"loss": [1.01, 0.5]}, epochs={"m": [0.5]})
+    assert replay.compare("e", other_isa, beyond).status == "changed"  # past the noise: a change wherever it ran
+
+
 def test_a_function_that_is_not_deterministic_gets_no_golden_and_says_where(project):
     text = SGD.replace("rng = np.random.default_rng(run.seed)", "rng = np.random.default_rng()")
     golden, message = replay.write_golden(_load(project, text), "small", ExperimentStore(project / "store"))

@@ -76,7 +76,14 @@ class Experiment:
     ``variants``: name → settings handed to the function as ``run.settings``;
     ``baseline_seeds`` / ``check_seeds``: the seeds the baseline measures / a night checks (never the same);
     ``replay_budget``: the epochs of the golden runs, traced step by step;
-    ``modules``: the user's own modules (files) besides the function's, whose source keys the result cache.
+    ``modules``: the user's own modules (files) besides the function's, whose source keys the result cache;
+    ``data``: optional, a function of a run returning the batches its step loop receives (a DataLoader: returned
+    once, iterated once per epoch). Given it, the replay fingerprints that data path at full scale — every batch of
+    every epoch of the largest budget, without the model — so a change there is seen in seconds, however far past
+    the golden runs' epochs it acts;
+    ``perturbations``: optional, name → settings merged into ``run.settings`` for one more run of the golden, which
+    your function honours with a change that should move only rounding (``{"tf32": {"allow_tf32": True}}``): the
+    replay's noise envelope then covers it too, beside another thread count and, on x86, a lower instruction set.
     """
 
     name: str
@@ -89,6 +96,8 @@ class Experiment:
     replay_budget: int = 1
     modules: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = ()
+    data: Callable[["Run"], Iterable] | None = None
+    perturbations: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -105,6 +114,12 @@ class Experiment:
                               f"baseline seeds too: a check against a baseline that contains it cannot fail")
         if len(self.baseline_seeds) < 2:
             raise ConfigError(f"{where}: a band needs at least 2 baseline seeds, got {self.baseline_seeds!r}")
+        if self.data is not None and not callable(self.data):
+            raise ConfigError(f"{where}: data must be a function of a run returning its batches, got "
+                              f"{type(self.data).__name__}")
+        if any(not isinstance(v, Mapping) for v in self.perturbations.values()):
+            raise ConfigError(f"{where}: perturbations must map each name to settings (a dict), got "
+                              f"{dict(self.perturbations)!r}")
         if not isinstance(self.replay_budget, int) or self.replay_budget < 1:
             raise ConfigError(f"{where}: replay_budget must be a positive epoch count, got {self.replay_budget!r}")
         for claim in self.claims:
@@ -195,9 +210,10 @@ class Run:
     """One run of an experiment, as the training function sees it; it collects what the function reports."""
 
     def __init__(self, experiment: Experiment, variant: str, seed: int, budget: int, device: str = "cpu",
-                 threads: int = 1, data_dir: Path | None = None, deadline: float | None = None) -> None:
+                 threads: int = 1, data_dir: Path | None = None, deadline: float | None = None,
+                 overrides: Mapping | None = None) -> None:
         self.experiment, self.variant, self.seed, self.budget = experiment, variant, seed, budget
-        self.settings = dict(experiment.variants[variant])
+        self.settings = {**experiment.variants[variant], **(overrides or {})}  # overrides: a perturbation's
         self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline
         self.steps: dict[str, list[float]] = {}
         self.epochs: dict[str, list[float]] = {}

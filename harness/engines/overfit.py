@@ -104,6 +104,26 @@ def run_torch(subset: Dataset, config: OverfitConfig, dropout: float, seed: int,
                         device, model_factory=build, on_step=on_step, on_batch=on_batch)
 
 
+def train_arm(framework: str, subset: Dataset, config: OverfitConfig, dropout: float, seed: int, device,
+              threads: int | None = None) -> History:
+    """One arm of a pair, the one way it is trained whoever asks (a night in process, a Ray worker): a run the night's
+    time limit, a hung Keras child or a lock held past its bound stops is a ``timeout`` run (its checks fail with the
+    message), not an error that ends the night."""
+    from ..core import watchdog
+    from ..core.storage import WaitTimeout
+
+    label = log_name(framework, dropout)
+    if watchdog.passed():
+        return History.not_trained(label, seed, "cpu", "timeout", f"not trained: {watchdog.describe_limit()} had passed")
+    try:
+        if framework == "keras":
+            return run_keras(subset, config, dropout, seed, threads)
+        return run_torch(subset, config, dropout, seed, device,
+                         on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}"))
+    except WaitTimeout as exc:  # a lock held past its bound, or the night's limit (watchdog.DeadlineExceeded)
+        return History.not_trained(label, seed, "cpu", "timeout", str(exc))
+
+
 def run_keras(subset: Dataset, config: OverfitConfig, dropout: float, seed: int, threads: int | None = None) -> History:
     from .keras_engine import train_in_subprocess
 
@@ -235,7 +255,8 @@ class OverfitExperiment:
         """The pair of ``framework`` and ``seed``: run here (both arms) unless it is already held."""
         if (framework, seed) not in self.pairs:
             subset = small_subset(self.mnist, self.config, seed)
-            runs = [self._run(framework, subset, dropout, seed) for dropout in (0.0, self.config.dropout)]
+            runs = [train_arm(framework, subset, self.config, dropout, seed, self.device, self.threads)
+                    for dropout in (0.0, self.config.dropout)]
             self.record_pair(framework, seed, runs)
         return self.pairs[(framework, seed)]
 
@@ -247,23 +268,6 @@ class OverfitExperiment:
                 self._log(framework, dropout, history)
         self.pairs[(framework, seed)] = Pair(framework, seed, *runs)
         return self.pairs[(framework, seed)]
-
-    def _run(self, framework: str, subset: Dataset, dropout: float, seed: int) -> History:
-        """One arm; a run the night's time limit or a hung Keras child stopped is a ``timeout`` run (its checks
-        fail with the message), not an error that ends the night."""
-        from ..core import watchdog
-        from ..core.storage import WaitTimeout
-
-        label = log_name(framework, dropout)
-        if watchdog.passed():
-            return History.not_trained(label, seed, "cpu", "timeout", f"not trained: {watchdog.describe_limit()} had passed")
-        try:
-            if framework == "keras":
-                return run_keras(subset, self.config, dropout, seed, self.threads)
-            return run_torch(subset, self.config, dropout, seed, self.device,
-                             on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}"))
-        except WaitTimeout as exc:
-            return History.not_trained(label, seed, "cpu", "timeout", str(exc))
 
     def stopped(self, framework: str) -> list[History]:
         """The runs of ``framework``'s seeds that did not complete (their cases fail with why)."""

@@ -150,26 +150,16 @@ def pair_remote(framework: str, seed: int, subset, config, device: str, threads:
     """The body of a Ray task for one MNIST pair: the run without and with dropout."""
     import torch
 
-    from ..engines.overfit import run_keras, run_torch
+    from ..engines.overfit import train_arm
 
     started = time.monotonic()
     torch.set_num_threads(threads)
     resolved = engine.resolve_device(device)
     subset = _writable(subset)
     watchdog.start_night(None if seconds_left is None else seconds_left / 60.0)
-    runs = []
     try:
-        for dropout in (0.0, config.dropout):
-            try:
-                if framework == "keras":
-                    runs.append(run_keras(subset, config, dropout, seed, threads))
-                else:
-                    runs.append(run_torch(subset, config, dropout, seed, resolved,
-                                          on_batch=lambda: watchdog.check(f"MNIST {framework} seed {seed}")))
-            except watchdog.DeadlineExceeded as exc:
-                from ..engines.overfit import log_name
-
-                runs.append(History.not_trained(log_name(framework, dropout), seed, "cpu", "timeout", str(exc)))
+        runs = [train_arm(framework, subset, config, dropout, seed, resolved, threads)
+                for dropout in (0.0, config.dropout)]
     finally:
         watchdog.end_night()
     return runs, socket.gethostname(), os.getpid(), time.monotonic() - started

@@ -23,7 +23,7 @@ def replay_or_update(experiment, store, update: bool, common) -> int:
 
     if update:
         results = [replay.write_golden(experiment, variant, store, common["threads"], common["device"],
-                                       common["data_dir"]) for variant in experiment.variants]
+                                       common["data_dir"], common.get("target")) for variant in experiment.variants]
         for _, message in results:
             print(message)
         return 0 if all(golden is not None for golden, _ in results) else 1

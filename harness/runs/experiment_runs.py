@@ -19,9 +19,11 @@ from ..stores.experiment_records import ExperimentStore, Record
 
 
 def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads: int = 1, device: str = "cpu",
-          data_dir: Path | None = None, deadline: float | None = None) -> Record:
-    """Call the experiment's training function for one run; what it reported, as a :class:`Record`."""
-    run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline)
+          data_dir: Path | None = None, deadline: float | None = None, overrides=None) -> Record:
+    """Call the experiment's training function for one run; what it reported, as a :class:`Record`. ``overrides``:
+    settings merged into the variant's (a replay perturbation)."""
+    run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline,
+              overrides=overrides)
     record = Record(experiment.name, variant, seed, epochs, threads, experiment.source_fingerprint())
     started = time.perf_counter()
     try:

@@ -71,10 +71,12 @@ class GoldenRun:
     record: Record
     envelope: dict[str, list[float]]
     perturbations: list[str]
+    data_path: dict = field(default_factory=dict)  # the full-scale data path: {"epochs", "batches", "sha256"}
+    machine: dict = field(default_factory=dict)  # where it was written: {"cpu", "isa"} (another one rounds differently)
 
     def to_json(self) -> dict:
         return {"format_version": FORMAT_VERSION, "record": self.record.to_json(), "envelope": self.envelope,
-                "perturbations": self.perturbations}
+                "perturbations": self.perturbations, "data_path": self.data_path, "machine": self.machine}
 
 
 class ExperimentStore:
@@ -118,7 +120,8 @@ class ExperimentStore:
             return None
         raw = _read_json(path)
         try:
-            golden = GoldenRun(Record.from_json(raw["record"], path), raw["envelope"], raw["perturbations"])
+            golden = GoldenRun(Record.from_json(raw["record"], path), raw["envelope"], raw["perturbations"],
+                               dict(raw.get("data_path") or {}), dict(raw.get("machine") or {}))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"golden file {path} is not a golden run ({exc}); write it again with "
                               f"`trainguard guard … replay --update`") from None
