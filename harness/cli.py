@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -188,6 +189,8 @@ def _add_guard(sub) -> None:
                        help="check: also write the night's verdicts and flags as markdown")
     guard.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
                        help="check: also write the bands and claims as JUnit XML (one testcase each)")
+    guard.add_argument("--mlflow", default=None, metavar="URI",
+                       help="check: also log the night to MLflow at this tracking URI (the mlflow extra)")
     add_options(guard.add_argument, [o for o in RUN_OPTIONS if o.name in RAY_OPTION_NAMES], aliases=True)
     guard.add_argument("--max-minutes", type=float, default=None, metavar="M",
                        help="baseline, check: the runs' time limit; a run it stops is 'timeout' (its checks fail), "
@@ -219,7 +222,8 @@ def cmd_guard(args) -> int:
         RayExecutor(common["ray"]).prepare()  # Ray importable, the address answering: before anything trains
     if args.action == "baseline":
         return guard.baseline(experiment, store, common)
-    return guard.check(experiment, store, args.seeds, common, args.ledger, args.report, args.junit_xml)
+    ledger = args.ledger or os.environ.get("TRAINGUARD_LEDGER")
+    return guard.check(experiment, store, args.seeds, common, ledger, args.report, args.junit_xml, args.mlflow)
 
 
 def _add_dashboard(sub) -> None:

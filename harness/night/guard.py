@@ -36,7 +36,9 @@ def replay_or_update(experiment, store, update: bool, common) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def check(experiment, store, seeds, common, ledger=None, report=None, junit=None) -> int:
+def check(experiment, store, seeds, common, ledger=None, report=None, junit=None, mlflow=None) -> int:
+    """``ledger``: where the night is recorded (None: nowhere); ``report`` / ``junit`` / ``mlflow``: what else it
+    is written to."""
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
     from ..runs.experiment_runs import stored
@@ -55,12 +57,15 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
-    flags, notes = _record(experiment, baseline, night, verdicts, asserted, ledger, common["device"])
+    entry = _entry(experiment, night, verdicts, asserted, common["device"])
+    flags, notes = _record(entry, baseline, ledger)
     for line in [f.message for f in flags if not f.passed] + notes:
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
     print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
     _write(experiment, verdicts, asserted, flags, notes, report, junit)
+    if mlflow:
+        _to_mlflow(mlflow, entry, experiment, verdicts, asserted, flags, notes, report)
     return 1 if failed else 0
 
 
@@ -77,26 +82,53 @@ def _runs(experiment, seeds, store, common) -> dict:
     return runs_on_ray(experiment, common["target"], seeds, store, common["ray"], **settings)
 
 
-def _record(experiment, baseline, night, verdicts, asserted, ledger, device) -> tuple[list, list[str]]:
-    """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
-    import os
+def _entry(experiment, night, verdicts, asserted, device) -> dict:
+    """The night as the ledger, the dashboard and MLflow read a profile's night (a variant where a model would be)."""
+    from ..checks.experiment_night import night_entry
 
-    from ..checks.experiment_night import between_nights, night_entry
-    from ..stores.ledger import open_ledger
-
-    location = ledger or os.environ.get("TRAINGUARD_LEDGER")
-    if not location:
-        return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
-    store = open_ledger(location)
     entry = night_entry(experiment, night, verdicts, device)
     broken = [c for c in asserted if not c.passed]
     if broken:
         entry["result"] = "FAIL"
         entry["failed"] += [c.claim.name for c in broken]
         entry["failures"] += [c.message for c in broken]
+    return entry
+
+
+def _record(entry: dict, baseline, ledger: str | None) -> tuple[list, list[str]]:
+    """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
+    from ..checks.experiment_night import between_nights
+    from ..stores.ledger import open_ledger
+
+    if not ledger:
+        return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
+    store = open_ledger(ledger)
     flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline)
     store.append(entry)
     return flags, notes + [f"recorded in the ledger {store.where()}"]
+
+
+def _to_mlflow(uri: str, entry: dict, experiment, verdicts, asserted, flags, notes, report: Path | None) -> None:
+    """One MLflow run for the night (trainguard.report.mlflow_export, as a profile's night): its settings, the mean of
+    every metric per variant and budget, the markdown report as an artifact (written for it when --report is not)."""
+    import tempfile
+
+    from ..core.storage import atomic_write_text
+    from ..report import experiment_report
+    from .record import export_to_mlflow
+
+    with tempfile.TemporaryDirectory(prefix="trainguard-mlflow-") as tmp:
+        if report is None:
+            report = Path(tmp) / "report.md"
+            atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes))
+        export_to_mlflow(uri, entry, report)
+        print(f"MLflow: logged the night to {_redacted(uri)}")
+
+
+def _redacted(uri: str) -> str:
+    from ..core.redact import redact_url
+
+    return redact_url(uri)
 
 
 def _write(experiment, verdicts, asserted, flags, notes, report: Path | None, junit: Path | None) -> None:
