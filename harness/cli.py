@@ -481,7 +481,7 @@ def _update_baselines(matrix, args) -> int:
         if args.skip_mnist:
             plan = dataclasses.replace(plan, mnist_pairs=())
         executor.execute(plan, session)
-    kinds = ["baseline"] + ([] if args.skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
+    kinds = ["baseline", "experiments"] + ([] if args.skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
     for line in session.update(kinds):
         print(line)
     return 0

@@ -60,12 +60,12 @@ class Guarded:
 
     def _judge(self) -> None:
         from .checks.experiment_bands import bands
-        from .runs.experiment_runs import runs, stored
+        from .runs.experiment_runs import baseline_of, runs
 
         e = self.experiment
-        baseline = stored(e, e.baseline_seeds, self.store)
+        baseline, _ = baseline_of(e, self.store)
         if baseline is None:
-            self.verdicts = {None: f"no baseline of {e.name} for this code in {self.store.root}: run `trainguard guard "
+            self.verdicts = {None: f"no baseline of {e.name} in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
         from .checks.experiment_claims import claims

@@ -125,6 +125,7 @@ def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_pat
     assert "no stored result" in out and "trainguard run --profile smoke" in out
 
 
+@pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
 def test_compare_shows_what_moved_since_an_earlier_run(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 5  # no baseline in the fixture: nothing compared, the table still shown
     (tmp_path / "runlog.jsonl").rename(tmp_path / "yesterday.jsonl")

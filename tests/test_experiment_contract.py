@@ -258,6 +258,13 @@ def test_the_guard_command_end_to_end(project, capsys):
     assert "10 passed, 0 failed" in out  # 8 bands, 2 claims
     assert "PASS small batches learn faster: slope small@2" in out and "holds" in out
     assert cli.main(["guard", target, "check", "--seeds", "0"]) == 2  # a baseline seed
+    assert cli.main(["guard", target, "baseline", "--max-minutes", "0"]) == 2  # a limit that is no limit
+    capsys.readouterr()
+    # the code changes (a tenth of the learning rate): the check compares it with the baseline measured before
+    _load(project, SGD.replace("LR = 0.05", "LR = 0.005"))
+    assert cli.main(["guard", target, "check"]) == 1
+    out = capsys.readouterr().out
+    assert "the baseline was measured on other code" in out and "REGRESSION" in out
 
 
 def test_fingerprints_tell_arrays_apart_by_content_shape_and_type():

@@ -46,6 +46,7 @@ def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_p
     assert resumed.trained == [("Baseline2", 100), ("NewModel1", 100), ("NewModel2", 100)]  # Baseline1 from the cache
 
 
+@pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
 def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
     """SIGKILL during NewModel1's first epoch: Baseline1 and Baseline2 are kept; the rerun resumes."""
     script = textwrap.dedent(f"""

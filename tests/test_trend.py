@@ -148,6 +148,7 @@ def smoke_args(tmp_path, smoke_runs):
             "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger-dir", str(tmp_path / "history")]
 
 
+@pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
 def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args, monkeypatch, capsys):
     summary_file = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))

@@ -106,6 +106,11 @@ class CheckKind:
         first, each with why (a timeout, a hung child), as a stopped run of :meth:`runs` does."""
         return []
 
+    def deliver(self, session: "CheckSession", case: Case, runner=None) -> None:
+        """The execute stage's part for ``case`` beyond the matrix's runs (:meth:`runs`): train or read from the cache
+        whatever else its verdicts read — an experiment's runs, by ``runner`` (the execute stage's: in this process or
+        on Ray; None: in this process). Judging then only reads."""
+
     def reference_key(self, case: Case):
         """Cases with the same key share one reference (read once per run)."""
         return None

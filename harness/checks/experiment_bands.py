@@ -42,9 +42,10 @@ def check_count(experiment: Experiment) -> int:
 
 
 def bands(experiment: Experiment, baseline: dict[tuple[str, int], Record], night: dict[tuple[str, int], Record],
-          false_alarm_rate: float = 0.01, power: float = 0.9) -> list[BandVerdict]:
-    """One verdict per variant × budget × declared metric."""
-    alpha = stats.per_check_alpha(false_alarm_rate, check_count(experiment))
+          false_alarm_rate: float = 0.01, power: float = 0.9, alpha: float | None = None) -> list[BandVerdict]:
+    """One verdict per variant × budget × declared metric. ``alpha``: the per-check rate when the caller splits the
+    false-alarm rate over more checks than this experiment's (a profile's night); else split over these."""
+    alpha = stats.per_check_alpha(false_alarm_rate, check_count(experiment)) if alpha is None else alpha
     verdicts = []
     for variant in experiment.variants:
         reference = [r for (v, _), r in sorted(baseline.items()) if v == variant and r.completed]

@@ -26,6 +26,7 @@ BUILTIN = {
     "budget_improves": "trainguard.checks.conclusions:MoreEpochsHelp",
     "mnist_gaps": "trainguard.checks.mnist:MnistGapBands",
     "mnist_conclusions": "trainguard.checks.mnist:MnistConclusions",
+    "experiments": "trainguard.checks.declared_experiments:DeclaredExperiments",
 }
 _registered: dict[str, object] = {}  # name -> the kind (a class or an instance), registered from code
 _loaded: dict[str, object] = {}  # name -> the kind's instance, once imported

@@ -164,6 +164,9 @@ class Profile:
     threads: int | None = None
     # the night's time limit in minutes (trainguard.core.watchdog; --max-minutes wins); None: no limit
     max_minutes: float | None = None
+    # experiments of the user's own (FILE.py:NAME, relative to the profile file, or MODULE:NAME) the night guards
+    # beside its models: their bands and claims (trainguard.checks.declared_experiments)
+    experiments: tuple[str, ...] = ()
 
     @property
     def max_epochs(self) -> int:
@@ -433,7 +436,7 @@ TOP_LEVEL = {"name": "str", "description": "str", "dataset": "str", "train_per_c
              "test_images": "positive int", "val_per_class": "positive int", "budgets": "ints", "models": "strs",
              "seed": "int", "baseline_seeds": "ints", "check_seeds": "ints", "checks": "strs", "threads": "positive int",
              "baselines_dir": "str", "max_minutes": "positive number", "training": "table", "published": "table",
-             "statistics": "table", "mnist": "table", "golden": "table", "tolerance": "table"}
+             "statistics": "table", "mnist": "table", "golden": "table", "tolerance": "table", "experiments": "strs"}
 
 
 def _check_top_level(raw: dict, source: str) -> None:
@@ -544,6 +547,7 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     if val_per_class is not None and (not isinstance(val_per_class, int) or val_per_class < 1):
         raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
     mnist = _mnist(raw, source)
+    experiments = _experiments(raw, source)
     golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
     threads, baselines_dir = _machine(raw, source)
     return Profile(
@@ -552,7 +556,21 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
         test_images=raw.get("test_images"), budgets=tuple(sorted(budgets)), models=models, seed=check_seeds[0],
         check_seeds=check_seeds, stats=stats, val_per_class=val_per_class, baseline_seeds=baseline_seeds,
         checks=checks, default_training=default_training, per_model_training=tuple(per_model), source=source,
+        experiments=experiments,
     )
+
+
+def _experiments(raw: dict, source: str) -> tuple[str, ...]:
+    """``experiments = ["train_guard.py:mine", "pkg.mod:NAME"]``: targets only (nothing is imported to read a profile)."""
+    targets = tuple(raw.get("experiments", ()))
+    for target in targets:
+        where, _, name = target.rpartition(":")
+        if not where or not name.isidentifier():
+            raise ConfigError(f"{source}: experiments entry {target!r}: expected FILE.py:NAME or MODULE:NAME (the "
+                              f"@trainguard.experiment function; docs/own-training.md)")
+    if len(set(t.rpartition(":")[2] for t in targets)) != len(targets):
+        raise ConfigError(f"{source}: experiments {list(targets)}: two entries with the same NAME (each names its cases)")
+    return targets
 
 
 def _name(raw: dict, source: str) -> str:

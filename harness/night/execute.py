@@ -41,6 +41,10 @@ def execute(plan: NightPlan, session, executor: Executor, printer=print) -> None
     if plan.goldens:
         replay_goldens(session, [INPUTS, *plan.goldens], printer)
     executor.execute(plan, session)
+    runner = experiment_runner(session.matrix.options)
+    for kind, case in session.cases():  # what cases read beyond the matrix: a declared experiment's runs
+        if hasattr(kind, "deliver") and not kind.unavailable(session, case):
+            kind.deliver(session, case, runner)
     if note := getattr(executor, "placement_note", lambda: None)():
         session.notes.append(note)
 
@@ -73,11 +77,29 @@ def execute_case(session, kind, case, printer=print) -> None:
         return
     for model, _budget, seed in kind.runs(session, case):
         deliver(session.matrix, model, seed)
+    if hasattr(kind, "deliver"):
+        kind.deliver(session, case, experiment_runner(session.matrix.options))
     mnist = session.profile.mnist
     if mnist is not None and case.group.startswith("mnist-"):
         framework = case.group.removeprefix("mnist-")
         for seed in mnist.seeds:
             session.experiment.deliver(framework, seed)
+
+
+def experiment_runner(options):
+    """How the execute stage trains an experiment's runs (trainguard.checks.declared_experiments): in this process, or
+    with ``--executor ray`` one Ray task per (variant, seed) (trainguard.night.experiment_cluster)."""
+    from ..checks.declared_experiments import local_runner, run_settings
+
+    if options.executor != "ray":
+        return local_runner
+
+    def on_ray(session, found, target, seeds, store):
+        from .experiment_cluster import runs_on_ray
+
+        return runs_on_ray(found, target, seeds, store, options.ray, **run_settings(session))
+
+    return on_ray
 
 
 class LocalExecutor:

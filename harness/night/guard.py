@@ -41,13 +41,15 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     is written to."""
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
-    from ..runs.experiment_runs import stored
+    from ..runs.experiment_runs import baseline_of
 
-    baseline = stored(experiment, experiment.baseline_seeds, store, common["threads"])
+    baseline, other_code = baseline_of(experiment, store, common["threads"])
     if baseline is None:
-        print(f"trainguard: no baseline of {experiment.name} for this code in {store.root} (its source changed, or "
-              f"it was never measured): run `trainguard guard TARGET baseline` first", file=sys.stderr)
+        print(f"trainguard: no baseline of {experiment.name} in {store.root} at {common['threads']} thread(s): run "
+              f"`trainguard guard TARGET baseline` first", file=sys.stderr)
         return 5
+    if other_code:
+        print(f"note: {other_code}")
     checked = tuple(int(s) for s in seeds.split(",")) if seeds else experiment.check_seeds
     if set(checked) & set(experiment.baseline_seeds):
         from ..core.errors import ConfigError

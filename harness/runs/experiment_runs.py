@@ -93,3 +93,18 @@ def stored(experiment: Experiment, seeds, store: ExperimentStore, threads: int =
     epochs, source = max(experiment.budgets), experiment.source_fingerprint()
     found = {(v, s): store.get(experiment.name, v, s, epochs, threads, source) for v in experiment.variants for s in seeds}
     return None if any(record is None for record in found.values()) else found
+
+
+def baseline_of(experiment: Experiment, store: ExperimentStore, threads: int = 1) -> tuple[dict | None, str]:
+    """(variant, seed) → the baseline seeds' runs last measured, whatever code they came from, and a note saying
+    which code that was when it is not this one (the bands then say whether the change moved results); (None, "")
+    when any is missing."""
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    found = {(v, s): store.latest(experiment.name, v, s, epochs, threads)
+             for v in experiment.variants for s in experiment.baseline_seeds}
+    if any(record is None for record in found.values()):
+        return None, ""
+    others = sorted({r.source[:12] for r in found.values() if r.source != source})
+    note = (f"{experiment.name}: the baseline was measured on other code (source {', '.join(others)}; this code "
+            f"{source[:12]}): its bands say whether the change moved the results" if others else "")
+    return found, note

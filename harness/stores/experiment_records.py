@@ -94,6 +94,13 @@ class ExperimentStore:
             return None
         return Record.from_json(_read_json(path), path)
 
+    def latest(self, experiment: str, variant: str, seed: int, epochs: int, threads: int) -> Record | None:
+        """The run of (variant, seed) last written, whatever source it was trained from (a baseline measured
+        before the code changed is still the reference the changed code is checked against)."""
+        found = sorted((self.root / experiment / variant).glob(f"seed{seed}-e{epochs}-t{threads}-*.json"),
+                       key=lambda path: (path.stat().st_mtime_ns, path.name))
+        return Record.from_json(_read_json(found[-1]), found[-1]) if found else None
+
     def put(self, record: Record) -> Path:
         path = self.run_path(record.experiment, record.variant, record.seed, record.epochs_asked, record.threads,
                              record.source)

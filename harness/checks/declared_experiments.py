@@ -1,0 +1,170 @@
+"""Experiments a profile declares (``experiments = ["guard.py:mnist"]``) guarded by the night itself, beside its models:
+the same instruments as ``trainguard guard`` — every declared metric at every budget in every variant inside the
+band of the stored baseline seeds (with its MDE), every declared claim — judged by the night's one policy, reported
+in its report, JUnit and exit code.
+
+One case per experiment (``test_…[mnist]``: collecting a profile's cases imports none of the user's code). The
+baseline seeds' runs are the stored reference (``baselines/<profile>/experiments/``, written by ``trainguard
+baselines update``), keyed by the experiment's source: changed code has no baseline until it is measured again.
+The check seeds' runs go to the result cache (``<results>/experiments/``). The bands take their share of the
+profile's false-alarm rate (its band checks count them).
+
+What it sees: a metric's mean moved beyond seed noise, a claim that flipped. What it cannot see: a shift smaller
+than the printed MDE; the step-by-step replay of an experiment is ``trainguard guard TARGET replay``, not this kind.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.compare import Verdict
+from . import Case, CheckKind, Part, Reference
+
+
+def _name(target: str) -> str:
+    return target.rpartition(":")[2]
+
+
+def _load(target: str, home: str):
+    """The experiment ``target``; a FILE.py target relative to the profile's directory (``home``), else the working
+    directory's."""
+    from ..core.experiment import load_experiment
+
+    where, _, name = target.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_absolute() and (Path(home) / where).is_file():
+        return load_experiment(f"{Path(home) / where}:{name}")
+    return load_experiment(target)
+
+
+def experiment(session, target: str):
+    """The experiment ``target``, loaded once per session (the execute stage and the judge read the same object)."""
+    from ..runs.matrix import model_search_paths
+
+    loaded = session.__dict__.setdefault("declared_experiments", {})
+    if target not in loaded:
+        loaded[target] = _load(target, str(model_search_paths(session.profile)[0]))
+    return loaded[target]
+
+
+def baseline_store(session):
+    from ..stores.experiment_records import ExperimentStore
+
+    return ExperimentStore(session.matrix.references.directory / "experiments")
+
+
+def night_store(session):
+    """The check seeds' runs: the result cache's, or (no cache) a folder of this process's own."""
+    from ..stores.experiment_records import ExperimentStore
+
+    root = session.matrix.options.results_dir
+    if root is None:  # one folder per session, so what the execute stage trained the judge reads
+        if getattr(session, "experiment_scratch", None) is None:
+            session.experiment_scratch = tempfile.mkdtemp(prefix="trainguard-experiments-")
+        root = session.experiment_scratch
+    return ExperimentStore(Path(root) / "experiments")
+
+
+def run_settings(session) -> dict:
+    """How the night trains an experiment's runs: its thread count, device type, data folder and time left."""
+    import time
+
+    from ..core import watchdog
+
+    matrix, left = session.matrix, watchdog.remaining()
+    return dict(threads=matrix.threads, device=matrix.device.type, data_dir=matrix.options.data_dir,
+                printer=matrix.printer, deadline=None if left is None else time.monotonic() + left)
+
+
+def local_runner(session, found, target: str, seeds, store) -> dict:
+    """The runs of ``seeds``, from ``store`` or trained in this process (runs.experiment_runs, the one way)."""
+    from ..runs.experiment_runs import runs
+
+    return runs(found, seeds, store, **run_settings(session))
+
+
+class DeclaredExperiments(CheckKind):
+    name = "experiments"
+    reference_policy = "stored"
+
+    def enabled(self, profile) -> bool:
+        return bool(profile.experiments)
+
+    def band_checks(self, profile) -> int:
+        from ..checks.experiment_bands import check_count
+        from ..runs.matrix import model_search_paths
+
+        home = str(model_search_paths(profile)[0])
+        return sum(check_count(_load(target, home)) for target in profile.experiments)
+
+    def cases(self, profile) -> list[Case]:
+        return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
+
+    def deliver(self, session, case, runner=local_runner) -> None:
+        """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks)."""
+        found = experiment(session, case.params[0])
+        runner(session, found, case.params[0], found.check_seeds, night_store(session))
+
+    def reference_key(self, case):
+        return case.params[0] if case is not None else None
+
+    def reference(self, session, case) -> Reference:
+        from ..runs.experiment_runs import baseline_of
+
+        found = experiment(session, case.params[0])
+        baseline, other_code = baseline_of(found, baseline_store(session), session.matrix.threads)
+        if baseline is not None:
+            if other_code and other_code not in session.notes:
+                session.notes.append(other_code)
+            return Reference(baseline)
+        return Reference(missing=f"experiment {found.name}: no baseline in {baseline_store(session).root}; measure it "
+                                 f"with trainguard baselines update --profile {session.profile.cli_name}")
+
+    def verdicts(self, session, case, baseline) -> list[Verdict]:
+        from ..checks.experiment_bands import bands
+        from ..checks.experiment_claims import claims
+        from ..runs.experiment_runs import stored
+
+        found = experiment(session, case.params[0])
+        night = stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+        if night is None:  # the execute stage did not deliver them: a failed run, never trained here
+            return [Verdict("run", f"{found.name}-runs", False, f"experiment {found.name}: its check seeds' runs "
+                                                                 f"were not delivered by the execute stage")]
+        checked = bands(found, baseline, night, power=session.profile.statistics.power, alpha=session.alpha)
+        return ([Verdict("experiment", f"{found.name}-{v.variant}-{v.budget}", v.passed, f"{found.name} {v.message}", metric=v.metric,
+                         budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None) for v in checked]
+                + [Verdict("experiment_claim", f"{found.name}: {c.claim.name}", c.passed, f"{found.name}: {c.message}")
+                   for c in claims(found, night)])
+
+    def update(self, session) -> list[str]:
+        lines = []
+        for target in session.profile.experiments:
+            found = experiment(session, target)
+            runs = local_runner(session, found, target, found.baseline_seeds, baseline_store(session))
+            failed = [r for r in runs.values() if not r.completed]
+            if failed:
+                raise RuntimeError(f"experiment {found.name} baseline: {len(failed)} run(s) did not complete, the first "
+                                   f"{failed[0].variant} seed {failed[0].seed}: {failed[0].message}")
+            lines.append(f"experiment {found.name}: {len(runs)} baseline run(s) in {baseline_store(session).root}")
+        return lines
+
+    def summary_part(self, session) -> "ExperimentsPart | None":
+        return ExperimentsPart([_name(t) for t in session.profile.experiments])
+
+
+@dataclass
+class ExperimentsPart(Part):
+    """The declared experiments in the report: one table of their band verdicts each (from the verdicts alone)."""
+
+    names: list = field(default_factory=list)
+
+    def sections(self, summary, path, figures: bool) -> list[str]:
+        lines = ["## Your experiments", ""]
+        for name in self.names:
+            mine = [v for v in summary.verdicts if v.check in ("experiment", "experiment_claim", "run")
+                    and v.subject.startswith(f"{name}")]
+            lines += [f"### {name}", ""]
+            lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in mine] or ["- not checked (see Notes)"]
+            lines.append("")
+        return ["\n".join(lines)]

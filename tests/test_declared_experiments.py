@@ -1,0 +1,119 @@
+"""A profile's own experiments (``experiments = ["regression.py:regression"]``, trainguard.checks.declared_experiments)
+guarded by the night itself: measured by `trainguard baselines update`, checked by `trainguard run` and the pytest
+plugin through the same plan → execute → judge → record stages as the models, in the same report and JUnit; a
+change to the experiment's code is compared with the baseline measured before it (a regression fails the night)."""
+
+import sys
+import textwrap
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from trainguard import cli
+
+SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
+
+EXPERIMENT = textwrap.dedent('''
+    import numpy as np
+    import trainguard
+
+    LR = 0.05
+
+
+    @trainguard.experiment(metrics={"mse": "lower"}, budgets=(2, 3), baseline_seeds=(0, 1, 2, 3), check_seeds=(100,),
+                           variants={"small": {"batch": 4}, "large": {"batch": 16}},
+                           claims=(trainguard.Claim("more epochs help", "mse", better="small@3", than="small@2"),))
+    def regression(run):
+        rng = np.random.default_rng(run.seed)
+        x = np.linspace(-1, 1, 64)
+        y = 3.0 * x + 0.5 + 0.1 * rng.standard_normal(64)
+        w = b = 0.0
+        for epoch in range(run.budget):
+            for index in np.array_split(rng.permutation(64), 64 // run.settings["batch"]):
+                error = w * x[index] + b - y[index]
+                w, b = w - LR * float(np.mean(error * x[index])), b - LR * float(np.mean(error))
+                run.step(loss=float(np.mean(error ** 2)))
+            run.epoch(mse=float(np.mean((w * x + b - y) ** 2)))
+''')
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    profile = SMOKE.replace('name = "smoke"', 'name = "mine"').replace(
+        'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["Baseline1"]').replace(
+        'checks = ["baseline"]', 'checks = ["baseline"]\nexperiments = ["regression.py:regression"]')
+    (tmp_path / "mine.toml").write_text(profile)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _dirs(project):
+    return ["--profile", str(project / "mine.toml"), "--baselines-dir", str(project / "baselines"), "--results-dir",
+            str(project / "results"), "--device", "cpu", "--threads", "1", "--no-replay", "--no-figures"]
+
+
+def test_a_profile_s_experiment_is_measured_checked_reported_and_a_regression_fails_the_night(project, capsys):
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert "experiment regression: 8 baseline run(s)" in capsys.readouterr().out
+    assert len(list((project / "baselines" / "mine" / "experiments").rglob("seed*.json"))) == 8
+    assert cli.main(["run", *_dirs(project), "--report", str(project / "r" / "report.md"),
+                     "--junit-xml", str(project / "junit.xml")]) == 0
+    out = capsys.readouterr().out
+    assert "11 passed, 0 failed" in out  # Baseline1's 6 band checks, the experiment's 4 bands and its claim
+    report = (project / "r" / "report.md").read_text()
+    assert "## Your experiments" in report and "### regression" in report and "more epochs help" in report
+    cases = {(c.get("classname").rsplit(".", 1)[-1], c.get("name")) for c in ET.parse(project / "junit.xml").iter("testcase")}
+    assert ("experiment", "regression-small-2 mse") in cases and ("experiment_claim", "regression: more epochs help") in cases
+    # the experiment's code changes: a tenth of the learning rate. The night compares it with the baseline measured
+    # before the change (not with a baseline of its own code, which would absorb any regression)
+    (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.005"))
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:  # a new process would import it
+        sys.modules.pop(name)                                                         # afresh
+    assert cli.main(["run", *_dirs(project), "--report", str(project / "r2" / "report.md")]) == 1
+    report = (project / "r2" / "report.md").read_text()
+    assert "REGRESSION" in report and "the baseline was measured on other code" in report
+
+
+def test_without_a_baseline_the_experiment_is_skipped_naming_the_command_and_strict_fails(project, capsys,
+                                                                                          monkeypatch):
+    assert cli.main(["run", *_dirs(project)]) in (0, 5)
+    assert "no baseline in" in capsys.readouterr().out
+    monkeypatch.setenv("CI", "true")
+    assert cli.main(["run", *_dirs(project)]) == 1
+    assert "trainguard baselines update --profile" in capsys.readouterr().out
+
+
+def test_a_malformed_experiments_entry_is_one_sentence_naming_the_profile(tmp_path):
+    from trainguard.core.spec import ConfigError, load_profile
+
+    path = tmp_path / "bad.toml"
+    path.write_text(SMOKE.replace('checks = ["baseline"]', 'checks = ["baseline"]\nexperiments = ["regression.py"]'))
+    with pytest.raises(ConfigError, match=r"bad.toml: experiments entry 'regression.py': expected FILE.py:NAME"):
+        load_profile(str(path))
+
+
+def test_the_plugin_parametrizes_one_case_per_experiment_and_judges_it(pytester, preloaded, monkeypatch):
+    """A user's test file: `trainguard_case` over the profile's kinds; the experiment's case is named after it."""
+    monkeypatch.delenv("CI", raising=False)
+    (pytester.path / "regression.py").write_text(EXPERIMENT)
+    (pytester.path / "mine.toml").write_text(SMOKE.replace('name = "smoke"', 'name = "mine"').replace(
+        'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["Baseline1"]').replace(
+        'checks = ["baseline"]', 'checks = []\nexperiments = ["regression.py:regression"]'))
+    pytester.makepyfile(test_mine=textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.trainguard_kinds("experiments")
+        def test_experiment(trainguard_case):
+            trainguard_case.check()
+    '''))
+    args = ["--tg-profile", "mine.toml", "--tg-baselines-dir", "baselines", "--tg-results-dir", "results",
+            "--tg-no-replay", "--tg-no-figures", "-p", "no:cacheprovider", "-v"]
+    pytester.runpytest_inprocess(*args, "--tg-update-baselines").assert_outcomes(passed=1)
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    result = pytester.runpytest_inprocess(*args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_experiment?regression? PASSED*"])
