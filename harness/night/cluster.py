@@ -341,28 +341,13 @@ class RayExecutor:
                 ("pair", (framework, seed)) for framework, seed in pairs}
 
     def _collect(self, ray, pending: dict, session) -> None:
-        from ray.exceptions import RayError
+        matrix = session.matrix
 
-        placement = _Placement(ray, self._demand(session.matrix))
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=min(_wait_s(), placement.poll_s))
-            if not done:
-                never = placement.never()
-                if watchdog.passed() or never:  # the tasks carry the limit too; this covers those still queued
-                    for ref in list(pending):
-                        ray.cancel(ref, force=True)
-                        what, item = pending.pop(ref)
-                        self._record(what, item, _lost(what, item, session.matrix, None, never), session)
-                    if never:
-                        self.printer(f"[trainguard] Ray: {never}")
-                continue
-            ref = done[0]
-            what, item = pending.pop(ref)
-            try:
-                value = ray.get(ref)
-            except RayError as exc:  # the worker died more often than the retries allow, or the task was lost
-                value = _lost(what, item, session.matrix, exc)
-            self._record(what, item, value, session)
+        def lost(item, exc, never):
+            return _lost(*item, matrix, exc, never)
+
+        gather(ray, pending, _Placement(ray, self._demand(matrix)), watchdog.passed,
+               lambda item, value: self._record(*item, value, session), lost, self.printer)
 
     def _record(self, what: str, item, value, session) -> None:
         (self._record_runs if what == "run" else self._record_pair)(item, value, session)
@@ -475,6 +460,33 @@ class _Placement:
 
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
+
+
+def gather(ray, pending: dict, placement: _Placement, late, keep, lose, printer) -> None:
+    """Wait for the tasks of ``pending`` (ref → item) and hand each result to ``keep(item, value)`` as it finishes.
+    A task Ray gave up on (its worker died more often than the retries allow) is ``lose(item, exc, None)``; when no
+    node can ever place the rest, or ``late()`` (the night's limit: the tasks carry it too; this covers those still
+    queued), each is cancelled and ``lose(item, None, never)``. Shared by the night's runs and an experiment's."""
+    from ray.exceptions import RayError
+
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=min(_wait_s(), placement.poll_s))
+        if not done:
+            never = placement.never()
+            if late() or never:
+                for ref in list(pending):
+                    ray.cancel(ref, force=True)
+                    item = pending.pop(ref)
+                    keep(item, lose(item, None, never))
+                if never:
+                    printer(f"[trainguard] Ray: {never}")
+            continue
+        item = pending.pop(done[0])
+        try:
+            value = ray.get(done[0])
+        except RayError as exc:
+            value = lose(item, exc, None)
+        keep(item, value)
 
 
 def _matching(runs: list, result: RemoteResult, matrix) -> RemoteResult:

@@ -122,34 +122,24 @@ class _Submitter:
                               str(self.data_dir) if self.data_dir else None, left)
 
     def _gather(self, ray, pending: dict, store, source: str, demand: dict) -> dict[tuple[str, int], Record]:
-        from ray.exceptions import RayError
+        from .cluster import _Placement, gather
 
-        from .cluster import _Placement
+        found = {}
 
-        placement, found = _Placement(ray, demand), {}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=placement.poll_s)
-            if not done:
-                never = placement.never()
-                late = self.deadline is not None and time.monotonic() > self.deadline
-                if never or late:  # the tasks carry the limit too; this covers those still queued
-                    why = f"not trained: {never}" if never else "not trained: the night's time limit had passed"
-                    for ref in list(pending):
-                        ray.cancel(ref, force=True)
-                        variant, seed = pending.pop(ref)
-                        found[(variant, seed)] = self._failed(variant, seed, source, why,
-                                                              "error" if never else "timeout")
-                    if never:
-                        self.printer(f"[trainguard] Ray: {never}")
-                continue
-            ref = done[0]
-            variant, seed = pending.pop(ref)
-            try:
-                record, host, pid = ray.get(ref)
-            except RayError as exc:  # the worker died more often than the retries allow
-                record, host, pid = self._failed(variant, seed, source, f"the Ray task was lost "
-                                                 f"({type(exc).__name__})"), "?", 0
-            found[(variant, seed)] = self._keep(self._matching(record, variant, seed, source), store, host, pid)
+        def late() -> bool:
+            return self.deadline is not None and time.monotonic() > self.deadline
+
+        def lose(item, exc, never):
+            if exc is not None:  # the worker died more often than the retries allow
+                return self._failed(*item, source, f"the Ray task was lost ({type(exc).__name__})"), "?", 0
+            why = f"not trained: {never}" if never else "not trained: the night's time limit had passed"
+            return self._failed(*item, source, why, "error" if never else "timeout"), "?", 0
+
+        def keep(item, value):
+            record, host, pid = value
+            found[item] = self._keep(self._matching(record, *item, source) if host != "?" else record, store, host, pid)
+
+        gather(ray, pending, _Placement(ray, demand), late, keep, lose, self.printer)
         return found
 
     def _failed(self, variant: str, seed: int, source: str, message: str, status: str = "error") -> Record:
