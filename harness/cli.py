@@ -192,6 +192,9 @@ def _add_guard(sub) -> None:
     guard.add_argument("--mlflow", default=None, metavar="URI",
                        help="check: also log the night to MLflow at this tracking URI (the mlflow extra)")
     add_options(guard.add_argument, [o for o in RUN_OPTIONS if o.name in RAY_OPTION_NAMES], aliases=True)
+    guard.add_argument("--stack-seeds", action="store_true",
+                       help="baseline, check: each variant's seeds trained at once by the experiment's train_stacked; "
+                            "kept apart (DIR/stacked), with a baseline of their own")
     guard.add_argument("--max-minutes", type=float, default=None, metavar="M",
                        help="baseline, check: the runs' time limit; a run it stops is 'timeout' (its checks fail), "
                             "a run not started by then is not trained [none]")
@@ -214,6 +217,10 @@ def cmd_guard(args) -> int:
         return guard.replay_or_update(experiment, store, args.update, common)
     if args.max_minutes is not None:
         common["deadline"] = time.monotonic() + 60 * args.max_minutes
+    if args.stack_seeds:  # stacked arithmetic rounds differently: its own runs and baseline
+        if args.executor == "ray":
+            raise ConfigError("--stack-seeds with --executor ray: one Ray task per run; choose one of them")
+        common["stacked"], store = True, ExperimentStore(args.dir / "stacked")
     if args.executor == "ray":  # baseline, check: the runs as Ray tasks (the replay stays in this process)
         from .night.cluster import RayExecutor
         from .options import ray_resources

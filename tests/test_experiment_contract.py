@@ -209,6 +209,40 @@ def test_a_difference_within_the_envelope_passes_only_on_other_arithmetic():
     assert replay.compare("e", other_isa, beyond).status == "changed"  # past the noise: a change wherever it ran
 
 
+def test_stacked_seeds_train_at_once_through_the_experiment_s_own_function_and_keep_a_baseline_of_their_own(project,
+                                                                                                             capsys):
+    """--stack-seeds: each variant's missing seeds in one call of train_stacked (here one loop: the same numbers as
+    separate runs), kept apart in DIR/stacked with a baseline of their own; an experiment without one is refused."""
+    import json
+
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline", "--stack-seeds"]) == 2
+    assert "offers no train_stacked" in capsys.readouterr().err
+    calls = project / "calls.txt"
+    (project / "regression.py").write_text(SGD + textwrap.dedent(f'''
+        import dataclasses
+
+
+        def _together(runs):
+            open({str(calls)!r}, "a").write(",".join(str(r.seed) for r in runs) + "\\n")
+            for run in runs:
+                regression.train(run)
+
+
+        regression = dataclasses.replace(regression, train_stacked=_together)
+    '''))
+    assert cli.main(["guard", target, "baseline", "--stack-seeds"]) == 0
+    assert calls.read_text().splitlines() == ["0,1,2,3,4", "0,1,2,3,4"]  # one call per variant
+    assert cli.main(["guard", target, "baseline"]) == 0  # the same seeds one by one, beside them
+    stacked = sorted((project / ".trainguard" / "experiments" / "stacked").rglob("seed*.json"))
+    alone = sorted(p for p in (project / ".trainguard" / "experiments").rglob("seed*.json") if "stacked" not in p.parts)
+    assert len(stacked) == len(alone) == 10
+    strip = lambda path: {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}  # noqa: E731
+    assert [strip(a) for a in stacked] == [strip(b) for b in alone]
+    assert cli.main(["guard", target, "check", "--stack-seeds"]) == 0
+    assert calls.read_text().splitlines()[-1] == "100"
+
+
 def test_a_function_that_is_not_deterministic_gets_no_golden_and_says_where(project):
     text = SGD.replace("rng = np.random.default_rng(run.seed)", "rng = np.random.default_rng()")
     golden, message = replay.write_golden(_load(project, text), "small", ExperimentStore(project / "store"))

@@ -83,7 +83,10 @@ class Experiment:
     the golden runs' epochs it acts;
     ``perturbations``: optional, name → settings merged into ``run.settings`` for one more run of the golden, which
     your function honours with a change that should move only rounding (``{"tf32": {"allow_tf32": True}}``): the
-    replay's noise envelope then covers it too, beside another thread count and, on x86, a lower instruction set.
+    replay's noise envelope then covers it too, beside another thread count and, on x86, a lower instruction set;
+    ``train_stacked``: optional, a function of several runs (one variant, one budget, several seeds) that trains them
+    at once, each reporting through its own run — what ``--stack-seeds`` uses (its runs and baseline kept apart:
+    stacked arithmetic rounds differently).
     """
 
     name: str
@@ -98,6 +101,7 @@ class Experiment:
     claims: tuple[Claim, ...] = ()
     data: Callable[["Run"], Iterable] | None = None
     perturbations: Mapping[str, Mapping] = field(default_factory=dict)
+    train_stacked: Callable[[list["Run"]], None] | None = None
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -117,6 +121,9 @@ class Experiment:
         if self.data is not None and not callable(self.data):
             raise ConfigError(f"{where}: data must be a function of a run returning its batches, got "
                               f"{type(self.data).__name__}")
+        if self.train_stacked is not None and not callable(self.train_stacked):
+            raise ConfigError(f"{where}: train_stacked must be a function of a list of runs, got "
+                              f"{type(self.train_stacked).__name__}")
         if any(not isinstance(v, Mapping) for v in self.perturbations.values()):
             raise ConfigError(f"{where}: perturbations must map each name to settings (a dict), got "
                               f"{dict(self.perturbations)!r}")

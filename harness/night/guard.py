@@ -43,7 +43,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     from ..checks.experiment_claims import claims
     from ..runs.experiment_runs import baseline_of
 
-    baseline, other_code = baseline_of(experiment, store, common["threads"])
+    baseline, other_code = baseline_of(experiment, store, common["threads"])  # stacked: DIR/stacked, its own
     if baseline is None:
         print(f"trainguard: no baseline of {experiment.name} in {store.root} at {common['threads']} thread(s): run "
               f"`trainguard guard TARGET baseline` first", file=sys.stderr)
@@ -75,7 +75,7 @@ def _runs(experiment, seeds, store, common) -> dict:
     """The runs, in this process or (``common["ray"]``: the cluster's resources) as Ray tasks; either way through
     the same training function and the same store."""
     settings = {k: v for k, v in common.items() if k not in ("ray", "target")}
-    if common.get("ray") is None:
+    if common.get("ray") is None:  # in this process (stacked: common["stacked"])
         from ..runs.experiment_runs import runs
 
         return runs(experiment, seeds, store, **settings)

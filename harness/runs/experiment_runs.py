@@ -24,33 +24,87 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
     settings merged into the variant's (a replay perturbation)."""
     run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline,
               overrides=overrides)
-    record = Record(experiment.name, variant, seed, epochs, threads, experiment.source_fingerprint())
     started = time.perf_counter()
+    failure = _called(experiment.train, run)
+    return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
+
+
+def _called(function, argument) -> tuple[str, str] | None:
+    """Call the user's function; None, or how it failed: (status, message)."""
     try:
-        experiment.train(run)
-        if run.epochs_done != epochs:
-            record.status, record.message = "error", (f"it reported {run.epochs_done} epoch(s) of metrics, asked for "
-                                                      f"{epochs} (call run.epoch(...) once per epoch, run.budget times)")
+        function(argument)
     except OutOfTime as exc:  # the night's limit (--max-minutes): what it reported is kept, never cached
-        record.status, record.message = "timeout", str(exc)
+        return "timeout", str(exc)
     except ConfigError as exc:  # the contract broken (an undeclared metric missing): named as such
-        record.status, record.message = "error", str(exc)
+        return "error", str(exc)
     except Exception as exc:  # noqa: BLE001 — the user's code: its failure is this run's result
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        record.status, record.message = "error", f"{type(exc).__name__}: {exc} (at {frame.filename}:{frame.lineno})"
-    record.seconds = time.perf_counter() - started
-    record.steps, record.epochs = run.steps, run.epochs
-    record.inputs, record.data_path = run.fingerprints, run.data_path_fingerprints()
-    return record
+        return "error", f"{type(exc).__name__}: {exc} (at {frame.filename}:{frame.lineno})"
+    return None
 
 
 def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1, device: str = "cpu",
-         data_dir: Path | None = None, printer=print, deadline: float | None = None) -> dict[tuple[str, int], Record]:
+         data_dir: Path | None = None, printer=print, deadline: float | None = None,
+         stacked: bool = False) -> dict[tuple[str, int], Record]:
     """(variant, seed) → the run of every variant and seed to the largest budget: from the cache, or trained now
     under the run's lock (and cached when it completed). ``deadline`` (time.monotonic()): the night's limit — a run
-    it stops is ``timeout``, a run not started by then is not trained."""
+    it stops is ``timeout``, a run not started by then is not trained. ``stacked``: each variant's missing seeds
+    trained at once by the experiment's ``train_stacked``."""
+    if stacked:
+        return {key: record for variant in experiment.variants
+                for key, record in deliver_stacked(experiment, variant, seeds, store, threads, device, data_dir,
+                                                   printer, deadline).items()}
     return {(variant, seed): deliver(experiment, variant, seed, store, threads, device, data_dir, printer, deadline)
             for variant in experiment.variants for seed in seeds}
+
+
+def deliver_stacked(experiment: Experiment, variant: str, seeds, store: ExperimentStore, threads: int = 1,
+                    device: str = "cpu", data_dir: Path | None = None, printer=print,
+                    deadline: float | None = None) -> dict[tuple[str, int], Record]:
+    """The seeds of one variant: those cached read, the others trained together under all their locks (taken in
+    seed order: no lock-order deadlock between processes)."""
+    import contextlib
+
+    if experiment.train_stacked is None:
+        raise ConfigError(f"experiment {experiment.name!r} offers no train_stacked: --stack-seeds needs one (a function "
+                          f"of several runs that trains them at once)")
+    epochs, source = max(experiment.budgets), experiment.source_fingerprint()
+    with contextlib.ExitStack() as locks:
+        for seed in sorted(seeds):
+            locks.enter_context(store.lock(experiment.name, variant, seed))
+        found = {(variant, s): store.get(experiment.name, variant, s, epochs, threads, source) for s in seeds}
+        todo = [s for (_, s), record in found.items() if record is None]
+        if todo:
+            printer(f"[trainguard] {experiment.name} {variant} seeds {todo}: training {epochs} epoch(s) stacked")
+            for record in train_together(experiment, variant, todo, epochs, threads, device, data_dir, deadline):
+                if record.completed:
+                    store.put(record)
+                found[(variant, record.seed)] = record
+    return found
+
+
+def train_together(experiment: Experiment, variant: str, seeds, epochs: int, threads: int = 1, device: str = "cpu",
+                   data_dir: Path | None = None, deadline: float | None = None) -> list[Record]:
+    """One call of the experiment's ``train_stacked`` for ``seeds``; a Record per seed, judged as :func:`train`
+    judges one run (what it raised is every seed's result)."""
+    runs_ = [Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir,
+                 deadline=deadline) for seed in seeds]
+    started = time.perf_counter()
+    failure = _called(experiment.train_stacked, runs_)
+    seconds = (time.perf_counter() - started) / max(1, len(runs_))
+    return [_record_of(experiment, run, threads, failure, seconds) for run in runs_]
+
+
+def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds: float) -> Record:
+    record = Record(experiment.name, run.variant, run.seed, run.budget, threads, experiment.source_fingerprint(),
+                    steps=run.steps, epochs=run.epochs, inputs=run.fingerprints, data_path=run.data_path_fingerprints(),
+                    seconds=seconds)
+    if failure is not None:
+        record.status, record.message = failure
+    elif run.epochs_done != run.budget:
+        record.status, record.message = "error", (f"it reported {run.epochs_done} epoch(s) of metrics, asked for "
+                                                  f"{run.budget} (call run.epoch(...) once per epoch, run.budget times)")
+    return record
 
 
 def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentStore, threads: int = 1,
