@@ -1,9 +1,9 @@
-"""Experiments a profile declares (``experiments = ["guard.py:mnist"]``) guarded by the night itself, beside its models:
+"""Experiments a profile declares (``experiments = ["guard.py:mine"]``) guarded by the night itself, beside its models:
 the same instruments as ``trainguard guard`` — every declared metric at every budget in every variant inside the
 band of the stored baseline seeds (with its MDE), every declared claim — judged by the night's one policy, reported
 in its report, JUnit and exit code.
 
-One case per experiment (``test_…[mnist]``: collecting a profile's cases imports none of the user's code). The
+One case per experiment (``test_…[mine]``: collecting a profile's cases imports none of the user's code). The
 baseline seeds' runs are the stored reference (``baselines/<profile>/experiments/``, written by ``trainguard
 baselines update``), keyed by the experiment's source: changed code has no baseline until it is measured again.
 The check seeds' runs go to the result cache (``<results>/experiments/``). The bands take their share of the
