@@ -488,7 +488,11 @@ def _update_baselines(matrix, args) -> int:
         if args.skip_mnist:
             plan = dataclasses.replace(plan, mnist_pairs=())
         executor.execute(plan, session)
-    kinds = ["baseline", "experiments"] + ([] if args.skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
+    skip_mnist = args.skip_mnist or (args.from_log and not args.train_missing and session.profile.mnist is not None)
+    if skip_mnist and not args.skip_mnist:  # the run logs' runs are the models'; the MNIST pairs would train
+        print("note: the MNIST distributions are not rewritten from run logs (they hold the models' runs): pass "
+              "--train-missing to train its baseline seeds, or run without --from-log")
+    kinds = ["baseline", "experiments"] + ([] if skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
     for line in session.update(kinds):
         print(line)
     return 0

@@ -55,6 +55,16 @@ def _stopped(session, case: Case) -> list:
     return experiment.stopped(case.params[0])
 
 
+def _deliver(session, case: Case) -> None:
+    """The execute stage's part for a framework's cases: its check seeds' pairs, held ones read (the executor, or
+    an earlier case, delivered them), the others trained here (trainguard.engines.overfit.train_arm)."""
+    experiment = session.experiment
+    if experiment is None or experiment.mnist is None:  # re-rendered from a run log: nothing to train
+        return
+    for seed in experiment.config.seeds:
+        experiment.deliver(case.params[0], seed, session.matrix.printer)
+
+
 def distribution_file(matrix, framework: str):
     return matrix.references.mnist(framework)
 
@@ -82,6 +92,9 @@ class MnistGapBands(CheckKind):
 
     def stopped_runs(self, session, case) -> list:
         return _stopped(session, case)
+
+    def deliver(self, session, case, runner=None) -> None:
+        _deliver(session, case)
 
     def reference_key(self, case):
         return case.params[0] if case is not None else None
@@ -122,6 +135,9 @@ class MnistConclusions(CheckKind):
 
     def stopped_runs(self, session, case) -> list:
         return _stopped(session, case)
+
+    def deliver(self, session, case, runner=None) -> None:
+        _deliver(session, case)
 
     def verdicts(self, session, case, reference) -> list[compare.Verdict]:
         return session.experiment.conclusions(case.params[0])

@@ -251,9 +251,11 @@ class OverfitExperiment:
                                                            "no result: the night's execute stage did not deliver this run")
                                        for dropout in (0.0, self.config.dropout)])
 
-    def deliver(self, framework: str, seed: int) -> Pair:
+    def deliver(self, framework: str, seed: int, printer=None) -> Pair:
         """The pair of ``framework`` and ``seed``: run here (both arms) unless it is already held."""
         if (framework, seed) not in self.pairs:
+            if printer is not None:
+                printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
             subset = small_subset(self.mnist, self.config, seed)
             runs = [train_arm(framework, subset, self.config, dropout, seed, self.device, self.threads)
                     for dropout in (0.0, self.config.dropout)]
@@ -311,8 +313,9 @@ class OverfitExperiment:
         return [] if self.config.synthetic else conclusion_verdicts(self.seed_pairs(framework), self.config)
 
     def per_seed(self, framework: str, seeds) -> dict[int, dict[str, float]]:
-        """Every seed's quantities (a baseline update): a run that stopped is an error, never a short baseline."""
-        pairs = {seed: self.pair(framework, seed) for seed in seeds}
+        """Every seed's quantities (a baseline update: held pairs read, the others trained now): a run that stopped
+        is an error, never a short baseline."""
+        pairs = {seed: self.deliver(framework, seed) for seed in seeds}
         if stopped := [h for pair in pairs.values() for h in pair.stopped]:
             raise RuntimeError(f"MNIST {framework} baseline: {len(stopped)} run(s) did not complete, the first "
                                f"{stopped[0].model} seed {stopped[0].seed}: {stopped[0].status} ({stopped[0].message}); "

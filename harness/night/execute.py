@@ -67,9 +67,9 @@ def replay_goldens(session, names: list[str], printer=print) -> None:
 
 def execute_case(session, kind, case, printer=print) -> None:
     """The execute stage of one case, for front ends that judge case by case (the pytest plugin, whose pytest-xdist
-    workers each take the cases of their runs; the self-test): the golden a replay case reads, the runs a case
-    reads, the MNIST pairs of its framework — each from the result cache where present. The judge that follows
-    only reads."""
+    workers each take the cases of their runs; the self-test): the golden a replay case reads, the matrix's runs a
+    case reads, then what the kind delivers itself (:meth:`CheckKind.deliver`: an experiment's runs) — each from the
+    result cache where present. The judge that follows only reads."""
     if kind.unavailable(session, case):
         return
     if kind.name == "replay":
@@ -77,13 +77,8 @@ def execute_case(session, kind, case, printer=print) -> None:
         return
     for model, _budget, seed in kind.runs(session, case):
         deliver(session.matrix, model, seed)
-    if hasattr(kind, "deliver"):
+    if hasattr(kind, "deliver"):  # what the case reads beyond the matrix (a kind's own runs)
         kind.deliver(session, case, experiment_runner(session.matrix.options))
-    mnist = session.profile.mnist
-    if mnist is not None and case.group.startswith("mnist-"):
-        framework = case.group.removeprefix("mnist-")
-        for seed in mnist.seeds:
-            session.experiment.deliver(framework, seed)
 
 
 def experiment_runner(options):
@@ -117,7 +112,6 @@ class LocalExecutor:
         for run in plan.runs:  # every cell is trained and reported, whichever checks are on
             deliver(matrix, run.model, run.seed)
         experiment = session.experiment if plan.mnist_pairs else None
-        for framework, seed in plan.mnist_pairs:
-            self.printer(f"[trainguard] MNIST {framework} seed {seed}: training without and with dropout")
-            experiment.deliver(framework, seed)
+        for framework, seed in plan.mnist_pairs:  # trained and reported whichever checks are on (timing profiles)
+            experiment.deliver(framework, seed, self.printer)
 
