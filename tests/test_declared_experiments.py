@@ -117,3 +117,15 @@ def test_the_plugin_parametrizes_one_case_per_experiment_and_judges_it(pytester,
     result = pytester.runpytest_inprocess(*args)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test_experiment?regression? PASSED*"])
+
+
+def test_a_check_seed_whose_function_raises_fails_the_night_with_its_message(project, capsys):
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    (project / "regression.py").write_text(EXPERIMENT.replace(
+        "    rng = np.random.default_rng(run.seed)\n",
+        "    rng = np.random.default_rng(run.seed)\n    if run.seed == 100:\n        raise ValueError('seed 100 broke')\n"))
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    assert cli.main(["run", *_dirs(project), "--report", str(project / "r" / "report.md")]) == 1
+    report = (project / "r" / "report.md").read_text()
+    assert "seed 100 did not complete: ValueError: seed 100 broke" in report

@@ -102,9 +102,13 @@ class DeclaredExperiments(CheckKind):
         return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
 
     def deliver(self, session, case, runner=local_runner) -> None:
-        """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks)."""
+        """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks); kept for the
+        judge with those that failed (a failed run is never cached, but its message is the verdict's)."""
         found = experiment(session, case.params[0])
-        runner(session, found, case.params[0], found.check_seeds, night_store(session))
+        delivered = session.__dict__.setdefault("experiment_runs", {})
+        if case.params[0] not in delivered:
+            delivered[case.params[0]] = (runner or local_runner)(session, found, case.params[0], found.check_seeds,
+                                                                 night_store(session))
 
     def reference_key(self, case):
         return case.params[0] if case is not None else None
@@ -127,7 +131,8 @@ class DeclaredExperiments(CheckKind):
         from ..runs.experiment_runs import stored
 
         found = experiment(session, case.params[0])
-        night = stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+        night = session.__dict__.get("experiment_runs", {}).get(case.params[0]) or stored(
+            found, found.check_seeds, night_store(session), session.matrix.threads)
         if night is None:  # the execute stage did not deliver them: a failed run, never trained here
             return [Verdict("run", f"{found.name}-runs", False, f"experiment {found.name}: its check seeds' runs "
                                                                  f"were not delivered by the execute stage")]
@@ -163,7 +168,7 @@ class ExperimentsPart(Part):
         lines = ["## Your experiments", ""]
         for name in self.names:
             mine = [v for v in summary.verdicts if v.check in ("experiment", "experiment_claim", "run")
-                    and v.subject.startswith(f"{name}")]
+                    and (v.subject == f"{name}-runs" or v.subject.startswith((f"{name}-", f"{name}: ")))]
             lines += [f"### {name}", ""]
             lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in mine] or ["- not checked (see Notes)"]
             lines.append("")
