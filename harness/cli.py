@@ -457,6 +457,11 @@ def _update_goldens(matrix, args) -> int:
         return 2
     write_goldens(matrix, names, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
                                                    matrix.profile.name, *(["--names", *names] if names else [])]))
+    if names is None and matrix.profile.experiments:  # and the golden runs of the profile's own experiments
+        from .checks import CheckSession
+
+        for line in CheckSession(matrix).update(["experiment_replay"]):
+            print(line)
     return 0
 
 
@@ -492,7 +497,8 @@ def _update_baselines(matrix, args) -> int:
     if skip_mnist and not args.skip_mnist:  # the run logs' runs are the models'; the MNIST pairs would train
         print("note: the MNIST distributions are not rewritten from run logs (they hold the models' runs): pass "
               "--train-missing to train its baseline seeds, or run without --from-log")
-    kinds = ["baseline", "experiments"] + ([] if skip_mnist else ["mnist_gaps"]) + ([] if args.skip_golden else ["replay"])
+    kinds = (["baseline", "experiments"] + ([] if skip_mnist else ["mnist_gaps"])
+             + ([] if args.skip_golden else ["replay", "experiment_replay"]))
     for line in session.update(kinds):
         print(line)
     return 0

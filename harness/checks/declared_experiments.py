@@ -167,7 +167,8 @@ class ExperimentsPart(Part):
     def sections(self, summary, path, figures: bool) -> list[str]:
         lines = ["## Your experiments", ""]
         for name in self.names:
-            mine = [v for v in summary.verdicts if v.check in ("experiment", "experiment_claim", "run")
+            mine = [v for v in summary.verdicts + [f for f in summary.flags if f not in summary.verdicts]
+                    if v.check in ("experiment", "experiment_claim", "experiment_replay", "run")
                     and (v.subject == f"{name}-runs" or v.subject.startswith((f"{name}-", f"{name}: ")))]
             lines += [f"### {name}", ""]
             lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in mine] or ["- not checked (see Notes)"]

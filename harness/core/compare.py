@@ -24,7 +24,11 @@ def flag_fails(check: str, strict: bool, fail_on: Collection[str]) -> bool:
     drift between nights, a slowdown. Its failure fails the night where the night is asked to fail on it
     (``--fail-on-drift``, ``--fail-on-slowdown``) or, for the replay, where the night is strict (CI=true,
     --strict); otherwise it is *flagged*: reported at the top of the report and in the job summary, not failing."""
-    return check in fail_on or (strict and check == "replay")
+    return check in fail_on or (strict and check in REPLAYS)
+
+
+#: The replays' kinds: a change they see fails a strict night (the models' golden runs; a profile's experiments').
+REPLAYS = ("replay", "experiment_replay")
 
 
 def settle(verdict: "Verdict", fails: bool) -> "Verdict":

@@ -27,6 +27,7 @@ BUILTIN = {
     "mnist_gaps": "trainguard.checks.mnist:MnistGapBands",
     "mnist_conclusions": "trainguard.checks.mnist:MnistConclusions",
     "experiments": "trainguard.checks.declared_experiments:DeclaredExperiments",
+    "experiment_replay": "trainguard.replay.experiment_kind:DeclaredReplays",
 }
 _registered: dict[str, object] = {}  # name -> the kind (a class or an instance), registered from code
 _loaded: dict[str, object] = {}  # name -> the kind's instance, once imported
