@@ -126,6 +126,7 @@ def test_report_rerenders_from_the_cache_or_the_run_log_without_training(tmp_pat
 
 
 @pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_compare_shows_what_moved_since_an_earlier_run(tmp_path, dirs, capsys):
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "r.md")]) == 5  # no baseline in the fixture: nothing compared, the table still shown
     (tmp_path / "runlog.jsonl").rename(tmp_path / "yesterday.jsonl")
@@ -220,6 +221,7 @@ def _stable(text: str) -> str:
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_library_entry_point_and_reports_are_identical_across_runs(tmp_path, dirs):
     """run_profile is what `trainguard run` calls; two runs with the same seed and no cache give the same
     report and verdicts, byte for byte outside the timing and provenance lines."""

@@ -47,6 +47,7 @@ def test_ctrl_c_keeps_completed_runs_and_the_next_run_trains_only_the_rest(tmp_p
 
 
 @pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_a_killed_process_loses_only_the_run_in_flight(tmp_path):
     """SIGKILL during NewModel1's first epoch: Baseline1 and Baseline2 are kept; the rerun resumes."""
     script = textwrap.dedent(f"""

@@ -78,6 +78,7 @@ def test_without_baselines_nothing_is_checked_and_it_says_so(installed, tmp_path
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(installed, tmp_path, smoke_runs):
     smoke_runs.copy(tmp_path / ".trainguard" / "results")
     result = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu")
@@ -95,6 +96,7 @@ def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(ins
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_a_user_model_is_measured_passes_and_a_deliberate_change_is_caught(installed, tmp_path):
     (tmp_path / "mynet.py").write_text(TINYNET)
     smoke = (installed / "trainguard" / "profiles" / "smoke.toml").read_text()

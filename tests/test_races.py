@@ -24,6 +24,7 @@ def _spawn(code: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_concurrent_appenders_and_readers_lose_no_line_and_tear_none(tmp_path):
     store = tmp_path / "runlog.jsonl"
     writers = [_spawn(f"""

@@ -97,6 +97,7 @@ def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_evaluation_left_in_train_mode_is_caught_exactly(tmp_path):
     """Dropout on at evaluation moves NewModel2's accuracy by about a point on ci — far inside its
     seed noise — but makes a repeated evaluation differ, which a clean run never does."""

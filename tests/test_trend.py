@@ -149,6 +149,7 @@ def smoke_args(tmp_path, smoke_runs):
 
 
 @pytest.mark.slow  # over 7 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes
+@pytest.mark.generated  # generated data: isolated from the user's data, cache and CI=true as a fast test is
 def test_runs_append_history_and_the_report_shows_the_trend(tmp_path, smoke_args, monkeypatch, capsys):
     summary_file = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
