@@ -275,11 +275,18 @@ def _options(args):
     return session_options(vars(args), load_profile(args.profile))
 
 
+# The matrices a command opened: main() closes them whatever the command returns, so a command run in process
+# (tests, a notebook) gives back the torch thread count it set (Matrix.close).
+_OPENED: list = []
+
+
 def _matrix(args):
     from .core.progress import interactive
     from .runs.matrix import Matrix
 
-    return Matrix(_options(args), progress_bar=interactive())
+    matrix = Matrix(_options(args), progress_bar=interactive())
+    _OPENED.append(matrix)
+    return matrix
 
 
 def _writable(option: str, path) -> None:
@@ -709,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainguard: interrupted; completed runs are kept in the result cache, rerun to resume", file=sys.stderr)
         return 130
+    finally:
+        while _OPENED:
+            _OPENED.pop().close()
 
 
 if __name__ == "__main__":

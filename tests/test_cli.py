@@ -338,3 +338,16 @@ def test_a_far_baseline_seed_is_named_in_the_report_and_the_calibration(tmp_path
 def _nothing_but_the_lock(cache) -> bool:
     """A failed download writes no data: at most the download's lock, inside trainguard's own cache directory."""
     return not cache.exists() or all(p.name.endswith(".lock") for p in cache.iterdir())
+
+
+def test_a_command_run_in_process_gives_back_the_torch_thread_count(dirs, capsys):
+    """torch's thread count is process-wide and part of every run's cache key: a command that leaves --threads set
+    (here `baselines show`, which opens the matrix and stops at the missing baseline) would make every later
+    run in the same process (the test session, a notebook) miss the cache and train again at another count."""
+    import torch
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    assert cli.main(["baselines", "show", *dirs, "--threads", str(other)]) == 2
+    assert "no baseline at" in capsys.readouterr().err
+    assert torch.get_num_threads() == before

@@ -375,14 +375,18 @@ def test_ctrl_c_on_the_driver_cancels_the_outstanding_tasks(tmp_path, ray_cluste
     profile = _profile(tmp_path, models=["slownet:SlowNet"])
     options = Options(profile, results_dir=tmp_path / "results", run_log=tmp_path / "runlog.jsonl",
                       baselines_dir=tmp_path / "baselines", executor="ray", seeds=(100, 101, 102, 103), **QUIET)
-    session = CheckSession(Matrix(options, printer=lambda line: None))
+    matrix = Matrix(options, printer=lambda line: None)
+    session = CheckSession(matrix)
 
     def interrupted(line):
         if "completed on" in line:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        RayExecutor(options.ray, printer=interrupted).execute(plan_night(session), session)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            RayExecutor(options.ray, printer=interrupted).execute(plan_night(session), session)
+    finally:
+        matrix.close()  # gives back the torch thread count it set: later tests' cache keys include it
     deadline = time.monotonic() + 30
     while _task_pids("train_remote") and time.monotonic() < deadline:
         time.sleep(0.2)

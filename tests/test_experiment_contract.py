@@ -466,3 +466,21 @@ def test_a_claim_on_a_cell_the_experiment_lacks_is_one_sentence():
     with pytest.raises(ConfigError, match="claim 'x' names a metric or cell the experiment does not have"):
         Experiment("e", lambda run: None, {"m": "higher"}, budgets=(1,),
                    claims=(trainguard.Claim("x", "m", better="default@2", than="default@1"),))
+
+
+def test_a_function_that_sets_torch_s_thread_count_leaves_the_process_s_count_as_it_was():
+    """torch's thread count is process-wide and part of every cached run's key: a training function that sets it
+    for its run must not change what trainguard's later runs in the same process train on (and are keyed by)."""
+    import torch
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+
+    def sets_threads(run):
+        torch.set_num_threads(other)
+        run.epoch(acc=1.0)
+
+    record = train(Experiment("threads", sets_threads, metrics={"acc": "higher"}, budgets=(1,)), "default", seed=1,
+                   epochs=1)
+    assert record.status == "completed", record.message
+    assert torch.get_num_threads() == before

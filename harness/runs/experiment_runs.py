@@ -9,6 +9,8 @@ error too, saying how many it reported.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -32,7 +34,8 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
 def _called(function, argument) -> tuple[str, str] | None:
     """Call the user's function; None, or how it failed: (status, message)."""
     try:
-        function(argument)
+        with _thread_count_kept():
+            function(argument)
     except OutOfTime as exc:  # the night's limit (--max-minutes): what it reported is kept, never cached
         return "timeout", str(exc)
     except ConfigError as exc:  # the contract broken (an undeclared metric missing): named as such
@@ -41,6 +44,23 @@ def _called(function, argument) -> tuple[str, str] | None:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         return "error", f"{type(exc).__name__}: {exc} (at {frame.filename}:{frame.lineno})"
     return None
+
+
+@contextlib.contextmanager
+def _thread_count_kept():
+    """Give torch's thread count back as it was after the user's function ran. A training function sets it for
+    its run (``torch.set_num_threads(run.threads)``), and it is process-wide: left changed, every later run in
+    this process — trainguard's own included — would train on another count, round differently, and miss the
+    result cache, whose key holds the count (trainguard.core.environment.versions). Only torch's: TensorFlow
+    fixes its thread pools once per process, and a framework not yet imported has nothing to restore."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        torch = sys.modules.get("torch")
+        if torch is not None and before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1, device: str = "cpu",
