@@ -58,8 +58,7 @@ def _thread_count_kept():
     try:
         yield
     finally:
-        torch = sys.modules.get("torch")
-        if torch is not None and before is not None and torch.get_num_threads() != before:
+        if before is not None and torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
 
