@@ -3,6 +3,7 @@ guarded by the night itself: measured by `trainguard baselines update`, checked 
 plugin through the same plan → execute → judge → record stages as the models, in the same report and JUnit; a
 change to the experiment's code is compared with the baseline measured before it (a regression fails the night)."""
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -65,6 +66,8 @@ def test_a_profile_s_experiment_is_measured_checked_reported_and_a_regression_fa
     assert "11 passed, 0 failed" in out  # Baseline1's 6 band checks, the experiment's 4 bands and its claim
     report = (project / "r" / "report.md").read_text()
     assert "## Your experiments" in report and "### regression" in report and "more epochs help" in report
+    checked = re.search(r"regression small-2 mse: (\S+) within", report).group(1)  # the night's mean (one seed)
+    assert re.search(rf"\| small +\| 100 +\| {re.escape(checked)} +\|", report), report  # what the run measured
     cases = {(c.get("classname").rsplit(".", 1)[-1], c.get("name")) for c in ET.parse(project / "junit.xml").iter("testcase")}
     assert ("experiment", "regression-small-2 mse") in cases and ("experiment_claim", "regression: more epochs help") in cases
     # the experiment's code changes: a tenth of the learning rate. The night compares it with the baseline measured

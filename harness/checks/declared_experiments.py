@@ -155,16 +155,26 @@ class DeclaredExperiments(CheckKind):
         return lines
 
     def summary_part(self, session) -> "ExperimentsPart | None":
-        return ExperimentsPart([_name(t) for t in session.profile.experiments])
+        """Their verdicts, and what their check seeds' runs measured (those the execute stage delivered)."""
+        from .experiment_results import gather
+
+        delivered = session.__dict__.get("experiment_runs", {})
+        return ExperimentsPart([_name(t) for t in session.profile.experiments],
+                               {_name(t): gather(experiment(session, t), delivered[t])
+                                for t in session.profile.experiments if t in delivered})
 
 
 @dataclass
 class ExperimentsPart(Part):
-    """The declared experiments in the report: one table of their band verdicts each (from the verdicts alone)."""
+    """The declared experiments in the report: their verdicts each, then what their runs measured (a table of every
+    metric at every budget per seed, and a figure: trainguard.checks.experiment_results)."""
 
     names: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)  # name → trainguard.checks.experiment_results.Results
 
     def sections(self, summary, path, figures: bool) -> list[str]:
+        from .experiment_results import section
+
         lines = ["## Your experiments", ""]
         for name in self.names:
             mine = [v for v in summary.verdicts + [f for f in summary.flags if f not in summary.verdicts]
@@ -173,4 +183,6 @@ class ExperimentsPart(Part):
             lines += [f"### {name}", ""]
             lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in mine] or ["- not checked (see Notes)"]
             lines.append("")
+            if name in self.results:
+                lines += section(self.results[name], path, figures)
         return ["\n".join(lines)]

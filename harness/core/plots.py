@@ -127,6 +127,32 @@ def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # 
     return _save(fig, path)
 
 
+def metric_curves(path: Path, title: str, curves: dict[str, dict[str, list[list[float]]]]) -> Path:
+    """One panel per metric, one line per variant: the mean over its seeds per epoch, shaded from the lowest to the
+    highest seed. ``curves``: metric → variant → one list of per-epoch values per seed (runs may differ in length:
+    each epoch averages the seeds that reached it)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(max(4.2, 3.8 * len(curves)), 3.6), squeeze=False)
+    for ax, (metric, by_variant) in zip(axes[0], curves.items()):
+        for variant, seeds in by_variant.items():
+            longest = max((len(values) for values in seeds), default=0)
+            at = [[values[i] for values in seeds if len(values) > i] for i in range(longest)]
+            epochs = list(range(1, longest + 1))
+            ax.plot(epochs, [sum(v) / len(v) for v in at], marker=".", label=f"{variant} ({len(seeds)} seed(s))")
+            if len(seeds) > 1:
+                ax.fill_between(epochs, [min(v) for v in at], [max(v) for v in at], alpha=0.15, lw=0)
+        ax.set_title(metric)
+        ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize="x-small")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def trend(path: Path, title: str, metric_label: str, runs: list[str], series: dict[str, list], bands: dict) -> Path:
     """One model's checked value over the history's runs, one line per budget, with the baseline band
     (shaded, for the night's number of seeds) where there is one. ``series``: budget label → values

@@ -41,6 +41,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     is written to."""
     from ..checks.experiment_bands import bands
     from ..checks.experiment_claims import claims
+    from ..checks.experiment_results import gather
     from ..runs.experiment_runs import baseline_of
 
     baseline, other_code = baseline_of(experiment, store, common["threads"])  # stacked: DIR/stacked, its own
@@ -65,9 +66,10 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
     print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
-    _write(experiment, verdicts, asserted, flags, notes, report, junit)
+    measured = gather(experiment, night)
+    _write(experiment, verdicts, asserted, flags, notes, report, junit, measured)
     if mlflow:
-        _to_mlflow(mlflow, entry, experiment, verdicts, asserted, flags, notes, report)
+        _to_mlflow(mlflow, entry, experiment, verdicts, asserted, flags, notes, report, measured)
     return 1 if failed else 0
 
 
@@ -110,7 +112,8 @@ def _record(entry: dict, baseline, ledger: str | None) -> tuple[list, list[str]]
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 
 
-def _to_mlflow(uri: str, entry: dict, experiment, verdicts, asserted, flags, notes, report: Path | None) -> None:
+def _to_mlflow(uri: str, entry: dict, experiment, verdicts, asserted, flags, notes, report: Path | None,
+               measured=None) -> None:
     """One MLflow run for the night (trainguard.report.mlflow_export, as a profile's night): its settings, the mean of
     every metric per variant and budget, the markdown report as an artifact (written for it when --report is not)."""
     import tempfile
@@ -122,7 +125,7 @@ def _to_mlflow(uri: str, entry: dict, experiment, verdicts, asserted, flags, not
     with tempfile.TemporaryDirectory(prefix="trainguard-mlflow-") as tmp:
         if report is None:
             report = Path(tmp) / "report.md"
-            atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes))
+            atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes, measured))
         export_to_mlflow(uri, entry, report)
         print(f"MLflow: logged the night to {_redacted(uri)}")
 
@@ -133,12 +136,13 @@ def _redacted(uri: str) -> str:
     return redact_url(uri)
 
 
-def _write(experiment, verdicts, asserted, flags, notes, report: Path | None, junit: Path | None) -> None:
+def _write(experiment, verdicts, asserted, flags, notes, report: Path | None, junit: Path | None, measured=None) -> None:
     from ..core.storage import atomic_write_text
     from ..report import experiment_report
 
     if report is not None:
-        atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes))
+        atomic_write_text(report, experiment_report.markdown(experiment, verdicts, asserted, flags, notes, measured,
+                                                             report))
         print(f"report: {report}")
     if junit is not None:
         atomic_write_text(junit, experiment_report.junit_xml(experiment, verdicts, asserted, flags))

@@ -5,7 +5,10 @@ MDE, claims, flags) and as JUnit XML (one testcase per band and per claim, named
 from __future__ import annotations
 
 
-def markdown(experiment, verdicts, asserted, flags, notes) -> str:
+def markdown(experiment, verdicts, asserted, flags, notes, results=None, path=None) -> str:
+    """``results`` (trainguard.checks.experiment_results.Results): what the night's runs measured, tabled, and drawn
+    beside the report at ``path`` (no figure without it)."""
+    from ..checks.experiment_results import section
     from .markdown import markdown_table, pd
 
     rows = [{"case": v.case, "better": v.better, "night": "—" if v.value is None else f"{v.value:.4g}",
@@ -17,7 +20,8 @@ def markdown(experiment, verdicts, asserted, flags, notes) -> str:
             f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
             f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
             + "".join(f"- claim {'PASS' if c.passed else 'FAIL'}: {c.message}\n" for c in asserted)
-            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes))
+            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes)
+            + ("\n" + "\n".join(section(results, path, path is not None, heading="##")) if results else ""))
 
 
 def junit_xml(experiment, verdicts, asserted, flags) -> str:

@@ -1,0 +1,99 @@
+"""What an experiment's runs measured, in the report, for any experiment: every declared metric at every budget,
+seed by seed with the mean the bands check, and one figure of each metric's curve per variant (the mean over the
+seeds, shaded from the lowest to the highest seed). It reads only what the runs reported through the contract
+(trainguard.stores.experiment_records.Record), so a user's experiment gets the same tables and figure as the
+report's own.
+
+What it shows is what the runs reported: a metric the experiment does not report per epoch is not there, and a
+run that did not complete is listed with its reason, not drawn.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Results:
+    """Plain data (no experiment object), so a report re-renders from it alone."""
+
+    name: str
+    metrics: dict[str, str]  # metric → "higher" / "lower" (which is better)
+    budgets: tuple[int, ...]
+    curves: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)  # (variant, seed) → per epoch
+    failed: list[str] = field(default_factory=list)  # "variant seed N: status: message"
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(variant for variant, _ in self.curves))
+
+
+def gather(experiment, night: dict) -> Results:
+    """``night``: (variant, seed) → Record, as the runs delivered them."""
+    results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets))
+    for (variant, seed), record in sorted(night.items(), key=lambda item: (list(experiment.variants).index(item[0][0]),
+                                                                          item[0][1])):
+        if record.completed:
+            results.curves[(variant, seed)] = {m: list(record.epochs.get(m, ())) for m in experiment.metrics}
+        else:
+            results.failed.append(f"{variant} seed {seed}: {record.status}: {record.message}")
+    return results
+
+
+def _value(values: list[float], budget: int) -> float | None:
+    return values[budget - 1] if len(values) >= budget else None
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def table_rows(results: Results) -> list[dict]:
+    """One row per (variant, seed), then the variant's mean over its seeds (what the bands check); a column per
+    metric and budget, headed with the metric's better direction."""
+    columns = [(metric, budget) for metric in results.metrics for budget in results.budgets]
+    heading = {(m, b): f"{m} @{b} ({'↑' if results.metrics[m] == 'higher' else '↓'})" for m, b in columns}
+    rows = []
+    for variant in results.variants:
+        seeds = [seed for v, seed in results.curves if v == variant]
+        per_seed = {seed: {c: _value(results.curves[(variant, seed)][c[0]], c[1]) for c in columns} for seed in seeds}
+        rows += [{"variant": variant, "seed": str(seed), **{heading[c]: _cell(values[c]) for c in columns}}
+                 for seed, values in per_seed.items()]
+        if len(seeds) > 1:
+            means = {c: [values[c] for values in per_seed.values() if values[c] is not None] for c in columns}
+            rows.append({"variant": variant, "seed": "mean",
+                         **{heading[c]: _cell(statistics.fmean(means[c]) if means[c] else None) for c in columns}})
+    return rows
+
+
+def draw(results: Results, path: Path) -> Path | None:
+    """The figure of ``results`` at ``path`` (None when no run completed)."""
+    from ..core import plots
+
+    if not results.curves:
+        return None
+    curves = {f"{metric} ({direction} is better)": {variant: [values[metric] for (v, _), values in results.curves.items() if v == variant]
+                       for variant in results.variants} for metric, direction in results.metrics.items()}
+    return plots.metric_curves(path, f"{results.name}: mean over seeds per variant (shaded: lowest to highest seed)",
+                               curves)
+
+
+def figure_name(report: Path, results: Results) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in results.name)
+    return Path(report).parent / f"{Path(report).stem}-experiment-{safe}.png"
+
+
+def section(results: Results, report: Path | None, figures: bool, heading: str = "####") -> list[str]:
+    """Markdown lines: the table, the runs that failed, the figure (drawn beside ``report`` when ``figures``)."""
+    import pandas as pd  # not at import: the plugin lists the cases without pandas
+
+    lines = [f"{heading} Measured: each metric at each budget, per seed", ""]
+    rows = table_rows(results)
+    lines += [pd.DataFrame.from_records(rows).to_markdown(index=False, disable_numparse=True) if rows
+              else "No run completed.", ""]
+    lines += [f"- not completed: {line}" for line in results.failed] + ([""] if results.failed else [])
+    if figures and report is not None and (drawn := draw(results, figure_name(report, results))) is not None:
+        lines += [f"![{results.name}: each metric per epoch]({drawn.name})", ""]
+    return lines

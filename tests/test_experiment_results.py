@@ -1,0 +1,70 @@
+"""What an experiment's runs measured, in the report (trainguard.checks.experiment_results): any experiment's declared
+metrics at each budget, per seed with the variant's mean, the runs that failed, and its figure — built from the
+records alone, the same for a user's experiment as for the report's own."""
+
+import struct
+
+import pytest
+
+from trainguard.checks.experiment_results import Results, draw, gather, section, table_rows
+from trainguard.core.experiment import Experiment
+from trainguard.stores.experiment_records import Record
+
+EXPERIMENT = Experiment("toy", lambda run: None, {"loss": "lower", "acc": "higher"}, budgets=(1, 3),
+                        variants={"a": {}, "b": {}})
+
+
+def _record(variant: str, seed: int, loss: list[float], acc: list[float], status: str = "completed") -> Record:
+    return Record("toy", variant, seed, 3, 1, "src", epochs={"loss": loss, "acc": acc}, status=status,
+                  message="" if status == "completed" else "it raised ValueError")
+
+
+@pytest.fixture
+def night():
+    return {("b", 1): _record("b", 1, [2.0, 1.0, 0.5], [10.0, 20.0, 30.0]),
+            ("a", 2): _record("a", 2, [4.0, 3.0, 2.0], [1.0, 2.0, 5.0]),
+            ("a", 1): _record("a", 1, [6.0, 5.0, 4.0], [3.0, 4.0, 7.0]),
+            ("b", 2): _record("b", 2, [], [], status="error")}
+
+
+def test_each_metric_at_each_budget_per_seed_then_the_variant_s_mean(night):
+    results = gather(EXPERIMENT, night)
+    assert results.variants == ["a", "b"]  # the experiment's order, not the delivery's
+    rows = table_rows(results)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("a", "1"), ("a", "2"), ("a", "mean"), ("b", "1")]
+    assert rows[0] == {"variant": "a", "seed": "1", "loss @1 (↓)": "6", "loss @3 (↓)": "4", "acc @1 (↑)": "3",
+                       "acc @3 (↑)": "7"}
+    assert rows[2]["loss @3 (↓)"] == "3" and rows[2]["acc @3 (↑)"] == "6"  # means of 4 and 2, of 7 and 5
+    assert results.failed == ["b seed 2: error: it raised ValueError"]
+
+
+def test_a_run_shorter_than_a_budget_shows_a_dash_not_a_number():
+    results = gather(EXPERIMENT, {("a", 1): _record("a", 1, [1.0], [2.0])})
+    assert table_rows(results)[0]["loss @3 (↓)"] == "—"
+
+
+def test_the_section_lists_the_failed_runs_and_draws_only_when_asked(night, tmp_path):
+    results = gather(EXPERIMENT, night)
+    report = tmp_path / "night.md"
+    without = "\n".join(section(results, report, figures=False))
+    assert "| a         | mean   |" in without and "- not completed: b seed 2: error" in without
+    assert "![" not in without and not list(tmp_path.iterdir())
+    drawn = "\n".join(section(results, report, figures=True))
+    figure = tmp_path / "night-experiment-toy.png"
+    assert f"]({figure.name})" in drawn
+    header = figure.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    assert width > 2 * height  # one panel per metric, side by side
+
+
+def test_no_completed_run_draws_nothing_and_says_so(tmp_path):
+    results = gather(EXPERIMENT, {("a", 1): _record("a", 1, [], [], status="timeout")})
+    assert draw(results, tmp_path / "x.png") is None
+    assert "No run completed." in section(results, tmp_path / "r.md", figures=True)
+
+
+def test_an_experiment_name_becomes_a_safe_file_name(tmp_path):
+    results = Results("../my exp", {"loss": "lower"}, (1,), {("a", 0): {"loss": [1.0]}})
+    lines = section(results, tmp_path / "r.md", figures=True)
+    assert (tmp_path / "r-experiment----my-exp.png").is_file() and any("r-experiment----my-exp.png" in l for l in lines)
