@@ -43,11 +43,13 @@ _MOVED = {f"{__name__}.{old}": f"{__name__}.{new}" for old, new in {
     "stats": "core.stats", "environment": "core.environment", "registry": "core.registry", "spec": "core.spec",
     "compare": "core.compare", "plots": "core.plots", "progress": "core.progress", "ledger": "stores.ledger",
     "golden": "stores.golden", "results": "stores.results", "data": "stores.data", "runlog": "stores.runlog",
-    "baselines": "stores.baselines", "engine": "engines.engine", "keras_engine": "engines.keras_engine",
-    "overfit": "engines.overfit", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.matrix",
+    "baselines": "stores.baselines", "engine": "engines.engine", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.matrix",
     "export": "runs.export", "trend": "checks.trend", "dashboard": "report.dashboard",
     "mlflow_export": "report.mlflow_export", "cluster": "night.cluster", "selftest": "audit.selftest",
-    "calibration": "audit.calibration"}.items()}
+    "calibration": "audit.calibration",
+    # the report's first experiment became a plug-in on the Experiment contract (its engine and Keras twin with it)
+    "keras_engine": "experiments.mnist_keras", "engines.keras_engine": "experiments.mnist_keras",
+    "overfit": "experiments.mnist_overfit", "engines.overfit": "experiments.mnist_overfit"}.items()}
 
 
 def moved(old: str, new: str) -> None:

@@ -23,7 +23,7 @@ __all__ = ["Options", "RunSummary", "run_profile", "summarize", "publish", "nigh
 def run_profile(options: Options, printer=print, progress_bar: bool = False,
                 compare_with: Path | None = None, executor=None) -> RunSummary:
     """A night (trainguard.night.night.Night): plan, execute — the golden replays, then the profile's cells for the
-    checked seeds trained or taken from the cache, and Experiment 1 (MNIST) —, judge every check the profile
+    checked seeds trained or taken from the cache, and the declared experiments' runs —, judge every check the profile
     enables, and summarize (``compare_with``: an earlier run log or result directory, for the report's "changes
     since" table). Record it with :func:`publish`. Raises ConfigError / DataError on bad input; a failed check is
     a verdict, not an exception."""

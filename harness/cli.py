@@ -7,7 +7,6 @@ Exit codes: 0 every check passed; 1 a check failed; 2 usage or input error; 5 no
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -36,11 +35,11 @@ EXAMPLES = """examples:
   trainguard run --max-minutes 80                 # the night ends by itself: late runs fail, the report is written
   trainguard run --junit-xml reports/junit.xml    # the checks as JUnit XML too
   trainguard data verify --data-dir ../shared/data
-  trainguard data fetch cifar10                   # download into ~/.cache/trainguard
+  trainguard data fetch                           # download the data sets into ~/.cache/trainguard
   trainguard data export --profile ci DIR         # only the images ci uses, to copy to a GPU host (--data-dir DIR there)
-  trainguard guard adapter.py:mnist baseline      # your own training (docs/own-training.md): measure its baseline
-  trainguard guard adapter.py:mnist replay --update   # write its golden runs; without --update: replay them
-  trainguard guard adapter.py:mnist check         # its held-out seeds against the baseline's bands
+  trainguard guard guard.py:mine baseline         # your own training (docs/own-training.md): measure its baseline
+  trainguard guard guard.py:mine replay --update  # write its golden runs; without --update: replay them
+  trainguard guard guard.py:mine check            # its held-out seeds against the baseline's bands
 """
 
 
@@ -108,7 +107,9 @@ def _add_baselines(sub) -> None:
     baselines.add_argument("--from-log", type=Path, nargs="+", default=None, metavar="RUNLOG",
                            help="update: take the baseline seeds' runs from these run logs instead of training; "
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
-    baselines.add_argument("--skip-mnist", action="store_true", help="update only the CIFAR-10 table")
+    baselines.add_argument("--skip-experiments", action="store_true",
+                           help="update: leave the declared experiments' baselines as they are (the models' only)")
+    baselines.add_argument("--skip-mnist", action="store_true", dest="skip_retired", help=argparse.SUPPRESS)
     baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
     baselines.add_argument("--train-missing", action="store_true",
                            help="update --from-log: train the baseline runs the logs lack (resumes a baseline measured "
@@ -117,7 +118,7 @@ def _add_baselines(sub) -> None:
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
     baselines.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                           help="with --golden: only these golden runs (models, mnist-torch, mnist-keras), or `inputs` "
+                           help="with --golden: only these golden runs (the profile's models), or `inputs` "
                                 "(the fingerprints of the night's data only)")
     _common(baselines)
 
@@ -126,7 +127,7 @@ def _add_replay(sub) -> None:
     replay = _subcommand(sub, "replay", "rerun the profile's golden runs step by step and say what changed")
     _common(replay)
     replay.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                        help="replay only these golden runs (models, mnist-torch, mnist-keras) [all of the profile's]")
+                        help="replay only these golden runs (the profile's models) [all of the profile's]")
     replay.add_argument("--summary", type=Path, default=None, metavar="PATH",
                         help="also write the verdict as markdown (a pull request's comment; in GitHub Actions it is "
                              "added to the job summary too)")
@@ -211,7 +212,10 @@ def cmd_guard(args) -> int:
 
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ConfigError(f"--max-minutes {args.max_minutes:g}: give a positive number of minutes")
-    experiment, store = load_experiment(args.target), ExperimentStore(args.dir)
+    experiment, store = load_experiment(args.target), ExperimentStore(args.dir, args.device)
+    if why := experiment.unavailable():  # its requires: a framework not installed here
+        print(f"trainguard: experiment {experiment.name} cannot run here: {why}", file=sys.stderr)
+        return 5
     common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir, target=args.target)
     if args.action == "replay":
         return guard.replay_or_update(experiment, store, args.update, common)
@@ -220,7 +224,7 @@ def cmd_guard(args) -> int:
     if args.stack_seeds:  # stacked arithmetic rounds differently: its own runs and baseline
         if args.executor == "ray":
             raise ConfigError("--stack-seeds with --executor ray: one Ray task per run; choose one of them")
-        common["stacked"], store = True, ExperimentStore(args.dir / "stacked")
+        common["stacked"], store = True, ExperimentStore(args.dir / "stacked", args.device)
     if args.executor == "ray":  # baseline, check: the runs as Ray tasks (the replay stays in this process)
         from .night.cluster import RayExecutor
         from .options import ray_resources
@@ -244,16 +248,18 @@ def _add_dashboard(sub) -> None:
 def _add_data(sub) -> None:
     data = _subcommand(sub, "data", "download data into the cache, verify a data directory, or export the images one "
                                     "profile uses")
+    from .stores.data import FILENAMES as DATA_SETS  # the loaders' data sets
+
     actions = data.add_subparsers(dest="action", required=True)
     for action, text in (("fetch", "download into the cache (TRAINGUARD_CACHE_DIR, default ~/.cache/trainguard)"),
                          ("verify", "check the files of a data directory against the known releases")):
         sub_action = actions.add_parser(action, help=text)
-        sub_action.add_argument("names", nargs="*", default=["cifar10", "mnist"], help="cifar10, mnist [both]")
+        sub_action.add_argument("names", nargs="*", default=list(DATA_SETS), help=f"{', '.join(DATA_SETS)} [all]")
         sub_action.add_argument("--data-dir", type=Path, default=None, help="[$TRAINGUARD_DATA_DIR]")
         sub_action.add_argument("--cache-dir", type=Path, default=None)
     export = actions.add_parser("export", help="write only the images a profile uses (to copy to a host that "
                                                "cannot download); use the directory as --data-dir there")
-    export.add_argument("directory", type=Path, help="where to write cifar10.npz, mnist.npz and export.json")
+    export.add_argument("directory", type=Path, help="where to write the profile's data set (.npz) and export.json")
     export.add_argument("--profile", "--tg-profile", default="ci", help="the profile whose images to write [ci]")
     export.add_argument("--data-dir", type=Path, default=None, help="the full data [$TRAINGUARD_DATA_DIR, cache, download]")
     export.add_argument("--offline", "--tg-offline", action="store_true", help="never download the full data")
@@ -337,7 +343,6 @@ def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
 def cmd_report(args) -> int:
     """The report from stored runs only: the result cache, or a run log with --from-log. Nothing trains and nothing
     is replayed: the night's judge and record stages over what was stored."""
-    from .engines import overfit
     from .night.night import Night
     from .stores.runlog import histories_from_log
 
@@ -346,9 +351,7 @@ def cmd_report(args) -> int:
     histories = {}
     for log in args.from_log or []:  # later logs win for a run present in several
         histories.update(histories_from_log(log, options.profile.name))
-    # the MNIST experiment has no result cache: only what the run log(s) hold (nothing without --from-log)
-    experiment = overfit.OverfitExperiment.from_log(options.profile.mnist, histories) if options.profile.mnist else None
-    night = Night(options, experiment=experiment)
+    night = Night(options)
     night.notes.append("Re-rendered from stored results by `trainguard report`; nothing was trained.")
     if args.from_log is not None:
         night.matrix.preload({key: h for key, h in histories.items() if key[0] in options.profile.models})
@@ -367,7 +370,7 @@ def _rerendered_night_id(entry: dict) -> str:
     import hashlib
     import json
 
-    measured = {key: entry.get(key) for key in ("profile", "device_class", "seeds", "cells", "mnist", "time", "commit")}
+    measured = {key: entry.get(key) for key in ("profile", "device_class", "seeds", "cells", "time", "commit")}
     return "log-" + hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -473,7 +476,8 @@ def _update_goldens(matrix, args) -> int:
 
 
 def _update_baselines(matrix, args) -> int:
-    """The baseline seeds (trained, cached, or from --from-log), the MNIST distributions, the golden runs."""
+    """The baseline seeds (trained, cached, or from --from-log), the declared experiments' baselines, the golden
+    runs."""
     from .checks import CheckSession
 
     if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
@@ -496,15 +500,11 @@ def _update_baselines(matrix, args) -> int:
 
         executor = executor_for(matrix.options)  # the seeds' runs first: in process, or spread over the cluster
         executor.prepare()
-        plan = plan_baselines(session)
-        if args.skip_mnist:
-            plan = dataclasses.replace(plan, mnist_pairs=())
-        executor.execute(plan, session)
-    skip_mnist = args.skip_mnist or (args.from_log and not args.train_missing and session.profile.mnist is not None)
-    if skip_mnist and not args.skip_mnist:  # the run logs' runs are the models'; the MNIST pairs would train
-        print("note: the MNIST distributions are not rewritten from run logs (they hold the models' runs): pass "
-              "--train-missing to train its baseline seeds, or run without --from-log")
-    kinds = (["baseline", "experiments"] + ([] if skip_mnist else ["mnist_gaps"])
+        executor.execute(plan_baselines(session), session)
+    if args.skip_retired:
+        print("note: --skip-mnist is retired (the report's first experiment is a declared experiment now): it does "
+              "what --skip-experiments does", file=sys.stderr)
+    kinds = (["baseline"] + ([] if args.skip_experiments or args.skip_retired else ["experiments"])
              + ([] if args.skip_golden else ["replay", "experiment_replay"]))
     for line in session.update(kinds):
         print(line)
@@ -517,7 +517,6 @@ def _calibrate(matrix, args, path) -> int:
     from .audit.calibration import render
     from .checks import band_check_count, per_check_alpha
     from .checks import baseline as baseline_kind
-    from .checks import mnist as mnist_kind
     from .stores.runlog import histories_from_log
 
     histories = {}
@@ -525,18 +524,8 @@ def _calibrate(matrix, args, path) -> int:
         histories.update(histories_from_log(log, matrix.profile.name))
     reruns = {key: bl.curve(h) for key, h in histories.items() if key[0] in matrix.profile.models and h.completed} \
         if args.from_log else None
-    mnist = []
-    if matrix.profile.mnist is not None and not matrix.profile.mnist.synthetic:
-        from .engines.overfit import OverfitExperiment
-
-        experiment = OverfitExperiment.from_log(matrix.profile.mnist, histories)
-        for framework in matrix.profile.mnist.frameworks:
-            baseline = mnist_kind.read(matrix, framework)
-            if baseline is not None:
-                mnist.append((framework, baseline, {s: p.quantities() for (f, s), p in experiment.pairs.items()
-                                                    if f == framework} or None))
     print(render(baseline_kind.read(matrix), matrix.profile, per_check_alpha(matrix.profile),
-                 band_check_count(matrix.profile), reruns, mnist))
+                 band_check_count(matrix.profile), reruns))
     return 0
 
 
@@ -578,10 +567,7 @@ def cmd_selftest(args) -> int:
         return 2
     default = selftest.CI_INJECTIONS + (selftest.SUBTLE_INJECTIONS if args.replay_only else ())
     injections = selftest.by_name(args.injections) if args.injections else default
-    experiment = None
-    if matrix.profile.mnist is not None and any(not i.targets for i in injections):
-        experiment = matrix.mnist_experiment(log=False)  # injected runs stay out of the night's run log
-    outcomes = selftest.run_selftest(matrix, injections, experiment, log=args.selftest_log, bands=not args.replay_only)
+    outcomes = selftest.run_selftest(matrix, injections, log=args.selftest_log, bands=not args.replay_only)
     text = selftest.report_text(matrix, outcomes)
     path = report.write(args.report, text)
     run = [o for o in outcomes if not o.skipped]

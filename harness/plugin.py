@@ -156,8 +156,8 @@ def is_trainguard_test(item) -> bool:
 
 
 def test_group(item) -> str:
-    """The training run a test needs: its case's group — one per model (CIFAR) or framework (MNIST),
-    ``cross-model`` for the checks that compare models (they read the others' results)."""
+    """The training run a test needs: its case's group — one per model or declared experiment, ``cross-model`` for
+    the checks that compare models (they read the others' results)."""
     # A test whose kinds have no case gets one skipped placeholder (None): it belongs to no training run.
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "trainguard_case" in params:
@@ -283,6 +283,12 @@ def _parametrize_cases(metafunc: pytest.Metafunc, profile) -> None:
 
     marker = metafunc.definition.get_closest_marker("trainguard_kinds")
     wanted = marker.args if marker else None
+    from .core.registry import RETIRED
+
+    if retired := [name for name in wanted or () if name in RETIRED]:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: trainguard_kinds{tuple(retired)}: retired kind(s); "
+                                f"what they checked is now {sorted({RETIRED[n] for n in retired})} (the report's "
+                                f"experiments are declared experiments: docs/own-training.md)")
     try:
         kinds = [k for k in enabled_kinds(profile) if wanted is None or k.name in wanted]
     except ConfigError as exc:
@@ -324,8 +330,8 @@ def trainguard_matrix(request):
 
 @pytest.fixture(scope="session")
 def trainguard_checks(request, trainguard_matrix):
-    """The session's CheckSession: its check kinds, their references read once, the MNIST experiment. Under
-    ``--tg-update-baselines`` every stored reference (the baseline, the MNIST distributions) is measured first."""
+    """The session's CheckSession: its check kinds, their references read once. Under ``--tg-update-baselines``
+    every stored reference (the baseline, the declared experiments' baselines) is measured first."""
     from .stores.data import DataError
 
     night, state = get_night(request.config), _state(request.config)
@@ -343,8 +349,8 @@ def trainguard_checks(request, trainguard_matrix):
 
 
 def _update_references(config: pytest.Config) -> None:
-    """--tg-update-baselines: the references measured from the night's runs (the per-seed baseline, the MNIST
-    distributions), as the option says — the golden runs: `trainguard baselines update --golden` —, once per pytest
+    """--tg-update-baselines: the references measured from the night's runs (the per-seed baseline, the declared
+    experiments' baselines), as the option says — the golden runs: `trainguard baselines update --golden` —, once per pytest
     run (one writer: the process itself, or pytest-xdist's controller before its workers start)."""
     from .checks.baseline import baseline_file
 
@@ -484,7 +490,7 @@ def trainguard_night(request):
                 setattr(run, key, value)
             if state.values["update_baselines"]:
                 measured = Night(run, printer)
-                for line in measured.update_references():  # every reference: baseline, MNIST, golden runs
+                for line in measured.update_references():  # every reference: baselines, golden runs
                     printer(f"[trainguard] {line}")
                 run.baselines_dir = measured.options.baselines_dir
                 measured.close()

@@ -68,8 +68,8 @@ def preloaded(smoke_runs):
 
     matplotlib.use("Agg")
     for module in ("numpy.fft", "torch", "scipy.special", "scipy.optimize", "pandas", "tabulate", "matplotlib.pyplot",
-                   "trainguard.api", "trainguard.report.markdown", "trainguard.core.plots", "trainguard.engines.overfit",
-                   "trainguard.checks.baseline", "trainguard.checks.mnist", "trainguard.checks.conclusions",
+                   "trainguard.api", "trainguard.report.markdown", "trainguard.core.plots", "trainguard.engines.engine",
+                   "trainguard.checks.baseline", "trainguard.checks.declared_experiments", "trainguard.checks.conclusions",
                    "trainguard.checks.published", "trainguard.stores.golden", "trainguard.replay.golden_runs"):
         importlib.import_module(module)
     import torch

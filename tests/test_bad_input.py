@@ -33,10 +33,6 @@ def test_every_top_level_key_of_the_wrong_type_is_named(key):
 SECTION_KEYS = [
     ("statistics", "false_alarm_rate", "0.01"), ("statistics", "window", 1.5), ("statistics", "power", "high"),
     ("statistics", "start_window", "2"), ("statistics", "start_models", "Baseline1"),
-    ("mnist", "train_images", "200"), ("mnist", "validation_split", "a quarter"), ("mnist", "epochs", 2.5),
-    ("mnist", "batch_size", "32"), ("mnist", "lr", "0.001"), ("mnist", "dropout", "half"), ("mnist", "seeds", 3),
-    ("mnist", "baseline_seeds", "0-19"), ("mnist", "frameworks", "torch"), ("mnist", "min_rise", "0.1"),
-    ("mnist", "rise_note", 1), ("mnist", "synthetic", "no"),
     ("golden", "epochs", "3"), ("golden", "enabled", 1), ("golden", "isa", "true"), ("golden", "threads", 2.0),
     ("published", "seeds", "0,1"), ("published", "test_acc", "2.5"),
     ("training", "lr", "0.01"), ("training", "batch_size", 32.5), ("training", "momentum", True),

@@ -167,22 +167,21 @@ def test_data_verify_names_the_file(tmp_path, tiny_arrays, capsys):
 
 
 def test_timing_profile_on_generated_data_makes_no_checks_and_says_so(tmp_path, dirs, capsys):
-    """The gpu-timing profile, shrunk: generated CIFAR and MNIST tensors, report marked, exit 0."""
+    """The gpu-timing profile, shrunk: generated CIFAR-shaped tensors, report marked, exit 0."""
     text = (ROOT / "harness/profiles/gpu-timing.toml").read_text()
     small = (text.replace("train_per_class = 5000", "train_per_class = 10").replace("test_images = 10000", "test_images = 50")
-             .replace("budgets = [10, 20]", "budgets = [1]").replace('frameworks = ["torch", "keras"]', 'frameworks = ["torch"]')
-             .replace("batch_size = 8", "batch_size = 32"))
+             .replace("budgets = [10, 20]", "budgets = [1]").replace("batch_size = 8", "batch_size = 32"))
     profile = tmp_path / "timing.toml"
-    profile.write_text(small.replace('[mnist]', '[mnist]\nepochs = 1'))
+    profile.write_text(small)
     dirs[1] = str(profile)
     assert cli.main(["run", *dirs, "--report", str(tmp_path / "t.md")]) == 0
     assert "0 passed, 0 failed" in capsys.readouterr().out
     report = (tmp_path / "t.md").read_text()
-    assert "Synthetic data" in report and "MNIST on generated data" in report and "| training time" in report
-    # the run log alone re-renders both experiments
+    assert "Synthetic data" in report and "| training time" in report
+    # the run log alone re-renders the runs' tables
     assert cli.main(["report", *dirs, "--from-log", str(tmp_path / "runlog.jsonl"), "--report", str(tmp_path / "r.md")]) == 0
     again = (tmp_path / "r.md").read_text()
-    section = lambda text: text[text.index("## MNIST overfitting"):text.index("### torch")]
+    section = lambda text: text[text.index("## 1 epochs"):text.index("## Statistics")]
     assert section(again) == section(report)
 
 

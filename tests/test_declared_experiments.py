@@ -153,3 +153,35 @@ def test_the_night_replays_a_declared_experiment_s_golden_runs_and_flags_a_chang
     assert "regression small: changed at step 2 (loss)" in report  # the loss of step 1 is before its update
     monkeypatch.setenv("CI", "true")
     assert cli.main(["run", *dirs, "--report", str(project / "r3" / "report.md")]) == 1
+
+
+def test_an_undelivered_experiment_fails_its_case_instead_of_training(project):
+    """The judge only reads: a declared experiment whose check seeds' runs the execute stage did not deliver fails
+    its case, saying so, and nothing trains."""
+    import dataclasses
+
+    from trainguard.checks import CheckSession
+    from trainguard.checks.declared_experiments import experiment
+    from trainguard.core.registry import load
+    from trainguard.core.spec import load_profile
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
+
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0  # its baseline seeds, measured
+    options = Options(load_profile(str(project / "mine.toml")), device="cpu", threads=1, replay=False, figures=False,
+                      baselines_dir=project / "baselines", results_dir=project / "empty-results", run_log=None)
+    matrix = Matrix(options, printer=lambda _: None)
+    try:
+        session, kind = CheckSession(matrix), load("experiments")
+        [case] = kind.cases(session.profile)
+
+        def refuse(run):
+            raise AssertionError("the judge started a training run")
+
+        found = experiment(session, case.params[0])
+        session.declared_experiments[case.params[0]] = dataclasses.replace(found, train=refuse)
+        verdicts = session.judge(kind, case).verdicts
+    finally:
+        matrix.close()
+    assert verdicts and all(not v.passed for v in verdicts)
+    assert any("were not delivered by the execute stage" in v.message for v in verdicts), [v.message for v in verdicts]

@@ -486,3 +486,11 @@ def test_a_function_that_sets_torch_s_thread_count_leaves_the_process_s_count_as
                    epochs=1)
     assert record.status == "completed", record.message
     assert torch.get_num_threads() == before
+
+
+def test_runs_of_another_device_type_are_kept_apart_from_the_cpu_s(tmp_path):
+    """A CUDA run rounds differently from a CPU run: it is neither the CPU runs' cache nor their baseline."""
+    cpu, cuda, card = ExperimentStore(tmp_path), ExperimentStore(tmp_path, "cuda"), ExperimentStore(tmp_path, "cuda:1")
+    assert cpu.root == tmp_path and cuda.root == card.root == tmp_path / "cuda"
+    assert cpu.run_path("e", "v", 0, 2, 1, "abc") != cuda.run_path("e", "v", 0, 2, 1, "abc")
+    assert cpu.golden_path("e", "v") != cuda.golden_path("e", "v")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from trainguard.stores import data
-from trainguard.engines import overfit
 from trainguard.cli import main
 from trainguard.runs.export import export_profile_data
 from trainguard.runs.matrix import Matrix
@@ -24,13 +23,7 @@ models = ["Baseline1"]
 baseline_seeds = [0, 1]
 check_seeds = [100]
 checks = ["baseline"]
-[mnist]
-train_images = 20
-validation_split = 0.25
-epochs = 1
-seeds = [100]
-baseline_seeds = [0, 1]
-frameworks = ["torch"]
+experiments = ["trainguard.experiments.mnist_overfit:torch"]
 """
 
 
@@ -39,7 +32,7 @@ def full_data(tmp_path):
     rng = np.random.default_rng(0)
     directory = tmp_path / "full"
     directory.mkdir()
-    for name, shape, n_train in (("cifar10", (32, 32, 3), 80), ("mnist", (28, 28), 100)):
+    for name, shape, n_train in (("cifar10", (32, 32, 3), 80),):
         np.savez(directory / data.FILENAMES[name],
                  x_train=rng.integers(1, 256, size=(n_train, *shape), dtype=np.uint8),
                  y_train=rng.permutation(np.tile(np.arange(10, dtype=np.uint8), n_train // 10)),
@@ -62,12 +55,6 @@ def test_an_export_reads_back_as_exactly_the_profile_s_data(full_data, tmp_path)
     assert exported.data_fingerprint == full.data_fingerprint == manifest["cifar10"]["fingerprint"]
     assert np.array_equal(exported.dataset.x_val, full.dataset.x_val)
     assert "export for profile tiny" in exported.dataset.verification
-    mnist_export = overfit.load_mnist(profile.mnist, tmp_path / "export")
-    mnist_full = overfit.load_mnist(profile.mnist, directory)
-    for seed in (100, 0, 1):
-        a, b = overfit.small_subset(mnist_export, profile.mnist, seed), overfit.small_subset(mnist_full, profile.mnist, seed)
-        assert a.fingerprint() == b.fingerprint()
-    assert (mnist_export.x_train.reshape(100, -1).max(1) == 0).sum() > 0  # images no seed draws are blank
 
 
 def test_an_export_refuses_other_profiles_and_seeds(full_data, tmp_path):
@@ -76,20 +63,19 @@ def test_an_export_refuses_other_profiles_and_seeds(full_data, tmp_path):
     bigger = profile.__class__(**{**vars(profile), "train_per_class": 4})
     with pytest.raises(data.DataError, match="export.json: this export holds the data of profile tiny; profile tiny"):
         matrix(bigger, tmp_path / "export").dataset  # noqa: B018
-    mnist = overfit.load_mnist(profile.mnist, tmp_path / "export")
-    with pytest.raises(data.DataError, match="MNIST seed 7 needs images it does not hold"):
-        overfit.small_subset(mnist, profile.mnist, 7)
 
 
 def test_a_damaged_or_partial_export_is_an_error_naming_the_file(full_data, tmp_path):
     directory, profile = full_data
     export = tmp_path / "export"
     export_profile_data(profile, export, directory, allow_download=False, printer=lambda s: None)
-    manifest = json.loads((export / "export.json").read_text())
-    del manifest["mnist"]
-    (export / "export.json").write_text(json.dumps(manifest))
-    with pytest.raises(data.DataError, match="holds no mnist"):
+    with pytest.raises(data.DataError, match="holds no mnist"):  # a declared experiment's data is not exported
         data.load("mnist", export)
+    manifest = json.loads((export / "export.json").read_text())
+    del manifest["cifar10"]
+    (export / "export.json").write_text(json.dumps(manifest))
+    with pytest.raises(data.DataError, match="holds no cifar10"):
+        data.load("cifar10", export)
     (export / "export.json").write_text("{not json")
     with pytest.raises(data.DataError, match="export.json: not a readable trainguard export manifest"):
         data.load("cifar10", export)
@@ -100,7 +86,8 @@ def test_the_cli_writes_an_export(full_data, tmp_path, capsys):
     code = main(["data", "export", "--profile", str(tmp_path / "tiny.toml"), str(tmp_path / "out"),
                  "--data-dir", str(directory), "--offline"])
     assert code == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cifar10.npz", "export.json", "mnist.npz"]
-    assert "--data-dir" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cifar10.npz", "export.json"]
+    out = capsys.readouterr().out
+    assert "--data-dir" in out and "not exported: the data of the declared experiments" in out
     assert main(["data", "export", "--profile", "smoke", str(tmp_path / "none")]) == 2  # generated data only
     assert "nothing to export" in capsys.readouterr().err

@@ -1,8 +1,10 @@
-"""MNIST overfitting and the dropout fix (PROTOCOL.md, Experiment 1), per framework.
+"""MNIST overfitting and the dropout fix (PROTOCOL.md, Experiment 1), per framework: the ci profile's declared
+experiments (trainguard.experiments.mnist_overfit:torch and :keras), checked as any declared experiment is.
 
-Each check is made on the mean over the profile's MNIST seeds (held out of its baseline seeds):
-the gaps against the bands derived from the per-seed baseline, then the report's conclusions.
-Keras cases are skipped, with the reason, where TensorFlow is not installed.
+Each check is made on the mean over the experiment's check seeds (held out of its baseline seeds): every declared
+metric (train loss, test loss, the gap) of both variants inside the band of the stored baseline seeds, then the
+report's conclusions as claims (dropout shrinks the gap and lowers the final test loss). The Keras case is skipped,
+with the reason, where TensorFlow is not installed.
 """
 
 import pytest
@@ -10,13 +12,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.trainguard_kinds("mnist_gaps")
-def test_mnist_gaps_within_baseline(trainguard_case):
-    """The gap appears without dropout and dropout shrinks it, as much as in the baseline (derived bands)."""
+@pytest.mark.trainguard_kinds("experiments")
+def test_mnist_overfit_within_baseline(trainguard_case):  # [torch], [keras]
+    """Both variants' metrics within their bands, and the report's conclusions held, on the check seeds' mean."""
     trainguard_case.check()
 
 
-@pytest.mark.trainguard_kinds("mnist_conclusions")
-def test_mnist_dropout_conclusions(trainguard_case):
-    """The report's conclusions on the seed mean: dropout shrinks the gap and lowers the final test loss."""
+@pytest.mark.trainguard_kinds("experiment_replay")
+def test_mnist_overfit_replays(trainguard_case):  # [torch]; [keras] is skipped: it has no golden run
+    """The golden run of each variant rerun step by step: identical, or within its noise envelope."""
     trainguard_case.check()

@@ -6,16 +6,15 @@ from pathlib import Path
 import pytest
 
 from trainguard.stores import data
-from trainguard.engines import engine, overfit
+from trainguard.engines import engine
 from trainguard.runs import training
 from trainguard.api import run_profile
 from trainguard.checks import CheckSession
-from trainguard.checks.mnist import MnistConclusions
 from trainguard.night.execute import LocalExecutor
 from trainguard.night.plan import plan_night
 from trainguard.runs.matrix import Matrix
 from trainguard.runs.options import Options
-from trainguard.core.spec import OverfitConfig, load_profile
+from trainguard.core.spec import load_profile
 
 
 def _options(tmp_path, smoke_runs, results=None):
@@ -38,7 +37,7 @@ def test_the_plan_lists_every_run_before_anything_trains(tmp_path, smoke_runs, n
     session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None))
     plan = plan_night(session)
     assert [(r.model, r.seed) for r in plan.runs] == [(m, 100) for m in ("Baseline1", "Baseline2", "NewModel1", "NewModel2")]
-    assert all(r.spec.epochs == 3 for r in plan.runs) and plan.mnist_pairs == () and plan.goldens == ()
+    assert all(r.spec.epochs == 3 for r in plan.runs) and plan.experiments == () and plan.goldens == ()
     assert plan.describe() == "the night of smoke: 4 run(s) (Baseline1, Baseline2, NewModel1, NewModel2 × seeds 100)"
 
 
@@ -82,17 +81,6 @@ def test_the_replay_kind_judges_only_what_the_execute_stage_replayed(tmp_path, s
     assert all(not v.passed and "not replayed in this night's execute stage" in v.message
                for j in judged.values() for v in j.verdicts)
     assert all(v.flagged for j in judged.values() for v in j.verdicts)  # not strict: flagged, not failing
-
-
-def test_an_undelivered_mnist_pair_fails_its_cases_instead_of_training(tmp_path, smoke_runs, no_training):
-    config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("torch",))
-    experiment = overfit.OverfitExperiment(config, data.synthetic("mnist", 4, 2), device="cpu")
-    session = CheckSession(Matrix(_options(tmp_path, smoke_runs), printer=lambda s: None), experiment=experiment)
-    kind = MnistConclusions()
-    case = next(iter(kind.cases(load_profile("ci"))))
-    case = type(case)(case.kind, "torch", case.group, ("torch",))
-    verdicts = session.judge(kind, case).verdicts
-    assert verdicts and all(v.check == "run" and not v.passed and "did not deliver" in v.message for v in verdicts)
 
 
 class NothingDelivered:

@@ -107,8 +107,8 @@ def test_injected_regression_fails_naming_model_metric_and_tolerance(with_baseli
 
 @pytest.mark.parametrize("profile", ["smoke", "ci", "seed", "gpu-timing"])
 def test_every_shipped_profile_collects(pytester, profile, preloaded):
-    """`pytest -m slow --tg-profile P` (and so tox -e slow / gpu) collects for every shipped profile,
-    with or without an [mnist] section (a profile without one used to crash at collection)."""
+    """`pytest -m slow --tg-profile P` (and so tox -e slow / gpu) collects for every shipped profile, with or
+    without declared experiments."""
     for module in ("test_cifar10_matrix.py", "test_mnist_overfit.py", "test_selftest.py"):
         shutil.copy(ROOT / "tests" / module, pytester.path / f"test_project_{module.removeprefix('test_')}")
     result = pytester.runpytest_inprocess("-m", "slow", "--tg-profile", profile, "--collect-only", "-q",
@@ -249,7 +249,7 @@ def test_collecting_a_profile_s_checks_imports_no_training_engine(pytester):
               "sys.exit(int(code))\n")
     result = pytester.run(sys.executable, "-c", script)
     assert result.ret == 0, result.stdout.str()[-2000:]
-    assert "test_mnist_gaps_within_baseline[keras]" in result.stdout.str()
+    assert "test_mnist_overfit_within_baseline[keras]" in result.stdout.str()
     result.stdout.fnmatch_lines(["torch imported: False"])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trainguard.stores import baselines, golden, mnist_baselines
+from trainguard.stores import baselines, golden
 from trainguard.core import storage, watchdog
 from trainguard.stores.ledger import JsonLinesLedger, open_ledger
 from trainguard.stores.runlog import RunLog, read_events
@@ -250,23 +250,6 @@ def test_every_baseline_reader_refuses_a_truncated_or_non_finite_table(tmp_path,
         baselines.load_measured(path, ("Baseline1", "Baseline2"), (1, 2))
 
 
-@pytest.mark.parametrize("row, message", [
-    ("3,nan,0.1,0.5,0.2,1.0,1.1", "'gap_nodrop': nan is not a finite number"),
-    ("3,0.5,0.1,inf,0.2,1.0,1.1", "'gap_drop': inf is not a finite number"),
-    (None, r"seeds \[3\] of the metadata"),
-])
-def test_the_mnist_baseline_reader_refuses_non_finite_or_missing_seeds(tmp_path, row, message):
-    from trainguard.engines import overfit
-
-    path = tmp_path / "ci" / "mnist-torch-cpu.csv"
-    per_seed = {s: {q: 0.5 + s for q in overfit.QUANTITIES} for s in range(3)}
-    mnist_baselines.write_distribution(path, per_seed, {"seeds": [0, 1, 2, 3]})
-    if row is not None:
-        path.write_text(path.read_text() + row + "\n")
-    with pytest.raises(ConfigError, match=message):
-        mnist_baselines.load_distribution(path)
-
-
 def test_a_golden_with_a_non_finite_value_is_refused(tmp_path):
     raw = json.loads((SMOKE_GOLDENS / "Baseline1.json").read_text())
     raw["trace"]["parts"][0]["steps"]["loss"][3] = float("nan")
@@ -356,40 +339,28 @@ def test_a_child_that_hangs_is_killed_with_a_message_naming_it(monkeypatch):
     assert time.monotonic() - started < 30
 
 
-def test_a_hung_keras_child_fails_its_cases_with_the_message_and_the_night_goes_on(tmp_path, monkeypatch, smoke_runs):
-    """The Keras child of the MNIST experiment hangs before it starts (a sitecustomize that sleeps, only in
-    children): the run is a timeout, its cases fail with what hung, nothing raises."""
-    from trainguard.stores import data
-    from trainguard.engines import overfit
-    from trainguard.checks import CheckSession
-    from trainguard.checks.mnist import MnistConclusions
-    from trainguard.runs.matrix import Matrix
-    from trainguard.runs.training import deliver
-    from trainguard.runs.options import Options
-    from trainguard.core.spec import OverfitConfig, load_profile
+def test_a_hung_keras_child_is_a_timed_out_run_and_the_night_goes_on(tmp_path, monkeypatch):
+    """The Keras child of the MNIST plug-in hangs before it starts (a sitecustomize that sleeps, only in children):
+    the run is a timeout naming what hung, never cached, and nothing raises."""
+    import numpy as np
 
+    from trainguard.experiments import mnist_overfit
+    from trainguard.runs.experiment_runs import train
+    from trainguard.stores import data
+
+    fake = data.synthetic("mnist", train_per_class=4, test_per_class=2)
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "mnist.npz", x_train=fake.x_train, y_train=fake.y_train, x_test=fake.x_test,
+             y_test=fake.y_test)
     hang = tmp_path / "hang"
     hang.mkdir()
     (hang / "sitecustomize.py").write_text("import time\ntime.sleep(120)\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hang), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("TRAINGUARD_CHILD_TIMEOUT", "1")
-    config = OverfitConfig(train_images=20, epochs=1, seeds=(0,), baseline_seeds=(1, 2), frameworks=("keras",))
-    mnist = data.synthetic("mnist", train_per_class=4, test_per_class=2)
-    experiment = overfit.OverfitExperiment(config, mnist, device="cpu")
-    pair = experiment.deliver("keras", 0)
-    assert pair.nodrop.status == "timeout" and "the Keras run (dropout 0.0, seed 0)" in pair.nodrop.message
-    assert "TRAINGUARD_CHILD_TIMEOUT" in pair.nodrop.message and not pair.complete
-    matrix = Matrix(Options(load_profile("smoke"), device="cpu", baselines_dir=tmp_path / "b",
-                            results_dir=smoke_runs.copy(tmp_path / "results"), run_log=None), printer=lambda s: None)
-    session = CheckSession(matrix, experiment=experiment)
-    kind = MnistConclusions()
-    case = next(iter(kind.cases(load_profile("ci"))))
-    case = type(case)(case.kind, "keras", case.group, ("keras",))
-    if overfit.keras_available():
-        pytest.skip("TensorFlow is not installed: the keras cases are skipped before they read a run")
-    verdicts = session.judge(kind, case).verdicts
-    assert verdicts and not any(v.passed for v in verdicts)
-    assert all(v.check == "run" and "timeout" in v.message and "Keras run" in v.message for v in verdicts)
+    settings = mnist_overfit.Settings(train_images=20, epochs=1, check_seeds=(100,), baseline_seeds=(1, 2))
+    record = train(mnist_overfit.make(settings, "keras"), "nodrop", 0, 1, data_dir=tmp_path / "data")
+    assert record.status == "timeout" and "the Keras run (dropout 0.0, seed 0)" in record.message
+    assert "TRAINGUARD_CHILD_TIMEOUT" in record.message and not record.completed
 
 
 def test_a_lock_never_released_fails_that_run_not_the_night(tmp_path, monkeypatch, smoke_runs):

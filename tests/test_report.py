@@ -39,35 +39,6 @@ def test_loss_curve_figure_is_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
-def test_mnist_section_renders_with_the_ci_profile_thresholds(tmp_path):
-    from trainguard.core.history import EpochRecord, History
-    from trainguard.engines.overfit import Pair
-    from trainguard.core.spec import load_profile
-
-    def history(train, test):
-        h = History("m", 0, "cpu", 1)
-        h.epochs = [EpochRecord(i + 1, a, 90.0, b, 70.0, 0.1, {"val_loss": b, "val_acc": 80.0})
-                    for i, (a, b) in enumerate(zip(train, test))]
-        return h
-
-    config = load_profile("ci").mnist
-    pair = Pair("torch", 0, history([50, 1, 0], [20, 15, 18]), history([90, 9, 5], [30, 14, 12]))
-    from pathlib import Path
-
-    from trainguard.stores.baselines import load_published_mnist
-
-    published = load_published_mnist(Path(__file__).resolve().parent.parent / "baselines" / "published-mnist.csv")
-    from trainguard.checks.mnist import MnistPart
-
-    # the MNIST kind's part of the report, as write_report renders it (figures drawn beside the report)
-    [text] = MnistPart(config, [pair], published).sections(None, tmp_path / "r.md", figures=True)
-    assert "test-loss rise not checked" in text and "Rise check off:" in text and "derived from the per-seed" in text
-    assert "![Model loss, torch](r-mnist-loss-torch.png)" in text and (tmp_path / "r-mnist-loss-torch.png").stat().st_size
-    assert "| report" in text and "28.9" in text and "18.0000" in text
-    [undrawn] = MnistPart(config, [pair], published).sections(None, tmp_path / "s.md", figures=False)
-    assert "![Model loss" not in undrawn and not (tmp_path / "s-mnist-loss-torch.png").exists()
-
-
 def test_cifar_figures_are_written_and_embedded(tmp_path):
     from trainguard.core import plots
 

@@ -58,7 +58,7 @@ def test_injections_patch_only_inside_their_block(tmp_path):
             assert state() != before, injection.name
         assert state() == before, injection.name
     assert {i.kind for i in selftest.CI_INJECTIONS + selftest.SUBTLE_INJECTIONS} == {
-        "data", "labels", "preprocessing", "optimiser", "model", "evaluation", "mnist", "regulariser",
+        "data", "labels", "preprocessing", "optimiser", "model", "evaluation", "regulariser",
         "augmentation", "data order"}
 
 
@@ -84,14 +84,7 @@ def test_unknown_injection_is_named():
 @pytest.mark.selftest
 def test_the_profile_s_injections_are_all_caught(trainguard_matrix, request):
     """pytest -m selftest --tg-profile ci: every injected regression of the self-test list fails a check."""
-    from trainguard.engines.overfit import OverfitExperiment, load_mnist
-
-    experiment = None
-    if trainguard_matrix.profile.mnist is not None:
-        config, options = trainguard_matrix.profile.mnist, trainguard_matrix.options
-        experiment = OverfitExperiment(config, load_mnist(config, options.data_dir, options.allow_download),
-                                       trainguard_matrix.device, profile=trainguard_matrix.profile.name)
-    outcomes = selftest.run_selftest(trainguard_matrix, selftest.CI_INJECTIONS, experiment)
+    outcomes = selftest.run_selftest(trainguard_matrix, selftest.CI_INJECTIONS)
     missed = [o.injection.name for o in outcomes if not o.skipped and not o.caught]
     assert not missed, f"injected regressions not caught: {missed}\n{selftest.outcome_table(outcomes).to_markdown()}"
 

@@ -106,10 +106,16 @@ def test_profile_effective_thresholds_equal_the_derived_ones(profile_name):
     matrix = Matrix(Options(profile=profile, baselines_dir=REPO / "baselines", results_dir=None, run_log=None))
     table = baseline.read(matrix)
     assert table is not None and table.seeds == tuple(profile.baseline_seeds)
-    mnist = 0 if profile.mnist is None else len(profile.mnist.frameworks) * 2
+    from trainguard.checks.experiment_bands import check_count
+    from trainguard.core.experiment import load_experiment
+
+    # a declared experiment's bands: every declared metric of every variant at every budget (ci: the MNIST pair's
+    # gap and test loss, both variants, both frameworks)
+    experiments = sum(check_count(load_experiment(target)) for target in profile.experiments)
+    assert experiments == (8 if profile_name == "ci" else 0)
     st = profile.statistics
     starts = [m for m in profile.models if m in st.start_models] if st.start_window else []
-    checks = len(profile.models) * len(profile.budgets) * len(profile.checked_metrics) + len(starts) + mnist
+    checks = len(profile.models) * len(profile.budgets) * len(profile.checked_metrics) + len(starts) + experiments
     alpha = st.false_alarm_rate / checks
     window, k = st.window, len(profile.check_seeds)
     seeds_csv = REPO / "baselines" / profile_name / "cpu-seeds.csv"

@@ -25,7 +25,7 @@ def entry(test_acc=(50.0, 52.0), seconds=1.0, hardware="cpu X, 2 cores", lr=0.01
             "cells": {"NewModel1": {"20": {"test_acc": {"100": test_acc[0], "101": test_acc[1]}}}},
             "speed": {"NewModel1": {"trained": True, "epochs": 38, "epoch_seconds": seconds,
                                     "images_per_second": 10000 / seconds, "log_se": log_se, "peak_memory_mb": 900.0}},
-            "mnist": {}}
+            "experiments": {}}
 
 
 class Table:

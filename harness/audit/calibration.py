@@ -48,7 +48,7 @@ class NightResult:
 
 def night_failures(table: BaselineTable, night: dict[tuple[str, int], list[dict]], profile, alpha: float,
                    seeds: tuple[int, ...]) -> list[BandFailure]:
-    """Band checks of the CIFAR cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
+    """Band checks of the models' cells that fail for the mean of ``seeds`` in ``night`` (curves per (model, seed))."""
     from ..checks.baseline import derive, statistic
 
     failures = []
@@ -109,40 +109,6 @@ def noise_table(table: BaselineTable, profile) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def mnist_lines(framework: str, baseline, k: int, alpha: float, power: float, reruns: dict | None) -> list[str]:
-    """Leave-k-out false alarms and the MDE of the MNIST gap bands of one framework."""
-    from ..engines.overfit import BAND_QUANTITIES
-
-    values = baseline.values
-    seeds = sorted(baseline.per_seed)
-    groups = list(itertools.combinations(range(len(seeds)), k))
-    failed = 0
-    for group in groups:
-        held = set(group)
-        for quantity in BAND_QUANTITIES:
-            rest = [v for i, v in enumerate(values[quantity]) if i not in held]
-            band = stats.derive_band(rest, k, alpha, 1e-4, power)
-            if not band.contains(statistics.fmean(values[quantity][i] for i in group)):
-                failed += 1
-                break
-    lines = [f"- MNIST {framework}: leave-{k}-out over the {len(seeds)} baseline seeds, C({len(seeds)}, {k}) = "
-             f"{len(groups)} groups: **{failed} failed** a gap band."]
-    for quantity in BAND_QUANTITIES:
-        band = stats.derive_band(values[quantity], k, alpha, 1e-4, power)
-        tail = stats.tail_screen(values[quantity], 1e-4)
-        far = "no seed far from the others" if tail is None else \
-            f"{tail.describe(seeds[tail.index], len(seeds))}; the band holds it"
-        lines.append(f"  - {quantity}: baseline {band.center:.3f}, seed std {band.std:.3f}, band ±{band.halfwidth:.3f}, "
-                     f"MDE {band.mde:.3f}; tail screen: {far}")
-    if reruns:
-        night = [reruns[s] for s in sorted(reruns)][:k]
-        if len(night) == k:
-            bad = [q for q in BAND_QUANTITIES
-                   if not stats.derive_band(values[q], k, alpha, 1e-4, power).contains(statistics.fmean(n[q] for n in night))]
-            lines.append(f"  - real rerun, seeds {sorted(reruns)[:k]}: {'failed ' + ', '.join(bad) if bad else 'passed'}")
-    return lines
-
-
 def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list[str]:
     """The band checks whose baseline seeds hold one far from the others (stats.tail_screen), and how many
     leave-out failures are such a check failing a night that held its far seed out of the bands."""
@@ -170,7 +136,7 @@ def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list
     return lines
 
 
-def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None, mnist=()) -> str:
+def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None) -> str:
     k = len(profile.check_seeds)
     n = len(table.seeds)
     lines = [f"# Calibration of profile {profile.name}", "",
@@ -183,7 +149,7 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
     failed = [r for r in nights if r.failures]
     lines += ["## False alarms", "",
               f"- Leave-{k}-out: each of the C({n}, {k}) = {len(nights)} groups of {k} baseline seeds checked against "
-              f"bands from the other {n - k} seeds (CIFAR band checks): **{len(failed)} of {len(nights)} nights failed** "
+              f"bands from the other {n - k} seeds (the models' band checks): **{len(failed)} of {len(nights)} nights failed** "
               f"(expected at most {profile.statistics.false_alarm_rate * len(nights):.2f} at the stated rate; the groups "
               f"share seeds, so they are not independent trials)."]
     lines += [f"  - seeds {r.seeds}: {r.described()}" for r in failed]
@@ -193,8 +159,6 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
         lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "
                      f"({', '.join(str(r.seeds) for r in rerun) or 'none'}) → {len(rfailed)} failed.")
         lines += [f"  - seeds {r.seeds}: {r.described()}" for r in rfailed]
-    for framework, baseline, mnist_reruns in mnist:
-        lines += mnist_lines(framework, baseline, len(profile.mnist.seeds), alpha, profile.statistics.power, mnist_reruns)
     lines += ["", f"## Minimum detectable effect (n = {n}, k = {k}, α = {alpha:.3g}, power "
                   f"{profile.statistics.power:.0%})", "",
               "Per cell: the seed std s, the band's half-width t·s·√(1/n + 1/k), and the smallest true shift "

@@ -1,7 +1,7 @@
 """Detection self-test: inject known regressions into a copy of the run, check, and count what is caught.
 
 Each :class:`Injection` changes one thing a real regression could change (the data, the labels,
-the preprocessing, the optimiser, the model, the evaluation, the MNIST experiment) for the length
+the preprocessing, the optimiser, the model, the evaluation) for the length
 of a ``with`` block, by editing the Matrix's copy of the profile or data, or by patching one
 engine function. The injected runs are trained for the run's seeds with no result cache (nothing
 injected is ever stored where a clean run could read it) and checked with the same derived bands
@@ -10,11 +10,12 @@ as a night. A check that fails on them caught the injection; the report lists wh
 Every injection is also run through the replay of the golden runs (trainguard.replay.golden_runs): the same
 patch, a few seconds per model, and the first step and quantity it moved. :data:`SUBTLE_INJECTIONS`
 are changes a regression harness should see and that seed-noise bands on two CPU cores mostly cannot
-(a small optimiser change, a regulariser, augmentation, data-order and evaluation details, MNIST
-details): ``trainguard selftest --replay-only`` measures the replay on all of them in minutes.
+(a small optimiser change, a regulariser, augmentation, data-order and evaluation details):
+``trainguard selftest --replay-only`` measures the replay on all of them in minutes.
 
 ``trainguard selftest --profile ci`` runs :data:`CI_INJECTIONS`; the fast suite runs a gross one
-on generated data (tests/test_selftest.py).
+on generated data (tests/test_selftest.py). It injects into the profile's models only: a declared experiment is
+the user's code, which the self-test cannot patch.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from ..stores import golden
 @dataclass(frozen=True)
 class Injection:
     name: str
-    kind: str  # data | labels | preprocessing | optimiser | model | evaluation | mnist
+    kind: str  # data | labels | preprocessing | optimiser | model | evaluation | …
     description: str
-    targets: tuple[str, ...]  # CIFAR models trained under it; () for the MNIST experiment
-    apply: Callable[[object], ContextManager]  # (matrix or experiment) → context in which the regression holds
+    targets: tuple[str, ...]  # the models trained under it
+    apply: Callable[[object], ContextManager]  # matrix → context in which the regression holds
 
 
 @dataclass
@@ -157,18 +158,6 @@ def _evaluate_in_train_mode(matrix):
     return _replaced(engine, "evaluate", evaluate)
 
 
-def _mnist_weaker_dropout(experiment):
-    """MNIST experiment bug: the dropout arm trained at rate 0.1 instead of the profile's."""
-    return _replaced(experiment, "config", dataclasses.replace(experiment.config, dropout=0.1))
-
-
-def _mnist_config_change(**changes):
-    def apply(experiment):
-        values = {k: (v(getattr(experiment.config, k)) if callable(v) else v) for k, v in changes.items()}
-        return _replaced(experiment, "config", dataclasses.replace(experiment.config, **values))
-    return apply
-
-
 def _label_smoothing(amount: float):
     """A regulariser: the training loss with label smoothing (evaluation keeps plain cross-entropy)."""
     def apply(matrix):
@@ -226,21 +215,6 @@ def _test_time_flip(matrix):
     return _replaced(engine, "evaluate", evaluate)
 
 
-def _adam_epsilon(eps: float):
-    """MNIST (PyTorch) detail: Adam's epsilon at PyTorch's default 1e-8 instead of Keras' 1e-7."""
-    def apply(experiment):
-        import torch
-
-        original = engine.make_optimizer
-
-        def make(config, parameters):
-            if config.optimizer == "adam":
-                return torch.optim.Adam(parameters, lr=config.lr, eps=eps, weight_decay=config.weight_decay)
-            return original(config, parameters)
-        return _replaced(engine, "make_optimizer", make)
-    return apply
-
-
 CHEAP = ("Baseline1", "NewModel1")
 CI_INJECTIONS = (
     Injection("half-data", "data", "every second training image dropped (a loader filter bug)", CHEAP,
@@ -254,8 +228,6 @@ CI_INJECTIONS = (
     Injection("relu-to-tanh", "model", "every ReLU built as Tanh", ("NewModel1",), _relu_to_tanh),
     Injection("eval-in-train-mode", "evaluation", "model.eval() forgotten before evaluation (dropout on, "
               "BatchNorm on batch statistics)", ("NewModel2",), _evaluate_in_train_mode),
-    Injection("mnist-dropout-0.1", "mnist", "the MNIST dropout arm trained at rate 0.1 instead of 0.5", (),
-              _mnist_weaker_dropout),
 )
 ALL_MODELS = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
 SUBTLE_INJECTIONS = (
@@ -274,12 +246,6 @@ SUBTLE_INJECTIONS = (
               _one_image_fewer),
     Injection("test-time-flip", "evaluation", "test and validation images evaluated mirrored", CHEAP,
               _test_time_flip),
-    Injection("mnist-dropout-0.4", "mnist", "the MNIST dropout arm at rate 0.4 instead of 0.5", (),
-              _mnist_config_change(dropout=0.4)),
-    Injection("mnist-lr-plus-1pct", "mnist", "the MNIST learning rate 1 % higher", (),
-              _mnist_config_change(lr=lambda lr: lr * 1.01)),
-    Injection("mnist-adam-eps-1e-8", "mnist", "PyTorch's Adam at epsilon 1e-8 instead of Keras' 1e-7 (torch only)",
-              (), _adam_epsilon(1e-8)),
 )
 #: The gross injection the fast suite must catch on generated data.
 GROSS = Injection("permuted-labels", "labels", "training labels permuted (no relation to the images left)",
@@ -289,41 +255,28 @@ GROSS = Injection("permuted-labels", "labels", "training labels permuted (no rel
 # --------------------------------------------------------------------------- running them
 
 
-def replay_under(matrix, injection: Injection, experiment=None, printer=print) -> list:
-    """The golden runs of ``injection``'s targets (its CIFAR models, or the MNIST frameworks) replayed under it."""
+def replay_under(matrix, injection: Injection, printer=print) -> list:
+    """The golden runs of ``injection``'s target models replayed under it."""
     from ..replay import golden_runs as replay
 
-    names = [n for n in matrix.profile.golden_names()
-             if (n in injection.targets if injection.targets else n.startswith("mnist-"))]
+    names = [n for n in matrix.profile.golden_names() if n in injection.targets]
     if not names:
         return []
-    if injection.targets:
-        with injection.apply(matrix):
-            return replay.replay(matrix, names, printer)
-    fresh = _fresh_experiment(experiment)
-    with injection.apply(fresh):
-        return replay.replay(matrix, names, printer, experiment=fresh)
+    with injection.apply(matrix):
+        return replay.replay(matrix, names, printer)
 
 
-def _fresh_experiment(experiment):
-    from ..engines.overfit import OverfitExperiment
-
-    return OverfitExperiment(experiment.config, experiment.mnist, experiment.device, profile=experiment.profile)
-
-
-def run_injection(matrix, injection: Injection, experiment=None, printer=print, log=None, bands: bool = True,
+def run_injection(matrix, injection: Injection, printer=print, log=None, bands: bool = True,
                   replay: bool = True) -> InjectionResult:
     """Replay the golden runs under ``injection`` (``replay``), then train its targets under it (fresh, never
     cached) and check them against the baseline (``bands``)."""
     missing = [m for m in injection.targets if m not in matrix.profile.models]
     if missing:
         return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no {', '.join(missing)}")
-    if not injection.targets and (experiment is None or matrix.profile.mnist is None):
-        return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
-    replayed = replay_under(matrix, injection, experiment, printer) if replay else []
+    replayed = replay_under(matrix, injection, printer) if replay else []
     if not bands:
         return InjectionResult(injection, replay=replayed, bands_run=False)
-    outcome = _run_bands(matrix, injection, experiment, printer, log)
+    outcome = _run_bands(matrix, injection, printer, log)
     outcome.replay = replayed
     return outcome
 
@@ -340,15 +293,13 @@ def _judged(session, cases) -> list[compare.Verdict]:
     return verdicts
 
 
-def _run_bands(matrix, injection: Injection, experiment, printer, log) -> InjectionResult:
+def _run_bands(matrix, injection: Injection, printer, log) -> InjectionResult:
     """Train the targets under the injection and judge, exactly as a night does, every enabled kind's cases that
     read them (cases of other models only would judge the clean runs again). The other models a cross-model case
     reads are taken clean (cache or trained) before the injection is applied."""
     from ..checks import CheckSession
     from ..checks.baseline import checkable
 
-    if not injection.targets:
-        return _run_mnist(matrix, injection, experiment, printer)
     if "baseline" in matrix.profile.checks and (problem := checkable(matrix)[1]):
         return InjectionResult(injection, skipped=problem)
     from ..runs.training import deliver
@@ -375,25 +326,11 @@ def _run_bands(matrix, injection: Injection, experiment, printer, log) -> Inject
     return InjectionResult(injection, verdicts)
 
 
-def _run_mnist(matrix, injection: Injection, experiment, printer) -> InjectionResult:
-    if experiment is None or matrix.profile.mnist is None:
-        return InjectionResult(injection, skipped=f"profile {matrix.profile.name} has no MNIST experiment")
-    from ..checks import CheckSession
-
-    fresh = _fresh_experiment(experiment)
-    session = CheckSession(matrix, experiment=fresh)
-    with injection.apply(fresh):
-        printer(f"[trainguard] selftest {injection.name}: MNIST {', '.join(fresh.config.frameworks)}, seeds "
-                f"{list(fresh.config.seeds)}, with {injection.description}")
-        verdicts = _judged(session, [(k, c) for k, c in session.cases() if c.group.startswith("mnist-")])
-    return InjectionResult(injection, verdicts)
-
-
-def run_selftest(matrix, injections=CI_INJECTIONS, experiment=None, printer=print, log=None, bands: bool = True,
+def run_selftest(matrix, injections=CI_INJECTIONS, printer=print, log=None, bands: bool = True,
                  replay: bool = True) -> list[InjectionResult]:
     """Every injection in turn; ``log``: a run log of its own for the injected runs (None: not logged);
     ``bands=False``: the replay only (seconds per injection instead of a night's training)."""
-    return [run_injection(matrix, injection, experiment, printer, log, bands, replay) for injection in injections]
+    return [run_injection(matrix, injection, printer, log, bands, replay) for injection in injections]
 
 
 def by_name(names) -> tuple[Injection, ...]:
@@ -441,7 +378,7 @@ def outcome_table(outcomes: list[InjectionResult]) -> pd.DataFrame:
     for o in outcomes:
         records.append({
             "injection": o.injection.name, "kind": o.injection.kind, "what": o.injection.description,
-            "trained": ", ".join(o.injection.targets) or "MNIST",
+            "trained": ", ".join(o.injection.targets),
             "result": "not run" if o.skipped else ("caught" if o.caught else "**MISSED**"),
             "replay (first step that moved)": replay_cell(o),
             "outcome bands that failed": bands_cell(o),

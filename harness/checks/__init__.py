@@ -102,8 +102,8 @@ class CheckKind:
         return []
 
     def stopped_runs(self, session: "CheckSession", case: Case) -> list:
-        """Runs ``case`` reads outside the CIFAR matrix (the MNIST pairs) that did not complete: they fail the case
-        first, each with why (a timeout, a hung child), as a stopped run of :meth:`runs` does."""
+        """Histories ``case`` reads outside the matrix of models that did not complete: they fail the case first,
+        each with why (a timeout, a hung child), as a stopped run of :meth:`runs` does."""
         return []
 
     def deliver(self, session: "CheckSession", case: Case, runner=None) -> None:
@@ -158,15 +158,14 @@ def per_check_alpha(profile) -> float:
 
 class CheckSession:
     """One run's checks over its runs (a :class:`trainguard.runs.matrix.Matrix`): the enabled kinds, their references
-    (read once), the MNIST experiment (built once), and the judging policy."""
+    (read once), and the judging policy."""
 
-    def __init__(self, matrix, experiment=None) -> None:
+    def __init__(self, matrix) -> None:
         self.matrix = matrix
         self.profile = matrix.profile
         self.kinds = [kind for kind in enabled_kinds(self.profile) if kind.active(matrix.options)]
         self.replays: dict = {}  # golden name (and "inputs") → its replay's Outcome, from the execute stage
         self.source_logs: list = []  # the run logs the stored runs came from (baselines update --from-log)
-        self._experiment = experiment
         self._references: dict = {}
         self._missing: dict = {}  # one failing verdict per missing reference, however many cases read it
         self.notes: list[str] = []  # why cases checked nothing, in the order met
@@ -185,18 +184,6 @@ class CheckSession:
     def alpha(self) -> float:
         """The per-check false-alarm rate, split over the enabled kinds' band checks (once: every band reads it)."""
         return per_check_alpha(self.profile)
-
-    @property
-    def experiment(self):
-        """Experiment 1 (MNIST) of this run, built on first use (None without an [mnist] section)."""
-        if self._experiment is None and self.profile.mnist is not None:
-            self._experiment = self.matrix.mnist_experiment()
-        return self._experiment
-
-    @property
-    def built_experiment(self):
-        """The MNIST experiment if this run built or was given one (None otherwise; building none)."""
-        return self._experiment
 
     def kind(self, name: str) -> CheckKind | None:
         return next((k for k in self.kinds if k.name == name), None)
@@ -287,7 +274,7 @@ class CheckSession:
     def update(self, names_: list[str] | None = None) -> list[str]:
         """The one way references are rewritten (``trainguard baselines update``, ``--tg-update-baselines``,
         ``trainguard_night``): measure every enabled kind's stored reference (or those named) — the per-seed
-        baseline, the MNIST distributions, the golden runs — then read them again. What changed, line by line."""
+        baseline, the declared experiments' baselines, the golden runs — then read them again. What changed, line by line."""
         lines = []
         for kind in self.kinds:
             if kind.reference_policy == "stored" and (names_ is None or kind.name in names_):

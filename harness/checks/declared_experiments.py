@@ -51,7 +51,7 @@ def experiment(session, target: str):
 def baseline_store(session):
     from ..stores.experiment_records import ExperimentStore
 
-    return ExperimentStore(session.matrix.references.directory / "experiments")
+    return ExperimentStore(session.matrix.references.directory / "experiments", session.matrix.device.type)
 
 
 def night_store(session):
@@ -63,7 +63,7 @@ def night_store(session):
         if getattr(session, "experiment_scratch", None) is None:
             session.experiment_scratch = tempfile.mkdtemp(prefix="trainguard-experiments-")
         root = session.experiment_scratch
-    return ExperimentStore(Path(root) / "experiments")
+    return ExperimentStore(Path(root) / "experiments", session.matrix.device.type)
 
 
 def run_settings(session) -> dict:
@@ -84,6 +84,34 @@ def local_runner(session, found, target: str, seeds, store) -> dict:
     return runs(found, seeds, store, **run_settings(session))
 
 
+def night_cells(session) -> dict:
+    """What the ledger records of the declared experiments this night: name → variant → budget → metric → seed →
+    value, for each variant whose check seeds' runs all completed (a failed run measured nothing)."""
+    cells = {}
+    for target, runs in session.__dict__.get("experiment_runs", {}).items():
+        found = experiment(session, target)
+        for variant in found.variants:
+            records = [r for (v, _), r in sorted(runs.items()) if v == variant]
+            if records and all(r.completed for r in records):
+                cells.setdefault(found.name, {})[variant] = {
+                    str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in found.metrics} for b in found.budgets}
+    return cells
+
+
+def baseline_tables(session) -> dict:
+    """name → the baseline seeds' values of each declared experiment with a baseline (drift reads its seed noise)."""
+    from ..runs.experiment_runs import baseline_of
+    from .experiment_night import ExperimentTable
+
+    tables = {}
+    for target in session.__dict__.get("experiment_runs", {}):
+        found = experiment(session, target)
+        baseline, _ = baseline_of(found, baseline_store(session), session.matrix.threads)
+        if baseline is not None:
+            tables[found.name] = ExperimentTable(baseline, dict(found.metrics))
+    return tables
+
+
 class DeclaredExperiments(CheckKind):
     name = "experiments"
     reference_policy = "stored"
@@ -100,6 +128,9 @@ class DeclaredExperiments(CheckKind):
 
     def cases(self, profile) -> list[Case]:
         return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
+
+    def unavailable(self, session, case) -> str | None:
+        return experiment(session, case.params[0]).unavailable()
 
     def deliver(self, session, case, runner=local_runner) -> None:
         """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks); kept for the
@@ -146,6 +177,9 @@ class DeclaredExperiments(CheckKind):
         lines = []
         for target in session.profile.experiments:
             found = experiment(session, target)
+            if why := found.unavailable():
+                lines.append(f"experiment {found.name} skipped: {why}")
+                continue
             runs = local_runner(session, found, target, found.baseline_seeds, baseline_store(session))
             failed = [r for r in runs.values() if not r.completed]
             if failed:

@@ -21,8 +21,12 @@ from .trend import drift_verdicts, hardware, speed_verdicts
 class ExperimentTable:
     """The baseline seeds' values as drift reads a baseline table (values per cell, the metric's resolution)."""
 
-    def __init__(self, baseline: dict[tuple[str, int], Record]) -> None:
+    def __init__(self, baseline: dict[tuple[str, int], Record], metrics: dict[str, str] | None = None) -> None:
         self.records = [r for r in baseline.values() if r.completed]
+        self.metrics = dict(metrics or {})  # metric → "higher" / "lower": which way a step is worse
+
+    def lower_is_better(self, metric: str) -> bool | None:
+        return {"lower": True, "higher": False}.get(self.metrics.get(metric))
 
     def has(self, metric: str) -> bool:
         return all(metric in r.epochs for r in self.records)
@@ -53,7 +57,7 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             "versions": {k: str(v) for k, v in versions().items()}, "data": _inputs(night),
             "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
                          for variant, settings in experiment.variants.items()},
-            "seeds": seeds, "window": 1, "cells": cells, "speed": speed, "mnist": {},
+            "seeds": seeds, "window": 1, "cells": cells, "speed": speed, "experiments": {},
             "result": "FAIL" if failed else "PASS", "failed": [v.case for v in failed],
             "failures": [v.message for v in failed][:50], "flags": [], "replay": {},
             "bands": {"metric": next(iter(experiment.metrics)),
@@ -70,9 +74,10 @@ def _inputs(night: dict[tuple[str, int], Record]) -> str | None:
 
 
 def between_nights(entry: dict, earlier: list[dict], baseline: dict[tuple[str, int], Record],
-                   false_alarm_rate: float = 0.01, power: float = 0.9) -> tuple[list, list[str]]:
+                   false_alarm_rate: float = 0.01, power: float = 0.9,
+                   metrics: dict[str, str] | None = None) -> tuple[list, list[str]]:
     """Drift against the previous night and speed against the earlier ones (flags), and what was not compared."""
-    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline), {},
+    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline, metrics), {},
                                         false_alarm_rate, power)
     speed, speed_notes = speed_verdicts(earlier, entry, false_alarm_rate)
     flags = drift + speed

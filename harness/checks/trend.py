@@ -25,10 +25,9 @@ import uuid
 from ..core import stats
 from ..core.compare import Verdict, check_band
 from ..core.environment import cpu_name, git_commit, versions
-from ..engines.overfit import BAND_QUANTITIES
 from ..core.spec import METRIC_LABELS
 
-LABELS = {**METRIC_LABELS, "gap_nodrop": "gap without dropout", "gap_drop": "gap with dropout"}
+LABELS = dict(METRIC_LABELS)
 
 
 def hardware(device_name: str) -> str:
@@ -53,9 +52,11 @@ def speed_of(histories: list, images: int) -> dict:
             "peak_memory_mb": max(peaks) if peaks else None}
 
 
-def history_entry(matrix, experiment=None) -> dict:
+def history_entry(matrix, experiments: dict | None = None) -> dict:
     """The compact record of one run that later nights compare against (its ``result`` and ``failed``
-    are set by :func:`trainguard.api.summarize` once every verdict, flags included, is known)."""
+    are set by :func:`trainguard.api.summarize` once every verdict, flags included, is known). ``experiments``: the
+    declared experiments' values, name → variant → budget → metric → seed → value
+    (trainguard.checks.declared_experiments.night_cells)."""
     from .baseline import checked_value
     from ..engines.engine import device_name
 
@@ -76,14 +77,6 @@ def history_entry(matrix, experiment=None) -> dict:
             speed[model] = speed_of(histories, len(matrix.dataset.x_train))
         elif histories:
             speed[model] = {"trained": False}
-    mnist = {}
-    if experiment is not None and not experiment.config.synthetic:
-        for (framework, seed), pair in sorted(experiment.pairs.items()):
-            if not pair.complete:
-                continue  # a stopped run (its checks failed with why) measured no quantity
-            quantities = pair.quantities()
-            for q in BAND_QUANTITIES:
-                mnist.setdefault(framework, {}).setdefault(q, {})[str(seed)] = quantities[q]
     return {
         "run_id": uuid.uuid4().hex[:12],
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -91,7 +84,7 @@ def history_entry(matrix, experiment=None) -> dict:
         "commit": git_commit(), "versions": versions(), "data": matrix.data_fingerprint,
         "training": {m: vars(profile.training(m)) for m in profile.models},
         "seeds": list(seeds), "window": profile.statistics.window,
-        "cells": cells, "speed": speed, "mnist": mnist,
+        "cells": cells, "speed": speed, "experiments": experiments or {},
     }
 
 
@@ -128,17 +121,21 @@ def drift_checks(before: dict, now: dict) -> list[tuple]:
                 old = before.get("cells", {}).get(model, {}).get(budget, {}).get(metric)
                 if old:
                     checks.append(("cell", model, int(budget), metric, old, values))
-    for framework, quantities in now.get("mnist", {}).items():
-        for q, values in quantities.items():
-            old = before.get("mnist", {}).get(framework, {}).get(q)
-            if old:
-                checks.append(("mnist", framework, None, q, old, values))
+    for name, variants in now.get("experiments", {}).items():
+        for variant, budgets in variants.items():
+            for budget, metrics in budgets.items():
+                for metric, values in metrics.items():
+                    old = before.get("experiments", {}).get(name, {}).get(variant, {}).get(budget, {}).get(metric)
+                    if old:
+                        checks.append(("experiment", (name, variant), int(budget), metric, old, values))
     return checks
 
 
-def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict, false_alarm_rate: float,
+def drift_verdicts(before: dict | None, now: dict, table, experiment_tables: dict, false_alarm_rate: float,
                    power: float) -> tuple[list[Verdict], list[str]]:
-    """One verdict per cell and metric that both runs hold (check ``drift``), and notes on what was not checked."""
+    """One verdict per cell and metric that both runs hold (check ``drift``), and notes on what was not checked.
+    ``table``: the models' baseline (the seed noise of a cell); ``experiment_tables``: a declared experiment's name →
+    its baseline seeds' values (trainguard.checks.experiment_night.ExperimentTable)."""
     if before is None:
         return [], ["drift: no earlier run of this profile on this device class in the ledger"]
     checks, notes = drift_checks(before, now), []
@@ -148,19 +145,22 @@ def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict,
         if kind == "cell":
             if table is None or not table.has(metric) or now.get("window") != before.get("window"):
                 continue
-            comparable.append((check, table.values(name, budget, metric, now["window"]), table.resolution(metric)))
-        elif mnist_baselines.get(name) is not None:
-            comparable.append((check, mnist_baselines[name].values[metric], 1e-4))
+            comparable.append((check, table.values(name, budget, metric, now["window"]), table.resolution(metric),
+                               _direction(table, metric)))
+        elif (found := experiment_tables.get(name[0])) is not None and found.has(metric):
+            comparable.append((check, found.values(name[1], budget, metric), found.resolution(metric),
+                               _direction(found, metric)))
     if not comparable:
         return [], ["drift: nothing comparable between the last two runs (no baseline to measure the seed noise)"]
     alpha = stats.per_check_alpha(false_alarm_rate, len(comparable))
     verdicts = []
-    for (kind, name, budget, metric, old, values), baseline_values, resolution in comparable:
+    for (kind, name, budget, metric, old, values), baseline_values, resolution, lower in comparable:
         band = stats.drift_band(baseline_values, _mean(old), len(old), len(values), alpha, resolution, power)
-        subject = f"{name}-{budget}" if budget else f"mnist-{name}"
+        subject = f"{name}-{budget}" if kind == "cell" else f"{name[0]} {name[1]}-{budget}"
         verdict = check_band(subject, metric, LABELS.get(metric, metric), _mean(values), band,
                              f"the previous run ({before.get('time', '?')}, commit {before.get('commit', '?')})",
-                             check="drift", model=name if kind == "cell" else None, budget=budget)
+                             check="drift", model=name if kind == "cell" else None, budget=budget,
+                             lower_is_better=lower)
         if not verdict.passed:
             causes = likely_causes(before, now, name if kind == "cell" else None)
             message = verdict.message.replace("REGRESSION (worse than baseline)", "STEP (worse than the previous run)")
@@ -170,6 +170,12 @@ def drift_verdicts(before: dict | None, now: dict, table, mnist_baselines: dict,
             verdict = Verdict(**{**verdict.__dict__, "message": message})
         verdicts.append(verdict)
     return verdicts, notes
+
+
+def _direction(table, metric: str) -> bool | None:
+    """A declared metric's direction, where the table knows it (an experiment's); None: the metric's name decides."""
+    known = getattr(table, "lower_is_better", None)
+    return known(metric) if known is not None else None
 
 
 def speed_verdicts(earlier: list[dict], now: dict, false_alarm_rate: float) -> tuple[list[Verdict], list[str]]:

@@ -38,7 +38,7 @@ def settle(verdict: "Verdict", fails: bool) -> "Verdict":
 
 @dataclass(frozen=True)
 class Verdict:
-    check: str  # baseline | ranking | budget_improves | run | overfit | dropout
+    check: str  # baseline | ranking | budget_improves | run | replay | drift | speed | experiment | … (a kind's name)
     subject: str  # e.g. "NewModel2-20", "ranking@10", "Baseline1 10→20"
     passed: bool
     message: str
@@ -82,15 +82,17 @@ def _fmt(value: float) -> str:
 
 
 def check_band(subject: str, metric: str, label: str, measured: float, band: Band, source: str,
-               check: str = "baseline", model: str | None = None, budget: int | None = None) -> Verdict:
-    """The night's value (a mean over its seeds) inside the band derived from the baseline's seeds."""
+               check: str = "baseline", model: str | None = None, budget: int | None = None,
+               lower_is_better: bool | None = None) -> Verdict:
+    """The night's value (a mean over its seeds) inside the band derived from the baseline's seeds.
+    ``lower_is_better``: the metric's declared direction (None: a loss is lower-is-better, anything else higher)."""
     delta = measured - band.center
     passed = band.contains(measured)
     useless = uninformative(metric, band)
     message = (f"{subject} {label}: measured {_fmt(measured)} (mean of {band.k} seed{'s' if band.k > 1 else ''}), "
                f"{band.describe()} from {source}, difference {delta:+.4f}; smallest shift caught "
                f"{band.power:.0%} of the time {band.mde:.4f}"
-               + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta)
+               + ("" if passed else " — REGRESSION (worse than baseline)" if _is_worse(metric, delta, lower_is_better)
                   else " — DEVIATION (better than baseline: check what changed)")
                + (f" — UNINFORMATIVE: {useless}; it cannot fail (more baseline seeds or a larger eval set narrow it)"
                   if useless else ""))
@@ -111,8 +113,8 @@ def check_against_published(model: str, budget: int, metric: str, values: list[f
     return Verdict("published", f"{model}-{budget}", passed, message, model, budget, metric, mean, published, band)
 
 
-def _is_worse(metric: str, delta: float) -> bool:
-    higher_is_worse = metric.endswith("loss") or metric in ("gap_drop", "ratio")  # gap_nodrop: the overfit shown
+def _is_worse(metric: str, delta: float, lower_is_better: bool | None = None) -> bool:
+    higher_is_worse = metric.endswith("loss") if lower_is_better is None else lower_is_better
     return delta > 0 if higher_is_worse else delta < 0
 
 

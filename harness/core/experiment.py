@@ -75,7 +75,8 @@ class Experiment:
     ``budgets``: the epoch counts checked (each run trains once to the largest; the others are its snapshots);
     ``variants``: name → settings handed to the function as ``run.settings``;
     ``baseline_seeds`` / ``check_seeds``: the seeds the baseline measures / a night checks (never the same);
-    ``replay_budget``: the epochs of the golden runs, traced step by step;
+    ``replay_budget``: the epochs of the golden runs, traced step by step (0: no golden run — for a function that
+    reports no steps, or one too costly to run three times; the replay then sees nothing of it);
     ``modules``: the user's own modules (files) besides the function's, whose source keys the result cache;
     ``data``: optional, a function of a run returning the batches its step loop receives (a DataLoader: returned
     once, iterated once per epoch). Given it, the replay fingerprints that data path at full scale — every batch of
@@ -86,7 +87,10 @@ class Experiment:
     replay's noise envelope then covers it too, beside another thread count and, on x86, a lower instruction set;
     ``train_stacked``: optional, a function of several runs (one variant, one budget, several seeds) that trains them
     at once, each reporting through its own run — what ``--stack-seeds`` uses (its runs and baseline kept apart:
-    stacked arithmetic rounds differently).
+    stacked arithmetic rounds differently);
+    ``requires``: optional, a function of nothing returning why the experiment cannot run on this machine (a missing
+    framework: "tensorflow not installed; pip install …"), or None when it can: its cases are skipped with that
+    reason instead of failing every run.
     """
 
     name: str
@@ -102,6 +106,7 @@ class Experiment:
     data: Callable[["Run"], Iterable] | None = None
     perturbations: Mapping[str, Mapping] = field(default_factory=dict)
     train_stacked: Callable[[list["Run"]], None] | None = None
+    requires: Callable[[], str | None] | None = None
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -124,17 +129,25 @@ class Experiment:
         if self.train_stacked is not None and not callable(self.train_stacked):
             raise ConfigError(f"{where}: train_stacked must be a function of a list of runs, got "
                               f"{type(self.train_stacked).__name__}")
+        if self.requires is not None and not callable(self.requires):
+            raise ConfigError(f"{where}: requires must be a function returning None or why the experiment cannot "
+                              f"run here, got {type(self.requires).__name__}")
         if any(not isinstance(v, Mapping) for v in self.perturbations.values()):
             raise ConfigError(f"{where}: perturbations must map each name to settings (a dict), got "
                               f"{dict(self.perturbations)!r}")
-        if not isinstance(self.replay_budget, int) or self.replay_budget < 1:
-            raise ConfigError(f"{where}: replay_budget must be a positive epoch count, got {self.replay_budget!r}")
+        if not isinstance(self.replay_budget, int) or self.replay_budget < 0:
+            raise ConfigError(f"{where}: replay_budget must be an epoch count (0: no golden run), got "
+                              f"{self.replay_budget!r}")
         for claim in self.claims:
             cells = claim.cells()
             if claim.metric not in self.metrics or any(v not in self.variants or b not in self.budgets for v, b in cells):
                 raise ConfigError(f"{where}: claim {claim.name!r} names a metric or cell the experiment does not have "
                                   f"(metrics {sorted(self.metrics)}, variants {sorted(self.variants)}, budgets "
                                   f"{sorted(self.budgets)})")
+
+    def unavailable(self) -> str | None:
+        """Why the experiment cannot run on this machine (its ``requires``), or None."""
+        return self.requires() if self.requires is not None else None
 
     def source_files(self) -> list[Path]:
         """The user's code this experiment runs: the training function's file, the declared ``modules`` (relative

@@ -17,18 +17,18 @@ import re
 ENTRY_POINT_GROUP = "trainguard.checks"
 
 # In report order. Kinds that a profile enables by other means than its ``checks`` list (the replay's, on with
-# golden runs; the MNIST experiment's, on with an [mnist] section) are here too: their names are reserved.
+# golden runs; the declared experiments', on with an ``experiments`` list) are here too: their names are reserved.
 BUILTIN = {
     "replay": "trainguard.replay.kind:GoldenReplay",
     "baseline": "trainguard.checks.baseline:BaselineBands",
     "published": "trainguard.checks.published:PublishedTable",
     "ranking": "trainguard.checks.conclusions:Ranking",
     "budget_improves": "trainguard.checks.conclusions:MoreEpochsHelp",
-    "mnist_gaps": "trainguard.checks.mnist:MnistGapBands",
-    "mnist_conclusions": "trainguard.checks.mnist:MnistConclusions",
     "experiments": "trainguard.checks.declared_experiments:DeclaredExperiments",
     "experiment_replay": "trainguard.replay.experiment_kind:DeclaredReplays",
 }
+#: Kinds that are gone → the kind that checks what they checked (a test marked with an old name is told, not skipped).
+RETIRED = {"mnist_gaps": "experiments", "mnist_conclusions": "experiments"}
 _registered: dict[str, object] = {}  # name -> the kind (a class or an instance), registered from code
 _loaded: dict[str, object] = {}  # name -> the kind's instance, once imported
 

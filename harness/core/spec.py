@@ -37,7 +37,7 @@ DATASETS = ("cifar10", "synthetic")
 
 
 OPTIMIZERS = ("sgd", "adam")
-INPUT_SCALES = ("pm1", "raw")  # pm1: pixels to [-1, 1]; raw: 0–255 as floats (the MNIST report's choice)
+INPUT_SCALES = ("pm1", "raw")  # pm1: pixels to [-1, 1]; raw: 0–255 as floats (as a model fed raw pixels expects)
 # Training-time augmentation, done per batch on the device: none; flip = random horizontal
 # flip; flip_crop = flip + random 32x32 crop of the image zero-padded by 4 pixels (the
 # torchvision RandomHorizontalFlip + RandomCrop(32, padding=4) of course code).
@@ -106,8 +106,7 @@ class BandCheck:
 @dataclass(frozen=True)
 class GoldenConfig:
     """The profile's golden runs (trainguard.stores.golden, trainguard.replay.golden_runs): per model a short fixed run on a
-    small subset of the profile's own data, with the profile's training settings for that model, and
-    one seed of the MNIST experiment (both arms). Replayed step by step, they show any change to
+    small subset of the profile's own data, with the profile's training settings for that model. Replayed step by step, they show any change to
     training or evaluation; ``threads`` is pinned while they run, because the thread count changes rounding."""
 
     enabled: bool = True
@@ -116,7 +115,6 @@ class GoldenConfig:
     val_per_class: int = 20  # the first N of each class of its validation split (when it has one)
     epochs: int = 3  # enough for epoch boundaries, reshuffling, augmentation and evaluation to be exercised
     seed: int | None = None  # None: the profile's first baseline seed
-    mnist_seed: int | None = None  # None: the MNIST experiment's first baseline seed
     threads: int = 2  # torch (and TensorFlow) threads while a golden run trains
     perturbations: int = 6  # one-ulp nudges of the initial weights measured for the noise envelope (plus threads, ISA)
     isa: bool = True  # also measure a lower instruction set (x86 CPUs; a child process)
@@ -125,6 +123,7 @@ class GoldenConfig:
     def from_profile(cls, raw: dict, source: str) -> "GoldenConfig":
         where = f"{source} [golden]"
         known = {f.name: f for f in dataclasses.fields(cls)}
+        _retired(raw, source, prefix="golden.")
         unknown = set(raw) - set(known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
@@ -132,7 +131,7 @@ class GoldenConfig:
             if key in ("enabled", "isa"):
                 if not isinstance(value, bool):
                     raise ConfigError(f"{where}: {key!r} must be true or false, got {value!r}")
-            elif not isinstance(value, int) or isinstance(value, bool) or (value < 1 and key not in ("seed", "mnist_seed", "val_per_class")):
+            elif not isinstance(value, int) or isinstance(value, bool) or (value < 1 and key not in ("seed", "val_per_class")):
                 raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
         return cls(**raw)
 
@@ -152,7 +151,6 @@ class Profile:
     default_training: TrainConfig
     per_model_training: tuple[tuple[str, TrainConfig], ...] = ()
     source: str = ""
-    mnist: "OverfitConfig | None" = None  # when the profile runs Experiment 1 (MNIST)
     published: PublishedCheck = PublishedCheck()
     val_per_class: int | None = None  # a validation split of unused training images (reduce())
     check_seeds: tuple[int, ...] = ()  # the seeds a default run trains and checks: held out of the baseline
@@ -180,13 +178,11 @@ class Profile:
         return self.name
 
     def golden_names(self) -> list[str]:
-        """The profile's golden runs (trainguard.replay.golden_runs): its CIFAR models, then ``mnist-<framework>``."""
+        """The profile's golden runs (trainguard.replay.golden_runs): one per model (a declared experiment's goldens
+        are its own: trainguard.replay.experiment_kind)."""
         if not self.golden.enabled:
             return []
-        names = list(self.models)
-        if self.mnist is not None and not self.mnist.synthetic:
-            names += [f"mnist-{framework}" for framework in self.mnist.frameworks]
-        return names
+        return list(self.models)
 
     def training(self, model: str) -> TrainConfig:
         return dict(self.per_model_training).get(model, self.default_training)
@@ -201,8 +197,8 @@ class Profile:
         return self.stats or Stats()
 
     def band_checks(self) -> list[BandCheck]:
-        """Every CIFAR band check a run of this profile makes (the false-alarm rate is split over these and
-        the MNIST gap checks); the checks, the calibration and the statistics tests all read this list."""
+        """Every band check of the models a run of this profile makes (the false-alarm rate is split over these and
+        the declared experiments' bands); the checks, the calibration and the statistics tests all read this list."""
         st = self.statistics
         checks = [BandCheck(model, budget, metric, metric, budget, st.window)
                   for model in self.models for budget in self.budgets for metric in self.checked_metrics]
@@ -235,68 +231,6 @@ class RunSpec:
             del fields["stack"]  # runs trained one seed at a time keep the keys they always had
         payload = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-FRAMEWORKS = ("torch", "keras")  # the frameworks Experiment 1 (MNIST) runs in
-
-
-#: What one seed of the MNIST experiment measures (trainguard.engines.overfit.Pair.quantities), in stored order.
-MNIST_QUANTITIES = ("gap_nodrop", "rise_nodrop", "gap_drop", "ratio", "test_loss_nodrop", "test_loss_drop")
-#: The MNIST quantities checked against the per-seed baseline with a derived band (trainguard.engines.overfit).
-MNIST_BAND_QUANTITIES = ("gap_nodrop", "gap_drop")
-
-
-@dataclass(frozen=True)
-class OverfitConfig:
-    train_images: int = 200
-    validation_split: float = 0.25
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.001
-    dropout: float = 0.5
-    seeds: tuple[int, ...] = (0, 1, 2)
-    baseline_seeds: tuple[int, ...] = tuple(range(20))
-    frameworks: tuple[str, ...] = FRAMEWORKS
-    min_rise: float | None = None  # None: the rise check is not made (say why in rise_note)
-    rise_note: str = ""
-    synthetic: bool = False  # generated MNIST-shaped data: for timing only, no checks are made
-
-    def band_checks(self) -> int:
-        """Band checks one run of the experiment makes (its share of the run's false-alarm rate)."""
-        return 0 if self.synthetic else len(self.frameworks) * len(MNIST_BAND_QUANTITIES)
-
-    @classmethod
-    def from_profile(cls, raw: dict, source: str) -> "OverfitConfig":
-        known = set(cls.__dataclass_fields__)
-        retired = {"min_gap", "max_ratio"} & set(raw)
-        if retired:
-            raise ConfigError(f"{source}: [mnist] {sorted(retired)} are gone: the gap bands are derived from the "
-                              f"per-seed baseline (docs/statistics.md); delete them")
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{source}: [mnist] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
-        where = f"{source} [mnist]"
-        for key, kind in {"train_images": "positive int", "validation_split": "number", "epochs": "positive int",
-                          "batch_size": "positive int", "lr": "positive number", "dropout": "number", "seeds": "ints",
-                          "baseline_seeds": "ints", "frameworks": "strs", "min_rise": "number", "rise_note": "str",
-                          "synthetic": "bool"}.items():
-            _typed(raw, key, kind, where)
-        if not 0 < raw.get("validation_split", 0.25) < 1 or not 0 <= raw.get("dropout", 0.5) < 1:
-            raise ConfigError(f"{where}: validation_split must be in (0, 1) and dropout in [0, 1)")
-        if raw.get("train_images", 200) % 10:
-            raise ConfigError(f"{where}: train_images must be a multiple of 10 (the subset is class-balanced), got "
-                              f"{raw['train_images']}")
-        if "seeds" in raw and not raw["seeds"]:
-            raise ConfigError(f"{where}: seeds must list at least one seed")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        config = cls(**values)
-        bad = [f for f in config.frameworks if f not in FRAMEWORKS]
-        if bad:
-            raise ConfigError(f"{source}: [mnist] frameworks {bad} unknown; known: {', '.join(FRAMEWORKS)}")
-        return config
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(lr=self.lr, batch_size=self.batch_size, eval_batch_size=2000, optimizer="adam", inputs="raw")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -436,10 +370,28 @@ TOP_LEVEL = {"name": "str", "description": "str", "dataset": "str", "train_per_c
              "test_images": "positive int", "val_per_class": "positive int", "budgets": "ints", "models": "strs",
              "seed": "int", "baseline_seeds": "ints", "check_seeds": "ints", "checks": "strs", "threads": "positive int",
              "baselines_dir": "str", "max_minutes": "positive number", "training": "table", "published": "table",
-             "statistics": "table", "mnist": "table", "golden": "table", "tolerance": "table", "experiments": "strs"}
+             "statistics": "table", "golden": "table", "tolerance": "table", "experiments": "strs"}
+
+
+#: Profile keys that are gone, and what replaced them: an old profile fails naming the new way, not "unknown key".
+RETIRED = {
+    "mnist": "the [mnist] section is retired: Experiment 1 is a plug-in on the Experiment contract; declare it as any "
+             "experiment, experiments = [\"trainguard.experiments.mnist_overfit:torch\", "
+             "\"trainguard.experiments.mnist_overfit:keras\"] (other settings: a module of yours holding "
+             "mine = trainguard.experiments.mnist_overfit.make(Settings(...)); docs/own-training.md)",
+    "golden.mnist_seed": "[golden] mnist_seed is retired: a declared experiment's golden run is its own (seed 0, its "
+                         "replay_budget epochs); delete the key",
+}
+
+
+def _retired(keys, source: str, prefix: str = "") -> None:
+    for key in sorted(keys):
+        if f"{prefix}{key}" in RETIRED:
+            raise ConfigError(f"{source}: {RETIRED[prefix + key]}")
 
 
 def _check_top_level(raw: dict, source: str) -> None:
+    _retired(raw, source)
     unknown = sorted(set(raw) - set(TOP_LEVEL))
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {', '.join(sorted(TOP_LEVEL))} (a misspelt key "
@@ -546,12 +498,11 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     val_per_class = raw.get("val_per_class")
     if val_per_class is not None and (not isinstance(val_per_class, int) or val_per_class < 1):
         raise ConfigError(f"{source}: 'val_per_class' must be a positive integer, got {val_per_class!r}")
-    mnist = _mnist(raw, source)
     experiments = _experiments(raw, source)
     golden = GoldenConfig.from_profile(raw.get("golden", {}), source)
     threads, baselines_dir = _machine(raw, source)
     return Profile(
-        max_minutes=raw.get("max_minutes"), threads=threads, baselines_dir=baselines_dir, golden=golden, mnist=mnist, published=published, name=name,
+        max_minutes=raw.get("max_minutes"), threads=threads, baselines_dir=baselines_dir, golden=golden, published=published, name=name,
         description=raw.get("description", ""), dataset=dataset, train_per_class=raw.get("train_per_class"),
         test_images=raw.get("test_images"), budgets=tuple(sorted(budgets)), models=models, seed=check_seeds[0],
         check_seeds=check_seeds, stats=stats, val_per_class=val_per_class, baseline_seeds=baseline_seeds,
@@ -638,15 +589,6 @@ def _statistics(raw: dict, budgets: tuple[int, ...], models: tuple[str, ...], so
     if stats.window > min(budgets):
         raise ConfigError(f"{source}: [statistics] window {stats.window} is longer than the smallest budget {min(budgets)}")
     return stats
-
-
-def _mnist(raw: dict, source: str) -> "OverfitConfig | None":
-    if "mnist" not in raw:
-        return None
-    try:
-        return OverfitConfig.from_profile(raw["mnist"], source)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: [mnist]: {exc}") from None
 
 
 def _machine(raw: dict, source: str) -> tuple[int | None, str | None]:

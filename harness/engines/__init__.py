@@ -1,2 +1,3 @@
-"""Engines: one training run — the CIFAR-10 loop (with the seams the self-test injects into), the seeds-stacked
-variant that reuses them, the MNIST overfitting experiment in PyTorch and (in a child process) Keras."""
+"""Engines: one training run of the profile's models — the image-classification loop (with the seams the self-test
+injects into) and the seeds-stacked variant that reuses them. A plug-in experiment may train through them too
+(trainguard.experiments); a user's experiment brings its own loop."""

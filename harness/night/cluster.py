@@ -1,7 +1,7 @@
 """The execute stage on a Ray cluster: one Ray task per planned run, the driver the single writer.
 
-A task receives one planned run (a (model, seed) to its largest budget, or a stack of seeds with --stack-seeds)
-or one MNIST pair, plus the night's data through Ray's object store, and returns its histories; the driver
+A task receives one planned run (a (model, seed) to its largest budget, or a stack of seeds with --stack-seeds),
+plus the night's data through Ray's object store, and returns its histories; the driver
 (this process) writes the run log, the result cache, the ledger and the report exactly as a local night does,
 so no shared filesystem is needed and a night killed halfway resumes from what the driver stored.
 
@@ -145,26 +145,6 @@ def _train(work: RemoteRun, dataset, device) -> list[History]:
         watchdog.end_night()
 
 
-def pair_remote(framework: str, seed: int, subset, config, device: str, threads: int,
-                seconds_left: float | None) -> tuple[list[History], str, int, float]:
-    """The body of a Ray task for one MNIST pair: the run without and with dropout."""
-    import torch
-
-    from ..engines.overfit import train_arm
-
-    started = time.monotonic()
-    torch.set_num_threads(threads)
-    resolved = engine.resolve_device(device)
-    subset = _writable(subset)
-    watchdog.start_night(None if seconds_left is None else seconds_left / 60.0)
-    try:
-        runs = [train_arm(framework, subset, config, dropout, seed, resolved, threads)
-                for dropout in (0.0, config.dropout)]
-    finally:
-        watchdog.end_night()
-    return runs, socket.gethostname(), os.getpid(), time.monotonic() - started
-
-
 # ------------------------------------------------------------------------------------------ on the driver
 
 
@@ -220,7 +200,7 @@ class RayExecutor:
 
     def __init__(self, resources: RayResources, printer=print) -> None:
         self.resources, self.printer = resources, printer
-        self.placements: dict[tuple[str, int], str] = {}  # (model or MNIST arm, seed) → where it trained
+        self.placements: dict[tuple[str, int], str] = {}  # (model, seed) → where it trained
         # per finished training task: (label, seconds inside the task, seconds of its training epochs)
         self.timings: list[tuple[str, float, float]] = []
         self.put_seconds = 0.0  # the data into the object store, once per night
@@ -243,17 +223,13 @@ class RayExecutor:
     def _execute(self, plan: NightPlan, session, held: contextlib.ExitStack) -> None:
         matrix = session.matrix
         todo = self._claim(self._uncached(plan, matrix), matrix, held)
-        done = session.built_experiment.pairs if session.built_experiment is not None else {}
-        pairs = [p for p in plan.mnist_pairs if p not in done]
-        if not todo and not pairs:
+        if not todo:
             return
         with _user_code(matrix, self.resources.address) as code:
             self.shipped = code is not None and not _joined()
             ray = connect(self.resources.address, code)
-        self.printer(f"[trainguard] Ray: {len(todo)} training task(s), {len(pairs)} MNIST pair(s) on "
-                     f"{_describe_cluster(ray)}")
+        self.printer(f"[trainguard] Ray: {len(todo)} training task(s) on {_describe_cluster(ray)}")
         pending = self._submit_runs(ray, todo, matrix)
-        pending.update(self._submit_pairs(ray, pairs, session))
         try:
             self._collect(ray, pending, session)
         except BaseException:  # Ctrl-C, the night's limit, a bug: nothing is left running on the cluster
@@ -329,17 +305,6 @@ class RayExecutor:
             pending[remote.remote(work, data)] = ("run", runs)
         return pending
 
-    def _submit_pairs(self, ray, pairs: list[tuple[str, int]], session) -> dict:
-        if not pairs:
-            return {}
-        from ..engines.overfit import small_subset
-
-        matrix, experiment = session.matrix, session.experiment
-        remote = ray.remote(pair_remote).options(**self._options(ray, matrix))
-        return {remote.remote(framework, seed, small_subset(experiment.mnist, experiment.config, seed),
-                              experiment.config, matrix.options.device, matrix.threads, watchdog.remaining()):
-                ("pair", (framework, seed)) for framework, seed in pairs}
-
     def _collect(self, ray, pending: dict, session) -> None:
         matrix = session.matrix
 
@@ -350,7 +315,7 @@ class RayExecutor:
                lambda item, value: self._record(*item, value, session), lost, self.printer)
 
     def _record(self, what: str, item, value, session) -> None:
-        (self._record_runs if what == "run" else self._record_pair)(item, value, session)
+        self._record_runs(item, value, session)
 
     def _demand(self, matrix) -> dict[str, float]:
         """What one task asks of a node (Ray's resource names)."""
@@ -373,17 +338,6 @@ class RayExecutor:
         self.timings.append((label, result.seconds, sum(e.seconds for h in result.histories for e in h.epochs)))
         statuses = sorted({h.status for h in result.histories})
         self.printer(f"[trainguard] Ray: {label} {'/'.join(statuses)} on {where} in {result.seconds:.1f} s")
-
-    def _record_pair(self, item: tuple[str, int], value, session) -> None:
-        from ..engines.overfit import log_name
-
-        framework, seed = item
-        runs, host, pid, seconds = value
-        experiment = session.experiment
-        experiment.record_pair(framework, seed, runs)
-        for dropout in (0.0, experiment.config.dropout):
-            self.placements[(log_name(framework, dropout), seed)] = host
-        self.printer(f"[trainguard] Ray: MNIST {framework} seed {seed} on {host} (pid {pid}) in {seconds:.1f} s")
 
     def placement_note(self) -> str | None:
         """Where the runs trained, for the report's notes."""
@@ -514,13 +468,7 @@ def _lost(what: str, item, matrix, exc: BaseException | None, never: str | None 
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         status, message = "error", f"the Ray task was lost ({type(exc).__name__}: {reason})"
     device = engine.device_name(matrix.device)
-    if what == "run":
-        return RemoteResult([History.not_trained(r.model, r.seed, device, status, message) for r in item], "?", 0, 0.0)
-    from ..engines.overfit import log_name
-
-    framework, seed = item
-    return ([History.not_trained(log_name(framework, d), seed, device, status, message)
-             for d in (0.0, matrix.profile.mnist.dropout)], "?", 0, 0.0)
+    return RemoteResult([History.not_trained(r.model, r.seed, device, status, message) for r in item], "?", 0, 0.0)
 
 
 def _wait_s() -> float:

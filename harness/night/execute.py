@@ -111,7 +111,4 @@ class LocalExecutor:
         matrix = session.matrix
         for run in plan.runs:  # every cell is trained and reported, whichever checks are on
             deliver(matrix, run.model, run.seed)
-        experiment = session.experiment if plan.mnist_pairs else None
-        for framework, seed in plan.mnist_pairs:  # trained and reported whichever checks are on (timing profiles)
-            experiment.deliver(framework, seed, self.printer)
 

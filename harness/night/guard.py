@@ -21,6 +21,9 @@ def baseline(experiment, store, common) -> int:
 def replay_or_update(experiment, store, update: bool, common) -> int:
     from ..replay import experiment_replay as replay
 
+    if experiment.replay_budget == 0:
+        print(f"{experiment.name} has no golden run (replay_budget 0): nothing to replay")
+        return 5
     if update:
         results = [replay.write_golden(experiment, variant, store, common["threads"], common["device"],
                                        common["data_dir"], common.get("target")) for variant in experiment.variants]
@@ -61,7 +64,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
     entry = _entry(experiment, night, verdicts, asserted, common["device"])
-    flags, notes = _record(entry, baseline, ledger)
+    flags, notes = _record(entry, baseline, ledger, dict(experiment.metrics))
     for line in [f.message for f in flags if not f.passed] + notes:
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
@@ -99,7 +102,7 @@ def _entry(experiment, night, verdicts, asserted, device) -> dict:
     return entry
 
 
-def _record(entry: dict, baseline, ledger: str | None) -> tuple[list, list[str]]:
+def _record(entry: dict, baseline, ledger: str | None, metrics: dict) -> tuple[list, list[str]]:
     """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
     from ..checks.experiment_night import between_nights
     from ..stores.ledger import open_ledger
@@ -107,7 +110,8 @@ def _record(entry: dict, baseline, ledger: str | None) -> tuple[list, list[str]]
     if not ledger:
         return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
     store = open_ledger(ledger)
-    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline)
+    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline,
+                                  metrics=metrics)
     store.append(entry)
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 

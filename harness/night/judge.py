@@ -18,7 +18,7 @@ from ..core.history import History
 from ..core.spec import METRICS, ConfigError, Profile, seed_list
 from ..runs.matrix import Matrix, describe_stop
 
-CHECK_ORDER = ("replay", "run", "baseline", "published", "ranking", "budget_improves", "overfit", "dropout")
+CHECK_ORDER = ("replay", "run", "baseline", "published", "ranking", "budget_improves", "experiment", "experiment_claim")
 
 
 @dataclass
@@ -75,8 +75,7 @@ class RunSummary:
 
 def checks_asked(profile: Profile) -> bool:
     """Does the profile ask for any check (a timing profile, e.g. gpu-timing, asks for none, by design)?"""
-    mnist = profile.mnist is not None and not profile.mnist.synthetic
-    return bool(profile.checks or profile.golden_names() or mnist)
+    return bool(profile.checks or profile.golden_names() or profile.experiments)
 
 
 def night_result(verdicts, profile: Profile) -> str:
@@ -93,7 +92,7 @@ def night_result(verdicts, profile: Profile) -> str:
 def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: list[str] = (),
               compare_with: Path | None = None) -> RunSummary:
     """Collect what the report shows from a night whose runs and checks are done (``session``: its runs, check
-    kinds and golden replays; its MNIST experiment, if one was built); compare with the ledger of nights
+    kinds, golden replays and declared experiments' runs); compare with the ledger of nights
     (``options.ledger``) for drift and speed. Flagged verdicts (the replay's changes on a night that is not strict)
     go with the drift and speed flags."""
     matrix, options = session.matrix, session.matrix.options
@@ -149,8 +148,7 @@ def replays_in_order(session: CheckSession) -> list:
 def _lead_notes(profile: Profile, verdicts: list[compare.Verdict]) -> list[str]:
     """What the reader must see first: a run that compared nothing, and band checks that cannot fail."""
     lead = []
-    mnist_checked = profile.mnist is not None and not profile.mnist.synthetic
-    if not verdicts and (profile.checks or profile.golden_names() or mnist_checked):
+    if not verdicts and checks_asked(profile):
         lead.append("NOTHING CHECKED: no check compared anything (reasons below); this run is not a pass")
     useless = [v for v in verdicts if not v.informative]
     bands = [v for v in verdicts if v.check == "baseline" and v.mde is not None]
@@ -165,14 +163,11 @@ def _lead_notes(profile: Profile, verdicts: list[compare.Verdict]) -> list[str]:
 
 def _run_notes(session: CheckSession) -> list[str]:
     """Runs that stopped before their budget, and what synthetic data means."""
-    matrix, experiment = session.matrix, session.built_experiment
+    matrix = session.matrix
     notes = [describe_stop(history) for _, history in sorted(matrix.histories.items()) if not history.completed]
     if matrix.profile.dataset == "synthetic":
-        notes.append("Synthetic data: generated tensors of the real shapes; accuracies mean nothing about CIFAR-10.")
-    if experiment is not None and experiment.config.synthetic:
-        from ..engines.overfit import SYNTHETIC_NOTE
-
-        notes.append(SYNTHETIC_NOTE)
+        notes.append(f"Synthetic data: generated tensors of the real shapes; accuracies mean nothing about "
+                     f"{matrix.dataset.name}.")
     return notes
 
 
@@ -189,22 +184,15 @@ def parts(session: CheckSession) -> dict[str, Part]:
 def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from ..checks import trend
-    from ..checks import mnist
+    from ..checks.declared_experiments import baseline_tables, night_cells
 
-    matrix, experiment = session.matrix, session.built_experiment
+    matrix = session.matrix
     profile, st = matrix.profile, matrix.profile.statistics
-    entry = trend.history_entry(matrix, experiment)
+    entry = trend.history_entry(matrix, night_cells(session))
     location = matrix.options.ledger_location
     earlier, ledger_error = _earlier_nights(location, profile.name, matrix.device_class)
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None
-    mnist_baselines = {}
-    if experiment is not None:
-        for framework in experiment.config.frameworks:
-            try:
-                mnist_baselines[framework] = mnist.read(matrix, framework)
-            except ConfigError:
-                mnist_baselines[framework] = None
-    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, mnist_baselines,
+    drift, drift_notes = trend.drift_verdicts(earlier[-1] if earlier else None, entry, table, baseline_tables(session),
                                               st.false_alarm_rate, st.power)
     speed, speed_notes = trend.speed_verdicts(earlier, entry, st.false_alarm_rate)
     metric, bands = trend_bands(matrix, table)

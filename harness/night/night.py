@@ -24,18 +24,17 @@ class Night:
     """A night's runs (:class:`~trainguard.runs.matrix.Matrix`), its checks (:class:`~trainguard.checks.CheckSession`)
     and what its judge found: the verdicts and the report's notes."""
 
-    def __init__(self, options: Options, printer=print, progress_bar: bool = False, experiment=None) -> None:
+    def __init__(self, options: Options, printer=print, progress_bar: bool = False) -> None:
         self.options, self.printer = options, printer
         self.matrix = Matrix(options, printer=printer, progress_bar=progress_bar)
-        self.checks = CheckSession(self.matrix, experiment=experiment)  # experiment: an MNIST one given (a re-render)
+        self.checks = CheckSession(self.matrix)
         self.verdicts: list = []
         self.notes: list[str] = []  # why a case checked nothing, where the runs trained: the report prints them
-        self._pairs: list = []  # MNIST pairs other processes (pytest-xdist workers) ran
 
     # ------------------------------------------------------------------ the stages
 
     def plan(self) -> NightPlan:
-        """Every run, pair and golden replay of the night, every input read and checked (ConfigError / DataError)."""
+        """Every run, experiment and golden replay of the night, every input read and checked (ConfigError / DataError)."""
         return plan_night(self.checks)
 
     def execute(self, plan: NightPlan, executor=None) -> None:
@@ -59,12 +58,8 @@ class Night:
 
     def summary(self, compare_with: Path | None = None) -> RunSummary:
         """What the report shows, from the verdicts judged (here or merged from elsewhere)."""
-        checks = self.checks
-        if self._pairs and checks.built_experiment is None:  # the workers ran the MNIST pairs: judge-free merge
-            checks = CheckSession(self.matrix, experiment=self._merged_experiment())
-            checks.replays = self.checks.replays
         notes = list(dict.fromkeys(self.notes + self.checks.notes))
-        return summarize(checks, self.verdicts, notes, compare_with)
+        return summarize(self.checks, self.verdicts, notes, compare_with)
 
     def run(self, compare_with: Path | None = None, executor=None) -> RunSummary:
         """`trainguard run`: plan (every input checked before anything trains), execute within the night's time
@@ -96,8 +91,7 @@ class Night:
             self.printer(f"[trainguard] {note}")
         plan = plan_baselines(self.checks)  # the runs the references measure; those delivered are not retrained
         wanted = set(names) if names is not None else {kind.name for kind in self.checks.kinds}
-        plan = dataclasses.replace(plan, runs=plan.runs if "baseline" in wanted else (),
-                                   mnist_pairs=plan.mnist_pairs if "mnist_gaps" in wanted else ())
+        plan = dataclasses.replace(plan, runs=plan.runs if "baseline" in wanted else ())
         LocalExecutor(self.printer).execute(plan, self.checks)
         return self.checks.update(names)
 
@@ -107,42 +101,39 @@ class Night:
         """What this process found, as plain JSON-able data (a pytest-xdist worker hands it to the controller)."""
         import dataclasses
 
-        experiment = self.checks.built_experiment
         return {
             "verdicts": [dataclasses.asdict(v) for v in self.verdicts],
             "replay": [o.to_json() for o in self.checks.replays.values()],
             "notes": list(dict.fromkeys(self.notes + self.checks.notes)),
             "histories": [h.to_json() for h in self.matrix.histories.values()],
-            "pairs": [{"framework": p.framework, "seed": p.seed, "nodrop": p.nodrop.to_json(), "drop": p.drop.to_json()}
-                      for p in experiment.pairs.values()] if experiment else [],
+            # the declared experiments' runs (target → records): the controller's report tables them
+            "experiment_runs": {target: [r.to_json() for r in runs.values()]
+                                for target, runs in self._experiment_runs().items()},
         }
+
+    def _experiment_runs(self) -> dict:
+        return self.checks.__dict__.setdefault("experiment_runs", {})
 
     def merge(self, payload: dict) -> None:
         """Add what another process of this night found (its :meth:`payload`)."""
         from ..core.compare import Verdict
         from ..core.history import History
+        from ..stores.experiment_records import Record
         from ..stores.golden import Outcome
 
         self.verdicts += [Verdict(**v) for v in payload["verdicts"]]
         self.notes += [n for n in payload["notes"] if n not in self.notes]
         self.matrix.preload({(h.model, h.seed): h for h in map(History.from_json, payload["histories"])})
         self.checks.replays.update({o["name"]: Outcome.from_json(o) for o in payload.get("replay", [])})
-        self._pairs += payload["pairs"]
-
-    def _merged_experiment(self):
-        """The MNIST experiment of the merged pairs (no data, nothing to train)."""
-        from ..core.history import History
-        from ..engines.overfit import OverfitExperiment, Pair
-
-        return OverfitExperiment.from_pairs(self.matrix.profile.mnist, [
-            Pair(p["framework"], p["seed"], History.from_json(p["nodrop"]), History.from_json(p["drop"]))
-            for p in self._pairs])
+        for target, records in payload.get("experiment_runs", {}).items():
+            runs = self._experiment_runs().setdefault(target, {})
+            for run in (Record.from_json(r, Path(f"payload of {target}")) for r in records):
+                runs[(run.variant, run.seed)] = run
 
     @property
     def ran_anything(self) -> bool:
-        """Did this night hold any run or MNIST pair (else there is nothing to report)?"""
-        experiment = self.checks.built_experiment
-        return bool(self.matrix.histories or self._pairs or (experiment is not None and experiment.pairs))
+        """Did this night hold any run of a model or of a declared experiment (else there is nothing to report)?"""
+        return bool(self.matrix.histories or any(self._experiment_runs().values()))
 
     def close(self) -> None:
         self.matrix.close()

@@ -1,5 +1,5 @@
 """The plan stage: from the profile and options, every run the night needs — each (model, seed) to its largest
-budget, each MNIST pair, each golden replay — with every reference it will read read and checked now
+budget, each declared experiment, each golden replay — with every reference it will read read and checked now
 (:func:`preflight`), before anything trains. The plan is data: it can be shown, counted, split or handed to
 another machine (:mod:`trainguard.night.execute` takes it; :mod:`trainguard.night.cluster` on Ray)."""
 
@@ -25,7 +25,7 @@ class NightPlan:
 
     profile: str
     runs: tuple[PlannedRun, ...]
-    mnist_pairs: tuple[tuple[str, int], ...] = ()  # (framework, seed)
+    experiments: tuple[str, ...] = ()  # declared experiments (their runs: trainguard.checks.declared_experiments)
     goldens: tuple[str, ...] = ()  # replayed before anything trains
     notes: tuple[str, ...] = field(default=())
 
@@ -33,8 +33,8 @@ class NightPlan:
         models = list(dict.fromkeys(r.model for r in self.runs))
         seeds = sorted({r.seed for r in self.runs})
         parts = [f"{len(self.runs)} run(s) ({', '.join(models)} × seeds {seed_list(seeds)})"]
-        if self.mnist_pairs:
-            parts.append(f"{len(self.mnist_pairs)} MNIST pair(s)")
+        if self.experiments:
+            parts.append(f"{len(self.experiments)} experiment(s)")
         if self.goldens:
             parts.append(f"{len(self.goldens)} golden replay(s)")
         return f"the night of {self.profile}: " + ", ".join(parts)
@@ -43,42 +43,25 @@ class NightPlan:
 def plan_night(session) -> NightPlan:
     """The night's plan, for a :class:`trainguard.checks.CheckSession` over its runs; every input read and checked
     first (a bad one raises ConfigError / DataError here, before anything trains)."""
-    from ..engines.overfit import keras_available
-
     preflight(session)
     matrix, profile = session.matrix, session.profile
     runs = tuple(PlannedRun(model, seed, matrix.run_spec(model, seed)) for seed in matrix.seeds for model in profile.models)
-    pairs: list[tuple[str, int]] = []
-    notes: list[str] = []
-    if profile.mnist is not None:
-        for framework in profile.mnist.frameworks:
-            if framework == "keras" and (reason := keras_available()):
-                notes.append(f"MNIST keras: {reason}")
-                continue
-            pairs += [(framework, seed) for seed in profile.mnist.seeds]
     goldens = tuple(profile.golden_names()) if matrix.options.replay else ()
-    return NightPlan(profile.name, runs, tuple(pairs), goldens, tuple(notes))
+    return NightPlan(profile.name, runs, tuple(profile.experiments), goldens)
 
 
 def plan_baselines(session) -> NightPlan:
-    """The runs a baseline update measures: every model at every baseline seed, and the MNIST baseline seeds' pairs
-    (``trainguard baselines update``); the goldens are written by the update itself, not replayed."""
-    from ..engines.overfit import keras_available
-
+    """The runs a baseline update measures: every model at every baseline seed (``trainguard baselines update``;
+    a declared experiment's baseline seeds are its kind's update); the goldens are written by the update itself."""
     matrix, profile = session.matrix, session.profile
     runs = tuple(PlannedRun(model, seed, matrix.run_spec(model, seed))
                  for seed in profile.baseline_seeds for model in profile.models)
-    pairs: list[tuple[str, int]] = []
-    mnist = profile.mnist
-    if mnist is not None and not mnist.synthetic:
-        pairs = [(framework, seed) for framework in mnist.frameworks for seed in mnist.baseline_seeds
-                 if not (framework == "keras" and keras_available())]
-    return NightPlan(profile.name, runs, tuple(pairs))
+    return NightPlan(profile.name, runs)
 
 
 def preflight(session) -> None:
     """Read and check every input the run will need before the first epoch — the data, every enabled kind's
-    reference (the baseline tables, the MNIST baselines, the published tables), the goldens — so that a bad
+    reference (the baseline tables, the declared experiments' baselines, the published tables), the goldens — so that a bad
     one (a truncated CSV, a corrupt golden) is an error naming the file now, not after minutes of training.
     Raises ConfigError / DataError."""
     from ..checks import published

@@ -38,6 +38,12 @@ class DeclaredReplays(CheckKind):
     def cases(self, profile) -> list[Case]:
         return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
 
+    def unavailable(self, session, case) -> str | None:
+        found = experiment(session, case.params[0])
+        if found.replay_budget == 0:
+            return f"experiment {found.name} has no golden run (replay_budget 0): not replayed"
+        return found.unavailable()
+
     def reference_key(self, case):
         return case.params[0] if case is not None else None
 
@@ -76,6 +82,10 @@ class DeclaredReplays(CheckKind):
         lines = []
         for target in session.profile.experiments:
             found = experiment(session, target)
+            if found.replay_budget == 0 or (why := found.unavailable()):
+                lines.append(f"experiment {found.name}: no golden written ("
+                             f"{'replay_budget 0' if found.replay_budget == 0 else why})")
+                continue
             for variant in found.variants:
                 golden, message = write_golden(found, variant, baseline_store(session), session.matrix.threads,
                                                target=_resolved(session, target), **_settings(session))

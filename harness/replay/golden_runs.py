@@ -2,8 +2,8 @@
 
 Per model, the golden run trains a baseline seed for a few epochs on a small fixed subset of the
 profile's own data (the first images of each class of its training, validation and test splits),
-with the profile's training settings for that model, through the same engine a night uses; for
-the MNIST experiment, one seed's whole experiment, both arms, per framework. The thread count is
+with the profile's training settings for that model, through the same engine a night uses (a declared
+experiment's golden runs are its own: trainguard.replay.experiment_replay). The thread count is
 pinned (the profile's ``[golden] threads``) and deterministic algorithms are on while they run.
 
 ``write_goldens`` records each run (trainguard.stores.golden) and measures its noise envelope by running it
@@ -11,7 +11,7 @@ again under perturbations that change only rounding: another thread count, one-u
 initial weights, and on x86 a lower instruction set (a child process with ATen's and oneDNN's ISA
 controls). ``replay`` reruns each golden and compares (trainguard.stores.golden.compare).
 
-Everything reads the profile, the data and the MNIST experiment through the session's Matrix, so a
+Everything reads the profile and the data through the session's Matrix, so a
 self-test injection (which patches those) reaches the golden runs exactly as it reaches a night.
 """
 
@@ -33,7 +33,7 @@ import torch
 
 from ..stores import data
 from ..engines import engine
-from ..core.environment import ISA_CONTROLS, cpu_name, host_vector_isa
+from ..core.environment import ISA_CONTROLS, cpu_name
 from ..stores.golden import (INPUTS, CHANGED, IDENTICAL, INCOMPARABLE, MISSING, NOISE, REGEN, Golden, Outcome,
                              TracePart, Trace, compare, measure, missing_message, read_golden, read_goldens, read_inputs,
                              write_goldens_together)
@@ -164,60 +164,7 @@ def trace_cifar(matrix, model: str, prepare=None) -> Trace:
     return Trace(model, [_part("", history, recorder, steps)], subset.fingerprint(), torch_environment(matrix.device))
 
 
-def mnist_spec(matrix, framework: str, config) -> dict:
-    g = matrix.profile.golden
-    seed = g.mnist_seed if g.mnist_seed is not None else config.baseline_seeds[0]
-    return {"name": f"mnist-{framework}", "framework": framework, "seed": seed, "epochs": config.epochs,
-            "threads": g.threads, "arms": [0.0, "dropout"],
-            "subset": {"train_images": config.train_images, "validation_split": config.validation_split},
-            "training": {"lr": config.lr, "batch_size": config.batch_size, "dropout": config.dropout}}
-
-
-ARM_LABELS = ("without dropout", "with dropout")
-
-
-def trace_mnist_torch(matrix, experiment, prepare=None) -> Trace:
-    from ..engines.overfit import run_torch, small_subset
-
-    config = experiment.config
-    spec = mnist_spec(matrix, "torch", config)
-    subset = small_subset(experiment.mnist, config, spec["seed"])
-    parts = []
-    for label, dropout in zip(ARM_LABELS, (0.0, config.dropout)):
-        recorder = StepRecorder()
-        history = run_torch(subset, config, dropout, spec["seed"], matrix.device, on_step=recorder, prepare=prepare)
-        parts.append(_part(label, history, recorder, -(-len(subset.x_train) // config.batch_size)))
-    return Trace("mnist-torch", parts, subset.fingerprint(), torch_environment(matrix.device))
-
-
-def traces_mnist_keras(matrix, experiment, nudges: list[int | None], threads: int, env: dict | None = None) -> list[Trace]:
-    """Keras golden runs in one child process (TensorFlow's threads are fixed per process): per ``nudges`` entry
-    (None: unperturbed) both arms; ``env``: added to the child's environment (the ISA perturbation)."""
-    from ..core.history import History
-    from ..engines.keras_engine import golden_in_subprocess
-    from ..engines.overfit import small_subset
-
-    config = experiment.config
-    spec = mnist_spec(matrix, "keras", config)
-    subset = small_subset(experiment.mnist, config, spec["seed"])
-    jobs = [{"dropout": dropout, "seed": spec["seed"], "nudge": n} for n in nudges for dropout in (0.0, config.dropout)]
-    out = golden_in_subprocess(subset, config, jobs, threads, env)
-    steps = -(-len(subset.x_train) // config.batch_size)
-    environment = {**out["environment"], "cpu": cpu_name(), "isa": host_vector_isa()}
-    traces = []
-    for i in range(len(nudges)):
-        parts = []
-        for label, run in zip(ARM_LABELS, out["runs"][2 * i:2 * i + 2]):
-            history = History.from_json(run["history"])
-            steps_series = {"loss": run["trace"]["loss"], "lr": run["trace"]["lr"]}
-            parts.append(TracePart(label, steps, steps_series, _epoch_series(history.epochs), run["trace"]["weights"]))
-        traces.append(Trace("mnist-keras", parts, subset.fingerprint(), environment))
-    return traces
-
-
-def spec_for(matrix, name: str, experiment=None) -> dict:
-    if name.startswith("mnist-"):
-        return mnist_spec(matrix, name.removeprefix("mnist-"), experiment.config)
+def spec_for(matrix, name: str) -> dict:
     return cifar_spec(matrix, name)
 
 
@@ -232,18 +179,19 @@ def replay_threads(matrix) -> int:
     return int(override)
 
 
-def trace(matrix, name: str, experiment=None, prepare=None, threads: int | None = None) -> Trace:
+def trace(matrix, name: str, prepare=None, threads: int | None = None) -> Trace:
     """The golden run ``name`` as the code and data stand now, at ``threads`` (default: the pinned count)."""
-    threads = threads or matrix.profile.golden.threads
-    if name == "mnist-keras":
-        return traces_mnist_keras(matrix, experiment, [None], threads)[0]
-    with pinned(threads):
-        if name == "mnist-torch":
-            return trace_mnist_torch(matrix, experiment, prepare)
+    with pinned(threads or matrix.profile.golden.threads):
         return trace_cifar(matrix, name, prepare)
 
 
 # ------------------------------------------------------------------------------------ noise envelope
+
+
+def child_env() -> dict:
+    """A child process's environment: this package importable (a checkout or a wheel)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
 
 
 def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
@@ -255,39 +203,27 @@ def _low_isa_traces(matrix, names: list[str]) -> dict[str, Trace]:
                matrix.profile.name), "--names", ",".join(names)]
     if matrix.options.data_dir:
         command += ["--data-dir", str(matrix.options.data_dir)]
-    from ..engines.keras_engine import subprocess_env
     from ..core.watchdog import run_child
 
     with tempfile.TemporaryDirectory(prefix="trainguard-replay-") as tmp:
         out = Path(tmp) / "traces.json"  # a file, not stdout: a print in a user's model cannot break it
         done = run_child(command + ["--out", str(out)], f"the lower-ISA golden runs ({', '.join(names)})",
-                         env={**subprocess_env(), **LOW_ISA})
+                         env={**child_env(), **LOW_ISA})
         if done.returncode != 0:
             raise RuntimeError(f"the lower-ISA golden runs failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
         return {raw["name"]: Trace.from_json(raw) for raw in json.loads(out.read_text())}
 
 
-def perturbed_traces(matrix, name: str, experiment, low_isa: dict[str, Trace]) -> tuple[dict[str, Trace], dict[str, str]]:
+def perturbed_traces(matrix, name: str, low_isa: dict[str, Trace]) -> tuple[dict[str, Trace], dict[str, str]]:
     """The golden run under each rounding-only perturbation, and what each one changes."""
     g = matrix.profile.golden
     other = 1 if g.threads > 1 else 2
     seeds = list(range(1, g.perturbations + 1))
     runs, what = {}, {}
-    if name == "mnist-keras":
-        for seed, t in zip(seeds, traces_mnist_keras(matrix, experiment, seeds, g.threads)):
-            runs[f"nudge-{seed}"], what[f"nudge-{seed}"] = t, f"every initial weight moved one ulp (coin seed {seed})"
-        runs[f"threads-{other}"] = traces_mnist_keras(matrix, experiment, [None], other)[0]
-        what[f"threads-{other}"] = f"{other} TensorFlow threads instead of {g.threads}"
-        if g.isa and platform.machine().lower() in ("x86_64", "amd64"):
-            runs["isa-low"] = traces_mnist_keras(matrix, experiment, [None], g.threads, env=LOW_ISA)[0]
-            what["isa-low"] = "lower instruction set for TensorFlow's oneDNN: ONEDNN_MAX_CPU_ISA=SSE41"
-        return runs, what
     for seed in seeds:
-        runs[f"nudge-{seed}"] = trace(matrix, name, experiment, prepare=nudge(seed))
+        runs[f"nudge-{seed}"] = trace(matrix, name, prepare=nudge(seed))
         what[f"nudge-{seed}"] = f"every initial weight moved one ulp (coin seed {seed})"
-    with pinned(other):
-        runs[f"threads-{other}"] = (trace_mnist_torch(matrix, experiment) if name == "mnist-torch"
-                                    else trace_cifar(matrix, name))
+    runs[f"threads-{other}"] = trace(matrix, name, threads=other)
     what[f"threads-{other}"] = f"{other} torch threads instead of {g.threads}"
     if name in low_isa:
         runs["isa-low"] = low_isa[name]
@@ -306,17 +242,14 @@ def golden_file(matrix, name: str) -> Path:
 
 
 
-def night_inputs(matrix, experiment=None) -> dict[str, dict]:
-    """The fingerprints of every split the night's runs receive: the profile's CIFAR-10 view (train, test, val) and,
-    with a real MNIST experiment, the MNIST data it draws its subsets from — at full scale, not the goldens' subset."""
+def night_inputs(matrix) -> dict[str, dict]:
+    """The fingerprints of every split the models' runs receive: the profile's view of its data set (train, test,
+    val), at full scale, not the goldens' subset (a declared experiment's inputs are fingerprinted with its runs)."""
     dataset = matrix.dataset
-    inputs = {f"{dataset.name} {split}": value for split, value in dataset.split_fingerprints().items()}
-    if experiment is not None and experiment.mnist is not None and not experiment.config.synthetic:
-        inputs.update({f"mnist {split}": value for split, value in experiment.mnist.split_fingerprints().items()})
-    return inputs
+    return {f"{dataset.name} {split}": value for split, value in dataset.split_fingerprints().items()}
 
 
-def replay_inputs(matrix, experiment=None) -> Outcome:
+def replay_inputs(matrix) -> Outcome:
     """The night's inputs against those recorded with the goldens: exact (integers), at full scale, in about a
     second. It sees what the golden runs cannot — a change to images or labels past the first images of each class
     — and says which split moved; what a changed split does to the accuracies is for the bands (docs/replay.md)."""
@@ -326,7 +259,7 @@ def replay_inputs(matrix, experiment=None) -> Outcome:
         return Outcome(INPUTS, MISSING, f"{INPUTS}: no fingerprint of the night's data at {path}; write it (and only "
                                         f"it) with `trainguard baselines update --golden --names inputs --profile "
                                         f"{matrix.profile.cli_name}`")
-    now = night_inputs(matrix, experiment)
+    now = night_inputs(matrix)
     moved = [name for name in sorted(set(recorded) | set(now)) if recorded.get(name) != now.get(name)]
     if not moved:
         described = ", ".join(f"{name} ({value['images']:,})" for name, value in now.items())
@@ -337,13 +270,10 @@ def replay_inputs(matrix, experiment=None) -> Outcome:
                                     f"{REGEN.format(profile=matrix.profile.cli_name)}")
 
 
-def replay_inputs_timed(matrix, printer=print, experiment=None) -> Outcome:
-    """:func:`replay_inputs`, timed and said (``experiment``: the MNIST experiment whose data it fingerprints;
-    default the matrix's, built without training when the profile's golden runs include MNIST ones)."""
+def replay_inputs_timed(matrix, printer=print) -> Outcome:
+    """:func:`replay_inputs`, timed and said."""
     started = time.perf_counter()
-    if experiment is None:
-        experiment = _experiment(matrix, golden_names(matrix.profile))
-    outcome = replay_inputs(matrix, experiment)
+    outcome = replay_inputs(matrix)
     outcome.seconds = time.perf_counter() - started
     printer(f"[trainguard] replay {outcome.message} [{outcome.seconds:.1f} s]")
     return outcome
@@ -359,10 +289,6 @@ def _input_change(name: str, then: dict | None, now: dict | None) -> str:
     return f"{name}: {count}, sha256 {then['sha256'][:12]}… → {now['sha256'][:12]}…"
 
 
-def _experiment(matrix, names):
-    return matrix.mnist_experiment(log=False) if any(n.startswith("mnist-") for n in names) else None
-
-
 def write_goldens(matrix, names: list[str] | None = None, printer=print, command: str = "") -> list[str]:
     """Record each golden run and its noise envelope; rewrite its file, saying what moved against the old one."""
     from ..core.environment import git_commit
@@ -372,23 +298,21 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     names = [n for n in names if n != INPUTS] if names is not None else golden_names(matrix.profile)
     if not names and not record_inputs or not golden_names(matrix.profile):
         return [f"profile {matrix.profile.name} has no golden runs ([golden] enabled = false or synthetic data only)"]
-    experiment = _experiment(matrix, names or golden_names(matrix.profile))
-    torch_names = [n for n in names if n != "mnist-keras"]
     if names:
         printer(f"[trainguard] golden runs of {matrix.profile.name}: {', '.join(names)} (with their noise envelope)")
-    low_isa = _low_isa_traces(matrix, torch_names) if torch_names else {}
+    low_isa = _low_isa_traces(matrix, names) if names else {}
     lines, staged = [], {}
     for name in names:
         started = time.perf_counter()
-        golden_trace = trace(matrix, name, experiment)
-        again = trace(matrix, name, experiment)
+        golden_trace = trace(matrix, name)
+        again = trace(matrix, name)
         if again.to_json() != golden_trace.to_json():
             raise RuntimeError(f"golden run {name} is not deterministic on this machine: two runs in one process "
                                f"differ; no golden written")
-        runs, what = perturbed_traces(matrix, name, experiment, low_isa)
+        runs, what = perturbed_traces(matrix, name, low_isa)
         env, factors, summary = measure(golden_trace, runs, what)
-        golden = Golden(golden_trace, env, factors, summary, spec_for(matrix, name, experiment),
-                        {"code": code_fingerprint(None if name.startswith("mnist-") else name), "commit": git_commit(),
+        golden = Golden(golden_trace, env, factors, summary, spec_for(matrix, name),
+                        {"code": code_fingerprint(name), "commit": git_commit(),
                          "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command})
         path = golden_file(matrix, name)
         old = read_golden(path) if path.exists() else None
@@ -401,7 +325,7 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     inputs = {}
     if record_inputs:
         path = matrix.references.inputs
-        inputs[path] = night_inputs(matrix, experiment)
+        inputs[path] = night_inputs(matrix)
         counts = ", ".join(f"{name} ({value['images']:,})" for name, value in inputs[path].items())
         lines.append(f"{path}: every image and label of {counts}, fingerprinted")
         printer(f"[trainguard] {lines[-1]}")
@@ -409,21 +333,16 @@ def write_goldens(matrix, names: list[str] | None = None, printer=print, command
     return lines
 
 
-def replay(matrix, names: list[str] | None = None, printer=print, experiment=None,
-           inputs: bool = False) -> list[Outcome]:
-    """Rerun each golden run of the profile and compare it step by step with its golden file (``experiment``:
-    the MNIST experiment to take the configuration and data from; default the matrix's). ``inputs``: first compare
-    the night's data at full scale with the fingerprints recorded with the goldens (the outcome ``inputs``)."""
+def replay(matrix, names: list[str] | None = None, printer=print, inputs: bool = False) -> list[Outcome]:
+    """Rerun each golden run of the profile and compare it step by step with its golden file. ``inputs``: first
+    compare the night's data at full scale with the fingerprints recorded with the goldens (the outcome ``inputs``)."""
     names = golden_names(matrix.profile) if names is None else names  # []: none (only the inputs, if asked)
     files = {name: golden_file(matrix, name) for name in names}
     read = read_goldens(files.values())  # one generation, under the directory's lock; corrupt: ConfigError first
     goldens = {name: read[Path(path)] for name, path in files.items()}
     outcomes = []
-    if experiment is None:
-        experiment = _experiment(matrix, [n for n in names if goldens[n] is not None])
     if inputs:
-        outcomes.append(replay_inputs_timed(matrix, printer, experiment if experiment is not None
-                                            else _experiment(matrix, names)))
+        outcomes.append(replay_inputs_timed(matrix, printer))
     for name in names:
         golden = goldens[name]
         if golden is None:
@@ -436,15 +355,15 @@ def replay(matrix, names: list[str] | None = None, printer=print, experiment=Non
                                                         f"write it anew (trainguard baselines update --golden)"))
             continue
         try:
-            replayed = trace(matrix, name, experiment, threads=replay_threads(matrix))
+            replayed = trace(matrix, name, threads=replay_threads(matrix))
         except data.DataError as exc:  # the data no longer holds the golden's subset: the data changed
             outcomes.append(Outcome(name, CHANGED, f"{name}: changed: the golden run's data cannot be drawn from this "
                                                    f"data ({exc}); {REGEN.format(profile=matrix.profile.cli_name)}"))
             continue
-        except WaitTimeout as exc:  # a hung Keras child: not compared, said so; the night goes on
+        except WaitTimeout as exc:  # a hung child process: not compared, said so; the night goes on
             outcomes.append(Outcome(name, INCOMPARABLE, f"{name}: not replayed: {exc}"))
             continue
-        result = compare(golden, replayed, spec_for(matrix, name, experiment), matrix.profile.cli_name)
+        result = compare(golden, replayed, spec_for(matrix, name), matrix.profile.cli_name)
         if not result.passed:
             result.message += code_note(golden, name)
         result.seconds = time.perf_counter() - started
@@ -457,7 +376,7 @@ def code_note(golden: Golden, name: str) -> str:
     """The clue a developer wants next: did the source that decides the run change since the golden?"""
     from ..stores.results import code_fingerprint
 
-    now, then = code_fingerprint(None if name.startswith("mnist-") else name), golden.provenance.get("code")
+    now, then = code_fingerprint(name), golden.provenance.get("code")
     if now == then:
         return (f" (the engine, data and model source is the golden's, fingerprint {now}: look at what else changed — "
                 f"the profile, the libraries, the data)")
@@ -514,8 +433,7 @@ def _child_main(argv: list[str]) -> int:
     matrix = Matrix(Options(load_profile(args.profile), device="cpu", data_dir=args.data_dir, allow_download=False,
                             results_dir=None, run_log=None), printer=lambda _: None)
     names = args.names.split(",")
-    experiment = _experiment(matrix, names)
-    args.out.write_text(json.dumps([trace(matrix, name, experiment).to_json() for name in names]))
+    args.out.write_text(json.dumps([trace(matrix, name).to_json() for name in names]))
     return 0
 
 

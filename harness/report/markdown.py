@@ -164,8 +164,7 @@ def write_report(summary, path: Path) -> Path:
 
 def outcome_note(name: str, verdicts: list[Verdict]) -> str:
     """Whether a changed model's outcome moved: its band checks, and the smallest shift they could see."""
-    mine = [v for v in verdicts if v.model == name and v.check == "baseline"] if not name.startswith("mnist-") else \
-        [v for v in verdicts if v.check in ("overfit", "dropout") and v.subject.startswith(name.removeprefix("mnist-"))]
+    mine = [v for v in verdicts if v.model == name and v.check == "baseline"]
     if not mine:
         return "no outcome band checked it"
     failed = [v for v in mine if not v.passed]

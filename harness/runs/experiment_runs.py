@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError, WaitTimeout
 from ..core.experiment import Experiment, OutOfTime, Run
+from ..core.storage import WaitTimeout
 from ..stores.experiment_records import ExperimentStore, Record
 
 
@@ -36,8 +37,8 @@ def _called(function, argument) -> tuple[str, str] | None:
     try:
         with _thread_count_kept():
             function(argument)
-    except OutOfTime as exc:  # the night's limit (--max-minutes): what it reported is kept, never cached
-        return "timeout", str(exc)
+    except (OutOfTime, WaitTimeout) as exc:  # the night's limit (--max-minutes), or a child process or lock past
+        return "timeout", str(exc)           # its bound (trainguard.core.watchdog): kept, never cached
     except ConfigError as exc:  # the contract broken (an undeclared metric missing): named as such
         return "error", str(exc)
     except Exception as exc:  # noqa: BLE001 — the user's code: its failure is this run's result

@@ -1,16 +1,14 @@
-"""``trainguard data export``: exactly the images one profile uses, in a directory small enough to copy.
+"""``trainguard data export``: exactly the images one profile's models use, in a directory small enough to copy.
 
-A GPU host often cannot download and takes only small copies. The export holds, for the profile:
-- CIFAR-10: the training images its subset and validation split take (the first
-  ``train_per_class + val_per_class`` of each class, in their original order) and its test images,
-  so that the profile's own reduction of the export is, array for array, its reduction of the full
-  data (the same fingerprint, so the same baselines apply);
-- MNIST: every training image that one of its seeds (checked or baseline) draws, at its original
-  position, with the other images blank, and all test images; the seeds' draws depend on the
-  positions of the labels, which are kept whole.
-``export.json``, written last, records for each view the fingerprint the full data gives it; the
-loader refuses any other view of the export (trainguard.stores.data.check_export_view), so another
-profile or an unexported seed is an error, never a run on blank images.
+A GPU host often cannot download and takes only small copies. The export holds the training images the profile's
+subset and validation split take (the first ``train_per_class + val_per_class`` of each class, in their original
+order) and its test images, so that the profile's own reduction of the export is, array for array, its reduction of
+the full data (the same fingerprint, so the same baselines apply). ``export.json``, written last, records the
+fingerprint the full data gives that view; the loader refuses any other view of the export
+(trainguard.stores.data.check_export_view), so another profile is an error, never a run on missing images.
+
+A declared experiment reads its own data from the data directory (``run.data_dir``): the export does not know what
+that is; copy its files beside the export.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from typing import Callable
 import numpy as np
 
 from ..stores import data
-from ..engines.overfit import small_subset, subset_indices
 from ..core.spec import Profile
 from ..core.storage import atomic_write_bytes, atomic_write_json
 
@@ -35,7 +32,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> int:
     return len(buffer.getvalue())
 
 
-def _cifar_arrays(full: data.Dataset, profile: Profile) -> dict[str, np.ndarray]:
+def _view_arrays(full: data.Dataset, profile: Profile) -> dict[str, np.ndarray]:
     if profile.train_per_class is None:
         keep = np.arange(len(full.y_train))
     else:
@@ -45,10 +42,10 @@ def _cifar_arrays(full: data.Dataset, profile: Profile) -> dict[str, np.ndarray]
             "x_test": full.x_test[:test], "y_test": full.y_test[:test]}
 
 
-def _export_cifar(profile: Profile, source_dir, allow_download: bool, target: Path) -> dict:
+def _export_view(profile: Profile, source_dir, allow_download: bool, target: Path) -> dict:
     full = data.load(profile.dataset, source_dir, allow_download=allow_download)
     reference = data.reduce(full, profile.train_per_class, profile.test_images, profile.val_per_class)
-    arrays = _cifar_arrays(full, profile)
+    arrays = _view_arrays(full, profile)
     exported = data.Dataset(full.name, *(arrays[k] for k in data.ARRAY_KEYS), full.source, full.verification)
     view = data.reduce(exported, profile.train_per_class, profile.test_images, profile.val_per_class)
     if view.fingerprint() != reference.fingerprint():  # the export's whole promise: checked before writing
@@ -60,40 +57,21 @@ def _export_cifar(profile: Profile, source_dir, allow_download: bool, target: Pa
             "source": Path(full.source).name, "source_verification": full.verification}
 
 
-def _export_mnist(profile: Profile, source_dir, allow_download: bool, target: Path) -> dict:
-    config = profile.mnist
-    full = data.load("mnist", source_dir, allow_download=allow_download)
-    seeds = sorted(set(config.seeds) | set(config.baseline_seeds))
-    kept = np.zeros(len(full.y_train), dtype=bool)
-    fingerprints = {}
-    for seed in seeds:
-        fit, val = subset_indices(full.y_train, config, seed)
-        kept[fit] = kept[val] = True
-        fingerprints[str(seed)] = small_subset(full, config, seed).fingerprint()
-    x_train = np.where(kept[:, None, None], full.x_train, np.uint8(0))  # blank: compresses to nothing
-    size = _write_npz(target / data.FILENAMES["mnist"], {"x_train": x_train, "y_train": full.y_train,
-                                                         "x_test": full.x_test, "y_test": full.y_test})
-    return {"seeds": fingerprints, "train_images_kept": int(kept.sum()), "bytes": size,
-            "source": Path(full.source).name, "source_verification": full.verification}
-
-
 def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_download: bool = True,
                         printer: Callable[[str], None] = print) -> dict:
-    """Write ``target/{cifar10,mnist}.npz`` and ``target/export.json`` for ``profile``; return the manifest."""
-    if profile.dataset == "synthetic" and (profile.mnist is None or profile.mnist.synthetic):
+    """Write the profile's data set (``target/<dataset>.npz``) and ``target/export.json``; return the manifest."""
+    if profile.dataset == "synthetic":
         raise data.DataError(f"profile {profile.name} trains on generated data only: there is nothing to export")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     (target / data.EXPORT_FILE).unlink(missing_ok=True)  # until the new one is complete, this is no export
     manifest = {"format": 1, "profile": profile.name, "date": dt.date.today().isoformat()}
-    if profile.dataset != "synthetic":
-        cifar = manifest[profile.dataset] = _export_cifar(profile, source_dir, allow_download, target)
-        printer(f"{target / data.FILENAMES[profile.dataset]}: {cifar['train_images']:,} train, "
-                f"{cifar['test_images']:,} test images, {cifar['bytes'] / 2**20:.1f} MiB")
-    if profile.mnist is not None and not profile.mnist.synthetic:
-        mnist = manifest["mnist"] = _export_mnist(profile, source_dir, allow_download, target)
-        printer(f"{target / 'mnist.npz'}: {mnist['train_images_kept']:,} drawn train images for "
-                f"{len(mnist['seeds'])} seeds, all test images, {mnist['bytes'] / 2**20:.1f} MiB")
+    view = manifest[profile.dataset] = _export_view(profile, source_dir, allow_download, target)
+    printer(f"{target / data.FILENAMES[profile.dataset]}: {view['train_images']:,} train, "
+            f"{view['test_images']:,} test images, {view['bytes'] / 2**20:.1f} MiB")
+    if profile.experiments:
+        printer(f"not exported: the data of the declared experiments ({', '.join(profile.experiments)}); each reads "
+                f"its own from the data directory: copy those files beside the export")
     atomic_write_json(target / data.EXPORT_FILE, manifest)  # last: a directory without it is not an export
     printer(f"{target / data.EXPORT_FILE}: use it with --data-dir {target} (or TRAINGUARD_DATA_DIR)")
     return manifest

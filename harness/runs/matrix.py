@@ -59,9 +59,6 @@ class Matrix:
         self.seeds = tuple(self.options.seeds) if self.options.seeds else self.profile.check_seeds
         self.seed = self.seeds[0]  # the seed the figures and --compare show
         overlap = sorted(set(self.seeds) & set(self.profile.baseline_seeds)) if "baseline" in self.profile.checks else []
-        mnist = self.profile.mnist
-        if mnist is not None and not mnist.synthetic:
-            overlap += [f"MNIST {s}" for s in sorted(set(mnist.seeds) & set(mnist.baseline_seeds))]
         if overlap and not self.options.allow_baseline_seeds:
             raise ConfigError(
                 f"seed(s) {', '.join(map(str, overlap))} are in profile {self.profile.name}'s baseline_seeds: a run checked "
@@ -87,7 +84,7 @@ class Matrix:
         if target == source:
             return None
         target.mkdir(parents=True, exist_ok=True)
-        for name in ("published.csv", "published-mnist.csv"):  # the report's tables travel with the new copy
+        for name in ("published.csv",):  # the report's table travels with the new copy
             if (source / name).exists() and not (target / name).exists():
                 shutil.copy(source / name, target / name)
         self.options.baselines_dir = target
@@ -100,7 +97,7 @@ class Matrix:
     @property
     def references(self) -> References:
         """Where this night's stored references live (trainguard.stores.references): the baseline of its device
-        class, the MNIST distributions, the golden runs and inputs fingerprints of its device type."""
+        class, the golden runs and inputs fingerprints of its device type (and the declared experiments' folder)."""
         return References(Path(self.options.baselines_dir), self.profile.name, self.device_class, self.device.type)
 
     @property
@@ -156,18 +153,6 @@ class Matrix:
 
     def record(self, model: str, budget: int, seed: int | None = None) -> EpochRecord:
         return self.history(model, seed).at(budget)
-
-    def mnist_experiment(self, log: bool = True):
-        """Experiment 1 for this session (None if the profile has no [mnist] section); its MNIST data is
-        loaded now, so a data problem surfaces here. ``log=False``: its runs stay out of the run log."""
-        from ..engines import overfit
-
-        config = self.profile.mnist
-        if config is None:
-            return None
-        mnist = overfit.load_mnist(config, self.options.data_dir, allow_download=self.options.allow_download)
-        return overfit.OverfitExperiment(config, mnist, self.device, log=self.log if log else None,
-                                         profile=self.profile.name, threads=self.threads)
 
     def training_time(self) -> str:
         """Seconds spent in training epochs (evaluation excluded) by the runs this process trained."""
@@ -259,8 +244,8 @@ def current_threads() -> int:
 
 
 def apply_threads(requested: int | None, profile: Profile) -> tuple[int, str]:
-    """Set torch's thread count for this process's runs (--threads, else the profile's ``threads``; the Keras
-    child gets the same count) and say where it came from. The count is arithmetic, not only speed: sums are
+    """Set torch's thread count for this process's runs (--threads, else the profile's ``threads``; a declared
+    experiment's runs get the same count as run.threads) and say where it came from. The count is arithmetic, not only speed: sums are
     split per thread, so runs at another count round differently from the baseline's; a machine with fewer
     cores still computes the same numbers, only slower, and is told so."""
     import torch

@@ -1,7 +1,6 @@
 """Baseline tables: plain CSV that reviews well in a diff, metadata in JSON beside it.
 
 - ``baselines/published.csv``: the report's tables verbatim (model, epochs, train_loss, train_acc, test_acc);
-  ``baselines/published-mnist.csv``: Experiment 1's published figures (gaps, ratio, rise).
 - ``baselines/<profile>/<device_class>-seeds.csv``: measured, the source of truth: every baseline
   seed's per-epoch curve (model, seed, epoch, train/test/val loss and accuracy);
 - ``baselines/<profile>/<device_class>.csv``: a view of it for people, one row per model × budget
@@ -143,15 +142,6 @@ def load_published(path: Path) -> dict[tuple[str, int, str], float]:
         for metric in METRICS:
             values[(row["model"], epochs, metric)] = _number(path, line, row, metric)
     return values
-
-
-PUBLISHED_MNIST_COLUMNS = ("quantity", "value")
-
-
-def load_published_mnist(path: Path) -> dict[str, float]:
-    """Experiment 1's published figures (``baselines/published-mnist.csv``): quantity → value.
-    The report measured them on its 50 validation images; they are shown beside ours, never checked."""
-    return {row["quantity"]: _number(path, line, row, "value") for line, row in _read_rows(path, PUBLISHED_MNIST_COLUMNS)}
 
 
 def seeds_path(csv_path: Path) -> Path:

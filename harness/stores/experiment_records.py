@@ -80,10 +80,12 @@ class GoldenRun:
 
 
 class ExperimentStore:
-    """Runs and goldens of experiments under ``root``."""
+    """Runs and goldens of experiments under ``root``; those of another device type than the CPU under
+    ``root/<device>`` (a CUDA run rounds differently: it is neither the CPU runs' cache nor their baseline)."""
 
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | str, device: str = "cpu") -> None:
+        device = str(device).split(":")[0]  # "cuda:1" → cuda: the type decides the arithmetic, not the card
+        self.root = Path(root) if device == "cpu" else Path(root) / device
 
     def run_path(self, experiment: str, variant: str, seed: int, epochs: int, threads: int, source: str) -> Path:
         return self.root / experiment / variant / f"seed{seed}-e{epochs}-t{threads}-{source[:16]}.json"

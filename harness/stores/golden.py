@@ -1,7 +1,7 @@
 """Golden runs: the step-by-step trace of a short, fixed training run, its measured rounding noise, and
 the comparison of a replay with it. Pure data and file I/O; what trains them is trainguard.replay.golden_runs.
 
-A golden file holds, for one model (or one MNIST framework's experiment, both arms):
+A golden file holds, for one model (one part; the format holds several, each a training run of its own):
 
 - per optimiser step: the training loss, the gradient norm, the learning rate;
 - per epoch: the engine's evaluation of the model as it stands (train/test/validation loss and accuracy);
@@ -45,9 +45,9 @@ FLOAT32_RESOLUTION = 4 * 2.0 ** -23
 
 @dataclass
 class TracePart:
-    """One training run of a golden: a CIFAR model, or one arm of the MNIST experiment."""
+    """One training run of a golden (a model's: one part per golden)."""
 
-    label: str  # "" for a CIFAR model; "without dropout" / "with dropout" for MNIST
+    label: str  # "" for a model's single run; the run's name where a golden holds several
     steps_per_epoch: int
     steps: dict[str, list[float]]  # STEP_SERIES present, one value per optimiser step
     epochs: dict[str, list[float]]  # per epoch, after it
@@ -66,7 +66,7 @@ class TracePart:
 
 @dataclass
 class Trace:
-    name: str  # the model, or "mnist-torch" / "mnist-keras"
+    name: str  # the model
     parts: list[TracePart]
     data: str  # fingerprint of the data the golden run trains and evaluates on
     environment: dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,8 @@ dashboard, ``ledger export`` writing ``<profile>/<class>.jsonl`` — trusts what
 - every key known, every value of the type and length the schema says (the database's column limits enforced on
   SQLite too, not only where PostgreSQL would refuse them);
 - names that become file names or HTML ids (profile, device class, run id) from a safe alphabet: no ``/``, no ``..``;
-- every number finite (the MNIST ratios aside, infinite where a seed had no gap); no control characters in text;
+- every number finite (an old record's gap ratios aside, infinite where a seed had no gap); no control characters in
+  text;
 - the time an ISO 8601 instant, normalised to UTC so that nights order by when they ran, whoever recorded them.
 
 What it cannot see: a record that is well-formed and false (numbers made up by whoever can write the database). The
@@ -135,7 +136,17 @@ def _speed(value, where: str) -> dict:
     return value
 
 
-def _mnist(value, where: str) -> dict:
+def _experiments(value, where: str) -> dict:
+    """The declared experiments' values: name → variant → budget → metric → seed → value."""
+    for name, variants in _mapping(value, where).items():
+        _text(name, f"{where} key", LIMITS["name"])
+        _cells(variants, f"{where}[{name}]")
+    return value
+
+
+def _legacy_gaps(value, where: str) -> dict:
+    """Records written before the report's first experiment became a declared experiment kept its gaps per framework
+    (framework → quantity → seed → value, a ratio infinite where a seed had no gap); still read, no longer written."""
     for framework, quantities in _mapping(value, where).items():
         for quantity, per_seed in _mapping(quantities, f"{where}[{framework}]").items():
             _per_seed(per_seed, f"{where}[{framework}][{quantity}]", infinite_ok=True)
@@ -224,7 +235,8 @@ FIELDS = {
     "window": _positive_int,
     "cells": _cells,
     "speed": _speed,
-    "mnist": _mnist,
+    "experiments": _experiments,
+    "mnist": _legacy_gaps,
     "failed": _texts,
     "flags": _texts,
     "failures": _texts,

@@ -3,10 +3,9 @@
 Under ``<baselines>/<profile>/`` (the baselines directory: ``--baselines-dir``, else the profile's own,
 trainguard.core.spec.baselines_dir_for):
 
-- ``<class>.csv``, ``<class>-seeds.csv``, ``<class>.meta.json``: the per-seed CIFAR-10 baseline of the night's
-  device class (``cpu``, ``cuda``, ``cpu-bf16``, ``cpu-compile``, ``cpu-stack`` …);
-- ``mnist-<framework>-<device>.csv`` (+ ``.meta.json``): the MNIST distributions — fp32 and eager always, so
-  their class is the device's type, and Keras runs on the CPU whatever the night's device;
+- ``<class>.csv``, ``<class>-seeds.csv``, ``<class>.meta.json``: the per-seed baseline of the profile's models in
+  the night's device class (``cpu``, ``cuda``, ``cpu-bf16``, ``cpu-compile``, ``cpu-stack`` …);
+- ``experiments/``: the declared experiments' baseline runs and golden runs (trainguard.stores.experiment_records);
 - ``golden-<device>/<name>.json`` and ``golden-<device>/inputs.json``: the golden runs (fp32, eager, one seed at a
   time: their class is the device's type too) and the fingerprints of the night's inputs.
 """
@@ -24,7 +23,7 @@ class References:
     root: Path  # the baselines directory
     profile: str
     device_class: str  # the night's class: its baseline table
-    device_type: str = "cpu"  # cpu | cuda: the class of the golden runs and the torch MNIST distribution
+    device_type: str = "cpu"  # cpu | cuda: the class of the golden runs
 
     @property
     def directory(self) -> Path:
@@ -34,10 +33,6 @@ class References:
     def baseline(self) -> Path:
         """The summary table; its per-seed curves and metadata beside it (stores.baselines)."""
         return self.directory / f"{self.device_class}.csv"
-
-    def mnist(self, framework: str) -> Path:
-        device = self.device_type if framework == "torch" else "cpu"
-        return self.directory / f"mnist-{framework}-{device}.csv"
 
     @property
     def golden_dir(self) -> Path:
