@@ -36,8 +36,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Where each module lived before the layers became folders (0.1): the old import paths still import, warning once
-# with the new one. ``trainguard.replay``, ``.report`` and ``.night`` are packages now (their __init__ forwards).
+def _retired_modules() -> dict[str, str]:
+    from .core.retired import MODULES  # plain data: imports nothing else
+
+    return MODULES
+
+
+# Where each module lived before the layers became folders (0.1), and those retired since (trainguard.core.retired):
+# the old import paths still import, warning once with the new one. ``trainguard.replay``, ``.report`` and ``.night`` are packages now (their __init__ forwards).
 _MOVED = {f"{__name__}.{old}": f"{__name__}.{new}" for old, new in {
     "errors": "core.errors", "watchdog": "core.watchdog", "storage": "core.storage", "history": "core.history",
     "stats": "core.stats", "environment": "core.environment", "registry": "core.registry", "spec": "core.spec",
@@ -46,10 +52,7 @@ _MOVED = {f"{__name__}.{old}": f"{__name__}.{new}" for old, new in {
     "baselines": "stores.baselines", "engine": "engines.engine", "stacked": "engines.stacked", "training": "runs.training", "session": "runs.matrix",
     "export": "runs.export", "trend": "checks.trend", "dashboard": "report.dashboard",
     "mlflow_export": "report.mlflow_export", "cluster": "night.cluster", "selftest": "audit.selftest",
-    "calibration": "audit.calibration",
-    # the report's first experiment became a plug-in on the Experiment contract (its engine and Keras twin with it)
-    "keras_engine": "experiments.mnist_keras", "engines.keras_engine": "experiments.mnist_keras",
-    "overfit": "experiments.mnist_overfit", "engines.overfit": "experiments.mnist_overfit"}.items()}
+    "calibration": "audit.calibration", **_retired_modules()}.items()}
 
 
 def moved(old: str, new: str) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .core.retired import FLAGS as RETIRED_FLAGS
 from .options import REPORT, RUN_OPTIONS, add_options
 
 EXAMPLES = """examples:
@@ -109,7 +110,8 @@ def _add_baselines(sub) -> None:
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-experiments", action="store_true",
                            help="update: leave the declared experiments' baselines as they are (the models' only)")
-    baselines.add_argument("--skip-mnist", action="store_true", dest="skip_retired", help=argparse.SUPPRESS)
+    for old, new in RETIRED_FLAGS.items():  # still accepted: they do what their replacement does, with a note
+        baselines.add_argument(old, action="append_const", const=(old, new), dest="retired", help=argparse.SUPPRESS)
     baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
     baselines.add_argument("--train-missing", action="store_true",
                            help="update --from-log: train the baseline runs the logs lack (resumes a baseline measured "
@@ -501,10 +503,10 @@ def _update_baselines(matrix, args) -> int:
         executor = executor_for(matrix.options)  # the seeds' runs first: in process, or spread over the cluster
         executor.prepare()
         executor.execute(plan_baselines(session), session)
-    if args.skip_retired:
-        print("note: --skip-mnist is retired (the report's first experiment is a declared experiment now): it does "
-              "what --skip-experiments does", file=sys.stderr)
-    kinds = (["baseline"] + ([] if args.skip_experiments or args.skip_retired else ["experiments"])
+    for old, new in args.retired or ():
+        print(f"note: {old} is retired (trainguard.core.retired): it does what {new} does", file=sys.stderr)
+        setattr(args, new.removeprefix("--").replace("-", "_"), True)
+    kinds = (["baseline"] + ([] if args.skip_experiments else ["experiments"])
              + ([] if args.skip_golden else ["replay", "experiment_replay"]))
     for line in session.update(kinds):
         print(line)

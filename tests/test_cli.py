@@ -350,3 +350,11 @@ def test_a_command_run_in_process_gives_back_the_torch_thread_count(dirs, capsys
     assert cli.main(["baselines", "show", *dirs, "--threads", str(other)]) == 2
     assert "no baseline at" in capsys.readouterr().err
     assert torch.get_num_threads() == before
+
+
+def test_a_retired_flag_still_works_as_its_replacement_and_says_so():
+    from trainguard.core import retired
+
+    args = cli.build_parser().parse_args(["baselines", "update", "--skip-mnist"])
+    assert args.retired == [("--skip-mnist", "--skip-experiments")] and retired.FLAGS["--skip-mnist"] == "--skip-experiments"
+    assert not cli.build_parser().parse_args(["baselines", "update"]).retired

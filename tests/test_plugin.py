@@ -269,3 +269,18 @@ def test_an_unusable_input_ends_the_session_or_in_an_xdist_worker_fails_the_case
     with pytest.raises(pytest.exit.Exception, match="cifar10") as ended:
         stop(SimpleNamespace(), "trainguard: cifar10 is not available")
     assert ended.value.returncode == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_test_marked_with_a_retired_kind_is_told_its_replacement(pytester, preloaded):
+    """`trainguard_kinds("mnist_gaps")` (the report's first experiment before it was a declared plug-in) is a usage
+    error naming the kind that checks it now, not a silently skipped test."""
+    pytester.makepyfile(test_old='''
+        import pytest
+
+        @pytest.mark.trainguard_kinds("mnist_gaps")
+        def test_gaps(trainguard_case):
+            trainguard_case.check()
+    ''')
+    result = pytester.runpytest_inprocess("--tg-profile", "ci", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    assert "retired kind(s); what they checked is now ['experiments']" in result.stdout.str() + result.stderr.str()

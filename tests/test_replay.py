@@ -106,9 +106,9 @@ def test_another_environment_within_noise_and_beyond_it(written):
     is 'numerics differ'; a real change of the recipe is a change, even where the environment also differs."""
     matrix = smoke_matrix(written)
     stored = golden.read_golden(golden.golden_path(written, "smoke", "cpu", "Baseline1"))
-    spec = replay.cifar_spec(matrix, "Baseline1")
+    spec = replay.model_spec(matrix, "Baseline1")
     with replay.pinned(2):
-        noisy = replay.trace_cifar(matrix, "Baseline1", prepare=replay.nudge(99))
+        noisy = replay.trace_model(matrix, "Baseline1", prepare=replay.nudge(99))
     noisy.environment = {**noisy.environment, "cpu": "another CPU"}
     outcome = golden.compare(stored, noisy, spec, "smoke")
     assert outcome.status in (golden.NOISE, golden.IDENTICAL), outcome.message
@@ -117,7 +117,7 @@ def test_another_environment_within_noise_and_beyond_it(written):
     matrix.profile = dataclasses.replace(matrix.profile, default_training=dataclasses.replace(
         matrix.profile.default_training, lr=0.0011))  # lr 10 % higher
     with replay.pinned(2):
-        changed = replay.trace_cifar(matrix, "Baseline1")
+        changed = replay.trace_model(matrix, "Baseline1")
     changed.environment = noisy.environment
     outcome = golden.compare(stored, changed, spec, "smoke")
     assert outcome.status == golden.CHANGED and "the environment also differs (cpu" in outcome.message

@@ -27,8 +27,6 @@ BUILTIN = {
     "experiments": "trainguard.checks.declared_experiments:DeclaredExperiments",
     "experiment_replay": "trainguard.replay.experiment_kind:DeclaredReplays",
 }
-#: Kinds that are gone → the kind that checks what they checked (a test marked with an old name is told, not skipped).
-RETIRED = {"mnist_gaps": "experiments", "mnist_conclusions": "experiments"}
 _registered: dict[str, object] = {}  # name -> the kind (a class or an instance), registered from code
 _loaded: dict[str, object] = {}  # name -> the kind's instance, once imported
 

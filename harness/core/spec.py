@@ -373,21 +373,13 @@ TOP_LEVEL = {"name": "str", "description": "str", "dataset": "str", "train_per_c
              "statistics": "table", "golden": "table", "tolerance": "table", "experiments": "strs"}
 
 
-#: Profile keys that are gone, and what replaced them: an old profile fails naming the new way, not "unknown key".
-RETIRED = {
-    "mnist": "the [mnist] section is retired: Experiment 1 is a plug-in on the Experiment contract; declare it as any "
-             "experiment, experiments = [\"trainguard.experiments.mnist_overfit:torch\", "
-             "\"trainguard.experiments.mnist_overfit:keras\"] (other settings: a module of yours holding "
-             "mine = trainguard.experiments.mnist_overfit.make(Settings(...)); docs/own-training.md)",
-    "golden.mnist_seed": "[golden] mnist_seed is retired: a declared experiment's golden run is its own (seed 0, its "
-                         "replay_budget epochs); delete the key",
-}
-
-
 def _retired(keys, source: str, prefix: str = "") -> None:
+    """A key that is gone fails naming what replaced it (trainguard.core.retired), not as an unknown key."""
+    from .retired import PROFILE_KEYS
+
     for key in sorted(keys):
-        if f"{prefix}{key}" in RETIRED:
-            raise ConfigError(f"{source}: {RETIRED[prefix + key]}")
+        if f"{prefix}{key}" in PROFILE_KEYS:
+            raise ConfigError(f"{source}: {PROFILE_KEYS[prefix + key]}")
 
 
 def _check_top_level(raw: dict, source: str) -> None:

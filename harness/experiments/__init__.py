@@ -2,11 +2,10 @@
 written as any user's experiment is: ``trainguard guard trainguard.experiments.mnist_overfit:torch check``.
 
 - :mod:`~trainguard.experiments.mnist_overfit`: the dense network on 200 MNIST images, without and with dropout
-  (PyTorch; the Keras twin in its child process), its claims "dropout shrinks the gap" and "dropout lowers the
-  final test loss";
+  (PyTorch; the Keras twin in its child process, :mod:`~trainguard.experiments.mnist_keras`), its claims "dropout
+  shrinks the gap" and "dropout lowers the final test loss". The ``ci`` profile declares it
+  (``experiments = [...]``): its night checks it as it checks any declared experiment;
 - :mod:`~trainguard.experiments.cifar_models`: the four CIFAR-10 classifiers at lr 0.01, its claims the report's
-  ranking and "more epochs help".
-
-The built-in profiles still run these experiments through their own machinery (trainguard.runs.matrix); these
-plug-ins train the same runs through the same engine, and a test holds their numbers equal.
+  ranking and "more epochs help". The built-in profiles still train these through their own models' machinery
+  (trainguard.runs.matrix); this plug-in trains the same numbers, and a test holds them equal.
 """

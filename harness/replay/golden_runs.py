@@ -129,7 +129,7 @@ def nudge(seed: int):
 # ------------------------------------------------------------------------------------ the golden runs
 
 
-def cifar_subset(dataset: data.Dataset, golden) -> data.Dataset:
+def model_subset(dataset: data.Dataset, golden) -> data.Dataset:
     """The golden's data: the first images of each class of the profile's training (and validation) split,
     the first ``test_images`` of its test split. Fixed by construction, like the profile's own view."""
     train = data.first_per_class(dataset.y_train, golden.train_per_class)
@@ -142,7 +142,7 @@ def cifar_subset(dataset: data.Dataset, golden) -> data.Dataset:
                         dataset.y_test[:test], dataset.source, dataset.verification, [], x_val=x_val, y_val=y_val)
 
 
-def cifar_spec(matrix, model: str) -> dict:
+def model_spec(matrix, model: str) -> dict:
     g, p = matrix.profile.golden, matrix.profile
     seed = g.seed if g.seed is not None else p.baseline_seeds[0]
     return {"name": model, "model": model, "seed": seed, "epochs": g.epochs, "threads": g.threads,
@@ -151,9 +151,9 @@ def cifar_spec(matrix, model: str) -> dict:
             "training": dataclasses.asdict(p.training(model))}
 
 
-def trace_cifar(matrix, model: str, prepare=None) -> Trace:
-    spec = cifar_spec(matrix, model)
-    subset = cifar_subset(matrix.dataset, matrix.profile.golden)
+def trace_model(matrix, model: str, prepare=None) -> Trace:
+    spec = model_spec(matrix, model)
+    subset = model_subset(matrix.dataset, matrix.profile.golden)
     config = matrix.profile.training(model)
     recorder = StepRecorder()
     # engine.models.build at call time, not a reference taken earlier: a self-test may have patched it
@@ -165,7 +165,7 @@ def trace_cifar(matrix, model: str, prepare=None) -> Trace:
 
 
 def spec_for(matrix, name: str) -> dict:
-    return cifar_spec(matrix, name)
+    return model_spec(matrix, name)
 
 
 def replay_threads(matrix) -> int:
@@ -182,7 +182,7 @@ def replay_threads(matrix) -> int:
 def trace(matrix, name: str, prepare=None, threads: int | None = None) -> Trace:
     """The golden run ``name`` as the code and data stand now, at ``threads`` (default: the pinned count)."""
     with pinned(threads or matrix.profile.golden.threads):
-        return trace_cifar(matrix, name, prepare)
+        return trace_model(matrix, name, prepare)
 
 
 # ------------------------------------------------------------------------------------ noise envelope

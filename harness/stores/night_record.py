@@ -23,6 +23,7 @@ import math
 import re
 
 from ..core.errors import ConfigError
+from ..core.retired import RECORD_KEYS
 
 FORMAT_VERSION = 1
 
@@ -145,8 +146,8 @@ def _experiments(value, where: str) -> dict:
 
 
 def _legacy_gaps(value, where: str) -> dict:
-    """Records written before the report's first experiment became a declared experiment kept its gaps per framework
-    (framework → quantity → seed → value, a ratio infinite where a seed had no gap); still read, no longer written."""
+    """Retired record keys (trainguard.core.retired): per-framework gaps, framework → quantity → seed → value (a ratio
+    infinite where a seed had no gap); still read, no longer written."""
     for framework, quantities in _mapping(value, where).items():
         for quantity, per_seed in _mapping(quantities, f"{where}[{framework}]").items():
             _per_seed(per_seed, f"{where}[{framework}][{quantity}]", infinite_ok=True)
@@ -236,7 +237,7 @@ FIELDS = {
     "cells": _cells,
     "speed": _speed,
     "experiments": _experiments,
-    "mnist": _legacy_gaps,
+    **{key: _legacy_gaps for key in RECORD_KEYS},
     "failed": _texts,
     "flags": _texts,
     "failures": _texts,

@@ -57,8 +57,8 @@ def user_model_source(model: str) -> str:
     """The source of a user's model (an import path or an entry point): its whole module and every module of the
     same top-level package (or, for a loose module, beside it in the same directory) that is loaded once it is
     imported — the helpers it imports — so that an edit anywhere in them is a new result, never a cached one.
-    '' for a name that is not a model name (the DenseMNIST runs' labels). A model that cannot be resolved is the
-    profile's error (ConfigError), never a key that silently leaves the source out."""
+    '' for a name that is not a model name (a run log's label of something else). A model that cannot be resolved is
+    the profile's error (ConfigError), never a key that silently leaves the source out."""
     import inspect
 
     from .. import models
