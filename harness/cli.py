@@ -354,6 +354,7 @@ def cmd_report(args) -> int:
     for log in args.from_log or []:  # later logs win for a run present in several
         histories.update(histories_from_log(log, options.profile.name))
     night = Night(options)
+    night.checks.rerendered = True  # what was not stored is not trained: a declared experiment without runs is skipped
     night.notes.append("Re-rendered from stored results by `trainguard report`; nothing was trained.")
     if args.from_log is not None:
         night.matrix.preload({key: h for key, h in histories.items() if key[0] in options.profile.models})

@@ -185,3 +185,22 @@ def test_an_undelivered_experiment_fails_its_case_instead_of_training(project):
         matrix.close()
     assert verdicts and all(not v.passed for v in verdicts)
     assert any("were not delivered by the execute stage" in v.message for v in verdicts), [v.message for v in verdicts]
+
+
+def test_a_re_render_reads_the_experiment_s_runs_from_the_cache_or_says_why_it_cannot(project, capsys):
+    """`trainguard report` trains nothing: the declared experiment's check seeds' runs come from the result cache the
+    night filled; with another (empty) cache and only a run log (which holds the models' runs), it is skipped with
+    why, never trained and never failed."""
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert cli.main(["run", *_dirs(project), "--report", str(project / "r" / "report.md"),
+                     "--run-log", str(project / "runlog.jsonl")]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", *_dirs(project), "--report", str(project / "again" / "report.md")]) == 0
+    again = (project / "again" / "report.md").read_text()
+    assert "PASS regression: more epochs help" in again and "| small     | 100" in again
+    empty = [*_dirs(project)]
+    empty[empty.index("--results-dir") + 1] = str(project / "no-results")
+    assert cli.main(["report", *empty, "--from-log", str(project / "runlog.jsonl"),
+                     "--report", str(project / "log" / "report.md")]) == 0
+    rendered = (project / "log" / "report.md").read_text()
+    assert "its check seeds' runs are not in the result cache" in rendered and "more epochs help" not in rendered

@@ -166,6 +166,7 @@ class CheckSession:
         self.kinds = [kind for kind in enabled_kinds(self.profile) if kind.active(matrix.options)]
         self.replays: dict = {}  # golden name (and "inputs") → its replay's Outcome, from the execute stage
         self.source_logs: list = []  # the run logs the stored runs came from (baselines update --from-log)
+        self.rerendered = False  # `trainguard report`: nothing trains; what was not stored is not checked
         self._references: dict = {}
         self._missing: dict = {}  # one failing verdict per missing reference, however many cases read it
         self.notes: list[str] = []  # why cases checked nothing, in the order met

@@ -84,11 +84,29 @@ def local_runner(session, found, target: str, seeds, store) -> dict:
     return runs(found, seeds, store, **run_settings(session))
 
 
+def night_runs(session, target: str) -> dict | None:
+    """The check seeds' runs of ``target`` this night: as the execute stage delivered them, else as the result cache
+    holds them (a re-render, another process's night); None when neither has them all."""
+    from ..runs.experiment_runs import stored
+
+    delivered = session.__dict__.get("experiment_runs", {}).get(target)
+    if delivered is not None:
+        return delivered
+    found = experiment(session, target)
+    return stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+
+
+def _nights(session) -> dict:
+    """target → its check seeds' runs, for every declared experiment that has them."""
+    found = {target: night_runs(session, target) for target in session.profile.experiments}
+    return {target: runs for target, runs in found.items() if runs is not None}
+
+
 def night_cells(session) -> dict:
     """What the ledger records of the declared experiments this night: name → variant → budget → metric → seed →
     value, for each variant whose check seeds' runs all completed (a failed run measured nothing)."""
     cells = {}
-    for target, runs in session.__dict__.get("experiment_runs", {}).items():
+    for target, runs in _nights(session).items():
         found = experiment(session, target)
         for variant in found.variants:
             records = [r for (v, _), r in sorted(runs.items()) if v == variant]
@@ -104,7 +122,7 @@ def baseline_tables(session) -> dict:
     from .experiment_night import ExperimentTable
 
     tables = {}
-    for target in session.__dict__.get("experiment_runs", {}):
+    for target in _nights(session):
         found = experiment(session, target)
         baseline, _ = baseline_of(found, baseline_store(session), session.matrix.threads)
         if baseline is not None:
@@ -130,7 +148,16 @@ class DeclaredExperiments(CheckKind):
         return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
 
     def unavailable(self, session, case) -> str | None:
-        return experiment(session, case.params[0]).unavailable()
+        """Its ``requires`` unmet; or, in a re-render (``trainguard report``: nothing trains), its check seeds' runs
+        not in the result cache — a run log holds the models' runs only."""
+        found = experiment(session, case.params[0])
+        if why := found.unavailable():
+            return why
+        if session.rerendered and night_runs(session, case.params[0]) is None:
+            return (f"experiment {found.name}: its check seeds' runs are not in the result cache "
+                    f"({night_store(session).root}); a re-render reads them from there only (run logs hold the "
+                    f"models' runs)")
+        return None
 
     def deliver(self, session, case, runner=local_runner) -> None:
         """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks); kept for the
@@ -159,11 +186,9 @@ class DeclaredExperiments(CheckKind):
     def verdicts(self, session, case, baseline) -> list[Verdict]:
         from ..checks.experiment_bands import bands
         from ..checks.experiment_claims import claims
-        from ..runs.experiment_runs import stored
 
         found = experiment(session, case.params[0])
-        night = session.__dict__.get("experiment_runs", {}).get(case.params[0]) or stored(
-            found, found.check_seeds, night_store(session), session.matrix.threads)
+        night = night_runs(session, case.params[0])
         if night is None:  # the execute stage did not deliver them: a failed run, never trained here
             return [Verdict("run", f"{found.name}-runs", False, f"experiment {found.name}: its check seeds' runs "
                                                                  f"were not delivered by the execute stage")]
@@ -189,13 +214,11 @@ class DeclaredExperiments(CheckKind):
         return lines
 
     def summary_part(self, session) -> "ExperimentsPart | None":
-        """Their verdicts, and what their check seeds' runs measured (those the execute stage delivered)."""
+        """Their verdicts, and what their check seeds' runs measured (delivered, or from the result cache)."""
         from .experiment_results import gather
 
-        delivered = session.__dict__.get("experiment_runs", {})
         return ExperimentsPart([_name(t) for t in session.profile.experiments],
-                               {_name(t): gather(experiment(session, t), delivered[t])
-                                for t in session.profile.experiments if t in delivered})
+                               {_name(t): gather(experiment(session, t), runs) for t, runs in _nights(session).items()})
 
 
 @dataclass
