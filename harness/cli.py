@@ -110,6 +110,9 @@ def _add_baselines(sub) -> None:
                                 "calibrate: also check these runs of seeds outside the baseline (real reruns)")
     baselines.add_argument("--skip-experiments", action="store_true",
                            help="update: leave the declared experiments' baselines as they are (the models' only)")
+    baselines.add_argument("--skip-models", action="store_true",
+                           help="update: leave the models' baseline and golden runs as they are (the declared "
+                                "experiments' only)")
     for old, new in RETIRED_FLAGS.items():  # still accepted: they do what their replacement does, with a note
         baselines.add_argument(old, action="append_const", const=(old, new), dest="retired", help=argparse.SUPPRESS)
     baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
@@ -120,7 +123,8 @@ def _add_baselines(sub) -> None:
                            help="update: rewrite only the golden runs and their noise envelope (seconds to minutes), "
                                 "printing what moved against the old ones")
     baselines.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                           help="with --golden: only these golden runs (the profile's models), or `inputs` "
+                           help="with --golden: only these golden runs (the profile's models), `experiments` (its "
+                                "declared experiments'), or `inputs` "
                                 "(the fingerprints of the night's data only)")
     _common(baselines)
 
@@ -457,20 +461,25 @@ def cmd_baselines(args) -> int:
     return {"calibrate": _calibrate, "diff": _diff_published, "show": _show_baseline}[args.action](matrix, args, path)
 
 
+EXPERIMENTS = "experiments"  # --golden --names experiments: the golden runs of the profile's declared experiments
+
+
 def _update_goldens(matrix, args) -> int:
     from .replay.golden_runs import write_goldens
 
     from .replay.golden_runs import INPUTS
 
     names = args.names or None
-    unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()) - {INPUTS})
+    unknown = sorted(set(names or ()) - set(matrix.profile.golden_names()) - {INPUTS, EXPERIMENTS})
     if unknown:
         print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
-              f"{', '.join(matrix.profile.golden_names()) or 'none'}", file=sys.stderr)
+              f"{', '.join(matrix.profile.golden_names()) or 'none'} (and {INPUTS}, {EXPERIMENTS})", file=sys.stderr)
         return 2
-    write_goldens(matrix, names, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
-                                                   matrix.profile.name, *(["--names", *names] if names else [])]))
-    if names is None and matrix.profile.experiments:  # and the golden runs of the profile's own experiments
+    models = None if names is None else [n for n in names if n != EXPERIMENTS]
+    if models != []:
+        write_goldens(matrix, models, command=" ".join(["trainguard", "baselines", "update", "--golden", "--profile",
+                                                        matrix.profile.name, *(["--names", *models] if models else [])]))
+    if (names is None or EXPERIMENTS in names) and matrix.profile.experiments:  # the profile's own experiments
         from .checks import CheckSession
 
         for line in CheckSession(matrix).update(["experiment_replay"]):
@@ -497,8 +506,8 @@ def _update_baselines(matrix, args) -> int:
             matrix.preload(runs)
     session = CheckSession(matrix)
     session.source_logs = list(args.from_log or [])
-    if not args.from_log or args.train_missing:  # else a run the logs lack is an error, not hours of training
-        from .api import executor_for
+    if not args.skip_models and (not args.from_log or args.train_missing):  # else a run the logs lack is an error,
+        from .api import executor_for                                         # not hours of training
         from .night.plan import plan_baselines
 
         executor = executor_for(matrix.options)  # the seeds' runs first: in process, or spread over the cluster
@@ -507,8 +516,8 @@ def _update_baselines(matrix, args) -> int:
     for old, new in args.retired or ():
         print(f"note: {old} is retired (trainguard.core.retired): it does what {new} does", file=sys.stderr)
         setattr(args, new.removeprefix("--").replace("-", "_"), True)
-    kinds = (["baseline"] + ([] if args.skip_experiments else ["experiments"])
-             + ([] if args.skip_golden else ["replay", "experiment_replay"]))
+    kinds = (([] if args.skip_models else ["baseline"]) + ([] if args.skip_experiments else ["experiments"])
+             + ([] if args.skip_golden else ([] if args.skip_models else ["replay"]) + ["experiment_replay"]))
     for line in session.update(kinds):
         print(line)
     return 0

@@ -204,3 +204,49 @@ def test_a_re_render_reads_the_experiment_s_runs_from_the_cache_or_says_why_it_c
                      "--report", str(project / "log" / "report.md")]) == 0
     rendered = (project / "log" / "report.md").read_text()
     assert "its check seeds' runs are not in the result cache" in rendered and "more epochs help" not in rendered
+
+
+def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_drift(project, capsys):
+    """The night records its declared experiments' values in the ledger (beside its models' cells); the next night
+    compares them with the previous one against the baseline's seed noise: a step is flagged as drift, naming the
+    experiment, its variant, budget and metric, and which way is worse by the metric's declared direction."""
+    from trainguard.stores.ledger import open_ledger
+
+    ledger = f"sqlite:///{project / 'ledger.sqlite'}"
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r" / "report.md")]) == 0
+    [night] = open_ledger(ledger).read("mine", "cpu")
+    assert set(night["experiments"]["regression"]) == {"small", "large"}
+    assert set(night["experiments"]["regression"]["small"]["2"]["mse"]) == {"100"}
+    # a tenth of the learning rate: a worse mse at every cell, far beyond the baseline's seed noise
+    (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.005"))
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    capsys.readouterr()
+    cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r2" / "report.md")])
+    report = (project / "r2" / "report.md").read_text()
+    assert re.search(r"regression small-2 mse: .*STEP \(worse than the previous run\)", report), report[-4000:]
+    assert len(open_ledger(ledger).read("mine", "cpu")) == 2
+
+
+def test_golden_names_experiments_writes_only_the_declared_experiments_golden_runs(project, capsys):
+    """`baselines update --golden --names experiments`: the declared experiments' golden runs, not the models'."""
+    dirs = [a for a in _dirs(project) if a != "--no-replay"]
+    assert cli.main(["baselines", "update", *dirs, "--golden", "--names", "experiments"]) == 0
+    out = capsys.readouterr().out
+    assert "regression small: golden of" in out and "regression large: golden of" in out
+    golden = project / "baselines" / "mine" / "experiments" / "regression" / "golden"
+    assert sorted(p.name for p in golden.iterdir()) == ["large.json", "small.json"]
+    assert not list((project / "baselines" / "mine").glob("golden-cpu/*.json"))  # the models' goldens: untouched
+    assert cli.main(["baselines", "update", *dirs, "--golden", "--names", "nope"]) == 2
+    assert "(and inputs, experiments)" in capsys.readouterr().err
+
+
+def test_skip_models_measures_only_the_declared_experiments(project, capsys):
+    """`baselines update --skip-models`: the experiments' baseline (and golden) runs, nothing of the models'."""
+    dirs = [a for a in _dirs(project) if a != "--no-replay"]
+    assert cli.main(["baselines", "update", *dirs, "--skip-models"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment regression: 8 baseline run(s)" in out and "regression small: golden of" in out
+    assert not (project / "baselines" / "mine" / "cpu.csv").exists()
+    assert not list((project / "baselines" / "mine").glob("golden-cpu/*.json"))

@@ -65,12 +65,21 @@ def test_an_export_refuses_other_profiles_and_seeds(full_data, tmp_path):
         matrix(bigger, tmp_path / "export").dataset  # noqa: B018
 
 
-def test_a_damaged_or_partial_export_is_an_error_naming_the_file(full_data, tmp_path):
+def test_a_damaged_or_partial_export_is_an_error_naming_the_file(full_data, tmp_path, monkeypatch):
     directory, profile = full_data
     export = tmp_path / "export"
     export_profile_data(profile, export, directory, allow_download=False, printer=lambda s: None)
     with pytest.raises(data.DataError, match="holds no mnist"):  # a declared experiment's data is not exported
         data.load("mnist", export)
+    rng = np.random.default_rng(1)  # ... and a file beside it that is no known release is not taken for one
+    np.savez(export / "mnist.npz", x_train=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_train=np.tile(np.arange(10, dtype=np.uint8), 2), x_test=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+             y_test=np.arange(10, dtype=np.uint8))
+    with pytest.raises(data.DataError, match="holds no mnist"):
+        data.load("mnist", export)
+    monkeypatch.setitem(data._MANIFEST["files"], data.sha256_file(export / "mnist.npz"), "a known release (test)")
+    copied = data.load("mnist", export)  # a known release copied beside the export: read as the plain copy it is
+    assert len(copied.x_train) == 20 and copied.export is None and "verified" in copied.verification
     manifest = json.loads((export / "export.json").read_text())
     del manifest["cifar10"]
     (export / "export.json").write_text(json.dumps(manifest))

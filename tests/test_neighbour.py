@@ -202,7 +202,8 @@ def test_the_readme_layout_is_the_layer_list():
 
 @pytest.mark.parametrize("old, new", [("trainguard.compare", "trainguard.core.compare"),
                                       ("trainguard.session", "trainguard.runs.matrix"),
-                                      ("trainguard.cluster", "trainguard.night.cluster")])
+                                      ("trainguard.cluster", "trainguard.night.cluster"),
+                                      ("trainguard.engines.keras_engine", "trainguard.experiments.mnist_keras")])
 def test_an_import_path_from_before_the_folders_still_imports_the_same_module_with_a_warning(old, new):
     code = (f"import importlib, warnings; warnings.simplefilter('error', DeprecationWarning)\n"
             f"try:\n    importlib.import_module({old!r})\nexcept DeprecationWarning as w:\n    print(w)\n"

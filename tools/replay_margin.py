@@ -28,18 +28,14 @@ from trainguard.core.spec import load_profile
 SIZES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 
 
-def changed_trace(matrix: Matrix, name: str, experiment, size: float) -> golden.Trace:
+def changed_trace(matrix: Matrix, name: str, size: float) -> golden.Trace:
     """The golden run with the learning rate scaled by (1 + size)."""
-    if name.startswith("mnist-"):
-        scaled = dataclasses.replace(experiment, config=dataclasses.replace(experiment.config,
-                                                                          lr=experiment.config.lr * (1 + size)))
-        return replay.trace(matrix, name, scaled)
     profile = matrix.profile
     training = {m: dataclasses.replace(profile.training(m), lr=profile.training(m).lr * (1 + size)) for m in profile.models}
     saved = matrix.profile
     matrix.profile = dataclasses.replace(profile, per_model_training=tuple(sorted(training.items())))
     try:
-        return replay.trace(matrix, name, experiment)
+        return replay.trace(matrix, name)
     finally:
         matrix.profile = saved
 
@@ -73,7 +69,6 @@ def main() -> None:
     matrix = Matrix(Options(load_profile(args.profile), device="cpu", baselines_dir=args.baselines_dir,
                             results_dir=None, run_log=None, allow_download=False), printer=lambda _: None)
     names = args.names or matrix.profile.golden_names()
-    experiment = matrix.mnist_experiment(log=False) if any(n.startswith("mnist-") for n in names) else None
     print("| golden run | tolerance of the train loss (relative): " + " / ".join(
         ["step 1", "step 2", "step 5", "end of epoch 1", "last step"]) + " | widening | "
         + " | ".join(f"lr × (1 + {s:g}), not logged" for s in SIZES) + " |")
@@ -81,10 +76,10 @@ def main() -> None:
     for name in names:
         started = time.perf_counter()
         g = golden.read_golden(replay.golden_file(matrix, name))
-        spec = replay.spec_for(matrix, name, experiment)
+        spec = replay.spec_for(matrix, name)
         cells = []
         for size in SIZES:
-            run = changed_trace(matrix, name, experiment, size)
+            run = changed_trace(matrix, name, size)
             run.environment = {**run.environment, "cpu": "another machine"}  # judged as on another environment
             outcome = golden.compare(without_lr(g), without_lr(run), spec, args.profile)
             where = outcome.beyond or outcome.first

@@ -32,7 +32,7 @@ MODELS = ["Baseline1", "Baseline2", "NewModel1"]
 def profile_file(out: Path, lr: float) -> Path:
     """ci's profile (same name, so baselines/ci applies) with three models, no MNIST, and ``lr``."""
     text = (ROOT / "harness" / "profiles" / "ci.toml").read_text()
-    text = text.split("\n[mnist]")[0]
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("experiments = "))  # no MNIST
     text = text.replace('models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', f"models = {MODELS!r}".replace("'", '"'))
     text = text.replace("[training]\nlr = 0.01", f"[training]\nlr = {lr}")
     text = text.replace('start_models = ["Baseline1", "NewModel1", "NewModel2"]', 'start_models = ["Baseline1", "NewModel1"]')

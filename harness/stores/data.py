@@ -288,9 +288,9 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
     if data_dir is not None:
         if not data_dir.is_dir():
             raise DataError(f"data directory {data_dir} (from --data-dir or TRAINGUARD_DATA_DIR) does not exist")
-        if (data_dir / EXPORT_FILE).exists():
-            return read_export(name, data_dir)
         path = data_dir / FILENAMES[name]
+        if (data_dir / EXPORT_FILE).exists() and not _beside_export(name, path):
+            return read_export(name, data_dir)
         if path.exists():
             return read_npz(name, path)
     cached, reason = _read_cache(name, cache_dir)
@@ -307,6 +307,16 @@ def load(name: str, data_dir: Path | str | None = None, cache_dir: Path | str | 
 
 
 # --------------------------------------------------------------------------- exports
+
+
+def _beside_export(name: str, path: Path) -> bool:
+    """Is ``path`` a known release's file copied beside an export that does not hold ``name`` (a declared experiment's
+    data, which an export does not write)? Anything else in an export directory is the export's, or an error."""
+    try:
+        held = name in json.loads((path.parent / EXPORT_FILE).read_text())
+    except (OSError, ValueError, TypeError):
+        return False  # read_export names the unreadable manifest
+    return not held and path.is_file() and sha256_file(path) in _MANIFEST["files"]
 
 
 def read_export(name: str, directory: Path) -> Dataset:
