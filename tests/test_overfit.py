@@ -101,3 +101,35 @@ def test_the_keras_twin_reports_the_same_metrics(data_dir):
     assert record.completed, record.message
     assert set(record.epochs) == {"train_loss", "test_loss", "gap"} and len(record.epochs["gap"]) == 2
     assert record.steps == {}  # epochs only: no golden
+
+
+def test_the_plug_in_s_committed_baseline_is_the_retired_machinery_s_runs_number_for_number():
+    """What stays: the ci profile's MNIST baseline, measured again through the plug-in (baselines/ci/experiments/),
+    holds the numbers the retired machinery logged for the same seeds (baselines/ci/mnist-runlog.jsonl, 2026-12-01):
+    every epoch's train loss of every seed, both variants, both frameworks, bit for bit, and every test loss of the
+    torch arm. The Keras twin's test losses are equal to TensorFlow's evaluation rounding: measured, 3 of its 200
+    evaluations differ from the log, by at most 1.3e-7 relative (seeds 0, 4 and 5 without dropout, one epoch each;
+    their training is bit for bit the log's), and a rerun here reproduces the committed records exactly."""
+    from pathlib import Path
+
+    from trainguard.stores.experiment_records import ExperimentStore
+    from trainguard.stores.runlog import histories_from_log
+
+    root = Path(__file__).resolve().parent.parent / "baselines" / "ci"
+    logged = histories_from_log(root / "mnist-runlog.jsonl", "ci")
+    store, compared = ExperimentStore(root / "experiments"), 0
+    for framework in ("torch", "keras"):
+        experiment = getattr(mnist_overfit, framework)
+        for variant, settings in experiment.variants.items():
+            for seed in experiment.baseline_seeds:
+                record = store.latest(experiment.name, variant, seed, 10, 2)
+                history = logged[(f"mnist-{framework}-dropout{settings['dropout']}", seed)]
+                assert record is not None and record.completed, (framework, variant, seed)
+                assert record.epochs["train_loss"] == [e.train_loss for e in history.epochs], (framework, variant, seed)
+                test = [e.test_loss for e in history.epochs]
+                if framework == "torch":
+                    assert record.epochs["test_loss"] == test, (framework, variant, seed)
+                else:
+                    assert record.epochs["test_loss"] == pytest.approx(test, rel=2e-7, abs=0), (variant, seed)
+                compared += 1
+    assert compared == 80
