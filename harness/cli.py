@@ -537,8 +537,24 @@ def _calibrate(matrix, args, path) -> int:
     reruns = {key: bl.curve(h) for key, h in histories.items() if key[0] in matrix.profile.models and h.completed} \
         if args.from_log else None
     print(render(baseline_kind.read(matrix), matrix.profile, per_check_alpha(matrix.profile),
-                 band_check_count(matrix.profile), reruns))
+                 band_check_count(matrix.profile), reruns, _calibrate_experiments(matrix)))
     return 0
+
+
+def _calibrate_experiments(matrix) -> list[str]:
+    """Each declared experiment's leave-k-out and MDE lines, from its stored baseline runs."""
+    from .audit.experiment_calibration import section
+    from .checks import CheckSession, per_check_alpha
+    from .checks.declared_experiments import baseline_store, experiment
+    from .runs.experiment_runs import baseline_of
+
+    session, lines = CheckSession(matrix), []
+    for target in matrix.profile.experiments:
+        found = experiment(session, target)
+        baseline, _ = baseline_of(found, baseline_store(session), matrix.threads)
+        lines += (section(found, baseline, per_check_alpha(matrix.profile), matrix.profile.statistics.power)
+                  if baseline else [f"- {found.name}: no baseline in {baseline_store(session).root}"])
+    return lines
 
 
 def _diff_published(matrix, args, path) -> int:

@@ -250,3 +250,17 @@ def test_skip_models_measures_only_the_declared_experiments(project, capsys):
     assert "experiment regression: 8 baseline run(s)" in out and "regression small: golden of" in out
     assert not (project / "baselines" / "mine" / "cpu.csv").exists()
     assert not list((project / "baselines" / "mine").glob("golden-cpu/*.json"))
+
+
+def test_a_target_named_otherwise_than_its_experiment_shows_its_verdicts_under_the_experiment_s_name(project):
+    """`experiments = ["pkg.mod:torch"]` names a module attribute; the report's section and its verdicts go by the
+    experiment's own name (the report's MNIST plug-in: target NAME `torch`, experiment `mnist-overfit-torch`)."""
+    (project / "regression.py").write_text(EXPERIMENT + "\nalias = regression\n")
+    profile = (project / "mine.toml").read_text().replace('"regression.py:regression"', '"regression.py:alias"')
+    (project / "mine.toml").write_text(profile)
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert cli.main(["run", *_dirs(project), "--report", str(project / "r" / "report.md")]) == 0
+    report = (project / "r" / "report.md").read_text()
+    section = report[report.index("## Your experiments"):report.index("## Trend")]
+    assert "### regression" in section and "not checked" not in section
+    assert "- PASS regression small-2 mse" in section

@@ -136,7 +136,8 @@ def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list
     return lines
 
 
-def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None) -> str:
+def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None, experiments=()) -> str:
+    """``experiments``: the declared experiments' lines (trainguard.audit.experiment_calibration.section)."""
     k = len(profile.check_seeds)
     n = len(table.seeds)
     lines = [f"# Calibration of profile {profile.name}", "",
@@ -159,6 +160,7 @@ def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns
         lines.append(f"- Real reruns with seeds outside the baseline: {len(rerun)} night(s) "
                      f"({', '.join(str(r.seeds) for r in rerun) or 'none'}) → {len(rfailed)} failed.")
         lines += [f"  - seeds {r.seeds}: {r.described()}" for r in rfailed]
+    lines += list(experiments)
     lines += ["", f"## Minimum detectable effect (n = {n}, k = {k}, α = {alpha:.3g}, power "
                   f"{profile.statistics.power:.0%})", "",
               "Per cell: the seed std s, the band's half-width t·s·√(1/n + 1/k), and the smallest true shift "

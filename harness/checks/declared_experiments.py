@@ -217,8 +217,10 @@ class DeclaredExperiments(CheckKind):
         """Their verdicts, and what their check seeds' runs measured (delivered, or from the result cache)."""
         from .experiment_results import gather
 
-        return ExperimentsPart([_name(t) for t in session.profile.experiments],
-                               {_name(t): gather(experiment(session, t), runs) for t, runs in _nights(session).items()})
+        # by the experiment's own name (its verdicts' subjects), which need not be the NAME of its MODULE:NAME target
+        return ExperimentsPart([experiment(session, t).name for t in session.profile.experiments],
+                               {experiment(session, t).name: gather(experiment(session, t), runs)
+                                for t, runs in _nights(session).items()})
 
 
 @dataclass
