@@ -58,7 +58,7 @@ def _night(tmp_path, profile, executor, where, results=None, **options):
 
 
 def _curves(tmp_path, where):
-    """Every completed run's curve in the night's run log (the MNIST arms included), by (model, seed)."""
+    """Every completed run's curve in the night's run log, by (model, seed)."""
     from trainguard.stores.runlog import histories_from_log
 
     return {key: [(e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in h.epochs]
@@ -69,28 +69,46 @@ def _run_events(log: Path, event: str):
     return [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == event]
 
 
+def _experiment_records(results: Path) -> dict:
+    """A declared experiment's stored runs under a night's result cache, every step and epoch (times aside)."""
+    return {f.relative_to(results).as_posix(): {k: v for k, v in json.loads(f.read_text()).items() if k != "seconds"}
+            for f in sorted((results / "experiments").rglob("seed*.json"))}
+
+
 @pytest.mark.slow
 @pytest.mark.generated
 def test_a_night_on_ray_gives_the_same_numbers_and_verdicts_as_in_process_and_resumes_from_the_cache(tmp_path,
                                                                                                        ray_cluster):
-    # NewModel2: the model whose training amplifies rounding differences most (docs/speed.md)
-    profile = _profile(tmp_path, models=["Baseline1", "NewModel2"],
-                       extra='\n[mnist]\nsynthetic = true\nseeds = [100]\nframeworks = ["torch"]\nepochs = 2\n')
+    # NewModel2: the model whose training amplifies rounding differences most (docs/speed.md); and a declared
+    # experiment beside the models, whose runs go to the cluster too
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    text = SMOKE.replace('name = "smoke"', 'name = "night"\nexperiments = ["regression.py:regression"]').replace(
+        'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["Baseline1", "NewModel2"]')
+    (tmp_path / "night.toml").write_text(text)
+    profile = load_profile(str(tmp_path / "night.toml"))
+    assert cli.main(["baselines", "update", "--profile", profile.source, "--skip-models", "--skip-golden", "--threads",
+                     "1", "--device", "cpu", "--baselines-dir", str(tmp_path / "baselines")]) == 0
     local, _ = _night(tmp_path, profile, "local", "local")
     on_ray, lines = _night(tmp_path, profile, "ray", "ray")
-    assert _curves(tmp_path, "ray") == _curves(tmp_path, "local")  # bit for bit, MNIST pair included
-    assert len(_curves(tmp_path, "local")) == 4
+    assert _curves(tmp_path, "ray") == _curves(tmp_path, "local") and len(_curves(tmp_path, "local")) == 2
+    ray_runs = _experiment_records(tmp_path / "ray" / "results")
+    assert ray_runs == _experiment_records(tmp_path / "local" / "results") and len(ray_runs) == 2  # bit for bit
     assert [(v.check, v.passed, v.message) for v in on_ray.verdicts] == [(v.check, v.passed, v.message)
                                                                         for v in local.verdicts]
-    assert "[trainguard] Ray: 2 training task(s), 1 MNIST pair(s) on 1 node(s), 2 CPU(s)" in lines
-    assert any(n.startswith("executor: Ray — 4 run(s) trained on") for n in on_ray.notes)
+    checked = [v for v in on_ray.verdicts if v.check == "experiment"]  # (the models have no baseline here)
+    assert len(checked) == 2 and all(v.passed for v in checked)
+    assert "[trainguard] Ray: 2 training task(s) on 1 node(s), 2 CPU(s)" in lines
+    assert any(line.startswith("[trainguard] Ray: 2 run(s) of regression on") for line in lines), lines
+    assert any(n.startswith("executor: Ray — 2 run(s) trained on") for n in on_ray.notes)
     starts = _run_events(tmp_path / "ray" / "runlog.jsonl", "run_start")
     assert sorted(e["model"] for e in starts if e.get("executor") == "ray") == ["Baseline1", "NewModel2"]
     # a night killed halfway: what the driver stored is not trained again
-    for stored in sorted((tmp_path / "ray" / "results").rglob("*.json"))[:1]:
-        stored.unlink()
+    results = tmp_path / "ray" / "results"
+    sorted((results / "night").rglob("*.json"))[0].unlink()  # one model's run
+    sorted((results / "experiments").rglob("seed*.json"))[0].unlink()  # and one of the experiment's
     again, lines = _night(tmp_path, profile, "ray", "again", results="ray")
-    assert "[trainguard] Ray: 1 training task(s), 1 MNIST pair(s) on 1 node(s), 2 CPU(s)" in lines
+    assert "[trainguard] Ray: 1 training task(s) on 1 node(s), 2 CPU(s)" in lines
+    assert any(line.startswith("[trainguard] Ray: 1 run(s) of regression on") for line in lines), lines
 
 
 @pytest.mark.slow
@@ -317,7 +335,7 @@ def test_cell(trainguard_case):
     result = pytester.runpytest_subprocess("-m", "slow", "--tg-profile", "smoke", "--tg-executor", "ray",
                                            "--tg-threads", "1", "--tg-no-figures", "-p", "no:cacheprovider", "-s")
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["*Ray: 4 training task(s), 0 MNIST pair(s) on 1 node(s), 2 CPU(s)*"])
+    result.stdout.fnmatch_lines(["*Ray: 4 training task(s) on 1 node(s), 2 CPU(s)*"])
     assert "executor: Ray — 4 run(s) trained on" in (pytester.path / "reports" / "report.md").read_text()
 
 

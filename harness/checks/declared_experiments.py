@@ -38,6 +38,18 @@ def _load(target: str, home: str):
     return load_experiment(target)
 
 
+def resolved(session, target: str) -> str:
+    """The target as another process in another directory loads it (a Ray worker, the lower-ISA replay's child): a
+    FILE.py relative to the profile's directory by its full path; a MODULE:NAME as it is."""
+    from ..runs.matrix import model_search_paths
+
+    where, _, name = target.rpartition(":")
+    home = Path(model_search_paths(session.profile)[0])
+    if where.endswith(".py") and not Path(where).is_absolute() and (home / where).is_file():
+        return f"{(home / where).resolve()}:{name}"
+    return target
+
+
 def experiment(session, target: str):
     """The experiment ``target``, loaded once per session (the execute stage and the judge read the same object)."""
     from ..runs.matrix import model_search_paths
@@ -154,9 +166,8 @@ class DeclaredExperiments(CheckKind):
         if why := found.unavailable():
             return why
         if session.rerendered and night_runs(session, case.params[0]) is None:
-            return (f"experiment {found.name}: its check seeds' runs are not in the result cache "
-                    f"({night_store(session).root}); a re-render reads them from there only (run logs hold the "
-                    f"models' runs)")
+            return (f"experiment {found.name}: its check seeds' runs are not in the result cache (--results-dir); a "
+                    f"re-render reads them from there only (run logs hold the models' runs)")
         return None
 
     def deliver(self, session, case, runner=local_runner) -> None:

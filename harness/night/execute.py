@@ -84,15 +84,15 @@ def execute_case(session, kind, case, printer=print) -> None:
 def experiment_runner(options):
     """How the execute stage trains an experiment's runs (trainguard.checks.declared_experiments): in this process, or
     with ``--executor ray`` one Ray task per (variant, seed) (trainguard.night.experiment_cluster)."""
-    from ..checks.declared_experiments import local_runner, run_settings
+    from ..checks.declared_experiments import local_runner, resolved, run_settings
 
     if options.executor != "ray":
         return local_runner
 
-    def on_ray(session, found, target, seeds, store):
+    def on_ray(session, found, target, seeds, store):  # a worker loads the target from its own directory
         from .experiment_cluster import runs_on_ray
 
-        return runs_on_ray(found, target, seeds, store, options.ray, **run_settings(session))
+        return runs_on_ray(found, resolved(session, target), seeds, store, options.ray, **run_settings(session))
 
     return on_ray
 

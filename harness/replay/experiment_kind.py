@@ -11,7 +11,7 @@ full scale). Unlike the models' goldens, these are replayed after the night's ru
 from __future__ import annotations
 
 from ..checks import Case, CheckKind, Reference
-from ..checks.declared_experiments import baseline_store, experiment
+from ..checks.declared_experiments import baseline_store, experiment, resolved
 from ..core.compare import Verdict
 
 
@@ -88,21 +88,8 @@ class DeclaredReplays(CheckKind):
                 continue
             for variant in found.variants:
                 golden, message = write_golden(found, variant, baseline_store(session), session.matrix.threads,
-                                               target=_resolved(session, target), **_settings(session))
+                                               target=resolved(session, target), **_settings(session))
                 if golden is None:
                     raise RuntimeError(message)
                 lines.append(message)
         return lines
-
-
-def _resolved(session, target: str) -> str:
-    """The target as a child process in another directory loads it (the lower-ISA run): a file by its full path."""
-    from pathlib import Path
-
-    from ..runs.matrix import model_search_paths
-
-    where, _, name = target.rpartition(":")
-    home = Path(model_search_paths(session.profile)[0])
-    if where.endswith(".py") and not Path(where).is_absolute() and (home / where).is_file():
-        return f"{(home / where).resolve()}:{name}"
-    return target
