@@ -27,15 +27,21 @@ def _name(target: str) -> str:
     return target.rpartition(":")[2]
 
 
+def _in_home(target: str, home: str) -> str:
+    """A FILE.py:NAME target relative to the profile's directory (``home``) as home/FILE.py:NAME; any other as it is
+    (a FILE.py relative to the working directory, an absolute one, a MODULE:NAME)."""
+    where, _, name = target.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_absolute() and (Path(home) / where).is_file():
+        return f"{Path(home) / where}:{name}"
+    return target
+
+
 def _load(target: str, home: str):
     """The experiment ``target``; a FILE.py target relative to the profile's directory (``home``), else the working
     directory's."""
     from ..core.experiment import load_experiment
 
-    where, _, name = target.rpartition(":")
-    if where.endswith(".py") and not Path(where).is_absolute() and (Path(home) / where).is_file():
-        return load_experiment(f"{Path(home) / where}:{name}")
-    return load_experiment(target)
+    return load_experiment(_in_home(target, home))
 
 
 def resolved(session, target: str) -> str:
@@ -43,11 +49,11 @@ def resolved(session, target: str) -> str:
     FILE.py relative to the profile's directory by its full path; a MODULE:NAME as it is."""
     from ..runs.matrix import model_search_paths
 
-    where, _, name = target.rpartition(":")
-    home = Path(model_search_paths(session.profile)[0])
-    if where.endswith(".py") and not Path(where).is_absolute() and (home / where).is_file():
-        return f"{(home / where).resolve()}:{name}"
-    return target
+    found = _in_home(target, str(model_search_paths(session.profile)[0]))
+    if found == target:
+        return target
+    where, _, name = found.rpartition(":")
+    return f"{Path(where).resolve()}:{name}"
 
 
 def experiment(session, target: str):
@@ -117,14 +123,13 @@ def _nights(session) -> dict:
 def night_cells(session) -> dict:
     """What the ledger records of the declared experiments this night: name → variant → budget → metric → seed →
     value, for each variant whose check seeds' runs all completed (a failed run measured nothing)."""
+    from .experiment_night import variant_cells
+
     cells = {}
     for target, runs in _nights(session).items():
         found = experiment(session, target)
-        for variant in found.variants:
-            records = [r for (v, _), r in sorted(runs.items()) if v == variant]
-            if records and all(r.completed for r in records):
-                cells.setdefault(found.name, {})[variant] = {
-                    str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in found.metrics} for b in found.budgets}
+        if mine := variant_cells(found, runs):
+            cells[found.name] = mine
     return cells
 
 

@@ -38,16 +38,25 @@ class ExperimentTable:
         return 0.0
 
 
+def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) -> dict:
+    """variant → budget → metric → seed → value, for each variant whose runs in ``night`` all completed (a failed run
+    measured nothing): what the ledger keeps of an experiment's night, alone or in a profile's."""
+    cells = {}
+    for variant in experiment.variants:
+        records = [r for (v, _), r in sorted(night.items()) if v == variant]
+        if records and all(r.completed for r in records):
+            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in experiment.metrics}
+                              for b in experiment.budgets}
+    return cells
+
+
 def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], verdicts: list[BandVerdict],
                 device: str = "cpu") -> dict:
     """The ledger record of one ``trainguard guard … check``."""
     seeds = sorted({seed for _, seed in night})
-    cells, speed = {}, {}
+    cells, speed = variant_cells(experiment, night), {}
     for variant in experiment.variants:
         records = [night[(variant, s)] for s in seeds if (variant, s) in night]
-        if records and all(r.completed for r in records):
-            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in experiment.metrics}
-                              for b in experiment.budgets}
         seconds = [r.seconds / r.epochs_asked for r in records if r.completed]
         speed[variant] = {"trained": True, "epochs": len(seconds), "epoch_seconds": statistics.median(seconds)} \
             if seconds else {"trained": False}
