@@ -41,6 +41,7 @@ EXAMPLES = """examples:
   trainguard guard guard.py:mine baseline         # your own training (docs/own-training.md): measure its baseline
   trainguard guard guard.py:mine replay --update  # write its golden runs; without --update: replay them
   trainguard guard guard.py:mine check            # its held-out seeds against the baseline's bands
+  trainguard guard guard.py:mine selftest         # inject its declared faults: which check catches each?
 """
 
 
@@ -150,6 +151,10 @@ def _add_selftest(sub) -> None:
                             "runs the subtle injections too")
     check.add_argument("--selftest-log", type=Path, default=Path(".trainguard/selftest-runlog.jsonl"),
                        help="run log of the injected runs, kept apart from the night's [.trainguard/selftest-runlog.jsonl]")
+    check.add_argument("--skip-experiments", action="store_true",
+                       help="inject into the profile's models only, not the faults its declared experiments declare")
+    check.add_argument("--skip-models", action="store_true",
+                       help="inject only the faults the profile's declared experiments declare (Experiment(faults=...))")
 
 
 def _add_ledger(sub) -> None:
@@ -177,10 +182,11 @@ def _add_guard(sub) -> None:
                                       "measure its baseline, write and replay its golden runs, check held-out seeds")
     guard.add_argument("target", metavar="FILE.py:NAME", help="the experiment: a file (or module) and the name of the "
                                                                "@trainguard.experiment function in it")
-    guard.add_argument("action", choices=("baseline", "replay", "check"),
+    guard.add_argument("action", choices=("baseline", "replay", "check", "selftest"),
                        help="baseline: train the baseline seeds (cached by the code's fingerprint); replay: rerun the "
                             "golden runs step by step (--update: write them); check: train the check seeds, compare "
-                            "every declared metric at every budget with the baseline's band")
+                            "every declared metric at every budget with the baseline's band; selftest: inject each "
+                            "of the experiment's declared faults and say which check catches it")
     guard.add_argument("--dir", type=Path, default=Path(".trainguard/experiments"), metavar="DIR",
                        help="where runs and golden runs are kept [.trainguard/experiments]")
     guard.add_argument("--update", action="store_true", help="replay: write the golden runs instead of replaying them")
@@ -189,11 +195,15 @@ def _add_guard(sub) -> None:
     guard.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="handed to the function as run.data_dir")
     guard.add_argument("--seeds", default=None, metavar="S,S", help="check: these seeds instead of the experiment's "
                                                                      "check_seeds")
+    guard.add_argument("--faults", default=None, metavar="NAME,NAME",
+                       help="selftest: only these of the experiment's faults [all]")
+    guard.add_argument("--replay-only", action="store_true",
+                       help="selftest: replay the golden runs under each fault; train no check seeds (no bands)")
     guard.add_argument("--ledger", default=None, metavar="PATH|URL",
                        help="check: record the night in this ledger (a SQLite file or postgresql://…; default "
                             "$TRAINGUARD_LEDGER, else none) and flag drift since the previous night and slowdowns")
     guard.add_argument("--report", type=Path, default=None, metavar="PATH",
-                       help="check: also write the night's verdicts and flags as markdown")
+                       help="check, selftest: also write the night's verdicts and flags (the faults' table) as markdown")
     guard.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
                        help="check: also write the bands and claims as JUnit XML (one testcase each)")
     guard.add_argument("--mlflow", default=None, metavar="URI",
@@ -225,6 +235,9 @@ def cmd_guard(args) -> int:
     common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir, target=args.target)
     if args.action == "replay":
         return guard.replay_or_update(experiment, store, args.update, common)
+    if args.action == "selftest":
+        names = tuple(n for n in (args.faults or "").split(",") if n)
+        return guard.selftest(experiment, store, common, names, args.replay_only, args.report)
     if args.max_minutes is not None:
         common["deadline"] = time.monotonic() + 60 * args.max_minutes
     if args.stack_seeds:  # stacked arithmetic rounds differently: its own runs and baseline
@@ -586,6 +599,8 @@ def _show_baseline(matrix, args, path) -> int:
 def cmd_selftest(args) -> int:
     """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
     from .audit import selftest
+    from .audit.experiment_selftest import bands_cell as fault_bands_cell, replay_cell as fault_replay_cell
+    from .audit.experiment_selftest import section as faults_section
     from .report import markdown as report
 
     matrix = _matrix(args)
@@ -594,19 +609,34 @@ def cmd_selftest(args) -> int:
               "its runs train here; drop --executor (a night and a baseline update can run on Ray)", file=sys.stderr)
         return 2
     default = selftest.CI_INJECTIONS + (selftest.SUBTLE_INJECTIONS if args.replay_only else ())
-    injections = selftest.by_name(args.injections) if args.injections else default
+    injections = () if args.skip_models else selftest.by_name(args.injections) if args.injections else default
     outcomes = selftest.run_selftest(matrix, injections, log=args.selftest_log, bands=not args.replay_only)
-    text = selftest.report_text(matrix, outcomes)
-    path = report.write(args.report, text)
+    faults, notes = _experiment_faults(args, matrix)
+    path = report.write(args.report, selftest.report_text(matrix, outcomes) + "\n" + faults_section(faults, notes))
     run = [o for o in outcomes if not o.skipped]
-    missed = [o.injection.name for o in run if not o.caught]
+    missed = [o.injection.name for o in run if not o.caught] + [o.fault.name for o in faults if not o.caught]
     for o in outcomes:
         bands = f"bands: {len(o.caught_by)} of {len(o.verdicts)} checks failed" if o.bands_run else "bands: not run"
         print(f"{'not run' if o.skipped else 'caught' if o.caught else 'MISSED'}: {o.injection.name} "
               f"({o.injection.kind}) {o.skipped or f'replay: {selftest.replay_cell(o)}; {bands}'}")
-    print(f"{len(run) - len(missed)} of {len(run)} injected regressions caught")
+    faults = [o for o in faults if o.measured]  # a fault no instrument looked at is neither caught nor missed
+    for o in faults:
+        print(f"{o.result}: {o.experiment} {o.fault.name} (declared fault) replay: {fault_replay_cell(o)}; bands and "
+              f"claims: {fault_bands_cell(o)}")
+    print(f"{len(run) + len(faults) - len(missed)} of {len(run) + len(faults)} injected regressions caught")
     print(f"report: {path}")
-    return 1 if missed or not run else 0
+    return 1 if missed or not (run or faults) else 0
+
+
+def _experiment_faults(args, matrix) -> tuple[list, list[str]]:
+    """The profile's declared experiments' own faults (none with --skip-experiments, or when --injections names
+    model injections only)."""
+    from .audit.experiment_selftest import profile_faults
+    from .checks import CheckSession
+
+    if args.skip_experiments or args.injections or not matrix.profile.experiments:
+        return [], []
+    return profile_faults(CheckSession(matrix), bands_too=not args.replay_only, printer=matrix.printer)
 
 
 def cmd_ledger(args) -> int:

@@ -60,6 +60,20 @@ class Claim:
         return _cell(self.better), _cell(self.than)
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A regression the experiment declares so the self-test can prove its instruments catch it: ``settings``
+    merged into ``run.settings`` of the ``variants`` it names (every variant when none), which your function
+    honours as the bug would act (``Fault("dropout-0.1", "the dropout arm at rate 0.1", {"dropout": 0.1},
+    variants=("dropout",))``). ``trainguard guard TARGET selftest`` (and ``trainguard selftest`` for a profile's
+    experiments) trains under each and says which of the replay, the bands and the claims caught it."""
+
+    name: str
+    description: str
+    settings: Mapping
+    variants: tuple[str, ...] = ()
+
+
 def _cell(text: str) -> tuple[str, int]:
     variant, _, budget = text.rpartition("@")
     if not variant or not budget.isdigit():
@@ -90,7 +104,9 @@ class Experiment:
     stacked arithmetic rounds differently);
     ``requires``: optional, a function of nothing returning why the experiment cannot run on this machine (a missing
     framework: "tensorflow not installed; pip install …"), or None when it can: its cases are skipped with that
-    reason instead of failing every run.
+    reason instead of failing every run;
+    ``faults``: optional, regressions (:class:`Fault`) the self-test injects one at a time, to measure which
+    instrument sees each.
     """
 
     name: str
@@ -107,6 +123,7 @@ class Experiment:
     perturbations: Mapping[str, Mapping] = field(default_factory=dict)
     train_stacked: Callable[[list["Run"]], None] | None = None
     requires: Callable[[], str | None] | None = None
+    faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -138,6 +155,13 @@ class Experiment:
         if not isinstance(self.replay_budget, int) or self.replay_budget < 0:
             raise ConfigError(f"{where}: replay_budget must be an epoch count (0: no golden run), got "
                               f"{self.replay_budget!r}")
+        for fault in self.faults:
+            if not isinstance(fault, Fault) or not isinstance(fault.settings, Mapping) \
+                    or any(v not in self.variants for v in fault.variants):
+                raise ConfigError(f"{where}: each fault must be a trainguard.Fault whose variants are the "
+                                  f"experiment's ({sorted(self.variants)}) and whose settings are a dict, got {fault!r}")
+        if len({f.name for f in self.faults}) < len(self.faults):
+            raise ConfigError(f"{where}: two faults share a name: {[f.name for f in self.faults]}")
         for claim in self.claims:
             cells = claim.cells()
             if claim.metric not in self.metrics or any(v not in self.variants or b not in self.budgets for v, b in cells):

@@ -29,7 +29,7 @@ import importlib.util
 import numpy as np
 
 from ..core.errors import ConfigError
-from ..core.experiment import Claim, Experiment, Run
+from ..core.experiment import Claim, Experiment, Fault, Run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +83,9 @@ def small_subset(mnist, settings: Settings, seed: int):
     return subset
 
 
+_FIELDS = {f.name for f in dataclasses.fields(Settings)} - {"epochs", "check_seeds", "baseline_seeds"}
+
+
 def keras_missing() -> str | None:
     """None if TensorFlow and Keras are installed; else why the Keras twin cannot run. Imports neither."""
     missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
@@ -90,6 +93,8 @@ def keras_missing() -> str | None:
 
 
 def _train(settings: Settings, framework: str, run: Run) -> None:
+    # a run's settings override the protocol's fields: a variant's dropout, a self-test fault's learning rate
+    settings = dataclasses.replace(settings, **{k: v for k, v in run.settings.items() if k in _FIELDS})
     dropout = run.settings["dropout"]
     subset = small_subset(_mnist(run.data_dir), settings, run.seed)
     run.inputs(x_train=subset.x_train, y_train=subset.y_train, x_test=subset.x_test, y_test=subset.y_test)
@@ -136,7 +141,15 @@ def make(settings: Settings = Settings(), framework: str = "torch") -> Experimen
         requires=keras_missing if framework == "keras" else None,
         claims=(Claim("dropout shrinks the gap", "gap", better="dropout" + final, than="nodrop" + final),
                 Claim("dropout lowers the final test loss", "test_loss", better="dropout" + final,
-                      than="nodrop" + final)))
+                      than="nodrop" + final)),
+        # the retired machinery's self-test injections, as faults any experiment can declare
+        faults=(Fault("dropout-0.1", f"the dropout arm trained at rate 0.1 instead of {settings.dropout}",
+                      {"dropout": 0.1}, variants=("dropout",)),
+                Fault("dropout-0.4", f"the dropout arm at rate 0.4 instead of {settings.dropout}", {"dropout": 0.4},
+                      variants=("dropout",)),
+                Fault("lr-plus-1pct", "the learning rate 1 % higher", {"lr": settings.lr * 1.01}),
+                Fault("train-images-100", f"100 training images drawn instead of {settings.train_images}",
+                      {"train_images": 100})))
 
 
 torch = make(framework="torch")
