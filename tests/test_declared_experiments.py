@@ -226,6 +226,9 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
     cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r2" / "report.md")])
     report = (project / "r2" / "report.md").read_text()
     assert re.search(r"regression small-2 mse: .*STEP \(worse than the previous run\)", report), report[-4000:]
+    # the likely cause named: the experiment's own source (the checkout's commit and the data did not change)
+    assert re.search(r"regression small-2 mse: .*STEP .*changed since: the source of experiment regression "
+                     r"\([0-9a-f]{12} → [0-9a-f]{12}\)", report), report[-4000:]
     assert len(open_ledger(ledger).read("mine", "cpu")) == 2
 
 

@@ -341,6 +341,7 @@ def test_an_experiment_s_nights_go_to_the_ledger_where_drift_and_the_dashboard_r
     cli.main(["guard", target, "check", "--ledger", ledger, "--seeds", "100"])
     out = capsys.readouterr().out
     assert "STEP (worse than the previous run)" in out, out[-3000:]
+    assert "changed since: the source of experiment regression (" in out
     nights = open_ledger(ledger).read("regression", "cpu")
     assert len(nights) == 3 and set(nights[-1]["cells"]) == {"small", "large"}
     assert any("STEP" in flag for flag in nights[-1]["flags"])

@@ -107,11 +107,14 @@ def night_runs(session, target: str) -> dict | None:
     holds them (a re-render, another process's night); None when neither has them all."""
     from ..runs.experiment_runs import stored
 
-    delivered = session.__dict__.get("experiment_runs", {}).get(target)
-    if delivered is not None:
-        return delivered
-    found = experiment(session, target)
-    return stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+    delivered = session.__dict__.setdefault("experiment_runs", {})
+    if target not in delivered:
+        found = experiment(session, target)
+        runs = stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+        if runs is None:
+            return None
+        delivered[target] = runs  # read once per session: the verdicts, ledger, drift and report all ask
+    return delivered[target]
 
 
 def _nights(session) -> dict:
@@ -131,6 +134,12 @@ def night_cells(session) -> dict:
         if mine := variant_cells(found, runs):
             cells[found.name] = mine
     return cells
+
+
+def night_sources(session) -> dict:
+    """name → the source fingerprint of each declared experiment checked this night (drift names a changed one)."""
+    return {experiment(session, target).name: experiment(session, target).source_fingerprint()
+            for target in _nights(session)}
 
 
 def baseline_tables(session) -> dict:

@@ -67,6 +67,7 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
                          for variant, settings in experiment.variants.items()},
             "seeds": seeds, "window": 1, "cells": cells, "speed": speed, "experiments": {},
+            "sources": {experiment.name: experiment.source_fingerprint()},
             "result": "FAIL" if failed else "PASS", "failed": [v.case for v in failed],
             "failures": [v.message for v in failed][:50], "flags": [], "replay": {},
             "bands": {"metric": next(iter(experiment.metrics)),

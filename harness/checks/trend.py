@@ -52,7 +52,7 @@ def speed_of(histories: list, images: int) -> dict:
             "peak_memory_mb": max(peaks) if peaks else None}
 
 
-def history_entry(matrix, experiments: dict | None = None) -> dict:
+def history_entry(matrix, experiments: dict | None = None, sources: dict | None = None) -> dict:
     """The compact record of one run that later nights compare against (its ``result`` and ``failed``
     are set by :func:`trainguard.api.summarize` once every verdict, flags included, is known). ``experiments``: the
     declared experiments' values, name → variant → budget → metric → seed → value
@@ -85,12 +85,17 @@ def history_entry(matrix, experiments: dict | None = None) -> dict:
         "training": {m: vars(profile.training(m)) for m in profile.models},
         "seeds": list(seeds), "window": profile.statistics.window,
         "cells": cells, "speed": speed, "experiments": experiments or {},
+        "sources": sources or {},  # a declared experiment's name → its source fingerprint (a drift's likely cause)
     }
 
 
-def likely_causes(before: dict, now: dict, model: str | None = None) -> list[str]:
-    """What changed between two runs that could explain a step."""
+def likely_causes(before: dict, now: dict, model: str | None = None, experiment: str | None = None) -> list[str]:
+    """What changed between two runs that could explain a step; ``experiment``: the declared experiment whose cell
+    stepped (its own source is then a cause when it changed)."""
     causes = []
+    was, now_source = before.get("sources", {}).get(experiment), now.get("sources", {}).get(experiment)
+    if experiment is not None and was and now_source and was != now_source:
+        causes.append(f"the source of experiment {experiment} ({was[:12]} → {now_source[:12]})")
     for name in sorted(set(before.get("versions", {})) | set(now.get("versions", {}))):
         a, b = before.get("versions", {}).get(name), now.get("versions", {}).get(name)
         if a != b:
@@ -162,7 +167,8 @@ def drift_verdicts(before: dict | None, now: dict, table, experiment_tables: dic
                              check="drift", model=name if kind == "cell" else None, budget=budget,
                              lower_is_better=lower)
         if not verdict.passed:
-            causes = likely_causes(before, now, name if kind == "cell" else None)
+            causes = likely_causes(before, now, name if kind == "cell" else None,
+                                   name[0] if kind == "experiment" else _only_source(now))
             message = verdict.message.replace("REGRESSION (worse than baseline)", "STEP (worse than the previous run)")
             message = message.replace("DEVIATION (better than baseline: check what changed)",
                                       "STEP (better than the previous run)")
@@ -170,6 +176,12 @@ def drift_verdicts(before: dict | None, now: dict, table, experiment_tables: dic
             verdict = Verdict(**{**verdict.__dict__, "message": message})
         verdicts.append(verdict)
     return verdicts, notes
+
+
+def _only_source(entry: dict) -> str | None:
+    """The experiment a ``trainguard guard`` night records (its variants stand where a profile's models do)."""
+    sources = entry.get("sources", {})
+    return next(iter(sources)) if len(sources) == 1 and not entry.get("experiments") else None
 
 
 def _direction(table, metric: str) -> bool | None:

@@ -167,7 +167,7 @@ def _run_notes(session: CheckSession) -> list[str]:
     notes = [describe_stop(history) for _, history in sorted(matrix.histories.items()) if not history.completed]
     if matrix.profile.dataset == "synthetic":
         notes.append(f"Synthetic data: generated tensors of the real shapes; accuracies mean nothing about "
-                     f"{matrix.dataset.name}.")
+                     f"{matrix.dataset.title}.")
     return notes
 
 
@@ -184,11 +184,11 @@ def parts(session: CheckSession) -> dict[str, Part]:
 def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from ..checks import trend
-    from ..checks.declared_experiments import baseline_tables, night_cells
+    from ..checks.declared_experiments import baseline_tables, night_cells, night_sources
 
     matrix = session.matrix
     profile, st = matrix.profile, matrix.profile.statistics
-    entry = trend.history_entry(matrix, night_cells(session))
+    entry = trend.history_entry(matrix, night_cells(session), night_sources(session))
     location = matrix.options.ledger_location
     earlier, ledger_error = _earlier_nights(location, profile.name, matrix.device_class)
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None

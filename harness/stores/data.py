@@ -36,6 +36,7 @@ from ..core.storage import RECOVERED, atomic_write_bytes, file_lock, sha256_file
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
 FILENAMES = {"cifar10": "cifar10.npz", "mnist": "mnist.npz"}
+TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}  # as reports name them
 FULL_TEST_SIZES = {"cifar10": 10000, "mnist": 10000}
 EXPORT_FILE = "export.json"  # marks a directory written by `trainguard data export` (trainguard.runs.export)
 _MANIFEST = json.loads((Path(__file__).parent / "data_manifest.json").read_text())
@@ -61,6 +62,11 @@ class Dataset:
     # "file" and "profile"). Such data holds only what one profile uses; every view taken of it is
     # checked against the fingerprints the export recorded (check_export_view).
     export: dict | None = None
+
+    @property
+    def title(self) -> str:
+        """The data set's name as a report writes it ("CIFAR-10"); its key otherwise."""
+        return TITLES.get(self.name, self.name)
 
     @property
     def test_split(self) -> str:

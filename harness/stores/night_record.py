@@ -194,6 +194,15 @@ def _bands(value, where: str) -> dict:
     return value
 
 
+def _sources(value, where: str) -> dict:
+    """A declared experiment's name → the sha256 of its source (hex)."""
+    for name, digest in _mapping(value, where).items():
+        _text(name, f"{where} key", LIMITS["name"])
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            _fail(f"{where}[{name}]", f"expected a sha256 in hex, got {str(digest)[:80]!r}")
+    return value
+
+
 def _seeds(value, where: str) -> list:
     for number, seed in enumerate(_sequence(value, where)):
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -237,6 +246,7 @@ FIELDS = {
     "cells": _cells,
     "speed": _speed,
     "experiments": _experiments,
+    "sources": _sources,
     **{key: _legacy_gaps for key in RECORD_KEYS},
     "failed": _texts,
     "flags": _texts,
