@@ -267,6 +267,8 @@ def test_a_function_that_fails_is_that_run_s_result_naming_why(project, edit, sa
     (dict(metrics={"acc": "higher"}, budgets=(0,)), "budgets must be positive epoch counts"),
     (dict(metrics={"acc": "higher"}, check_seeds=(0,)), "check_seeds [0] are baseline seeds too"),
     (dict(metrics={"acc": "higher"}, baseline_seeds=(0,)), "a band needs at least 2 baseline seeds"),
+    (dict(metrics={"acc": "higher"}, budgets=(2, 4), window=3), "window must be an epoch count from 1 to the smallest"),
+    (dict(metrics={"acc": "higher"}, resolutions={"loss": 0.1}), "resolutions must map declared metrics"),
 ])
 def test_a_malformed_experiment_is_one_sentence(settings, said):
     with pytest.raises(ConfigError, match=__import__("re").escape(said)):
@@ -495,3 +497,23 @@ def test_runs_of_another_device_type_are_kept_apart_from_the_cpu_s(tmp_path):
     assert cpu.root == tmp_path and cuda.root == card.root == tmp_path / "cuda"
     assert cpu.run_path("e", "v", 0, 2, 1, "abc") != cuda.run_path("e", "v", 0, 2, 1, "abc")
     assert cpu.golden_path("e", "v") != cuda.golden_path("e", "v")
+
+
+def test_a_window_averages_each_budget_s_last_epochs_and_a_resolution_floors_the_spread():
+    """``window``: bands, claims and the ledger read the mean of the last epochs up to each budget; ``resolutions``:
+    baseline seeds that agree exactly still get a band an honest rerun can meet (one step of the metric)."""
+    from trainguard.stores.experiment_records import Record
+
+    def record(seed, accs):
+        return Record("m", "default", seed, len(accs), 1, "", epochs={"acc": accs})
+
+    baseline = {("default", s): record(s, [50.0, 60.0, 70.0]) for s in range(4)}  # every seed alike
+    night = {("default", 100): record(100, [50.0, 60.0, 70.1])}  # one image of 1,000 more at epoch 3
+    plain = Experiment("m", lambda run: None, metrics={"acc": "higher"}, budgets=(3,))
+    assert not bands(plain, baseline, night)[0].passed  # a zero-width band: any difference fails
+    floored = Experiment("m", lambda run: None, metrics={"acc": "higher"}, budgets=(3,), resolutions={"acc": 0.1})
+    assert bands(floored, baseline, night)[0].passed and bands(floored, baseline, night)[0].band.std == 0.1
+    windowed = Experiment("m", lambda run: None, metrics={"acc": "higher"}, budgets=(3,), window=2)
+    verdict, = bands(windowed, baseline, night)
+    assert verdict.value == (60.0 + 70.1) / 2 and verdict.band.center == 65.0
+    assert "(mean of epochs 2–3)" in verdict.message

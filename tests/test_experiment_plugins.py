@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from trainguard.core import stats
 from trainguard.core.spec import load_profile
 from trainguard.experiments import mnist_overfit
 from trainguard.replay import experiment_replay as replay
@@ -65,6 +66,9 @@ def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
     assert record.completed, record.message
     assert record.epochs["test_acc"] == [e.test_acc for e in night.epochs]
     assert record.epochs["train_loss"] == [e.train_loss for e in night.epochs]
+    # its bands read what the profile's bands read: the mean of the profile's window of epochs
+    assert cifar_models.make(profile).window == profile.statistics.window == 2
+    assert record.at("test_acc", 3, 2) == stats.window_mean([e.test_acc for e in night.epochs], 3, 2)
 
 
 def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
@@ -74,3 +78,32 @@ def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
     assert "no golden" in capsys.readouterr().out
     assert cli.main(["guard", "trainguard.experiments.mnist_overfit:keras", "replay", "--dir", str(tmp_path)]) == 5
     assert "has no golden run (replay_budget 0)" in capsys.readouterr().out
+
+
+def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_profile_s_bands():
+    """The committed ci baseline (16 seeds × 4 models × 20 epochs, baselines/ci/cpu-seeds.csv) read as the plug-in's
+    runs: every band the plug-in derives — each model, budget and checked metric, over the profile's window, floored
+    at the metric's resolution — equals the built-in profile's band on the same values, to the last bit."""
+    from pathlib import Path
+
+    from trainguard.checks import baseline as builtin
+    from trainguard.checks.experiment_bands import bands
+    from trainguard.experiments import cifar_models
+    from trainguard.stores import baselines as bl
+    from trainguard.stores.experiment_records import Record
+
+    profile, experiment = load_profile("ci"), cifar_models.ci
+    table = bl.load_measured(Path(__file__).parent.parent / "baselines" / "ci" / "cpu.csv", profile.models,
+                             profile.budgets)
+    assert set(experiment.metrics) == set(profile.checked_metrics)
+    runs = {(model, seed): Record(experiment.name, model, seed, 20, 2, "", epochs={
+        metric: table.series(model, seed, metric) for metric in experiment.metrics}) for model, seed in table.curves}
+    night = {key: record for key, record in runs.items() if key[1] in (0, 1)}  # any two: the bands are the point
+    alpha = 0.01 / 32
+    verdicts = bands(experiment, runs, night, alpha=alpha, power=profile.statistics.power)
+    assert len(verdicts) == 4 * 2 * 4
+    for verdict in verdicts:
+        expected = builtin.derive(table, builtin.cell_check(profile, verdict.variant, verdict.budget, verdict.metric),
+                                  2, alpha, profile.statistics.power)
+        assert (verdict.band.center, verdict.band.halfwidth, verdict.band.mde) == \
+            (expected.center, expected.halfwidth, expected.mde), verdict.case

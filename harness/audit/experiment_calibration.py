@@ -27,14 +27,15 @@ def _cells(experiment, baseline) -> dict[tuple[str, int, str], dict[int, float]]
         if record.completed:
             for budget in experiment.budgets:
                 for metric in experiment.metrics:
-                    cells.setdefault((variant, budget, metric), {})[seed] = record.at(metric, budget)
+                    cells.setdefault((variant, budget, metric), {})[seed] = record.at(metric, budget, experiment.window)
     return cells
 
 
-def _holds(rest: list[float], held: list[float], alpha: float) -> bool:
-    """Is the mean of ``held`` inside the band derived from ``rest`` (derive_band's centre ± t·s·√(1/n + 1/k))?"""
+def _holds(rest: list[float], held: list[float], alpha: float, resolution: float = 0.0) -> bool:
+    """Is the mean of ``held`` inside the band derived from ``rest`` (derive_band's centre ± t·s·√(1/n + 1/k), s
+    floored at the metric's resolution)?"""
     n, k = len(rest), len(held)
-    halfwidth = stats.t_critical(alpha, n) * statistics.stdev(rest) * stats.scale(n, k)
+    halfwidth = stats.t_critical(alpha, n) * max(statistics.stdev(rest), resolution) * stats.scale(n, k)
     return abs(statistics.fmean(held) - statistics.fmean(rest)) <= halfwidth
 
 
@@ -50,7 +51,8 @@ def leave_out(experiment, baseline, alpha: float) -> tuple[int, int, list[str]]:
     for group in groups:
         held = set(group)
         broken = [f"{v}-{b} {m}" for (v, b, m), values in cells.items()
-                  if not _holds([x for s, x in values.items() if s not in held], [values[s] for s in group], alpha)]
+                  if not _holds([x for s, x in values.items() if s not in held], [values[s] for s in group], alpha,
+                                experiment.resolutions.get(m, 0.0))]
         if broken:
             failed += 1
             if len(described) < 5:
@@ -70,7 +72,7 @@ def section(experiment, baseline, alpha: float, power: float) -> list[str]:
              f"if the checks were independent)."]
     lines += [f"  - {line}" for line in described]
     for (variant, budget, metric), values in cells.items():
-        band = stats.derive_band(list(values.values()), k, alpha, power=power)
+        band = stats.derive_band(list(values.values()), k, alpha, experiment.resolutions.get(metric, 0.0), power)
         lines.append(f"  - {variant}-{budget} {metric}: baseline {band.center:.4g}, seed std {band.std:.3g}, band "
                      f"±{band.halfwidth:.3g}, MDE {band.mde:.3g}")
     return lines

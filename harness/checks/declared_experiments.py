@@ -152,7 +152,8 @@ def baseline_tables(session) -> dict:
         found = experiment(session, target)
         baseline, _ = baseline_of(found, baseline_store(session), session.matrix.threads)
         if baseline is not None:
-            tables[found.name] = ExperimentTable(baseline, dict(found.metrics))
+            tables[found.name] = ExperimentTable(baseline, dict(found.metrics), found.window,
+                                                   dict(found.resolutions))
     return tables
 
 

@@ -52,12 +52,14 @@ def bands(experiment: Experiment, baseline: dict[tuple[str, int], Record], night
         checked = [r for (v, _), r in sorted(night.items()) if v == variant]
         for budget in sorted(experiment.budgets):
             for metric, better in experiment.metrics.items():
-                verdicts.append(_verdict(variant, budget, metric, better, reference, checked, alpha, power))
+                verdicts.append(_verdict(variant, budget, metric, better, reference, checked, alpha, power,
+                                         experiment.window, experiment.resolutions.get(metric, 0.0)))
     return verdicts
 
 
-def _verdict(variant, budget, metric, better, reference, checked, alpha, power) -> BandVerdict:
-    name = f"{variant}-{budget} {metric}"
+def _verdict(variant, budget, metric, better, reference, checked, alpha, power, window: int = 1,
+             resolution: float = 0.0) -> BandVerdict:
+    name = f"{variant}-{budget} {metric}" + (f" (mean of epochs {budget - window + 1}–{budget})" if window > 1 else "")
     failed = [r for r in checked if not r.completed]
     if failed:
         return BandVerdict(variant, budget, metric, better, None, None,
@@ -65,8 +67,9 @@ def _verdict(variant, budget, metric, better, reference, checked, alpha, power) 
     if len(reference) < 2:
         return BandVerdict(variant, budget, metric, better, None, None,
                            f"{name}: fewer than 2 completed baseline seeds: no band (measure the baseline)")
-    band = stats.derive_band([r.at(metric, budget) for r in reference], len(checked), alpha, power=power)
-    value = statistics.fmean(r.at(metric, budget) for r in checked)
+    band = stats.derive_band([r.at(metric, budget, window) for r in reference], len(checked), alpha, resolution,
+                             power)
+    value = statistics.fmean(r.at(metric, budget, window) for r in checked)
     shift = value - band.center
     worse = (shift < 0) == (better == "higher")
     verdict = BandVerdict(variant, budget, metric, better, value, band, "")

@@ -32,7 +32,7 @@ def _verdict(experiment: Experiment, claim: Claim, night: dict[tuple[str, int], 
         records = [r for (v, _), r in sorted(night.items()) if v == variant]
         if not records or not all(r.completed for r in records):
             return ClaimVerdict(claim, False, f"{claim.name}: {variant}@{budget} has no completed check seed")
-        means.append(statistics.fmean(r.at(claim.metric, budget) for r in records))
+        means.append(statistics.fmean(r.at(claim.metric, budget, experiment.window) for r in records))
     higher = experiment.metrics[claim.metric] == "higher"
     holds = means[0] > means[1] if higher else means[0] < means[1]
     seeds = sorted({seed for _, seed in night})

@@ -21,9 +21,12 @@ from .trend import drift_verdicts, hardware, speed_verdicts
 class ExperimentTable:
     """The baseline seeds' values as drift reads a baseline table (values per cell, the metric's resolution)."""
 
-    def __init__(self, baseline: dict[tuple[str, int], Record], metrics: dict[str, str] | None = None) -> None:
+    def __init__(self, baseline: dict[tuple[str, int], Record], metrics: dict[str, str] | None = None,
+                 window: int = 1, resolutions: dict[str, float] | None = None) -> None:
         self.records = [r for r in baseline.values() if r.completed]
         self.metrics = dict(metrics or {})  # metric → "higher" / "lower": which way a step is worse
+        self.window = window  # the experiment's: its ledger cells hold the same statistic
+        self.resolutions = dict(resolutions or {})
 
     def lower_is_better(self, metric: str) -> bool | None:
         return {"lower": True, "higher": False}.get(self.metrics.get(metric))
@@ -31,11 +34,11 @@ class ExperimentTable:
     def has(self, metric: str) -> bool:
         return all(metric in r.epochs for r in self.records)
 
-    def values(self, variant: str, budget: int, metric: str, window: int = 1) -> list[float]:
-        return [statistics.fmean(r.epochs[metric][budget - window:budget]) for r in self.records if r.variant == variant]
+    def values(self, variant: str, budget: int, metric: str, window: int | None = None) -> list[float]:
+        return [r.at(metric, budget, window or self.window) for r in self.records if r.variant == variant]
 
     def resolution(self, metric: str) -> float:
-        return 0.0
+        return self.resolutions.get(metric, 0.0)
 
 
 def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) -> dict:
@@ -45,7 +48,8 @@ def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) 
     for variant in experiment.variants:
         records = [r for (v, _), r in sorted(night.items()) if v == variant]
         if records and all(r.completed for r in records):
-            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b) for r in records} for m in experiment.metrics}
+            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b, experiment.window) for r in records}
+                                       for m in experiment.metrics}
                               for b in experiment.budgets}
     return cells
 
@@ -66,7 +70,7 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             "versions": {k: str(v) for k, v in versions().items()}, "data": _inputs(night),
             "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
                          for variant, settings in experiment.variants.items()},
-            "seeds": seeds, "window": 1, "cells": cells, "speed": speed, "experiments": {},
+            "seeds": seeds, "window": experiment.window, "cells": cells, "speed": speed, "experiments": {},
             "sources": {experiment.name: experiment.source_fingerprint()},
             "result": "FAIL" if failed else "PASS", "failed": [v.case for v in failed],
             "failures": [v.message for v in failed][:50], "flags": [], "replay": {},
@@ -85,9 +89,10 @@ def _inputs(night: dict[tuple[str, int], Record]) -> str | None:
 
 def between_nights(entry: dict, earlier: list[dict], baseline: dict[tuple[str, int], Record],
                    false_alarm_rate: float = 0.01, power: float = 0.9,
-                   metrics: dict[str, str] | None = None) -> tuple[list, list[str]]:
+                   metrics: dict[str, str] | None = None, window: int = 1,
+                   resolutions: dict[str, float] | None = None) -> tuple[list, list[str]]:
     """Drift against the previous night and speed against the earlier ones (flags), and what was not compared."""
-    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline, metrics), {},
+    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline, metrics, window, resolutions), {},
                                         false_alarm_rate, power)
     speed, speed_notes = speed_verdicts(earlier, entry, false_alarm_rate)
     flags = drift + speed

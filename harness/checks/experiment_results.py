@@ -24,6 +24,7 @@ class Results:
     budgets: tuple[int, ...]
     curves: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)  # (variant, seed) → per epoch
     failed: list[str] = field(default_factory=list)  # "variant seed N: status: message"
+    window: int = 1  # the experiment's: a budget's value is the mean of its last ``window`` epochs
 
     @property
     def variants(self) -> list[str]:
@@ -32,7 +33,8 @@ class Results:
 
 def gather(experiment, night: dict) -> Results:
     """``night``: (variant, seed) → Record, as the runs delivered them."""
-    results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets))
+    results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets),
+                      window=experiment.window)
     for (variant, seed), record in sorted(night.items(), key=lambda item: (list(experiment.variants).index(item[0][0]),
                                                                           item[0][1])):
         if record.completed:
@@ -42,8 +44,8 @@ def gather(experiment, night: dict) -> Results:
     return results
 
 
-def _value(values: list[float], budget: int) -> float | None:
-    return values[budget - 1] if len(values) >= budget else None
+def _value(values: list[float], budget: int, window: int = 1) -> float | None:
+    return statistics.fmean(values[budget - window:budget]) if len(values) >= budget else None
 
 
 def _cell(value: float | None) -> str:
@@ -52,13 +54,15 @@ def _cell(value: float | None) -> str:
 
 def table_rows(results: Results) -> list[dict]:
     """One row per (variant, seed), then the variant's mean over its seeds (what the bands check); a column per
-    metric and budget, headed with the metric's better direction."""
+    metric and budget, headed with the metric's better direction (and the window the value averages, if any)."""
     columns = [(metric, budget) for metric in results.metrics for budget in results.budgets]
-    heading = {(m, b): f"{m} @{b} ({'↑' if results.metrics[m] == 'higher' else '↓'})" for m, b in columns}
+    over = f", last {results.window} epochs" if results.window > 1 else ""
+    heading = {(m, b): f"{m} @{b} ({'↑' if results.metrics[m] == 'higher' else '↓'}{over})" for m, b in columns}
     rows = []
     for variant in results.variants:
         seeds = [seed for v, seed in results.curves if v == variant]
-        per_seed = {seed: {c: _value(results.curves[(variant, seed)][c[0]], c[1]) for c in columns} for seed in seeds}
+        per_seed = {seed: {c: _value(results.curves[(variant, seed)][c[0]], c[1], results.window) for c in columns}
+                    for seed in seeds}
         rows += [{"variant": variant, "seed": str(seed), **{heading[c]: _cell(values[c]) for c in columns}}
                  for seed, values in per_seed.items()]
         if len(seeds) > 1:

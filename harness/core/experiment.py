@@ -106,7 +106,13 @@ class Experiment:
     framework: "tensorflow not installed; pip install …"), or None when it can: its cases are skipped with that
     reason instead of failing every run;
     ``faults``: optional, regressions (:class:`Fault`) the self-test injects one at a time, to measure which
-    instrument sees each.
+    instrument sees each;
+    ``window``: the bands, claims, drift and the ledger read each budget's metric as the mean of its last ``window``
+    epochs up to the budget (1: the budget's own epoch) — for a metric that moves between epochs by more than the
+    change you want to see;
+    ``resolutions``: optional, metric → the smallest step it can take (one example of its evaluation split: 100 / N
+    for an accuracy in percent on N examples). It floors the baseline seeds' spread, so a cell whose seeds happened
+    to agree exactly gets a band an honest rerun on another machine can meet.
     """
 
     name: str
@@ -124,6 +130,8 @@ class Experiment:
     train_stacked: Callable[[list["Run"]], None] | None = None
     requires: Callable[[], str | None] | None = None
     faults: tuple[Fault, ...] = ()
+    window: int = 1
+    resolutions: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -135,6 +143,12 @@ class Experiment:
             raise ConfigError(f"{where}: budgets must be positive epoch counts, got {self.budgets!r}")
         if not self.variants:
             raise ConfigError(f"{where}: give at least one variant (name → settings)")
+        if any(m not in self.metrics or not isinstance(r, (int, float)) or r < 0 for m, r in self.resolutions.items()):
+            raise ConfigError(f"{where}: resolutions must map declared metrics to a step ≥ 0, got "
+                              f"{dict(self.resolutions)!r}")
+        if not isinstance(self.window, int) or not 1 <= self.window <= min(self.budgets):
+            raise ConfigError(f"{where}: window must be an epoch count from 1 to the smallest budget "
+                              f"({min(self.budgets)}), got {self.window!r}")
         if set(self.baseline_seeds) & set(self.check_seeds):
             raise ConfigError(f"{where}: check_seeds {sorted(set(self.baseline_seeds) & set(self.check_seeds))} are "
                               f"baseline seeds too: a check against a baseline that contains it cannot fail")

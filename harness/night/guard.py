@@ -64,7 +64,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
     entry = _entry(experiment, night, verdicts, asserted, common["device"])
-    flags, notes = _record(entry, baseline, ledger, dict(experiment.metrics))
+    flags, notes = _record(entry, baseline, ledger, experiment)
     for line in [f.message for f in flags if not f.passed] + notes:
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
@@ -135,7 +135,7 @@ def _entry(experiment, night, verdicts, asserted, device) -> dict:
     return entry
 
 
-def _record(entry: dict, baseline, ledger: str | None, metrics: dict) -> tuple[list, list[str]]:
+def _record(entry: dict, baseline, ledger: str | None, experiment) -> tuple[list, list[str]]:
     """The night in the ledger, with drift and speed against the earlier nights (flags: they never fail it)."""
     from ..checks.experiment_night import between_nights
     from ..stores.ledger import open_ledger
@@ -144,7 +144,8 @@ def _record(entry: dict, baseline, ledger: str | None, metrics: dict) -> tuple[l
         return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
     store = open_ledger(ledger)
     flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline,
-                                  metrics=metrics)
+                                  metrics=dict(experiment.metrics), window=experiment.window,
+                                  resolutions=dict(experiment.resolutions))
     store.append(entry)
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 

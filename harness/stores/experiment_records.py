@@ -45,9 +45,11 @@ class Record:
     def completed(self) -> bool:
         return self.status == "completed"
 
-    def at(self, metric: str, budget: int) -> float:
-        """The metric after epoch ``budget``."""
-        return self.epochs[metric][budget - 1]
+    def at(self, metric: str, budget: int, window: int = 1) -> float:
+        """The metric after epoch ``budget``; with ``window`` > 1 the mean of its last ``window`` epochs up to it."""
+        if window == 1:
+            return self.epochs[metric][budget - 1]
+        return math.fsum(self.epochs[metric][budget - window:budget]) / window
 
     def to_json(self) -> dict:
         return {"format_version": FORMAT_VERSION, **asdict(self)}
