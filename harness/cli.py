@@ -237,7 +237,9 @@ def cmd_guard(args) -> int:
         return guard.replay_or_update(experiment, store, args.update, common)
     if args.action == "selftest":
         names = tuple(n for n in (args.faults or "").split(",") if n)
-        return guard.selftest(experiment, store, common, names, args.replay_only, args.report)
+        from .audit.experiment_selftest import guard_selftest
+
+        return guard_selftest(experiment, store, common, names, args.replay_only, args.report)
     if args.max_minutes is not None:
         common["deadline"] = time.monotonic() + 60 * args.max_minutes
     if args.stack_seeds:  # stacked arithmetic rounds differently: its own runs and baseline

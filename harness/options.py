@@ -117,7 +117,8 @@ RUN_OPTIONS = (
                   flag=True),
     CommandOption("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
                                  "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
-    CommandOption("data-dir", "directory holding cifar10.npz / mnist.npz [$TRAINGUARD_DATA_DIR, then the cache, then download]",
+    CommandOption("data-dir", "directory holding the data sets' .npz files (docs/data.md) [$TRAINGUARD_DATA_DIR, then the "
+                                "cache, then download]",
                   type=Path, ini=True),
     CommandOption("offline", "never download data; fail with instructions instead", flag=True),
     CommandOption("baselines-dir", "baseline tables and golden runs [the profile's: its baselines_dir key, baselines/ beside "

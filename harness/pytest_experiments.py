@@ -4,7 +4,7 @@ Mark a test module with the experiment and ask for the cases::
 
     import pytest
 
-    pytestmark = pytest.mark.trainguard_experiment("guard.py:mnist")
+    pytestmark = pytest.mark.trainguard_experiment("guard.py:train")
 
     def test_replay(experiment_replay):        # one case per variant: test_replay[default]
         experiment_replay.check()

@@ -91,8 +91,8 @@ def test_the_built_in_profile_finds_its_shipped_baselines_from_any_directory(ins
     bare = trainguard(installed, tmp_path, "run", "--profile", "smoke", "--device", "cpu", "--baselines-dir", "none",
                       "--report", "bare/report.md")
     assert bare.returncode == 5
-    checked = (tmp_path / "reports" / "report-cifar-curves.png").read_bytes()
-    assert checked != (tmp_path / "bare" / "report-cifar-curves.png").read_bytes()
+    checked = (tmp_path / "reports" / "report-models-curves.png").read_bytes()
+    assert checked != (tmp_path / "bare" / "report-models-curves.png").read_bytes()
 
 
 @pytest.mark.slow  # over 8 s here: in the slow suite (CI runs it), the fast one stays under 3 minutes

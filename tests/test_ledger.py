@@ -55,12 +55,12 @@ def postgres_database(server: str):
 
 def test_a_night_and_its_report_are_stored_and_read_back(location):
     store = open_ledger(location)
-    first = store.append(entry("one"), {"report.md": b"# night one\n", "report-cifar-curves.png": b"\x89PNG..."})
+    first = store.append(entry("one"), {"report.md": b"# night one\n", "report-models-curves.png": b"\x89PNG..."})
     store.append(entry("two", result="FAIL"))
     store.append(entry("three", profile="smoke"))
     assert [e["run_id"] for e in store.read("ci", "cpu")] == ["one", "two"]
     assert store.profiles() == [("ci", "cpu"), ("smoke", "cpu")]
-    assert store.artifacts(first) == {"report.md": b"# night one\n", "report-cifar-curves.png": b"\x89PNG..."}
+    assert store.artifacts(first) == {"report.md": b"# night one\n", "report-models-curves.png": b"\x89PNG..."}
     assert store.append(entry("one")) is None  # the same night again (an import run twice): stored once
     assert open_ledger(location).read("ci", "cpu")[1]["result"] == "FAIL"  # another connection sees it all
     assert store.schema_version() == ledger_module.SCHEMA_VERSION
@@ -193,7 +193,7 @@ def test_a_night_writes_its_record_and_report_in_the_ledger(tmp_path, smoke_runs
     assert record["result"] == "PASS" and record["replay"] == {} and record["flags"] == []
     files = store.artifacts(night)
     assert files["report.md"] == (tmp_path / "night" / "report.md").read_bytes()
-    assert "report-cifar-curves.png" in files and json.dumps(record)
+    assert "report-models-curves.png" in files and json.dumps(record)
 
 
 def test_a_timing_only_night_is_recorded_as_timing_only_not_nothing_checked(tmp_path, capsys):

@@ -28,7 +28,7 @@ def test_a_night_is_one_mlflow_run_with_its_settings_statistics_and_report(tmp_p
     assert "versions.torch" in run.data.params
     assert set(run.data.metrics) >= {"Baseline1-2.test_acc", "NewModel2-3.train_loss"}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "report.md" in artifacts and "report-cifar-curves.png" in artifacts
+    assert "report.md" in artifacts and "report-models-curves.png" in artifacts
     assert mlflow.__version__
 
 

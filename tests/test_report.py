@@ -39,7 +39,7 @@ def test_loss_curve_figure_is_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
-def test_cifar_figures_are_written_and_embedded(tmp_path):
+def test_the_models_figures_are_written_and_embedded(tmp_path):
     from trainguard.core import plots
 
     histories = {"Baseline1": _h([2.2, 2.1], [30.0, 35.0]), "NewModel2": _h([1.5, 1.0], [50.0, 60.0])}
@@ -87,3 +87,23 @@ def test_baseline_versions_say_what_differs_and_what_the_baseline_did_not_record
     assert versions_line({"torch": "2.14.1", "torch_threads": "1", "isa": "AVX2"}, now, "2 (--threads)") == \
         ("DIFFER from the baseline's: isa AVX512 (baseline AVX2), torch_threads 2 (baseline 1), "
          "this run's threads: 2 (--threads)")
+
+
+def test_the_published_note_says_how_far_the_report_s_table_applies(tmp_path):
+    """The published table's protocol is data beside it (baselines/published.json), not a data set named in code."""
+    from pathlib import Path
+    from types import SimpleNamespace as NS
+
+    from trainguard.checks import published
+    from trainguard.core.spec import load_profile
+
+    shipped = Path(__file__).parent.parent / "baselines"
+
+    def note(profile, directory=shipped):
+        return published.note(NS(profile=load_profile(profile), options=NS(baselines_dir=directory),
+                                 dataset=NS(test_split="first 1,000 of the 10,000 test images")))
+
+    assert note("seed") == "same protocol; this run's test split: first 1,000 of the 10,000 test images"
+    assert note("ci") == "reference only: the report trained on all 50,000 images; this profile uses less data"
+    assert note("smoke") == "reference only: the report measured it on CIFAR-10; this profile trains on synthetic data"
+    assert note("seed", tmp_path).startswith("reference only: what it was measured on is not recorded")

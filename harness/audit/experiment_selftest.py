@@ -11,6 +11,7 @@ never cached or recorded: they would otherwise be read back as the code's own re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..checks.experiment_bands import BandVerdict, bands
 from ..checks.experiment_claims import ClaimVerdict, claims
@@ -18,6 +19,11 @@ from ..core.experiment import Experiment, Fault
 from ..replay.experiment_replay import ReplayOutcome, compare
 from ..runs.experiment_runs import train
 from ..stores.experiment_records import ExperimentStore, Record
+
+WHAT_IT_SEES = ("What it measures: whether these instruments see *these* faults, at this baseline's noise and this "
+                "night's seeds. What it cannot say: anything about a regression the experiment did not declare, or one "
+                "its function cannot express through its settings; a fault the bands miss may still be real (its "
+                "shift below the printed MDE).")
 
 
 @dataclass
@@ -171,5 +177,36 @@ def section(outcomes: list[FaultOutcome], notes: list[str]) -> str:
              f"and claims are the night's, at its per-check false-alarm rate; nothing faulted is cached).", ""]
     if outcomes:
         lines += [table(outcomes), ""]
-    lines += [f"- {note}" for note in notes]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else []) + [WHAT_IT_SEES]
     return "\n".join(lines) + "\n"
+
+
+def guard_selftest(experiment, store, common, names=(), replay_only: bool = False, report: Path | None = None) -> int:
+    """``trainguard guard TARGET selftest``: each declared fault injected alone. Exit 0: every fault measured was
+    caught; 1: one was missed; 5: nothing measured (no faults declared, or neither a golden run nor a baseline)."""
+    from ..core.storage import atomic_write_text
+    from ..night.guard import deliver_runs
+    from ..runs.experiment_runs import baseline_of
+
+    if not experiment.faults:
+        print(f"{experiment.name} declares no faults (Experiment(faults=...)): nothing to inject")
+        return 5
+    baseline = None if replay_only else baseline_of(experiment, store, common["threads"])[0]
+    if not replay_only and baseline is None:
+        print(f"note: no baseline of {experiment.name} in {store.root}: replay only (run `trainguard guard TARGET "
+              f"baseline` first for the bands)")
+    clean = deliver_runs(experiment, experiment.check_seeds, store, common) if baseline is not None else None
+    outcomes = run_faults(experiment, store, clean, baseline, common["threads"], common["device"],
+                          common["data_dir"], names)
+    for o in outcomes:
+        print(f"{o.result} {o.fault.name} ({o.fault.description}): replay: {replay_cell(o)}; bands and claims: "
+              f"{bands_cell(o)}")
+    measured = [o for o in outcomes if o.measured]
+    missed = [o for o in measured if not o.caught]
+    print(f"{len(measured) - len(missed)} of {len(measured)} fault(s) measured were caught"
+          + (f"; {len(outcomes) - len(measured)} not measured (no golden run, no baseline)"
+             if len(measured) < len(outcomes) else ""))
+    if report is not None:
+        atomic_write_text(report, f"# Self-test of {experiment.name}\n\n{table(outcomes)}\n\n{WHAT_IT_SEES}\n")
+        print(f"report: {report}")
+    return 1 if missed else 0 if measured else 5

@@ -233,7 +233,7 @@ ALL_MODELS = ("Baseline1", "Baseline2", "NewModel1", "NewModel2")
 SUBTLE_INJECTIONS = (
     Injection("lr-plus-1pct", "optimiser", "learning rate 1 % higher (0.0101 instead of 0.01)", CHEAP,
               _training_change(lr=lambda lr: lr * 1.01)),
-    Injection("weight-decay-5e-4", "regulariser", "weight decay 5e-4 added (as a standard CIFAR recipe has it)",
+    Injection("weight-decay-5e-4", "regulariser", "weight decay 5e-4 added (as common image-classification recipes have it)",
               ALL_MODELS, _training_change(weight_decay=5e-4)),
     Injection("label-smoothing-0.1", "regulariser", "training loss with label smoothing 0.1", CHEAP,
               _label_smoothing(0.1)),

@@ -70,7 +70,7 @@ class BaselineBands(CheckKind):
 
 @dataclass
 class BaselinePart(Part):
-    """What the report's CIFAR figures shade behind the night's curves: the baseline seeds' spread per epoch
+    """What the report's figures of the models shade behind the night's curves: the baseline seeds' spread per epoch
     (its bands are in the verdicts). No section of its own."""
 
     spread: dict = field(default_factory=dict)  # model → metric → (means, stds) per epoch; {} without a baseline

@@ -1,9 +1,10 @@
-"""The course report's conclusions about CIFAR-10, asserted on the night's runs: the models rank as published
-(``ranking``, per budget) and more epochs help (``budget_improves``, per model).
+"""The course report's conclusions about a profile's models, asserted on the night's runs: the models rank as in
+the published table (``ranking``, per budget; the profile's own order without one) and more epochs help
+(``budget_improves``, per model).
 
-Where the profile compares against the published table it has several seeds, and the conclusions use their
-mean too: one seed's test accuracy on 1,000 images moves by a few images between epochs (Baseline1 seed 0 in
-`seed`: 40.10 → 39.90 from 10 to 20 epochs, seeds 1 and 2 +0.60 and +0.80), which says nothing about the model.
+Where the profile compares against the published table it has several seeds, and the conclusions use their mean
+too: one seed's test accuracy moves by a few test images between epochs, which says nothing about the model
+(docs/statistics.md, Conclusions).
 """
 
 from __future__ import annotations

@@ -52,6 +52,30 @@ def path(matrix) -> Path:
     return Path(matrix.options.baselines_dir) / "published.csv"
 
 
+def protocol(matrix) -> dict:
+    """What the published table was measured on (``published.json`` beside it: its data set, title and training
+    images); {} when not recorded."""
+    import json
+
+    where = path(matrix).with_suffix(".json")
+    return json.loads(where.read_text()) if where.exists() else {}
+
+
+def note(matrix) -> str:
+    """How far the published table applies to this profile: the same protocol (its data set, all its training
+    images), or a reference only, saying why."""
+    measured, profile = protocol(matrix), matrix.profile
+    if not measured:
+        return f"reference only: what it was measured on is not recorded ({path(matrix).with_suffix('.json')})"
+    if profile.dataset != measured.get("dataset"):
+        return f"reference only: the report measured it on {measured.get('title', measured.get('dataset'))}; this " \
+               f"profile trains on {profile.dataset} data"
+    if profile.train_per_class is not None:
+        return f"reference only: the report trained on all {measured.get('train_images', 0):,} images; this " \
+               f"profile uses less data"
+    return f"same protocol; this run's test split: {matrix.dataset.test_split}"
+
+
 def read(matrix) -> dict:
     """(model, epochs, metric) → the report's value; {} without the file."""
     return bl.load_published(path(matrix)) if path(matrix).exists() else {}

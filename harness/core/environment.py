@@ -47,8 +47,8 @@ _VECTOR_FLAGS = (("avx512f", "AVX512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4
 
 def host_vector_isa() -> str:
     """The widest vector instruction set this CPU offers, read from its flags (not from a library, so a user's
-    cap on one library's kernels does not hide it): TensorFlow's oneDNN picks its kernels by it, so a Keras
-    golden replayed on an AVX-512 host after being written on an AVX2 one rounds differently."""
+    cap on one library's kernels does not hide it): libraries that pick their kernels by it (oneDNN, MKL) round
+    differently on an AVX-512 host than on the AVX2 host a golden run was written on."""
     flags = _cpuinfo("flags")
     if flags is None:
         return platform.machine() or "unknown"

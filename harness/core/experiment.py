@@ -5,14 +5,14 @@ thread count, data location and time left. It reports through the run: scalars p
 (:meth:`Run.step`, what the replay compares step by step) and metrics per epoch (:meth:`Run.epoch`, what the bands
 check, each declared with the direction that is better), and declares what it trains and evaluates on
 (:meth:`Run.inputs`, :meth:`Run.batches`: fingerprinted at full scale). Nothing here requires trainguard's loop,
-data loaders, shapes, class count, loss or optimiser, and this module imports no framework: a PyTorch, Keras or
-JAX function fits it::
+data loaders, shapes, class count, loss or optimiser, and this module imports no framework: a function in any
+framework (PyTorch, TensorFlow, JAX) or none fits it::
 
     import trainguard
 
     @trainguard.experiment(metrics={"test_loss": "lower", "test_acc": "higher"}, budgets=(2, 4),
                            variants={"plain": {"dropout": 0.0}, "dropout": {"dropout": 0.5}})
-    def mnist(run):
+    def train(run):
         torch.manual_seed(run.seed)
         torch.set_num_threads(run.threads)
         ...

@@ -1,6 +1,6 @@
 """The history of one training run: per-epoch metrics, status, and its JSON form.
 
-Shared by every engine (PyTorch, Keras): the comparison and the report read only this.
+Shared by every training loop that reports epochs this way: the comparison and the report read only this.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class EpochRecord:
     test_loss: float
     test_acc: float  # percent, eval mode, after the epoch
     seconds: float  # wall time of the epoch's training (evaluation excluded)
-    extra: dict = field(default_factory=dict)  # engine-specific metrics (e.g. Keras val_loss)
+    extra: dict = field(default_factory=dict)  # metrics beyond these (the validation split's val_loss, val_acc)
 
     def metric(self, name: str) -> float:
         if name in self.extra:

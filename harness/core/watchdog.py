@@ -8,7 +8,7 @@ A night nobody watches must end by itself, with a report and a ledger entry that
 - **a last resort** for a process stuck where no Python runs (a kernel that never returns): past the deadline
   plus :data:`HARD_GRACE_S`, :mod:`faulthandler` prints every thread's stack to stderr and ends the process,
   so the CI job ends with the place it hung instead of running into the job's own limit without a word;
-- **child processes** (the Keras runs, the replay's lower-ISA runs): :func:`run_child` kills a child that runs
+- **child processes** (an experiment's runs in a process of their own, the replay's lower-ISA runs): :func:`run_child` kills a child that runs
   past ``TRAINGUARD_CHILD_TIMEOUT`` seconds (or the night's remaining time) and says which child, after how long.
 
 The lock waits of the stores are bounded in :func:`trainguard.core.storage.file_lock` (``TRAINGUARD_LOCK_TIMEOUT``),
@@ -26,7 +26,7 @@ import time
 
 from .errors import ConfigError, WaitTimeout
 
-#: Default bound of one child process, seconds (a Keras MNIST run takes seconds to minutes).
+#: Default bound of one child process, seconds (a whole training run in a child: seconds to hours).
 DEFAULT_CHILD_TIMEOUT = 2 * 3600.0
 #: After the night's deadline, how long the night has to write its report before the process is ended.
 HARD_GRACE_S = 600.0

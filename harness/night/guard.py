@@ -11,7 +11,7 @@ from pathlib import Path
 def baseline(experiment, store, common) -> int:
     from ..core.spec import seed_list
 
-    found = _runs(experiment, experiment.baseline_seeds, store, common)
+    found = deliver_runs(experiment, experiment.baseline_seeds, store, common)
     failed = [r for r in found.values() if not r.completed]
     print(f"baseline of {experiment.name}: {len(found) - len(failed)} of {len(found)} run(s) completed "
           f"({len(experiment.variants)} variant(s) × seeds {seed_list(experiment.baseline_seeds)}) in {store.root}")
@@ -59,7 +59,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
         from ..core.errors import ConfigError
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
-    night = _runs(experiment, checked, store, common)
+    night = deliver_runs(experiment, checked, store, common)
     verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
@@ -76,40 +76,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     return 1 if failed else 0
 
 
-def selftest(experiment, store, common, names=(), replay_only: bool = False, report: Path | None = None) -> int:
-    """Each declared fault injected alone (trainguard.audit.experiment_selftest). Exit 0: every fault measured was
-    caught; 1: one was missed; 5: nothing measured (no faults declared, or neither a golden run nor a baseline)."""
-    from ..audit import experiment_selftest as st
-    from ..core.storage import atomic_write_text
-    from ..runs.experiment_runs import baseline_of
-
-    if not experiment.faults:
-        print(f"{experiment.name} declares no faults (Experiment(faults=...)): nothing to inject")
-        return 5
-    baseline, clean = (None, None) if replay_only else (baseline_of(experiment, store, common["threads"])[0], None)
-    if not replay_only and baseline is None:
-        print(f"note: no baseline of {experiment.name} in {store.root}: replay only (run `trainguard guard TARGET "
-              f"baseline` first for the bands)")
-    if baseline is not None:
-        clean = _runs(experiment, experiment.check_seeds, store, common)
-    outcomes = st.run_faults(experiment, store, clean, baseline, common["threads"], common["device"],
-                             common["data_dir"], names)
-    for o in outcomes:
-        print(f"{o.result} {o.fault.name} ({o.fault.description}): replay: {st.replay_cell(o)}; bands and claims: "
-              f"{st.bands_cell(o)}")
-    measured = [o for o in outcomes if o.measured]
-    missed = [o for o in measured if not o.caught]
-    print(f"{len(measured) - len(missed)} of {len(measured)} fault(s) measured were caught"
-          + (f"; {len(outcomes) - len(measured)} not measured (no golden run, no baseline)"
-             if len(measured) < len(outcomes) else ""))
-    if report is not None:
-        atomic_write_text(report, f"# Self-test of {experiment.name}\n\n{st.table(outcomes)}\n\n"
-                                  f"{st.__doc__.split(chr(10) + chr(10))[1]}\n")
-        print(f"report: {report}")
-    return 1 if missed else 0 if measured else 5
-
-
-def _runs(experiment, seeds, store, common) -> dict:
+def deliver_runs(experiment, seeds, store, common) -> dict:
     """The runs, in this process or (``common["ray"]``: the cluster's resources) as Ray tasks; either way through
     the same training function and the same store."""
     settings = {k: v for k, v in common.items() if k not in ("ray", "target")}

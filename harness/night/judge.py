@@ -121,7 +121,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     return RunSummary(
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
         environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
-        notes=notes, published=published_kind.read(matrix), published_note=published_note(matrix),
+        notes=notes, published=published_kind.read(matrix), published_note=published_kind.note(matrix),
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
         parts=parts(session), changes=changes,
         replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
@@ -313,13 +313,6 @@ def statistics_summary(session: CheckSession) -> dict:
                      f"(a larger evaluation split than the test images).")
     return {"rows": f"mean over seed(s) {seeds}", "checked": f"{window}averaged over seed(s) {seeds}",
             "power": f"{st.power:.0%}", "lines": lines}
-
-
-def published_note(matrix: Matrix) -> str:
-    p = matrix.profile
-    if p.dataset == "cifar10" and p.train_per_class is None:
-        return f"same protocol; this run's test split: {matrix.dataset.test_split}"
-    return "reference only: the report trained on all 50,000 images; this profile uses less data"
 
 
 def figure_curves(matrix: Matrix) -> dict[str, History]:

@@ -146,7 +146,7 @@ def write_report(summary, path: Path) -> Path:
     """Render a :class:`trainguard.api.RunSummary` to markdown at ``path``, figures (PNG) beside it."""
     path = Path(path)
     drawn = summary.figures
-    sections = [cifar_figures(summary, path) if drawn else NO_FIGURES]  # CIFAR-10 figures first, beside its tables
+    sections = [model_figures(summary, path) if drawn else NO_FIGURES]  # the models' figures first, beside their tables
     if summary.changes is not None:
         source, old, new = summary.changes
         sections.append(changes_section(source, summary.profile.budgets, summary.profile.models, old, new))
@@ -211,8 +211,9 @@ def replay_section(outcomes, verdicts: list[Verdict] = ()) -> str:
                       "rounding noise measured when the golden was written.", ""])
 
 
-def cifar_figures(summary, path: Path) -> str:
-    """Training curves per model and the test-accuracy bar chart, as PNGs beside the report."""
+def model_figures(summary, path: Path) -> str:
+    """The profile's models: training curves per model and the test-accuracy bar chart, as PNGs beside the report
+    (``REPORT-models-curves.png``, ``REPORT-models-accuracy.png``)."""
     from ..core import plots
 
     histories, budgets = summary.curves, list(summary.profile.budgets)
@@ -224,7 +225,7 @@ def cifar_figures(summary, path: Path) -> str:
     for v in checked:
         marks.setdefault(v.model, []).append((v.budget, v.metric, v.measured, v.expected - v.allowed,
                                               v.expected + v.allowed, v.passed))
-    curves = plots.training_curves(path.parent / f"{path.stem}-cifar-curves.png",
+    curves = plots.training_curves(path.parent / f"{path.stem}-models-curves.png",
                                    f"{summary.profile.name}: per epoch, seed {summary.figure_seed}; shaded: the baseline's "
                                    f"seeds; ◆: the checked statistic and its band", histories,
                                    getattr(summary.parts.get("baseline"), "spread", {}), marks)
@@ -237,7 +238,7 @@ def cifar_figures(summary, path: Path) -> str:
         measured = {(m, b): h.at(b).test_acc for m, h in histories.items() for b in budgets if b <= len(h.epochs)}
         baseline, failed = {}, set()
     published = {(m, b): v for (m, b, metric), v in summary.published.items() if metric == "test_acc"}
-    bars = plots.accuracy_bars(path.parent / f"{path.stem}-cifar-accuracy.png", f"Test accuracy ({summary.test_split})",
+    bars = plots.accuracy_bars(path.parent / f"{path.stem}-models-accuracy.png", f"Test accuracy ({summary.test_split})",
                                list(histories), budgets, measured, published, baseline, failed)
     return "\n".join(["## Figures", "", f"![Training curves over the baseline's spread]({curves.name})", "",
                       f"![Test accuracy as checked: this run, the baseline band, published]({bars.name})", ""])

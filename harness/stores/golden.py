@@ -449,7 +449,7 @@ def inputs_bytes(fingerprints: dict[str, dict]) -> bytes:
 
 
 def read_inputs(path: Path) -> dict[str, dict] | None:
-    """The recorded fingerprints of the night's inputs ({"cifar10 train": {"images", "sha256"}, ...}); None if
+    """The recorded fingerprints of the night's inputs ({"<data set> train": {"images", "sha256"}, ...}); None if
     there is no file; a ConfigError naming the file if it is unreadable. Read as the goldens are: under their
     directory's lock, after finishing or discarding an interrupted update (storage.reading_together)."""
     path = Path(path)

@@ -60,7 +60,7 @@ def _schema():
     artifacts = sa.Table(
         "artifacts", metadata,
         sa.Column("night_id", sa.Integer, sa.ForeignKey("nights.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("name", sa.String(200), primary_key=True),  # report.md, report-cifar-curves.png, ...
+        sa.Column("name", sa.String(200), primary_key=True),  # report.md, report-models-curves.png, ...
         sa.Column("content", sa.LargeBinary, nullable=False),
     )
     return metadata, version, nights, artifacts
