@@ -566,9 +566,9 @@ def _calibrate_experiments(matrix) -> list[str]:
     session, lines = CheckSession(matrix), []
     for target in matrix.profile.experiments:
         found = experiment(session, target)
-        baseline, _ = baseline_of(found, baseline_store(session), matrix.threads)
+        baseline, _ = baseline_of(found, baseline_store(session, found), matrix.threads)
         lines += (section(found, baseline, per_check_alpha(matrix.profile), matrix.profile.statistics.power)
-                  if baseline else [f"- {found.name}: no baseline in {baseline_store(session).root}"])
+                  if baseline else [f"- {found.name}: no baseline in {baseline_store(session, found).root}"])
     return lines
 
 

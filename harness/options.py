@@ -115,8 +115,9 @@ RUN_OPTIONS = (
                   "fp32", choices=PRECISIONS),
     CommandOption("compile", "torch.compile the models; its own baseline class (e.g. cuda-compile); see docs/speed.md",
                   flag=True),
-    CommandOption("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU); "
-                                 "its own baseline class (e.g. cuda-stacked); see docs/gpus.md", flag=True),
+    CommandOption("stack-seeds", "train a model's seeds at once as one vmapped model (fewer kernel launches on a GPU), "
+                                 "a declared experiment's by its train_stacked; its own baseline class (e.g. "
+                                 "cuda-stacked); see docs/gpus.md", flag=True),
     CommandOption("data-dir", "directory holding the data sets' .npz files (docs/data.md) [$TRAINGUARD_DATA_DIR, then the "
                                 "cache, then download]",
                   type=Path, ini=True),

@@ -267,3 +267,40 @@ def test_a_target_named_otherwise_than_its_experiment_shows_its_verdicts_under_t
     section = report[report.index("## Your experiments"):report.index("## Trend")]
     assert "### regression" in section and "not checked" not in section
     assert "- PASS regression small-2 mse" in section
+
+
+def test_stack_seeds_trains_a_declared_experiment_s_seeds_at_once_with_a_baseline_of_their_own(project, capsys):
+    """--stack-seeds in a profile's night: an experiment that offers train_stacked trains each variant's seeds in one
+    call, its runs and baseline apart (experiments/stacked/); one that offers none trains seed by seed, noted."""
+    calls = project / "calls.txt"
+    (project / "regression.py").write_text(EXPERIMENT + textwrap.dedent(f'''
+        import dataclasses
+
+
+        def _together(runs):
+            open({str(calls)!r}, "a").write(",".join(str(r.seed) for r in runs) + "\\n")
+            for run in runs:
+                regression.train(run)
+
+
+        regression = dataclasses.replace(regression, train_stacked=_together)
+    '''))
+    stacked = [*_dirs(project), "--stack-seeds"]
+    assert cli.main(["baselines", "update", *stacked, "--skip-models", "--skip-golden"]) == 0
+    assert calls.read_text().splitlines() == ["0,1,2,3", "0,1,2,3"]  # one call per variant
+    assert len(list((project / "baselines" / "mine" / "experiments" / "stacked").rglob("seed*.json"))) == 8
+    assert not list((project / "baselines" / "mine" / "experiments" / "regression").rglob("seed*.json"))
+    capsys.readouterr()
+    cli.main(["run", *stacked, "--report", str(project / "r" / "report.md")])
+    assert calls.read_text().splitlines()[-2:] == ["100", "100"]
+    report = (project / "r" / "report.md").read_text()
+    assert "PASS regression small-2 mse" in report and "no baseline in" not in report
+    # without train_stacked: seed by seed, its ordinary baseline, and the notes say why
+    (project / "regression.py").write_text(EXPERIMENT)
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-models", "--skip-golden"]) == 0
+    cli.main(["run", *stacked, "--report", str(project / "r2" / "report.md")])
+    report = (project / "r2" / "report.md").read_text()
+    assert "offers no train_stacked: --stack-seeds trains its runs one seed at a time" in report
+    assert "PASS regression small-2 mse" in report

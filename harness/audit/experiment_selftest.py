@@ -147,7 +147,7 @@ def profile_faults(session, bands_too: bool = True, printer=print) -> tuple[list
     """The faults of every experiment a profile declares, judged with the profile's own per-check false-alarm rate;
     (outcomes, notes on the experiments not injected)."""
     from ..checks import declared_experiments as declared
-    from ..runs.experiment_runs import baseline_of
+    from ..runs.experiment_runs import baseline_of, runs
 
     outcomes, notes = [], []
     for target in session.profile.experiments:
@@ -158,8 +158,9 @@ def profile_faults(session, bands_too: bool = True, printer=print) -> tuple[list
         settings = declared.run_settings(session)
         store = declared.baseline_store(session)
         baseline = baseline_of(found, store, settings["threads"])[0] if bands_too else None
-        clean = declared.local_runner(session, found, target, found.check_seeds, declared.night_store(session)) \
-            if baseline is not None else None
+        # seed by seed even with --stack-seeds: the faulted runs train so, and the bands compare like with like
+        clean = runs(found, found.check_seeds, declared.night_store(session), **settings) if baseline is not None \
+            else None
         if bands_too and baseline is None:
             notes.append(f"experiment {found.name}: no baseline in {store.root}: its faults were replayed only")
         outcomes += run_faults(found, store, clean, baseline, settings["threads"], settings["device"],

@@ -66,14 +66,30 @@ def experiment(session, target: str):
     return loaded[target]
 
 
-def baseline_store(session):
+def stacked(session, found) -> bool:
+    """Whether ``found``'s runs train stacked this night: ``--stack-seeds`` and the experiment offers
+    ``train_stacked`` (one without it trains seed by seed, as it always does, and the night's notes say so)."""
+    if not session.matrix.options.stack_seeds or session.matrix.options.executor == "ray" or found is None:
+        return False
+    if found.train_stacked is None:
+        note = f"experiment {found.name} offers no train_stacked: --stack-seeds trains its runs one seed at a time"
+        if note not in session.notes:
+            session.notes.append(note)
+        return False
+    return True
+
+
+def baseline_store(session, found=None):
+    """The baseline runs and golden runs of the declared experiments; ``found``'s stacked runs (``--stack-seeds``)
+    apart in ``stacked/``, with a baseline of their own (stacked arithmetic rounds differently)."""
     from ..stores.experiment_records import ExperimentStore
 
-    return ExperimentStore(session.matrix.references.directory / "experiments", session.matrix.device.type)
+    root = session.matrix.references.directory / "experiments"
+    return ExperimentStore(root / "stacked" if stacked(session, found) else root, session.matrix.device.type)
 
 
-def night_store(session):
-    """The check seeds' runs: the result cache's, or (no cache) a folder of this process's own."""
+def night_store(session, found=None):
+    """The check seeds' runs: the result cache's, or (no cache) a folder of this process's own; stacked runs apart."""
     from ..stores.experiment_records import ExperimentStore
 
     root = session.matrix.options.results_dir
@@ -81,7 +97,8 @@ def night_store(session):
         if getattr(session, "experiment_scratch", None) is None:
             session.experiment_scratch = tempfile.mkdtemp(prefix="trainguard-experiments-")
         root = session.experiment_scratch
-    return ExperimentStore(Path(root) / "experiments", session.matrix.device.type)
+    root = Path(root) / "experiments"
+    return ExperimentStore(root / "stacked" if stacked(session, found) else root, session.matrix.device.type)
 
 
 def run_settings(session) -> dict:
@@ -99,7 +116,7 @@ def local_runner(session, found, target: str, seeds, store) -> dict:
     """The runs of ``seeds``, from ``store`` or trained in this process (runs.experiment_runs, the one way)."""
     from ..runs.experiment_runs import runs
 
-    return runs(found, seeds, store, **run_settings(session))
+    return runs(found, seeds, store, stacked=stacked(session, found), **run_settings(session))
 
 
 def night_runs(session, target: str) -> dict | None:
@@ -110,7 +127,7 @@ def night_runs(session, target: str) -> dict | None:
     delivered = session.__dict__.setdefault("experiment_runs", {})
     if target not in delivered:
         found = experiment(session, target)
-        runs = stored(found, found.check_seeds, night_store(session), session.matrix.threads)
+        runs = stored(found, found.check_seeds, night_store(session, found), session.matrix.threads)
         if runs is None:
             return None
         delivered[target] = runs  # read once per session: the verdicts, ledger, drift and report all ask
@@ -150,7 +167,7 @@ def baseline_tables(session) -> dict:
     tables = {}
     for target in _nights(session):
         found = experiment(session, target)
-        baseline, _ = baseline_of(found, baseline_store(session), session.matrix.threads)
+        baseline, _ = baseline_of(found, baseline_store(session, found), session.matrix.threads)
         if baseline is not None:
             tables[found.name] = ExperimentTable(baseline, dict(found.metrics), found.window,
                                                    dict(found.resolutions))
@@ -192,7 +209,7 @@ class DeclaredExperiments(CheckKind):
         delivered = session.__dict__.setdefault("experiment_runs", {})
         if case.params[0] not in delivered:
             delivered[case.params[0]] = (runner or local_runner)(session, found, case.params[0], found.check_seeds,
-                                                                 night_store(session))
+                                                                 night_store(session, found))
 
     def reference_key(self, case):
         return case.params[0] if case is not None else None
@@ -201,12 +218,13 @@ class DeclaredExperiments(CheckKind):
         from ..runs.experiment_runs import baseline_of
 
         found = experiment(session, case.params[0])
-        baseline, other_code = baseline_of(found, baseline_store(session), session.matrix.threads)
+        baseline, other_code = baseline_of(found, baseline_store(session, found), session.matrix.threads)
         if baseline is not None:
             if other_code and other_code not in session.notes:
                 session.notes.append(other_code)
             return Reference(baseline)
-        return Reference(missing=f"experiment {found.name}: no baseline in {baseline_store(session).root}; measure it "
+        where = baseline_store(session, found).root
+        return Reference(missing=f"experiment {found.name}: no baseline in {where}; measure it "
                                  f"with trainguard baselines update --profile {session.profile.cli_name}")
 
     def verdicts(self, session, case, baseline) -> list[Verdict]:
@@ -231,12 +249,13 @@ class DeclaredExperiments(CheckKind):
             if why := found.unavailable():
                 lines.append(f"experiment {found.name} skipped: {why}")
                 continue
-            runs = local_runner(session, found, target, found.baseline_seeds, baseline_store(session))
+            runs = local_runner(session, found, target, found.baseline_seeds, baseline_store(session, found))
             failed = [r for r in runs.values() if not r.completed]
             if failed:
                 raise RuntimeError(f"experiment {found.name} baseline: {len(failed)} run(s) did not complete, the first "
                                    f"{failed[0].variant} seed {failed[0].seed}: {failed[0].message}")
-            lines.append(f"experiment {found.name}: {len(runs)} baseline run(s) in {baseline_store(session).root}")
+            where = baseline_store(session, found).root
+            lines.append(f"experiment {found.name}: {len(runs)} baseline run(s) in {where}")
         return lines
 
     def summary_part(self, session) -> "ExperimentsPart | None":
