@@ -560,14 +560,15 @@ def _calibrate_experiments(matrix) -> list[str]:
     """Each declared experiment's leave-k-out and MDE lines, from its stored baseline runs."""
     from .audit.experiment_calibration import section
     from .checks import CheckSession, per_check_alpha
-    from .checks.declared_experiments import baseline_store, experiment
+    from .checks.declared_experiments import baseline_store, experiment, night_runs
     from .runs.experiment_runs import baseline_of
 
     session, lines = CheckSession(matrix), []
     for target in matrix.profile.experiments:
         found = experiment(session, target)
         baseline, _ = baseline_of(found, baseline_store(session, found), matrix.threads)
-        lines += (section(found, baseline, per_check_alpha(matrix.profile), matrix.profile.statistics.power)
+        lines += (section(found, baseline, per_check_alpha(matrix.profile), matrix.profile.statistics.power,
+                          night_runs(session, target))
                   if baseline else [f"- {found.name}: no baseline in {baseline_store(session, found).root}"])
     return lines
 

@@ -39,38 +39,66 @@ def _holds(rest: list[float], held: list[float], alpha: float, resolution: float
     return abs(statistics.fmean(held) - statistics.fmean(rest)) <= halfwidth
 
 
-def leave_out(experiment, baseline, alpha: float) -> tuple[int, int, list[str]]:
-    """(groups checked, groups that failed any band, the first failures described)."""
+def leave_out(experiment, baseline, alpha: float) -> tuple[int, list[tuple[tuple, list]]]:
+    """(groups checked, [(a group that failed, the cells it failed)])."""
     cells = _cells(experiment, baseline)
     seeds = sorted({seed for values in cells.values() for seed in values})
     k = len(experiment.check_seeds)
     groups = list(itertools.combinations(seeds, k))
     if len(groups) > MAX_GROUPS:
         groups = groups[::-(-len(groups) // MAX_GROUPS)]
-    failed, described = 0, []
+    failed = []
     for group in groups:
         held = set(group)
-        broken = [f"{v}-{b} {m}" for (v, b, m), values in cells.items()
+        broken = [(v, b, m) for (v, b, m), values in cells.items()
                   if not _holds([x for s, x in values.items() if s not in held], [values[s] for s in group], alpha,
                                 experiment.resolutions.get(m, 0.0))]
         if broken:
-            failed += 1
-            if len(described) < 5:
-                described.append(f"seeds {group}: {', '.join(broken)}")
-    return len(groups), failed, described
+            failed.append((group, broken))
+    return len(groups), failed
 
 
-def section(experiment, baseline, alpha: float, power: float) -> list[str]:
-    """Markdown lines: leave-k-out false alarms, then each band's centre, seed std, half-width and MDE."""
+def tails(experiment, baseline) -> dict[tuple[str, int, str], tuple[int, stats.Tail]]:
+    """(variant, budget, metric) → (the far seed, its tail) for every cell whose baseline seeds hold one far from the
+    others (trainguard.core.stats.tail_screen, as the models' calibration screens theirs)."""
+    found = {}
+    for cell, values in _cells(experiment, baseline).items():
+        tail = stats.tail_screen(list(values.values()), experiment.resolutions.get(cell[2], 0.0))
+        if tail is not None:
+            found[cell] = (list(values)[tail.index], tail)
+    return found
+
+
+def rerun_failures(experiment, baseline, night, alpha: float) -> list[str]:
+    """The bands (from every baseline seed) that real runs of seeds outside the baseline (a night's check seeds, from
+    the result cache) fail."""
+    from ..checks.experiment_bands import bands
+
+    return [v.message for v in bands(experiment, baseline, night, alpha=alpha) if not v.passed]
+
+
+def section(experiment, baseline, alpha: float, power: float, night=None) -> list[str]:
+    """Markdown lines: leave-k-out false alarms and the far seeds that explain them, real reruns (``night``: the check
+    seeds' stored runs, when there are), then each band's centre, seed std, half-width and MDE."""
     cells = _cells(experiment, baseline)
     n = len({seed for values in cells.values() for seed in values})
     k = len(experiment.check_seeds)
-    groups, failed, described = leave_out(experiment, baseline, alpha)
+    groups, failed = leave_out(experiment, baseline, alpha)
     lines = [f"- {experiment.name}: leave-{k}-out over its {n} baseline seeds, {groups:,} groups, each against bands "
              f"from the other {n - k} seeds ({check_count(experiment)} band checks, α = {alpha:.3g} per check): "
-             f"**{failed} failed** a band (expected about {groups * alpha * check_count(experiment):.1f} at that rate "
-             f"if the checks were independent)."]
-    lines += [f"  - {line}" for line in described]
+             f"**{len(failed)} failed** a band (expected about {groups * alpha * check_count(experiment):.1f} at that "
+             f"rate if the checks were independent)."]
+    lines += [f"  - seeds {group}: {', '.join(f'{v}-{b} {m}' for v, b, m in broken)}" for group, broken in failed[:5]]
+    far = tails(experiment, baseline)
+    explained = [g for g, broken in failed if all(c in far and far[c][0] in g for c in broken)]
+    lines.append(f"  - Tail screen: {len(far)} band(s) whose baseline seeds hold one far from the others; "
+                 f"{len(explained)} of the {len(failed)} failed groups failed only bands whose far seed they held out.")
+    lines += [f"    - {v}-{b} {m}: {tail.describe(seed, n)}" for (v, b, m), (seed, tail) in far.items()]
+    if night is not None:
+        broken = rerun_failures(experiment, baseline, night, alpha)
+        lines.append(f"  - Real reruns with seeds outside the baseline (the check seeds "
+                     f"{sorted({s for _, s in night})}, from the result cache): {len(broken)} of "
+                     f"{check_count(experiment)} band(s) failed" + (": " + "; ".join(broken[:3]) if broken else "."))
     for (variant, budget, metric), values in cells.items():
         band = stats.derive_band(list(values.values()), k, alpha, experiment.resolutions.get(metric, 0.0), power)
         lines.append(f"  - {variant}-{budget} {metric}: baseline {band.center:.4g}, seed std {band.std:.3g}, band "
