@@ -12,7 +12,7 @@ Mark a test module with the experiment and ask for the cases::
     def test_band(experiment_band):            # one per variant × budget × metric: test_band[default-2-test_acc]
         experiment_band.check()
 
-    def test_claim(experiment_claim):          # one per declared claim: test_claim[more epochs help]
+    def test_claim(experiment_claim):          # one per claim and checked reference value: test_claim[more epochs help]
         experiment_claim.check()
 
 The cases read what ``trainguard guard … replay --update`` and ``… baseline`` stored (in ``.trainguard/experiments``
@@ -68,11 +68,11 @@ class Guarded:
             self.verdicts = {None: f"no baseline of {e.name} in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
-        from .checks.experiment_claims import claims
+        from .checks.experiment_claims import assertions
 
         self.night = runs(e, e.check_seeds, self.store, printer=lambda line: None)
         self.verdicts = {v.case: v for v in bands(e, baseline, self.night)}
-        self.verdicts.update({f"claim:{c.claim.name}": c for c in claims(e, self.night)})
+        self.verdicts.update({f"claim:{c.name}": c for c in assertions(e, self.night)})
 
 
 def _missing(reason: str) -> None:
@@ -140,7 +140,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = [f"{v}-{b}-{m}" for v in e.variants for b in sorted(e.budgets) for m in e.metrics]
         metafunc.parametrize("experiment_band", [BandCase(guarded, c) for c in cases], ids=cases)
     if "experiment_claim" in wanted:
-        names = [c.name for c in e.claims]
+        from .checks.experiment_references import checked_names
+
+        names = [c.name for c in e.claims] + checked_names(e)
         metafunc.parametrize("experiment_claim", [BandCase(guarded, f"claim:{n}") for n in names], ids=names)
 
 

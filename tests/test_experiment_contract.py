@@ -2,6 +2,7 @@
 replay, the bands — on a training function that uses no deep-learning framework at all: linear regression by SGD
 in NumPy. If the contract needed torch, trainguard's loop, images or classes, this would not run."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -517,3 +518,40 @@ def test_a_window_averages_each_budget_s_last_epochs_and_a_resolution_floors_the
     verdict, = bands(windowed, baseline, night)
     assert verdict.value == (60.0 + 70.1) / 2 and verdict.band.center == 65.0
     assert "(mean of epochs 2–3)" in verdict.message
+
+
+def test_a_reference_sets_published_numbers_beside_the_night_and_checks_those_with_a_tolerance(project, capsys):
+    """``references``: numbers measured elsewhere, shown in the report's table beside each variant's mean, and
+    checked (|mean − value| ≤ tolerance) where the reference gives one: a PASS or FAIL line, a JUnit case, a pytest
+    case id."""
+    from xml.etree import ElementTree as ET
+
+    from trainguard.checks.experiment_references import checked_names
+
+    text = SGD.replace('''than="large@2")))''', '''than="large@2")),
+                           references=(trainguard.Reference("a paper", {"small@3": {"slope": 2.4, "mse": 0.5}},
+                                                            tolerances={"slope": 0.5}, note="its own data"),
+                                       trainguard.Reference("a blog", {"large@2": {"slope": 9.0}},
+                                                            tolerances={"slope": 0.1})))''')
+    experiment = _load(project, text)
+    assert checked_names(experiment) == ["a paper: small@3 slope", "a blog: large@2 slope"]
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline"]) == 0
+    capsys.readouterr()
+    assert cli.main(["guard", target, "check", "--report", "night.md", "--junit-xml", "junit.xml"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"PASS a paper: small@3 slope: this night \S+ \(mean of seeds \[100\]\), published 2\.4: "
+                     r"\|difference\| \S+ ≤ tolerance 0\.5 \(its own data\)", out), out
+    assert "FAIL a blog: large@2 slope: this night" in out and "> tolerance 0.1" in out
+    report = (project / "night.md").read_text()
+    assert re.search(r"\| small +\| a paper +\| — +\| 0\.5 +\| — +\| 2\.4 +\|", report), report  # beside its mean
+    assert "- a paper: numbers measured elsewhere, each budget's own epoch (its own data)" in report
+    names = [c.get("name") for c in ET.parse(project / "junit.xml").getroot().iter("testcase")]
+    assert "a paper: small@3 slope" in names and "a blog: large@2 slope" in names
+
+
+def test_a_reference_to_a_cell_the_experiment_lacks_is_one_sentence():
+    from trainguard.core.experiment import Reference
+
+    with pytest.raises(ConfigError, match="each reference must be a trainguard.Reference whose cells and metrics"):
+        Experiment("m", lambda run: None, metrics={"acc": "higher"}, references=(Reference("r", {"default@9": {"acc": 1}}),))

@@ -107,3 +107,21 @@ def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_
                                   2, alpha, profile.statistics.power)
         assert (verdict.band.center, verdict.band.halfwidth, verdict.band.mde) == \
             (expected.center, expected.halfwidth, expected.mde), verdict.case
+
+
+def test_the_plug_ins_carry_the_course_report_s_numbers_as_references():
+    """The published tables are references on the contract: the CIFAR-10 table shown beside ci's means (it trains on
+    less data) and checked within the [published] bands in `seed`, which follows the report's protocol; the MNIST
+    report's own figures (its 50 validation images) shown at the report's protocol only, never checked."""
+    from trainguard.experiments import cifar_models
+
+    ci, = cifar_models.ci.references
+    assert not ci.tolerances and "this profile trains on less data" in ci.note
+    assert ci.values["Baseline1@10"]["test_acc"] == 39.60 and len(ci.cells()) == 4 * 2 * 3
+    seed_profile = load_profile("seed")
+    seed, = cifar_models.make(seed_profile).references
+    assert seed.tolerances == dict(seed_profile.published.bands) and seed.note == ""
+    mnist, = mnist_overfit.torch.references
+    assert mnist.values == {"nodrop@10": {"gap": 28.9, "test_loss": 28.89}, "dropout@10": {"gap": 9.0, "test_loss": 11.57}}
+    assert not mnist.tolerances and "50 validation images" in mnist.note
+    assert mnist_overfit.make(SMALL).references == ()  # another protocol: the report's numbers do not apply

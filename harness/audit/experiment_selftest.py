@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.experiment_bands import BandVerdict, bands
-from ..checks.experiment_claims import ClaimVerdict, claims
+from ..checks.experiment_claims import ClaimVerdict, assertions
 from ..core.experiment import Experiment, Fault
 from ..replay.experiment_replay import ReplayOutcome, compare
 from ..runs.experiment_runs import train
@@ -91,7 +91,7 @@ def bands_under(experiment: Experiment, fault: Fault, baseline: dict, clean: dic
         for seed in seeds:
             night[(variant, seed)] = train(experiment, variant, seed, max(experiment.budgets), threads, device,
                                            data_dir, overrides=fault.settings)
-    return bands(experiment, baseline, night, alpha=alpha), claims(experiment, night)
+    return bands(experiment, baseline, night, alpha=alpha), assertions(experiment, night)
 
 
 def run_faults(experiment: Experiment, store: ExperimentStore, clean: dict | None, baseline: dict | None,
@@ -130,7 +130,7 @@ def bands_cell(outcome: FaultOutcome) -> str:
     caught = outcome.caught_by_bands
     if not caught:
         return f"0 of {checked}: missed"
-    names = [v.case if isinstance(v, BandVerdict) else v.claim.name for v in caught]
+    names = [v.case if isinstance(v, BandVerdict) else v.name for v in caught]
     return f"{len(caught)} of {checked}: " + ", ".join(names[:6]) + (" …" if len(names) > 6 else "")
 
 

@@ -229,7 +229,7 @@ class DeclaredExperiments(CheckKind):
 
     def verdicts(self, session, case, baseline) -> list[Verdict]:
         from ..checks.experiment_bands import bands
-        from ..checks.experiment_claims import claims
+        from ..checks.experiment_claims import assertions
 
         found = experiment(session, case.params[0])
         night = night_runs(session, case.params[0])
@@ -239,8 +239,8 @@ class DeclaredExperiments(CheckKind):
         checked = bands(found, baseline, night, power=session.profile.statistics.power, alpha=session.alpha)
         return ([Verdict("experiment", f"{found.name}-{v.variant}-{v.budget}", v.passed, f"{found.name} {v.message}", metric=v.metric,
                          budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None) for v in checked]
-                + [Verdict("experiment_claim", f"{found.name}: {c.claim.name}", c.passed, f"{found.name}: {c.message}")
-                   for c in claims(found, night)])
+                + [Verdict("experiment_claim", f"{found.name}: {c.name}", c.passed, f"{found.name}: {c.message}")
+                   for c in assertions(found, night)])
 
     def update(self, session) -> list[str]:
         lines = []

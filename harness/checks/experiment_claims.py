@@ -20,9 +20,21 @@ class ClaimVerdict:
     passed: bool
     message: str
 
+    @property
+    def name(self) -> str:
+        return self.claim.name
+
 
 def claims(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list[ClaimVerdict]:
     return [_verdict(experiment, claim, night) for claim in experiment.claims]
+
+
+def assertions(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list:
+    """What the night asserts besides its bands: every claim, then every reference value with a tolerance
+    (trainguard.checks.experiment_references); each has ``name``, ``passed`` and ``message``."""
+    from .experiment_references import checked
+
+    return [*claims(experiment, night), *checked(experiment, night)]
 
 
 def _verdict(experiment: Experiment, claim: Claim, night: dict[tuple[str, int], Record]) -> ClaimVerdict:

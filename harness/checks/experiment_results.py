@@ -25,6 +25,8 @@ class Results:
     curves: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)  # (variant, seed) → per epoch
     failed: list[str] = field(default_factory=list)  # "variant seed N: status: message"
     window: int = 1  # the experiment's: a budget's value is the mean of its last ``window`` epochs
+    # numbers measured elsewhere: (name, note, {(variant, metric, budget): value}), shown beside each variant's mean
+    references: list[tuple[str, str, dict]] = field(default_factory=list)
 
     @property
     def variants(self) -> list[str]:
@@ -34,7 +36,9 @@ class Results:
 def gather(experiment, night: dict) -> Results:
     """``night``: (variant, seed) → Record, as the runs delivered them."""
     results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets),
-                      window=experiment.window)
+                      window=experiment.window,
+                      references=[(r.name, r.note, {(v, m, b): value for v, b, m, value in r.cells()})
+                                  for r in experiment.references])
     for (variant, seed), record in sorted(night.items(), key=lambda item: (list(experiment.variants).index(item[0][0]),
                                                                           item[0][1])):
         if record.completed:
@@ -69,6 +73,9 @@ def table_rows(results: Results) -> list[dict]:
             means = {c: [values[c] for values in per_seed.values() if values[c] is not None] for c in columns}
             rows.append({"variant": variant, "seed": "mean",
                          **{heading[c]: _cell(statistics.fmean(means[c]) if means[c] else None) for c in columns}})
+        rows += [{"variant": variant, "seed": name, **{heading[(m, b)]: _cell(cells.get((variant, m, b)))
+                                                        for m, b in columns}}
+                 for name, _, cells in results.references if any(v == variant for v, _, _ in cells)]
     return rows
 
 
@@ -98,6 +105,8 @@ def section(results: Results, report: Path | None, figures: bool, heading: str =
     lines += [pd.DataFrame.from_records(rows).to_markdown(index=False, disable_numparse=True) if rows
               else "No run completed.", ""]
     lines += [f"- not completed: {line}" for line in results.failed] + ([""] if results.failed else [])
+    lines += [f"- {name}: numbers measured elsewhere, each budget's own epoch" + (f" ({note})" if note else "")
+              for name, note, _ in results.references] + ([""] if results.references else [])
     if figures and report is not None and (drawn := draw(results, figure_name(report, results))) is not None:
         lines += [f"![{results.name}: each metric per epoch]({drawn.name})", ""]
     return lines

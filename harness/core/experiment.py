@@ -74,6 +74,24 @@ class Fault:
     variants: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Numbers measured elsewhere (a paper's table, a course report's) set beside the night's: ``values`` maps
+    ``"variant@budget"`` to {metric: value}. With a ``tolerances`` entry for a metric, each such value is checked
+    every night — |mean of the check seeds − value| ≤ tolerance, absolute (one published run has no spread to scale
+    by) — else it is shown only. ``note`` says what they were measured on, where that differs from your runs."""
+
+    name: str
+    values: Mapping[str, Mapping[str, float]]
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def cells(self) -> list[tuple[str, int, str, float]]:
+        """(variant, budget, metric, value) of every number it holds."""
+        return [(*_cell(cell), metric, float(value)) for cell, metrics in self.values.items()
+                for metric, value in metrics.items()]
+
+
 def _cell(text: str) -> tuple[str, int]:
     variant, _, budget = text.rpartition("@")
     if not variant or not budget.isdigit():
@@ -110,6 +128,8 @@ class Experiment:
     ``window``: the bands, claims, drift and the ledger read each budget's metric as the mean of its last ``window``
     epochs up to the budget (1: the budget's own epoch) — for a metric that moves between epochs by more than the
     change you want to see;
+    ``references``: optional, numbers measured elsewhere (:class:`Reference`), shown beside the night's means and,
+    where the reference gives a tolerance, checked;
     ``resolutions``: optional, metric → the smallest step it can take (one example of its evaluation split: 100 / N
     for an accuracy in percent on N examples). It floors the baseline seeds' spread, so a cell whose seeds happened
     to agree exactly gets a band an honest rerun on another machine can meet.
@@ -132,6 +152,7 @@ class Experiment:
     faults: tuple[Fault, ...] = ()
     window: int = 1
     resolutions: Mapping[str, float] = field(default_factory=dict)
+    references: tuple[Reference, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -174,6 +195,13 @@ class Experiment:
                     or any(v not in self.variants for v in fault.variants):
                 raise ConfigError(f"{where}: each fault must be a trainguard.Fault whose variants are the "
                                   f"experiment's ({sorted(self.variants)}) and whose settings are a dict, got {fault!r}")
+        for reference in self.references:
+            if not isinstance(reference, Reference) or any(
+                    v not in self.variants or b not in self.budgets or m not in self.metrics
+                    for v, b, m, _ in reference.cells()) or any(m not in self.metrics for m in reference.tolerances):
+                raise ConfigError(f"{where}: each reference must be a trainguard.Reference whose cells and metrics are "
+                                  f"the experiment's (variants {sorted(self.variants)}, budgets {sorted(self.budgets)}, "
+                                  f"metrics {sorted(self.metrics)}), got {reference!r}")
         if len({f.name for f in self.faults}) < len(self.faults):
             raise ConfigError(f"{where}: two faults share a name: {[f.name for f in self.faults]}")
         for claim in self.claims:

@@ -5,15 +5,17 @@ metrics, read as the profile reads them (the mean of its ``window`` last epochs 
 the built-in profile's bands on the same runs. Its claims are the report's conclusions: the models rank as
 published at every budget, and more epochs help every model.
 
-Not yet carried over from the built-in profile: its early-training window (``start_window``), the comparison with the
-published table, and the self-test's injections into the training loop.
+The course report's table is a reference beside its means, checked within the profile's [published] bands where the
+profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
+seeds). Not yet carried over from the built-in profile: its early-training window (``start_window``) and the
+self-test's injections into the training loop.
 """
 
 from __future__ import annotations
 
 import functools
 
-from ..core.experiment import Claim, Experiment, Run
+from ..core.experiment import Claim, Experiment, Reference, Run
 from ..core.spec import Profile, load_profile, packaged_baselines_dir
 
 
@@ -59,15 +61,44 @@ def resolutions(profile: Profile) -> dict[str, float]:
     return found
 
 
+def _published() -> tuple[dict, dict]:
+    """(model, epochs, metric) → the course report's value (baselines/published.csv), and what it was measured on
+    (published.json); ({}, {}) without them."""
+    import json
+
+    from ..stores.baselines import load_published
+
+    directory = packaged_baselines_dir()
+    if directory is None or not (directory / "published.csv").exists():
+        return {}, {}
+    meta = directory / "published.json"
+    return load_published(directory / "published.csv"), json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def published(profile: Profile) -> tuple[Reference, ...]:
+    """The course report's table beside the night's means: checked within the profile's [published] bands where the
+    profile enables the ``published`` check, shown otherwise; its note says where the profile's protocol differs."""
+    table, measured = _published()
+    declared = metrics(profile)
+    values = {f"{m}@{b}": {k: table[(m, b, k)] for k in declared if (m, b, k) in table}
+              for m in profile.models for b in profile.budgets}
+    values = {cell: found for cell, found in values.items() if found}
+    if not values:
+        return ()
+    same = profile.dataset == measured.get("dataset") and profile.train_per_class is None
+    note = "" if same else f"one run on all {measured.get('train_images', 0):,} training images; this profile trains " \
+                           f"on {'other' if profile.dataset != measured.get('dataset') else 'less'} data"
+    tolerances = {k: band for k, band in profile.published.bands if k in declared} \
+        if "published" in profile.checks else {}
+    return (Reference("the course report", values, tolerances, note),)
+
+
 def published_ranking(profile: Profile) -> list[str]:
     """The report's ranking at the largest budget, weakest first (baselines/published.csv); the profile's order
     without it."""
-    from ..stores.baselines import load_published
-
-    directory, budget = packaged_baselines_dir(), profile.budgets[-1]
-    published = load_published(directory / "published.csv") if directory and (directory / "published.csv").exists() else {}
-    if all((m, budget, "test_acc") in published for m in profile.models):
-        return sorted(profile.models, key=lambda m: published[(m, budget, "test_acc")])
+    table, budget = _published()[0], profile.budgets[-1]
+    if all((m, budget, "test_acc") in table for m in profile.models):
+        return sorted(profile.models, key=lambda m: table[(m, budget, "test_acc")])
     return list(profile.models)
 
 
@@ -86,7 +117,7 @@ def make(profile: Profile | None = None) -> Experiment:
     profile = profile or load_profile("ci")
     return Experiment(f"cifar-models-{profile.name}", functools.partial(_train, profile),
                       metrics=metrics(profile), budgets=tuple(profile.budgets), window=profile.statistics.window,
-                      resolutions=resolutions(profile),
+                      resolutions=resolutions(profile), references=published(profile),
                       variants={model: {"model": model} for model in profile.models},
                       baseline_seeds=tuple(profile.baseline_seeds), check_seeds=tuple(profile.check_seeds),
                       replay_budget=1, claims=claims(profile))

@@ -43,7 +43,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     """``ledger``: where the night is recorded (None: nowhere); ``report`` / ``junit`` / ``mlflow``: what else it
     is written to."""
     from ..checks.experiment_bands import bands
-    from ..checks.experiment_claims import claims
+    from ..checks.experiment_claims import assertions
     from ..checks.experiment_results import gather
     from ..runs.experiment_runs import baseline_of
 
@@ -60,7 +60,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
     night = deliver_runs(experiment, checked, store, common)
-    verdicts, asserted = bands(experiment, baseline, night), claims(experiment, night)
+    verdicts, asserted = bands(experiment, baseline, night), assertions(experiment, night)
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
     entry = _entry(experiment, night, verdicts, asserted, common["device"])
@@ -97,7 +97,7 @@ def _entry(experiment, night, verdicts, asserted, device) -> dict:
     broken = [c for c in asserted if not c.passed]
     if broken:
         entry["result"] = "FAIL"
-        entry["failed"] += [c.claim.name for c in broken]
+        entry["failed"] += [c.name for c in broken]
         entry["failures"] += [c.message for c in broken]
     return entry
 

@@ -19,7 +19,8 @@ def markdown(experiment, verdicts, asserted, flags, notes, results=None, path=No
     return (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
             f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
             f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
-            + "".join(f"- claim {'PASS' if c.passed else 'FAIL'}: {c.message}\n" for c in asserted)
+            + "".join(f"- {'claim' if hasattr(c, 'claim') else 'reference'} {'PASS' if c.passed else 'FAIL'}: "
+                      f"{c.message}\n" for c in asserted)
             + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes)
             + ("\n" + "\n".join(section(results, path, path is not None, heading="##")) if results else ""))
 
@@ -30,7 +31,7 @@ def junit_xml(experiment, verdicts, asserted, flags) -> str:
     from xml.etree import ElementTree as ET
 
     cases = ([("band", v.case, v.passed, v.message) for v in verdicts]
-             + [("claim", c.claim.name, c.passed, c.message) for c in asserted])
+             + [("claim", c.name, c.passed, c.message) for c in asserted])
     flagged = [f for f in flags if not f.passed]
     suite = ET.Element("testsuite", name=f"trainguard.{experiment.name}", tests=str(len(cases) + len(flagged)),
                        failures=str(sum(not passed for _, _, passed, _ in cases)), errors="0",
