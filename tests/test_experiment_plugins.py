@@ -77,7 +77,7 @@ def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
     assert cli.main(["guard", "trainguard.experiments.mnist_overfit:torch", "replay", "--dir", str(tmp_path)]) == 5
     assert "no golden" in capsys.readouterr().out
     assert cli.main(["guard", "trainguard.experiments.mnist_overfit:keras", "replay", "--dir", str(tmp_path)]) == 5
-    assert "has no golden run (replay_budget 0)" in capsys.readouterr().out
+    assert "no golden" in capsys.readouterr().out  # both arms have golden runs: none in an empty directory
 
 
 def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_profile_s_bands():

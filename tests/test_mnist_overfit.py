@@ -19,6 +19,6 @@ def test_mnist_overfit_within_baseline(trainguard_case):  # [torch], [keras]
 
 
 @pytest.mark.trainguard_kinds("experiment_replay")
-def test_mnist_overfit_replays(trainguard_case):  # [torch]; [keras] is skipped: it has no golden run
+def test_mnist_overfit_replays(trainguard_case):  # [torch], [keras] (its child reports every batch's loss and lr)
     """The golden run of each variant rerun step by step: identical, or within its noise envelope."""
     trainguard_case.check()

@@ -63,7 +63,7 @@ def test_the_plug_in_is_the_ci_profile_s_declared_experiment():
     assert torch_arm.budgets == (10,) and len(torch_arm.baseline_seeds) == 20 and len(torch_arm.check_seeds) == 6
     assert not set(torch_arm.baseline_seeds) & set(torch_arm.check_seeds)
     assert [c.name for c in keras_arm.claims] == ["dropout shrinks the gap", "dropout lowers the final test loss"]
-    assert torch_arm.replay_budget == 1 and keras_arm.replay_budget == 0  # Keras reports epochs, not steps: no golden
+    assert torch_arm.replay_budget == keras_arm.replay_budget == 1  # both report steps: both have golden runs
     files = {p.name for p in torch_arm.source_files()}
     assert {"mnist_overfit.py", "engine.py", "mnist.py"} <= files  # its cache key covers the engine and the model
 
@@ -100,7 +100,10 @@ def test_the_keras_twin_reports_the_same_metrics(data_dir):
     record = train(mnist_overfit.make(SMALL, "keras"), "dropout", 0, 2, data_dir=data_dir)
     assert record.completed, record.message
     assert set(record.epochs) == {"train_loss", "test_loss", "gap"} and len(record.epochs["gap"]) == 2
-    assert record.steps == {}  # epochs only: no golden
+    # every batch's loss and learning rate, reported once the child is done: what its golden replay compares
+    steps = 2 * -(-SMALL.train_images * 3 // 4 // SMALL.batch_size)
+    assert set(record.steps) == {"loss", "lr"} and len(record.steps["loss"]) == steps
+    assert record.steps["lr"] == pytest.approx([SMALL.lr] * steps)  # float32 in Keras
 
 
 def test_the_plug_in_s_committed_baseline_is_the_retired_machinery_s_runs_number_for_number():

@@ -1,5 +1,6 @@
 """The Keras twin of the MNIST overfitting experiment (trainguard.experiments.mnist_overfit), trained in a child
-process.
+process, with the loss Keras logs after every batch and the learning rate (what the golden replay compares step by
+step, as it does the PyTorch twin's).
 
 TensorFlow and PyTorch in one process crash here (a segmentation fault in the first torch operation when
 TensorFlow was imported before it — seen with tensorflow-cpu 2.21 and torch 2.14), so Keras runs in its own
@@ -28,7 +29,9 @@ from ..core.history import EpochRecord, History
 from ..core.watchdog import run_child
 
 
-def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> History:
+def train_keras(arrays: dict, config: dict, dropout: float, seed: int, steps: dict | None = None) -> History:
+    """One run; ``steps`` (a dict) receives the per-batch ``loss`` (Keras' running mean over the epoch so far) and
+    ``lr``."""
     import keras
     import tensorflow as tf
 
@@ -61,15 +64,22 @@ def train_keras(arrays: dict, config: dict, dropout: float, seed: int) -> Histor
                 history.message = f"loss became {logs['loss']} during epoch {epoch + 1}"
                 self.model.stop_training = True
 
+    class Steps(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.setdefault("loss", []).append(float(logs["loss"]))
+            steps.setdefault("lr", []).append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
     # validation_data is exactly what validation_split=0.25 would hold out (the last quarter,
     # see mnist_overfit.small_subset); passing it explicitly lets the PyTorch twin use the same split.
     model.fit(arrays["x_train"].astype("float32"), arrays["y_train"].astype("int64"),
               validation_data=(arrays["x_val"].astype("float32"), arrays["y_val"].astype("int64")),
-              batch_size=config["batch_size"], epochs=config["epochs"], shuffle=True, verbose=0, callbacks=[Record()])
+              batch_size=config["batch_size"], epochs=config["epochs"], shuffle=True, verbose=0,
+              callbacks=[Record()] + ([Steps()] if steps is not None else []))
     return history
 
 
-def train_in_subprocess(subset, config, dropout: float, seed: int, threads: int | None = None) -> History:
+def train_in_subprocess(subset, config, dropout: float, seed: int, threads: int | None = None) -> tuple[History, dict]:
+    """(the run's history, its per-batch ``loss`` and ``lr``), trained in a child process."""
     with tempfile.TemporaryDirectory(prefix="trainguard-keras-") as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "subset.npz", x_train=subset.x_train, y_train=subset.y_train, x_val=subset.x_val,
@@ -82,7 +92,8 @@ def train_in_subprocess(subset, config, dropout: float, seed: int, threads: int 
         if done.returncode != 0:
             raise RuntimeError(f"the Keras run (dropout {dropout}, seed {seed}) failed with exit code "
                                f"{done.returncode}:\n{done.stderr[-3000:]}")
-        return History.from_json(json.loads((tmp / "history.json").read_text()))
+        out = json.loads((tmp / "history.json").read_text())
+        return History.from_json(out["history"]), out["steps"]
 
 
 def subprocess_env() -> dict:
@@ -107,8 +118,9 @@ def main(argv: list[str]) -> int:
     _tensorflow_with_threads(config.get("threads"))
     with np.load(subset_path, allow_pickle=False) as archive:  # a file the parent just wrote
         arrays = {key: archive[key] for key in archive.files}
-    history = train_keras(arrays, config, config["dropout"], config["seed"])
-    out_path.write_text(json.dumps(history.to_json()))
+    steps: dict = {}
+    history = train_keras(arrays, config, config["dropout"], config["seed"], steps)
+    out_path.write_text(json.dumps({"history": history.to_json(), "steps": steps}))
     return 0
 
 

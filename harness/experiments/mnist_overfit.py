@@ -1,7 +1,8 @@
 """Experiment 1 of the course report (docs/protocol.md) as a plug-in on the Experiment contract: a dense network on
 200 MNIST images (seeded, class-balanced) overfits without dropout; Dropout(0.5) shrinks the gap (final test loss −
 final train loss). ``torch`` is the PyTorch arm; ``keras`` the Keras twin, trained in its child process
-(trainguard.experiments.mnist_keras): it reports epochs, not steps, so it has no golden run.
+(trainguard.experiments.mnist_keras), reporting the loss Keras logs after every batch and the learning rate once the
+child is done: both arms have golden runs.
 
 The protocol: 200 training images per seed, the last 25 % of them held out for validation (Keras'
 ``validation_split=0.25``), batch 32, raw pixels 0–255, Adam at Keras' defaults, 10 epochs, and after every epoch an
@@ -126,7 +127,11 @@ def _torch(subset, settings: Settings, dropout: float, run: Run):
 def _keras(subset, settings: Settings, dropout: float, run: Run):
     from .mnist_keras import train_in_subprocess
 
-    return train_in_subprocess(subset, dataclasses.replace(settings, epochs=run.budget), dropout, run.seed, run.threads)
+    history, steps = train_in_subprocess(subset, dataclasses.replace(settings, epochs=run.budget), dropout, run.seed,
+                                         run.threads)
+    for loss, lr in zip(steps.get("loss", ()), steps.get("lr", ())):  # reported once the child is done
+        run.step(loss=loss, lr=lr)
+    return history
 
 
 def published(settings: Settings) -> tuple[Reference, ...]:
@@ -161,7 +166,6 @@ def make(settings: Settings = Settings(), framework: str = "torch") -> Experimen
         metrics={"gap": "lower", "test_loss": "lower"}, budgets=(settings.epochs,),
         variants={"nodrop": {"dropout": 0.0}, "dropout": {"dropout": settings.dropout}},
         baseline_seeds=settings.baseline_seeds, check_seeds=settings.check_seeds,
-        replay_budget=0 if framework == "keras" else 1,  # Keras reports epochs, not steps: nothing to trace
         requires=keras_missing if framework == "keras" else None,
         claims=(Claim("dropout shrinks the gap", "gap", better="dropout" + final, than="nodrop" + final),
                 Claim("dropout lowers the final test loss", "test_loss", better="dropout" + final,
