@@ -125,3 +125,21 @@ def test_the_plug_ins_carry_the_course_report_s_numbers_as_references():
     assert mnist.values == {"nodrop@10": {"gap": 28.9, "test_loss": 28.89}, "dropout@10": {"gap": 9.0, "test_loss": 11.57}}
     assert not mnist.tolerances and "50 validation images" in mnist.note
     assert mnist_overfit.make(SMALL).references == ()  # another protocol: the report's numbers do not apply
+
+
+def test_the_cifar_plug_in_declares_the_models_injections_its_settings_express_and_its_replay_catches_them(tmp_path):
+    """The models' self-test injections that a run's settings can express are the CIFAR-10 plug-in's faults; replayed
+    under each (the smoke profile's Baseline1 golden, generated data), its first step already moved."""
+    from trainguard.audit.experiment_selftest import run_faults
+    from trainguard.experiments import cifar_models
+
+    assert [f.name for f in cifar_models.ci.faults] == ["lr-plus-1pct", "weight-decay-5e-4", "no-augmentation"]
+    assert cifar_models.ci.faults[2].variants == ("NewModel2",)  # the one model of ci with augmentation
+    experiment, store = cifar_models.make(load_profile("smoke")), ExperimentStore(tmp_path)
+    golden, message = replay.write_golden(experiment, "Baseline1", store)
+    assert golden is not None, message
+    outcomes = run_faults(experiment, store, None, None, names=("lr-plus-1pct", "weight-decay-5e-4"))
+    for outcome in outcomes:
+        baseline1, = outcome.replay  # the other models have no golden here: noted, not replayed
+        assert baseline1.status == "changed" and baseline1.step == 2 and baseline1.series == "loss", baseline1.message
+        assert any("Baseline2: no golden run" in note for note in outcome.notes)

@@ -7,15 +7,17 @@ published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
 profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
-seeds). Not yet carried over from the built-in profile: its early-training window (``start_window``) and the
-self-test's injections into the training loop.
+seeds). Its faults are the models' self-test injections that its settings can express (the learning rate, weight
+decay, augmentation). Not yet carried over from the built-in profile: its early-training window (``start_window``)
+and the injections into the engine's seams (the loss, the data order, the evaluation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
-from ..core.experiment import Claim, Experiment, Reference, Run
+from ..core.experiment import Claim, Experiment, Fault, Reference, Run
 from ..core.spec import Profile, load_profile, packaged_baselines_dir
 
 
@@ -32,10 +34,14 @@ def _train(profile: Profile, run: Run) -> None:
     from ..engines import engine
 
     model = run.settings["model"]
+    # a run's settings override the model's training settings (a self-test fault's learning rate, weight decay …)
+    config = profile.training(model)
+    config = dataclasses.replace(config, **{k: v for k, v in run.settings.items()
+                                            if k in {f.name for f in dataclasses.fields(config)}})
     torch.set_num_threads(run.threads)
     dataset = _data(profile, run.data_dir)
     run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
-    history = engine.train(model, dataset, profile.training(model), run.budget, run.seed, torch.device(run.device),
+    history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device),
                            on_step=lambda step, loss, net, optimizer: run.step(loss=float(loss)))
     if not history.completed:
         raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
@@ -112,6 +118,20 @@ def claims(profile: Profile) -> tuple[Claim, ...]:
     return ranking + more
 
 
+def faults(profile: Profile) -> tuple[Fault, ...]:
+    """The models' self-test injections that a run's settings can express (the others change the engine's seams):
+    the learning rate 1 % higher, weight decay 5e-4 added, and the augmentation of the models that have one taken
+    away."""
+    lr = profile.default_training.lr
+    found = [Fault("lr-plus-1pct", f"learning rate 1 % higher ({lr * 1.01:g} instead of {lr:g})", {"lr": lr * 1.01}),
+             Fault("weight-decay-5e-4", "weight decay 5e-4 added", {"weight_decay": 5e-4})]
+    augmented = tuple(m for m in profile.models if profile.training(m).augment != "none")
+    if augmented:
+        found.append(Fault("no-augmentation", f"{', '.join(augmented)} trained without augmentation",
+                           {"augment": "none"}, variants=augmented))
+    return tuple(found)
+
+
 def make(profile: Profile | None = None) -> Experiment:
     """The experiment at ``profile``'s settings (default: the ci profile)."""
     profile = profile or load_profile("ci")
@@ -120,7 +140,7 @@ def make(profile: Profile | None = None) -> Experiment:
                       resolutions=resolutions(profile), references=published(profile),
                       variants={model: {"model": model} for model in profile.models},
                       baseline_seeds=tuple(profile.baseline_seeds), check_seeds=tuple(profile.check_seeds),
-                      replay_budget=1, claims=claims(profile))
+                      replay_budget=1, claims=claims(profile), faults=faults(profile))
 
 
 ci = make()
