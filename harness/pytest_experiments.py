@@ -68,7 +68,7 @@ class Guarded:
             self.verdicts = {None: f"no baseline of {e.name} in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
-        from .checks.experiment_claims import assertions
+        from .checks.experiment_references import assertions
 
         self.night = runs(e, e.check_seeds, self.store, printer=lambda line: None)
         self.verdicts = {v.case: v for v in bands(e, baseline, self.night)}

@@ -13,6 +13,8 @@ import pytest
 
 from trainguard import cli
 
+from test_experiment_contract import stacked_by_loop
+
 SMOKE = (Path(__file__).parent.parent / "harness" / "profiles" / "smoke.toml").read_text()
 
 EXPERIMENT = textwrap.dedent('''
@@ -273,18 +275,7 @@ def test_stack_seeds_trains_a_declared_experiment_s_seeds_at_once_with_a_baselin
     """--stack-seeds in a profile's night: an experiment that offers train_stacked trains each variant's seeds in one
     call, its runs and baseline apart (experiments/stacked/); one that offers none trains seed by seed, noted."""
     calls = project / "calls.txt"
-    (project / "regression.py").write_text(EXPERIMENT + textwrap.dedent(f'''
-        import dataclasses
-
-
-        def _together(runs):
-            open({str(calls)!r}, "a").write(",".join(str(r.seed) for r in runs) + "\\n")
-            for run in runs:
-                regression.train(run)
-
-
-        regression = dataclasses.replace(regression, train_stacked=_together)
-    '''))
+    (project / "regression.py").write_text(EXPERIMENT + stacked_by_loop(calls))
     stacked = [*_dirs(project), "--stack-seeds"]
     assert cli.main(["baselines", "update", *stacked, "--skip-models", "--skip-golden"]) == 0
     assert calls.read_text().splitlines() == ["0,1,2,3", "0,1,2,3"]  # one call per variant

@@ -68,6 +68,23 @@ def _load(project, text=None):
     return load_experiment(str(project / "regression.py") + ":regression")
 
 
+def stacked_by_loop(calls) -> str:
+    """Source to append to an experiment module whose experiment is ``regression``: a ``train_stacked`` that trains
+    the runs one after another (the same numbers as separate runs) and logs each call's seeds to ``calls``."""
+    return textwrap.dedent(f'''
+        import dataclasses
+
+
+        def _together(runs):
+            open({str(calls)!r}, "a").write(",".join(str(r.seed) for r in runs) + "\\n")
+            for run in runs:
+                regression.train(run)
+
+
+        regression = dataclasses.replace(regression, train_stacked=_together)
+    ''')
+
+
 def test_the_contract_imports_no_framework():
     out = subprocess.run([sys.executable, "-c", "import sys, trainguard; trainguard.experiment; trainguard.Run; "
                           "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'scipy') if m in sys.modules))"],
@@ -220,18 +237,7 @@ def test_stacked_seeds_train_at_once_through_the_experiment_s_own_function_and_k
     assert cli.main(["guard", target, "baseline", "--stack-seeds"]) == 2
     assert "offers no train_stacked" in capsys.readouterr().err
     calls = project / "calls.txt"
-    (project / "regression.py").write_text(SGD + textwrap.dedent(f'''
-        import dataclasses
-
-
-        def _together(runs):
-            open({str(calls)!r}, "a").write(",".join(str(r.seed) for r in runs) + "\\n")
-            for run in runs:
-                regression.train(run)
-
-
-        regression = dataclasses.replace(regression, train_stacked=_together)
-    '''))
+    (project / "regression.py").write_text(SGD + stacked_by_loop(calls))
     assert cli.main(["guard", target, "baseline", "--stack-seeds"]) == 0
     assert calls.read_text().splitlines() == ["0,1,2,3,4", "0,1,2,3,4"]  # one call per variant
     assert cli.main(["guard", target, "baseline"]) == 0  # the same seeds one by one, beside them

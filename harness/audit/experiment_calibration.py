@@ -39,9 +39,10 @@ def _holds(rest: list[float], held: list[float], alpha: float, resolution: float
     return abs(statistics.fmean(held) - statistics.fmean(rest)) <= halfwidth
 
 
-def leave_out(experiment, baseline, alpha: float) -> tuple[int, list[tuple[tuple, list]]]:
-    """(groups checked, [(a group that failed, the cells it failed)])."""
-    cells = _cells(experiment, baseline)
+def leave_out(experiment, baseline, alpha: float, cells: dict | None = None) -> tuple[int, list[tuple[tuple, list]]]:
+    """(groups checked, [(a group that failed, the cells it failed)]); ``cells``: :func:`_cells`, when the caller
+    has them already."""
+    cells = _cells(experiment, baseline) if cells is None else cells
     seeds = sorted({seed for values in cells.values() for seed in values})
     k = len(experiment.check_seeds)
     groups = list(itertools.combinations(seeds, k))
@@ -58,11 +59,11 @@ def leave_out(experiment, baseline, alpha: float) -> tuple[int, list[tuple[tuple
     return len(groups), failed
 
 
-def tails(experiment, baseline) -> dict[tuple[str, int, str], tuple[int, stats.Tail]]:
+def tails(experiment, baseline, cells: dict | None = None) -> dict[tuple[str, int, str], tuple[int, stats.Tail]]:
     """(variant, budget, metric) → (the far seed, its tail) for every cell whose baseline seeds hold one far from the
     others (trainguard.core.stats.tail_screen, as the models' calibration screens theirs)."""
     found = {}
-    for cell, values in _cells(experiment, baseline).items():
+    for cell, values in (_cells(experiment, baseline) if cells is None else cells).items():
         tail = stats.tail_screen(list(values.values()), experiment.resolutions.get(cell[2], 0.0))
         if tail is not None:
             found[cell] = (list(values)[tail.index], tail)
@@ -83,13 +84,13 @@ def section(experiment, baseline, alpha: float, power: float, night=None) -> lis
     cells = _cells(experiment, baseline)
     n = len({seed for values in cells.values() for seed in values})
     k = len(experiment.check_seeds)
-    groups, failed = leave_out(experiment, baseline, alpha)
+    groups, failed = leave_out(experiment, baseline, alpha, cells)
     lines = [f"- {experiment.name}: leave-{k}-out over its {n} baseline seeds, {groups:,} groups, each against bands "
              f"from the other {n - k} seeds ({check_count(experiment)} band checks, α = {alpha:.3g} per check): "
              f"**{len(failed)} failed** a band (expected about {groups * alpha * check_count(experiment):.1f} at that "
              f"rate if the checks were independent)."]
     lines += [f"  - seeds {group}: {', '.join(f'{v}-{b} {m}' for v, b, m in broken)}" for group, broken in failed[:5]]
-    far = tails(experiment, baseline)
+    far = tails(experiment, baseline, cells)
     explained = [g for g, broken in failed if all(c in far and far[c][0] in g for c in broken)]
     lines.append(f"  - Tail screen: {len(far)} band(s) whose baseline seeds hold one far from the others; "
                  f"{len(explained)} of the {len(failed)} failed groups failed only bands whose far seed they held out.")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.experiment_bands import BandVerdict, bands
-from ..checks.experiment_claims import ClaimVerdict, assertions
+from ..checks.experiment_claims import ClaimVerdict
+from ..checks.experiment_references import assertions
 from ..core.experiment import Experiment, Fault
 from ..replay.experiment_replay import ReplayOutcome, compare
 from ..runs.experiment_runs import train

@@ -229,7 +229,7 @@ class DeclaredExperiments(CheckKind):
 
     def verdicts(self, session, case, baseline) -> list[Verdict]:
         from ..checks.experiment_bands import bands
-        from ..checks.experiment_claims import assertions
+        from ..checks.experiment_references import assertions
 
         found = experiment(session, case.params[0])
         night = night_runs(session, case.params[0])

@@ -29,22 +29,24 @@ def claims(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list
     return [_verdict(experiment, claim, night) for claim in experiment.claims]
 
 
-def assertions(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list:
-    """What the night asserts besides its bands: every claim, then every reference value with a tolerance
-    (trainguard.checks.experiment_references); each has ``name``, ``passed`` and ``message``."""
-    from .experiment_references import checked
-
-    return [*claims(experiment, night), *checked(experiment, night)]
+def mean_at(night: dict[tuple[str, int], Record], variant: str, budget: int, metric: str,
+            window: int = 1) -> float | None:
+    """The check seeds' mean of ``metric`` at ``budget`` (over its last ``window`` epochs); None unless every seed of
+    the variant completed."""
+    records = [r for (v, _), r in sorted(night.items()) if v == variant]
+    if not records or not all(r.completed for r in records):
+        return None
+    return statistics.fmean(r.at(metric, budget, window) for r in records)
 
 
 def _verdict(experiment: Experiment, claim: Claim, night: dict[tuple[str, int], Record]) -> ClaimVerdict:
     (better, b1), (than, b2) = claim.cells()
     means = []
     for variant, budget in ((better, b1), (than, b2)):
-        records = [r for (v, _), r in sorted(night.items()) if v == variant]
-        if not records or not all(r.completed for r in records):
+        mean = mean_at(night, variant, budget, claim.metric, experiment.window)
+        if mean is None:
             return ClaimVerdict(claim, False, f"{claim.name}: {variant}@{budget} has no completed check seed")
-        means.append(statistics.fmean(r.at(claim.metric, budget, experiment.window) for r in records))
+        means.append(mean)
     higher = experiment.metrics[claim.metric] == "higher"
     holds = means[0] > means[1] if higher else means[0] < means[1]
     seeds = sorted({seed for _, seed in night})

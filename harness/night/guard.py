@@ -43,7 +43,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     """``ledger``: where the night is recorded (None: nowhere); ``report`` / ``junit`` / ``mlflow``: what else it
     is written to."""
     from ..checks.experiment_bands import bands
-    from ..checks.experiment_claims import assertions
+    from ..checks.experiment_references import assertions
     from ..checks.experiment_results import gather
     from ..runs.experiment_runs import baseline_of
 
