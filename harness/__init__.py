@@ -38,7 +38,10 @@ def __getattr__(name: str):
 
 
 def _retired_modules() -> dict[str, str]:
-    from .core.retired import MODULES  # plain data: imports nothing else
+    # The plug-ins' retired names join the table first (trainguard.core.retired): before any profile is read, any
+    # command parsed or any old import path resolved. Plain data: imports nothing else.
+    from .core.retired import MODULES
+    from .experiments import retired  # noqa: F401 (importing it adds its names)
 
     return MODULES
 

@@ -113,8 +113,11 @@ def _configured_state(config: pytest.Config) -> PluginState:
                                         Path(config.invocation_params.dir))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from .stores.data import check_profile_dataset  # numpy, not torch
+
     try:
         profile = load_profile(values["profile"])
+        check_profile_dataset(profile)
     except ConfigError as exc:
         raise pytest.UsageError(f"--tg-profile: {exc}") from None
     active = requested(config)

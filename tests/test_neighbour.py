@@ -2,6 +2,7 @@
 and its own layers must import only downwards (no cycles)."""
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -234,3 +235,15 @@ def test_no_class_over_200_lines_and_no_function_over_60():
                 if node.end_lineno - node.lineno + 1 > limit:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
     assert not long, long
+
+
+def test_only_the_experiments_and_the_data_store_name_the_reports_data_sets_and_frameworks():
+    """The report's experiments are plug-ins: outside their own modules (experiments/) and the data store that loads
+    the data sets, no module names them, so nothing else is a special case of them. Sees names in the package's
+    Python files (code, comments, strings); not the built-in profiles' TOML or the docs, which may name them."""
+    pattern = re.compile(r"mnist|keras|cifar", re.IGNORECASE)
+    allowed = {HARNESS / "stores" / "data.py"}
+    naming = sorted(str(path.relative_to(HARNESS)) for path in HARNESS.rglob("*.py")
+                    if pattern.search(path.read_text()) and path not in allowed
+                    and path.relative_to(HARNESS).parts[0] != "experiments")
+    assert not naming, naming

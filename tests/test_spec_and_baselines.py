@@ -31,10 +31,21 @@ def test_unknown_profile_lists_known_ones():
         load_profile("nope")
 
 
+def test_a_data_set_the_store_does_not_serve_stops_the_night_naming_the_profile_file():
+    from trainguard import Options
+    from trainguard.stores.data import check_profile_dataset
+
+    profile = parse_profile({"name": "x", "dataset": "imagenet", "budgets": [1], "models": ["Baseline1"]},
+                            source="x.toml")
+    with pytest.raises(ConfigError, match=r"x.toml: dataset 'imagenet' is not one of cifar10, synthetic"):
+        Options(profile=profile, device="cpu")
+    with pytest.raises(ConfigError, match="x.toml: dataset 'imagenet'"):
+        check_profile_dataset(profile)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"models": ["Baseline9"]}, "unknown model 'Baseline9'"),
     ({"budgets": []}, "'budgets' must be a non-empty list"),
-    ({"dataset": "imagenet"}, "dataset 'imagenet'"),
     ({"checks": ["vibes"]}, "unknown check 'vibes'"),
     ({"training": {"lr": "fast"}}, "training key 'lr' must be a number"),
     ({"training": {"momentun": 0.9}}, "unknown training key 'momentun'"),
@@ -194,3 +205,11 @@ def test_published_check_compares_the_seed_mean_with_an_absolute_band():
     assert not off.passed
     assert off.message == ("NewModel1-20 Train Loss vs published: measured 0.6000 (1 seed), published 0.7600, "
                            "difference -0.1600, allowed ±0.1 — OUTSIDE THE PUBLISHED BAND")
+
+
+def test_pytest_refuses_a_profile_whose_data_set_the_store_does_not_serve(pytester):
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    (pytester.path / "p.toml").write_text('name = "p"\ndataset = "imagenet"\nbudgets = [1]\nmodels = ["Baseline1"]\n')
+    result = pytester.runpytest("--tg-profile", "p.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--tg-profile: *p.toml: dataset 'imagenet' is not one of cifar10, synthetic*"])

@@ -2,33 +2,35 @@
 command-line flags, import paths, ledger records), so an old profile, test, script or record fails — or is read —
 naming the new way instead of "unknown". Plain data: importing it imports nothing.
 
-Retired when the report's first experiment (a dense network on 200 MNIST images, with and without dropout, in
-PyTorch and Keras) stopped being machinery of its own and became a plug-in declared on the public Experiment
-contract (trainguard.experiments.mnist_overfit), checked by the instruments every declared experiment gets.
+The entries belong to whatever retired the names (the report's experiments' former machinery: their own module,
+trainguard.experiments.retired), which adds them with :func:`retire` when the package is imported, before any
+profile is read or command parsed. The tables are filled in place, so a name bound to one stays current.
 """
 
 from __future__ import annotations
 
-_PLUG_IN = "trainguard.experiments.mnist_overfit"
-
 #: Profile keys ("section" or "section.key") → why they are gone and what to write instead.
-PROFILE_KEYS = {
-    "mnist": f"the [mnist] section is retired: Experiment 1 is a plug-in on the Experiment contract; declare it as any "
-             f"experiment, experiments = [\"{_PLUG_IN}:torch\", \"{_PLUG_IN}:keras\"] (other settings: a module of "
-             f"yours holding mine = {_PLUG_IN}.make(Settings(...)); docs/own-training.md)",
-    "golden.mnist_seed": "[golden] mnist_seed is retired: a declared experiment's golden run is its own (seed 0, its "
-                         "replay_budget epochs); delete the key",
-}
+PROFILE_KEYS: dict[str, str] = {}
 
 #: Check kinds → the kind that checks what they checked (a test marked with an old name is told, not skipped).
-CHECK_KINDS = {"mnist_gaps": "experiments", "mnist_conclusions": "experiments"}
+CHECK_KINDS: dict[str, str] = {}
 
 #: Command-line flags → the flag that does what they did (accepted, with a note).
-FLAGS = {"--skip-mnist": "--skip-experiments"}
+FLAGS: dict[str, str] = {}
 
 #: Old import paths below ``trainguard`` → where the module is now (imported, warning once).
-MODULES = {"keras_engine": "experiments.mnist_keras", "engines.keras_engine": "experiments.mnist_keras",
-           "overfit": "experiments.mnist_overfit", "engines.overfit": "experiments.mnist_overfit"}
+MODULES: dict[str, str] = {}
 
-#: Keys of ledger records written before the plug-in (per-framework gaps): still read, never written.
-RECORD_KEYS = ("mnist",)
+#: Keys of ledger records written before a retirement: still read, never written.
+RECORD_KEYS: list[str] = []
+
+
+def retire(*, profile_keys: dict[str, str] | None = None, check_kinds: dict[str, str] | None = None,
+           flags: dict[str, str] | None = None, modules: dict[str, str] | None = None,
+           record_keys: tuple[str, ...] = ()) -> None:
+    """Add retired names to the tables (a name already there keeps its first message)."""
+    for table, entries in ((PROFILE_KEYS, profile_keys), (CHECK_KINDS, check_kinds), (FLAGS, flags),
+                           (MODULES, modules)):
+        for old, new in (entries or {}).items():
+            table.setdefault(old, new)
+    RECORD_KEYS.extend(key for key in record_keys if key not in RECORD_KEYS)

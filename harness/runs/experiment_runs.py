@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ..core.errors import ConfigError, WaitTimeout
+from ..core.errors import ConfigError
 from ..core.experiment import Experiment, OutOfTime, Run
 from ..core.storage import WaitTimeout
 from ..stores.experiment_records import ExperimentStore, Record

@@ -60,6 +60,7 @@ def _export_view(profile: Profile, source_dir, allow_download: bool, target: Pat
 def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_download: bool = True,
                         printer: Callable[[str], None] = print) -> dict:
     """Write the profile's data set (``target/<dataset>.npz``) and ``target/export.json``; return the manifest."""
+    data.check_profile_dataset(profile)
     if profile.dataset == "synthetic":
         raise data.DataError(f"profile {profile.name} trains on generated data only: there is nothing to export")
     target = Path(target)

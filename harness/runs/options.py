@@ -47,6 +47,13 @@ class Options:
     executor: str = "local"  # local: train in this process; ray: a Ray task per run (trainguard.night.cluster)
     ray: RayResources = field(default_factory=RayResources)
 
+    def __post_init__(self) -> None:
+        # The profile's data set is checked here, where every front end builds its night, so a name the data store
+        # does not serve stops the run before anything trains (the profile parser only asks for a name).
+        from ..stores.data import check_profile_dataset
+
+        check_profile_dataset(self.profile)
+
     @property
     def time_limit(self) -> float | None:
         """Minutes the night may take: --max-minutes, else the profile's ``max_minutes``, else None (no limit)."""

@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.errors import ConfigError
 from ..core.storage import RECOVERED, atomic_write_bytes, file_lock, sha256_file, unique_aside
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -375,9 +376,21 @@ def profile_view(full: Dataset, train_per_class: int | None, test_images: int | 
 # --------------------------------------------------------------------------- subsets and generated data
 
 
+#: The data sets a profile's ``dataset`` key may name: those its models (three-channel 32×32 classifiers) train on.
+PROFILE_DATASETS = ("cifar10", "synthetic")
+
+
+def check_profile_dataset(profile) -> None:
+    """A ConfigError naming the profile's file unless its ``dataset`` is one its models can train on."""
+    if profile.dataset not in PROFILE_DATASETS:
+        raise ConfigError(f"{profile.source}: dataset {profile.dataset!r} is not one of {', '.join(PROFILE_DATASETS)} "
+                          f"(a data set of your own goes with training of your own: docs/own-training.md)")
+
+
 def for_profile(profile, data_dir: Path | str | None = None, allow_download: bool = True) -> Dataset:
     """The data a CIFAR-10 profile trains and evaluates on: its view of the real data set (train images per class,
     test images, validation split), or generated tensors of the real shapes for a ``synthetic`` profile."""
+    check_profile_dataset(profile)
     if profile.dataset == "synthetic":
         full = synthetic("cifar10", profile.train_per_class or 50, max(1, (profile.test_images or 100) // 10))
         return reduce(full, None, profile.test_images)
