@@ -17,14 +17,14 @@ import importlib.util
 import sys
 import warnings
 
-__all__ = ["Experiment", "Run", "Claim", "Fault", "Reference", "experiment", "Options", "RunSummary", "load_profile", "run_profile", "summarize",
+__all__ = ["Experiment", "Run", "Claim", "Fault", "Reference", "Start", "experiment", "Options", "RunSummary", "load_profile", "run_profile", "summarize",
            "write_report"]
 _WHERE = {"Options": "api", "RunSummary": "api", "run_profile": "api", "summarize": "api",
           "load_profile": "core.spec", "write_report": "report.markdown",
           # the Experiment contract: your own training, guarded (docs/own-training.md)
           "Experiment": "core.experiment", "Run": "core.experiment", "experiment": "core.experiment",
           "Claim": "core.experiment", "Fault": "core.experiment",
-          "Reference": "core.experiment"}
+          "Reference": "core.experiment", "Start": "core.experiment"}
 
 
 def __getattr__(name: str):

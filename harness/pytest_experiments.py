@@ -137,7 +137,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "experiment_replay" in wanted:
         metafunc.parametrize("experiment_replay", [ReplayCase(guarded, v) for v in e.variants], ids=list(e.variants))
     if "experiment_band" in wanted:
-        cases = [f"{v}-{b}-{m}" for v in e.variants for b in sorted(e.budgets) for m in e.metrics]
+        cases = [f"{c.variant}-{c.budget}-{c.metric}" for c in e.cells()]
         metafunc.parametrize("experiment_band", [BandCase(guarded, c) for c in cases], ids=cases)
     if "experiment_claim" in wanted:
         from .checks.experiment_references import checked_names

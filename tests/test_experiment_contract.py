@@ -14,7 +14,7 @@ import trainguard
 from trainguard import cli
 from trainguard.checks.experiment_bands import bands
 from trainguard.core.errors import ConfigError
-from trainguard.core.experiment import Experiment, Run, fingerprint, load_experiment
+from trainguard.core.experiment import Experiment, Run, Start, fingerprint, load_experiment
 from trainguard.replay import experiment_replay as replay
 from trainguard.runs.experiment_runs import runs, train
 from trainguard.stores.experiment_records import ExperimentStore
@@ -276,6 +276,13 @@ def test_a_function_that_fails_is_that_run_s_result_naming_why(project, edit, sa
     (dict(metrics={"acc": "higher"}, baseline_seeds=(0,)), "a band needs at least 2 baseline seeds"),
     (dict(metrics={"acc": "higher"}, budgets=(2, 4), window=3), "window must be an epoch count from 1 to the smallest"),
     (dict(metrics={"acc": "higher"}, resolutions={"loss": 0.1}), "resolutions must map declared metrics"),
+    (dict(metrics={"acc": "higher"}, start=Start(("loss",), 1)), "start must be a trainguard.Start of declared"),
+    (dict(metrics={"acc": "higher"}, start=Start(("acc",), 1, variants=("x",))), "and variants ['default']"),
+    (dict(metrics={"acc": "higher"}, budgets=(2,), start=Start(("acc",), 3)), "start epochs must be from 1 to the"),
+    (dict(metrics={"acc": "higher"}, budgets=(2, 4), window=2, start=Start(("acc",), 2)),
+     "start epochs 2 read what the budget 2's bands read"),
+    (dict(metrics={"acc": "higher", "start_acc": "higher"}, budgets=(2,), start=Start(("acc",), 1)),
+     "would share a name"),
 ])
 def test_a_malformed_experiment_is_one_sentence(settings, said):
     with pytest.raises(ConfigError, match=__import__("re").escape(said)):
@@ -561,3 +568,56 @@ def test_a_reference_to_a_cell_the_experiment_lacks_is_one_sentence():
 
     with pytest.raises(ConfigError, match="each reference must be a trainguard.Reference whose cells and metrics"):
         Experiment("m", lambda run: None, metrics={"acc": "higher"}, references=(Reference("r", {"default@9": {"acc": 1}}),))
+
+
+def test_the_start_of_the_curve_is_a_band_of_its_own_that_sees_another_path_to_the_same_end():
+    """``start``: the mean of a metric's first epochs, one band per named variant beside the smallest budget's — it
+    fails a run that starts slower and ends where the baseline ends, which every budget's band passes."""
+    from trainguard.audit.experiment_calibration import _cells
+    from trainguard.checks.experiment_night import ExperimentTable, variant_cells
+    from trainguard.stores.experiment_records import Record
+
+    def record(seed, losses):
+        return Record("m", "default", seed, len(losses), 1, "", epochs={"loss": losses})
+
+    baseline = {("default", s): record(s, [2.0 + s / 100, 1.5 + s / 100, 1.0 + s / 100, 0.5 + s / 100])
+                for s in range(5)}
+    night = {("default", 100): record(100, [2.6, 2.1, 1.02, 0.52])}  # slower through epoch 2, the same end
+    experiment = Experiment("m", lambda run: None, metrics={"loss": "lower"}, budgets=(3, 4),
+                            start=Start(("loss",), 2))
+    assert [(c.variant, c.budget, c.metric, c.end, c.window) for c in experiment.cells()] == [
+        ("default", 3, "loss", 3, 1), ("default", 4, "loss", 4, 1), ("default", 3, "start_loss", 2, 2)]
+    verdicts = {v.case: v for v in bands(experiment, baseline, night)}
+    assert verdicts["default-3-loss"].passed and verdicts["default-4-loss"].passed
+    start = verdicts["default-3-start_loss"]
+    assert not start.passed and start.value == (2.6 + 2.1) / 2 and "(mean of epochs 1–2)" in start.message
+    assert "REGRESSION" in start.message
+    # the ledger keeps it, drift reads the baseline's values of it, the calibration leaves seeds out of it
+    assert variant_cells(experiment, night)["default"]["3"]["start_loss"] == {"100": (2.6 + 2.1) / 2}
+    table = ExperimentTable(baseline, experiment)
+    assert table.values("default", 3, "start_loss", window=1) == pytest.approx([(3.5 + 2 * s / 100) / 2 for s in range(5)])
+    assert table.lower_is_better("start_loss") is True and table.has("start_loss")
+    assert _cells(experiment, baseline)[("default", 3, "start_loss")][4] == pytest.approx((3.5 + 0.08) / 2)
+
+
+def test_the_start_of_the_curve_through_the_guard_command_report_junit_ledger_and_pytest(project, capsys):
+    from xml.etree import ElementTree as ET
+
+    from trainguard.stores.ledger import open_ledger
+
+    _load(project, SGD.replace('than="large@2")))', 'than="large@2")),\n'
+                               '                       start=trainguard.Start(("mse",), 1, variants=("small",)))'))
+    target, ledger = "regression.py:regression", str(project / "ledger.sqlite")
+    assert cli.main(["guard", target, "baseline"]) == 0
+    capsys.readouterr()
+    assert cli.main(["guard", target, "check", "--report", "night.md", "--junit-xml", "junit.xml",
+                     "--ledger", ledger]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"small-2 start_mse \(epoch 1\): \S+ within its band", out), out
+    assert "large-2 start_mse" not in out
+    names = [c.get("name") for c in ET.parse(project / "junit.xml").getroot().iter("testcase")]
+    assert "small-2-start_mse" in names and len([n for n in names if "start_" in n]) == 1, names
+    assert re.search(r"\| mse at the start \(↓, epoch 1\) +\|", (project / "night.md").read_text())
+    night, = open_ledger(ledger).read("regression", "cpu")
+    assert set(night["cells"]["small"]["2"]) == {"mse", "slope", "start_mse"}
+    assert "start_mse" not in night["cells"]["large"]["2"]

@@ -82,8 +82,10 @@ def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
 
 def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_profile_s_bands():
     """The committed ci baseline (16 seeds × 4 models × 20 epochs, baselines/ci/cpu-seeds.csv) read as the plug-in's
-    runs: every band the plug-in derives — each model, budget and checked metric, over the profile's window, floored
-    at the metric's resolution — equals the built-in profile's band on the same values, to the last bit."""
+    runs: the plug-in checks the cells the built-in profile checks — each model, budget and checked metric over the
+    profile's window, and the start of the curve (train loss over epochs 1–3) of the models the profile names — and
+    every band it derives, floored at the metric's resolution, equals the built-in profile's band on the same values,
+    to the last bit."""
     from pathlib import Path
 
     from trainguard.checks import baseline as builtin
@@ -99,12 +101,14 @@ def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_
     runs = {(model, seed): Record(experiment.name, model, seed, 20, 2, "", epochs={
         metric: table.series(model, seed, metric) for metric in experiment.metrics}) for model, seed in table.curves}
     night = {key: record for key, record in runs.items() if key[1] in (0, 1)}  # any two: the bands are the point
-    alpha = 0.01 / 32
+    checks = {(c.model, c.budget, c.metric): c for c in profile.band_checks()}
+    alpha = 0.01 / len(checks)
     verdicts = bands(experiment, runs, night, alpha=alpha, power=profile.statistics.power)
-    assert len(verdicts) == 4 * 2 * 4
+    assert {(v.variant, v.budget, v.metric) for v in verdicts} == set(checks)
+    assert len(verdicts) == 4 * 2 * 4 + 3 and sum(v.metric == "start_train_loss" for v in verdicts) == 3
     for verdict in verdicts:
-        expected = builtin.derive(table, builtin.cell_check(profile, verdict.variant, verdict.budget, verdict.metric),
-                                  2, alpha, profile.statistics.power)
+        expected = builtin.derive(table, checks[(verdict.variant, verdict.budget, verdict.metric)], 2, alpha,
+                                  profile.statistics.power)
         assert (verdict.band.center, verdict.band.halfwidth, verdict.band.mde) == \
             (expected.center, expected.halfwidth, expected.mde), verdict.case
 

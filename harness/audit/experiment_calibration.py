@@ -21,13 +21,13 @@ MAX_GROUPS = 50_000
 
 
 def _cells(experiment, baseline) -> dict[tuple[str, int, str], dict[int, float]]:
-    """(variant, budget, metric) → seed → value, over the completed baseline runs."""
+    """(variant, budget, metric) → seed → value of every cell (:meth:`Experiment.cells`), over the completed baseline
+    runs."""
     cells: dict = {}
-    for (variant, seed), record in sorted(baseline.items()):
-        if record.completed:
-            for budget in experiment.budgets:
-                for metric in experiment.metrics:
-                    cells.setdefault((variant, budget, metric), {})[seed] = record.at(metric, budget, experiment.window)
+    for cell in experiment.cells():
+        for (variant, seed), record in sorted(baseline.items()):
+            if record.completed and variant == cell.variant:
+                cells.setdefault((cell.variant, cell.budget, cell.metric), {})[seed] = cell.value(record)
     return cells
 
 
@@ -53,7 +53,7 @@ def leave_out(experiment, baseline, alpha: float, cells: dict | None = None) -> 
         held = set(group)
         broken = [(v, b, m) for (v, b, m), values in cells.items()
                   if not _holds([x for s, x in values.items() if s not in held], [values[s] for s in group], alpha,
-                                experiment.resolutions.get(m, 0.0))]
+                                experiment.resolution(m))]
         if broken:
             failed.append((group, broken))
     return len(groups), failed
@@ -64,7 +64,7 @@ def tails(experiment, baseline, cells: dict | None = None) -> dict[tuple[str, in
     others (trainguard.core.stats.tail_screen, as the models' calibration screens theirs)."""
     found = {}
     for cell, values in (_cells(experiment, baseline) if cells is None else cells).items():
-        tail = stats.tail_screen(list(values.values()), experiment.resolutions.get(cell[2], 0.0))
+        tail = stats.tail_screen(list(values.values()), experiment.resolution(cell[2]))
         if tail is not None:
             found[cell] = (list(values)[tail.index], tail)
     return found
@@ -101,7 +101,7 @@ def section(experiment, baseline, alpha: float, power: float, night=None) -> lis
                      f"{sorted({s for _, s in night})}, from the result cache): {len(broken)} of "
                      f"{check_count(experiment)} band(s) failed" + (": " + "; ".join(broken[:3]) if broken else "."))
     for (variant, budget, metric), values in cells.items():
-        band = stats.derive_band(list(values.values()), k, alpha, experiment.resolutions.get(metric, 0.0), power)
+        band = stats.derive_band(list(values.values()), k, alpha, experiment.resolution(metric), power)
         lines.append(f"  - {variant}-{budget} {metric}: baseline {band.center:.4g}, seed std {band.std:.3g}, band "
                      f"±{band.halfwidth:.3g}, MDE {band.mde:.3g}")
     return lines

@@ -169,8 +169,7 @@ def baseline_tables(session) -> dict:
         found = experiment(session, target)
         baseline, _ = baseline_of(found, baseline_store(session, found), session.matrix.threads)
         if baseline is not None:
-            tables[found.name] = ExperimentTable(baseline, dict(found.metrics), found.window,
-                                                   dict(found.resolutions))
+            tables[found.name] = ExperimentTable(baseline, found)
     return tables
 
 

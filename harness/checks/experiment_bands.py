@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 from ..core import stats
-from ..core.experiment import Experiment
+from ..core.experiment import Cell, Experiment
 from ..stores.experiment_records import Record
 
 
@@ -38,28 +38,28 @@ class BandVerdict:
 
 
 def check_count(experiment: Experiment) -> int:
-    return len(experiment.variants) * len(experiment.budgets) * len(experiment.metrics)
+    return len(experiment.cells())
 
 
 def bands(experiment: Experiment, baseline: dict[tuple[str, int], Record], night: dict[tuple[str, int], Record],
           false_alarm_rate: float = 0.01, power: float = 0.9, alpha: float | None = None) -> list[BandVerdict]:
-    """One verdict per variant × budget × declared metric. ``alpha``: the per-check rate when the caller splits the
-    false-alarm rate over more checks than this experiment's (a profile's night); else split over these."""
-    alpha = stats.per_check_alpha(false_alarm_rate, check_count(experiment)) if alpha is None else alpha
+    """One verdict per cell of the experiment (:meth:`Experiment.cells`: variant × budget × declared metric, and the
+    start of the curve where declared). ``alpha``: the per-check rate when the caller splits the false-alarm rate over
+    more checks than this experiment's (a profile's night); else split over these."""
+    cells = experiment.cells()
+    alpha = stats.per_check_alpha(false_alarm_rate, len(cells)) if alpha is None else alpha
     verdicts = []
-    for variant in experiment.variants:
-        reference = [r for (v, _), r in sorted(baseline.items()) if v == variant and r.completed]
-        checked = [r for (v, _), r in sorted(night.items()) if v == variant]
-        for budget in sorted(experiment.budgets):
-            for metric, better in experiment.metrics.items():
-                verdicts.append(_verdict(variant, budget, metric, better, reference, checked, alpha, power,
-                                         experiment.window, experiment.resolutions.get(metric, 0.0)))
+    for cell in cells:
+        reference = [r for (v, _), r in sorted(baseline.items()) if v == cell.variant and r.completed]
+        checked = [r for (v, _), r in sorted(night.items()) if v == cell.variant]
+        verdicts.append(_verdict(cell, experiment.direction(cell.metric), reference, checked, alpha, power,
+                                 experiment.resolution(cell.metric)))
     return verdicts
 
 
-def _verdict(variant, budget, metric, better, reference, checked, alpha, power, window: int = 1,
-             resolution: float = 0.0) -> BandVerdict:
-    name = f"{variant}-{budget} {metric}" + (f" (mean of epochs {budget - window + 1}–{budget})" if window > 1 else "")
+def _verdict(cell: Cell, better: str, reference, checked, alpha, power, resolution: float = 0.0) -> BandVerdict:
+    variant, budget, metric = cell.variant, cell.budget, cell.metric
+    name = f"{variant}-{budget} {metric}{cell.span}"
     failed = [r for r in checked if not r.completed]
     if failed:
         return BandVerdict(variant, budget, metric, better, None, None,
@@ -67,9 +67,8 @@ def _verdict(variant, budget, metric, better, reference, checked, alpha, power, 
     if len(reference) < 2:
         return BandVerdict(variant, budget, metric, better, None, None,
                            f"{name}: fewer than 2 completed baseline seeds: no band (measure the baseline)")
-    band = stats.derive_band([r.at(metric, budget, window) for r in reference], len(checked), alpha, resolution,
-                             power)
-    value = statistics.fmean(r.at(metric, budget, window) for r in checked)
+    band = stats.derive_band([cell.value(r) for r in reference], len(checked), alpha, resolution, power)
+    value = statistics.fmean(cell.value(r) for r in checked)
     shift = value - band.center
     worse = (shift < 0) == (better == "higher")
     verdict = BandVerdict(variant, budget, metric, better, value, band, "")

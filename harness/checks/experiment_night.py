@@ -12,45 +12,48 @@ import statistics
 import uuid
 
 from ..core.environment import git_commit, versions
-from ..core.experiment import Experiment
+from ..core.experiment import Cell, Experiment
 from ..stores.experiment_records import Record
 from .experiment_bands import BandVerdict
 from .trend import drift_verdicts, hardware, speed_verdicts
 
 
 class ExperimentTable:
-    """The baseline seeds' values as drift reads a baseline table (values per cell, the metric's resolution)."""
+    """The baseline seeds' values as drift reads a baseline table (values per cell, the metric's resolution): each
+    cell's statistic as the experiment defines it (:meth:`Experiment.cells`), as its ledger cells hold it."""
 
-    def __init__(self, baseline: dict[tuple[str, int], Record], metrics: dict[str, str] | None = None,
-                 window: int = 1, resolutions: dict[str, float] | None = None) -> None:
+    def __init__(self, baseline: dict[tuple[str, int], Record], experiment: Experiment) -> None:
         self.records = [r for r in baseline.values() if r.completed]
-        self.metrics = dict(metrics or {})  # metric → "higher" / "lower": which way a step is worse
-        self.window = window  # the experiment's: its ledger cells hold the same statistic
-        self.resolutions = dict(resolutions or {})
+        self.experiment = experiment
+        self.cells = {(c.variant, c.budget, c.metric): c for c in experiment.cells()}
 
     def lower_is_better(self, metric: str) -> bool | None:
-        return {"lower": True, "higher": False}.get(self.metrics.get(metric))
+        return {"lower": True, "higher": False}.get(self.experiment.direction(metric))
 
     def has(self, metric: str) -> bool:
-        return all(metric in r.epochs for r in self.records)
+        return all(self.experiment.source(metric) in r.epochs for r in self.records)
 
     def values(self, variant: str, budget: int, metric: str, window: int | None = None) -> list[float]:
-        return [r.at(metric, budget, window or self.window) for r in self.records if r.variant == variant]
+        """The baseline seeds' values of a cell; ``window`` (the ledger entry's) for a cell the experiment no longer
+        declares — one the ledger holds from before — read as the budgets' cells are."""
+        cell = self.cells.get((variant, budget, metric))
+        if cell is None:
+            cell = Cell(variant, budget, metric, metric, budget, window or self.experiment.window)
+        return [cell.value(r) for r in self.records if r.variant == variant]
 
     def resolution(self, metric: str) -> float:
-        return self.resolutions.get(metric, 0.0)
+        return self.experiment.resolution(metric)
 
 
 def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) -> dict:
     """variant → budget → metric → seed → value, for each variant whose runs in ``night`` all completed (a failed run
     measured nothing): what the ledger keeps of an experiment's night, alone or in a profile's."""
-    cells = {}
-    for variant in experiment.variants:
-        records = [r for (v, _), r in sorted(night.items()) if v == variant]
+    cells: dict = {}
+    for cell in experiment.cells():
+        records = [r for (v, _), r in sorted(night.items()) if v == cell.variant]
         if records and all(r.completed for r in records):
-            cells[variant] = {str(b): {m: {str(r.seed): r.at(m, b, experiment.window) for r in records}
-                                       for m in experiment.metrics}
-                              for b in experiment.budgets}
+            cells.setdefault(cell.variant, {}).setdefault(str(cell.budget), {})[cell.metric] = {
+                str(r.seed): cell.value(r) for r in records}
     return cells
 
 
@@ -87,13 +90,11 @@ def _inputs(night: dict[tuple[str, int], Record]) -> str | None:
     return hashlib.sha256("\n".join(found).encode()).hexdigest() if found else None
 
 
-def between_nights(entry: dict, earlier: list[dict], baseline: dict[tuple[str, int], Record],
-                   false_alarm_rate: float = 0.01, power: float = 0.9,
-                   metrics: dict[str, str] | None = None, window: int = 1,
-                   resolutions: dict[str, float] | None = None) -> tuple[list, list[str]]:
+def between_nights(entry: dict, earlier: list[dict], baseline: dict[tuple[str, int], Record], experiment: Experiment,
+                   false_alarm_rate: float = 0.01, power: float = 0.9) -> tuple[list, list[str]]:
     """Drift against the previous night and speed against the earlier ones (flags), and what was not compared."""
-    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline, metrics, window, resolutions), {},
-                                        false_alarm_rate, power)
+    drift, drift_notes = drift_verdicts(earlier[-1] if earlier else None, entry, ExperimentTable(baseline, experiment),
+                                        {}, false_alarm_rate, power)
     speed, speed_notes = speed_verdicts(earlier, entry, false_alarm_rate)
     flags = drift + speed
     entry["flags"] = [f.message for f in flags if not f.passed]

@@ -27,6 +27,8 @@ class Results:
     window: int = 1  # the experiment's: a budget's value is the mean of its last ``window`` epochs
     # numbers measured elsewhere: (name, note, {(variant, metric, budget): value}), shown beside each variant's mean
     references: list[tuple[str, str, dict]] = field(default_factory=list)
+    # the start of the curve, where declared: (metric, epochs, the variants it is checked for), a column of its own
+    start: tuple[tuple[str, ...], int, tuple[str, ...]] | None = None
 
     @property
     def variants(self) -> list[str]:
@@ -38,7 +40,10 @@ def gather(experiment, night: dict) -> Results:
     results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets),
                       window=experiment.window,
                       references=[(r.name, r.note, {(v, m, b): value for v, b, m, value in r.cells()})
-                                  for r in experiment.references])
+                                  for r in experiment.references],
+                      start=None if experiment.start is None else (
+                          tuple(experiment.start.metrics), experiment.start.epochs,
+                          tuple(experiment.start.variants or experiment.variants)))
     for (variant, seed), record in sorted(night.items(), key=lambda item: (list(experiment.variants).index(item[0][0]),
                                                                           item[0][1])):
         if record.completed:
@@ -56,25 +61,41 @@ def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
+def _columns(results: Results) -> tuple[dict[tuple[str, int, int], str], set]:
+    """(metric, last epoch, epochs averaged) → heading: each metric at each budget, then the start of the curve; and
+    which columns are the start's."""
+    arrow = {m: "↑" if better == "higher" else "↓" for m, better in results.metrics.items()}
+    over = f", last {results.window} epochs" if results.window > 1 else ""
+    columns = {(m, b, results.window): f"{m} @{b} ({arrow[m]}{over})" for m in results.metrics for b in results.budgets}
+    start = {}
+    if results.start is not None:
+        metrics, epochs, _ = results.start
+        span = "epoch 1" if epochs == 1 else f"epochs 1–{epochs}"
+        start = {(m, epochs, epochs): f"{m} at the start ({arrow[m]}, {span})" for m in metrics}
+    return {**columns, **start}, set(start)
+
+
 def table_rows(results: Results) -> list[dict]:
     """One row per (variant, seed), then the variant's mean over its seeds (what the bands check); a column per
-    metric and budget, headed with the metric's better direction (and the window the value averages, if any)."""
-    columns = [(metric, budget) for metric in results.metrics for budget in results.budgets]
-    over = f", last {results.window} epochs" if results.window > 1 else ""
-    heading = {(m, b): f"{m} @{b} ({'↑' if results.metrics[m] == 'higher' else '↓'}{over})" for m, b in columns}
+    metric and budget, headed with the metric's better direction (and the window the value averages, if any), and
+    one per metric of the start of the curve where declared ("—" for a variant it is not checked for)."""
+    heading, start_only = _columns(results)
+    columns = list(heading)
     rows = []
     for variant in results.variants:
         seeds = [seed for v, seed in results.curves if v == variant]
-        per_seed = {seed: {c: _value(results.curves[(variant, seed)][c[0]], c[1], results.window) for c in columns}
-                    for seed in seeds}
+        shown = [c for c in columns if c not in start_only or variant in results.start[2]]
+        per_seed = {seed: {c: _value(results.curves[(variant, seed)][c[0]], c[1], c[2]) if c in shown else None
+                           for c in columns} for seed in seeds}
         rows += [{"variant": variant, "seed": str(seed), **{heading[c]: _cell(values[c]) for c in columns}}
                  for seed, values in per_seed.items()]
         if len(seeds) > 1:
             means = {c: [values[c] for values in per_seed.values() if values[c] is not None] for c in columns}
             rows.append({"variant": variant, "seed": "mean",
                          **{heading[c]: _cell(statistics.fmean(means[c]) if means[c] else None) for c in columns}})
-        rows += [{"variant": variant, "seed": name, **{heading[(m, b)]: _cell(cells.get((variant, m, b)))
-                                                        for m, b in columns}}
+        rows += [{"variant": variant, "seed": name, **{heading[(m, b, w)]: _cell(cells.get((variant, m, b)) if
+                                                                              (m, b, w) not in start_only else None)
+                                                        for m, b, w in columns}}
                  for name, _, cells in results.references if any(v == variant for v, _, _ in cells)]
     return rows
 

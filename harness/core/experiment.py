@@ -92,6 +92,44 @@ class Reference:
                 for metric, value in metrics.items()]
 
 
+@dataclass(frozen=True)
+class Start:
+    """The start of the learning curve, checked as well as its end: each of ``metrics`` averaged over the first
+    ``epochs`` epochs, one band per variant in ``variants`` (every variant when none), beside the smallest budget's.
+    It sees a change that reaches the same end point by another path (an activation, an initialisation, a warm-up),
+    which the budgets' bands pass: ``Start(("train_loss",), epochs=3)``. Its cells are named ``start_<metric>``."""
+
+    metrics: tuple[str, ...]
+    epochs: int
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One statistic the instruments check of an experiment's runs: ``variant``'s metric ``source`` averaged over the
+    ``window`` epochs ending at epoch ``end``, kept under ``budget`` as ``metric`` (the source's name, or
+    ``start_<source>`` for the start of the curve) — the one place that says which numbers a band, the ledger, drift
+    and the calibration read."""
+
+    variant: str
+    budget: int
+    metric: str
+    source: str
+    end: int
+    window: int
+
+    def value(self, record) -> float:
+        """This cell's number in one run's record (trainguard.stores.experiment_records.Record)."""
+        return record.at(self.source, self.end, self.window)
+
+    @property
+    def span(self) -> str:
+        """Which epochs it averages, for messages: "" for the budget's own epoch."""
+        if self.window > 1:
+            return f" (mean of epochs {self.end - self.window + 1}–{self.end})"
+        return f" (epoch {self.end})" if self.end != self.budget else ""
+
+
 def _cell(text: str) -> tuple[str, int]:
     variant, _, budget = text.rpartition("@")
     if not variant or not budget.isdigit():
@@ -132,7 +170,8 @@ class Experiment:
     where the reference gives a tolerance, checked;
     ``resolutions``: optional, metric → the smallest step it can take (one example of its evaluation split: 100 / N
     for an accuracy in percent on N examples). It floors the baseline seeds' spread, so a cell whose seeds happened
-    to agree exactly gets a band an honest rerun on another machine can meet.
+    to agree exactly gets a band an honest rerun on another machine can meet;
+    ``start``: optional, the start of the learning curve checked too (:class:`Start`).
     """
 
     name: str
@@ -153,6 +192,7 @@ class Experiment:
     window: int = 1
     resolutions: Mapping[str, float] = field(default_factory=dict)
     references: tuple[Reference, ...] = ()
+    start: Start | None = None
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -202,6 +242,7 @@ class Experiment:
                 raise ConfigError(f"{where}: each reference must be a trainguard.Reference whose cells and metrics are "
                                   f"the experiment's (variants {sorted(self.variants)}, budgets {sorted(self.budgets)}, "
                                   f"metrics {sorted(self.metrics)}), got {reference!r}")
+        _check_start(self, where)
         if len({f.name for f in self.faults}) < len(self.faults):
             raise ConfigError(f"{where}: two faults share a name: {[f.name for f in self.faults]}")
         for claim in self.claims:
@@ -210,6 +251,28 @@ class Experiment:
                 raise ConfigError(f"{where}: claim {claim.name!r} names a metric or cell the experiment does not have "
                                   f"(metrics {sorted(self.metrics)}, variants {sorted(self.variants)}, budgets "
                                   f"{sorted(self.budgets)})")
+
+    def cells(self) -> list[Cell]:
+        """Every checked statistic: each variant's declared metrics at each budget (over the ``window``), then the
+        start of the curve (``start``), in that order."""
+        found = [Cell(v, b, m, m, b, self.window) for v in self.variants for b in sorted(self.budgets)
+                 for m in self.metrics]
+        if self.start is not None:
+            found += [Cell(v, min(self.budgets), f"start_{m}", m, self.start.epochs, self.start.epochs)
+                      for v in self.start.variants or tuple(self.variants) for m in self.start.metrics]
+        return found
+
+    def source(self, metric: str) -> str:
+        """The declared metric a cell's metric reads (a start cell's ``start_<metric>``: its metric)."""
+        return metric if metric in self.metrics else metric.removeprefix("start_")
+
+    def direction(self, metric: str) -> str | None:
+        """Which way is better for a cell's metric ("higher" / "lower"); None for one not declared."""
+        return self.metrics.get(self.source(metric))
+
+    def resolution(self, metric: str) -> float:
+        """A cell's metric's resolution (``resolutions``; 0: none)."""
+        return self.resolutions.get(self.source(metric), 0.0)
 
     def unavailable(self) -> str | None:
         """Why the experiment cannot run on this machine (its ``requires``), or None."""
@@ -276,6 +339,24 @@ def _in_package(name: str) -> tuple[Path, str | None] | None:
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
     return Path(spec.origin).resolve(), name if spec.submodule_search_locations else name.rpartition(".")[0]
+
+
+def _check_start(experiment: Experiment, where: str) -> None:
+    start = experiment.start
+    if start is None:
+        return
+    if not isinstance(start, Start) or not start.metrics or any(m not in experiment.metrics for m in start.metrics) \
+            or any(v not in experiment.variants for v in start.variants):
+        raise ConfigError(f"{where}: start must be a trainguard.Start of declared metrics {sorted(experiment.metrics)} "
+                          f"and variants {sorted(experiment.variants)}, got {start!r}")
+    if not isinstance(start.epochs, int) or not 1 <= start.epochs <= min(experiment.budgets):
+        raise ConfigError(f"{where}: start epochs must be from 1 to the smallest budget ({min(experiment.budgets)}), "
+                          f"got {start.epochs!r}")
+    if start.epochs == experiment.window and start.epochs in experiment.budgets:
+        raise ConfigError(f"{where}: start epochs {start.epochs} read what the budget {start.epochs}'s bands read "
+                          f"(its window is {experiment.window}): drop start, or start at fewer epochs")
+    if clash := sorted(f"start_{m}" for m in start.metrics if f"start_{m}" in experiment.metrics):
+        raise ConfigError(f"{where}: the start cells {clash} would share a name with a declared metric; rename it")
 
 
 def experiment(*, metrics: Mapping[str, str], name: str | None = None, **settings) -> Callable:

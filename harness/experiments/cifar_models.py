@@ -7,9 +7,10 @@ published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
 profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
-seeds). Its faults are the models' self-test injections that its settings can express (the learning rate, weight
-decay, augmentation). Not yet carried over from the built-in profile: its early-training window (``start_window``)
-and the injections into the engine's seams (the loss, the data order, the evaluation).
+seeds). The profile's start of the learning curve (``start_window``, ``start_models``) is its :class:`Start`. Its
+faults are the models' self-test injections that its settings can express (the learning rate, weight decay,
+augmentation). Not yet carried over from the built-in profile: the injections into the engine's seams (the loss, the
+data order, the evaluation).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from ..core.experiment import Claim, Experiment, Fault, Reference, Run
+from ..core.experiment import Claim, Experiment, Fault, Reference, Run, Start
 from ..core.spec import Profile, load_profile, packaged_baselines_dir
 
 
@@ -132,6 +133,15 @@ def faults(profile: Profile) -> tuple[Fault, ...]:
     return tuple(found)
 
 
+def start(profile: Profile) -> Start | None:
+    """The profile's start of the learning curve (its [statistics] start_window, start_models): the train loss over
+    the first epochs, checked for the models it names."""
+    window, models = profile.statistics.start_window, tuple(profile.statistics.start_models)
+    if not window or "train_loss" not in metrics(profile):
+        return None
+    return Start(("train_loss",), window, variants=models)
+
+
 def make(profile: Profile | None = None) -> Experiment:
     """The experiment at ``profile``'s settings (default: the ci profile)."""
     profile = profile or load_profile("ci")
@@ -140,7 +150,7 @@ def make(profile: Profile | None = None) -> Experiment:
                       resolutions=resolutions(profile), references=published(profile),
                       variants={model: {"model": model} for model in profile.models},
                       baseline_seeds=tuple(profile.baseline_seeds), check_seeds=tuple(profile.check_seeds),
-                      replay_budget=1, claims=claims(profile), faults=faults(profile))
+                      replay_budget=1, claims=claims(profile), faults=faults(profile), start=start(profile))
 
 
 ci = make()

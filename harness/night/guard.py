@@ -110,9 +110,7 @@ def _record(entry: dict, baseline, ledger: str | None, experiment) -> tuple[list
     if not ledger:
         return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
     store = open_ledger(ledger)
-    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline,
-                                  metrics=dict(experiment.metrics), window=experiment.window,
-                                  resolutions=dict(experiment.resolutions))
+    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline, experiment)
     store.append(entry)
     return flags, notes + [f"recorded in the ledger {store.where()}"]
 
