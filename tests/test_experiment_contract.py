@@ -621,3 +621,25 @@ def test_the_start_of_the_curve_through_the_guard_command_report_junit_ledger_an
     night, = open_ledger(ledger).read("regression", "cpu")
     assert set(night["cells"]["small"]["2"]) == {"mse", "slope", "start_mse"}
     assert "start_mse" not in night["cells"]["large"]["2"]
+
+
+def test_replay_settings_train_every_golden_run_at_the_golden_s_scale_and_the_nights_at_full_scale(project):
+    """``replay_settings``: merged into the settings of the golden run, its replays and its perturbed runs (the
+    lower-ISA child's too), never into a night's runs."""
+    from trainguard.replay.experiment_replay import golden_run, write_golden
+
+    text = SGD.replace("x = np.linspace(-1, 1, 64)", "n = run.settings.get('n', 64)\n    x = np.linspace(-1, 1, n)")
+    text = text.replace("standard_normal(64)", "standard_normal(n)").replace("rng.permutation(64)", "rng.permutation(n)")
+    text = text.replace("range(0, 64, batch)", "range(0, n, batch)")
+    text = text.replace("budgets=(2, 3), replay_budget=2,", "budgets=(2, 3), replay_budget=2, replay_settings={'n': 16},")
+    experiment = _load(project, text)
+    store = ExperimentStore(project / "store")
+    golden, said = write_golden(experiment, "small", store, target="regression.py:regression")
+    assert golden is not None, said
+    assert len(golden.record.steps["loss"]) == 2 * 16 // 4  # two epochs of 16 points in batches of 4
+    # the perturbed runs (another thread count, the lower-ISA child) trained the same 16 points: rounding apart
+    assert len(said.split(";")) >= 2 and max(max(a) for a in golden.envelope.values()) < 1e-3, (said, golden.envelope)
+    assert replay.replay(experiment, "small", store).status == replay.IDENTICAL
+    night = train(experiment, "small", 100, 2)
+    assert len(night.steps["loss"]) == 2 * 64 // 4  # a night's run: full scale
+    assert golden_run(experiment, "small", 2, overrides={"n": 32}).steps["loss"].__len__() == 2 * 32 // 4

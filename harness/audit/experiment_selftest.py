@@ -17,7 +17,7 @@ from ..checks.experiment_bands import BandVerdict, bands
 from ..checks.experiment_claims import ClaimVerdict
 from ..checks.experiment_references import assertions
 from ..core.experiment import Experiment, Fault
-from ..replay.experiment_replay import ReplayOutcome, compare
+from ..replay.experiment_replay import ReplayOutcome, compare, golden_run
 from ..runs.experiment_runs import train
 from ..stores.experiment_records import ExperimentStore, Record
 
@@ -72,8 +72,8 @@ def replay_under(experiment: Experiment, fault: Fault, store: ExperimentStore, d
             notes.append(f"{variant}: no golden run in {store.root}" if experiment.replay_budget else
                          f"{variant}: no golden run (replay_budget 0)")
             continue
-        now = train(experiment, variant, 0, golden.record.epochs_asked, golden.record.threads, device, data_dir,
-                    overrides=fault.settings)
+        now = golden_run(experiment, variant, golden.record.epochs_asked, golden.record.threads, device, data_dir,
+                         overrides=fault.settings)
         outcomes.append(compare(experiment.name, golden, now))
     return outcomes, notes
 

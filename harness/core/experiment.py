@@ -147,6 +147,9 @@ class Experiment:
     ``baseline_seeds`` / ``check_seeds``: the seeds the baseline measures / a night checks (never the same);
     ``replay_budget``: the epochs of the golden runs, traced step by step (0: no golden run — for a function that
     reports no steps, or one too costly to run three times; the replay then sees nothing of it);
+    ``replay_settings``: optional, settings merged into ``run.settings`` of every golden run (and its replays,
+    perturbations and faults), which your function honours by training at the golden's scale — a slice of the data
+    (``{"subset": 500}``) — so the replay takes seconds where a night's run takes minutes;
     ``modules``: the user's own modules (files) besides the function's, whose source keys the result cache;
     ``data``: optional, a function of a run returning the batches its step loop receives (a DataLoader: returned
     once, iterated once per epoch). Given it, the replay fingerprints that data path at full scale — every batch of
@@ -182,6 +185,7 @@ class Experiment:
     baseline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     check_seeds: tuple[int, ...] = (100,)
     replay_budget: int = 1
+    replay_settings: Mapping = field(default_factory=dict)
     modules: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = ()
     data: Callable[["Run"], Iterable] | None = None
@@ -224,6 +228,8 @@ class Experiment:
         if self.requires is not None and not callable(self.requires):
             raise ConfigError(f"{where}: requires must be a function returning None or why the experiment cannot "
                               f"run here, got {type(self.requires).__name__}")
+        if not isinstance(self.replay_settings, Mapping):
+            raise ConfigError(f"{where}: replay_settings must be settings (a dict), got {self.replay_settings!r}")
         if any(not isinstance(v, Mapping) for v in self.perturbations.values()):
             raise ConfigError(f"{where}: perturbations must map each name to settings (a dict), got "
                               f"{dict(self.perturbations)!r}")

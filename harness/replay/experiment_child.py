@@ -9,11 +9,11 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from ..core.experiment import load_experiment
     from ..core.storage import atomic_write_json
-    from ..runs.experiment_runs import train
+    from .experiment_replay import golden_run
 
     target, variant, epochs, threads, device, data_dir, out = argv
-    record = train(load_experiment(target), variant, 0, int(epochs), int(threads), device,
-                   Path(data_dir) if data_dir else None)
+    record = golden_run(load_experiment(target), variant, int(epochs), int(threads), device,
+                        Path(data_dir) if data_dir else None)
     atomic_write_json(Path(out), record.to_json())
     return 0
 

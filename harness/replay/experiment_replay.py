@@ -50,16 +50,24 @@ def other_threads(threads: int) -> int:
     return 2 if threads == 1 else 1
 
 
+def golden_run(experiment: Experiment, variant: str, epochs: int, threads: int = 1, device: str = "cpu",
+               data_dir=None, overrides=None) -> Record:
+    """One run at the golden's scale: seed 0, the experiment's ``replay_settings`` merged into the variant's settings
+    (then ``overrides``: a perturbation's, a fault's). Every golden, replay and perturbed run is one of these."""
+    return train(experiment, variant, 0, epochs, threads, device, data_dir,
+                 overrides={**experiment.replay_settings, **(overrides or {})})
+
+
 def write_golden(experiment: Experiment, variant: str, store: ExperimentStore, threads: int = 1,
                  device: str = "cpu", data_dir=None, target: str | None = None) -> tuple[GoldenRun | None, str]:
     """Trace the short run twice (it must be identical: deterministic) and once per perturbation (:func:`perturbed`);
     store the golden. ``target`` (FILE.py:NAME): how a child process loads the experiment, for the lower-ISA run.
     Returns (the golden or None, what was done or why not)."""
     epochs = experiment.replay_budget
-    first = train(experiment, variant, 0, epochs, threads, device, data_dir)
+    first = golden_run(experiment, variant, epochs, threads, device, data_dir)
     if not first.completed:
         return None, f"{experiment.name} {variant}: the golden run failed: {first.message}"
-    again = train(experiment, variant, 0, epochs, threads, device, data_dir)
+    again = golden_run(experiment, variant, epochs, threads, device, data_dir)
     moved = first_difference(first, again)
     if moved is not None:
         step, series, a, b = moved
@@ -94,10 +102,10 @@ def perturbed(experiment: Experiment, variant: str, epochs: int, threads: int, d
               target: str | None) -> dict[str, Record]:
     """The golden's short run once per perturbation that should move only rounding: described → its record."""
     runs = {f"{other_threads(threads)} thread(s) instead of {threads}":
-            train(experiment, variant, 0, epochs, other_threads(threads), device, data_dir)}
+            golden_run(experiment, variant, epochs, other_threads(threads), device, data_dir)}
     for name, settings in experiment.perturbations.items():
-        runs[f"{name} (the experiment's own: {dict(settings)})"] = train(experiment, variant, 0, epochs, threads,
-                                                                         device, data_dir, overrides=settings)
+        runs[f"{name} (the experiment's own: {dict(settings)})"] = golden_run(experiment, variant, epochs, threads,
+                                                                              device, data_dir, overrides=settings)
     if target is not None and platform.machine().lower() in ("x86_64", "amd64"):
         runs["lower instruction set: " + " ".join(f"{k}={v}" for k, v in LOW_ISA.items())] = _low_isa(
             experiment, target, variant, epochs, threads, device, data_dir)
@@ -157,7 +165,7 @@ def replay(experiment: Experiment, variant: str, store: ExperimentStore, threads
                                                f"{store.golden_path(experiment.name, variant)}; write it with "
                                                f"`trainguard guard TARGET replay --update`")
     threads = golden.record.threads if threads is None else threads
-    now = train(experiment, variant, 0, golden.record.epochs_asked, threads, device, data_dir)
+    now = golden_run(experiment, variant, golden.record.epochs_asked, threads, device, data_dir)
     outcome = compare(experiment.name, golden, now)
     if outcome.passed and golden.data_path:
         return _data_path_outcome(experiment, variant, golden, outcome, threads, device, data_dir)
