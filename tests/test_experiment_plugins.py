@@ -71,6 +71,37 @@ def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
     assert record.at("test_acc", 3, 2) == stats.window_mean([e.test_acc for e in night.epochs], 3, 2)
 
 
+def test_the_cifar_plug_in_s_golden_run_is_the_built_in_golden_run(tmp_path):
+    """The smoke profile's Baseline1 golden run (its [golden] subset and epochs, seed 0) through the built-in golden
+    machinery and through the plug-in's ``replay_settings``: every step's loss, gradient norm and learning rate and
+    every epoch metric bit for bit; and a nudged initial weight (one of its perturbations) moves it, as the built-in
+    nudge does."""
+    from trainguard.experiments import cifar_models
+    from trainguard.replay import golden_runs
+    from trainguard.replay.experiment_replay import golden_run
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
+
+    profile = load_profile("smoke")
+    assert (profile.golden.seed or profile.baseline_seeds[0]) == 0  # the contract's golden seed
+    matrix = Matrix(Options(profile, results_dir=None, run_log=tmp_path / "runlog.jsonl", device="cpu", threads=1,
+                            replay=False, figures=False), printer=lambda _: None)
+    try:
+        builtin = golden_runs.trace(matrix, "Baseline1", threads=1).parts[0]
+        nudged = golden_runs.trace(matrix, "Baseline1", prepare=golden_runs.nudge(1), threads=1).parts[0]
+    finally:
+        matrix.close()
+    experiment = cifar_models.make(profile)
+    assert experiment.replay_budget == profile.golden.epochs and "nudge-1" in experiment.perturbations
+    record = golden_run(experiment, "Baseline1", experiment.replay_budget, threads=1)
+    assert record.completed, record.message
+    assert record.steps == builtin.steps and len(record.steps["loss"]) == 2 * builtin.steps_per_epoch
+    assert {m: record.epochs[m] for m in builtin.epochs} == builtin.epochs
+    again = golden_run(experiment, "Baseline1", experiment.replay_budget, threads=1,
+                       overrides=experiment.perturbations["nudge-1"])
+    assert again.steps == nudged.steps != builtin.steps
+
+
 def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
     from trainguard import cli
 
@@ -133,7 +164,9 @@ def test_the_plug_ins_carry_the_course_report_s_numbers_as_references():
 
 def test_the_cifar_plug_in_declares_the_models_injections_its_settings_express_and_its_replay_catches_them(tmp_path):
     """The models' self-test injections that a run's settings can express are the CIFAR-10 plug-in's faults; replayed
-    under each (the smoke profile's Baseline1 golden, generated data), its first step already moved."""
+    under each (the smoke profile's Baseline1 golden, generated data), the step that moved is named: the learning rate
+    at step 1 (the golden traces it, as the built-in golden does), weight decay at step 2 (the first update it
+    enters)."""
     from trainguard.audit.experiment_selftest import run_faults
     from trainguard.experiments import cifar_models
 
@@ -143,7 +176,11 @@ def test_the_cifar_plug_in_declares_the_models_injections_its_settings_express_a
     golden, message = replay.write_golden(experiment, "Baseline1", store)
     assert golden is not None, message
     outcomes = run_faults(experiment, store, None, None, names=("lr-plus-1pct", "weight-decay-5e-4"))
+    named = {}
     for outcome in outcomes:
         baseline1, = outcome.replay  # the other models have no golden here: noted, not replayed
-        assert baseline1.status == "changed" and baseline1.step == 2 and baseline1.series == "loss", baseline1.message
+        assert baseline1.status == "changed", baseline1.message
+        named[outcome.fault.name] = (baseline1.step, baseline1.series)
         assert any("Baseline2: no golden run" in note for note in outcome.notes)
+    assert named["lr-plus-1pct"] == (1, "lr"), named
+    assert named["weight-decay-5e-4"][0] == 2, named

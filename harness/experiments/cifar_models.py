@@ -7,7 +7,9 @@ published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
 profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
-seeds). The profile's start of the learning curve (``start_window``, ``start_models``) is its :class:`Start`. Its
+seeds). Its golden runs are the profile's: its [golden] subset and epochs, every step's loss, gradient norm and
+learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside another thread count and a
+lower instruction set). The profile's start of the learning curve (``start_window``, ``start_models``) is its :class:`Start`. Its
 faults are the models' self-test injections that its settings can express (the learning rate, weight decay,
 augmentation). Not yet carried over from the built-in profile: the injections into the engine's seams (the loss, the
 data order, the evaluation).
@@ -29,6 +31,31 @@ def _data(profile: Profile, data_dir):
     return data.for_profile(profile, data_dir)
 
 
+@functools.lru_cache(maxsize=4)
+def _golden_data(profile: Profile, data_dir):
+    from ..replay.golden_runs import model_subset
+
+    return model_subset(_data(profile, data_dir), profile.golden)
+
+
+def _golden_hooks(run: Run, model: str):
+    """At the golden's scale (``golden`` in the run's settings): every step's loss, gradient norm and learning rate, as
+    the built-in golden runs trace them; and, for a ``nudge`` perturbation, every initial weight moved one ulp."""
+    from ..engines import engine
+    from ..replay.golden_runs import StepRecorder, nudge
+
+    recorder = StepRecorder()
+
+    def on_step(step, loss, net, optimizer) -> None:
+        recorder(step, loss, net, optimizer)
+        run.step(**{name: values[-1] for name, values in recorder.steps.items()})
+
+    seed = run.settings.get("nudge")
+    # engine.models.build at call time, as the built-in golden runs look it up
+    factory = None if seed is None else (lambda: nudge(seed)(engine.models.build(model)))
+    return on_step, factory
+
+
 def _train(profile: Profile, run: Run) -> None:
     import torch
 
@@ -40,10 +67,13 @@ def _train(profile: Profile, run: Run) -> None:
     config = dataclasses.replace(config, **{k: v for k, v in run.settings.items()
                                             if k in {f.name for f in dataclasses.fields(config)}})
     torch.set_num_threads(run.threads)
-    dataset = _data(profile, run.data_dir)
+    golden = bool(run.settings.get("golden"))
+    dataset = (_golden_data if golden else _data)(profile, run.data_dir)
     run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
-    history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device),
-                           on_step=lambda step, loss, net, optimizer: run.step(loss=float(loss)))
+    on_step, factory = _golden_hooks(run, model) if golden else (
+        lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
+    history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device), on_step=on_step,
+                           model_factory=factory)
     if not history.completed:
         raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
     for epoch in history.epochs[:run.budget]:
@@ -150,7 +180,9 @@ def make(profile: Profile | None = None) -> Experiment:
                       resolutions=resolutions(profile), references=published(profile),
                       variants={model: {"model": model} for model in profile.models},
                       baseline_seeds=tuple(profile.baseline_seeds), check_seeds=tuple(profile.check_seeds),
-                      replay_budget=1, claims=claims(profile), faults=faults(profile), start=start(profile))
+                      replay_budget=profile.golden.epochs, replay_settings={"golden": True},
+                      perturbations={f"nudge-{i}": {"nudge": i} for i in range(1, profile.golden.perturbations + 1)},
+                      claims=claims(profile), faults=faults(profile), start=start(profile))
 
 
 ci = make()
