@@ -12,6 +12,9 @@ Mark a test module with the experiment and ask for the cases::
     def test_band(experiment_band):            # one per variant × budget × metric: test_band[default-2-test_acc]
         experiment_band.check()
 
+    def test_cell_within_baseline(experiment_cell):  # one per variant × budget, every band of it: [default-2]
+        experiment_cell.check()
+
     def test_claim(experiment_claim):          # one per claim and checked reference value: test_claim[more epochs help]
         experiment_claim.check()
 
@@ -29,7 +32,7 @@ from pathlib import Path
 import pytest
 
 MARKER = ("trainguard_experiment(target): the experiment (FILE.py:NAME or MODULE:NAME) whose cases "
-          "experiment_replay, experiment_band and experiment_claim are")
+          "experiment_replay, experiment_band, experiment_cell and experiment_claim are")
 
 
 @dataclass
@@ -57,6 +60,16 @@ class Guarded:
         if not self.verdicts:
             self._judge()
         return self.verdicts.get(case)
+
+    def cell(self, variant: str, budget: int) -> list | None:
+        """Every band verdict of one variant at one budget (its metrics, and the start of the curve kept with it);
+        None when nothing could be judged."""
+        if not self.verdicts:
+            self._judge()
+        if None in self.verdicts:
+            return None
+        return [v for v in self.verdicts.values() if getattr(v, "variant", None) == variant
+                and getattr(v, "budget", None) == budget]
 
     def _judge(self) -> None:
         from .checks.experiment_bands import bands
@@ -95,6 +108,18 @@ class BandCase:
             pytest.fail(verdict.message, pytrace=False)
 
 
+class CellCase:
+    def __init__(self, guarded: Guarded, variant: str, budget: int) -> None:
+        self.guarded, self.variant, self.budget = guarded, variant, budget
+
+    def check(self) -> None:
+        verdicts = self.guarded.cell(self.variant, self.budget)
+        if verdicts is None:
+            _missing(self.guarded.verdicts[None])
+        elif failed := [v.message for v in verdicts if not v.passed]:
+            pytest.fail(f"{len(failed)} of {len(verdicts)} band(s) failed:\n" + "\n".join(failed), pytrace=False)
+
+
 class ReplayCase:
     def __init__(self, guarded: Guarded, variant: str) -> None:
         self.guarded, self.variant = guarded, variant
@@ -128,7 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wanted = {"experiment_replay", "experiment_band", "experiment_claim"} & set(metafunc.fixturenames)
+    wanted = {"experiment_replay", "experiment_band", "experiment_cell", "experiment_claim"} & set(metafunc.fixturenames)
     marker = metafunc.definition.get_closest_marker("trainguard_experiment")
     if not wanted or marker is None:
         return
@@ -139,6 +164,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "experiment_band" in wanted:
         cases = [f"{c.variant}-{c.budget}-{c.metric}" for c in e.cells()]
         metafunc.parametrize("experiment_band", [BandCase(guarded, c) for c in cases], ids=cases)
+    if "experiment_cell" in wanted:
+        cells = [(v, b) for v in e.variants for b in sorted(e.budgets)]
+        metafunc.parametrize("experiment_cell", [CellCase(guarded, v, b) for v, b in cells],
+                             ids=[f"{v}-{b}" for v, b in cells])
     if "experiment_claim" in wanted:
         from .checks.experiment_references import checked_names
 

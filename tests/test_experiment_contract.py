@@ -377,6 +377,9 @@ def test_an_experiment_s_cases_under_pytest_have_readable_names_and_judge_what_w
 
         def test_band(experiment_band):
             experiment_band.check()
+
+        def test_cell_within_baseline(experiment_cell):
+            experiment_cell.check()
     ''')
     (pytester.path / "regression.py").write_text(SGD)
     for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
@@ -384,18 +387,23 @@ def test_an_experiment_s_cases_under_pytest_have_readable_names_and_judge_what_w
     collected = pytester.runpytest_subprocess("--collect-only", "-q")
     names = [line for line in collected.stdout.lines if "::" in line]
     assert "test_guarded.py::test_replay[small]" in names and "test_guarded.py::test_band[large-3-slope]" in names
-    assert len(names) == 2 + 8
+    assert "test_guarded.py::test_cell_within_baseline[large-3]" in names  # every band of a variant at a budget
+    assert len(names) == 2 + 8 + 4
     skipped = pytester.runpytest_subprocess("-q", "-rs")
-    skipped.assert_outcomes(skipped=10)  # nothing stored yet: each case says which command writes it
+    skipped.assert_outcomes(skipped=14)  # nothing stored yet: each case says which command writes it
     assert "trainguard guard regression.py:regression baseline" in skipped.stdout.str()
     target = str(pytester.path / "regression.py") + ":regression"
     assert cli.main(["guard", target, "replay", "--update", "--dir", str(pytester.path / ".trainguard" / "experiments")]) == 0
     assert cli.main(["guard", target, "baseline", "--dir", str(pytester.path / ".trainguard" / "experiments")]) == 0
-    pytester.runpytest_subprocess("-q").assert_outcomes(passed=10)
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=14)
     (pytester.path / "regression.py").write_text(SGD.replace("LR = 0.05", "LR = 0.051"))
     changed = pytester.runpytest_subprocess("-q", "-k", "replay")
     changed.assert_outcomes(failed=2)
     assert "changed at step 1 (w)" in changed.stdout.str()
+    (pytester.path / "regression.py").write_text(SGD.replace("3.0 * x", "4.0 * x"))  # the data moved
+    cells = pytester.runpytest_subprocess("-q", "-k", "cell")
+    cells.assert_outcomes(failed=4)
+    assert "of 2 band(s) failed" in cells.stdout.str() and "small-2 mse" in cells.stdout.str()
 
 
 def test_the_cache_key_covers_the_modules_the_experiment_imports_beside_it_and_nothing_else(tmp_path):
