@@ -170,7 +170,7 @@ def test_the_cifar_plug_in_declares_the_models_injections_its_settings_express_a
     from trainguard.audit.experiment_selftest import run_faults
     from trainguard.experiments import cifar_models
 
-    assert [f.name for f in cifar_models.ci.faults] == ["lr-plus-1pct", "weight-decay-5e-4", "no-augmentation"]
+    assert [f.name for f in cifar_models.ci.faults][:3] == ["lr-plus-1pct", "weight-decay-5e-4", "no-augmentation"]
     assert cifar_models.ci.faults[2].variants == ("NewModel2",)  # the one model of ci with augmentation
     experiment, store = cifar_models.make(load_profile("smoke")), ExperimentStore(tmp_path)
     golden, message = replay.write_golden(experiment, "Baseline1", store)
@@ -184,3 +184,28 @@ def test_the_cifar_plug_in_declares_the_models_injections_its_settings_express_a
         assert any("Baseline2: no golden run" in note for note in outcome.notes)
     assert named["lr-plus-1pct"] == (1, "lr"), named
     assert named["weight-decay-5e-4"][0] == 2, named
+
+
+def test_the_cifar_plug_in_injects_the_models_seam_injections_by_name_into_the_faulted_run_alone(tmp_path):
+    """Every other injection of the models' self-test is a fault of the plug-in by name ({"inject": name}), applied
+    for the faulted run alone: the loss, the data order and the evaluation, each named where the replay sees it
+    (smoke: 7 steps per epoch)."""
+    from trainguard.audit import selftest
+    from trainguard.audit.experiment_selftest import run_faults
+    from trainguard.engines import engine
+    from trainguard.experiments import cifar_models
+
+    every = {i.name for i in (*selftest.CI_INJECTIONS, *selftest.SUBTLE_INJECTIONS)}
+    assert every <= {f.name for f in cifar_models.ci.faults}
+    experiment, store = cifar_models.make(load_profile("smoke")), ExperimentStore(tmp_path)
+    golden, message = replay.write_golden(experiment, "Baseline1", store)
+    assert golden is not None, message
+    seams = (engine.make_criterion, engine.epoch_order, engine.evaluate)
+    outcomes = run_faults(experiment, store, None, None, printer=lambda _: None,
+                          names=("label-smoothing-0.1", "no-reshuffle", "test-time-flip"))
+    named = {o.fault.name: [(r.status, r.step, r.series) for r in o.replay if r.variant == "Baseline1"][0]
+             for o in outcomes}
+    assert named == {"label-smoothing-0.1": ("changed", 1, "grad_norm"), "no-reshuffle": ("changed", 8, "grad_norm"),
+                     "test-time-flip": ("changed", None, "test_acc after epoch 1")}, named
+    assert (engine.make_criterion, engine.epoch_order, engine.evaluate) == seams  # put back after each run
+    assert replay.replay(experiment, "Baseline1", store).status == "identical"

@@ -9,10 +9,10 @@ The course report's table is a reference beside its means, checked within the pr
 profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
 seeds). Its golden runs are the profile's: its [golden] subset and epochs, every step's loss, gradient norm and
 learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside another thread count and a
-lower instruction set). The profile's start of the learning curve (``start_window``, ``start_models``) is its :class:`Start`. Its
-faults are the models' self-test injections that its settings can express (the learning rate, weight decay,
-augmentation). Not yet carried over from the built-in profile: the injections into the engine's seams (the loss, the
-data order, the evaluation).
+lower instruction set). The profile's start of the learning curve (``start_window``, ``start_models``) is its
+:class:`Start`. Its faults are the models' self-test injections: as settings where a run's settings express them
+(the learning rate, weight decay, augmentation), else by name (the data, the model, the loss, the data order, the
+evaluation), applied to the faulted run alone.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ def _data(profile: Profile, data_dir):
     return data.for_profile(profile, data_dir)
 
 
-@functools.lru_cache(maxsize=4)
-def _golden_data(profile: Profile, data_dir):
+def _golden_subset(full, profile: Profile):
+    """The golden's data: the profile's [golden] first images of each class of the data the run trains on (an
+    injected change to that data reaches it, as it reaches the built-in golden runs)."""
     from ..replay.golden_runs import model_subset
 
-    return model_subset(_data(profile, data_dir), profile.golden)
+    return model_subset(full, profile.golden)
 
 
 def _golden_hooks(run: Run, model: str):
@@ -56,7 +57,36 @@ def _golden_hooks(run: Run, model: str):
     return on_step, factory
 
 
+class _Seams:
+    """What a models' self-test injection edits (trainguard.audit.selftest), as a night's Matrix holds it: the profile
+    (its training settings) and the data set. The injections that patch the engine's functions need nothing of it."""
+
+    def __init__(self, profile: Profile, dataset) -> None:
+        self.profile, self._dataset = profile, dataset
+        self.data_fingerprint = ""  # read by a data injection before it edits (the night keeps its fingerprint)
+
+    @property
+    def dataset(self):
+        return self._dataset
+
+
+def injection(name: str):
+    """The models' self-test injection ``name`` (trainguard.audit.selftest)."""
+    from ..audit.selftest import CI_INJECTIONS, SUBTLE_INJECTIONS
+
+    return {i.name: i for i in (*CI_INJECTIONS, *SUBTLE_INJECTIONS)}[name]
+
+
 def _train(profile: Profile, run: Run) -> None:
+    import contextlib
+
+    seams = _Seams(profile, _data(profile, run.data_dir))
+    inject = run.settings.get("inject")  # a fault: one of the models' self-test injections, for this run only
+    with injection(inject).apply(seams) if inject else contextlib.nullcontext():
+        _train_as(seams.profile, seams.dataset, run)
+
+
+def _train_as(profile: Profile, full, run: Run) -> None:
     import torch
 
     from ..engines import engine
@@ -68,7 +98,7 @@ def _train(profile: Profile, run: Run) -> None:
                                             if k in {f.name for f in dataclasses.fields(config)}})
     torch.set_num_threads(run.threads)
     golden = bool(run.settings.get("golden"))
-    dataset = (_golden_data if golden else _data)(profile, run.data_dir)
+    dataset = _golden_subset(full, profile) if golden else full
     run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
     on_step, factory = _golden_hooks(run, model) if golden else (
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
@@ -150,9 +180,10 @@ def claims(profile: Profile) -> tuple[Claim, ...]:
 
 
 def faults(profile: Profile) -> tuple[Fault, ...]:
-    """The models' self-test injections that a run's settings can express (the others change the engine's seams):
-    the learning rate 1 % higher, weight decay 5e-4 added, and the augmentation of the models that have one taken
-    away."""
+    """The models' self-test injections: those a run's settings express as settings (the learning rate 1 % higher,
+    weight decay 5e-4 added, the augmentation of the models that have one taken away), then every other one of
+    trainguard.audit.selftest whose models the profile has, by name (``{"inject": name}``): the data, labels,
+    preprocessing, model, loss, augmentation, data-order and evaluation changes, applied to this run alone."""
     lr = profile.default_training.lr
     found = [Fault("lr-plus-1pct", f"learning rate 1 % higher ({lr * 1.01:g} instead of {lr:g})", {"lr": lr * 1.01}),
              Fault("weight-decay-5e-4", "weight decay 5e-4 added", {"weight_decay": 5e-4})]
@@ -160,6 +191,12 @@ def faults(profile: Profile) -> tuple[Fault, ...]:
     if augmented:
         found.append(Fault("no-augmentation", f"{', '.join(augmented)} trained without augmentation",
                            {"augment": "none"}, variants=augmented))
+    from ..audit.selftest import CI_INJECTIONS, SUBTLE_INJECTIONS
+
+    named = {f.name for f in found}
+    found += [Fault(i.name, i.description, {"inject": i.name}, variants=i.targets)
+              for i in (*CI_INJECTIONS, *SUBTLE_INJECTIONS)
+              if i.name not in named and set(i.targets) <= set(profile.models)]
     return tuple(found)
 
 
