@@ -102,6 +102,28 @@ def test_the_cifar_plug_in_s_golden_run_is_the_built_in_golden_run(tmp_path):
     assert again.steps == nudged.steps != builtin.steps
 
 
+def test_the_cifar_plug_in_s_stacked_seeds_are_the_numbers_a_stacked_night_trains(tmp_path):
+    """--stack-seeds: the plug-in's train_stacked and a night's Matrix with stack_seeds, the smoke profile's Baseline1
+    seed 100: bit for bit."""
+    from trainguard.experiments import cifar_models
+    from trainguard.runs.experiment_runs import train_together
+    from trainguard.runs.matrix import Matrix
+    from trainguard.runs.options import Options
+    from trainguard.runs.training import deliver
+
+    profile = load_profile("smoke")
+    matrix = Matrix(Options(profile, results_dir=None, run_log=tmp_path / "runlog.jsonl", device="cpu", threads=1,
+                            replay=False, figures=False, stack_seeds=True), printer=lambda _: None)
+    try:
+        night = deliver(matrix, "Baseline1", 100)
+    finally:
+        matrix.close()
+    record, = train_together(cifar_models.make(profile), "Baseline1", [100], max(profile.budgets), threads=1)
+    assert record.completed, record.message
+    assert record.epochs["test_acc"] == [e.test_acc for e in night.epochs]
+    assert record.epochs["train_loss"] == [e.train_loss for e in night.epochs]
+
+
 def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
     from trainguard import cli
 

@@ -86,16 +86,47 @@ def _train(profile: Profile, run: Run) -> None:
         _train_as(seams.profile, seams.dataset, run)
 
 
+def _config(profile: Profile, run: Run):
+    """The model's training settings, with the run's settings of the same names over them (a fault's learning rate,
+    weight decay …)."""
+    config = profile.training(run.settings["model"])
+    return dataclasses.replace(config, **{k: v for k, v in run.settings.items()
+                                          if k in {f.name for f in dataclasses.fields(config)}})
+
+
+def _report_epochs(run: Run, history) -> None:
+    if not history.completed:
+        raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
+    for epoch in history.epochs[:run.budget]:
+        validation = {k: v for k, v in epoch.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
+        run.epoch(train_loss=epoch.train_loss, train_acc=epoch.train_acc, test_loss=epoch.test_loss,
+                  test_acc=epoch.test_acc, **validation)
+
+
+def _train_stacked(profile: Profile, runs: list[Run]) -> None:
+    """One model's seeds at once (trainguard.engines.stacked, what the profile's ``--stack-seeds`` trains): each run
+    gets its seed's epochs (no step scalars: a stacked run is never a golden)."""
+    import torch
+
+    from ..engines.stacked import train_stacked
+
+    first = runs[0]
+    torch.set_num_threads(first.threads)
+    dataset = _data(profile, first.data_dir)
+    for run in runs:
+        run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
+    histories = train_stacked(first.settings["model"], dataset, _config(profile, first), first.budget,
+                              [r.seed for r in runs], torch.device(first.device))
+    for run, history in zip(runs, histories):
+        _report_epochs(run, history)
+
+
 def _train_as(profile: Profile, full, run: Run) -> None:
     import torch
 
     from ..engines import engine
 
-    model = run.settings["model"]
-    # a run's settings override the model's training settings (a self-test fault's learning rate, weight decay …)
-    config = profile.training(model)
-    config = dataclasses.replace(config, **{k: v for k, v in run.settings.items()
-                                            if k in {f.name for f in dataclasses.fields(config)}})
+    model, config = run.settings["model"], _config(profile, run)
     torch.set_num_threads(run.threads)
     golden = bool(run.settings.get("golden"))
     dataset = _golden_subset(full, profile) if golden else full
@@ -104,12 +135,7 @@ def _train_as(profile: Profile, full, run: Run) -> None:
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
     history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device), on_step=on_step,
                            model_factory=factory)
-    if not history.completed:
-        raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
-    for epoch in history.epochs[:run.budget]:
-        validation = {k: v for k, v in epoch.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
-        run.epoch(train_loss=epoch.train_loss, train_acc=epoch.train_acc, test_loss=epoch.test_loss,
-                  test_acc=epoch.test_acc, **validation)
+    _report_epochs(run, history)
 
 
 def metrics(profile: Profile) -> dict[str, str]:
@@ -219,7 +245,8 @@ def make(profile: Profile | None = None) -> Experiment:
                       baseline_seeds=tuple(profile.baseline_seeds), check_seeds=tuple(profile.check_seeds),
                       replay_budget=profile.golden.epochs, replay_settings={"golden": True},
                       perturbations={f"nudge-{i}": {"nudge": i} for i in range(1, profile.golden.perturbations + 1)},
-                      claims=claims(profile), faults=faults(profile), start=start(profile))
+                      claims=claims(profile), faults=faults(profile), start=start(profile),
+                      train_stacked=functools.partial(_train_stacked, profile))
 
 
 ci = make()
