@@ -100,8 +100,10 @@ def test_a_malformed_experiments_entry_is_one_sentence_naming_the_profile(tmp_pa
         load_profile(str(path))
 
 
-def test_the_plugin_parametrizes_one_case_per_experiment_and_judges_it(pytester, preloaded, monkeypatch):
-    """A user's test file: `trainguard_case` over the profile's kinds; the experiment's case is named after it."""
+def test_the_plugin_parametrizes_one_case_per_experiment_variant_and_budget_and_judges_each(pytester, preloaded,
+                                                                                         monkeypatch):
+    """A user's test file: `trainguard_case` over the profile's kinds; an experiment's cases are named after it, each
+    variant and budget (its bands there), and its claims."""
     monkeypatch.delenv("CI", raising=False)
     (pytester.path / "regression.py").write_text(EXPERIMENT)
     (pytester.path / "mine.toml").write_text(SMOKE.replace('name = "smoke"', 'name = "mine"').replace(
@@ -116,12 +118,15 @@ def test_the_plugin_parametrizes_one_case_per_experiment_and_judges_it(pytester,
     '''))
     args = ["--tg-profile", "mine.toml", "--tg-baselines-dir", "baselines", "--tg-results-dir", "results",
             "--tg-no-replay", "--tg-no-figures", "-p", "no:cacheprovider", "-v"]
-    pytester.runpytest_inprocess(*args, "--tg-update-baselines").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess(*args, "--tg-update-baselines").assert_outcomes(passed=5)
     for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
         sys.modules.pop(name)
     result = pytester.runpytest_inprocess(*args)
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*test_experiment?regression? PASSED*"])
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*test_experiment?regression-small-2? PASSED*", "*test_experiment?regression-small-3? "
+                                 "PASSED*", "*test_experiment?regression-large-2? PASSED*",
+                                 "*test_experiment?regression-large-3? PASSED*", "*test_experiment?regression-claims? "
+                                 "PASSED*"])
 
 
 def test_a_check_seed_whose_function_raises_fails_the_night_with_its_message(project, capsys):
@@ -175,18 +180,22 @@ def test_an_undelivered_experiment_fails_its_case_instead_of_training(project):
     matrix = Matrix(options, printer=lambda _: None)
     try:
         session, kind = CheckSession(matrix), load("experiments")
-        [case] = kind.cases(session.profile)
+        cases = kind.cases(session.profile)
+        case = cases[0]
 
         def refuse(run):
             raise AssertionError("the judge started a training run")
 
         found = experiment(session, case.params[0])
         session.declared_experiments[case.params[0]] = dataclasses.replace(found, train=refuse)
-        verdicts = session.judge(kind, case).verdicts
+        judged = [session.judge(kind, c).verdicts for c in cases]
     finally:
         matrix.close()
-    assert verdicts and all(not v.passed for v in verdicts)
-    assert any("were not delivered by the execute stage" in v.message for v in verdicts), [v.message for v in verdicts]
+    assert [c.id for c in cases] == ["regression-small-2", "regression-small-3", "regression-large-2",
+                                     "regression-large-3", "regression-claims"]
+    for verdicts in judged:  # every case of it fails, saying so
+        assert verdicts and all(not v.passed for v in verdicts)
+        assert any("were not delivered by the execute stage" in v.message for v in verdicts), [v.message for v in verdicts]
 
 
 def test_a_re_render_reads_the_experiment_s_runs_from_the_cache_or_says_why_it_cannot(project, capsys):

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.trainguard_kinds("experiments")
-def test_mnist_overfit_within_baseline(trainguard_case):  # [torch], [keras]
-    """Both variants' metrics within their bands, and the report's conclusions held, on the check seeds' mean."""
+def test_mnist_overfit_within_baseline(trainguard_case):  # [torch-nodrop-10], [torch-dropout-10], [torch-claims], keras
+    """Each variant's metrics within their bands, and the report's conclusions held, on the check seeds' mean."""
     trainguard_case.check()
 
 

@@ -197,9 +197,10 @@ class CheckSession:
         return self._references[key]
 
     def forget_references(self) -> None:
-        """After an update rewrote them: read again on next use."""
+        """After an update rewrote them: read again on next use (and judge again what was judged against them)."""
         self._references.clear()
         self._missing.clear()
+        self.__dict__.pop("experiment_verdicts", None)
 
     # ------------------------------------------------------------------ the policy
 

@@ -188,7 +188,19 @@ class DeclaredExperiments(CheckKind):
         return sum(check_count(_load(target, home)) for target in profile.experiments)
 
     def cases(self, profile) -> list[Case]:
-        return [Case(self.name, _name(t), f"experiment-{_name(t)}", (t,)) for t in profile.experiments]
+        """One case per experiment × variant × budget (its bands there: ``torch-dropout-10``), then one for the
+        experiment's claims and checked references (``torch-claims``), grouped by experiment (its runs train once)."""
+        from ..checks.experiment_references import checked_names
+        from ..core.spec import model_search_paths  # not runs.matrix: collecting imports no torch
+
+        home, found = str(model_search_paths(profile)[0]), []
+        for target in profile.experiments:
+            mine, group = _load(target, home), f"experiment-{_name(target)}"
+            found += [Case(self.name, f"{_name(target)}-{variant}-{budget}", group, (target, variant, budget))
+                      for variant in mine.variants for budget in sorted(mine.budgets)]
+            if mine.claims or checked_names(mine):
+                found.append(Case(self.name, f"{_name(target)}-claims", group, (target, None, None)))
+        return found
 
     def unavailable(self, session, case) -> str | None:
         """Its ``requires`` unmet; or, in a re-render (``trainguard report``: nothing trains), its check seeds' runs
@@ -227,19 +239,39 @@ class DeclaredExperiments(CheckKind):
                                  f"with trainguard baselines update --profile {session.profile.cli_name}")
 
     def verdicts(self, session, case, baseline) -> list[Verdict]:
+        """The case's share of its experiment's verdicts: the bands of its variant at its budget (the start of the
+        curve kept with the smallest budget), or the claims; the experiment's verdicts are derived once a night."""
+        target, variant, budget = case.params
+        every = self._judged(session, target, baseline)
+        if len(every) == 1 and every[0].check == "run":
+            return every  # its runs were not delivered: every case of it says so (one verdict)
+        if variant is None:
+            return [v for v in every if v.check == "experiment_claim"]
+        subject = f"{experiment(session, target).name}-{variant}-{budget}"
+        return [v for v in every if v.check == "experiment" and v.subject == subject]
+
+    @staticmethod
+    def _judged(session, target: str, baseline) -> list[Verdict]:
         from ..checks.experiment_bands import bands
         from ..checks.experiment_references import assertions
 
-        found = experiment(session, case.params[0])
-        night = night_runs(session, case.params[0])
+        judged = session.__dict__.setdefault("experiment_verdicts", {})
+        if target in judged:
+            return judged[target]
+        found = experiment(session, target)
+        night = night_runs(session, target)
         if night is None:  # the execute stage did not deliver them: a failed run, never trained here
-            return [Verdict("run", f"{found.name}-runs", False, f"experiment {found.name}: its check seeds' runs "
-                                                                 f"were not delivered by the execute stage")]
+            judged[target] = [Verdict("run", f"{found.name}-runs", False, f"experiment {found.name}: its check seeds' "
+                                                                         f"runs were not delivered by the execute stage")]
+            return judged[target]
         checked = bands(found, baseline, night, power=session.profile.statistics.power, alpha=session.alpha)
-        return ([Verdict("experiment", f"{found.name}-{v.variant}-{v.budget}", v.passed, f"{found.name} {v.message}", metric=v.metric,
-                         budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None) for v in checked]
-                + [Verdict("experiment_claim", f"{found.name}: {c.name}", c.passed, f"{found.name}: {c.message}")
-                   for c in assertions(found, night)])
+        judged[target] = (
+            [Verdict("experiment", f"{found.name}-{v.variant}-{v.budget}", v.passed, f"{found.name} {v.message}",
+                     metric=v.metric, budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None)
+             for v in checked]
+            + [Verdict("experiment_claim", f"{found.name}: {c.name}", c.passed, f"{found.name}: {c.message}")
+               for c in assertions(found, night)])
+        return judged[target]
 
     def update(self, session) -> list[str]:
         lines = []

@@ -305,6 +305,13 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
+def model_search_paths(profile: Profile) -> tuple[Path, ...]:
+    """Where a profile's own model modules (and experiment files) are looked for: the profile file's directory, then
+    the working one."""
+    source = Path(profile.source) if profile.source else None
+    return tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
+
+
 def load_profile(name_or_path: str) -> Profile:
     """Load a profile by name (``ci``) or by path to a TOML file."""
     path = Path(name_or_path)

@@ -27,6 +27,7 @@ from ..stores.references import References
 from ..stores.runlog import RunLog
 from ..core.spec import seed_list  # noqa: F401 (re-exported: callers import it from here)
 from ..core.spec import ConfigError, Profile, RunSpec
+from ..core.spec import model_search_paths  # noqa: F401 (re-exported: callers import it from here)
 from .options import Options, RayResources  # noqa: F401 (re-exported: the former trainguard.session)
 
 Printer = Callable[[str], None]
@@ -188,12 +189,6 @@ class Matrix:
             "training time": self.training_time(),
             "python": sys.executable,
         }
-
-
-def model_search_paths(profile: Profile) -> tuple[Path, ...]:
-    """Where a profile's own model modules are looked for: the profile file's directory, then the working one."""
-    source = Path(profile.source) if profile.source else None
-    return tuple([source.parent.resolve()] if source and source.suffix == ".toml" else []) + (Path.cwd(),)
 
 
 def resolve_user_models(profile: Profile) -> None:
