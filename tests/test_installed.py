@@ -167,3 +167,18 @@ def test_a_foreign_training_script_is_guarded_end_to_end_from_the_wheel(installe
         print(f"{old} → {new}: {next(l for l in done.stdout.splitlines() if l.startswith('changed'))}")
     (tmp_path / "train.py").write_text(original)
     assert trainguard(installed, tmp_path, *commands[1]).returncode == 0  # back to the golden's code: identical
+    # the doc's pytest cases, as the user's own test file, under the installed plugin
+    (tmp_path / "test_mnist.py").write_text(_pytest_cases_block())
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TRAINGUARD_DATA_DIR")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "test_mnist.py"],
+                          cwd=tmp_path, env={**env, "PYTHONPATH": str(installed)}, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    # a replay per variant, a band per budget × metric, a cell per budget; the example declares no claim
+    assert "7 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
+
+
+def _pytest_cases_block() -> str:
+    """The first python block after "### As pytest cases" in docs/own-training.md."""
+    text = OWN_TRAINING.read_text().split("### As pytest cases", 1)[1]
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
