@@ -38,12 +38,9 @@ def __getattr__(name: str):
 
 
 def _retired_modules() -> dict[str, str]:
-    # The plug-ins' retired names join the table first (trainguard.core.retired): before any profile is read, any
-    # command parsed or any old import path resolved. Plain data: imports nothing else.
-    from .core.retired import MODULES
-    from .experiments import retired  # noqa: F401 (importing it adds its names)
+    from .core import retired  # plain data: imports nothing heavy
 
-    return MODULES
+    return retired.modules()
 
 
 # Where each module lived before the layers became folders (0.1), and those retired since (trainguard.core.retired):

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .core.retired import FLAGS as RETIRED_FLAGS
+from .core import retired
 from .options import REPORT, RUN_OPTIONS, add_options
 
 EXAMPLES = """examples:
@@ -114,7 +114,7 @@ def _add_baselines(sub) -> None:
     baselines.add_argument("--skip-models", action="store_true",
                            help="update: leave the models' baseline and golden runs as they are (the declared "
                                 "experiments' only)")
-    for old, new in RETIRED_FLAGS.items():  # still accepted: they do what their replacement does, with a note
+    for old, new in retired.flags().items():  # still accepted: they do what their replacement does, with a note
         baselines.add_argument(old, action="append_const", const=(old, new), dest="retired", help=argparse.SUPPRESS)
     baselines.add_argument("--skip-golden", action="store_true", help="update: leave the golden runs as they are")
     baselines.add_argument("--train-missing", action="store_true",

@@ -286,11 +286,11 @@ def _parametrize_cases(metafunc: pytest.Metafunc, profile) -> None:
 
     marker = metafunc.definition.get_closest_marker("trainguard_kinds")
     wanted = marker.args if marker else None
-    from .core.retired import CHECK_KINDS
+    from .core.retired import check_kinds
 
-    if retired := [name for name in wanted or () if name in CHECK_KINDS]:
+    if retired := [name for name in wanted or () if name in check_kinds()]:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: trainguard_kinds{tuple(retired)}: retired kind(s); "
-                                f"what they checked is now {sorted({CHECK_KINDS[n] for n in retired})} "
+                                f"what they checked is now {sorted({check_kinds()[n] for n in retired})} "
                                 f"(trainguard.core.retired; docs/own-training.md)")
     try:
         kinds = [k for k in enabled_kinds(profile) if wanted is None or k.name in wanted]

@@ -356,5 +356,5 @@ def test_a_retired_flag_still_works_as_its_replacement_and_says_so():
     from trainguard.core import retired
 
     args = cli.build_parser().parse_args(["baselines", "update", "--skip-mnist"])
-    assert args.retired == [("--skip-mnist", "--skip-experiments")] and retired.FLAGS["--skip-mnist"] == "--skip-experiments"
+    assert args.retired == [("--skip-mnist", "--skip-experiments")] and retired.flags()["--skip-mnist"] == "--skip-experiments"
     assert not cli.build_parser().parse_args(["baselines", "update"]).retired

@@ -381,11 +381,11 @@ TOP_LEVEL = {"name": "str", "description": "str", "dataset": "str", "train_per_c
 
 def _retired(keys, source: str, prefix: str = "") -> None:
     """A key that is gone fails naming what replaced it (trainguard.core.retired), not as an unknown key."""
-    from .retired import PROFILE_KEYS
+    from .retired import profile_keys
 
     for key in sorted(keys):
-        if f"{prefix}{key}" in PROFILE_KEYS:
-            raise ConfigError(f"{source}: {PROFILE_KEYS[prefix + key]}")
+        if f"{prefix}{key}" in profile_keys():
+            raise ConfigError(f"{source}: {profile_keys()[prefix + key]}")
 
 
 def _check_top_level(raw: dict, source: str) -> None:

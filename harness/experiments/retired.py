@@ -1,5 +1,5 @@
-"""The names the report's first experiment had before it was a plug-in, and what replaced each, added to
-trainguard's table of retired names (trainguard.core.retired) when the package is imported. Imports nothing else.
+"""The names the report's first experiment had before it was a plug-in, and what replaced each: plain data, read by
+trainguard's table of retired names (trainguard.core.retired) on its first lookup. Imports nothing.
 
 Retired when the report's first experiment (a dense network on 200 MNIST images, with and without dropout, in
 PyTorch and Keras) stopped being machinery of its own and became a plug-in declared on the public Experiment
@@ -7,8 +7,6 @@ contract (trainguard.experiments.mnist_overfit), checked by the instruments ever
 """
 
 from __future__ import annotations
-
-from ..core.retired import retire
 
 _PLUG_IN = "trainguard.experiments.mnist_overfit"
 
@@ -34,4 +32,5 @@ _MODULES = {"keras_engine": "experiments.mnist_keras", "engines.keras_engine": "
 #: Keys of ledger records written before the plug-in (per-framework gaps): still read, never written.
 _RECORD_KEYS = ("mnist",)
 
-retire(profile_keys=_PROFILE_KEYS, check_kinds=_CHECK_KINDS, flags=_FLAGS, modules=_MODULES, record_keys=_RECORD_KEYS)
+RETIRED = {"profile_keys": _PROFILE_KEYS, "check_kinds": _CHECK_KINDS, "flags": _FLAGS, "modules": _MODULES,
+           "record_keys": _RECORD_KEYS}

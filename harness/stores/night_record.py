@@ -23,7 +23,7 @@ import math
 import re
 
 from ..core.errors import ConfigError
-from ..core.retired import RECORD_KEYS
+from ..core.retired import record_keys
 
 FORMAT_VERSION = 1
 
@@ -247,7 +247,7 @@ FIELDS = {
     "speed": _speed,
     "experiments": _experiments,
     "sources": _sources,
-    **{key: _legacy_gaps for key in RECORD_KEYS},
+    **{key: _legacy_gaps for key in record_keys()},
     "failed": _texts,
     "flags": _texts,
     "failures": _texts,
