@@ -190,6 +190,9 @@ def _add_guard(sub) -> None:
     guard.add_argument("--dir", type=Path, default=Path(".trainguard/experiments"), metavar="DIR",
                        help="where runs and golden runs are kept [.trainguard/experiments]")
     guard.add_argument("--update", action="store_true", help="replay: write the golden runs instead of replaying them")
+    guard.add_argument("--from-csv", type=Path, default=None, metavar="FILE",
+                       help="baseline: read the baseline seeds' runs from numbers measured before (a CSV: variant, "
+                            "seed, epoch and a column per metric) instead of training them")
     guard.add_argument("--threads", type=int, default=1, metavar="N", help="the runs' thread count [1]")
     guard.add_argument("--device", default="cpu", help="handed to the function as run.device [cpu]")
     guard.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="handed to the function as run.data_dir")
@@ -228,6 +231,9 @@ def cmd_guard(args) -> int:
 
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ConfigError(f"--max-minutes {args.max_minutes:g}: give a positive number of minutes")
+    if args.from_csv is not None and (args.action != "baseline" or args.stack_seeds or args.executor == "ray"):
+        raise ConfigError("--from-csv: only with `baseline`, without --stack-seeds or --executor ray (it trains "
+                          "nothing: it reads the baseline seeds' runs from the file)")
     experiment, store = load_experiment(args.target), ExperimentStore(args.dir, args.device)
     if why := experiment.unavailable():  # its requires: a framework not installed here
         print(f"trainguard: experiment {experiment.name} cannot run here: {why}", file=sys.stderr)
@@ -253,7 +259,7 @@ def cmd_guard(args) -> int:
         common["ray"] = ray_resources(vars(args))
         RayExecutor(common["ray"]).prepare()  # Ray importable, the address answering: before anything trains
     if args.action == "baseline":
-        return guard.baseline(experiment, store, common)
+        return guard.baseline(experiment, store, common, args.from_csv)
     ledger = args.ledger or os.environ.get("TRAINGUARD_LEDGER")
     return guard.check(experiment, store, args.seeds, common, ledger, args.report, args.junit_xml, args.mlflow)
 

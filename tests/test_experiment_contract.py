@@ -651,3 +651,54 @@ def test_replay_settings_train_every_golden_run_at_the_golden_s_scale_and_the_ni
     night = train(experiment, "small", 100, 2)
     assert len(night.steps["loss"]) == 2 * 64 // 4  # a night's run: full scale
     assert golden_run(experiment, "small", 2, overrides={"n": 32}).steps["loss"].__len__() == 2 * 32 // 4
+
+
+def _as_csv(records, path) -> None:
+    """Runs as a team keeps them: one row per variant, seed and epoch, a column per metric."""
+    lines = ["variant,seed,epoch,mse,slope"]
+    for r in records:
+        lines += [f"{r.variant},{r.seed},{e + 1},{r.epochs['mse'][e]!r},{r.epochs['slope'][e]!r}"
+                  for e in range(r.epochs_asked)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_baseline_measured_before_is_imported_from_a_csv_and_checks_as_a_trained_one(project, capsys):
+    """`guard … baseline --from-csv FILE`: the baseline seeds' runs read from numbers measured before (nothing
+    trains); the night's bands are those of the same runs trained here, and its notes say the baseline was
+    imported."""
+    from trainguard.runs.experiment_runs import baseline_of
+
+    experiment = _load(project)
+    trained = [train(experiment, v, s, 3) for v in experiment.variants for s in experiment.baseline_seeds]
+    _as_csv(trained, project / "before.csv")
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline", "--from-csv", "before.csv", "--dir", "imported"]) == 0
+    assert "10 run(s) imported from before.csv" in capsys.readouterr().out
+    imported, note = baseline_of(experiment, ExperimentStore(project / "imported"))
+    assert "the baseline was imported from before.csv (sha256 " in note
+    assert all(imported[(r.variant, r.seed)].epochs == r.epochs for r in trained)
+    night = {(v, 100): train(experiment, v, 100, 3) for v in experiment.variants}
+    as_trained = bands(experiment, {(r.variant, r.seed): r for r in trained}, night)
+    assert [(v.value, v.band) for v in bands(experiment, imported, night)] == [(v.value, v.band) for v in as_trained]
+    assert cli.main(["guard", target, "check", "--dir", "imported"]) == 0
+    assert "the baseline was imported from before.csv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda rows: [r.replace(",slope", ",slant") if r.startswith("variant") else r for r in rows],
+     "no column for the declared metric(s) ['slope']"),
+    (lambda rows: [r for r in rows if not r.startswith("large,4,")], "no rows for variant 'large', seed 4"),
+    (lambda rows: [r for r in rows if not r.startswith("small,0,2,")], "variant 'small', seed 0 lacks epoch(s) [2]"),
+    (lambda rows: rows[:1] + ["small,0,one," + rows[1].split(",", 3)[3]] + rows[2:], "before.csv:2: seed and epoch"),
+    (lambda rows: rows[:1] + [",".join(rows[1].split(",")[:3] + ["nan", "1.0"])] + rows[2:], "not finite"),
+])
+def test_an_imported_baseline_that_is_incomplete_is_refused_naming_the_file_and_nothing_is_written(project, capsys,
+                                                                                                  edit, said):
+    experiment = _load(project)
+    _as_csv([train(experiment, v, s, 3) for v in experiment.variants for s in experiment.baseline_seeds],
+            project / "before.csv")
+    rows = (project / "before.csv").read_text().splitlines()
+    (project / "before.csv").write_text("\n".join(edit(rows)) + "\n")
+    assert cli.main(["guard", "regression.py:regression", "baseline", "--from-csv", "before.csv", "--dir", "x"]) == 2
+    assert said in capsys.readouterr().err
+    assert not (project / "x").exists() or not list((project / "x").rglob("seed*.json"))

@@ -133,26 +133,31 @@ def test_a_plug_in_is_a_guard_target_like_any_user_s(tmp_path, capsys):
     assert "no golden" in capsys.readouterr().out  # both arms have golden runs: none in an empty directory
 
 
-def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_profile_s_bands():
-    """The committed ci baseline (16 seeds × 4 models × 20 epochs, baselines/ci/cpu-seeds.csv) read as the plug-in's
-    runs: the plug-in checks the cells the built-in profile checks — each model, budget and checked metric over the
-    profile's window, and the start of the curve (train loss over epochs 1–3) of the models the profile names — and
-    every band it derives, floored at the metric's resolution, equals the built-in profile's band on the same values,
-    to the last bit."""
+def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_profile_s_bands(tmp_path, capsys):
+    """The committed ci baseline (16 seeds × 4 models × 20 epochs, baselines/ci/cpu-seeds.csv) imported as the
+    plug-in's baseline, as a user imports runs measured before (`guard … baseline --from-csv`; nothing trains): the
+    plug-in checks the cells the built-in profile checks — each model, budget and checked metric over the profile's
+    window, and the start of the curve (train loss over epochs 1–3) of the models the profile names — and every band
+    it derives, floored at the metric's resolution, equals the built-in profile's band on the same values, to the
+    last bit."""
     from pathlib import Path
 
+    from trainguard import cli
     from trainguard.checks import baseline as builtin
     from trainguard.checks.experiment_bands import bands
     from trainguard.experiments import cifar_models
+    from trainguard.runs.experiment_runs import baseline_of
     from trainguard.stores import baselines as bl
-    from trainguard.stores.experiment_records import Record
 
+    committed = Path(__file__).parent.parent / "baselines" / "ci"
     profile, experiment = load_profile("ci"), cifar_models.ci
-    table = bl.load_measured(Path(__file__).parent.parent / "baselines" / "ci" / "cpu.csv", profile.models,
-                             profile.budgets)
+    table = bl.load_measured(committed / "cpu.csv", profile.models, profile.budgets)
     assert set(experiment.metrics) == set(profile.checked_metrics)
-    runs = {(model, seed): Record(experiment.name, model, seed, 20, 2, "", epochs={
-        metric: table.series(model, seed, metric) for metric in experiment.metrics}) for model, seed in table.curves}
+    assert cli.main(["guard", "trainguard.experiments.cifar_models:ci", "baseline", "--from-csv",
+                     str(committed / "cpu-seeds.csv"), "--threads", "2", "--dir", str(tmp_path)]) == 0
+    assert "64 run(s) imported from" in capsys.readouterr().out
+    runs, note = baseline_of(experiment, ExperimentStore(tmp_path), threads=2)
+    assert "the baseline was imported from cpu-seeds.csv" in note
     night = {key: record for key, record in runs.items() if key[1] in (0, 1)}  # any two: the bands are the point
     checks = {(c.model, c.budget, c.metric): c for c in profile.band_checks()}
     alpha = 0.01 / len(checks)

@@ -8,14 +8,31 @@ import sys
 from pathlib import Path
 
 
-def baseline(experiment, store, common) -> int:
+def baseline(experiment, store, common, from_csv: Path | None = None) -> int:
     from ..core.spec import seed_list
 
+    if from_csv is not None:
+        return import_baseline(experiment, store, from_csv, common["threads"])
     found = deliver_runs(experiment, experiment.baseline_seeds, store, common)
     failed = [r for r in found.values() if not r.completed]
     print(f"baseline of {experiment.name}: {len(found) - len(failed)} of {len(found)} run(s) completed "
           f"({len(experiment.variants)} variant(s) × seeds {seed_list(experiment.baseline_seeds)}) in {store.root}")
     return 1 if failed else 0
+
+
+def import_baseline(experiment, store, path: Path, threads: int) -> int:
+    """The baseline seeds' runs read from a CSV of numbers measured before (trainguard.stores.experiment_import),
+    written as the baseline; trains nothing."""
+    from ..core.spec import seed_list
+    from ..stores.experiment_import import records_from_csv
+
+    records = records_from_csv(experiment, path, threads)  # every one checked before any is written
+    for record in records:
+        store.put(record)
+    print(f"baseline of {experiment.name}: {len(records)} run(s) imported from {path} ({len(experiment.variants)} "
+          f"variant(s) × seeds {seed_list(experiment.baseline_seeds)}, {max(experiment.budgets)} epochs, at "
+          f"{threads} thread(s)) into {store.root}; nothing trained")
+    return 0
 
 
 def replay_or_update(experiment, store, update: bool, common) -> int:

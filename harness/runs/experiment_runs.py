@@ -178,7 +178,12 @@ def baseline_of(experiment: Experiment, store: ExperimentStore, threads: int = 1
              for v in experiment.variants for s in experiment.baseline_seeds}
     if any(record is None for record in found.values()):
         return None, ""
-    others = sorted({r.source[:12] for r in found.values() if r.source != source})
-    note = (f"{experiment.name}: the baseline was measured on other code (source {', '.join(others)}; this code "
-            f"{source[:12]}): its bands say whether the change moved the results" if others else "")
-    return found, note
+    from ..stores.experiment_import import IMPORTED
+
+    imported = sorted({r.message for r in found.values() if r.message.startswith(IMPORTED)})
+    others = sorted({r.source[:12] for r in found.values() if r.source != source and not r.message.startswith(IMPORTED)})
+    notes = [f"{experiment.name}: the baseline was {', '.join(imported)}: the code its runs came from is not known"
+             ] if imported else []
+    notes += [f"{experiment.name}: the baseline was measured on other code (source {', '.join(others)}; this code "
+              f"{source[:12]}): its bands say whether the change moved the results"] if others else []
+    return found, "; ".join(notes)
