@@ -608,8 +608,7 @@ def _show_baseline(matrix, args, path) -> int:
 def cmd_selftest(args) -> int:
     """Inject known regressions, check them like a night, write the caught/missed table; 1 if any is missed."""
     from .audit import selftest
-    from .audit.experiment_selftest import bands_cell as fault_bands_cell, replay_cell as fault_replay_cell
-    from .audit.experiment_selftest import section as faults_section
+    from .audit.experiment_selftest import line as fault_line, section as faults_section
     from .report import markdown as report
 
     matrix = _matrix(args)
@@ -630,8 +629,7 @@ def cmd_selftest(args) -> int:
               f"({o.injection.kind}) {o.skipped or f'replay: {selftest.replay_cell(o)}; {bands}'}")
     faults = [o for o in faults if o.measured]  # a fault no instrument looked at is neither caught nor missed
     for o in faults:
-        print(f"{o.result}: {o.experiment} {o.fault.name} (declared fault) replay: {fault_replay_cell(o)}; bands and "
-              f"claims: {fault_bands_cell(o)}")
+        print(fault_line(o))
     print(f"{len(run) + len(faults) - len(missed)} of {len(run) + len(faults)} injected regressions caught")
     print(f"report: {path}")
     return 1 if missed or not (run or faults) else 0

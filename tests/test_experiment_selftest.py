@@ -70,11 +70,11 @@ def test_each_fault_is_caught_by_the_instrument_that_sees_it_and_a_fault_that_ch
     capsys.readouterr()
     assert cli.main(["guard", target, "selftest", "--report", "selftest.md"]) == 1  # "ignored" is missed
     out = capsys.readouterr().out
-    assert "caught lr-tenth (a tenth of the learning rate): replay: small: changed at step 2 (loss); " \
+    assert "caught: regression lr-tenth (a tenth of the learning rate) replay: small: changed at step 2 (loss); " \
            "large: changed at step 2 (loss)" in out
     # only the named variant trained under it: small's replay is not even run
-    assert "caught large-lr-half (the large batches at half the rate): replay: large: changed at step 2 (loss)" in out
-    assert "MISSED ignored (a setting the function never reads): replay: small: identical; large: identical; " \
+    assert "caught: regression large-lr-half (the large batches at half the rate) replay: large: changed at step 2 (loss)" in out
+    assert "MISSED: regression ignored (a setting the function never reads) replay: small: identical; large: identical; " \
            "bands and claims: 0 of 9: missed" in out
     assert "2 of 3 fault(s) measured were caught" in out
     lines = {line.split(" | ")[1]: line for line in (project / "selftest.md").read_text().splitlines()
@@ -132,8 +132,9 @@ def test_a_profile_s_self_test_injects_its_declared_experiments_faults(tmp_path,
     capsys.readouterr()
     assert cli.main(["selftest", *dirs, "--skip-models", "--report", str(tmp_path / "selftest.md")]) == 1
     out = capsys.readouterr().out
-    assert "caught: regression lr-tenth (declared fault) replay: small: changed at step 2 (loss)" in out
-    assert "MISSED: regression ignored (declared fault)" in out and "2 of 3 injected regressions caught" in out
+    assert "caught: regression lr-tenth (a tenth of the learning rate) replay: small: changed at step 2 (loss)" in out
+    assert "MISSED: regression ignored (a setting the function never reads) replay:" in out
+    assert "2 of 3 injected regressions caught" in out
     report = (tmp_path / "selftest.md").read_text()
     assert "## Declared experiments' faults" in report and "2 of 3 declared fault(s) measured were caught" in report
     assert cli.main(["selftest", *dirs, "--skip-models", "--skip-experiments"]) == 1  # nothing injected: not a pass

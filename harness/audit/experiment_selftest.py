@@ -135,6 +135,14 @@ def bands_cell(outcome: FaultOutcome) -> str:
     return f"{len(caught)} of {checked}: " + ", ".join(names[:6]) + (" …" if len(names) > 6 else "")
 
 
+def line(outcome: FaultOutcome) -> str:
+    """One fault's outcome as the commands print it (``trainguard guard … selftest``, ``trainguard selftest``), in the
+    form the models' injections print theirs: result, what was injected, then each instrument's finding."""
+    o = outcome
+    return (f"{o.result}: {o.experiment} {o.fault.name} ({o.fault.description}) replay: {replay_cell(o)}; "
+            f"bands and claims: {bands_cell(o)}")
+
+
 def table(outcomes: list[FaultOutcome]) -> str:
     """The outcomes as a markdown table: one row per fault."""
     rows = ["| experiment | fault | what it changes | caught | replay | bands and claims |",
@@ -201,8 +209,7 @@ def guard_selftest(experiment, store, common, names=(), replay_only: bool = Fals
     outcomes = run_faults(experiment, store, clean, baseline, common["threads"], common["device"],
                           common["data_dir"], names)
     for o in outcomes:
-        print(f"{o.result} {o.fault.name} ({o.fault.description}): replay: {replay_cell(o)}; bands and claims: "
-              f"{bands_cell(o)}")
+        print(line(o))
     measured = [o for o in outcomes if o.measured]
     missed = [o for o in measured if not o.caught]
     print(f"{len(measured) - len(missed)} of {len(measured)} fault(s) measured were caught"
