@@ -80,6 +80,15 @@ def test_importing_the_plugin_or_package_loads_no_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_importing_the_report_s_experiments_loads_no_torch():
+    """A profile that declares them lists its cases without torch (their faults name the self-test's injections
+    without importing the engine they patch)."""
+    code = ("import sys, trainguard.experiments.cifar_models, trainguard.experiments.mnist_overfit; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "False"
+
+
 # ---------------------------------------------------------------------------------------------- layers
 
 # The layers, lowest first: each is a folder of the package (``front ends``: the modules at its top), and a module

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from ..core import compare
-from ..engines import engine
 from ..stores import golden
 
 
@@ -64,6 +63,14 @@ class InjectionResult:
 
 
 # --------------------------------------------------------------------------- the injections
+
+
+def _engine():
+    """trainguard.engines.engine, imported when an injection applies: listing the injections (a plug-in's faults
+    name them) imports no torch."""
+    from ..engines import engine
+
+    return engine
 
 
 @contextlib.contextmanager
@@ -118,11 +125,11 @@ def _training_change(**changes):
 
 def _inputs_in_unit_range(matrix):
     """Preprocessing bug: pixels scaled to [0, 1] instead of [-1, 1] (train and evaluation alike)."""
-    original = engine.normalize
+    original = _engine().normalize
 
     def normalize(batch, inputs="pm1"):
         return (original(batch, inputs) + 1.0) / 2.0 if inputs == "pm1" else original(batch, inputs)
-    return _replaced(engine, "normalize", normalize)
+    return _replaced(_engine(), "normalize", normalize)
 
 
 def _relu_to_tanh(matrix):
@@ -140,13 +147,13 @@ def _relu_to_tanh(matrix):
                 if isinstance(child, nn.ReLU):
                     setattr(module, child_name, nn.Tanh())
         return model
-    return _replaced(engine.models, "build", build)
+    return _replaced(_engine().models, "build", build)
 
 
 def _evaluate_in_train_mode(matrix):
     """Evaluation bug: model.eval() forgotten, so dropout stays on and BatchNorm normalises with the
     test batch's own statistics (and updates its running ones)."""
-    original = engine.evaluate
+    original = _engine().evaluate
 
     def evaluate(model, *args, **kwargs):
         model.train()
@@ -155,7 +162,7 @@ def _evaluate_in_train_mode(matrix):
             return original(model, *args, **kwargs)
         finally:
             del model.eval
-    return _replaced(engine, "evaluate", evaluate)
+    return _replaced(_engine(), "evaluate", evaluate)
 
 
 def _label_smoothing(amount: float):
@@ -163,13 +170,13 @@ def _label_smoothing(amount: float):
     def apply(matrix):
         import torch.nn as nn
 
-        return _replaced(engine, "make_criterion", lambda config: nn.CrossEntropyLoss(label_smoothing=amount))
+        return _replaced(_engine(), "make_criterion", lambda config: nn.CrossEntropyLoss(label_smoothing=amount))
     return apply
 
 
 def _crop_padding(pad: int):
     def apply(matrix):
-        return _replaced(engine, "CROP_PAD", pad)
+        return _replaced(_engine(), "CROP_PAD", pad)
     return apply
 
 
@@ -182,37 +189,38 @@ def _flip_probability(p: float):
             if kind == "none":
                 return None, None
             flip = torch.rand(n, generator=rng).lt(p)
-            offsets = torch.randint(0, 2 * engine.CROP_PAD + 1, (2, n), generator=rng) if kind == "flip_crop" else None
+            pad = _engine().CROP_PAD
+            offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=rng) if kind == "flip_crop" else None
             return flip, offsets
-        return _replaced(engine, "augment_draws", draws)
+        return _replaced(_engine(), "augment_draws", draws)
     return apply
 
 
 def _no_reshuffle(matrix):
     """Data-order detail: the first epoch's order reused every epoch (the shuffle drawn once)."""
     first = {}
-    original = engine.epoch_order
+    original = _engine().epoch_order
 
     def order(n, rng, device):
         if id(rng) not in first:
             first[id(rng)] = original(n, rng, device)
         return first[id(rng)]
-    return _replaced(engine, "epoch_order", order)
+    return _replaced(_engine(), "epoch_order", order)
 
 
 def _one_image_fewer(matrix):
     """Data-order detail: the last image of every epoch's order dropped (an off-by-one in a loader)."""
-    original = engine.epoch_order
-    return _replaced(engine, "epoch_order", lambda n, rng, device: original(n, rng, device)[:-1])
+    original = _engine().epoch_order
+    return _replaced(_engine(), "epoch_order", lambda n, rng, device: original(n, rng, device)[:-1])
 
 
 def _test_time_flip(matrix):
     """Evaluation detail: the test and validation images evaluated mirrored (training untouched)."""
-    original = engine.evaluate
+    original = _engine().evaluate
 
     def evaluate(model, images, *args, **kwargs):
         return original(model, images.flip(3), *args, **kwargs)
-    return _replaced(engine, "evaluate", evaluate)
+    return _replaced(_engine(), "evaluate", evaluate)
 
 
 CHEAP = ("Baseline1", "NewModel1")
