@@ -691,6 +691,7 @@ def test_a_baseline_measured_before_is_imported_from_a_csv_and_checks_as_a_train
     (lambda rows: [r for r in rows if not r.startswith("small,0,2,")], "variant 'small', seed 0 lacks epoch(s) [2]"),
     (lambda rows: rows[:1] + ["small,0,one," + rows[1].split(",", 3)[3]] + rows[2:], "before.csv:2: seed and epoch"),
     (lambda rows: rows[:1] + [",".join(rows[1].split(",")[:3] + ["nan", "1.0"])] + rows[2:], "not finite"),
+    (lambda rows: rows + rows[1:2], "variant 'small', seed 0, epoch 1 again (first on line 2)"),
 ])
 def test_an_imported_baseline_that_is_incomplete_is_refused_naming_the_file_and_nothing_is_written(project, capsys,
                                                                                                   edit, said):

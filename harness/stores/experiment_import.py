@@ -48,6 +48,7 @@ def records_from_csv(experiment, path: Path, threads: int) -> list[Record]:
 def _series(rows, variant_column: str, metrics: list[str], path: Path) -> dict:
     """(variant, seed) → metric → {epoch: value}."""
     found: dict = {}
+    seen: dict = {}  # (variant, seed, epoch) → the line that gave it
     for line, row in enumerate(rows, start=2):
         try:
             key, epoch = (row[variant_column], int(row["seed"])), int(row["epoch"])
@@ -55,6 +56,10 @@ def _series(rows, variant_column: str, metrics: list[str], path: Path) -> dict:
         except (TypeError, ValueError):
             raise ConfigError(f"--from-csv {path}:{line}: seed and epoch must be integers and every metric a number, "
                               f"got {dict(row)}") from None
+        if (*key, epoch) in seen:
+            raise ConfigError(f"--from-csv {path}:{line}: variant {key[0]!r}, seed {key[1]}, epoch {epoch} again (first "
+                              f"on line {seen[(*key, epoch)]}): which run is the baseline's is not clear")
+        seen[(*key, epoch)] = line
         if not all(math.isfinite(v) for v in values.values()):
             raise ConfigError(f"--from-csv {path}:{line}: a metric that is not finite ({values}): a run that diverged "
                               f"is no baseline")
