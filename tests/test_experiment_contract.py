@@ -307,6 +307,8 @@ def test_the_guard_command_end_to_end(project, capsys):
     out = capsys.readouterr().out
     assert "10 passed, 0 failed" in out  # 8 bands, 2 claims
     assert "PASS small batches learn faster: slope small@2" in out and "holds" in out
+    # a run's progress, one line per epoch with its declared metrics (the check seed trained by `check`)
+    assert re.search(r"\[trainguard\] regression large seed 100 \| epoch 3/3 \| mse \S+ \| slope \S+ \| \S+s\n", out), out
     assert cli.main(["guard", target, "check", "--seeds", "0"]) == 2  # a baseline seed
     assert cli.main(["guard", target, "baseline", "--max-minutes", "0"]) == 2  # a limit that is no limit
     capsys.readouterr()

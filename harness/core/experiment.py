@@ -384,8 +384,9 @@ class Run:
 
     def __init__(self, experiment: Experiment, variant: str, seed: int, budget: int, device: str = "cpu",
                  threads: int = 1, data_dir: Path | None = None, deadline: float | None = None,
-                 overrides: Mapping | None = None) -> None:
+                 overrides: Mapping | None = None, on_epoch: Callable[["Run"], None] | None = None) -> None:
         self.experiment, self.variant, self.seed, self.budget = experiment, variant, seed, budget
+        self.on_epoch = on_epoch  # the runner's progress line after each epoch (not the function's concern)
         self.settings = {**experiment.variants[variant], **(overrides or {})}  # overrides: a perturbation's
         self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline
         self.steps: dict[str, list[float]] = {}
@@ -412,6 +413,8 @@ class Run:
                               f"{', '.join(missing)} (declared in its metrics)")
         for name, value in metrics.items():
             self.epochs.setdefault(name, []).append(float(value))
+        if self.on_epoch is not None:
+            self.on_epoch(self)
         self._check_time()
 
     def _check_time(self) -> None:

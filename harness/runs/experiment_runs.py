@@ -22,11 +22,12 @@ from ..stores.experiment_records import ExperimentStore, Record
 
 
 def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads: int = 1, device: str = "cpu",
-          data_dir: Path | None = None, deadline: float | None = None, overrides=None) -> Record:
+          data_dir: Path | None = None, deadline: float | None = None, overrides=None, on_epoch=None) -> Record:
     """Call the experiment's training function for one run; what it reported, as a :class:`Record`. ``overrides``:
-    settings merged into the variant's (a replay perturbation)."""
+    settings merged into the variant's (a replay perturbation); ``on_epoch``: called with the run after each epoch
+    it reports (a progress line)."""
     run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline,
-              overrides=overrides)
+              overrides=overrides, on_epoch=on_epoch)
     started = time.perf_counter()
     failure = _called(experiment.train, run)
     return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
@@ -150,10 +151,24 @@ def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentSt
     return record
 
 
+def epoch_lines(label: str, printer):
+    """A run's progress: after each epoch it reports, one line with its declared metrics and the epoch's seconds."""
+    last = [time.perf_counter()]
+
+    def line(run) -> None:
+        now, metrics = time.perf_counter(), run.experiment.metrics
+        shown = " | ".join(f"{m} {run.epochs[m][-1]:.4g}" for m in metrics)
+        printer(f"[trainguard] {label} | epoch {run.epochs_done}/{run.budget} | {shown} | {now - last[0]:.1f}s")
+        last[0] = now
+
+    return line
+
+
 def _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline) -> Record:
     label = f"{experiment.name} {variant} seed {seed}"
     printer(f"[trainguard] {label}: training {max(experiment.budgets)} epoch(s)")
-    record = train(experiment, variant, seed, max(experiment.budgets), threads, device, data_dir, deadline)
+    record = train(experiment, variant, seed, max(experiment.budgets), threads, device, data_dir, deadline,
+                   on_epoch=epoch_lines(label, printer))
     if record.completed:
         store.put(record)
     else:
