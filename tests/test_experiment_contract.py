@@ -705,3 +705,29 @@ def test_an_imported_baseline_that_is_incomplete_is_refused_naming_the_file_and_
     assert cli.main(["guard", "regression.py:regression", "baseline", "--from-csv", "before.csv", "--dir", "x"]) == 2
     assert said in capsys.readouterr().err
     assert not (project / "x").exists() or not list((project / "x").rglob("seed*.json"))
+
+
+def test_one_member_of_a_stack_fails_alone_through_run_fail(project):
+    """``run.fail(message)``: a stacked function marks the one run that failed (a diverged seed) without raising; the
+    stack's other runs keep their results, and the failed one keeps what it reported with its message as its
+    result."""
+    from trainguard.runs.experiment_runs import train_together
+
+    (project / "regression.py").write_text(SGD + textwrap.dedent('''
+        import dataclasses
+
+
+        def _together(runs):
+            for run in runs:
+                regression.train(run)
+                if run.seed == 1:
+                    run.fail("diverged at epoch 3: loss nan")
+
+
+        regression = dataclasses.replace(regression, train_stacked=_together)
+    '''))
+    experiment = _load(project)
+    records = train_together(experiment, "small", [0, 1, 2], 3)
+    assert [r.status for r in records] == ["completed", "error", "completed"]
+    assert records[1].message == "diverged at epoch 3: loss nan" and len(records[1].epochs["mse"]) == 3
+    assert records[0].epochs == train(experiment, "small", 0, 3).epochs  # its stack-mate's failure left it alone

@@ -393,6 +393,13 @@ class Run:
         self.epochs: dict[str, list[float]] = {}
         self.fingerprints: dict[str, str] = {}
         self._batches: dict[str, "hashlib._Hash"] = {}
+        self.failure: str | None = None  # set by :meth:`fail`
+
+    def fail(self, message: str) -> None:
+        """This run failed (``message`` says how: "diverged at epoch 5, loss nan") without raising — for a function
+        that trains several runs at once (``train_stacked``), where one member failing must not fail the others. What
+        it reported so far is kept; its checks fail with the message."""
+        self.failure = str(message)
 
     def time_left(self) -> float | None:
         """Seconds until the night's limit (None: no limit); a long loop may stop early and say so."""

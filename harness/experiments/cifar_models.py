@@ -95,12 +95,14 @@ def _config(profile: Profile, run: Run):
 
 
 def _report_epochs(run: Run, history) -> None:
-    if not history.completed:
-        raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
+    """The epochs a history holds, reported through the run; a history that stopped (diverged, out of memory) fails
+    the run with its reason, after its epochs."""
     for epoch in history.epochs[:run.budget]:
         validation = {k: v for k, v in epoch.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
         run.epoch(train_loss=epoch.train_loss, train_acc=epoch.train_acc, test_loss=epoch.test_loss,
                   test_acc=epoch.test_acc, **validation)
+    if not history.completed:  # one run alone fails: a stack's other seeds keep their results
+        run.fail(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
 
 
 def _train_stacked(profile: Profile, runs: list[Run]) -> None:

@@ -122,6 +122,8 @@ def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds:
                     seconds=seconds)
     if failure is not None:
         record.status, record.message = failure
+    elif run.failure is not None:
+        record.status, record.message = "error", run.failure
     elif run.epochs_done != run.budget:
         record.status, record.message = "error", (f"it reported {run.epochs_done} epoch(s) of metrics, asked for "
                                                   f"{run.budget} (call run.epoch(...) once per epoch, run.budget times)")
