@@ -113,14 +113,15 @@ def _configured_state(config: pytest.Config) -> PluginState:
                                         Path(config.invocation_params.dir))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from .stores.data import check_profile_dataset  # numpy, not torch
-
+    active = requested(config)
     try:
         profile = load_profile(values["profile"])
-        check_profile_dataset(profile)
+        if active:  # its data set, where this run asked for trainguard: an unrelated pytest run imports no numpy here
+            from .stores.data import check_profile_dataset
+
+            check_profile_dataset(profile)
     except ConfigError as exc:
         raise pytest.UsageError(f"--tg-profile: {exc}") from None
-    active = requested(config)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if active and worker is not None:
         pinned = pin_cuda_device(worker, os.environ.get("CUDA_VISIBLE_DEVICES"))

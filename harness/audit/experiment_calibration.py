@@ -23,10 +23,11 @@ MAX_GROUPS = 50_000
 def _cells(experiment, baseline) -> dict[tuple[str, int, str], dict[int, float]]:
     """(variant, budget, metric) → seed → value of every cell (:meth:`Experiment.cells`), over the completed baseline
     runs."""
+    completed = [(variant, seed, record) for (variant, seed), record in sorted(baseline.items()) if record.completed]
     cells: dict = {}
     for cell in experiment.cells():
-        for (variant, seed), record in sorted(baseline.items()):
-            if record.completed and variant == cell.variant:
+        for variant, seed, record in completed:
+            if variant == cell.variant:
                 cells.setdefault((cell.variant, cell.budget, cell.metric), {})[seed] = cell.value(record)
     return cells
 

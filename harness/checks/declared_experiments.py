@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.compare import Verdict
+from ..core.spec import model_search_paths
 from . import Case, CheckKind, Part, Reference
 
 
@@ -36,6 +37,11 @@ def _in_home(target: str, home: str) -> str:
     return target
 
 
+def _home(profile) -> str:
+    """The profile's directory, where its FILE.py experiment targets are looked for first."""
+    return str(model_search_paths(profile)[0])
+
+
 def _load(target: str, home: str):
     """The experiment ``target``; a FILE.py target relative to the profile's directory (``home``), else the working
     directory's."""
@@ -47,9 +53,7 @@ def _load(target: str, home: str):
 def resolved(session, target: str) -> str:
     """The target as another process in another directory loads it (a Ray worker, the lower-ISA replay's child): a
     FILE.py relative to the profile's directory by its full path; a MODULE:NAME as it is."""
-    from ..runs.matrix import model_search_paths
-
-    found = _in_home(target, str(model_search_paths(session.profile)[0]))
+    found = _in_home(target, _home(session.profile))
     if found == target:
         return target
     where, _, name = found.rpartition(":")
@@ -58,11 +62,9 @@ def resolved(session, target: str) -> str:
 
 def experiment(session, target: str):
     """The experiment ``target``, loaded once per session (the execute stage and the judge read the same object)."""
-    from ..runs.matrix import model_search_paths
-
     loaded = session.__dict__.setdefault("declared_experiments", {})
     if target not in loaded:
-        loaded[target] = _load(target, str(model_search_paths(session.profile)[0]))
+        loaded[target] = _load(target, _home(session.profile))
     return loaded[target]
 
 
@@ -182,20 +184,17 @@ class DeclaredExperiments(CheckKind):
 
     def band_checks(self, profile) -> int:
         from ..checks.experiment_bands import check_count
-        from ..runs.matrix import model_search_paths
 
-        home = str(model_search_paths(profile)[0])
-        return sum(check_count(_load(target, home)) for target in profile.experiments)
+        return sum(check_count(_load(target, _home(profile))) for target in profile.experiments)
 
     def cases(self, profile) -> list[Case]:
         """One case per experiment × variant × budget (its bands there: ``torch-dropout-10``), then one for the
         experiment's claims and checked references (``torch-claims``), grouped by experiment (its runs train once)."""
         from ..checks.experiment_references import checked_names
-        from ..core.spec import model_search_paths  # not runs.matrix: collecting imports no torch
 
-        home, found = str(model_search_paths(profile)[0]), []
+        found = []
         for target in profile.experiments:
-            mine, group = _load(target, home), f"experiment-{_name(target)}"
+            mine, group = _load(target, _home(profile)), f"experiment-{_name(target)}"
             found += [Case(self.name, f"{_name(target)}-{variant}-{budget}", group, (target, variant, budget))
                       for variant in mine.variants for budget in sorted(mine.budgets)]
             if mine.claims or checked_names(mine):

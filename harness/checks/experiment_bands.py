@@ -48,13 +48,18 @@ def bands(experiment: Experiment, baseline: dict[tuple[str, int], Record], night
     more checks than this experiment's (a profile's night); else split over these."""
     cells = experiment.cells()
     alpha = stats.per_check_alpha(false_alarm_rate, len(cells)) if alpha is None else alpha
-    verdicts = []
-    for cell in cells:
-        reference = [r for (v, _), r in sorted(baseline.items()) if v == cell.variant and r.completed]
-        checked = [r for (v, _), r in sorted(night.items()) if v == cell.variant]
-        verdicts.append(_verdict(cell, experiment.direction(cell.metric), reference, checked, alpha, power,
-                                 experiment.resolution(cell.metric)))
-    return verdicts
+    reference, checked = _by_variant(baseline, completed_only=True), _by_variant(night)
+    return [_verdict(cell, experiment.direction(cell.metric), reference.get(cell.variant, []),
+                     checked.get(cell.variant, []), alpha, power, experiment.resolution(cell.metric)) for cell in cells]
+
+
+def _by_variant(runs: dict[tuple[str, int], Record], completed_only: bool = False) -> dict[str, list[Record]]:
+    """variant → its runs in seed order (read once for every cell of the variant)."""
+    found: dict[str, list[Record]] = {}
+    for (variant, _), record in sorted(runs.items()):
+        if record.completed or not completed_only:
+            found.setdefault(variant, []).append(record)
+    return found
 
 
 def _verdict(cell: Cell, better: str, reference, checked, alpha, power, resolution: float = 0.0) -> BandVerdict:

@@ -383,9 +383,10 @@ def _retired(keys, source: str, prefix: str = "") -> None:
     """A key that is gone fails naming what replaced it (trainguard.core.retired), not as an unknown key."""
     from .retired import profile_keys
 
+    retired = profile_keys()
     for key in sorted(keys):
-        if f"{prefix}{key}" in profile_keys():
-            raise ConfigError(f"{source}: {profile_keys()[prefix + key]}")
+        if f"{prefix}{key}" in retired:
+            raise ConfigError(f"{source}: {retired[prefix + key]}")
 
 
 def _check_top_level(raw: dict, source: str) -> None:

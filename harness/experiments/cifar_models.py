@@ -70,19 +70,14 @@ class _Seams:
         return self._dataset
 
 
-def injection(name: str):
-    """The models' self-test injection ``name`` (trainguard.audit.selftest)."""
-    from ..audit.selftest import CI_INJECTIONS, SUBTLE_INJECTIONS
-
-    return {i.name: i for i in (*CI_INJECTIONS, *SUBTLE_INJECTIONS)}[name]
-
-
 def _train(profile: Profile, run: Run) -> None:
     import contextlib
 
+    from ..audit.selftest import by_name
+
     seams = _Seams(profile, _data(profile, run.data_dir))
     inject = run.settings.get("inject")  # a fault: one of the models' self-test injections, for this run only
-    with injection(inject).apply(seams) if inject else contextlib.nullcontext():
+    with by_name((inject,))[0].apply(seams) if inject else contextlib.nullcontext():
         _train_as(seams.profile, seams.dataset, run)
 
 
