@@ -195,6 +195,12 @@ def _add_guard(sub) -> None:
                             "seed, epoch and a column per metric) instead of training them")
     guard.add_argument("--threads", type=int, default=1, metavar="N", help="the runs' thread count [1]")
     guard.add_argument("--device", default="cpu", help="handed to the function as run.device [cpu]")
+    guard.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                       help="baseline, check: handed to the function as run.precision, where the experiment declares "
+                            "it honours it (precisions=...); its own runs and baseline (DIR/<device>-bf16) [fp32]")
+    guard.add_argument("--compile", action="store_true",
+                       help="baseline, check: run.compile set, where the experiment declares compiles=True; its own "
+                            "runs and baseline (DIR/<device>-compile)")
     guard.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="handed to the function as run.data_dir")
     guard.add_argument("--seeds", default=None, metavar="S,S", help="check: these seeds instead of the experiment's "
                                                                      "check_seeds")
@@ -234,11 +240,19 @@ def cmd_guard(args) -> int:
     if args.from_csv is not None and (args.action != "baseline" or args.stack_seeds or args.executor == "ray"):
         raise ConfigError("--from-csv: only with `baseline`, without --stack-seeds or --executor ray (it trains "
                           "nothing: it reads the baseline seeds' runs from the file)")
-    experiment, store = load_experiment(args.target), ExperimentStore(args.dir, args.device)
+    arithmetic = dict(precision=args.precision, compile=args.compile)
+    if arithmetic != dict(precision="fp32", compile=False) and args.action not in ("baseline", "check"):
+        raise ConfigError(f"--precision/--compile: only with `baseline` and `check` (the golden runs and the self-test "
+                          f"train in fp32, eager), not `{args.action}`")
+    experiment, store = load_experiment(args.target), ExperimentStore(args.dir, args.device, **arithmetic)
     if why := experiment.unavailable():  # its requires: a framework not installed here
         print(f"trainguard: experiment {experiment.name} cannot run here: {why}", file=sys.stderr)
         return 5
+    if why := experiment.refuses(**arithmetic):
+        raise ConfigError(why)
     common = dict(threads=args.threads, device=args.device, data_dir=args.data_dir, target=args.target)
+    if arithmetic != dict(precision="fp32", compile=False):
+        common.update(arithmetic)
     if args.action == "replay":
         return guard.replay_or_update(experiment, store, args.update, common)
     if args.action == "selftest":
@@ -251,7 +265,7 @@ def cmd_guard(args) -> int:
     if args.stack_seeds:  # stacked arithmetic rounds differently: its own runs and baseline
         if args.executor == "ray":
             raise ConfigError("--stack-seeds with --executor ray: one Ray task per run; choose one of them")
-        common["stacked"], store = True, ExperimentStore(args.dir / "stacked", args.device)
+        common["stacked"], store = True, ExperimentStore(args.dir / "stacked", args.device, **arithmetic)
     if args.executor == "ray":  # baseline, check: the runs as Ray tasks (the replay stays in this process)
         from .night.cluster import RayExecutor
         from .options import ray_resources

@@ -482,3 +482,26 @@ def test_an_experiment_task_that_returns_another_run_or_other_code_is_refused_na
     assert other_seed.status == "error" and "returned the run" in other_seed.message and "7" in other_seed.message
     other_code = submit._matching(Record("regression", "small", 100, 2, 1, "f" * 64), "small", 100, source)
     assert other_code.status == "error" and "other code" in other_code.message and source[:12] in other_code.message
+
+
+def test_an_experiment_task_carries_the_night_s_arithmetic_to_the_worker(tmp_path):
+    """--precision / --compile reach the function on a Ray worker as in process (run_task is the task's body; the
+    driver's _Submitter builds the task)."""
+    from trainguard.core.experiment import load_experiment
+    from trainguard.night.experiment_cluster import ExperimentTask, _Submitter, run_task
+
+    (tmp_path / "arith.py").write_text(
+        "import trainguard\n\n"
+        "@trainguard.experiment(metrics={'bf16': 'higher', 'compiled': 'higher'}, precisions=('fp32', 'bf16'),\n"
+        "                       compiles=True)\n"
+        "def arith(run):\n"
+        "    run.epoch(bf16=float(run.precision == 'bf16'), compiled=float(run.compile))\n")
+    target = f"{tmp_path / 'arith.py'}:arith"
+    submit = _Submitter(load_experiment(target), target, RayResources(), 1, 1, "cpu", None, None, print)
+    submit.arithmetic = ("bf16", True)
+    task = submit._task(target, "default", 100)
+    assert (task.precision, task.compile) == ("bf16", True)
+    record, _, _ = run_task(task)
+    assert record.completed and record.epochs == {"bf16": [1.0], "compiled": [1.0]}
+    plain, _, _ = run_task(ExperimentTask(target, "default", 100, 1, 1, "cpu", None, None))
+    assert plain.epochs == {"bf16": [0.0], "compiled": [0.0]}

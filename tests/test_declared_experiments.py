@@ -304,3 +304,17 @@ def test_stack_seeds_trains_a_declared_experiment_s_seeds_at_once_with_a_baselin
     report = (project / "r2" / "report.md").read_text()
     assert "offers no train_stacked: --stack-seeds trains its runs one seed at a time" in report
     assert "PASS regression small-2 mse" in report
+
+
+def test_a_night_at_an_arithmetic_the_experiment_does_not_honour_skips_it_saying_why(project, capsys):
+    """`run --precision bf16`: the declared experiment trains in fp32 only (it declares no precisions), so its cases
+    are skipped naming why, not trained in fp32 and kept or checked as bf16."""
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-models", "--skip-golden", "--precision",
+                     "bf16"]) == 0
+    assert "experiment regression skipped: experiment 'regression' declares precisions ['fp32']" in \
+        capsys.readouterr().out
+    assert not list((project / "baselines").rglob("seed*.json"))
+    cli.main(["run", *_dirs(project), "--precision", "bf16", "--report", str(project / "r" / "report.md")])
+    report = (project / "r" / "report.md").read_text()
+    assert "declares precisions ['fp32']: it would train bf16 as fp32" in report
+    assert not list((project / "results").rglob("seed*.json"))

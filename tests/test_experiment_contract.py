@@ -283,6 +283,8 @@ def test_a_function_that_fails_is_that_run_s_result_naming_why(project, edit, sa
      "start epochs 2 read what the budget 2's bands read"),
     (dict(metrics={"acc": "higher", "start_acc": "higher"}, budgets=(2,), start=Start(("acc",), 1)),
      "would share a name"),
+    (dict(metrics={"acc": "higher"}, precisions=("fp32", "fp16")), "precisions must be among ('fp32', 'bf16')"),
+    (dict(metrics={"acc": "higher"}, precisions=("bf16",)), "and hold fp32"),
 ])
 def test_a_malformed_experiment_is_one_sentence(settings, said):
     with pytest.raises(ConfigError, match=__import__("re").escape(said)):
@@ -516,9 +518,13 @@ def test_a_function_that_sets_torch_s_thread_count_leaves_the_process_s_count_as
 
 
 def test_runs_of_another_device_type_are_kept_apart_from_the_cpu_s(tmp_path):
-    """A CUDA run rounds differently from a CPU run: it is neither the CPU runs' cache nor their baseline."""
+    """A CUDA run rounds differently from a CPU run: it is neither the CPU runs' cache nor their baseline; nor is a
+    bf16 or a compiled run (named as the built-in baselines' device classes)."""
     cpu, cuda, card = ExperimentStore(tmp_path), ExperimentStore(tmp_path, "cuda"), ExperimentStore(tmp_path, "cuda:1")
     assert cpu.root == tmp_path and cuda.root == card.root == tmp_path / "cuda"
+    assert ExperimentStore(tmp_path, "cpu", "bf16").root == tmp_path / "cpu-bf16"
+    assert ExperimentStore(tmp_path, "cuda:0", "bf16", True).root == tmp_path / "cuda-bf16-compile"
+    assert ExperimentStore(tmp_path, "cpu", compile=True).root == tmp_path / "cpu-compile"
     assert cpu.run_path("e", "v", 0, 2, 1, "abc") != cuda.run_path("e", "v", 0, 2, 1, "abc")
     assert cpu.golden_path("e", "v") != cuda.golden_path("e", "v")
 
@@ -731,3 +737,45 @@ def test_one_member_of_a_stack_fails_alone_through_run_fail(project):
     assert [r.status for r in records] == ["completed", "error", "completed"]
     assert records[1].message == "diverged at epoch 3: loss nan" and len(records[1].epochs["mse"]) == 3
     assert records[0].epochs == train(experiment, "small", 0, 3).epochs  # its stack-mate's failure left it alone
+
+
+ARITHMETIC = SGD.replace("replay_budget=2,", "replay_budget=2, precisions=(\"fp32\", \"bf16\"), compiles=True,").replace(
+    "        w = b = 0.0\n", "        w = b = 0.0\n"
+    "        dtype = np.float16 if run.precision == \"bf16\" else np.float64  # a coarser arithmetic, honoured\n"
+    "        x, y = x.astype(dtype), y.astype(dtype)\n")
+
+
+def test_the_arithmetic_a_night_asks_for_reaches_only_a_function_that_declares_it_with_runs_of_its_own(project, capsys):
+    """--precision / --compile: handed to the function as run.precision / run.compile where the experiment declares
+    it honours them; refused, in one sentence, where it does not (an fp32 run would otherwise be kept as bf16); the
+    runs, baseline and ledger of another arithmetic kept apart from fp32's."""
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline", "--precision", "bf16"]) == 2
+    assert "declares precisions ['fp32']: it would train bf16 as fp32" in capsys.readouterr().err
+    assert cli.main(["guard", target, "check", "--compile"]) == 2
+    assert "does not declare compiles=True" in capsys.readouterr().err
+    assert cli.main(["guard", target, "replay", "--precision", "bf16"]) == 2  # the goldens are fp32, eager
+    assert "only with `baseline` and `check`" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="declares precisions"):
+        runs(_load(project), (100,), ExperimentStore(project / "s"), precision="bf16")
+
+    _load(project, ARITHMETIC)
+    seen = Run(_load(project), "small", 0, 2, precision="bf16", compile=True)
+    assert (seen.precision, seen.compile) == ("bf16", True)
+    ledger = str(project / "ledger.db")
+    assert cli.main(["guard", target, "baseline", "--precision", "bf16"]) == 0
+    assert len(list((project / ".trainguard" / "experiments" / "cpu-bf16").rglob("seed*.json"))) == 10
+    assert not list((project / ".trainguard" / "experiments" / "regression").rglob("seed*.json"))
+    assert cli.main(["guard", target, "check"]) == 5  # fp32 has no baseline: bf16's is not its
+    assert cli.main(["guard", target, "check", "--precision", "bf16", "--ledger", ledger]) == 0
+    out = capsys.readouterr().out
+    assert "training 3 epoch(s) (bf16)" in out
+    # the function honoured it: bf16's check seed is not fp32's
+    assert cli.main(["guard", target, "baseline"]) == 0
+    stored = {p.parent.parent.parent.name: p for p in (project / ".trainguard").rglob("seed100-*.json")}
+    assert cli.main(["guard", target, "check"]) == 0
+    fp32 = next(p for p in (project / ".trainguard" / "experiments" / "regression").rglob("seed100-*.json"))
+    assert fp32.read_text() != stored["cpu-bf16"].read_text()
+    from trainguard.stores.ledger import open_ledger
+
+    assert [e["device_class"] for e in open_ledger(ledger).read("regression", "cpu-bf16")] == ["cpu-bf16"]

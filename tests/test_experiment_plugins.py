@@ -48,8 +48,10 @@ def test_the_cifar_plug_in_carries_the_report_s_conclusions_as_claims():
     assert "NewModel2 beats NewModel1 at 20 epochs" in names and "more epochs help Baseline1" in names
 
 
-def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
-    """The smoke profile's Baseline1, seed 100, through a night's Matrix and through the plug-in: bit for bit."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path, precision):
+    """The smoke profile's Baseline1, seed 100, through a night's Matrix and through the plug-in: bit for bit — at
+    the night's precision too (--precision bf16 reaches the engine through run.precision)."""
     from trainguard.experiments import cifar_models
     from trainguard.runs.matrix import Matrix
     from trainguard.runs.training import deliver
@@ -57,13 +59,17 @@ def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path):
 
     profile = load_profile("smoke")
     matrix = Matrix(Options(profile, results_dir=None, run_log=tmp_path / "runlog.jsonl", device="cpu", threads=1,
-                            replay=False, figures=False), printer=lambda _: None)
+                            replay=False, figures=False, precision=precision), printer=lambda _: None)
     try:
         night = deliver(matrix, "Baseline1", 100)
     finally:
         matrix.close()
-    record = train(cifar_models.make(profile), "Baseline1", seed=100, epochs=max(profile.budgets), threads=1)
+    record = train(cifar_models.make(profile), "Baseline1", seed=100, epochs=max(profile.budgets), threads=1,
+                   precision=precision)
     assert record.completed, record.message
+    if precision == "bf16":  # and it is another arithmetic than fp32's
+        fp32 = train(cifar_models.make(profile), "Baseline1", seed=100, epochs=1, threads=1)
+        assert fp32.epochs["train_loss"][0] != record.epochs["train_loss"][0]
     assert record.epochs["test_acc"] == [e.test_acc for e in night.epochs]
     assert record.epochs["train_loss"] == [e.train_loss for e in night.epochs]
     # its bands read what the profile's bands read: the mean of the profile's window of epochs

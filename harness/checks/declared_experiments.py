@@ -87,7 +87,7 @@ def baseline_store(session, found=None):
     from ..stores.experiment_records import ExperimentStore
 
     root = session.matrix.references.directory / "experiments"
-    return ExperimentStore(root / "stacked" if stacked(session, found) else root, session.matrix.device.type)
+    return ExperimentStore(root / "stacked" if stacked(session, found) else root, **_arithmetic(session))
 
 
 def night_store(session, found=None):
@@ -100,17 +100,31 @@ def night_store(session, found=None):
             session.experiment_scratch = tempfile.mkdtemp(prefix="trainguard-experiments-")
         root = session.experiment_scratch
     root = Path(root) / "experiments"
-    return ExperimentStore(root / "stacked" if stacked(session, found) else root, session.matrix.device.type)
+    return ExperimentStore(root / "stacked" if stacked(session, found) else root, **_arithmetic(session))
+
+
+def _arithmetic(session) -> dict:
+    """The night's device type and arithmetic (--precision, --compile): which runs its stores hold."""
+    options = session.matrix.options
+    return dict(device=session.matrix.device.type, precision=options.precision, compile=bool(options.compile))
+
+
+def _cannot_run(session, found) -> str | None:
+    """Why ``found`` cannot train this night: its ``requires`` unmet, or an arithmetic (--precision, --compile) it
+    does not declare it honours; None when it can."""
+    options = session.matrix.options
+    return found.unavailable() or found.refuses(options.precision, bool(options.compile))
 
 
 def run_settings(session) -> dict:
-    """How the night trains an experiment's runs: its thread count, device type, data folder and time left."""
+    """How the night trains an experiment's runs: its thread count, device type, arithmetic, data folder and time
+    left."""
     import time
 
     from ..core import watchdog
 
     matrix, left = session.matrix, watchdog.remaining()
-    return dict(threads=matrix.threads, device=matrix.device.type, data_dir=matrix.options.data_dir,
+    return dict(threads=matrix.threads, **_arithmetic(session), data_dir=matrix.options.data_dir,
                 printer=matrix.printer, deadline=None if left is None else time.monotonic() + left)
 
 
@@ -205,7 +219,7 @@ class DeclaredExperiments(CheckKind):
         """Its ``requires`` unmet; or, in a re-render (``trainguard report``: nothing trains), its check seeds' runs
         not in the result cache — a run log holds the models' runs only."""
         found = experiment(session, case.params[0])
-        if why := found.unavailable():
+        if why := _cannot_run(session, found):
             return why
         if session.rerendered and night_runs(session, case.params[0]) is None:
             return (f"experiment {found.name}: its check seeds' runs are not in the result cache (--results-dir); a "
@@ -276,7 +290,7 @@ class DeclaredExperiments(CheckKind):
         lines = []
         for target in session.profile.experiments:
             found = experiment(session, target)
-            if why := found.unavailable():
+            if why := _cannot_run(session, found):
                 lines.append(f"experiment {found.name} skipped: {why}")
                 continue
             runs = local_runner(session, found, target, found.baseline_seeds, baseline_store(session, found))

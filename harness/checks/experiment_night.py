@@ -59,7 +59,8 @@ def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) 
 
 def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], verdicts: list[BandVerdict],
                 device: str = "cpu") -> dict:
-    """The ledger record of one ``trainguard guard … check``."""
+    """The ledger record of one ``trainguard guard … check``; ``device``: its arithmetic class (``cpu``,
+    ``cuda-bf16`` …: trainguard.stores.experiment_records.arithmetic_class), which earlier nights it is compared with."""
     seeds = sorted({seed for _, seed in night})
     cells, speed = variant_cells(experiment, night), {}
     for variant in experiment.variants:
@@ -69,7 +70,7 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             if seconds else {"trained": False}
     failed = [v for v in verdicts if not v.passed]
     return {"run_id": uuid.uuid4().hex[:12], "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "profile": experiment.name, "device_class": device, "hardware": hardware(device), "commit": git_commit(),
+            "profile": experiment.name, "device_class": device, "hardware": hardware(device.split("-")[0]), "commit": git_commit(),
             "versions": {k: str(v) for k, v in versions().items()}, "data": _inputs(night),
             "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
                          for variant, settings in experiment.variants.items()},

@@ -1,7 +1,8 @@
 """The Experiment contract: any training function, guarded.
 
 A user's training is a function of a :class:`Run` — its seed, budget (epochs), variant (named settings), device,
-thread count, data location and time left. It reports through the run: scalars per optimiser step
+thread count, arithmetic (``run.precision``, ``run.compile``, where the experiment declares it honours them), data
+location and time left. It reports through the run: scalars per optimiser step
 (:meth:`Run.step`, what the replay compares step by step) and metrics per epoch (:meth:`Run.epoch`, what the bands
 check, each declared with the direction that is better), and declares what it trains and evaluates on
 (:meth:`Run.inputs`, :meth:`Run.batches`: fingerprinted at full scale). Nothing here requires trainguard's loop,
@@ -42,6 +43,7 @@ from typing import Callable, Iterable, Mapping
 from .errors import ConfigError
 
 DIRECTIONS = ("higher", "lower")
+PRECISIONS = ("fp32", "bf16")  # a night's --precision: its own arithmetic, so its own cache and baseline
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,12 @@ class Experiment:
     ``resolutions``: optional, metric → the smallest step it can take (one example of its evaluation split: 100 / N
     for an accuracy in percent on N examples). It floors the baseline seeds' spread, so a cell whose seeds happened
     to agree exactly gets a band an honest rerun on another machine can meet;
-    ``start``: optional, the start of the learning curve checked too (:class:`Start`).
+    ``start``: optional, the start of the learning curve checked too (:class:`Start`);
+    ``precisions`` / ``compiles``: the arithmetic your function honours from ``run.precision`` ("fp32"; "bf16":
+    autocast) and ``run.compile`` (torch.compile, a jit) — what a night's ``--precision`` / ``--compile`` ask of it.
+    A night asking for one it does not declare is refused for it (its cases skipped, saying why), so a run trained in
+    fp32 is never kept or checked as a bf16 one. Each arithmetic has its own result cache and baseline: it rounds
+    differently. The golden runs are always fp32 and eager.
     """
 
     name: str
@@ -197,6 +204,8 @@ class Experiment:
     resolutions: Mapping[str, float] = field(default_factory=dict)
     references: tuple[Reference, ...] = ()
     start: Start | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    compiles: bool = False
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -249,6 +258,7 @@ class Experiment:
                                   f"the experiment's (variants {sorted(self.variants)}, budgets {sorted(self.budgets)}, "
                                   f"metrics {sorted(self.metrics)}), got {reference!r}")
         _check_start(self, where)
+        _check_arithmetic(self, where)
         if len({f.name for f in self.faults}) < len(self.faults):
             raise ConfigError(f"{where}: two faults share a name: {[f.name for f in self.faults]}")
         for claim in self.claims:
@@ -279,6 +289,19 @@ class Experiment:
     def resolution(self, metric: str) -> float:
         """A cell's metric's resolution (``resolutions``; 0: none)."""
         return self.resolutions.get(self.source(metric), 0.0)
+
+    def refuses(self, precision: str = "fp32", compile: bool = False) -> str | None:
+        """Why the function cannot train at this arithmetic (a night's ``--precision`` / ``--compile`` it does not
+        declare it honours), or None."""
+        if precision not in PRECISIONS:
+            return f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}"
+        if precision not in self.precisions:
+            return (f"experiment {self.name!r} declares precisions {list(self.precisions)}: it would train {precision} "
+                    f"as fp32 (declare precisions=(\"fp32\", \"{precision}\") once it honours run.precision)")
+        if compile and not self.compiles:
+            return (f"experiment {self.name!r} does not declare compiles=True: it would train --compile runs eagerly "
+                    f"(declare it once it honours run.compile)")
+        return None
 
     def unavailable(self) -> str | None:
         """Why the experiment cannot run on this machine (its ``requires``), or None."""
@@ -347,6 +370,14 @@ def _in_package(name: str) -> tuple[Path, str | None] | None:
     return Path(spec.origin).resolve(), name if spec.submodule_search_locations else name.rpartition(".")[0]
 
 
+def _check_arithmetic(experiment: Experiment, where: str) -> None:
+    if not experiment.precisions or any(p not in PRECISIONS for p in experiment.precisions) \
+            or "fp32" not in experiment.precisions or not isinstance(experiment.compiles, bool):
+        raise ConfigError(f"{where}: precisions must be among {PRECISIONS} and hold fp32 (the golden runs' "
+                          f"arithmetic), and compiles True or False; got {experiment.precisions!r}, "
+                          f"{experiment.compiles!r}")
+
+
 def _check_start(experiment: Experiment, where: str) -> None:
     start = experiment.start
     if start is None:
@@ -384,8 +415,12 @@ class Run:
 
     def __init__(self, experiment: Experiment, variant: str, seed: int, budget: int, device: str = "cpu",
                  threads: int = 1, data_dir: Path | None = None, deadline: float | None = None,
-                 overrides: Mapping | None = None, on_epoch: Callable[["Run"], None] | None = None) -> None:
+                 overrides: Mapping | None = None, on_epoch: Callable[["Run"], None] | None = None,
+                 precision: str = "fp32", compile: bool = False) -> None:
+        if why := experiment.refuses(precision, compile):
+            raise ConfigError(why)
         self.experiment, self.variant, self.seed, self.budget = experiment, variant, seed, budget
+        self.precision, self.compile = precision, compile  # the arithmetic asked for (Experiment.precisions, compiles)
         self.on_epoch = on_epoch  # the runner's progress line after each epoch (not the function's concern)
         self.settings = {**experiment.variants[variant], **(overrides or {})}  # overrides: a perturbation's
         self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline

@@ -113,7 +113,8 @@ def _train_stacked(profile: Profile, runs: list[Run]) -> None:
     for run in runs:
         run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
     histories = train_stacked(first.settings["model"], dataset, _config(profile, first), first.budget,
-                              [r.seed for r in runs], torch.device(first.device))
+                              [r.seed for r in runs], torch.device(first.device), precision=first.precision,
+                              compile_model=first.compile)
     for run, history in zip(runs, histories):
         _report_epochs(run, history)
 
@@ -131,7 +132,7 @@ def _train_as(profile: Profile, full, run: Run) -> None:
     on_step, factory = _golden_hooks(run, model) if golden else (
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
     history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device), on_step=on_step,
-                           model_factory=factory)
+                           model_factory=factory, precision=run.precision, compile_model=run.compile)
     _report_epochs(run, history)
 
 
@@ -243,7 +244,8 @@ def make(profile: Profile | None = None) -> Experiment:
                       replay_budget=profile.golden.epochs, replay_settings={"golden": True},
                       perturbations={f"nudge-{i}": {"nudge": i} for i in range(1, profile.golden.perturbations + 1)},
                       claims=claims(profile), faults=faults(profile), start=start(profile),
-                      train_stacked=functools.partial(_train_stacked, profile))
+                      train_stacked=functools.partial(_train_stacked, profile),
+                      precisions=("fp32", "bf16"), compiles=True)  # the engine's --precision and --compile
 
 
 ci = make()

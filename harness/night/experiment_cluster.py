@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import WaitTimeout
+from ..core.errors import ConfigError, WaitTimeout
 from ..core.experiment import Experiment
 from ..runs.options import RayResources
 from ..stores.experiment_records import ExperimentStore, Record
@@ -38,6 +38,8 @@ class ExperimentTask:
     device: str
     data_dir: str | None
     seconds_left: float | None
+    precision: str = "fp32"
+    compile: bool = False
 
 
 def run_task(task: ExperimentTask) -> tuple[Record, str, int]:
@@ -48,15 +50,19 @@ def run_task(task: ExperimentTask) -> tuple[Record, str, int]:
     deadline = None if task.seconds_left is None else time.monotonic() + task.seconds_left
     experiment = load_experiment(task.target)
     record = train(experiment, task.variant, task.seed, task.epochs, task.threads, task.device,
-                   Path(task.data_dir) if task.data_dir else None, deadline)
+                   Path(task.data_dir) if task.data_dir else None, deadline, precision=task.precision,
+                   compile=task.compile)
     return record, socket.gethostname(), os.getpid()
 
 
 def runs_on_ray(experiment: Experiment, target: str, seeds, store: ExperimentStore, resources: RayResources,
                 threads: int = 1, device: str = "cpu", data_dir: Path | None = None, printer=print,
-                deadline: float | None = None) -> dict[tuple[str, int], Record]:
+                deadline: float | None = None, precision: str = "fp32",
+               compile: bool = False) -> dict[tuple[str, int], Record]:
     """(variant, seed) → every run, as :func:`trainguard.runs.experiment_runs.runs` returns them: the stored ones read,
-    the others trained as Ray tasks and stored by this driver."""
+    the others trained as Ray tasks and stored by this driver (``store``: the arithmetic's, as in process)."""
+    if why := experiment.refuses(precision, compile):
+        raise ConfigError(why)
     epochs, source = max(experiment.budgets), experiment.source_fingerprint()
     found = {(v, s): store.get(experiment.name, v, s, epochs, threads, source)
              for v in experiment.variants for s in seeds}
@@ -65,6 +71,7 @@ def runs_on_ray(experiment: Experiment, target: str, seeds, store: ExperimentSto
                       found, printer)
         if todo:
             submit = _Submitter(experiment, target, resources, epochs, threads, device, data_dir, deadline, printer)
+            submit.arithmetic = (precision, compile)
             found.update(submit.all(todo, store, source))
     return found
 
@@ -97,6 +104,7 @@ class _Submitter:
         self.experiment, self.target, self.resources = experiment, target, resources
         self.epochs, self.threads, self.device, self.data_dir = epochs, threads, device, data_dir
         self.deadline, self.printer = deadline, printer
+        self.arithmetic = ("fp32", False)  # (precision, compile) asked of every task
 
     def all(self, todo, store: ExperimentStore, source: str) -> dict[tuple[str, int], Record]:
         from .cluster import _describe_cluster, connect
@@ -119,7 +127,7 @@ class _Submitter:
     def _task(self, target: str, variant: str, seed: int) -> ExperimentTask:
         left = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         return ExperimentTask(target, variant, seed, self.epochs, self.threads, self.device,
-                              str(self.data_dir) if self.data_dir else None, left)
+                              str(self.data_dir) if self.data_dir else None, left, *self.arithmetic)
 
     def _gather(self, ray, pending: dict, store, source: str, demand: dict) -> dict[tuple[str, int], Record]:
         from .cluster import _Placement, gather

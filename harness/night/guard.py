@@ -80,7 +80,11 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     verdicts, asserted = bands(experiment, baseline, night), assertions(experiment, night)
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
-    entry = _entry(experiment, night, verdicts, asserted, common["device"])
+    from ..stores.experiment_records import arithmetic_class
+
+    # the ledger compares a night with earlier ones of the same arithmetic (a bf16 night is not an fp32 one's drift)
+    entry = _entry(experiment, night, verdicts, asserted,
+                   arithmetic_class(common["device"], common.get("precision", "fp32"), common.get("compile", False)))
     flags, notes = _record(entry, baseline, ledger, experiment)
     for line in [f.message for f in flags if not f.passed] + notes:
         print(f"note: {line}")

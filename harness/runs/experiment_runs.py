@@ -22,12 +22,14 @@ from ..stores.experiment_records import ExperimentStore, Record
 
 
 def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads: int = 1, device: str = "cpu",
-          data_dir: Path | None = None, deadline: float | None = None, overrides=None, on_epoch=None) -> Record:
+          data_dir: Path | None = None, deadline: float | None = None, overrides=None, on_epoch=None,
+          precision: str = "fp32", compile: bool = False) -> Record:
     """Call the experiment's training function for one run; what it reported, as a :class:`Record`. ``overrides``:
     settings merged into the variant's (a replay perturbation); ``on_epoch``: called with the run after each epoch
-    it reports (a progress line)."""
+    it reports (a progress line); ``precision`` / ``compile``: the arithmetic asked of it (a ConfigError where the
+    experiment does not declare it honours it)."""
     run = Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir, deadline=deadline,
-              overrides=overrides, on_epoch=on_epoch)
+              overrides=overrides, on_epoch=on_epoch, precision=precision, compile=compile)
     started = time.perf_counter()
     failure = _called(experiment.train, run)
     return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
@@ -66,22 +68,28 @@ def _thread_count_kept():
 
 def runs(experiment: Experiment, seeds, store: ExperimentStore, threads: int = 1, device: str = "cpu",
          data_dir: Path | None = None, printer=print, deadline: float | None = None,
-         stacked: bool = False) -> dict[tuple[str, int], Record]:
+         stacked: bool = False, precision: str = "fp32", compile: bool = False) -> dict[tuple[str, int], Record]:
     """(variant, seed) → the run of every variant and seed to the largest budget: from the cache, or trained now
     under the run's lock (and cached when it completed). ``deadline`` (time.monotonic()): the night's limit — a run
     it stops is ``timeout``, a run not started by then is not trained. ``stacked``: each variant's missing seeds
-    trained at once by the experiment's ``train_stacked``."""
+    trained at once by the experiment's ``train_stacked``. ``precision`` / ``compile``: the arithmetic asked of every
+    run (``store`` is that arithmetic's: trainguard.stores.experiment_records.arithmetic_class)."""
+    if why := experiment.refuses(precision, compile):
+        raise ConfigError(why)
+    arithmetic = dict(precision=precision, compile=compile)
     if stacked:
         return {key: record for variant in experiment.variants
                 for key, record in deliver_stacked(experiment, variant, seeds, store, threads, device, data_dir,
-                                                   printer, deadline).items()}
-    return {(variant, seed): deliver(experiment, variant, seed, store, threads, device, data_dir, printer, deadline)
+                                                   printer, deadline, **arithmetic).items()}
+    return {(variant, seed): deliver(experiment, variant, seed, store, threads, device, data_dir, printer, deadline,
+                                     **arithmetic)
             for variant in experiment.variants for seed in seeds}
 
 
 def deliver_stacked(experiment: Experiment, variant: str, seeds, store: ExperimentStore, threads: int = 1,
                     device: str = "cpu", data_dir: Path | None = None, printer=print,
-                    deadline: float | None = None) -> dict[tuple[str, int], Record]:
+                    deadline: float | None = None, precision: str = "fp32",
+                    compile: bool = False) -> dict[tuple[str, int], Record]:
     """The seeds of one variant: those cached read, the others trained together under all their locks (taken in
     seed order: no lock-order deadlock between processes)."""
     import contextlib
@@ -97,7 +105,8 @@ def deliver_stacked(experiment: Experiment, variant: str, seeds, store: Experime
         todo = [s for (_, s), record in found.items() if record is None]
         if todo:
             printer(f"[trainguard] {experiment.name} {variant} seeds {todo}: training {epochs} epoch(s) stacked")
-            for record in train_together(experiment, variant, todo, epochs, threads, device, data_dir, deadline):
+            for record in train_together(experiment, variant, todo, epochs, threads, device, data_dir, deadline,
+                                         precision, compile):
                 if record.completed:
                     store.put(record)
                 found[(variant, record.seed)] = record
@@ -105,11 +114,12 @@ def deliver_stacked(experiment: Experiment, variant: str, seeds, store: Experime
 
 
 def train_together(experiment: Experiment, variant: str, seeds, epochs: int, threads: int = 1, device: str = "cpu",
-                   data_dir: Path | None = None, deadline: float | None = None) -> list[Record]:
+                   data_dir: Path | None = None, deadline: float | None = None, precision: str = "fp32",
+                   compile: bool = False) -> list[Record]:
     """One call of the experiment's ``train_stacked`` for ``seeds``; a Record per seed, judged as :func:`train`
     judges one run (what it raised is every seed's result)."""
     runs_ = [Run(experiment, variant, seed, epochs, device=device, threads=threads, data_dir=data_dir,
-                 deadline=deadline) for seed in seeds]
+                 deadline=deadline, precision=precision, compile=compile) for seed in seeds]
     started = time.perf_counter()
     failure = _called(experiment.train_stacked, runs_)
     seconds = (time.perf_counter() - started) / max(1, len(runs_))
@@ -131,7 +141,8 @@ def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds:
 
 
 def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentStore, threads: int = 1,
-            device: str = "cpu", data_dir: Path | None = None, printer=print, deadline: float | None = None) -> Record:
+            device: str = "cpu", data_dir: Path | None = None, printer=print, deadline: float | None = None,
+            precision: str = "fp32", compile: bool = False) -> Record:
     """One run to the largest budget: the cached one, else trained here (the one way an experiment's run is trained
     in this process)."""
     epochs, source = max(experiment.budgets), experiment.source_fingerprint()
@@ -147,7 +158,8 @@ def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentSt
                         on_wait=lambda: printer(f"[trainguard] {label}: another process is training it; waiting")):
             record = store.get(experiment.name, variant, seed, epochs, threads, source)  # trained while we waited
             if record is None:
-                record = _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline)
+                record = _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline,
+                                         precision, compile)
     except WaitTimeout as exc:  # a lock held past its bound: this run fails, the others go on
         record = Record(experiment.name, variant, seed, epochs, threads, source, status="timeout", message=str(exc))
     return record
@@ -166,11 +178,14 @@ def epoch_lines(label: str, printer):
     return line
 
 
-def _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline) -> Record:
+def _train_and_keep(experiment, variant, seed, store, threads, device, data_dir, printer, deadline, precision="fp32",
+                    compile=False) -> Record:
     label = f"{experiment.name} {variant} seed {seed}"
-    printer(f"[trainguard] {label}: training {max(experiment.budgets)} epoch(s)")
+    arithmetic = "" if (precision, compile) == ("fp32", False) else \
+        f" ({precision}{', compiled' if compile else ''})"
+    printer(f"[trainguard] {label}: training {max(experiment.budgets)} epoch(s){arithmetic}")
     record = train(experiment, variant, seed, max(experiment.budgets), threads, device, data_dir, deadline,
-                   on_epoch=epoch_lines(label, printer))
+                   on_epoch=epoch_lines(label, printer), precision=precision, compile=compile)
     if record.completed:
         store.put(record)
     else:

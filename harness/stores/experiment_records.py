@@ -81,13 +81,20 @@ class GoldenRun:
                 "perturbations": self.perturbations, "data_path": self.data_path, "machine": self.machine}
 
 
-class ExperimentStore:
-    """Runs and goldens of experiments under ``root``; those of another device type than the CPU under
-    ``root/<device>`` (a CUDA run rounds differently: it is neither the CPU runs' cache nor their baseline)."""
+def arithmetic_class(device: str = "cpu", precision: str = "fp32", compile: bool = False) -> str:
+    """The runs' arithmetic class, named as the built-in baselines' device classes are: ``cpu``, ``cuda``,
+    ``cpu-bf16``, ``cuda-bf16-compile`` … (the device type decides the arithmetic, not the card: "cuda:1" → cuda)."""
+    return str(device).split(":")[0] + ("-bf16" if precision == "bf16" else "") + ("-compile" if compile else "")
 
-    def __init__(self, root: Path | str, device: str = "cpu") -> None:
-        device = str(device).split(":")[0]  # "cuda:1" → cuda: the type decides the arithmetic, not the card
-        self.root = Path(root) if device == "cpu" else Path(root) / device
+
+class ExperimentStore:
+    """Runs and goldens of experiments under ``root``; those of another arithmetic than the CPU's in fp32, eager under
+    ``root/<class>`` (:func:`arithmetic_class`: a CUDA run, a bf16 or compiled one rounds differently — it is neither
+    the others' cache nor their baseline)."""
+
+    def __init__(self, root: Path | str, device: str = "cpu", precision: str = "fp32", compile: bool = False) -> None:
+        kind = arithmetic_class(device, precision, compile)
+        self.root = Path(root) if kind == "cpu" else Path(root) / kind
 
     def run_path(self, experiment: str, variant: str, seed: int, epochs: int, threads: int, source: str) -> Path:
         return self.root / experiment / variant / f"seed{seed}-e{epochs}-t{threads}-{source[:16]}.json"
