@@ -81,11 +81,13 @@ class Guarded:
             self.verdicts = {None: f"no baseline of {e.name} in {self.store.root}: run `trainguard guard "
                                    f"{self.target} baseline`"}
             return
-        from .checks.experiment_references import assertions
+        from .checks.experiment_references import assertions, pool_of, seeds_to_train
 
         self.night = runs(e, e.check_seeds, self.store, printer=lambda line: None)
+        own = runs(e, seeds_to_train(e), self.store, printer=lambda line: None)  # the references' seeds
         self.verdicts = {v.case: v for v in bands(e, baseline, self.night)}
-        self.verdicts.update({f"claim:{c.name}": c for c in assertions(e, self.night)})
+        self.verdicts.update({f"claim:{c.name}": c for c in assertions(e, self.night, pool_of(self.night, baseline,
+                                                                                              own))})
 
 
 def _missing(reason: str) -> None:

@@ -318,3 +318,22 @@ def test_a_night_at_an_arithmetic_the_experiment_does_not_honour_skips_it_saying
     report = (project / "r" / "report.md").read_text()
     assert "declares precisions ['fp32']: it would train bf16 as fp32" in report
     assert not list((project / "results").rglob("seed*.json"))
+
+
+def test_a_reference_with_seeds_of_its_own_is_delivered_by_the_execute_stage_and_judged_on_their_mean(project,
+                                                                                                      capsys):
+    """In a profile's night: the reference's seed that is no baseline seed is trained by the execute stage beside
+    the check seeds (into the result cache), its baseline seed read from the baseline; the bands read the check
+    seed alone."""
+    (project / "regression.py").write_text(EXPERIMENT.replace(
+        'than="small@2"),))', 'than="small@2"),),\n'
+        '                       references=(trainguard.Reference("a paper", {"small@3": {"mse": 0.01}},\n'
+        '                                                        tolerances={"mse": 1.0}, seeds=(0, 7)),))'))
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-models", "--skip-golden"]) == 0
+    capsys.readouterr()
+    cli.main(["run", *_dirs(project), "--report", str(project / "r" / "report.md")])  # Baseline1: no baseline
+    assert "regression small seed 7: training" in capsys.readouterr().out
+    assert list((project / "results" / "experiments" / "regression" / "small").glob("seed7-*.json"))
+    report = (project / "r" / "report.md").read_text()
+    assert "PASS regression: a paper: small@3 mse: this night" in report and "(mean of seeds [0, 7])" in report
+    assert "| small | 7" not in report.replace("  ", " ")  # the seeds table is the check seeds'

@@ -779,3 +779,33 @@ def test_the_arithmetic_a_night_asks_for_reaches_only_a_function_that_declares_i
     from trainguard.stores.ledger import open_ledger
 
     assert [e["device_class"] for e in open_ledger(ledger).read("regression", "cpu-bf16")] == ["cpu-bf16"]
+
+
+def test_a_reference_with_seeds_of_its_own_is_checked_on_their_mean_reading_baseline_seeds_and_training_the_others(
+        project, capsys):
+    """``Reference(seeds=...)``: a protocol that averages given seeds (the report's table on the [published] seeds).
+    Its baseline seeds' runs are read from the baseline, its others trained beside the check seeds (and cached);
+    the bands still read the check seeds alone."""
+    import statistics
+
+    from trainguard.checks.experiment_references import seeds_to_train
+
+    text = SGD.replace('''than="large@2")))''', '''than="large@2")),
+                           references=(trainguard.Reference("a paper", {"small@3": {"slope": 2.4}},
+                                                            tolerances={"slope": 0.5}, seeds=(0, 1, 7)),))''')
+    experiment = _load(project, text)
+    assert seeds_to_train(experiment) == (7,)
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline"]) == 0
+    capsys.readouterr()
+    assert cli.main(["guard", target, "check"]) == 0
+    out = capsys.readouterr().out
+    assert "regression small seed 7: training 3 epoch(s)" in out and "regression small seed 0: training" not in out
+    store = ExperimentStore(project / ".trainguard" / "experiments")
+    seven, zero, one = (store.get("regression", "small", s, 3, 1, experiment.source_fingerprint()) for s in (7, 0, 1))
+    mean = statistics.fmean(r.at("slope", 3) for r in (zero, one, seven))
+    assert f"PASS a paper: small@3 slope: this night {mean:.4g} (mean of seeds [0, 1, 7])" in out, out
+    assert "11 passed, 0 failed" in out  # 8 bands (the check seed's), 2 claims, 1 reference value
+    with pytest.raises(ConfigError, match="whose seeds are integers"):
+        Experiment("mine", lambda run: None, metrics={"acc": "higher"},
+                   references=(trainguard.Reference("r", {"default@1": {"acc": 1.0}}, seeds=("0",)),))

@@ -189,6 +189,8 @@ def test_the_plug_ins_carry_the_course_report_s_numbers_as_references():
     seed_profile = load_profile("seed")
     seed, = cifar_models.make(seed_profile).references
     assert seed.tolerances == dict(seed_profile.published.bands) and seed.note == ""
+    # on the mean of the [published] seeds, as the built-in check: baseline seeds there, read from the baseline
+    assert seed.seeds == seed_profile.published.seeds == (0, 1, 2) and ci.seeds == ()
     mnist, = mnist_overfit.torch.references
     assert mnist.values == {"nodrop@10": {"gap": 28.9, "test_loss": 28.89}, "dropout@10": {"gap": 9.0, "test_loss": 11.57}}
     assert not mnist.tolerances and "50 validation images" in mnist.note

@@ -150,6 +150,22 @@ def night_runs(session, target: str) -> dict | None:
     return delivered[target]
 
 
+def reference_runs(session, target: str) -> dict:
+    """The runs of the references' own seeds (trainguard.checks.experiment_references.seeds_to_train): as the execute
+    stage delivered them, else those the result cache holds ({} where none; a reference missing its runs fails)."""
+    from ..runs.experiment_runs import stored
+
+    own = session.__dict__.setdefault("experiment_reference_runs", {})
+    if target not in own:
+        from .experiment_references import seeds_to_train
+
+        found = experiment(session, target)
+        store, threads = night_store(session, found), session.matrix.threads
+        own[target] = {key: record for seed in seeds_to_train(found)
+                       for key, record in (stored(found, (seed,), store, threads) or {}).items()}
+    return own[target]
+
+
 def _nights(session) -> dict:
     """target → its check seeds' runs, for every declared experiment that has them."""
     found = {target: night_runs(session, target) for target in session.profile.experiments}
@@ -229,11 +245,17 @@ class DeclaredExperiments(CheckKind):
     def deliver(self, session, case, runner=local_runner) -> None:
         """The check seeds' runs, by ``runner`` (the execute stage's: in this process, or Ray tasks); kept for the
         judge with those that failed (a failed run is never cached, but its message is the verdict's)."""
-        found = experiment(session, case.params[0])
+        from .experiment_references import seeds_to_train
+
+        found, target = experiment(session, case.params[0]), case.params[0]
         delivered = session.__dict__.setdefault("experiment_runs", {})
-        if case.params[0] not in delivered:
-            delivered[case.params[0]] = (runner or local_runner)(session, found, case.params[0], found.check_seeds,
-                                                                 night_store(session, found))
+        if target not in delivered:
+            delivered[target] = (runner or local_runner)(session, found, target, found.check_seeds,
+                                                         night_store(session, found))
+        own = session.__dict__.setdefault("experiment_reference_runs", {})
+        if target not in own and seeds_to_train(found):  # the references' seeds, apart: the bands never read them
+            own[target] = (runner or local_runner)(session, found, target, seeds_to_train(found),
+                                                   night_store(session, found))
 
     def reference_key(self, case):
         return case.params[0] if case is not None else None
@@ -266,7 +288,7 @@ class DeclaredExperiments(CheckKind):
     @staticmethod
     def _judged(session, target: str, baseline) -> list[Verdict]:
         from ..checks.experiment_bands import bands
-        from ..checks.experiment_references import assertions
+        from ..checks.experiment_references import assertions, pool_of
 
         judged = session.__dict__.setdefault("experiment_verdicts", {})
         if target in judged:
@@ -283,7 +305,7 @@ class DeclaredExperiments(CheckKind):
                      metric=v.metric, budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None)
              for v in checked]
             + [Verdict("experiment_claim", f"{found.name}: {c.name}", c.passed, f"{found.name}: {c.message}")
-               for c in assertions(found, night)])
+               for c in assertions(found, night, pool_of(night, baseline, reference_runs(session, target)))])
         return judged[target]
 
     def update(self, session) -> list[str]:

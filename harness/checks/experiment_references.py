@@ -32,23 +32,36 @@ def checked_names(experiment: Experiment) -> list[str]:
     return [_name(r, v, b, m) for r in experiment.references for v, b, m, _ in r.cells() if m in r.tolerances]
 
 
-def checked(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list[ReferenceVerdict]:
-    """One verdict per referenced value whose metric has a tolerance."""
-    seeds = sorted({seed for _, seed in night})
+def seeds_to_train(experiment: Experiment) -> tuple[int, ...]:
+    """The references' own seeds (:attr:`Reference.seeds`) a night trains beside its check seeds: those that are
+    neither check seeds nor baseline seeds (a baseline seed's run is read from the baseline)."""
+    own = {s for r in experiment.references for s in r.seeds}
+    return tuple(sorted(own - set(experiment.check_seeds) - set(experiment.baseline_seeds)))
+
+
+def checked(experiment: Experiment, night: dict[tuple[str, int], Record],
+            pool: dict[tuple[str, int], Record] | None = None) -> list[ReferenceVerdict]:
+    """One verdict per referenced value whose metric has a tolerance: on the mean of the reference's own seeds' runs
+    in ``pool`` (the night's, the baseline's and those trained for it), else of the night's check seeds. Without a
+    pool (the self-test's faulted nights), a reference with seeds of its own is not judged."""
     verdicts = []
     for reference in experiment.references:
+        if reference.seeds and pool is None:
+            continue
+        runs = {k: r for k, r in pool.items() if k[1] in reference.seeds} if reference.seeds else night
+        seeds = sorted(reference.seeds) if reference.seeds else sorted({seed for _, seed in runs})
         for variant, budget, metric, value in reference.cells():
             if metric in reference.tolerances:
                 # the budget's own epoch (window 1): a published table reports its run's final epoch
                 verdicts.append(_verdict(reference, variant, budget, metric, value,
-                                         mean_at(night, variant, budget, metric), seeds))
+                                         mean_at(runs, variant, budget, metric), seeds))
     return verdicts
 
 
 def _verdict(reference: Reference, variant, budget, metric, value, measured, seeds) -> ReferenceVerdict:
     name, tolerance = _name(reference, variant, budget, metric), reference.tolerances[metric]
     if measured is None:
-        return ReferenceVerdict(name, False, f"{name}: {variant} has no completed check seed")
+        return ReferenceVerdict(name, False, f"{name}: {variant} has no completed run of seeds {seeds or '(none)'}")
     held = abs(measured - value) <= tolerance
     return ReferenceVerdict(name, held, f"{name}: this night {measured:.4g} (mean of seeds {seeds}), published "
                                         f"{value:.4g}: |difference| {abs(measured - value):.3g} "
@@ -56,7 +69,14 @@ def _verdict(reference: Reference, variant, budget, metric, value, measured, see
                                         + (f" ({reference.note})" if reference.note else ""))
 
 
-def assertions(experiment: Experiment, night: dict[tuple[str, int], Record]) -> list:
+def assertions(experiment: Experiment, night: dict[tuple[str, int], Record],
+               pool: dict[tuple[str, int], Record] | None = None) -> list:
     """What the night asserts besides its bands: every claim, then every reference value with a tolerance; each has
-    ``name``, ``passed`` and ``message``."""
-    return [*claims(experiment, night), *checked(experiment, night)]
+    ``name``, ``passed`` and ``message``. ``pool``: every run a reference with seeds of its own may read
+    (:func:`pool_of`)."""
+    return [*claims(experiment, night), *checked(experiment, night, pool)]
+
+
+def pool_of(night: dict, baseline: dict | None, trained: dict | None) -> dict[tuple[str, int], Record]:
+    """Every run a night has to hand: its check seeds', the baseline seeds' (read), the references' own (trained)."""
+    return {**(baseline or {}), **(trained or {}), **night}

@@ -80,13 +80,17 @@ class Fault:
 class Reference:
     """Numbers measured elsewhere (a paper's table, a course report's) set beside the night's: ``values`` maps
     ``"variant@budget"`` to {metric: value}. With a ``tolerances`` entry for a metric, each such value is checked
-    every night — |mean of the check seeds − value| ≤ tolerance, absolute (one published run has no spread to scale
-    by) — else it is shown only. ``note`` says what they were measured on, where that differs from your runs."""
+    every night — |mean of the seeds − value| ≤ tolerance, absolute (one published run has no spread to scale
+    by) — else it is shown only. ``note`` says what they were measured on, where that differs from your runs.
+    ``seeds``: the seeds whose mean is checked (a protocol that averages given seeds); none: the night's check seeds.
+    A night trains those that are not check seeds beside them, and reads those that are baseline seeds from the
+    baseline (their runs are measured already; a reference is not derived from them, so nothing is circular)."""
 
     name: str
     values: Mapping[str, Mapping[str, float]]
     tolerances: Mapping[str, float] = field(default_factory=dict)
     note: str = ""
+    seeds: tuple[int, ...] = ()
 
     def cells(self) -> list[tuple[str, int, str, float]]:
         """(variant, budget, metric, value) of every number it holds."""
@@ -251,12 +255,12 @@ class Experiment:
                 raise ConfigError(f"{where}: each fault must be a trainguard.Fault whose variants are the "
                                   f"experiment's ({sorted(self.variants)}) and whose settings are a dict, got {fault!r}")
         for reference in self.references:
-            if not isinstance(reference, Reference) or any(
+            if not isinstance(reference, Reference) or any(not isinstance(s, int) for s in reference.seeds) or any(
                     v not in self.variants or b not in self.budgets or m not in self.metrics
                     for v, b, m, _ in reference.cells()) or any(m not in self.metrics for m in reference.tolerances):
                 raise ConfigError(f"{where}: each reference must be a trainguard.Reference whose cells and metrics are "
                                   f"the experiment's (variants {sorted(self.variants)}, budgets {sorted(self.budgets)}, "
-                                  f"metrics {sorted(self.metrics)}), got {reference!r}")
+                                  f"metrics {sorted(self.metrics)}) and whose seeds are integers, got {reference!r}")
         _check_start(self, where)
         _check_arithmetic(self, where)
         if len({f.name for f in self.faults}) < len(self.faults):

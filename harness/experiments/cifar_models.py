@@ -6,8 +6,8 @@ the built-in profile's bands on the same runs. Its claims are the report's concl
 published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
-profile enables that check (on the plug-in's check seeds; the built-in check averages the profile's [published]
-seeds). Its golden runs are the profile's: its [golden] subset and epochs, every step's loss, gradient norm and
+profile enables that check, on the mean of the profile's [published] seeds (its check seeds where it names none), as
+the built-in check averages them. Its golden runs are the profile's: its [golden] subset and epochs, every step's loss, gradient norm and
 learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside another thread count and a
 lower instruction set). The profile's start of the learning curve (``start_window``, ``start_models``) is its
 :class:`Start`. Its faults are the models' self-test injections: as settings where a run's settings express them
@@ -168,7 +168,8 @@ def _published() -> tuple[dict, dict]:
 
 def published(profile: Profile) -> tuple[Reference, ...]:
     """The course report's table beside the night's means: checked within the profile's [published] bands where the
-    profile enables the ``published`` check, shown otherwise; its note says where the profile's protocol differs."""
+    profile enables the ``published`` check, on its [published] seeds, shown otherwise; its note says where the
+    profile's protocol differs."""
     table, measured = _published()
     declared = metrics(profile)
     values = {f"{m}@{b}": {k: table[(m, b, k)] for k in declared if (m, b, k) in table}
@@ -181,7 +182,7 @@ def published(profile: Profile) -> tuple[Reference, ...]:
                            f"on {'other' if profile.dataset != measured.get('dataset') else 'less'} data"
     tolerances = {k: band for k, band in profile.published.bands if k in declared} \
         if "published" in profile.checks else {}
-    return (Reference("the course report", values, tolerances, note),)
+    return (Reference("the course report", values, tolerances, note, seeds=tuple(profile.published.seeds)),)
 
 
 def published_ranking(profile: Profile) -> list[str]:

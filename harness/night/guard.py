@@ -60,7 +60,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     """``ledger``: where the night is recorded (None: nowhere); ``report`` / ``junit`` / ``mlflow``: what else it
     is written to."""
     from ..checks.experiment_bands import bands
-    from ..checks.experiment_references import assertions
+    from ..checks.experiment_references import assertions, pool_of
     from ..checks.experiment_results import gather
     from ..runs.experiment_runs import baseline_of
 
@@ -77,7 +77,8 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
 
         raise ConfigError(f"--seeds {seeds}: baseline seeds cannot be checked against the baseline that holds them")
     night = deliver_runs(experiment, checked, store, common)
-    verdicts, asserted = bands(experiment, baseline, night), assertions(experiment, night)
+    verdicts, asserted = bands(experiment, baseline, night), assertions(
+        experiment, night, pool_of(night, baseline, _reference_runs(experiment, checked, store, common)))
     for verdict in [*verdicts, *asserted]:
         print(f"{'PASS' if verdict.passed else 'FAIL'} {verdict.message}")
     from ..stores.experiment_records import arithmetic_class
@@ -95,6 +96,14 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
     if mlflow:
         _to_mlflow(mlflow, entry, experiment, verdicts, asserted, flags, notes, report, measured)
     return 1 if failed else 0
+
+
+def _reference_runs(experiment, checked, store, common) -> dict:
+    """The runs of the references' own seeds that are neither checked nor baseline seeds, trained (or cached)."""
+    from ..checks.experiment_references import seeds_to_train
+
+    extra = tuple(s for s in seeds_to_train(experiment) if s not in checked)
+    return deliver_runs(experiment, extra, store, common) if extra else {}
 
 
 def deliver_runs(experiment, seeds, store, common) -> dict:
