@@ -423,6 +423,10 @@ def test_the_cache_key_covers_the_modules_the_experiment_imports_beside_it_and_n
     assert key() == first
     (tmp_path / "helper.py").write_text("RATE = 2\n")
     assert key() != first
+    # its import statements are read once per version of a file: an edit that adds an import is seen at once
+    (tmp_path / "helper.py").write_text("from unrelated import X\nRATE = 2\n")
+    assert [p.name for p in load_experiment(f"{tmp_path / 'adapter.py'}:e").source_files()] == [
+        "adapter.py", "helper.py", "unrelated.py"]
 
 
 def test_a_claim_that_does_not_hold_fails_the_night_saying_both_means(project, capsys):

@@ -338,22 +338,43 @@ class Experiment:
 def _local_imports(path: Path, package: str | None) -> list[tuple[Path, str | None]]:
     """(file, its package) of the modules ``path`` imports that live beside it (``import train``, ``from helpers
     import x``) or inside its own package (``from ..engines import engine``, resolved as Python resolves it)."""
+    found = []
+    for level, module, names in _import_statements(path):
+        if level == 0 and module is None:  # import a, b
+            found += [_beside(path, name) for name in names]
+        elif level == 0:
+            found.append(_beside(path, module))
+        elif package:
+            base = importlib.util.resolve_name("." * level + (module or ""), package)
+            found += [_in_package(name) for name in [base, *(f"{base}.{a}" for a in names)]]
+    return [item for item in found if item is not None]
+
+
+_STATEMENTS: dict[Path, tuple[tuple[int, int], list]] = {}
+
+
+def _import_statements(path: Path) -> list[tuple[int, str | None, tuple[str, ...]]]:
+    """(level, module, names) of every import statement in ``path`` (``import a`` → (0, None, ("a",))), read once per
+    version of the file: every run record asks for its experiment's source fingerprint, and parsing each module
+    again each time cost a large share of a short run (the file's size and modification time key what was read)."""
     import ast
 
+    stat = path.stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    if path in _STATEMENTS and _STATEMENTS[path][0] == version:
+        return _STATEMENTS[path][1]
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError):
-        return []
+        tree = ast.Module(body=[], type_ignores=[])
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [_beside(path, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append(_beside(path, node.module))
-        elif isinstance(node, ast.ImportFrom) and package:
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
-            found += [_in_package(name) for name in [base, *(f"{base}.{a.name}" for a in node.names)]]
-    return [item for item in found if item is not None]
+            found.append((0, None, tuple(alias.name for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom) and (node.level or node.module):
+            found.append((node.level, node.module, tuple(alias.name for alias in node.names)))
+    _STATEMENTS[path] = (version, found)
+    return found
 
 
 def _beside(path: Path, name: str) -> tuple[Path, str | None] | None:
