@@ -353,9 +353,13 @@ def test_an_experiment_s_nights_go_to_the_ledger_where_drift_and_the_dashboard_r
     assert cli.main(["guard", target, "check", "--ledger", ledger]) == 0  # the same code again: no step
     out = capsys.readouterr().out
     assert "drift: no earlier run" in out and "STEP" not in out
-    assert "| small-2-mse" in (project / "night.md").read_text()
-    assert "## Measured: each metric at each budget, per seed" in (project / "night.md").read_text()
-    assert (project / "night-experiment-regression.png").stat().st_size > 0  # the figure, beside the report
+    night = (project / "night.md").read_text()
+    # per budget, every band as checked: the night's statistic, the band, its difference from the centre, MDE, verdict
+    assert "## Against the baseline at 2 epochs" in night and "## Against the baseline at 3 epochs" in night
+    assert re.search(r"\| small +\| mse +\| \S+ +\| \S+ … \S+ +\| [+-]\S+ +\| \S+ +\| pass +\|", night), night
+    assert "## Measured: each metric at each budget, per seed" in night
+    assert (project / "night-experiment-regression.png").stat().st_size > 0  # the figures, beside the report
+    assert (project / "night-experiment-regression-checked.png").stat().st_size > 0
     (project / "regression.py").write_text(SGD.replace("LR = 0.05", "LR = 0.04"))  # slower learning
     assert cli.main(["guard", target, "baseline"]) == 0  # its code changed: its baseline is measured again
     cli.main(["guard", target, "check", "--ledger", ledger, "--seeds", "100"])

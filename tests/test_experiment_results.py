@@ -68,3 +68,28 @@ def test_an_experiment_name_becomes_a_safe_file_name(tmp_path):
     results = Results("../my exp", {"loss": "lower"}, (1,), {("a", 0): {"loss": [1.0]}})
     lines = section(results, tmp_path / "r.md", figures=True)
     assert (tmp_path / "r-experiment----my-exp.png").is_file() and any("r-experiment----my-exp.png" in l for l in lines)
+
+
+def test_the_bands_as_checked_per_budget_a_table_and_a_figure_beside_each_band_and_reference(night, tmp_path):
+    """What the models' section shows of their bands, for any experiment: per budget, each variant × metric's
+    statistic, its band, the difference from its centre, the MDE and the verdict (a failed one in bold); one figure
+    of every checked statistic beside its band and the references' values."""
+    from trainguard.checks.experiment_results import Checked, checked_rows, checked_section
+
+    results = gather(EXPERIMENT, night)
+    results.references = [("a paper", "", {("a", "acc", 3): 6.5})]
+    checked = [Checked("a", 1, "loss", 5.0, 5.2, 0.5, 0.7, True), Checked("a", 3, "acc", 6.0, 4.0, 1.0, 1.4, False),
+               Checked("b", 3, "acc", None, None, None, None, False)]
+    assert checked_rows(checked, 3) == [
+        {"Variant": "a", "Metric": "acc", "Measured": "6", "Band": "3 … 5", "Δ": "+2", "MDE": "1.4",
+         "Verdict": "**FAIL**"},
+        {"Variant": "b", "Metric": "acc", "Measured": "—", "Band": "—", "Δ": "—", "MDE": "—", "Verdict": "**FAIL**"}]
+    lines = "\n".join(checked_section(results, checked, tmp_path / "r.md", figures=True))
+    assert "#### Against the baseline at 1 epochs" in lines and "#### Against the baseline at 3 epochs" in lines
+    figure = tmp_path / "r-experiment-toy-checked.png"
+    assert f"]({figure.name})" in lines and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one = checked_section(results, checked[1:], tmp_path / "one.md", figures=True)
+    assert any("one-experiment-toy-checked.png" in line for line in one)
+    heights = [struct.unpack(">II", f.read_bytes()[16:24])[1] for f in (figure, tmp_path / "one-experiment-toy-checked.png")]
+    assert heights[0] > 1.5 * heights[1]  # one panel per metric, one above the other
+    assert checked_section(results, [], tmp_path / "r.md", figures=True) == []  # nothing checked: nothing said

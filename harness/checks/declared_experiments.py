@@ -302,7 +302,9 @@ class DeclaredExperiments(CheckKind):
         checked = bands(found, baseline, night, power=session.profile.statistics.power, alpha=session.alpha)
         judged[target] = (
             [Verdict("experiment", f"{found.name}-{v.variant}-{v.budget}", v.passed, f"{found.name} {v.message}",
-                     metric=v.metric, budget=v.budget, measured=v.value, mde=v.band.mde if v.band else None)
+                     model=v.variant, metric=v.metric, budget=v.budget, measured=v.value,
+                     expected=v.band.center if v.band else None, allowed=v.band.halfwidth if v.band else None,
+                     mde=v.band.mde if v.band else None)
              for v in checked]
             + [Verdict("experiment_claim", f"{found.name}: {c.name}", c.passed, f"{found.name}: {c.message}")
                for c in assertions(found, night, pool_of(night, baseline, reference_runs(session, target)))])
@@ -343,16 +345,22 @@ class ExperimentsPart(Part):
     results: dict = field(default_factory=dict)  # name → trainguard.checks.experiment_results.Results
 
     def sections(self, summary, path, figures: bool) -> list[str]:
-        from .experiment_results import section
+        """Per experiment: its claims, references, replay and failures as lines (a failed band with its derivation),
+        its bands as checked per budget (a table, and a figure beside each band), then what its runs measured."""
+        from .experiment_results import checked_of_verdicts, checked_section, section
 
         lines = ["## Your experiments", ""]
         for name in self.names:
             mine = [v for v in summary.verdicts + [f for f in summary.flags if f not in summary.verdicts]
                     if v.check in ("experiment", "experiment_claim", "experiment_replay", "run")
                     and (v.subject == f"{name}-runs" or v.subject.startswith((f"{name}-", f"{name}: ")))]
+            checked = checked_of_verdicts(mine)
+            said = [v for v in mine if v.check != "experiment" or not v.passed or v.model is None]
             lines += [f"### {name}", ""]
-            lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in mine] or ["- not checked (see Notes)"]
+            lines += [f"- {'PASS' if v.passed else 'FAIL'} {v.message}" for v in said] or \
+                ([] if checked else ["- not checked (see Notes)"])
             lines.append("")
             if name in self.results:
+                lines += checked_section(self.results[name], checked, path, figures)
                 lines += section(self.results[name], path, figures)
         return ["\n".join(lines)]

@@ -112,6 +112,92 @@ def draw(results: Results, path: Path) -> Path | None:
                                curves)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """One band as the night checked it: ``variant``'s ``metric`` at ``budget`` (the night's statistic), against the
+    baseline's ``centre`` ± ``halfwidth`` (None: no band), with its MDE."""
+
+    variant: str
+    budget: int
+    metric: str
+    measured: float | None
+    centre: float | None
+    halfwidth: float | None
+    mde: float | None
+    passed: bool
+
+
+def checked_of_bands(verdicts) -> list[Checked]:
+    """From trainguard.checks.experiment_bands' verdicts (``trainguard guard … check``)."""
+    return [Checked(v.variant, v.budget, v.metric, v.value, v.band.center if v.band else None,
+                    v.band.halfwidth if v.band else None, v.band.mde if v.band else None, v.passed) for v in verdicts]
+
+
+def checked_of_verdicts(verdicts) -> list[Checked]:
+    """From a night's verdicts of one experiment's bands (trainguard.core.compare.Verdict, check "experiment": its
+    variant as the model)."""
+    return [Checked(v.model, v.budget, v.metric, v.measured, v.expected, v.allowed, v.mde, v.passed)
+            for v in verdicts if v.check == "experiment" and v.model is not None and v.metric is not None]
+
+
+def checked_rows(checked: list[Checked], budget: int) -> list[dict]:
+    """The bands at one budget, one row per variant × metric: the night's statistic, the band, the difference from
+    its centre, the MDE and the verdict (the start of the curve is kept with the smallest budget)."""
+    rows = []
+    for c in checked:
+        if c.budget != budget:
+            continue
+        band = c.centre is not None and c.halfwidth is not None
+        rows.append({"Variant": c.variant, "Metric": c.metric, "Measured": _cell(c.measured),
+                     "Band": f"{c.centre - c.halfwidth:.4g} … {c.centre + c.halfwidth:.4g}" if band else "—",
+                     "Δ": f"{c.measured - c.centre:+.3g}" if band and c.measured is not None else "—",
+                     "MDE": _cell(c.mde), "Verdict": "pass" if c.passed else "**FAIL**"})
+    return rows
+
+
+def checked_section(results: Results, checked: list[Checked], report: Path | None, figures: bool,
+                    heading: str = "####") -> list[str]:
+    """Markdown lines: per budget, every band as checked (a table), then one figure of them all — each metric's
+    statistic per variant and budget beside its band and any reference (drawn beside ``report`` when ``figures``)."""
+    import pandas as pd
+
+    if not checked:
+        return []
+    over = f"mean of the last {results.window} epochs up to the budget" if results.window > 1 else "the budget's epoch"
+    seeds = sorted({seed for _, seed in results.curves})
+    lines = []
+    for budget in sorted({c.budget for c in checked}):
+        lines += [f"{heading} Against the baseline at {budget} epochs", "",
+                  f"{over[0].upper()}{over[1:]}, averaged over seed(s) {', '.join(map(str, seeds)) or '—'}; band: "
+                  f"the baseline seeds' mean ± the derived half-width; MDE: the smallest shift the band catches at the "
+                  f"night's power:", "",
+                  pd.DataFrame.from_records(checked_rows(checked, budget)).to_markdown(index=False,
+                                                                                       disable_numparse=True), ""]
+    if figures and report is not None:
+        drawn = draw_checked(results, checked, Path(report).parent / f"{figure_name(report, results).stem}-checked.png")
+        lines += [f"![{results.name}: each checked statistic, its band and the references]({drawn.name})", ""]
+    return lines
+
+
+def draw_checked(results: Results, checked: list[Checked], path: Path) -> Path:
+    """Each checked statistic per variant and budget inside its band, beside the references' values (what the
+    models' accuracy figure draws of test accuracy, for every metric of any experiment)."""
+    from ..core import plots
+
+    panels = {}
+    for metric in dict.fromkeys(c.metric for c in checked):
+        mine = [c for c in checked if c.metric == metric]
+        groups = [(c.variant, c.budget) for c in mine]
+        references = {name: {(v, b): value for (v, m, b), value in cells.items() if m == metric}
+                      for name, _, cells in results.references}
+        panels[metric] = (groups, {(c.variant, c.budget): c.measured for c in mine if c.measured is not None},
+                          {(c.variant, c.budget): (c.centre, c.halfwidth) for c in mine if c.centre is not None},
+                          {name: values for name, values in references.items() if values},
+                          {(c.variant, c.budget) for c in mine if not c.passed})
+    return plots.checked_intervals(path, f"{results.name}: as checked\n(references at each budget's own epoch)",
+                                   panels)
+
+
 def figure_name(report: Path, results: Results) -> Path:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in results.name)
     return Path(report).parent / f"{Path(report).stem}-experiment-{safe}.png"

@@ -107,6 +107,43 @@ def accuracy_bars(path: Path, title: str, models: list[str], budgets: list[int],
     return _save(fig, path)
 
 
+def checked_intervals(path: Path, title: str, panels: dict[str, tuple]) -> Path:
+    """One panel per metric: per (variant, budget), the band derived for the night as a vertical interval around
+    the baseline's centre, the night's checked statistic as a dot (red, and a cross, where it failed), and each
+    reference's value as a marker of its own. The axis follows the numbers, not zero, so a band of a hundredth is as
+    visible as one of ten. ``panels``: metric → (groups, measured, baseline, references, failed): dicts keyed by
+    (variant, budget); ``baseline``: (centre, half-width); ``references``: name → {(variant, budget): value}."""
+    plt = _pyplot()
+    widest = max(len(groups) for groups, *_ in panels.values())
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.8 * widest + 2.0) + 2.6, 2.6 * len(panels) + 0.6),
+                             squeeze=False)  # + the legend's column, right of the panels: it never hides a point
+    for ax, (metric, (groups, measured, baseline, references, failed)) in zip(axes[:, 0], panels.items()):
+        xs = range(len(groups))
+        for x, key in zip(xs, groups):
+            if key in baseline:
+                centre, half = baseline[key]
+                ax.errorbar(x, centre, yerr=half, fmt="_", color="tab:orange", capsize=6, lw=2, ms=14,
+                            label="band (baseline centre ± half-width)" if x == 0 else None)
+        ok = [(x, measured[k]) for x, k in zip(xs, groups) if k in measured and k not in failed]
+        bad = [(x, measured[k]) for x, k in zip(xs, groups) if k in measured and k in failed]
+        if ok:
+            ax.plot(*zip(*ok), "o", color="tab:blue", label="this run (checked statistic)")
+        if bad:
+            ax.plot(*zip(*bad), "X", color="red", ms=9, label="this run, outside its band")
+        for marker, (name, values) in zip("dsv^", references.items()):
+            found = [(x, values[k]) for x, k in zip(xs, groups) if k in values]
+            if found:
+                ax.plot(*zip(*found), marker, color="tab:green", mfc="none", label=name)
+        ax.set_xticks(list(xs), [f"{v}\n{b} ep" for v, b in groups], fontsize="small")
+        ax.set_xlim(-0.6, max(widest, 3) - 0.4)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # noqa: F821
     """Train and test loss per epoch for each run, one panel per run — like the report's "Model loss"."""
     plt = _pyplot()

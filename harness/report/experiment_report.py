@@ -6,23 +6,28 @@ from __future__ import annotations
 
 
 def markdown(experiment, verdicts, asserted, flags, notes, results=None, path=None) -> str:
-    """``results`` (trainguard.checks.experiment_results.Results): what the night's runs measured, tabled, and drawn
-    beside the report at ``path`` (no figure without it)."""
-    from ..checks.experiment_results import section
+    """``results`` (trainguard.checks.experiment_results.Results): what the night's runs measured — the bands as
+    checked per budget, then every metric per seed — tabled, and drawn beside the report at ``path`` (no figure
+    without it)."""
+    from ..checks.experiment_results import checked_of_bands, checked_section, section
     from .markdown import markdown_table, pd
 
-    rows = [{"case": v.case, "better": v.better, "night": "—" if v.value is None else f"{v.value:.4g}",
-             "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
-             "MDE": "—" if v.band is None else f"{v.band.mde:.3g}", "verdict": "PASS" if v.passed else "FAIL"}
-            for v in verdicts]
     failed = sum(not v.passed for v in [*verdicts, *asserted])
+    lines = ([f"- FAIL {v.message}" for v in verdicts if not v.passed]
+             + [f"- {'claim' if hasattr(c, 'claim') else 'reference'} {'PASS' if c.passed else 'FAIL'}: {c.message}"
+                for c in asserted]
+             + [f"- {line}" for line in [f.message for f in flags] + notes])
+    if results:
+        body = checked_section(results, checked_of_bands(verdicts), path, path is not None, heading="##") \
+            + section(results, path, path is not None, heading="##")
+    else:  # no runs to draw from: the bands alone
+        body = [markdown_table(pd.DataFrame.from_records(
+            [{"case": v.case, "night": "—" if v.value is None else f"{v.value:.4g}",
+              "band": "—" if v.band is None else f"{v.band.low:.4g} … {v.band.high:.4g}",
+              "verdict": "PASS" if v.passed else "FAIL"} for v in verdicts])), ""]
     return (f"# trainguard — experiment {experiment.name}\n\n**{'FAIL' if failed else 'PASS'}**: "
             f"{len(verdicts) + len(asserted) - failed} passed, {failed} failed\n\n"
-            f"{markdown_table(pd.DataFrame.from_records(rows))}\n\n"
-            + "".join(f"- {'claim' if hasattr(c, 'claim') else 'reference'} {'PASS' if c.passed else 'FAIL'}: "
-                      f"{c.message}\n" for c in asserted)
-            + "".join(f"- {line}\n" for line in [f.message for f in flags] + notes)
-            + ("\n" + "\n".join(section(results, path, path is not None, heading="##")) if results else ""))
+            + "".join(f"{line}\n" for line in lines) + ("\n" if lines else "") + "\n".join(body))
 
 
 def junit_xml(experiment, verdicts, asserted, flags) -> str:
