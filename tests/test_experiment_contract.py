@@ -817,3 +817,21 @@ def test_a_reference_with_seeds_of_its_own_is_checked_on_their_mean_reading_base
     with pytest.raises(ConfigError, match="whose seeds are integers"):
         Experiment("mine", lambda run: None, metrics={"acc": "higher"},
                    references=(trainguard.Reference("r", {"default@1": {"acc": 1.0}}, seeds=("0",)),))
+
+
+def test_an_experiment_file_is_executed_once_per_version_of_it(tmp_path):
+    """pytest lists a profile's cases, then runs them: the file's top level runs once, not once per lookup; an edited
+    file runs again, and one that raised is not served half executed."""
+    log = tmp_path / "imports.txt"
+    text = ("import trainguard\nopen({log!r}, 'a').write('x')\nRATE = {rate}\n\n"
+            "@trainguard.experiment(metrics={{'m': 'higher'}})\ndef e(run):\n    run.epoch(m=RATE)\n")
+    (tmp_path / "once.py").write_text(text.format(log=str(log), rate=1))
+    first = load_experiment(f"{tmp_path / 'once.py'}:e")
+    assert load_experiment(f"{tmp_path / 'once.py'}:e") is first and log.read_text() == "x"
+    (tmp_path / "once.py").write_text(text.format(log=str(log), rate=22))
+    assert load_experiment(f"{tmp_path / 'once.py'}:e") is not first and log.read_text() == "xx"
+    (tmp_path / "once.py").write_text(text.format(log=str(log), rate="1 / 0"))
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="ZeroDivisionError"):
+            load_experiment(f"{tmp_path / 'once.py'}:e")
+    assert log.read_text() == "xxxx"

@@ -350,21 +350,21 @@ def _local_imports(path: Path, package: str | None) -> list[tuple[Path, str | No
     return [item for item in found if item is not None]
 
 
-_STATEMENTS: dict[Path, tuple[tuple[int, int], list]] = {}
+_STATEMENTS: dict[Path, tuple[str, list]] = {}
 
 
 def _import_statements(path: Path) -> list[tuple[int, str | None, tuple[str, ...]]]:
     """(level, module, names) of every import statement in ``path`` (``import a`` → (0, None, ("a",))), read once per
     version of the file: every run record asks for its experiment's source fingerprint, and parsing each module
-    again each time cost a large share of a short run (the file's size and modification time key what was read)."""
+    again each time cost a large share of a short run (the sha256 of the file's content keys what was read)."""
     import ast
 
-    stat = path.stat()
-    version = (stat.st_mtime_ns, stat.st_size)
+    content = path.read_bytes()
+    version = hashlib.sha256(content).hexdigest()
     if path in _STATEMENTS and _STATEMENTS[path][0] == version:
         return _STATEMENTS[path][1]
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = ast.parse(content.decode("utf-8"))
     except (SyntaxError, UnicodeDecodeError):
         tree = ast.Module(body=[], type_ignores=[])
     found = []
@@ -548,6 +548,30 @@ def fingerprint(value) -> str:
     raise ConfigError(f"cannot fingerprint a {type(value).__name__}: declare arrays, tensors, bytes or files")
 
 
+def _file_module(path: Path):
+    """The module of an experiment file, executed once per version of the file (the sha256 of its content) in this
+    process: pytest lists a profile's cases and then runs them, and a file's top level (a print, a data set read at
+    import) should not run twice for that. An edited file is executed again."""
+    module_name = f"_trainguard_experiment_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+    version = hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and getattr(loaded, "__trainguard_version__", None) == version:
+        return loaded
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))  # the adapter's own imports (the user's script beside it)
+    try:
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)  # half executed: never served again
+        raise
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    module.__trainguard_version__ = version
+    return module
+
+
 def load_experiment(target: str) -> Experiment:
     """``path/to/file.py:name`` (or ``module:name``) → the Experiment object it names; a ConfigError naming the
     target otherwise."""
@@ -559,15 +583,7 @@ def load_experiment(target: str) -> Experiment:
         if path.suffix == ".py":
             if not path.is_file():
                 raise ConfigError(f"experiment {target!r}: {path} does not exist")
-            module_name = f"_trainguard_experiment_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(path.resolve().parent))  # the adapter's own imports (the user's script beside it)
-            try:
-                sys.modules[module_name] = module
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.remove(str(path.resolve().parent))
+            module = _file_module(path)
         else:
             module = importlib.import_module(where)
     except ConfigError:
