@@ -93,3 +93,14 @@ def test_the_bands_as_checked_per_budget_a_table_and_a_figure_beside_each_band_a
     heights = [struct.unpack(">II", f.read_bytes()[16:24])[1] for f in (figure, tmp_path / "one-experiment-toy-checked.png")]
     assert heights[0] > 1.5 * heights[1]  # one panel per metric, one above the other
     assert checked_section(results, [], tmp_path / "r.md", figures=True) == []  # nothing checked: nothing said
+
+
+def test_the_baseline_seeds_spread_is_kept_to_draw_behind_the_night_s_curves(night, tmp_path):
+    """Where the night's curve lies within what the baseline's seeds did: their completed runs' curves, drawn as the
+    shaded range in the variant's colour (the models' curves over the baseline's spread, for any experiment)."""
+    baseline = {("a", 0): _record("a", 0, [5.0, 4.0, 3.0], [2.0, 3.0, 4.0]),
+                ("a", 7): _record("a", 7, [], [], status="error")}
+    results = gather(EXPERIMENT, night, baseline)
+    assert results.baseline == {("a", 0): {"loss": [5.0, 4.0, 3.0], "acc": [2.0, 3.0, 4.0]}}
+    assert draw(results, tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert gather(EXPERIMENT, night).baseline == {}

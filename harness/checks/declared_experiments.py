@@ -328,12 +328,16 @@ class DeclaredExperiments(CheckKind):
 
     def summary_part(self, session) -> "ExperimentsPart | None":
         """Their verdicts, and what their check seeds' runs measured (delivered, or from the result cache)."""
+        from ..runs.experiment_runs import baseline_of
         from .experiment_results import gather
+
+        def measured(target: str, runs: dict):  # the baseline's spread behind the night's curves, where stored
+            found = experiment(session, target)
+            return gather(found, runs, baseline_of(found, baseline_store(session, found), session.matrix.threads)[0])
 
         # by the experiment's own name (its verdicts' subjects), which need not be the NAME of its MODULE:NAME target
         return ExperimentsPart([experiment(session, t).name for t in session.profile.experiments],
-                               {experiment(session, t).name: gather(experiment(session, t), runs)
-                                for t, runs in _nights(session).items()})
+                               {experiment(session, t).name: measured(t, runs) for t, runs in _nights(session).items()})
 
 
 @dataclass

@@ -29,14 +29,17 @@ class Results:
     references: list[tuple[str, str, dict]] = field(default_factory=list)
     # the start of the curve, where declared: (metric, epochs, the variants it is checked for), a column of its own
     start: tuple[tuple[str, ...], int, tuple[str, ...]] | None = None
+    # the baseline seeds' curves, where known: (variant, seed) → metric → per epoch (drawn as the spread behind)
+    baseline: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)
 
     @property
     def variants(self) -> list[str]:
         return list(dict.fromkeys(variant for variant, _ in self.curves))
 
 
-def gather(experiment, night: dict) -> Results:
-    """``night``: (variant, seed) → Record, as the runs delivered them."""
+def gather(experiment, night: dict, baseline: dict | None = None) -> Results:
+    """``night``: (variant, seed) → Record, as the runs delivered them; ``baseline``: the baseline seeds' runs, as
+    stored (their spread is drawn behind the night's curves)."""
     results = Results(experiment.name, dict(experiment.metrics), tuple(experiment.budgets),
                       window=experiment.window,
                       references=[(r.name, r.note, {(v, m, b): value for v, b, m, value in r.cells()})
@@ -50,6 +53,8 @@ def gather(experiment, night: dict) -> Results:
             results.curves[(variant, seed)] = {m: list(record.epochs.get(m, ())) for m in experiment.metrics}
         else:
             results.failed.append(f"{variant} seed {seed}: {record.status}: {record.message}")
+    results.baseline = {key: {m: list(record.epochs.get(m, ())) for m in experiment.metrics}
+                        for key, record in sorted((baseline or {}).items()) if record.completed}
     return results
 
 
@@ -106,8 +111,16 @@ def draw(results: Results, path: Path) -> Path | None:
 
     if not results.curves:
         return None
-    curves = {f"{metric} ({direction} is better)": {variant: [values[metric] for (v, _), values in results.curves.items() if v == variant]
-                       for variant in results.variants} for metric, direction in results.metrics.items()}
+    def per_variant(runs: dict, metric: str) -> dict:
+        return {variant: [values[metric] for (v, _), values in runs.items() if v == variant]
+                for variant in results.variants}
+
+    labels = {metric: f"{metric} ({direction} is better)" for metric, direction in results.metrics.items()}
+    curves = {labels[m]: per_variant(results.curves, m) for m in results.metrics}
+    if results.baseline:  # where the night's curve lies within what the baseline's seeds did
+        spread = {labels[m]: per_variant(results.baseline, m) for m in results.metrics}
+        return plots.metric_curves(path, f"{results.name}: the night's mean per variant; shaded: the baseline seeds, "
+                                         f"lowest to highest", curves, spread)
     return plots.metric_curves(path, f"{results.name}: mean over seeds per variant (shaded: lowest to highest seed)",
                                curves)
 

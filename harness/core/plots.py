@@ -164,22 +164,29 @@ def loss_curves(path: Path, title: str, runs: dict[str, "History"]) -> Path:  # 
     return _save(fig, path)
 
 
-def metric_curves(path: Path, title: str, curves: dict[str, dict[str, list[list[float]]]]) -> Path:
+def metric_curves(path: Path, title: str, curves: dict[str, dict[str, list[list[float]]]],
+                  spread: dict[str, dict[str, list[list[float]]]] | None = None) -> Path:
     """One panel per metric, one line per variant: the mean over its seeds per epoch, shaded from the lowest to the
-    highest seed. ``curves``: metric → variant → one list of per-epoch values per seed (runs may differ in length:
-    each epoch averages the seeds that reached it)."""
+    highest seed — or, given ``spread`` (the baseline seeds', keyed as ``curves``), from the lowest to the highest of
+    those, in the variant's colour. ``curves``: metric → variant → one list of per-epoch values per seed (runs may
+    differ in length: each epoch averages the seeds that reached it)."""
     from matplotlib.ticker import MaxNLocator
+
+    def by_epoch(seeds):
+        longest = max((len(values) for values in seeds), default=0)
+        return list(range(1, longest + 1)), [[values[i] for values in seeds if len(values) > i] for i in range(longest)]
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(max(4.2, 3.8 * len(curves)), 3.6), squeeze=False)
     for ax, (metric, by_variant) in zip(axes[0], curves.items()):
         for variant, seeds in by_variant.items():
-            longest = max((len(values) for values in seeds), default=0)
-            at = [[values[i] for values in seeds if len(values) > i] for i in range(longest)]
-            epochs = list(range(1, longest + 1))
-            ax.plot(epochs, [sum(v) / len(v) for v in at], marker=".", label=f"{variant} ({len(seeds)} seed(s))")
-            if len(seeds) > 1:
-                ax.fill_between(epochs, [min(v) for v in at], [max(v) for v in at], alpha=0.15, lw=0)
+            epochs, at = by_epoch(seeds)
+            line, = ax.plot(epochs, [sum(v) / len(v) for v in at], marker=".", label=f"{variant} ({len(seeds)} seed(s))")
+            behind = (spread or {}).get(metric, {}).get(variant) if spread is not None else seeds
+            if behind and len(behind) > 1:
+                epochs, at = by_epoch(behind)
+                ax.fill_between(epochs, [min(v) for v in at], [max(v) for v in at], alpha=0.15, lw=0,
+                                color=line.get_color())
         ax.set_title(metric)
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

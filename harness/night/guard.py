@@ -91,7 +91,7 @@ def check(experiment, store, seeds, common, ledger=None, report=None, junit=None
         print(f"note: {line}")
     failed = [v for v in [*verdicts, *asserted] if not v.passed]
     print(f"{len(verdicts) + len(asserted) - len(failed)} passed, {len(failed)} failed")
-    measured = gather(experiment, night)
+    measured = gather(experiment, night, baseline)
     _write(experiment, verdicts, asserted, flags, notes, report, junit, measured)
     if mlflow:
         _to_mlflow(mlflow, entry, experiment, verdicts, asserted, flags, notes, report, measured)
