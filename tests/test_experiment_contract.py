@@ -582,6 +582,7 @@ def test_a_reference_sets_published_numbers_beside_the_night_and_checks_those_wi
     assert "FAIL a blog: large@2 slope: this night" in out and "> tolerance 0.1" in out
     report = (project / "night.md").read_text()
     assert re.search(r"\| small +\| a paper +\| — +\| 0\.5 +\| — +\| 2\.4 +\|", report), report  # beside its mean
+    assert re.search(r"\| small +\| Δ a paper +\| — +\| [+-]\S+ +\| — +\| [+-]\S+ +\|", report), report  # and the difference
     assert "- a paper: numbers measured elsewhere, each budget's own epoch (its own data)" in report
     names = [c.get("name") for c in ET.parse(project / "junit.xml").getroot().iter("testcase")]
     assert "a paper: small@3 slope" in names and "a blog: large@2 slope" in names

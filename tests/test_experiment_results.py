@@ -104,3 +104,13 @@ def test_the_baseline_seeds_spread_is_kept_to_draw_behind_the_night_s_curves(nig
     assert results.baseline == {("a", 0): {"loss": [5.0, 4.0, 3.0], "acc": [2.0, 3.0, 4.0]}}
     assert draw(results, tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert gather(EXPERIMENT, night).baseline == {}
+
+
+def test_a_reference_row_is_followed_by_the_night_s_difference_from_it_at_the_same_epoch(night):
+    results = gather(EXPERIMENT, night)
+    results.references = [("a paper", "", {("a", "loss", 3): 2.5, ("a", "acc", 1): 1.0})]
+    rows = {r["seed"]: r for r in table_rows(results) if r["variant"] == "a"}
+    assert rows["a paper"]["loss @3 (↓)"] == "2.5" and rows["a paper"]["acc @3 (↑)"] == "—"
+    # seeds 1 and 2 at epoch 3: loss 4 and 2, mean 3; acc at epoch 1: 3 and 1, mean 2
+    assert rows["Δ a paper"]["loss @3 (↓)"] == "+0.5" and rows["Δ a paper"]["acc @1 (↑)"] == "+1"
+    assert rows["Δ a paper"]["loss @1 (↓)"] == "—"

@@ -94,15 +94,31 @@ def table_rows(results: Results) -> list[dict]:
                            for c in columns} for seed in seeds}
         rows += [{"variant": variant, "seed": str(seed), **{heading[c]: _cell(values[c]) for c in columns}}
                  for seed, values in per_seed.items()]
+        found = {c: [values[c] for values in per_seed.values() if values[c] is not None] for c in columns}
+        means = {c: statistics.fmean(found[c]) if found[c] else None for c in columns}
         if len(seeds) > 1:
-            means = {c: [values[c] for values in per_seed.values() if values[c] is not None] for c in columns}
-            rows.append({"variant": variant, "seed": "mean",
-                         **{heading[c]: _cell(statistics.fmean(means[c]) if means[c] else None) for c in columns}})
-        rows += [{"variant": variant, "seed": name, **{heading[(m, b, w)]: _cell(cells.get((variant, m, b)) if
-                                                                              (m, b, w) not in start_only else None)
-                                                        for m, b, w in columns}}
-                 for name, _, cells in results.references if any(v == variant for v, _, _ in cells)]
+            rows.append({"variant": variant, "seed": "mean", **{heading[c]: _cell(means[c]) for c in columns}})
+        for name, _, cells in results.references:
+            if any(v == variant for v, _, _ in cells):
+                # the reference is of each budget's own epoch; beside it, the night's mean of that same epoch
+                own = {(m, b, w): cells.get((variant, m, b)) if (m, b, w) not in start_only else None
+                       for m, b, w in columns}
+                rows.append({"variant": variant, "seed": name, **{heading[c]: _cell(own[c]) for c in columns}})
+                rows.append({"variant": variant, "seed": f"Δ {name}",
+                             **{heading[c]: _delta(_own_epoch_mean(results, variant, c[0], c[1]), own[c])
+                                for c in columns}})
     return rows
+
+
+def _own_epoch_mean(results: Results, variant: str, metric: str, budget: int) -> float | None:
+    """The night's mean of ``metric`` at epoch ``budget`` itself (window 1: what a published table reports)."""
+    values = [v for v in (_value(curves[metric], budget) for (name, _), curves in results.curves.items()
+                          if name == variant) if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _delta(night: float | None, reference: float | None) -> str:
+    return "—" if night is None or reference is None else f"{night - reference:+.4g}"
 
 
 def draw(results: Results, path: Path) -> Path | None:
