@@ -243,6 +243,31 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
     assert len(open_ledger(ledger).read("mine", "cpu")) == 2
 
 
+def test_the_dashboard_charts_a_profile_s_experiment_over_its_nights_with_its_band(project, page):
+    """Each declared experiment's cells get trend charts beside the models' (its first declared metric, the night's
+    mean, the band its night checked shaded), loaded in the distribution's Chromium without a console error."""
+    from trainguard.stores.ledger import open_ledger
+
+    ledger = f"sqlite:///{project / 'ledger.sqlite'}"
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    for night in range(2):
+        assert cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / f"r{night}.md")]) == 0
+    bands = open_ledger(ledger).read("mine", "cpu")[-1]["experiment_bands"]["regression"]
+    assert bands["metric"] == "mse" and set(bands) == {"metric", "small-2", "small-3", "large-2", "large-3"}
+    assert cli.main(["dashboard", "--out", str(project / "site"), "--ledger", ledger]) == 0
+    page.goto((project / "site" / "index.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.trend')).map((el) => ({
+        title: el.layout.title.text, y: el.layout.yaxis.title.text, traces: el.data.length,
+        values: el.data[el.data.length - 1].y}))""")
+    mine = {c["title"]: c for c in charts if c["title"].startswith("regression: ")}
+    assert set(mine) == {"regression: small-2", "regression: small-3", "regression: large-2", "regression: large-3"}
+    small = mine["regression: small-3"]
+    assert small["y"] == "mse" and small["traces"] == 3  # the band's two edges, then the nights
+    assert len(small["values"]) == 2 and small["values"][0] == small["values"][1]  # the same code, cached: no step
+    assert page.errors == []
+
+
 def test_golden_names_experiments_writes_only_the_declared_experiments_golden_runs(project, capsys):
     """`baselines update --golden --names experiments`: the declared experiments' golden runs, not the models'."""
     dirs = [a for a in _dirs(project) if a != "--no-replay"]

@@ -30,7 +30,9 @@ def _hostile_valid_night(run_id: str, time: str = "2026-12-01T02:17:00+00:00") -
                  speed={f"Model{MARKUP}": {"trained": True, "epoch_seconds": 0.5}},
                  failures=[f"Model-10 test_acc REGRESSION {SCRIPT}"], flags=[f"drift {MARKUP}"],
                  replay={f"Model{MARKUP}": {"status": f"changed {MARKUP}", "message": f"at step 3 {SCRIPT}"}},
-                 versions={"torch": f"2.14{SCRIPT}"})
+                 versions={"torch": f"2.14{SCRIPT}"},
+                 experiments={f"exp{MARKUP}": {f"v{SCRIPT}": {"10": {f"m{SCRIPT}": {"100": 1.0}}}}},
+                 experiment_bands={f"exp{MARKUP}": {"metric": f"m{SCRIPT}", f"v{SCRIPT}-10": [0.5, 1.5]}})
 
 
 @pytest.mark.parametrize("field, value, said", [
@@ -44,6 +46,7 @@ def _hostile_valid_night(run_id: str, time: str = "2026-12-01T02:17:00+00:00") -
     ("result", "PASS\u0007", "result: 'PASS\\x07' is not one of"),
     ("hardware", "cpu\x1b[2J", "hardware: holds a control character"),
     ("sources", {"mine": "<script>"}, "sources[mine]: expected a sha256 in hex"),
+    ("experiment_bands", {"mine": {"v-10": [1.0]}}, "experiment_bands[mine][v-10]: expected [low, high]"),
 ])
 def test_a_hostile_record_through_import_is_refused_naming_the_file_and_record_and_nothing_is_imported(
         tmp_path, capsys, field, value, said):

@@ -185,6 +185,21 @@ def night_cells(session) -> dict:
     return cells
 
 
+def night_bands(session, verdicts) -> dict:
+    """What the dashboard shades behind each declared experiment's trend charts: name → {"metric": its first declared
+    metric, "VARIANT-BUDGET": [low, high]} from this night's band verdicts (those judged; none where nothing was)."""
+    found = {}
+    for target in session.profile.experiments:
+        mine = experiment(session, target)
+        metric = next(iter(mine.metrics))
+        bands = {f"{v.model}-{v.budget}": [v.expected - v.allowed, v.expected + v.allowed] for v in verdicts
+                 if v.check == "experiment" and v.metric == metric and v.expected is not None
+                 and v.subject == f"{mine.name}-{v.model}-{v.budget}"}
+        if bands:
+            found[mine.name] = {"metric": metric, **bands}
+    return found
+
+
 def night_sources(session) -> dict:
     """name → the source fingerprint of each declared experiment checked this night (drift names a changed one)."""
     return {experiment(session, target).name: experiment(session, target).source_fingerprint()

@@ -113,6 +113,8 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     trend_part["entry"]["failures"] = [v.message for v in verdicts if not v.passed][:50]
     trend_part["entry"]["bands"] = {"metric": trend_part["trend_metric"],  # the band each trend chart shades
                                     **{f"{m}-{b}": list(band) for (m, b), band in trend_part["trend_bands"].items()}}
+    if experiment_bands := _experiment_bands(session, verdicts):  # each declared experiment's charts shade these
+        trend_part["entry"]["experiment_bands"] = experiment_bands
     changes = _changes(matrix, compare_with, notes) if compare_with is not None else None
     notes = _lead_notes(profile, verdicts) + notes
     notes = list(dict.fromkeys(notes))  # one line per distinct reason
@@ -125,6 +127,12 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
         curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
         parts=parts(session), changes=changes,
         replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
+
+
+def _experiment_bands(session: CheckSession, verdicts: list[compare.Verdict]) -> dict:
+    from ..checks.declared_experiments import night_bands
+
+    return night_bands(session, verdicts) if session.profile.experiments else {}
 
 
 def _changes(matrix: Matrix, compare_with: Path, notes: list[str]) -> tuple[str, dict, dict]:

@@ -80,15 +80,16 @@ SCRIPT = r"""
         traces.push({x: group.x, y: s.high, mode: 'lines', line: {width: 0}, fill: 'tonexty', fillcolor: 'rgba(36,113,163,0.15)',
                      name: 'baseline band', hoverinfo: 'skip', connectgaps: true});
       }
-      traces.push({x: group.x, y: s.values, mode: 'lines+markers', name: group.metric_label,
+      const label = s.label || group.metric_label;  // a declared experiment's chart: its own metric
+      traces.push({x: group.x, y: s.values, mode: 'lines+markers', name: label,
                    customdata: group.nights.map((n) => n.id),
                    text: group.nights.map((n, i) => n.time + '<br>' + n.commit + ' · ' + n.result),
-                   hovertemplate: '%{text}<br>' + group.metric_label + ' %{y:.4f}<extra></extra>',
+                   hovertemplate: '%{text}<br>' + label + ' %{y:.4f}<extra></extra>',
                    marker: {size: 9, color: group.nights.map((n) => n.result === 'PASS' ? data.colors.pass : data.colors.fail),
                             symbol: group.nights.map((n) => n.result === 'PASS' ? 'circle' : 'x')},
                    line: {color: '#7f8c8d'}});
       Plotly.newPlot(el, traces, {title: {text: s.title, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
-                                  xaxis: {title: {text: 'night'}}, yaxis: {title: {text: group.metric_label}}, showlegend: false},
+                                  xaxis: {title: {text: 'night'}}, yaxis: {title: {text: label}}, showlegend: false},
                      {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => { const p = event.points.find((q) => q.customdata !== undefined); if (p) open(p.customdata); });
     }
@@ -145,7 +146,8 @@ def _group(ledger: Ledger, profile: str, device_class: str) -> dict:
              "nights": [{"id": n["id"], "time": _chart_text(n.get("time", "?")[:16].replace("T", " ")),
                          "commit": _chart_text(n.get("commit", "?")), "result": _chart_text(n.get("result", "?"))}
                         for n in nights],
-             "cells": {cell: {**_cell_series(nights, cell, metric), "title": _chart_text(cell)} for cell in cells},
+             "cells": {**{cell: {**_cell_series(nights, cell, metric), "title": _chart_text(cell)} for cell in cells},
+                       **_experiment_series(nights)},
              "speed": {model: {"name": _chart_text(model), **{what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
                                                     for what in ("epoch_seconds", "peak_memory_mb")}} for model in models}}
     return {"profile": profile, "device_class": device_class, "key": key, "nights": nights, "chart": chart}
@@ -166,6 +168,32 @@ def _cell_series(nights: list[dict], cell: str, metric: str) -> dict:
         low.append(band[0] if band else None)
         high.append(band[1] if band else None)
     return {"values": values, "low": low, "high": high}
+
+
+def _experiment_series(nights: list[dict]) -> dict:
+    """A profile's declared experiments over its nights (their cells are kept under "experiments"): per experiment,
+    variant and budget, its first declared metric (the one its bands record: "experiment_bands") as the night's mean
+    over its seeds, with the band shaded. Chart ids are generated ("experiment-N"), never taken from the record."""
+    series = {}
+    for name in sorted({name for night in nights for name in night.get("experiments", {})}):
+        recorded = [n["experiment_bands"][name] for n in nights if name in (n.get("experiment_bands") or {})]
+        cells = {f"{variant}-{budget}": metrics for night in nights
+                 for variant, budgets in night.get("experiments", {}).get(name, {}).items()
+                 for budget, metrics in budgets.items()}
+        metric = recorded[-1]["metric"] if recorded else next((m for metrics in cells.values() for m in metrics), None)
+        for cell in sorted(cells, key=_cell_order):
+            variant, _, budget = cell.rpartition("-")
+            values, low, high = [], [], []
+            for night in nights:
+                per_seed = night.get("experiments", {}).get(name, {}).get(variant, {}).get(budget, {}).get(metric)
+                values.append(statistics.fmean(per_seed.values()) if per_seed else None)
+                band = (night.get("experiment_bands") or {}).get(name, {}).get(cell)
+                low.append(band[0] if band else None)
+                high.append(band[1] if band else None)
+            series[f"experiment-{len(series)}"] = {"values": values, "low": low, "high": high,
+                                                   "title": _chart_text(f"{name}: {cell}"),
+                                                   "label": _chart_text(_label(metric))}
+    return series
 
 
 def _label(metric: str) -> str:
@@ -211,8 +239,8 @@ def _group_section(group: dict) -> str:
     return (f'<section id="{_e(group["key"])}"><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>'
             f'<p>{len(nights)} night(s); the last, {_e(str(last.get("time", "?"))[:16])}: '
             f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: the checked '
-            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds) with the baseline band shaded; '
-            f'× marks a night that failed. Click a point for that night\'s report.</p>'
+            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds; a declared experiment\'s chart: its first '
+            f'declared metric) with the baseline band shaded; × marks a night that failed. Click a point for that night\'s report.</p>'
             f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
 

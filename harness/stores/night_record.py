@@ -194,6 +194,14 @@ def _bands(value, where: str) -> dict:
     return value
 
 
+def _experiment_bands(value, where: str) -> dict:
+    """A declared experiment's name → the bands its trend charts shade, as :func:`_bands` (its first metric)."""
+    for name, bands in _mapping(value, where).items():
+        _text(name, f"{where} key", LIMITS["name"])
+        _bands(bands, f"{where}[{name}]")
+    return value
+
+
 def _sources(value, where: str) -> dict:
     """A declared experiment's name → the sha256 of its source (hex)."""
     for name, digest in _mapping(value, where).items():
@@ -253,6 +261,7 @@ FIELDS = {
     "failures": _texts,
     "replay": _replay,
     "bands": _bands,
+    "experiment_bands": _experiment_bands,
     "rerendered": _boolean,
 }
 REQUIRED = ("format_version", "run_id", "profile", "device_class", "time")
