@@ -229,6 +229,8 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
     [night] = open_ledger(ledger).read("mine", "cpu")
     assert set(night["experiments"]["regression"]) == {"small", "large"}
     assert set(night["experiments"]["regression"]["small"]["2"]["mse"]) == {"100"}
+    # its speed beside the models': the variants' runs were trained (timed) tonight
+    assert night["speed"]["regression small"]["trained"] and night["speed"]["regression small"]["epoch_seconds"] > 0
     # a tenth of the learning rate: a worse mse at every cell, far beyond the baseline's seed noise
     (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.005"))
     for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
@@ -241,6 +243,9 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
     assert re.search(r"regression small-2 mse: .*STEP .*changed since: the source of experiment regression "
                      r"\([0-9a-f]{12} → [0-9a-f]{12}\)", report), report[-4000:]
     assert len(open_ledger(ledger).read("mine", "cpu")) == 2
+    # a night whose runs all come from the cache times nothing: their seconds are another night's
+    assert cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r3" / "report.md")]) in (0, 1)
+    assert open_ledger(ledger).read("mine", "cpu")[-1]["speed"]["regression small"] == {"trained": False}
 
 
 def test_the_dashboard_charts_a_profile_s_experiment_over_its_nights_with_its_band(project, page):

@@ -353,6 +353,11 @@ def test_an_experiment_s_nights_go_to_the_ledger_where_drift_and_the_dashboard_r
     assert cli.main(["guard", target, "check", "--ledger", ledger]) == 0  # the same code again: no step
     out = capsys.readouterr().out
     assert "drift: no earlier run" in out and "STEP" not in out
+    from trainguard.stores.ledger import open_ledger
+
+    first, second = open_ledger(ledger).read("regression", "cpu")
+    assert first["speed"]["small"]["epoch_seconds"] > 0  # trained and timed tonight
+    assert second["speed"]["small"] == {"trained": False}  # from the cache: another night's seconds, not timed
     night = (project / "night.md").read_text()
     # per budget, every band as checked: the night's statistic, the band, its difference from the centre, MDE, verdict
     assert "## Against the baseline at 2 epochs" in night and "## Against the baseline at 3 epochs" in night

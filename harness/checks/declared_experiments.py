@@ -200,6 +200,19 @@ def night_bands(session, verdicts) -> dict:
     return found
 
 
+def night_speed(session) -> dict:
+    """"NAME VARIANT" → each declared experiment's variant's median seconds per epoch of the runs trained in this
+    process tonight ({"trained": False} where they came from the cache): the speed check reads them beside the
+    models', against earlier nights on the same hardware."""
+    from .experiment_night import variant_speed
+
+    found = {}
+    for target, runs in _nights(session).items():
+        mine = experiment(session, target)
+        found.update(variant_speed(mine, runs, prefix=f"{mine.name} "))
+    return found
+
+
 def night_sources(session) -> dict:
     """name → the source fingerprint of each declared experiment checked this night (drift names a changed one)."""
     return {experiment(session, target).name: experiment(session, target).source_fingerprint()

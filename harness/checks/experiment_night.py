@@ -57,17 +57,26 @@ def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) 
     return cells
 
 
+def variant_speed(experiment: Experiment, night: dict[tuple[str, int], Record], prefix: str = "") -> dict:
+    """``prefix``VARIANT → the median seconds per epoch of its runs trained in this process tonight (a run's seconds
+    over its epochs: warm-up and evaluation included), what the speed check compares with earlier nights on the same
+    hardware; {"trained": False} for a variant whose runs all came from the cache (their seconds are another
+    night's) or ran elsewhere (a Ray worker's host is not this one)."""
+    speed = {}
+    for variant in experiment.variants:
+        seconds = [r.seconds / r.epochs_asked for (v, _), r in sorted(night.items())
+                   if v == variant and r.completed and getattr(r, "trained_here", False)]
+        speed[f"{prefix}{variant}"] = {"trained": True, "epochs": len(seconds),
+                                       "epoch_seconds": statistics.median(seconds)} if seconds else {"trained": False}
+    return speed
+
+
 def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], verdicts: list[BandVerdict],
                 device: str = "cpu") -> dict:
     """The ledger record of one ``trainguard guard … check``; ``device``: its arithmetic class (``cpu``,
     ``cuda-bf16`` …: trainguard.stores.experiment_records.arithmetic_class), which earlier nights it is compared with."""
     seeds = sorted({seed for _, seed in night})
-    cells, speed = variant_cells(experiment, night), {}
-    for variant in experiment.variants:
-        records = [night[(variant, s)] for s in seeds if (variant, s) in night]
-        seconds = [r.seconds / r.epochs_asked for r in records if r.completed]
-        speed[variant] = {"trained": True, "epochs": len(seconds), "epoch_seconds": statistics.median(seconds)} \
-            if seconds else {"trained": False}
+    cells, speed = variant_cells(experiment, night), variant_speed(experiment, night)
     failed = [v for v in verdicts if not v.passed]
     return {"run_id": uuid.uuid4().hex[:12], "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "profile": experiment.name, "device_class": device, "hardware": hardware(device.split("-")[0]), "commit": git_commit(),

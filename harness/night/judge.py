@@ -192,11 +192,12 @@ def parts(session: CheckSession) -> dict[str, Part]:
 def _trend(session: CheckSession) -> dict:
     """This run's history entry, the earlier ones, and the drift and speed flags against them."""
     from ..checks import trend
-    from ..checks.declared_experiments import baseline_tables, night_cells, night_sources
+    from ..checks.declared_experiments import baseline_tables, night_cells, night_sources, night_speed
 
     matrix = session.matrix
     profile, st = matrix.profile, matrix.profile.statistics
     entry = trend.history_entry(matrix, night_cells(session), night_sources(session))
+    entry["speed"].update(night_speed(session))  # the declared experiments' variants beside the models
     location = matrix.options.ledger_location
     earlier, ledger_error = _earlier_nights(location, profile.name, matrix.device_class)
     table = baseline_kind.table_of(session) if "baseline" in profile.checks else None

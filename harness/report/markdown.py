@@ -253,11 +253,13 @@ def trend_section(summary, figures: list[str]) -> str:
 
     lines = ["## Trend", "", f"This run against the ledger ({len(summary.past_nights) - 1} earlier run(s) of "
              f"profile {summary.profile.name} on {summary.entry['device_class']}; hardware {summary.entry['hardware']}).", ""]
-    speed = [{"model": m, "epoch s (median)": f"{s['epoch_seconds']:.3f}", "images/s": f"{s['images_per_second']:.0f}",
+    speed = [{"model": m, "epoch s (median)": f"{s['epoch_seconds']:.3f}",
+              "images/s": f"{s['images_per_second']:.0f}" if s.get("images_per_second") else "—",
               "peak memory MiB": f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") else "—"}
              for m, s in summary.entry.get("speed", {}).items() if s.get("epoch_seconds")]
     if speed:
-        lines += ["Speed and memory of the runs trained tonight (epoch 1 left out; peak memory: CUDA allocated, or the "
+        lines += ["Speed and memory of the runs trained tonight (epoch 1 left out; a declared experiment's variant: its "
+                  "runs' seconds over their epochs, warm-up and evaluation included; peak memory: CUDA allocated, or the "
                   "process's peak RSS on CPU):", "", markdown_table(pd.DataFrame.from_records(speed)), ""]
     drift = [f for f in summary.flags if f.check == "drift"]
     if drift:

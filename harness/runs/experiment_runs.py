@@ -107,6 +107,7 @@ def deliver_stacked(experiment: Experiment, variant: str, seeds, store: Experime
             printer(f"[trainguard] {experiment.name} {variant} seeds {todo}: training {epochs} epoch(s) stacked")
             for record in train_together(experiment, variant, todo, epochs, threads, device, data_dir, deadline,
                                          precision, compile):
+                record.trained_here = True  # timed in this process tonight: the speed check may read it
                 if record.completed:
                     store.put(record)
                 found[(variant, record.seed)] = record
@@ -186,6 +187,7 @@ def _train_and_keep(experiment, variant, seed, store, threads, device, data_dir,
     printer(f"[trainguard] {label}: training {max(experiment.budgets)} epoch(s){arithmetic}")
     record = train(experiment, variant, seed, max(experiment.budgets), threads, device, data_dir, deadline,
                    on_epoch=epoch_lines(label, printer), precision=precision, compile=compile)
+    record.trained_here = True  # timed in this process tonight (a cached run's seconds are another night's)
     if record.completed:
         store.put(record)
     else:
