@@ -367,3 +367,18 @@ def test_a_reference_with_seeds_of_its_own_is_delivered_by_the_execute_stage_and
     report = (project / "r" / "report.md").read_text()
     assert "PASS regression: a paper: small@3 mse: this night" in report and "(mean of seeds [0, 7])" in report
     assert "| small | 7" not in report.replace("  ", " ")  # the seeds table is the check seeds'
+
+
+def test_a_profile_s_experiment_is_logged_to_mlflow_beside_the_models(project):
+    """--mlflow on a profile's night: the declared experiment's checked statistics are metrics of the night's run
+    (NAME/VARIANT-BUDGET.METRIC, the mean over its check seeds) beside the models', its variants' speed too."""
+    pytest.importorskip("mlflow", reason="the dev extra installs mlflow-skinny")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert cli.main(["run", *_dirs(project), "--mlflow", uri, "--report", str(project / "r" / "report.md")]) == 0
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("trainguard-mine-cpu").experiment_id])
+    assert {"regression/small-2.mse", "regression/large-3.mse", "Baseline1-2.test_acc"} <= set(run.data.metrics)
+    assert run.data.metrics["regression small.epoch_seconds"] > 0

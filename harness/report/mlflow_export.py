@@ -2,7 +2,8 @@
 
 One MLflow run per night, in the experiment ``trainguard-<profile>-<device class>``: the night's settings as
 parameters (commit, seeds, versions), its checked statistics as metrics (``<model>-<budget>.<metric>``, the mean
-over the night's seeds; the speed and peak memory per model), its result as a tag and as the run's status, and
+over the night's seeds; a declared experiment's as ``<name>/<variant>-<budget>.<metric>``; the speed and peak memory
+per model), its result as a tag and as the run's status, and
 the report with its figures as artifacts. The ledger stays the record trainguard compares against: an export that
 fails is said, and changes neither the night's result nor its exit code.
 """
@@ -15,6 +16,14 @@ from pathlib import Path
 from ..core.storage import ConfigError
 
 MAX_PARAM = 500  # MLflow's limit on a parameter's value
+
+
+def _key(text: str) -> str:
+    """A metric name MLflow accepts (letters, digits, ``_ - . / `` and spaces): any other character of a user's
+    experiment or variant name becomes ``_``."""
+    import re
+
+    return re.sub(r"[^\w\-. /]", "_", text)
 
 
 def log_night(uri: str, entry: dict, report_path: Path) -> str:
@@ -64,6 +73,12 @@ def metrics(entry: dict) -> dict[str, float]:
             for metric, per_seed in per_metric.items():
                 if per_seed:
                     values[f"{model}-{budget}.{metric}"] = statistics.fmean(per_seed.values())
+    for name, variants in entry.get("experiments", {}).items():  # a profile's declared experiments, beside its models
+        for variant, budgets in variants.items():
+            for budget, per_metric in budgets.items():
+                for metric, per_seed in per_metric.items():
+                    if per_seed:
+                        values[_key(f"{name}/{variant}-{budget}.{metric}")] = statistics.fmean(per_seed.values())
     for model, speed in entry.get("speed", {}).items():
         for what in ("epoch_seconds", "images_per_second", "peak_memory_mb"):
             if isinstance(speed.get(what), (int, float)):
