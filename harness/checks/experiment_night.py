@@ -79,7 +79,8 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
     cells, speed = variant_cells(experiment, night), variant_speed(experiment, night)
     failed = [v for v in verdicts if not v.passed]
     return {"run_id": uuid.uuid4().hex[:12], "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "profile": experiment.name, "device_class": device, "hardware": hardware(device.split("-")[0]), "commit": git_commit(),
+            "profile": experiment.name, "device_class": device, "hardware": hardware(device.split("-")[0]),
+            "commit": git_commit(),
             "versions": {k: str(v) for k, v in versions().items()}, "data": _inputs(night),
             "training": {variant: {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
                          for variant, settings in experiment.variants.items()},

@@ -7,9 +7,10 @@ published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
 profile enables that check, on the mean of the profile's [published] seeds (its check seeds where it names none), as
-the built-in check averages them. Its golden runs are the profile's: its [golden] subset and epochs, every step's loss, gradient norm and
-learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside another thread count and a
-lower instruction set). The profile's start of the learning curve (``start_window``, ``start_models``) is its
+the built-in check averages them. Its golden runs are the profile's: its [golden] subset and epochs, every step's
+loss, gradient norm and learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside
+another thread count and a lower instruction set). It honours a night's ``--precision`` and ``--compile`` (the
+engine's bf16 autocast and torch.compile). The profile's start of the learning curve (``start_window``, ``start_models``) is its
 :class:`Start`. Its faults are the models' self-test injections: as settings where a run's settings express them
 (the learning rate, weight decay, augmentation), else by name (the data, the model, the loss, the data order, the
 evaluation), applied to the faulted run alone.
