@@ -258,9 +258,12 @@ def trend_section(summary, figures: list[str]) -> str:
               "peak memory MiB": f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") else "—"}
              for m, s in summary.entry.get("speed", {}).items() if s.get("epoch_seconds")]
     if speed:
-        lines += ["Speed and memory of the runs trained tonight (epoch 1 left out; a declared experiment's variant: its "
-                  "runs' seconds over their epochs, warm-up and evaluation included; peak memory: CUDA allocated, or the "
-                  "process's peak RSS on CPU):", "", markdown_table(pd.DataFrame.from_records(speed)), ""]
+        experiments = any(row["model"] not in summary.profile.models for row in speed)
+        lines += ["Speed and memory of the runs trained tonight (epoch 1 left out"
+                  + ("; a declared experiment's variant: its runs' seconds over their epochs, warm-up and evaluation "
+                     "included" if experiments else "")
+                  + "; peak memory: CUDA allocated, or the process's peak RSS on CPU):", "",
+                  markdown_table(pd.DataFrame.from_records(speed)), ""]
     drift = [f for f in summary.flags if f.check == "drift"]
     if drift:
         lines += [f"Drift — each cell against the previous run, the band from the baseline's seed noise "
