@@ -820,6 +820,10 @@ def test_a_reference_with_seeds_of_its_own_is_checked_on_their_mean_reading_base
     mean = statistics.fmean(r.at("slope", 3) for r in (zero, one, seven))
     assert f"PASS a paper: small@3 slope: this night {mean:.4g} (mean of seeds [0, 1, 7])" in out, out
     assert "11 passed, 0 failed" in out  # 8 bands (the check seed's), 2 claims, 1 reference value
+    # a night that checks other seeds (--seeds 200) trains a reference's seed that is a check seed of the experiment
+    mine = Experiment("mine", lambda run: None, metrics={"acc": "higher"}, baseline_seeds=(0, 1), check_seeds=(100,),
+                      references=(trainguard.Reference("r", {"default@1": {"acc": 1.0}}, seeds=(0, 100, 7)),))
+    assert seeds_to_train(mine) == (7,) and seeds_to_train(mine, (200,)) == (7, 100)
     with pytest.raises(ConfigError, match="whose seeds are integers"):
         Experiment("mine", lambda run: None, metrics={"acc": "higher"},
                    references=(trainguard.Reference("r", {"default@1": {"acc": 1.0}}, seeds=("0",)),))

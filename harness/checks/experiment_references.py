@@ -32,11 +32,13 @@ def checked_names(experiment: Experiment) -> list[str]:
     return [_name(r, v, b, m) for r in experiment.references for v, b, m, _ in r.cells() if m in r.tolerances]
 
 
-def seeds_to_train(experiment: Experiment) -> tuple[int, ...]:
-    """The references' own seeds (:attr:`Reference.seeds`) a night trains beside its check seeds: those that are
-    neither check seeds nor baseline seeds (a baseline seed's run is read from the baseline)."""
+def seeds_to_train(experiment: Experiment, checked=None) -> tuple[int, ...]:
+    """The references' own seeds (:attr:`Reference.seeds`) a night trains beside its check seeds (``checked``: the
+    experiment's, unless the night checks others): those that are neither checked nor baseline seeds (a baseline
+    seed's run is read from the baseline)."""
     own = {s for r in experiment.references for s in r.seeds}
-    return tuple(sorted(own - set(experiment.check_seeds) - set(experiment.baseline_seeds)))
+    checked = experiment.check_seeds if checked is None else checked
+    return tuple(sorted(own - set(checked) - set(experiment.baseline_seeds)))
 
 
 def checked(experiment: Experiment, night: dict[tuple[str, int], Record],

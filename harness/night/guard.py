@@ -102,7 +102,7 @@ def _reference_runs(experiment, checked, store, common) -> dict:
     """The runs of the references' own seeds that are neither checked nor baseline seeds, trained (or cached)."""
     from ..checks.experiment_references import seeds_to_train
 
-    extra = tuple(s for s in seeds_to_train(experiment) if s not in checked)
+    extra = seeds_to_train(experiment, checked)
     return deliver_runs(experiment, extra, store, common) if extra else {}
 
 
