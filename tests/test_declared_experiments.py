@@ -382,3 +382,21 @@ def test_a_profile_s_experiment_is_logged_to_mlflow_beside_the_models(project):
     (run,) = client.search_runs([client.get_experiment_by_name("trainguard-mine-cpu").experiment_id])
     assert {"regression/small-2.mse", "regression/large-3.mse", "Baseline1-2.test_acc"} <= set(run.data.metrics)
     assert run.data.metrics["regression small.epoch_seconds"] > 0
+
+
+def test_a_renamed_experiment_s_drift_compares_with_its_nights_under_the_former_name(project, capsys):
+    """A profile's experiment renamed (``name="fit", formerly=("regression",)``) and changed in one commit: the next
+    night compares it with the previous night's cells under the old name, and the step names the rename."""
+    ledger = f"sqlite:///{project / 'ledger.sqlite'}"
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
+    assert cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r" / "report.md")]) == 0
+    (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.005").replace(
+        "@trainguard.experiment(", '@trainguard.experiment(name="fit", formerly=("regression",), '))
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden", "--skip-models"]) == 0
+    capsys.readouterr()
+    cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / "r2" / "report.md")])
+    report = (project / "r2" / "report.md").read_text()
+    assert re.search(r"fit small-2 mse: .*STEP \(worse than the previous run\); changed since: experiment regression "
+                     r"renamed fit; the source of experiment fit", report), report[-3000:]

@@ -845,3 +845,25 @@ def test_an_experiment_file_is_executed_once_per_version_of_it(tmp_path):
         with pytest.raises(ConfigError, match="ZeroDivisionError"):
             load_experiment(f"{tmp_path / 'once.py'}:e")
     assert log.read_text() == "xxxx"
+
+
+def test_a_renamed_experiment_keeps_its_ledger_history_through_formerly(project, capsys):
+    """``formerly=("regression",)``: the renamed experiment's check reads its earlier nights under the old name, so
+    drift compares with them (instead of starting anew), and a step names the rename among what changed."""
+    target, ledger = "regression.py:regression", str(project / "ledger.sqlite")
+    assert cli.main(["guard", target, "baseline"]) == 0
+    assert cli.main(["guard", target, "check", "--ledger", ledger]) == 0
+    renamed = SGD.replace("@trainguard.experiment(", '@trainguard.experiment(name="fit", formerly=("regression",), ')
+    _load(project, renamed)
+    assert cli.main(["guard", target, "baseline"]) == 0  # a new name: its own runs (the cache is keyed by name)
+    capsys.readouterr()
+    assert cli.main(["guard", target, "check", "--ledger", ledger]) == 0
+    out = capsys.readouterr().out
+    assert "earlier nights read under its former name(s): regression (1 night(s))" in out
+    assert "drift: no earlier run" not in out and "STEP" not in out  # the same numbers under a new name: no step
+    _load(project, renamed.replace("LR = 0.05", "LR = 0.005"))
+    assert cli.main(["guard", target, "check", "--ledger", ledger]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"STEP \(worse than the previous run\); changed since: the source of experiment fit", out), out
+    with pytest.raises(ConfigError, match="formerly must be a tuple of the names it had before"):
+        Experiment("mine", lambda run: None, metrics={"acc": "higher"}, formerly=("mine",))

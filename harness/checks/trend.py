@@ -89,11 +89,16 @@ def history_entry(matrix, experiments: dict | None = None, sources: dict | None 
     }
 
 
-def likely_causes(before: dict, now: dict, model: str | None = None, experiment: str | None = None) -> list[str]:
+def likely_causes(before: dict, now: dict, model: str | None = None, experiment: str | None = None,
+                  formerly: tuple[str, ...] = ()) -> list[str]:
     """What changed between two runs that could explain a step; ``experiment``: the declared experiment whose cell
-    stepped (its own source is then a cause when it changed)."""
-    causes = []
-    was, now_source = before.get("sources", {}).get(experiment), now.get("sources", {}).get(experiment)
+    stepped (its own source is then a cause when it changed, and its rename where the earlier run knew it under one
+    of the names it had ``formerly``)."""
+    causes, sources = [], before.get("sources", {})
+    old_name = next((n for n in formerly if n in sources), None) if experiment not in sources else None
+    if old_name is not None:
+        causes.append(f"experiment {old_name} renamed {experiment}")
+    was, now_source = sources.get(old_name or experiment), now.get("sources", {}).get(experiment)
     if experiment is not None and was and now_source and was != now_source:
         causes.append(f"the source of experiment {experiment} ({was[:12]} → {now_source[:12]})")
     for name in sorted(set(before.get("versions", {})) | set(now.get("versions", {}))):
@@ -117,8 +122,9 @@ def _mean(per_seed: dict) -> float:
     return statistics.fmean(per_seed.values())
 
 
-def drift_checks(before: dict, now: dict) -> list[tuple]:
-    """(kind, name, budget, metric, previous values, current values) that both runs hold."""
+def drift_checks(before: dict, now: dict, formerly: dict | None = None) -> list[tuple]:
+    """(kind, name, budget, metric, previous values, current values) that both runs hold; ``formerly``: a declared
+    experiment's name → the names it had before (a renamed experiment's previous night holds it under one of them)."""
     checks = []
     for model, budgets in now.get("cells", {}).items():
         for budget, metrics in budgets.items():
@@ -126,11 +132,13 @@ def drift_checks(before: dict, now: dict) -> list[tuple]:
                 old = before.get("cells", {}).get(model, {}).get(budget, {}).get(metric)
                 if old:
                     checks.append(("cell", model, int(budget), metric, old, values))
+    recorded = before.get("experiments", {})
     for name, variants in now.get("experiments", {}).items():
+        earlier = recorded.get(name) or next((recorded[n] for n in (formerly or {}).get(name, ()) if n in recorded), {})
         for variant, budgets in variants.items():
             for budget, metrics in budgets.items():
                 for metric, values in metrics.items():
-                    old = before.get("experiments", {}).get(name, {}).get(variant, {}).get(budget, {}).get(metric)
+                    old = earlier.get(variant, {}).get(budget, {}).get(metric)
                     if old:
                         checks.append(("experiment", (name, variant), int(budget), metric, old, values))
     return checks
@@ -143,7 +151,8 @@ def drift_verdicts(before: dict | None, now: dict, table, experiment_tables: dic
     its baseline seeds' values (trainguard.checks.experiment_night.ExperimentTable)."""
     if before is None:
         return [], ["drift: no earlier run of this profile on this device class in the ledger"]
-    checks, notes = drift_checks(before, now), []
+    formerly = {name: found.experiment.formerly for name, found in experiment_tables.items()}  # renamed experiments
+    checks, notes = drift_checks(before, now, formerly), []
     comparable = []
     for check in checks:
         kind, name, budget, metric, old, values = check
@@ -167,8 +176,9 @@ def drift_verdicts(before: dict | None, now: dict, table, experiment_tables: dic
                              check="drift", model=name if kind == "cell" else None, budget=budget,
                              lower_is_better=lower)
         if not verdict.passed:
-            causes = likely_causes(before, now, name if kind == "cell" else None,
-                                   name[0] if kind == "experiment" else _only_source(now))
+            mine = name[0] if kind == "experiment" else _only_source(now)
+            renamed = formerly.get(mine) or getattr(getattr(table, "experiment", None), "formerly", ())
+            causes = likely_causes(before, now, name if kind == "cell" else None, mine, renamed)
             message = verdict.message.replace("REGRESSION (worse than baseline)", "STEP (worse than the previous run)")
             message = message.replace("DEVIATION (better than baseline: check what changed)",
                                       "STEP (better than the previous run)")

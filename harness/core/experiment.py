@@ -185,7 +185,9 @@ class Experiment:
     autocast) and ``run.compile`` (torch.compile, a jit) — what a night's ``--precision`` / ``--compile`` ask of it.
     A night asking for one it does not declare is refused for it (its cases skipped, saying why), so a run trained in
     fp32 is never kept or checked as a bf16 one. Each arithmetic has its own result cache and baseline: it rounds
-    differently. The golden runs are always fp32 and eager.
+    differently. The golden runs are always fp32 and eager;
+    ``formerly``: optional, names this experiment had before (a rename): drift compares a night with the previous
+    night that recorded it under any of them, and ``guard … check --ledger`` reads its earlier nights under them too.
     """
 
     name: str
@@ -210,6 +212,7 @@ class Experiment:
     start: Start | None = None
     precisions: tuple[str, ...] = ("fp32",)
     compiles: bool = False
+    formerly: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
@@ -254,15 +257,10 @@ class Experiment:
                     or any(v not in self.variants for v in fault.variants):
                 raise ConfigError(f"{where}: each fault must be a trainguard.Fault whose variants are the "
                                   f"experiment's ({sorted(self.variants)}) and whose settings are a dict, got {fault!r}")
-        for reference in self.references:
-            if not isinstance(reference, Reference) or any(not isinstance(s, int) for s in reference.seeds) or any(
-                    v not in self.variants or b not in self.budgets or m not in self.metrics
-                    for v, b, m, _ in reference.cells()) or any(m not in self.metrics for m in reference.tolerances):
-                raise ConfigError(f"{where}: each reference must be a trainguard.Reference whose cells and metrics are "
-                                  f"the experiment's (variants {sorted(self.variants)}, budgets {sorted(self.budgets)}, "
-                                  f"metrics {sorted(self.metrics)}) and whose seeds are integers, got {reference!r}")
+        _check_references(self, where)
         _check_start(self, where)
         _check_arithmetic(self, where)
+        _check_formerly(self, where)
         if len({f.name for f in self.faults}) < len(self.faults):
             raise ConfigError(f"{where}: two faults share a name: {[f.name for f in self.faults]}")
         for claim in self.claims:
@@ -393,6 +391,24 @@ def _in_package(name: str) -> tuple[Path, str | None] | None:
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
     return Path(spec.origin).resolve(), name if spec.submodule_search_locations else name.rpartition(".")[0]
+
+
+def _check_references(experiment: Experiment, where: str) -> None:
+    for reference in experiment.references:
+        if not isinstance(reference, Reference) or any(not isinstance(s, int) for s in reference.seeds) or any(
+                v not in experiment.variants or b not in experiment.budgets or m not in experiment.metrics
+                for v, b, m, _ in reference.cells()) or any(m not in experiment.metrics for m in reference.tolerances):
+            raise ConfigError(f"{where}: each reference must be a trainguard.Reference whose cells and metrics are "
+                              f"the experiment's (variants {sorted(experiment.variants)}, budgets "
+                              f"{sorted(experiment.budgets)}, metrics {sorted(experiment.metrics)}) and whose seeds are "
+                              f"integers, got {reference!r}")
+
+
+def _check_formerly(experiment: Experiment, where: str) -> None:
+    if not isinstance(experiment.formerly, tuple) or any(not isinstance(n, str) or not n or n == experiment.name
+                                                           for n in experiment.formerly):
+        raise ConfigError(f"{where}: formerly must be a tuple of the names it had before (not its own), got "
+                          f"{experiment.formerly!r}")
 
 
 def _check_arithmetic(experiment: Experiment, where: str) -> None:

@@ -140,9 +140,15 @@ def _record(entry: dict, baseline, ledger: str | None, experiment) -> tuple[list
     if not ledger:
         return [], ["no ledger (--ledger): nothing compared between nights, nothing recorded"]
     store = open_ledger(ledger)
-    flags, notes = between_nights(entry, store.read(entry["profile"], entry["device_class"]), baseline, experiment)
+    earlier = store.read(entry["profile"], entry["device_class"])
+    renamed = [(name, store.read(name, entry["device_class"])) for name in experiment.formerly]
+    # by time; nights under a former name first where two share a second (a rename comes before the new name's nights)
+    earlier = sorted([e for _, nights in renamed for e in nights] + earlier, key=lambda e: e.get("time", ""))
+    flags, notes = between_nights(entry, earlier, baseline, experiment)
     store.append(entry)
-    return flags, notes + [f"recorded in the ledger {store.where()}"]
+    read = [f"{name} ({len(nights)} night(s))" for name, nights in renamed if nights]
+    return flags, notes + ([f"earlier nights read under its former name(s): {', '.join(read)}"] if read else []) \
+        + [f"recorded in the ledger {store.where()}"]
 
 
 def _to_mlflow(uri: str, entry: dict, experiment, verdicts, asserted, flags, notes, report: Path | None,
