@@ -244,3 +244,43 @@ def test_the_cifar_plug_in_injects_the_models_seam_injections_by_name_into_the_f
                      "test-time-flip": ("changed", None, "test_acc after epoch 1")}, named
     assert (engine.make_criterion, engine.epoch_order, engine.evaluate) == seams  # put back after each run
     assert replay.replay(experiment, "Baseline1", store).status == "identical"
+
+
+def test_the_cifar_plug_in_s_nights_continue_the_profile_s_models_in_the_ledger(tmp_path, smoke_runs, capsys,
+                                                                                  monkeypatch):
+    """The smoke profile's night records its models' cells; the plug-in's first night (guard, its baseline imported
+    from the committed smoke baseline) reads that night as its earlier one (``formerly``: the profile's name) and
+    compares its cells with the models': the same runs, so drift finds no step — the series goes on instead of
+    starting anew."""
+    from pathlib import Path
+
+    from trainguard import cli
+    from trainguard.experiments import cifar_models
+
+    monkeypatch.delenv("CI", raising=False)
+    assert cifar_models.make(load_profile("smoke")).formerly == ("smoke",)
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    baselines = smoke_runs.copy_baseline(tmp_path / "b").parent
+    assert cli.main(["run", "--profile", "smoke", "--device", "cpu", "--threads", "1", "--no-replay", "--no-figures",
+                     "--baselines-dir", str(baselines), "--results-dir", str(smoke_runs.copy(tmp_path / "results")),
+                     "--run-log", str(tmp_path / "runlog.jsonl"), "--ledger", ledger,
+                     "--report", str(tmp_path / "r" / "report.md")]) == 0
+    (tmp_path / "plug.py").write_text("from trainguard.core.spec import load_profile\n"
+                                      "from trainguard.experiments import cifar_models\n\n"
+                                      "smoke = cifar_models.make(load_profile('smoke'))\n")
+    target, store = f"{tmp_path / 'plug.py'}:smoke", ["--dir", str(tmp_path / "experiments")]
+    committed = Path(__file__).parent.parent / "baselines" / "smoke" / "cpu-seeds.csv"
+    assert cli.main(["guard", target, "baseline", "--from-csv", str(committed), *store]) == 0
+    capsys.readouterr()
+    assert cli.main(["guard", target, "check", "--ledger", ledger, *store]) in (0, 1)  # smoke's claims may not hold
+    out = capsys.readouterr().out
+    assert "earlier nights read under its former name(s): smoke (1 night(s))" in out
+    assert "drift: no earlier run" not in out and "STEP" not in out, out
+    from trainguard.checks.trend import drift_checks
+    from trainguard.stores.ledger import open_ledger
+
+    (models,) = open_ledger(ledger).read("smoke", "cpu")
+    (plugin,) = open_ledger(ledger).read("cifar-models-smoke", "cpu")
+    compared = drift_checks(models, plugin)
+    assert len(compared) == 4 * 2 * 3  # every model, budget and checked metric: the same cells
+    assert all(old == new for *_, old, new in compared)  # the same runs, bit for bit: the series goes on

@@ -188,3 +188,21 @@ def test_junit_xml_marks_failures_and_unfailing_flags():
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["NewModel2-20 test_acc"].find("failure").text.endswith("REGRESSION")
     assert cases["NewModel2 speed"].find("skipped") is not None
+
+
+def test_a_declared_experiment_continues_a_renamed_one_or_the_profile_s_models_it_replaces():
+    """``formerly``: the previous night's cells under a former name, or — a former name that is the profile's own —
+    the profile's models' cells (the plug-in that replaces them); the likely cause says which."""
+    from trainguard.checks.trend import drift_checks, likely_causes
+
+    cells = {"M": {"2": {"acc": {"100": 1.0}}}}
+    now = {"profile": "p", "experiments": {"x": {"M": {"2": {"acc": {"100": 1.5}}}}}, "sources": {"x": "b" * 64}}
+    models = {"profile": "p", "cells": cells}
+    renamed = {"profile": "p", "experiments": {"old": cells}, "sources": {"old": "a" * 64}}
+    assert drift_checks(models, now) == [] and drift_checks(renamed, now) == []  # nothing known under "x"
+    assert drift_checks(models, now, {"x": ("p",)}) == [("experiment", ("x", "M"), 2, "acc", {"100": 1.0},
+                                                          {"100": 1.5})]
+    assert drift_checks(renamed, now, {"x": ("old",)})[0][4] == {"100": 1.0}
+    assert likely_causes(models, now, experiment="x", formerly=("p",))[0] == "profile p's models now checked as experiment x"
+    assert likely_causes(renamed, now, experiment="x", formerly=("old",))[:2] == [
+        "experiment old renamed x", f"the source of experiment x ({'a' * 12} → {'b' * 12})"]

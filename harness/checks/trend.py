@@ -98,6 +98,8 @@ def likely_causes(before: dict, now: dict, model: str | None = None, experiment:
     old_name = next((n for n in formerly if n in sources), None) if experiment not in sources else None
     if old_name is not None:
         causes.append(f"experiment {old_name} renamed {experiment}")
+    elif experiment is not None and experiment not in sources and before.get("profile") in formerly:
+        causes.append(f"profile {before['profile']}'s models now checked as experiment {experiment}")
     was, now_source = sources.get(old_name or experiment), now.get("sources", {}).get(experiment)
     if experiment is not None and was and now_source and was != now_source:
         causes.append(f"the source of experiment {experiment} ({was[:12]} → {now_source[:12]})")
@@ -134,7 +136,11 @@ def drift_checks(before: dict, now: dict, formerly: dict | None = None) -> list[
                     checks.append(("cell", model, int(budget), metric, old, values))
     recorded = before.get("experiments", {})
     for name, variants in now.get("experiments", {}).items():
-        earlier = recorded.get(name) or next((recorded[n] for n in (formerly or {}).get(name, ()) if n in recorded), {})
+        former = (formerly or {}).get(name, ())
+        earlier = recorded.get(name) or next((recorded[n] for n in former if n in recorded), None)
+        if earlier is None and before.get("profile") in former:  # it replaces that profile's models: their cells
+            earlier = before.get("cells", {})
+        earlier = earlier or {}
         for variant, budgets in variants.items():
             for budget, metrics in budgets.items():
                 for metric, values in metrics.items():

@@ -188,6 +188,8 @@ class Experiment:
     differently. The golden runs are always fp32 and eager;
     ``formerly``: optional, names this experiment had before (a rename): drift compares a night with the previous
     night that recorded it under any of them, and ``guard … check --ledger`` reads its earlier nights under them too.
+    A former name may be a profile's whose models the experiment replaces (its variants those models): their cells,
+    recorded by that profile's nights, are then its earlier values.
     """
 
     name: str

@@ -13,7 +13,8 @@ another thread count and a lower instruction set). It honours a night's ``--prec
 engine's bf16 autocast and torch.compile). The profile's start of the learning curve (``start_window``, ``start_models``) is its
 :class:`Start`. Its faults are the models' self-test injections: as settings where a run's settings express them
 (the learning rate, weight decay, augmentation), else by name (the data, the model, the loss, the data order, the
-evaluation), applied to the faulted run alone.
+evaluation), applied to the faulted run alone. Its ledger history continues the profile's models' cells
+(``formerly``: the profile's name), so drift compares its first night with the models' last.
 """
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ def make(profile: Profile | None = None) -> Experiment:
                       perturbations={f"nudge-{i}": {"nudge": i} for i in range(1, profile.golden.perturbations + 1)},
                       claims=claims(profile), faults=faults(profile), start=start(profile),
                       train_stacked=functools.partial(_train_stacked, profile),
-                      precisions=("fp32", "bf16"), compiles=True)  # the engine's --precision and --compile
+                      precisions=("fp32", "bf16"), compiles=True,  # the engine's --precision and --compile
+                      formerly=(profile.name,))  # the profile's models' ledger cells are its earlier values
 
 
 ci = make()
