@@ -695,7 +695,7 @@ def _show_ledger(args, store) -> int:
     from .core import plots
     from .report import markdown as report
     from .checks import baseline as baseline_kind
-    from .checks.trend import LABELS, history_rows, series
+    from .checks.trend import LABELS, experiment_rows, history_rows, series
 
     matrix = _matrix(args)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
@@ -704,6 +704,8 @@ def _show_ledger(args, store) -> int:
               file=sys.stderr)
         return 2
     print(report.markdown_table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
+    for name, rows in experiment_rows(entries, args.last).items():  # the profile's declared experiments, each alone
+        print(f"\nexperiment {name}:\n{report.markdown_table(report.pd.DataFrame.from_records(rows))}")
     if args.plots is not None:
         from .api import trend_bands
 

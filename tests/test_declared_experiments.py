@@ -231,6 +231,12 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
     assert set(night["experiments"]["regression"]["small"]["2"]["mse"]) == {"100"}
     # its speed beside the models': the variants' runs were trained (timed) tonight
     assert night["speed"]["regression small"]["trained"] and night["speed"]["regression small"]["epoch_seconds"] > 0
+    # `trainguard ledger` lists them after the models' table, one table per experiment (its metrics are its own)
+    capsys.readouterr()
+    assert cli.main(["ledger", "--profile", str(project / "mine.toml"), "--ledger", ledger]) == 0
+    listed = capsys.readouterr().out
+    mse = sum(night["experiments"]["regression"]["small"]["2"]["mse"].values())
+    assert "experiment regression:" in listed and re.search(rf"\| small-2 +\| {round(mse, 4)} +\| [\d.]+ +\|", listed), listed
     # a tenth of the learning rate: a worse mse at every cell, far beyond the baseline's seed noise
     (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.005"))
     for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:

@@ -257,6 +257,24 @@ def history_rows(entries: list[dict], last: int = 10) -> list[dict]:
     return sorted(rows, key=lambda row: row["cell"])  # stable: each cell's runs stay in time order
 
 
+def experiment_rows(entries: list[dict], last: int = 10) -> dict[str, list[dict]]:
+    """The declared experiments of the last runs, per experiment (their metrics are their own): one row per variant,
+    budget and run, grouped by cell and oldest first — each declared metric's mean over the run's seeds, and the
+    variant's seconds per epoch where it was trained and timed that night."""
+    found: dict[str, list[dict]] = {}
+    for entry in entries[-last:]:
+        for name, variants in entry.get("experiments", {}).items():
+            for variant, budgets in variants.items():
+                speed = entry.get("speed", {}).get(f"{name} {variant}", {})
+                for budget, metrics in budgets.items():
+                    found.setdefault(name, []).append({
+                        "run": entry.get("time", "?")[:16].replace("T", " "), "commit": entry.get("commit", "?"),
+                        "result": entry.get("result", "?"), "cell": f"{variant}-{budget}",
+                        **{m: round(_mean(v), 4) for m, v in metrics.items() if v},
+                        "epoch s": round(speed["epoch_seconds"], 3) if speed.get("epoch_seconds") else "cached"})
+    return {name: sorted(rows, key=lambda row: row["cell"]) for name, rows in sorted(found.items())}
+
+
 def series(entries: list[dict], model: str, budget: int, metric: str) -> list[float | None]:
     """One cell's checked value per run (None where the run does not hold it), oldest first."""
     return [_mean(v) if (v := e.get("cells", {}).get(model, {}).get(str(budget), {}).get(metric)) else None
