@@ -162,6 +162,9 @@ def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_
     assert cli.main(["guard", "trainguard.experiments.cifar_models:ci", "baseline", "--from-csv",
                      str(committed / "cpu-seeds.csv"), "--threads", "2", "--dir", str(tmp_path)]) == 0
     assert "64 run(s) imported from" in capsys.readouterr().out
+    imported = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("seed*.json"))
+    assert len(imported) == 64  # the committed copy (what the profile's switch to the plug-in reads) is this import
+    assert all((committed / "experiments" / p).read_bytes() == (tmp_path / p).read_bytes() for p in imported)
     runs, note = baseline_of(experiment, ExperimentStore(tmp_path), threads=2)
     assert "the baseline was imported from cpu-seeds.csv" in note
     night = {key: record for key, record in runs.items() if key[1] in (0, 1)}  # any two: the bands are the point
