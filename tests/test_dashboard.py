@@ -123,3 +123,40 @@ def test_the_regressions_page_lists_the_failing_night_with_what_changed(site, pa
     failing = [night for night, entry in ledger.nights("smoke", "cpu") if entry["result"] == "FAIL"]
     assert page.locator(f'a[href="nights/{failing[0]}/index.html"]').count() == 1
     assert "nothing recorded changed since the night before" in smoke  # same code, data and versions: the baseline moved
+
+
+def _charts(out: Path) -> dict:
+    """The chart data the site's script plots: group key → its charts, each by title."""
+    import json
+
+    raw = (out / "data.js").read_text().removeprefix("window.TRAINGUARD = ").rstrip().removesuffix(";")
+    return {group["key"]: {c["title"]: c for c in group["cells"].values()} for group in json.loads(raw)["groups"]}
+
+
+def test_an_experiment_s_every_recorded_metric_gets_its_charts_and_an_earlier_record_its_first_metric_s_band(tmp_path):
+    """Each metric an experiment recorded gets a chart per variant and budget, shaded with the band its night checked;
+    a night recorded before every metric's band was kept (its first metric only) still shades that metric. A
+    `trainguard guard … check` night (its cells where a profile keeps its models') charts every metric too. Plotting
+    itself is the Chromium tests' concern: this reads the chart data."""
+    from test_ledger import entry
+
+    ledger = open_ledger(str(tmp_path / "ledger.sqlite"))
+    cells = {"nodrop": {"10": {"gap": {"100": 17.0, "101": 19.0}, "test_loss": {"100": 18.0, "101": 20.0}}}}
+    earlier = entry("n1", experiments={"mnist": cells}, sources={"mnist": "a" * 64},
+                    experiment_bands={"mnist": {"metric": "gap", "nodrop-10": [10.0, 22.0]}})
+    later = entry("n2", time="2026-12-02T02:17:00+00:00", experiments={"mnist": cells}, sources={"mnist": "a" * 64},
+                  experiment_bands={"mnist": {"gap": {"nodrop-10": [10.5, 22.5]}, "test_loss": {"nodrop-10": [9.0, 23.0]}}})
+    guard = entry("g1", profile="mine", cells=cells, sources={"mine": "b" * 64}, bands={"metric": "gap", "nodrop-10": [1, 30]},
+                  experiment_bands={"mine": {"gap": {"nodrop-10": [1.0, 30.0]}, "test_loss": {"nodrop-10": [2.0, 31.0]}}})
+    for night in (earlier, later, guard):
+        ledger.append(night)
+    dashboard.build(ledger, tmp_path / "site")
+    charts = _charts(tmp_path / "site")
+    gap, loss = charts["ci-cpu"]["mnist: nodrop-10 — gap"], charts["ci-cpu"]["mnist: nodrop-10 — Test Loss"]
+    assert gap["values"] == [18.0, 18.0] and loss["values"] == [19.0, 19.0]  # each night's mean over its seeds
+    assert (gap["low"], gap["high"]) == ([10.0, 10.5], [22.0, 22.5])
+    assert (loss["low"], loss["high"]) == ([None, 9.0], [None, 23.0])  # the earlier record kept no band for it
+    mine = charts["mine-cpu"]
+    assert mine["nodrop-10"]["low"] == [1] and mine["nodrop-10 — Test Loss"]["values"] == [19.0]
+    assert (mine["nodrop-10 — Test Loss"]["low"], mine["nodrop-10 — Test Loss"]["high"]) == ([2.0], [31.0])
+    assert "Baseline1-10 — Test Accuracy" not in charts["ci-cpu"]  # a profile's models: their checked metric only

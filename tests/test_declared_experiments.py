@@ -255,7 +255,7 @@ def test_a_profile_s_experiment_goes_to_the_ledger_and_a_step_between_nights_is_
 
 
 def test_the_dashboard_charts_a_profile_s_experiment_over_its_nights_with_its_band(project, page):
-    """Each declared experiment's cells get trend charts beside the models' (its first declared metric, the night's
+    """Each declared experiment's cells get trend charts beside the models' (each metric it recorded, the night's
     mean, the band its night checked shaded), loaded in the distribution's Chromium without a console error."""
     from trainguard.stores.ledger import open_ledger
 
@@ -264,7 +264,7 @@ def test_the_dashboard_charts_a_profile_s_experiment_over_its_nights_with_its_ba
     for night in range(2):
         assert cli.main(["run", *_dirs(project), "--ledger", ledger, "--report", str(project / f"r{night}.md")]) == 0
     bands = open_ledger(ledger).read("mine", "cpu")[-1]["experiment_bands"]["regression"]
-    assert bands["metric"] == "mse" and set(bands) == {"metric", "small-2", "small-3", "large-2", "large-3"}
+    assert set(bands) == {"mse"} and set(bands["mse"]) == {"small-2", "small-3", "large-2", "large-3"}
     assert cli.main(["dashboard", "--out", str(project / "site"), "--ledger", ledger]) == 0
     page.goto((project / "site" / "index.html").as_uri())
     page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
@@ -272,8 +272,9 @@ def test_the_dashboard_charts_a_profile_s_experiment_over_its_nights_with_its_ba
         title: el.layout.title.text, y: el.layout.yaxis.title.text, traces: el.data.length,
         values: el.data[el.data.length - 1].y}))""")
     mine = {c["title"]: c for c in charts if c["title"].startswith("regression: ")}
-    assert set(mine) == {"regression: small-2", "regression: small-3", "regression: large-2", "regression: large-3"}
-    small = mine["regression: small-3"]
+    assert set(mine) == {"regression: small-2 — mse", "regression: small-3 — mse", "regression: large-2 — mse",
+                         "regression: large-3 — mse"}
+    small = mine["regression: small-3 — mse"]
     assert small["y"] == "mse" and small["traces"] == 3  # the band's two edges, then the nights
     assert len(small["values"]) == 2 and small["values"][0] == small["values"][1]  # the same code, cached: no step
     assert page.errors == []

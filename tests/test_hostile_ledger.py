@@ -46,7 +46,8 @@ def _hostile_valid_night(run_id: str, time: str = "2026-12-01T02:17:00+00:00") -
     ("result", "PASS\u0007", "result: 'PASS\\x07' is not one of"),
     ("hardware", "cpu\x1b[2J", "hardware: holds a control character"),
     ("sources", {"mine": "<script>"}, "sources[mine]: expected a sha256 in hex"),
-    ("experiment_bands", {"mine": {"v-10": [1.0]}}, "experiment_bands[mine][v-10]: expected [low, high]"),
+    ("experiment_bands", {"mine": {"metric": "gap", "v-10": [1.0]}}, "experiment_bands[mine][v-10]: expected [low, high]"),
+    ("experiment_bands", {"mine": {"gap": {"v-10": [1.0]}}}, "experiment_bands[mine][gap][v-10]: expected [low, high]"),
 ])
 def test_a_hostile_record_through_import_is_refused_naming_the_file_and_record_and_nothing_is_imported(
         tmp_path, capsys, field, value, said):

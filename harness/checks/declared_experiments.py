@@ -186,17 +186,17 @@ def night_cells(session) -> dict:
 
 
 def night_bands(session, verdicts) -> dict:
-    """What the dashboard shades behind each declared experiment's trend charts: name → {"metric": its first declared
-    metric, "VARIANT-BUDGET": [low, high]} from this night's band verdicts (those judged; none where nothing was)."""
+    """What the dashboard shades behind each declared experiment's trend charts: name → metric → {"VARIANT-BUDGET":
+    [low, high]} from this night's band verdicts, every declared metric judged (none where nothing was)."""
     found = {}
     for target in session.profile.experiments:
         mine = experiment(session, target)
-        metric = next(iter(mine.metrics))
-        bands = {f"{v.model}-{v.budget}": [v.expected - v.allowed, v.expected + v.allowed] for v in verdicts
-                 if v.check == "experiment" and v.metric == metric and v.expected is not None
-                 and v.subject == f"{mine.name}-{v.model}-{v.budget}"}
+        bands: dict = {}
+        for v in verdicts:
+            if v.check == "experiment" and v.expected is not None and v.subject == f"{mine.name}-{v.model}-{v.budget}":
+                bands.setdefault(v.metric, {})[f"{v.model}-{v.budget}"] = [v.expected - v.allowed, v.expected + v.allowed]
         if bands:
-            found[mine.name] = {"metric": metric, **bands}
+            found[mine.name] = bands
     return found
 
 

@@ -90,7 +90,18 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             "failures": [v.message for v in failed][:50], "flags": [], "replay": {},
             "bands": {"metric": next(iter(experiment.metrics)),
                       **{f"{v.variant}-{v.budget}": [v.band.low, v.band.high] for v in verdicts
-                         if v.band is not None and v.metric == next(iter(experiment.metrics))}}}
+                         if v.band is not None and v.metric == next(iter(experiment.metrics))}},
+            "experiment_bands": _every_metric_bands(experiment, verdicts)}
+
+
+def _every_metric_bands(experiment: Experiment, verdicts: list[BandVerdict]) -> dict:
+    """{name: metric → "VARIANT-BUDGET" → [low, high]}: the bands of every metric judged, which the dashboard shades
+    behind the charts of each metric ("bands" keeps the first one, the models' form)."""
+    bands: dict = {}
+    for v in verdicts:
+        if v.band is not None:
+            bands.setdefault(v.metric, {})[f"{v.variant}-{v.budget}"] = [v.band.low, v.band.high]
+    return {experiment.name: bands} if bands else {}
 
 
 def _inputs(night: dict[tuple[str, int], Record]) -> str | None:

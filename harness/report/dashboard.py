@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..stores.golden import IDENTICAL, MISSING, NOISE
 from ..stores.ledger import Ledger
+from ..stores.night_record import experiment_bands_of
 from ..core.storage import ConfigError, atomic_write_bytes, atomic_write_text
 
 FAIL, PASS = "#c0392b", "#2471a3"
@@ -147,7 +148,7 @@ def _group(ledger: Ledger, profile: str, device_class: str) -> dict:
                          "commit": _chart_text(n.get("commit", "?")), "result": _chart_text(n.get("result", "?"))}
                         for n in nights],
              "cells": {**{cell: {**_cell_series(nights, cell, metric), "title": _chart_text(cell)} for cell in cells},
-                       **_experiment_series(nights)},
+                       **_guard_series(nights, profile, cells, metric), **_experiment_series(nights)},
              "speed": {model: {"name": _chart_text(model), **{what: [n.get("speed", {}).get(model, {}).get(what) for n in nights]
                                                     for what in ("epoch_seconds", "peak_memory_mb")}} for model in models}}
     return {"profile": profile, "device_class": device_class, "key": key, "nights": nights, "chart": chart}
@@ -158,41 +159,67 @@ def _cell_order(cell: str):
     return model, int(budget) if budget.isdigit() else 0
 
 
-def _cell_series(nights: list[dict], cell: str, metric: str) -> dict:
-    model, _, budget = cell.rpartition("-")
+def _series(nights: list[dict], value_of, band_of) -> dict:
+    """One chart's points: per night, the mean over its seeds (``value_of(night)``: seed → value, or None) and the band
+    its night checked (``band_of(night)``: [low, high], or None)."""
     values, low, high = [], [], []
     for night in nights:
-        per_seed = night.get("cells", {}).get(model, {}).get(budget, {}).get(metric)
+        per_seed, band = value_of(night), band_of(night)
         values.append(statistics.fmean(per_seed.values()) if per_seed else None)
-        band = (night.get("bands") or {}).get(cell)
         low.append(band[0] if band else None)
         high.append(band[1] if band else None)
     return {"values": values, "low": low, "high": high}
 
 
+def _cell_series(nights: list[dict], cell: str, metric: str) -> dict:
+    model, _, budget = cell.rpartition("-")
+    return _series(nights, lambda n: n.get("cells", {}).get(model, {}).get(budget, {}).get(metric),
+                   lambda n: (n.get("bands") or {}).get(cell))
+
+
+def _metrics_of(cells: list[dict]) -> list[str]:
+    """Every metric the cells (budget → metric → seed → value) hold, in the order first recorded."""
+    return list(dict.fromkeys(metric for budgets in cells for metrics in budgets.values() for metric in metrics))
+
+
+def _guard_series(nights: list[dict], profile: str, cells: list[str], charted: str) -> dict:
+    """A ``trainguard guard … check`` night keeps its experiment's cells where a profile keeps its models': besides the
+    metric charted above, a chart of every other metric it recorded, shaded with the band of that metric where the
+    night kept it ("experiment_bands"). A profile's models chart their checked metric only. Chart ids are generated
+    ("metric-N")."""
+    if not nights or any(set(n.get("sources") or {}) != {profile} for n in nights):
+        return {}
+    series = {}
+    for metric in _metrics_of([budgets for n in nights for budgets in n.get("cells", {}).values()]):
+        if metric == charted:
+            continue
+        for cell in cells:
+            model, _, budget = cell.rpartition("-")
+            series[f"metric-{len(series)}"] = {
+                **_series(nights, lambda n: n.get("cells", {}).get(model, {}).get(budget, {}).get(metric),
+                          lambda n: experiment_bands_of(n, profile).get(metric, {}).get(cell)),
+                "title": _chart_text(f"{cell} — {_label(metric)}"), "label": _chart_text(_label(metric))}
+    return series
+
+
 def _experiment_series(nights: list[dict]) -> dict:
     """A profile's declared experiments over its nights (their cells are kept under "experiments"): per experiment,
-    variant and budget, its first declared metric (the one its bands record: "experiment_bands") as the night's mean
-    over its seeds, with the band shaded. Chart ids are generated ("experiment-N"), never taken from the record."""
+    each metric it recorded, variant and budget, the night's mean over its seeds, with the band its night checked
+    shaded (a night recorded before every metric's band was kept shades its first metric only). Chart ids are
+    generated ("experiment-N"), never taken from the record."""
     series = {}
     for name in sorted({name for night in nights for name in night.get("experiments", {})}):
-        recorded = [n["experiment_bands"][name] for n in nights if name in (n.get("experiment_bands") or {})]
-        cells = {f"{variant}-{budget}": metrics for night in nights
-                 for variant, budgets in night.get("experiments", {}).get(name, {}).items()
-                 for budget, metrics in budgets.items()}
-        metric = recorded[-1]["metric"] if recorded else next((m for metrics in cells.values() for m in metrics), None)
-        for cell in sorted(cells, key=_cell_order):
-            variant, _, budget = cell.rpartition("-")
-            values, low, high = [], [], []
-            for night in nights:
-                per_seed = night.get("experiments", {}).get(name, {}).get(variant, {}).get(budget, {}).get(metric)
-                values.append(statistics.fmean(per_seed.values()) if per_seed else None)
-                band = (night.get("experiment_bands") or {}).get(name, {}).get(cell)
-                low.append(band[0] if band else None)
-                high.append(band[1] if band else None)
-            series[f"experiment-{len(series)}"] = {"values": values, "low": low, "high": high,
-                                                   "title": _chart_text(f"{name}: {cell}"),
-                                                   "label": _chart_text(_label(metric))}
+        variants = [n.get("experiments", {}).get(name, {}) for n in nights]
+        cells = sorted({f"{variant}-{budget}" for found in variants for variant, budgets in found.items()
+                        for budget in budgets}, key=_cell_order)
+        for metric in _metrics_of([budgets for found in variants for budgets in found.values()]):
+            for cell in cells:
+                variant, _, budget = cell.rpartition("-")
+                series[f"experiment-{len(series)}"] = {
+                    **_series(nights,
+                              lambda n: n.get("experiments", {}).get(name, {}).get(variant, {}).get(budget, {}).get(metric),
+                              lambda n: experiment_bands_of(n, name).get(metric, {}).get(cell)),
+                    "title": _chart_text(f"{name}: {cell} — {_label(metric)}"), "label": _chart_text(_label(metric))}
     return series
 
 
@@ -239,8 +266,8 @@ def _group_section(group: dict) -> str:
     return (f'<section id="{_e(group["key"])}"><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>'
             f'<p>{len(nights)} night(s); the last, {_e(str(last.get("time", "?"))[:16])}: '
             f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: the checked '
-            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds; a declared experiment\'s chart: its first '
-            f'declared metric) with the baseline band shaded; × marks a night that failed. Click a point for that night\'s report.</p>'
+            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds; a declared experiment: a chart of each metric '
+            f'it recorded) with the baseline band shaded; × marks a night that failed. Click a point for that night\'s report.</p>'
             f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
 

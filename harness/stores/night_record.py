@@ -195,11 +195,26 @@ def _bands(value, where: str) -> dict:
 
 
 def _experiment_bands(value, where: str) -> dict:
-    """A declared experiment's name → the bands its trend charts shade, as :func:`_bands` (its first metric)."""
+    """A declared experiment's name → metric → the bands its trend charts of that metric shade ("VARIANT-BUDGET" →
+    [low, high]); a record written before every metric was kept holds one metric, as :func:`_bands` reads it."""
     for name, bands in _mapping(value, where).items():
         _text(name, f"{where} key", LIMITS["name"])
-        _bands(bands, f"{where}[{name}]")
+        if isinstance(bands, dict) and isinstance(bands.get("metric"), str):  # the earlier form: its first metric
+            _bands(bands, f"{where}[{name}]")
+            continue
+        for metric, cells in _mapping(bands, f"{where}[{name}]").items():
+            _text(metric, f"{where}[{name}] key", LIMITS["name"])
+            _bands(cells, f"{where}[{name}][{metric}]")
     return value
+
+
+def experiment_bands_of(record: dict, name: str) -> dict:
+    """metric → "VARIANT-BUDGET" → [low, high] of experiment ``name`` in a night ``record``, whichever form it was
+    written in (an earlier record kept its first metric only)."""
+    bands = (record.get("experiment_bands") or {}).get(name) or {}
+    if isinstance(bands.get("metric"), str):
+        return {bands["metric"]: {cell: band for cell, band in bands.items() if cell != "metric"}}
+    return bands
 
 
 def _sources(value, where: str) -> dict:
