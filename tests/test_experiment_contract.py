@@ -244,7 +244,8 @@ def test_stacked_seeds_train_at_once_through_the_experiment_s_own_function_and_k
     stacked = sorted((project / ".trainguard" / "experiments" / "stacked").rglob("seed*.json"))
     alone = sorted(p for p in (project / ".trainguard" / "experiments").rglob("seed*.json") if "stacked" not in p.parts)
     assert len(stacked) == len(alone) == 10
-    strip = lambda path: {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}  # noqa: E731
+    strip = lambda path: {k: v for k, v in json.loads(path.read_text()).items()  # noqa: E731
+                          if k not in ("seconds", "epoch_seconds")}  # times: each run its own
     assert [strip(a) for a in stacked] == [strip(b) for b in alone]
     assert cli.main(["guard", target, "check", "--stack-seeds"]) == 0
     assert calls.read_text().splitlines()[-1] == "100"
@@ -867,3 +868,65 @@ def test_a_renamed_experiment_keeps_its_ledger_history_through_formerly(project,
     assert re.search(r"STEP \(worse than the previous run\); changed since: the source of experiment fit", out), out
     with pytest.raises(ConfigError, match="formerly must be a tuple of the names it had before"):
         Experiment("mine", lambda run: None, metrics={"acc": "higher"}, formerly=("mine",))
+
+
+TIMED = textwrap.dedent('''
+    import trainguard
+
+    STATED = {1: 5.0, 2: 1.0, 3: 3.0, 4: 2.0}  # epoch 1's warm-up, then three epochs
+
+
+    @trainguard.experiment(metrics={"mse": "lower"}, budgets=(4,), variants={"stated": {"state": True},
+                                                                            "between": {"state": False}})
+    def timed(run):
+        for epoch in range(1, run.budget + 1):
+            run.epoch(mse=1.0 / epoch)
+            if run.settings["state"]:
+                run.epoch_time(STATED[epoch])
+''')
+
+
+def test_speed_times_each_epoch_leaving_epoch_1_out_and_a_function_may_state_its_epochs_times(project):
+    """An epoch's seconds are the time between the function's reports, or what it states (``run.epoch_time``: a
+    function that reports after the fact); the speed check's number is their median over the runs, epoch 1 of each
+    left out (warm-up), as the models' speed is measured. Stated times make it exact here; interval times are only
+    counted (timing them would be a timed assertion)."""
+    from trainguard.checks.experiment_night import variant_speed
+
+    (project / "timed.py").write_text(TIMED)
+    experiment = load_experiment("timed.py:timed")
+    stated, between = train(experiment, "stated", 0, 4), train(experiment, "between", 0, 4)
+    assert stated.epoch_seconds == [5.0, 1.0, 3.0, 2.0] and len(between.epoch_seconds) == 4
+    for record in (stated, between):
+        record.trained_here = True
+    speed = variant_speed(experiment, {("stated", 0): stated, ("between", 0): between})
+    assert speed["stated"]["epoch_seconds"] == 2.0 and speed["stated"]["epochs"] == 3  # 1, 3, 2: epoch 1's 5 left out
+    assert speed["between"]["epochs"] == 3
+    kept = type(stated).from_json(stated.to_json(), project / "x.json")
+    assert kept.epoch_seconds == stated.epoch_seconds
+    stated.epoch_seconds = []  # a record written before epoch times were kept: its seconds over its epochs
+    assert "epoch_seconds" not in stated.to_json()
+    stated.seconds = 8.0
+    assert variant_speed(experiment, {("stated", 0): stated})["stated"]["epoch_seconds"] == 2.0  # 8 s / 4 epochs
+
+
+def test_a_stack_keeps_only_stated_epoch_times_and_a_misplaced_or_bad_time_is_refused(project):
+    """A stack reports its seeds' epochs one after another, so the intervals between its reports are not epochs: a
+    stacked run keeps epoch times only where its function stated every one. ``run.epoch_time`` before any epoch, or
+    with a time that is not a finite number of seconds, is an error naming the experiment."""
+    import dataclasses
+
+    from trainguard.runs.experiment_runs import train_together
+
+    (project / "timed.py").write_text(TIMED)
+    experiment = load_experiment("timed.py:timed")
+    stack = dataclasses.replace(experiment, train_stacked=lambda runs: [experiment.train(run) for run in runs])
+    assert [r.epoch_seconds for r in train_together(stack, "stated", [0, 1], 4)] == [[5.0, 1.0, 3.0, 2.0]] * 2
+    assert [r.epoch_seconds for r in train_together(stack, "between", [0, 1], 4)] == [[], []]
+    run = Run(experiment, "between", 0, 4)
+    with pytest.raises(ConfigError, match="run.epoch_time\\(...\\) before any run.epoch"):
+        run.epoch_time(1.0)
+    run.epoch(mse=1.0)
+    for bad in (float("nan"), -1.0, "2"):
+        with pytest.raises(ConfigError, match="expected a finite number of seconds"):
+            run.epoch_time(bad)

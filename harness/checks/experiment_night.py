@@ -8,6 +8,7 @@ declared metrics are the checked metrics.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 import uuid
 
@@ -58,17 +59,28 @@ def variant_cells(experiment: Experiment, night: dict[tuple[str, int], Record]) 
 
 
 def variant_speed(experiment: Experiment, night: dict[tuple[str, int], Record], prefix: str = "") -> dict:
-    """``prefix``VARIANT → the median seconds per epoch of its runs trained in this process tonight (a run's seconds
-    over its epochs: warm-up and evaluation included), what the speed check compares with earlier nights on the same
-    hardware; {"trained": False} for a variant whose runs all came from the cache (their seconds are another
-    night's) or ran elsewhere (a Ray worker's host is not this one)."""
+    """``prefix``VARIANT → the speed of its runs trained in this process tonight, as the models' speed is measured
+    (trainguard.checks.trend.speed_of): the median of their epochs' seconds, epoch 1 of each run left out (warm-up),
+    with the standard error of its log (the speed check's noise floor). An epoch's seconds are the interval between
+    the function's reports, or what it stated (Run.epoch_time: the plug-ins state their training time, evaluation
+    left out). A run that kept no epoch times (a stack whose function stated none) counts as its seconds over its
+    epochs. {"trained": False} for a variant whose runs all came from the cache (their seconds are another night's)
+    or ran elsewhere (a Ray worker's host is not this one)."""
     speed = {}
     for variant in experiment.variants:
-        seconds = [r.seconds / r.epochs_asked for (v, _), r in sorted(night.items())
-                   if v == variant and r.completed and getattr(r, "trained_here", False)]
-        speed[f"{prefix}{variant}"] = {"trained": True, "epochs": len(seconds),
-                                       "epoch_seconds": statistics.median(seconds)} if seconds else {"trained": False}
+        runs = [r for (v, _), r in sorted(night.items()) if v == variant and r.completed and getattr(r, "trained_here", False)]
+        seconds = [s for r in runs for s in (r.epoch_seconds[1:] if len(r.epoch_seconds) > 1 else
+                                             [r.seconds / r.epochs_asked])]
+        speed[f"{prefix}{variant}"] = _speed(seconds) if seconds else {"trained": False}
     return speed
+
+
+def _speed(seconds: list[float]) -> dict:
+    found = {"trained": True, "epochs": len(seconds), "epoch_seconds": statistics.median(seconds)}
+    logs = [math.log(s) for s in seconds if s > 0]
+    if len(logs) > 1:
+        found["log_se"] = 1.2533 * statistics.stdev(logs) / math.sqrt(len(logs))  # the median's, as speed_of's
+    return found
 
 
 def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], verdicts: list[BandVerdict],

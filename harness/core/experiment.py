@@ -469,6 +469,9 @@ class Run:
         self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline
         self.steps: dict[str, list[float]] = {}
         self.epochs: dict[str, list[float]] = {}
+        self.epoch_seconds: list[float] = []  # each epoch's time: between reports, or as stated (epoch_time)
+        self.epochs_timed: set[int] = set()  # the epochs whose time the function stated
+        self._last_report = time.perf_counter()
         self.fingerprints: dict[str, str] = {}
         self._batches: dict[str, "hashlib._Hash"] = {}
         self.failure: str | None = None  # set by :meth:`fail`
@@ -498,9 +501,26 @@ class Run:
                               f"{', '.join(missing)} (declared in its metrics)")
         for name, value in metrics.items():
             self.epochs.setdefault(name, []).append(float(value))
+        now = time.perf_counter()
+        self.epoch_seconds.append(now - self._last_report)
+        self._last_report = now
         if self.on_epoch is not None:
             self.on_epoch(self)
         self._check_time()
+
+    def epoch_time(self, seconds: float) -> None:
+        """The epoch just reported took ``seconds`` — what the speed check times instead of the interval between this
+        report and the previous one. For a function that reports its epochs after the fact (from a framework's
+        history, a stack of seeds) or leaves its evaluation out of an epoch's time; one that reports each epoch as it
+        ends need not call it."""
+        if not self.epoch_seconds:
+            raise ConfigError(f"experiment {self.experiment.name!r}: run.epoch_time(...) before any run.epoch(...): "
+                              f"report the epoch first, then its time")
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise ConfigError(f"experiment {self.experiment.name!r}: run.epoch_time({seconds!r}): expected a finite "
+                              f"number of seconds, 0 or more")
+        self.epoch_seconds[-1] = float(seconds)
+        self.epochs_timed.add(len(self.epoch_seconds))
 
     def _check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:

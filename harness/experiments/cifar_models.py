@@ -98,6 +98,7 @@ def _report_epochs(run: Run, history) -> None:
         validation = {k: v for k, v in epoch.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
         run.epoch(train_loss=epoch.train_loss, train_acc=epoch.train_acc, test_loss=epoch.test_loss,
                   test_acc=epoch.test_acc, **validation)
+        run.epoch_time(epoch.seconds)  # its training, evaluation left out: what the models' speed times
     if not history.completed:  # one run alone fails: a stack's other seeds keep their results
         run.fail(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
 

@@ -106,6 +106,7 @@ def _train(settings: Settings, framework: str, run: Run) -> None:
         raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
     for epoch in history.epochs[:run.budget]:
         run.epoch(train_loss=epoch.train_loss, test_loss=epoch.test_loss, gap=epoch.test_loss - epoch.train_loss)
+        run.epoch_time(epoch.seconds)  # reported after the fact: the epoch's own training time
 
 
 def _torch(subset, settings: Settings, dropout: float, run: Run):

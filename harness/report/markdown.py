@@ -260,8 +260,8 @@ def trend_section(summary, figures: list[str]) -> str:
     if speed:
         experiments = any(row["model"] not in summary.profile.models for row in speed)
         lines += ["Speed and memory of the runs trained tonight (epoch 1 left out"
-                  + ("; a declared experiment's variant: its runs' seconds over their epochs, warm-up and evaluation "
-                     "included" if experiments else "")
+                  + ("; a declared experiment's variant: the time between its epoch reports, or the time it stated"
+                     if experiments else "")
                   + "; peak memory: CUDA allocated, or the process's peak RSS on CPU):", "",
                   markdown_table(pd.DataFrame.from_records(speed)), ""]
     drift = [f for f in summary.flags if f.check == "drift"]

@@ -32,7 +32,9 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
               overrides=overrides, on_epoch=on_epoch, precision=precision, compile=compile)
     started = time.perf_counter()
     failure = _called(experiment.train, run)
-    return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
+    record = _record_of(experiment, run, threads, failure, time.perf_counter() - started)
+    record.epoch_seconds = list(run.epoch_seconds)  # timed between its reports, or as it stated them
+    return record
 
 
 def _called(function, argument) -> tuple[str, str] | None:
@@ -124,7 +126,11 @@ def train_together(experiment: Experiment, variant: str, seeds, epochs: int, thr
     started = time.perf_counter()
     failure = _called(experiment.train_stacked, runs_)
     seconds = (time.perf_counter() - started) / max(1, len(runs_))
-    return [_record_of(experiment, run, threads, failure, seconds) for run in runs_]
+    records = [_record_of(experiment, run, threads, failure, seconds) for run in runs_]
+    for run, record in zip(runs_, records):
+        # a stack reports its seeds' epochs one after another: their intervals are not epochs, only stated times are
+        record.epoch_seconds = list(run.epoch_seconds) if len(run.epochs_timed) == len(run.epoch_seconds) else []
+    return records
 
 
 def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds: float) -> Record:

@@ -40,6 +40,9 @@ class Record:
     status: str = "completed"  # "error" (the function raised, or reported fewer epochs than asked), "timeout"
     message: str = ""
     seconds: float = 0.0
+    # each epoch's seconds, as the run timed or stated them (Run.epoch_time); the speed check leaves epoch 1 out
+    # (warm-up). Empty in a record written before it was kept, or imported: its speed is seconds / epochs.
+    epoch_seconds: list[float] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:
@@ -52,7 +55,10 @@ class Record:
         return math.fsum(self.epochs[metric][budget - window:budget]) / window
 
     def to_json(self) -> dict:
-        return {"format_version": FORMAT_VERSION, **asdict(self)}
+        raw = asdict(self)
+        if not raw["epoch_seconds"]:  # as records were written before it was kept
+            del raw["epoch_seconds"]
+        return {"format_version": FORMAT_VERSION, **raw}
 
     @classmethod
     def from_json(cls, raw: dict, where: Path) -> "Record":
