@@ -42,6 +42,14 @@ from typing import Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
+START_PREFIX = "start_"  # a start-of-the-curve cell's metric: the prefix, then the metric it reads
+
+
+def start_metric(metric: str) -> str:
+    """The name of the start-of-the-curve cell that reads ``metric`` (an experiment's Start, a profile's
+    ``start_window``): one rule for both, so a night's verdicts, ledger and report name them alike."""
+    return f"{START_PREFIX}{metric}"
+
 DIRECTIONS = ("higher", "lower")
 PRECISIONS = ("fp32", "bf16")  # a night's --precision: its own arithmetic, so its own cache and baseline
 
@@ -278,13 +286,13 @@ class Experiment:
         found = [Cell(v, b, m, m, b, self.window) for v in self.variants for b in sorted(self.budgets)
                  for m in self.metrics]
         if self.start is not None:
-            found += [Cell(v, min(self.budgets), f"start_{m}", m, self.start.epochs, self.start.epochs)
+            found += [Cell(v, min(self.budgets), start_metric(m), m, self.start.epochs, self.start.epochs)
                       for v in self.start.variants or tuple(self.variants) for m in self.start.metrics]
         return found
 
     def source(self, metric: str) -> str:
         """The declared metric a cell's metric reads (a start cell's ``start_<metric>``: its metric)."""
-        return metric if metric in self.metrics else metric.removeprefix("start_")
+        return metric if metric in self.metrics else metric.removeprefix(START_PREFIX)
 
     def direction(self, metric: str) -> str | None:
         """Which way is better for a cell's metric ("higher" / "lower"); None for one not declared."""
@@ -435,7 +443,7 @@ def _check_start(experiment: Experiment, where: str) -> None:
     if start.epochs == experiment.window and start.epochs in experiment.budgets:
         raise ConfigError(f"{where}: start epochs {start.epochs} read what the budget {start.epochs}'s bands read "
                           f"(its window is {experiment.window}): drop start, or start at fewer epochs")
-    if clash := sorted(f"start_{m}" for m in start.metrics if f"start_{m}" in experiment.metrics):
+    if clash := sorted(start_metric(m) for m in start.metrics if start_metric(m) in experiment.metrics):
         raise ConfigError(f"{where}: the start cells {clash} would share a name with a declared metric; rename it")
 
 

@@ -202,7 +202,9 @@ class Profile:
         checks = [BandCheck(model, budget, metric, metric, budget, st.window)
                   for model in self.models for budget in self.budgets for metric in self.checked_metrics]
         if st.start_window:
-            checks += [BandCheck(model, self.budgets[0], "start_train_loss", "train_loss", st.start_window,
+            from .experiment import start_metric  # the contract's naming rule (no torch)
+
+            checks += [BandCheck(model, self.budgets[0], start_metric("train_loss"), "train_loss", st.start_window,
                                  st.start_window) for model in self.models if model in st.start_models]
         return checks
 
