@@ -314,3 +314,39 @@ def test_the_cifar_plug_in_replays_its_committed_golden_runs(capsys):
     assert code == 0, out
     lines = [line for line in out.splitlines() if line.startswith(("identical:", "numerics differ:"))]
     assert len(lines) == 4, out  # one per model: Baseline1, Baseline2, NewModel1, NewModel2
+
+
+@pytest.mark.slow
+def test_the_cifar_plug_in_s_night_on_the_profile_s_check_seeds_is_the_models_night(trainguard_matrix, tmp_path,
+                                                                                       capsys):
+    """The switch rehearsed on real data: the CIFAR-10 plug-in, checked through the guard against its committed ci
+    baseline (the models' 64 baseline runs, imported), trains the ci profile's check seeds to the same numbers as the
+    models' night that the main job cached — every metric of every epoch, bit for bit — and passes every band and
+    claim, as the models' night does. Trains the plug-in's 8 runs (minutes on 2 CPU cores); needs the models' runs
+    of the same seeds cached (`trainguard run` first: a skip without them, a failure under CI=true)."""
+    import shutil
+
+    from trainguard import cli
+    from trainguard.core.spec import packaged_baselines_dir, strict_default
+    from trainguard.experiments import cifar_models
+
+    matrix, experiment = trainguard_matrix, cifar_models.ci
+    if matrix.profile.name != "ci":
+        pytest.skip("the plug-in's committed baseline is the ci profile's (--tg-profile ci)")
+    seeds = experiment.check_seeds
+    histories = {(m, s): matrix.history(m, s) for m in matrix.profile.models for s in seeds}
+    if not all(h.completed for h in histories.values()):
+        why = f"the models' runs of seeds {list(seeds)} are not cached: run `trainguard run --profile ci` first"
+        pytest.fail(why) if strict_default() else pytest.skip(why)
+    directory = tmp_path / "experiments"
+    shutil.copytree(packaged_baselines_dir() / "ci" / "experiments" / experiment.name, directory / experiment.name)
+    code = cli.main(["guard", "trainguard.experiments.cifar_models:ci", "check", "--dir", str(directory),
+                     "--threads", str(matrix.threads)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    store = ExperimentStore(directory)
+    for (model, seed), history in histories.items():
+        record = store.latest(experiment.name, model, seed, max(experiment.budgets), matrix.threads)
+        assert record is not None and record.completed, (model, seed)
+        for metric in experiment.metrics:
+            assert record.epochs[metric] == [e.metric(metric) for e in history.epochs], (model, seed, metric)
