@@ -691,12 +691,51 @@ def cmd_ledger(args) -> int:
     return _show_ledger(args, store)
 
 
+def _guard_nights(args, store) -> tuple[str, str, list[dict]] | None:
+    """(name, class, its nights) where ``--profile NAME`` names no profile but the experiment of ``trainguard guard
+    … check --ledger`` nights (they are recorded under the experiment's name, in its arithmetic class); None
+    otherwise."""
+    from .core.spec import PROFILES_DIR
+    from .stores.experiment_records import arithmetic_class
+
+    name = args.profile
+    if not name or Path(name).suffix or (PROFILES_DIR / f"{name}.toml").exists():
+        return None
+    if args.device not in (None, "auto"):
+        device_class = arithmetic_class(args.device, args.precision or "fp32", bool(args.compile))
+    else:  # the class its nights were recorded in (the CPU's before a GPU's), of the arithmetic asked
+        suffix = arithmetic_class("", args.precision or "fp32", bool(args.compile))
+        recorded = sorted(c for p, c in store.profiles() if p == name and c.split("-", 1)[0] + suffix == c)
+        device_class = recorded[0] if recorded else arithmetic_class("cpu") + suffix
+    entries = store.read(name, device_class)
+    return (name, device_class, entries) if entries else None
+
+
+def _show_guard_ledger(args, name: str, device_class: str, entries: list[dict]) -> int:
+    """A guard's nights: its variants where a profile's models stand (the record's own shape), then its table."""
+    from .checks.trend import experiment_rows, history_rows
+    from .core.errors import ConfigError
+    from .report import markdown as report
+
+    if args.plots is not None:
+        raise ConfigError(f"ledger --plots: {name} is an experiment's guard nights, not a profile: its trend charts "
+                          f"are the dashboard's (trainguard dashboard)")
+    shown = entries[-args.last:]
+    print(f"experiment {name} on {device_class} (nights of `trainguard guard … check --ledger`):")
+    print(report.markdown_table(report.pd.DataFrame.from_records(history_rows(shown, args.last))))
+    for experiment, rows in experiment_rows(shown, args.last).items():
+        print(f"\nexperiment {experiment}:\n{report.markdown_table(report.pd.DataFrame.from_records(rows))}")
+    return 0
+
+
 def _show_ledger(args, store) -> int:
     from .core import plots
     from .report import markdown as report
     from .checks import baseline as baseline_kind
     from .checks.trend import LABELS, experiment_rows, history_rows, series
 
+    if (guard := _guard_nights(args, store)) is not None:
+        return _show_guard_ledger(args, *guard)
     matrix = _matrix(args)
     entries = store.read(matrix.profile.name, matrix.device_class)[-args.last:]
     if not entries:

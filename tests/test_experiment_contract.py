@@ -930,3 +930,21 @@ def test_a_stack_keeps_only_stated_epoch_times_and_a_misplaced_or_bad_time_is_re
     for bad in (float("nan"), -1.0, "2"):
         with pytest.raises(ConfigError, match="expected a finite number of seconds"):
             run.epoch_time(bad)
+
+
+def test_trainguard_ledger_shows_a_guard_s_nights_by_the_experiment_s_name(project, capsys):
+    """`trainguard ledger --profile NAME` (own-training.md): where NAME is no profile but the experiment whose `guard …
+    check --ledger` nights the ledger holds, its nights — variants where a profile's models stand — in the class
+    they were recorded in; a name with no nights is still an unknown profile."""
+    ledger = str(project / "ledger.sqlite")
+    assert cli.main(["guard", "regression.py:regression", "baseline"]) == 0
+    assert cli.main(["guard", "regression.py:regression", "check", "--ledger", ledger]) == 0
+    capsys.readouterr()
+    assert cli.main(["ledger", "--ledger", ledger, "--profile", "regression"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment regression on cpu (nights of `trainguard guard … check --ledger`)" in out
+    assert all(cell in out for cell in ("small-2", "small-3", "large-2", "large-3")) and "mse" in out and "slope" in out
+    assert cli.main(["ledger", "--ledger", ledger, "--profile", "regression", "--plots", str(project / "p")]) == 2
+    assert "its trend charts are the dashboard's" in capsys.readouterr().err
+    assert cli.main(["ledger", "--ledger", ledger, "--profile", "nothing-here"]) == 2
+    assert "unknown profile 'nothing-here'" in capsys.readouterr().err
