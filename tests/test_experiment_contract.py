@@ -948,3 +948,26 @@ def test_trainguard_ledger_shows_a_guard_s_nights_by_the_experiment_s_name(proje
     assert "its trend charts are the dashboard's" in capsys.readouterr().err
     assert cli.main(["ledger", "--ledger", ledger, "--profile", "nothing-here"]) == 2
     assert "unknown profile 'nothing-here'" in capsys.readouterr().err
+
+
+def test_the_data_a_function_describes_is_said_beside_its_numbers_in_the_report(project):
+    """``run.describe_data(text)``: which copy and which split the numbers were measured on, in words; the report
+    prints it above the measured table (once, however many runs said it). Fingerprints say whether the data changed,
+    not what it is; without a description the report says nothing of it, and the record is written as before."""
+    described = SGD.replace("    run.inputs(x=x, y=y)\n",
+                            "    run.inputs(x=x, y=y)\n"
+                            "    run.describe_data('64 points on [-1, 1],\\n  the   first 64 of 64')\n")
+    assert described != SGD
+    (project / "regression.py").write_text(described)
+    target = "regression.py:regression"
+    assert cli.main(["guard", target, "baseline"]) == 0
+    assert cli.main(["guard", target, "check", "--report", "night.md"]) == 0
+    report = (project / "night.md").read_text()
+    assert report.count("Data: 64 points on [-1, 1], the first 64 of 64") == 1, report
+    record = next((project / ".trainguard" / "experiments").rglob("seed100-*.json")).read_text()
+    assert '"data_note": "64 points on [-1, 1], the first 64 of 64"' in record
+    (project / "regression.py").write_text(SGD)
+    assert "data_note" not in train(_load(project), "small", 0, 2).to_json()
+    run = Run(_load(project), "small", 0, 2)
+    with pytest.raises(ConfigError, match="run.describe_data\\(3\\): expected text"):
+        run.describe_data(3)

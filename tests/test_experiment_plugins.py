@@ -30,6 +30,9 @@ def test_the_contract_s_instruments_on_the_plug_in(tmp_path, data_dir):
     experiment, store = mnist_overfit.make(SMALL), ExperimentStore(tmp_path)
     golden, message = replay.write_golden(experiment, "nodrop", store, data_dir=data_dir)
     assert golden is not None, message
+    # the data in words, for the report: the copy, the seed's draw, the test split
+    assert golden.record.data_note == (f"mnist from {data_dir / 'mnist.npz'}; 40 training images drawn per seed, 4 per "
+                                       f"class (30 fitted, 10 validation); test: first 50 of the 10,000 test images")
     assert replay.replay(experiment, "nodrop", store, data_dir=data_dir).status == "identical"
     changed = mnist_overfit.make(dataclasses.replace(SMALL, lr=0.0011))
     outcome = replay.replay(changed, "nodrop", store, data_dir=data_dir)
@@ -42,6 +45,8 @@ def test_the_cifar_plug_in_carries_the_report_s_conclusions_as_claims():
     from trainguard.experiments import cifar_models
 
     experiment = cifar_models.ci
+    smoke = train(cifar_models.make(load_profile("smoke")), "Baseline1", seed=100, epochs=1)
+    assert smoke.data_note.endswith("; test: first 100 of the 10,000 test images")  # the report's split, in words
     assert list(experiment.variants) == ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]
     assert experiment.budgets == (10, 20)
     names = [c.name for c in experiment.claims]

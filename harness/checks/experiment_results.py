@@ -31,6 +31,7 @@ class Results:
     start: tuple[tuple[str, ...], int, tuple[str, ...]] | None = None
     # the baseline seeds' curves, where known: (variant, seed) → metric → per epoch (drawn as the spread behind)
     baseline: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)
+    data: list[str] = field(default_factory=list)  # the data in words, as the night's runs described it
 
     @property
     def variants(self) -> list[str]:
@@ -53,6 +54,7 @@ def gather(experiment, night: dict, baseline: dict | None = None) -> Results:
             results.curves[(variant, seed)] = {m: list(record.epochs.get(m, ())) for m in experiment.metrics}
         else:
             results.failed.append(f"{variant} seed {seed}: {record.status}: {record.message}")
+    results.data = list(dict.fromkeys(r.data_note for _, r in sorted(night.items()) if r.data_note))
     results.baseline = {key: {m: list(record.epochs.get(m, ())) for m in experiment.metrics}
                         for key, record in sorted((baseline or {}).items()) if record.completed}
     return results
@@ -237,6 +239,7 @@ def section(results: Results, report: Path | None, figures: bool, heading: str =
     import pandas as pd  # not at import: the plugin lists the cases without pandas
 
     lines = [f"{heading} Measured: each metric at each budget, per seed", ""]
+    lines += [f"Data: {note}" for note in results.data] + ([""] if results.data else [])
     rows = table_rows(results)
     lines += [pd.DataFrame.from_records(rows).to_markdown(index=False, disable_numparse=True) if rows
               else "No run completed.", ""]

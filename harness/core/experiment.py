@@ -481,6 +481,7 @@ class Run:
         self.epochs_timed: set[int] = set()  # the epochs whose time the function stated
         self._last_report = time.perf_counter()
         self.fingerprints: dict[str, str] = {}
+        self.data_note = ""  # the data in words (describe_data): the report says what the numbers were measured on
         self._batches: dict[str, "hashlib._Hash"] = {}
         self.failure: str | None = None  # set by :meth:`fail`
 
@@ -544,6 +545,14 @@ class Run:
         whole, so a changed data set is named even where no golden run reaches it."""
         for name, value in arrays.items():
             self.fingerprints[name] = fingerprint(value)
+
+    def describe_data(self, text: str) -> None:
+        """The data the run trained and evaluated on, in words a reader needs beside its numbers: which copy, which
+        split ("CIFAR-10 from cifar10.npz; first 1,000 of the 10,000 test images"). The report prints it; the
+        fingerprints of :meth:`inputs` say whether it changed, not what it is."""
+        if not isinstance(text, str):
+            raise ConfigError(f"experiment {self.experiment.name!r}: run.describe_data({text!r}): expected text")
+        self.data_note = " ".join(text.split())[:300]
 
     def batches(self, iterable: Iterable, name: str = "train") -> "Batches":
         """``iterable`` (a DataLoader, a generator of batches) handed to the step loop unchanged, every batch of every

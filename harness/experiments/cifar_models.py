@@ -91,6 +91,11 @@ def _config(profile: Profile, run: Run):
                                           if k in {f.name for f in dataclasses.fields(config)}})
 
 
+def _described(dataset) -> str:
+    """The data in words for the report: the copy read, the profile's view of it, and which test images."""
+    return "; ".join([f"{dataset.name} from {dataset.source}", *dataset.notes, f"test: {dataset.test_split}"])
+
+
 def _report_epochs(run: Run, history) -> None:
     """The epochs a history holds, reported through the run; a history that stopped (diverged, out of memory) fails
     the run with its reason, after its epochs."""
@@ -115,6 +120,7 @@ def _train_stacked(profile: Profile, runs: list[Run]) -> None:
     dataset = _data(profile, first.data_dir)
     for run in runs:
         run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
+        run.describe_data(_described(dataset))
     histories = train_stacked(first.settings["model"], dataset, _config(profile, first), first.budget,
                               [r.seed for r in runs], torch.device(first.device), precision=first.precision,
                               compile_model=first.compile)
@@ -132,6 +138,7 @@ def _train_as(profile: Profile, full, run: Run) -> None:
     golden = bool(run.settings.get("golden"))
     dataset = _golden_subset(full, profile) if golden else full
     run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
+    run.describe_data(_described(dataset) + ("; the golden run's subset" if golden else ""))
     on_step, factory = _golden_hooks(run, model) if golden else (
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
     history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device), on_step=on_step,

@@ -101,6 +101,9 @@ def _train(settings: Settings, framework: str, run: Run) -> None:
     dropout = run.settings["dropout"]
     subset = small_subset(_mnist(run.data_dir), settings, run.seed)
     run.inputs(x_train=subset.x_train, y_train=subset.y_train, x_test=subset.x_test, y_test=subset.y_test)
+    run.describe_data(f"{subset.name} from {subset.source}; {settings.train_images} training images drawn per seed, "
+                      f"{settings.train_images // 10} per class ({len(subset.x_train)} fitted, {len(subset.x_val)} "
+                      f"validation); test: {subset.test_split}")
     history = (_keras(subset, settings, dropout, run) if framework == "keras" else _torch(subset, settings, dropout, run))
     if not history.completed:
         raise RuntimeError(f"{history.status} at epoch {history.failed_epoch}: {history.message}")

@@ -136,7 +136,7 @@ def train_together(experiment: Experiment, variant: str, seeds, epochs: int, thr
 def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds: float) -> Record:
     record = Record(experiment.name, run.variant, run.seed, run.budget, threads, experiment.source_fingerprint(),
                     steps=run.steps, epochs=run.epochs, inputs=run.fingerprints, data_path=run.data_path_fingerprints(),
-                    seconds=seconds)
+                    seconds=seconds, data_note=run.data_note)
     if failure is not None:
         record.status, record.message = failure
     elif run.failure is not None:

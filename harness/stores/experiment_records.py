@@ -43,6 +43,7 @@ class Record:
     # each epoch's seconds, as the run timed or stated them (Run.epoch_time); the speed check leaves epoch 1 out
     # (warm-up). Empty in a record written before it was kept, or imported: its speed is seconds / epochs.
     epoch_seconds: list[float] = field(default_factory=list)
+    data_note: str = ""  # the data in words, as the function described it (Run.describe_data); "" when it did not
 
     @property
     def completed(self) -> bool:
@@ -56,8 +57,9 @@ class Record:
 
     def to_json(self) -> dict:
         raw = asdict(self)
-        if not raw["epoch_seconds"]:  # as records were written before it was kept
-            del raw["epoch_seconds"]
+        for key in ("epoch_seconds", "data_note"):
+            if not raw[key]:  # as records were written before it was kept
+                del raw[key]
         return {"format_version": FORMAT_VERSION, **raw}
 
     @classmethod
