@@ -548,7 +548,7 @@ class Run:
 
     def describe_data(self, text: str) -> None:
         """The data the run trained and evaluated on, in words a reader needs beside its numbers: which copy, which
-        split ("CIFAR-10 from cifar10.npz; first 1,000 of the 10,000 test images"). The report prints it; the
+        split ("images.npz; first 1,000 of the 10,000 test images"). The report prints it; the
         fingerprints of :meth:`inputs` say whether it changed, not what it is."""
         if not isinstance(text, str):
             raise ConfigError(f"experiment {self.experiment.name!r}: run.describe_data({text!r}): expected text")
