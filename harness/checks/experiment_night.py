@@ -8,7 +8,6 @@ declared metrics are the checked metrics.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import statistics
 import uuid
 
@@ -16,7 +15,7 @@ from ..core.environment import git_commit, versions
 from ..core.experiment import Cell, Experiment
 from ..stores.experiment_records import Record
 from .experiment_bands import BandVerdict
-from .trend import drift_verdicts, hardware, speed_verdicts
+from .trend import drift_verdicts, epoch_times, hardware, speed_verdicts
 
 
 class ExperimentTable:
@@ -77,9 +76,8 @@ def variant_speed(experiment: Experiment, night: dict[tuple[str, int], Record], 
 
 def _speed(seconds: list[float]) -> dict:
     found = {"trained": True, "epochs": len(seconds), "epoch_seconds": statistics.median(seconds)}
-    logs = [math.log(s) for s in seconds if s > 0]
-    if len(logs) > 1:
-        found["log_se"] = 1.2533 * statistics.stdev(logs) / math.sqrt(len(logs))  # the median's, as speed_of's
+    if len(positive := [s for s in seconds if s > 0]) > 1:
+        found["log_se"] = epoch_times(positive)["log_se"]  # the median's noise, as a model's speed records it
     return found
 
 

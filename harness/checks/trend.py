@@ -44,12 +44,18 @@ def speed_of(histories: list, images: int) -> dict:
     seconds = [e.seconds for h in histories for e in h.epochs[1:] if e.seconds > 0]
     if len(seconds) < 2:
         return {"trained": True, "epochs": len(seconds)}
-    logs = [math.log(s) for s in seconds]
-    median = statistics.median(seconds)
+    timed = epoch_times(seconds)
     peaks = [h.peak_memory_mb for h in histories if h.peak_memory_mb is not None]
-    return {"trained": True, "epochs": len(seconds), "epoch_seconds": median, "images_per_second": images / median,
-            "log_se": 1.2533 * statistics.stdev(logs) / math.sqrt(len(logs)),
+    return {"trained": True, "epochs": len(seconds), "epoch_seconds": timed["epoch_seconds"],
+            "images_per_second": images / timed["epoch_seconds"], "log_se": timed["log_se"],
             "peak_memory_mb": max(peaks) if peaks else None}
+
+
+def epoch_times(seconds: list[float]) -> dict:
+    """Two or more positive epoch times → their median, and the standard error of the median of their logs (the
+    speed check's noise floor): what a model's speed and an experiment's variant's speed both record."""
+    logs = [math.log(s) for s in seconds]
+    return {"epoch_seconds": statistics.median(seconds), "log_se": 1.2533 * statistics.stdev(logs) / math.sqrt(len(logs))}
 
 
 def history_entry(matrix, experiments: dict | None = None, sources: dict | None = None) -> dict:

@@ -32,9 +32,7 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
               overrides=overrides, on_epoch=on_epoch, precision=precision, compile=compile)
     started = time.perf_counter()
     failure = _called(experiment.train, run)
-    record = _record_of(experiment, run, threads, failure, time.perf_counter() - started)
-    record.epoch_seconds = list(run.epoch_seconds)  # timed between its reports, or as it stated them
-    return record
+    return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
 
 
 def _called(function, argument) -> tuple[str, str] | None:
@@ -128,15 +126,16 @@ def train_together(experiment: Experiment, variant: str, seeds, epochs: int, thr
     seconds = (time.perf_counter() - started) / max(1, len(runs_))
     records = [_record_of(experiment, run, threads, failure, seconds) for run in runs_]
     for run, record in zip(runs_, records):
-        # a stack reports its seeds' epochs one after another: their intervals are not epochs, only stated times are
-        record.epoch_seconds = list(run.epoch_seconds) if len(run.epochs_timed) == len(run.epoch_seconds) else []
+        if len(run.epochs_timed) != len(run.epoch_seconds):
+            # a stack reports its seeds' epochs one after another: their intervals are not epochs, only stated times are
+            record.epoch_seconds = []
     return records
 
 
 def _record_of(experiment: Experiment, run: Run, threads: int, failure, seconds: float) -> Record:
     record = Record(experiment.name, run.variant, run.seed, run.budget, threads, experiment.source_fingerprint(),
                     steps=run.steps, epochs=run.epochs, inputs=run.fingerprints, data_path=run.data_path_fingerprints(),
-                    seconds=seconds, data_note=run.data_note)
+                    seconds=seconds, epoch_seconds=list(run.epoch_seconds), data_note=run.data_note)
     if failure is not None:
         record.status, record.message = failure
     elif run.failure is not None:
