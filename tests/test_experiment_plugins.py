@@ -53,6 +53,19 @@ def test_the_cifar_plug_in_carries_the_report_s_conclusions_as_claims():
     assert "NewModel2 beats NewModel1 at 20 epochs" in names and "more epochs help Baseline1" in names
 
 
+def test_the_cifar_plug_in_reports_each_epoch_as_it_ends():
+    """Each epoch reaches the run when it ends, not after training (a night's progress line then shows its time):
+    at each report the run holds that epoch's steps only (smoke: 13 steps per epoch: 200 images, batch 16), and its stated time."""
+    from trainguard.experiments import cifar_models
+
+    steps_seen = []
+    record = train(cifar_models.make(load_profile("smoke")), "Baseline1", seed=100, epochs=3,
+                   on_epoch=lambda run: steps_seen.append(len(run.steps["loss"])))
+    assert record.completed, record.message
+    assert steps_seen == [13, 26, 39]
+    assert len(record.epoch_seconds) == 3 and all(s > 0 for s in record.epoch_seconds)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_cifar_plug_in_trains_the_numbers_a_night_trains(tmp_path, precision):
     """The smoke profile's Baseline1, seed 100, through a night's Matrix and through the plug-in: bit for bit — at

@@ -96,15 +96,25 @@ def _described(dataset) -> str:
     return "; ".join([f"{dataset.name} from {dataset.source}", *dataset.notes, f"test: {dataset.test_split}"])
 
 
-def _report_epochs(run: Run, history) -> None:
-    """The epochs a history holds, reported through the run; a history that stopped (diverged, out of memory) fails
-    the run with its reason, after its epochs."""
-    for epoch in history.epochs[:run.budget]:
-        validation = {k: v for k, v in epoch.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
-        run.epoch(train_loss=epoch.train_loss, train_acc=epoch.train_acc, test_loss=epoch.test_loss,
-                  test_acc=epoch.test_acc, **validation)
-        run.epoch_time(epoch.seconds)  # its training, evaluation left out: what the models' speed times
-    if not history.completed:  # one run alone fails: a stack's other seeds keep their results
+def _report_epoch(run: Run, record) -> None:
+    """One epoch of the engine's history, reported through the run as it ends (so a night's progress line shows its
+    time), with its training time (evaluation left out: what the models' speed times)."""
+    validation = {k: v for k, v in record.extra.items() if k in ("val_loss", "val_acc")}  # with val_per_class
+    run.epoch(train_loss=record.train_loss, train_acc=record.train_acc, test_loss=record.test_loss,
+              test_acc=record.test_acc, **validation)
+    run.epoch_time(record.seconds)
+
+
+def _reporter(runs: list[Run]):
+    """The engine's ``on_epoch``: each seed's epoch to its run, as it ends."""
+    by_seed = {run.seed: run for run in runs}
+    return lambda history, record: _report_epoch(by_seed[history.seed], record)
+
+
+def _ended(run: Run, history) -> None:
+    """A history that stopped (diverged, out of memory) fails its run with its reason, after its epochs; one run alone
+    fails: a stack's other seeds keep their results."""
+    if not history.completed:
         run.fail(f"{history.status} at epoch {history.failed_epoch}: {history.message}")
 
 
@@ -122,10 +132,10 @@ def _train_stacked(profile: Profile, runs: list[Run]) -> None:
         run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
         run.describe_data(_described(dataset))
     histories = train_stacked(first.settings["model"], dataset, _config(profile, first), first.budget,
-                              [r.seed for r in runs], torch.device(first.device), precision=first.precision,
-                              compile_model=first.compile)
+                              [r.seed for r in runs], torch.device(first.device), on_epoch=_reporter(runs),
+                              precision=first.precision, compile_model=first.compile)
     for run, history in zip(runs, histories):
-        _report_epochs(run, history)
+        _ended(run, history)
 
 
 def _train_as(profile: Profile, full, run: Run) -> None:
@@ -142,8 +152,9 @@ def _train_as(profile: Profile, full, run: Run) -> None:
     on_step, factory = _golden_hooks(run, model) if golden else (
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
     history = engine.train(model, dataset, config, run.budget, run.seed, torch.device(run.device), on_step=on_step,
-                           model_factory=factory, precision=run.precision, compile_model=run.compile)
-    _report_epochs(run, history)
+                           on_epoch=_reporter([run]), model_factory=factory, precision=run.precision,
+                           compile_model=run.compile)
+    _ended(run, history)
 
 
 def metrics(profile: Profile) -> dict[str, str]:
