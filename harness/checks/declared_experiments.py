@@ -187,16 +187,16 @@ def night_cells(session) -> dict:
 
 def night_bands(session, verdicts) -> dict:
     """What the dashboard shades behind each declared experiment's trend charts: name → metric → {"VARIANT-BUDGET":
-    [low, high]} from this night's band verdicts, every declared metric judged (none where nothing was)."""
+    [low, high]} from this night's band verdicts, every declared metric judged (none where nothing was), in the form
+    a guard night records (trainguard.checks.experiment_night.every_metric_bands)."""
+    from .experiment_night import every_metric_bands
+
     found = {}
     for target in session.profile.experiments:
-        mine = experiment(session, target)
-        bands: dict = {}
-        for v in verdicts:
-            if v.check == "experiment" and v.expected is not None and v.subject == f"{mine.name}-{v.model}-{v.budget}":
-                bands.setdefault(v.metric, {})[f"{v.model}-{v.budget}"] = [v.expected - v.allowed, v.expected + v.allowed]
-        if bands:
-            found[mine.name] = bands
+        name = experiment(session, target).name
+        found.update(every_metric_bands(name, (
+            (v.metric, v.model, v.budget, v.expected - v.allowed, v.expected + v.allowed) for v in verdicts
+            if v.check == "experiment" and v.expected is not None and v.subject == f"{name}-{v.model}-{v.budget}")))
     return found
 
 

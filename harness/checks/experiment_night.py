@@ -11,6 +11,8 @@ import datetime as dt
 import statistics
 import uuid
 
+from collections.abc import Iterable
+
 from ..core.environment import git_commit, versions
 from ..core.experiment import Cell, Experiment
 from ..stores.experiment_records import Record
@@ -101,17 +103,18 @@ def night_entry(experiment: Experiment, night: dict[tuple[str, int], Record], ve
             "bands": {"metric": next(iter(experiment.metrics)),
                       **{f"{v.variant}-{v.budget}": [v.band.low, v.band.high] for v in verdicts
                          if v.band is not None and v.metric == next(iter(experiment.metrics))}},
-            "experiment_bands": _every_metric_bands(experiment, verdicts)}
+            "experiment_bands": every_metric_bands(experiment.name, (
+                (v.metric, v.variant, v.budget, v.band.low, v.band.high) for v in verdicts if v.band is not None))}
 
 
-def _every_metric_bands(experiment: Experiment, verdicts: list[BandVerdict]) -> dict:
-    """{name: metric → "VARIANT-BUDGET" → [low, high]}: the bands of every metric judged, which the dashboard shades
-    behind the charts of each metric ("bands" keeps the first one, the models' form)."""
-    bands: dict = {}
-    for v in verdicts:
-        if v.band is not None:
-            bands.setdefault(v.metric, {})[f"{v.variant}-{v.budget}"] = [v.band.low, v.band.high]
-    return {experiment.name: bands} if bands else {}
+def every_metric_bands(name: str, bands: Iterable[tuple[str, str, int, float, float]]) -> dict:
+    """The night record's ``experiment_bands``: {name: metric → "VARIANT-BUDGET" → [low, high]} from (metric, variant,
+    budget, low, high) of every band judged — what the dashboard shades behind the charts of each metric, a guard
+    night's and a profile's declared experiments' alike ("bands" keeps the first one, the models' form)."""
+    found: dict = {}
+    for metric, variant, budget, low, high in bands:
+        found.setdefault(metric, {})[f"{variant}-{budget}"] = [low, high]
+    return {name: found} if found else {}
 
 
 def _inputs(night: dict[tuple[str, int], Record]) -> str | None:
