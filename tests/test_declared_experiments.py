@@ -143,13 +143,15 @@ def test_a_check_seed_whose_function_raises_fails_the_night_with_its_message(pro
 
 def test_the_night_replays_a_declared_experiment_s_golden_runs_and_flags_a_change(project, capsys, monkeypatch):
     """`baselines update` writes each variant's golden run (beside the experiment's baseline); the night replays them
-    after its runs: identical passes; a one-line change that stays within the bands is *flagged* (the night passes),
+    before anything trains, as it replays the models': identical passes; a one-line change that stays within the bands is *flagged* (the night passes),
     and fails a strict night."""
     dirs = [a for a in _dirs(project) if a != "--no-replay"]
     assert cli.main(["baselines", "update", *dirs]) == 0
     out = capsys.readouterr().out
     assert "regression small: golden of" in out and "regression large: golden of" in out
     assert cli.main(["run", *dirs, "--report", str(project / "r" / "report.md")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("replaying the golden runs of experiment regression") < out.index(": training ")
     report = (project / "r" / "report.md").read_text()
     assert "regression small: identical to the golden run" in report
     (project / "regression.py").write_text(EXPERIMENT.replace("LR = 0.05", "LR = 0.0501"))

@@ -78,6 +78,9 @@ class CheckKind:
     # True: what the kind sees is a change that need not matter (the replay's): its failures are flagged, failing
     # only a night that fails on them (trainguard.core.compare.flag_fails)
     flags: ClassVar[bool] = False
+    # True: the execute stage delivers its cases (:meth:`deliver`) before anything trains, as the models' golden
+    # replays are: seconds, whose verdict is known before the first epoch of the night's runs
+    before_training: ClassVar[bool] = False
 
     def enabled(self, profile) -> bool:
         return self.name in profile.checks

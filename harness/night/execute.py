@@ -37,13 +37,19 @@ def executor_for(options, printer=print) -> Executor:
 
 
 def execute(plan: NightPlan, session, executor: Executor, printer=print) -> None:
-    """The whole stage: the golden replays, then the executor's runs (the judge that follows only reads)."""
+    """The whole stage: the golden replays (the models' and the declared experiments'), then the executor's runs and
+    the declared experiments' runs (the judge that follows only reads)."""
     if plan.goldens:
         replay_goldens(session, [INPUTS, *plan.goldens], printer)
-    executor.execute(plan, session)
     runner = experiment_runner(session.matrix.options)
-    for kind, case in session.cases():  # what cases read beyond the matrix: a declared experiment's runs
-        if hasattr(kind, "deliver") and not kind.unavailable(session, case):
+    delivered = [(kind, case) for kind, case in session.cases()  # what cases read beyond the matrix
+                 if hasattr(kind, "deliver") and not kind.unavailable(session, case)]
+    for kind, case in delivered:  # a declared experiment's golden replays: before anything trains
+        if kind.before_training:
+            kind.deliver(session, case, runner)
+    executor.execute(plan, session)
+    for kind, case in delivered:  # a declared experiment's runs
+        if not kind.before_training:
             kind.deliver(session, case, runner)
     if note := getattr(executor, "placement_note", lambda: None)():
         session.notes.append(note)

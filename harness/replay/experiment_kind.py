@@ -5,7 +5,7 @@ replay`` (trainguard.replay.experiment_replay). Like the models' replay it *flag
 (CI=true, --strict) and is flagged otherwise. One case per experiment, named after it.
 
 What it sees and cannot see: trainguard.replay.experiment_replay (and, with ``data=`` declared, the data path at
-full scale). Unlike the models' goldens, these are replayed after the night's runs, not before.
+full scale). Like the models' goldens, they are replayed before anything of the night trains.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class DeclaredReplays(CheckKind):
     name = "experiment_replay"
     reference_policy = "stored"
     flags = True
+    before_training = True
 
     def enabled(self, profile) -> bool:
         return bool(profile.experiments)
