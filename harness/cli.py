@@ -134,7 +134,8 @@ def _add_replay(sub) -> None:
     replay = _subcommand(sub, "replay", "rerun the profile's golden runs step by step and say what changed")
     _common(replay)
     replay.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                        help="replay only these golden runs (the profile's models) [all of the profile's]")
+                        help="replay only these golden runs (the profile's models; `experiments`: its declared "
+                             "experiments') [all of the profile's]")
     replay.add_argument("--summary", type=Path, default=None, metavar="PATH",
                         help="also write the verdict as markdown (a pull request's comment; in GitHub Actions it is "
                              "added to the job summary too)")
@@ -443,12 +444,17 @@ def cmd_replay(args) -> int:
 
     matrix = _matrix(args)
     names = args.names or replay.golden_names(matrix.profile)
-    unknown = sorted(set(names) - set(replay.golden_names(matrix.profile)))
+    unknown = sorted(set(names) - set(replay.golden_names(matrix.profile)) - {EXPERIMENTS})
     if unknown:
         print(f"trainguard: error: --names {unknown}: not golden runs of profile {matrix.profile.name}; it has "
-              f"{', '.join(replay.golden_names(matrix.profile)) or 'none'}", file=sys.stderr)
+              f"{', '.join(replay.golden_names(matrix.profile)) or 'none'}"
+              + (f" (and `{EXPERIMENTS}`: its declared experiments')" if matrix.profile.experiments else ""),
+              file=sys.stderr)
         return 2
-    outcomes = replay.replay(matrix, names, printer=lambda _: None, inputs=not args.names and bool(names))
+    models = [name for name in names if name != EXPERIMENTS]
+    outcomes = replay.replay(matrix, models, printer=lambda _: None, inputs=not args.names and bool(models))
+    if not args.names or EXPERIMENTS in args.names:
+        outcomes += _experiment_replays(matrix)
     for o in outcomes:
         print(f"{o.status.upper():>18}  {o.message}" + (f" [{o.seconds:.1f} s]" if o.seconds else ""))
     code = replay.exit_code(outcomes)
@@ -465,6 +471,30 @@ def cmd_replay(args) -> int:
             print("some golden runs are missing: write them with `trainguard baselines update --golden`")
     _replay_summary(args, replay.summary_markdown(outcomes, code, matrix.profile.cli_name))
     return code
+
+
+def _experiment_replays(matrix) -> list:
+    """Each declared experiment's golden runs replayed (trainguard.replay.experiment_replay, as a night replays them),
+    each an outcome beside the models' ("NAME VARIANT")."""
+    from .checks import CheckSession
+    from .checks.declared_experiments import baseline_store, experiment
+    from .replay import experiment_replay
+    from .stores.golden import INCOMPARABLE, MISSING, Outcome
+
+    session, outcomes = CheckSession(matrix), []
+    statuses = {experiment_replay.MISSING: MISSING, experiment_replay.FAILED: INCOMPARABLE}
+    for target in matrix.profile.experiments:
+        found = experiment(session, target)
+        if why := ("replay_budget 0" if found.replay_budget == 0 else found.unavailable()):
+            print(f"experiment {found.name}: not replayed ({why})")
+            continue
+        for variant in found.variants:
+            started = time.perf_counter()
+            o = experiment_replay.replay(found, variant, baseline_store(session, found), None,
+                                         device=matrix.device.type, data_dir=matrix.options.data_dir)
+            outcomes.append(Outcome(f"{found.name} {variant}", statuses.get(o.status, o.status), o.message,
+                                    seconds=time.perf_counter() - started))
+    return outcomes
 
 
 def _replay_summary(args, markdown: str) -> None:
@@ -489,7 +519,12 @@ def cmd_baselines(args) -> int:
             print(note)
         return _update_goldens(matrix, args) if args.golden else _update_baselines(matrix, args)
     path = baseline_file(matrix)
-    if not path.exists():
+    if not matrix.profile.models and args.action != "calibrate":
+        print(f"profile {matrix.profile.name} trains no models: `baselines {args.action}` reads the models' baseline "
+              f"table; its experiments' baselines are in {Path(matrix.options.baselines_dir) / matrix.profile.name / 'experiments'} "
+              f"(`trainguard baselines calibrate` reads them)", file=sys.stderr)
+        return 2
+    if matrix.profile.models and not path.exists():
         print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
               file=sys.stderr)
         return 2
@@ -566,6 +601,12 @@ def _calibrate(matrix, args, path) -> int:
     from .checks import baseline as baseline_kind
     from .stores.runlog import histories_from_log
 
+    if not matrix.profile.models:  # experiments alone: no models' baseline table
+        from .audit.calibration import render_experiments
+
+        print(render_experiments(matrix.profile, per_check_alpha(matrix.profile), band_check_count(matrix.profile),
+                                 _calibrate_experiments(matrix)))
+        return 0
     histories = {}
     for log in args.from_log or ():
         histories.update(histories_from_log(log, matrix.profile.name))
@@ -631,7 +672,8 @@ def cmd_selftest(args) -> int:
               "its runs train here; drop --executor (a night and a baseline update can run on Ray)", file=sys.stderr)
         return 2
     default = selftest.CI_INJECTIONS + (selftest.SUBTLE_INJECTIONS if args.replay_only else ())
-    injections = () if args.skip_models else selftest.by_name(args.injections) if args.injections else default
+    injections = () if args.skip_models or not matrix.profile.models else \
+        selftest.by_name(args.injections) if args.injections else default
     outcomes = selftest.run_selftest(matrix, injections, log=args.selftest_log, bands=not args.replay_only)
     faults, notes = _experiment_faults(args, matrix)
     path = report.write(args.report, selftest.report_text(matrix, outcomes) + "\n" + faults_section(faults, notes))
@@ -645,6 +687,9 @@ def cmd_selftest(args) -> int:
     for o in faults:
         print(fault_line(o))
     print(f"{len(run) + len(faults) - len(missed)} of {len(run) + len(faults)} injected regressions caught")
+    if not (run or faults):
+        print("nothing was injected: the profile's models' injections did not apply and its experiments declare no "
+              "faults (Experiment(faults=...): docs/own-training.md); a self-test that injects nothing proves nothing")
     print(f"report: {path}")
     return 1 if missed or not (run or faults) else 0
 

@@ -409,3 +409,42 @@ def test_a_renamed_experiment_s_drift_compares_with_its_nights_under_the_former_
     report = (project / "r2" / "report.md").read_text()
     assert re.search(r"fit small-2 mse: .*STEP \(worse than the previous run\); changed since: experiment regression "
                      r"renamed fit; the source of experiment fit", report), report[-3000:]
+
+
+def test_a_profile_of_experiments_alone_names_no_models_data_or_budgets(tmp_path, monkeypatch, capsys):
+    """`name` and `experiments` make a profile: no models, data set, budgets or seeds of its own (each experiment
+    declares them). Its night measures, replays and checks the experiment; its report's header names no data set and
+    no seeds (the experiment's section does), and its training time counts the experiment's runs."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    (tmp_path / "mine.toml").write_text('name = "mine"\nexperiments = ["regression.py:regression"]\n')
+    common = ["--profile", "mine.toml", "--device", "cpu", "--threads", "1", "--no-figures"]
+    assert cli.main(["baselines", "update", *common]) == 0
+    assert cli.main(["run", *common, "--no-result-cache", "--report", "r/report.md"]) == 0
+    out = capsys.readouterr().out
+    assert "7 passed, 0 failed" in out  # 4 bands, 1 claim, 2 golden replays
+    report = (tmp_path / "r" / "report.md").read_text()
+    header = report[:report.index("## Checks")]
+    assert "| data " not in header and "| seeds " not in header and "test split" not in header
+    assert re.search(r"\| training time +\| [0-9.]+ s in 2 experiment run\(s\) trained by this process", header)
+    assert "regression large: identical to the golden run" in report
+    assert "that experiment's variant, budget and metric" in report  # the statistics say whose seeds the bands use
+    # the profile's other commands: the replay replays the experiment's goldens, the calibration reads its baseline
+    assert cli.main(["replay", *common[:6]]) == 0
+    assert "IDENTICAL  regression small" in capsys.readouterr().out
+    assert cli.main(["baselines", "calibrate", *common[:6]]) == 0
+    assert "- regression: leave-1-out over its 4 baseline seeds" in capsys.readouterr().out
+    assert cli.main(["selftest", *common, "--report", "r/selftest.md"]) == 1  # it declares no faults: proves nothing
+    assert "nothing was injected" in capsys.readouterr().out
+    assert cli.main(["data", "export", *common[:2], str(tmp_path / "export")]) == 2
+    assert "trains no models: it has no data set of its own to export" in capsys.readouterr().err
+
+
+def test_a_profile_with_neither_models_nor_experiments_is_refused_naming_its_file(tmp_path):
+    from trainguard.core.errors import ConfigError
+    from trainguard.core.spec import load_profile
+
+    (tmp_path / "empty.toml").write_text('name = "empty"\ndataset = "synthetic"\nbudgets = [1]\nmodels = []\n')
+    with pytest.raises(ConfigError, match=r"empty.toml: 'models' is empty and no 'experiments' are declared"):
+        load_profile(str(tmp_path / "empty.toml"))

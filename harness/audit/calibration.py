@@ -136,6 +136,14 @@ def tail_lines(table: BaselineTable, profile, nights: list[NightResult]) -> list
     return lines
 
 
+def render_experiments(profile, alpha: float, band_checks: int, experiments) -> str:
+    """The calibration of a profile of experiments alone: its rate and split, then each experiment's lines."""
+    return "\n".join([f"# Calibration of profile {profile.name}", "",
+                      f"Family-wise false-alarm rate {profile.statistics.false_alarm_rate:.0%} over {band_checks} band "
+                      f"checks → α = {alpha:.3g} per check (the profile trains no models: its experiments' checks).", "",
+                      *experiments, ""])
+
+
 def render(table: BaselineTable, profile, alpha: float, band_checks: int, reruns=None, experiments=()) -> str:
     """``experiments``: the declared experiments' lines (trainguard.audit.experiment_calibration.section)."""
     k = len(profile.check_seeds)

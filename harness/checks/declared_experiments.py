@@ -172,6 +172,13 @@ def _nights(session) -> dict:
     return {target: runs for target, runs in found.items() if runs is not None}
 
 
+def night_training(session) -> tuple[float, int]:
+    """(seconds, runs) of the declared experiments' check-seed runs trained by this process tonight: their epochs'
+    seconds as stated (Run.epoch_time) or timed between reports, a run's whole time where it kept none."""
+    runs = [r for night in _nights(session).values() for r in night.values() if getattr(r, "trained_here", False)]
+    return sum(sum(r.epoch_seconds) if r.epoch_seconds else r.seconds for r in runs), len(runs)
+
+
 def night_cells(session) -> dict:
     """What the ledger records of the declared experiments this night: name → variant → budget → metric → seed →
     value, for each variant whose check seeds' runs all completed (a failed run measured nothing)."""

@@ -87,7 +87,8 @@ def history_entry(matrix, experiments: dict | None = None, sources: dict | None 
         "run_id": uuid.uuid4().hex[:12],
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "profile": profile.name, "device_class": matrix.device_class, "hardware": hardware(device_name(matrix.device)),
-        "commit": git_commit(), "versions": versions(), "data": matrix.data_fingerprint,
+        "commit": git_commit(), "versions": versions(),
+        "data": matrix.data_fingerprint if profile.models else None,  # experiments alone: each its own inputs
         "training": {m: vars(profile.training(m)) for m in profile.models},
         "seeds": list(seeds), "window": profile.statistics.window,
         "cells": cells, "speed": speed, "experiments": experiments or {},

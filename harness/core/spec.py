@@ -479,10 +479,12 @@ def parse_profile(raw: dict, source: str = "<profile>") -> Profile:
     name = _name(raw, source)
     # Which names are data sets is the data store's to say (trainguard.stores.data.check_profile_dataset, run when
     # the profile's Options are built): the schema only asks for a name.
-    dataset = _require(raw, "dataset", str, source)
-    budgets = _budgets(raw, source)
     models = _models(raw, source)
-    checks = _checks(raw, source)
+    # A profile of experiments alone (``experiments = [...]``, no models) names no data set and no budgets: each
+    # experiment declares its own.
+    dataset = _require(raw, "dataset", str, source) if models or "dataset" in raw else ""
+    budgets = _budgets(raw, source) if models or "budgets" in raw else ()
+    checks = _checks(raw, source, models)
     default_training, per_model = _training(raw.get("training", {}), source)
     if "tolerance" in raw:
         raise ConfigError(f"{source}: [tolerance] sections are gone: bands are derived from the baseline's per-seed "
@@ -542,9 +544,15 @@ def _budgets(raw: dict, source: str) -> tuple[int, ...]:
 
 
 def _models(raw: dict, source: str) -> tuple[str, ...]:
+    """The models the profile trains; none for a profile of experiments alone (``experiments = [...]``)."""
     from ..models import MODEL_NAMES, is_model_name  # (no torch: names only)
 
+    if "models" not in raw and raw.get("experiments"):
+        return ()
     models = tuple(_require(raw, "models", list, source))
+    if not models and not raw.get("experiments"):
+        raise ConfigError(f"{source}: 'models' is empty and no 'experiments' are declared: the profile checks nothing; "
+                          f"name models, or experiments of your own (docs/own-training.md)")
     for model in models:
         if not isinstance(model, str) or not is_model_name(model):
             raise ConfigError(f"{source}: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}, an import path "
@@ -553,10 +561,12 @@ def _models(raw: dict, source: str) -> tuple[str, ...]:
     return models
 
 
-def _checks(raw: dict, source: str) -> tuple[str, ...]:
+def _checks(raw: dict, source: str, models: tuple[str, ...]) -> tuple[str, ...]:
+    """The profile's check kinds: the models' bands by default; none of the models' for a profile of experiments
+    alone (its experiments' kinds are on whenever it declares them)."""
     from .registry import names as check_kinds  # names only: no kind is imported to read a profile
 
-    checks, known = tuple(raw.get("checks", ["baseline"])), check_kinds()
+    checks, known = tuple(raw.get("checks", ["baseline"] if models else [])), check_kinds()
     for check in checks:
         if check not in known:
             raise ConfigError(f"{source}: unknown check {check!r}; known: {', '.join(known)} (a kind of your own: "
@@ -581,6 +591,8 @@ def _training(training_raw: dict, source: str) -> tuple[TrainConfig, list[tuple[
 
 
 def _statistics(raw: dict, budgets: tuple[int, ...], models: tuple[str, ...], source: str) -> "Stats":
+    if not budgets:  # experiments alone: each declares its own window (Experiment(window=...))
+        return _stats(raw.get("statistics", {}), source)
     stats = _stats({"window": min(Stats.window, min(budgets)), **raw.get("statistics", {})}, source)
     if stats.start_window > min(budgets):
         raise ConfigError(f"{source}: [statistics] start_window {stats.start_window} is longer than the smallest budget")

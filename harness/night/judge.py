@@ -124,7 +124,7 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
         profile=profile, verdicts=sorted(verdicts, key=verdict_order(profile.models)),
         environment=environment(session), rows_by_budget=report_rows(matrix), statistics=statistics_summary(session),
         notes=notes, published=published_kind.read(matrix), published_note=published_kind.note(matrix),
-        curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split,
+        curves=figure_curves(matrix), figure_seed=matrix.seed, test_split=matrix.dataset.test_split if profile.models else "",
         parts=parts(session), changes=changes,
         replay=list(replay_outcomes), figures=matrix.options.figures, **trend_part)
 
@@ -243,7 +243,20 @@ def environment(session: CheckSession) -> dict[str, str]:
         env[key] = value
         if key == "versions" and line:
             env["baseline versions"] = line
+    env["training time"] = _training_time(session)
     return env
+
+
+def _training_time(session: CheckSession) -> str:
+    """The seconds this process spent training: the models' runs and the declared experiments'."""
+    from ..checks.declared_experiments import night_training
+
+    models = session.matrix.training_time()
+    seconds, runs = night_training(session) if session.profile.experiments else (0.0, 0)
+    if not runs:
+        return models
+    experiments = f"{seconds:.1f} s in {runs} experiment run(s) trained by this process"
+    return experiments if not session.matrix.trained else f"{models}; {experiments}"
 
 
 def baseline_versions(session: CheckSession) -> str | None:
@@ -307,7 +320,11 @@ def statistics_summary(session: CheckSession) -> dict:
         f"{count} band checks: α = {per_check_alpha(p):.2g} per check (two-sided)." if count else
         "This run makes no band checks (its profile enables no check kind that has them).",
         f"Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n per-seed values of that model, "
-        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds}).",
+        f"budget and metric (no pooling across cells); k = {len(matrix.seeds)} seed(s) this run ({seeds})."
+        if p.models else
+        "Each band: baseline mean ± t(1 − α/2, n − 1) · s · √(1/n + 1/k), from the n baseline seeds' values of that "
+        "experiment's variant, budget and metric (no pooling across cells); k: its check seeds (its section names "
+        "them).",
         f"MDE: the smallest true shift the check catches with probability {st.power:.0%} (non-central t).",
     ]
     if table is not None:

@@ -67,7 +67,8 @@ def preflight(session) -> None:
     from ..checks import published
 
     matrix, profile = session.matrix, session.profile
-    matrix.dataset  # noqa: B018 — load and verify
+    if profile.models:  # a profile of experiments alone has no data of its own: each experiment reads its own
+        matrix.dataset  # noqa: B018 — load and verify
     for kind, case in session.cases():
         if kind.reference_policy != "none":
             session.reference(kind, case)

@@ -63,6 +63,9 @@ def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_d
     data.check_profile_dataset(profile)
     if profile.dataset == "synthetic":
         raise data.DataError(f"profile {profile.name} trains on generated data only: there is nothing to export")
+    if not profile.models:
+        raise data.DataError(f"profile {profile.name} trains no models: it has no data set of its own to export (each "
+                             f"of its experiments reads its own data)")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     (target / data.EXPORT_FILE).unlink(missing_ok=True)  # until the new one is complete, this is no export

@@ -172,22 +172,31 @@ class Matrix:
         return {name: " / ".join(sorted({r[name] for r in recorded if name in r})) for name in names} or here
 
     def environment(self) -> dict:
-        ds = self.dataset
-        return {
-            "profile": f"{self.profile.name} — {self.profile.description}",
-            "device": f"{engine.device_name(self.device)} (class {self.device_class})",
-            "seeds": f"{seed_list(self.seeds)} (held out of the baseline's {seed_list(self.profile.baseline_seeds)})"
-            if not set(self.seeds) & set(self.profile.baseline_seeds) else
-            f"{seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
-            "data": f"{ds.name} from {ds.source}; {ds.verification}",
-            "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
-            "test split": ds.test_split,
+        """The report's header: the profile, the machine, and — where it trains models — their seeds and data (a
+        profile of experiments alone leaves those to each experiment's section: each reads its own)."""
+        found = {"profile": f"{self.profile.name} — {self.profile.description}".rstrip(" —"),
+                 "device": f"{engine.device_name(self.device)} (class {self.device_class})"}
+        if self.profile.models:
+            found.update(self._models_environment())
+        found.update({
             "versions": ", ".join(f"{k} {v}" for k, v in self.runs_versions().items()),
             "threads": self.threads_note,
             "commit": git_commit(),
             "wall time": f"{time.time() - self.started:.1f} s",
             "training time": self.training_time(),
             "python": sys.executable,
+        })
+        return found
+
+    def _models_environment(self) -> dict:
+        ds = self.dataset
+        return {
+            "seeds": f"{seed_list(self.seeds)} (held out of the baseline's {seed_list(self.profile.baseline_seeds)})"
+            if not set(self.seeds) & set(self.profile.baseline_seeds) else
+            f"{seed_list(self.seeds)} (IN the baseline: --tg-allow-baseline-seeds; its checks cannot fail)",
+            "data": f"{ds.name} from {ds.source}; {ds.verification}",
+            "train images": f"{len(ds.x_train):,}" + (f" ({'; '.join(ds.notes)})" if ds.notes else ""),
+            "test split": ds.test_split,
         }
 
 

@@ -381,7 +381,10 @@ PROFILE_DATASETS = ("cifar10", "synthetic")
 
 
 def check_profile_dataset(profile) -> None:
-    """A ConfigError naming the profile's file unless its ``dataset`` is one its models can train on."""
+    """A ConfigError naming the profile's file unless its ``dataset`` is one its models can train on (a profile of
+    experiments alone names none: each experiment reads its own data)."""
+    if not profile.models and not profile.dataset:
+        return
     if profile.dataset not in PROFILE_DATASETS:
         raise ConfigError(f"{profile.source}: dataset {profile.dataset!r} is not one of {', '.join(PROFILE_DATASETS)} "
                           f"(a data set of your own goes with training of your own: docs/own-training.md)")
