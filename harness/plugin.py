@@ -84,7 +84,9 @@ def _explicit_dist(config: pytest.Config) -> bool:
 MARKERS = ("slow: trains models on real data (minutes or more); run with -m slow",
            "selftest: trains injected regressions (opt-in: runs only when -m names it)",
            "replay: replays the profile's golden runs step by step (seconds; pytest -m replay)",
-           "trainguard_kinds(*names): parametrize trainguard_case with these check kinds only")
+           "trainguard_kinds(*names): parametrize trainguard_case with these check kinds only",
+           "trainguard_experiment(*names): only these declared experiments' cases (NAME of FILE.py:NAME or "
+           "MODULE:NAME); one name: ids without it ([small-2], [claims])")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -298,15 +300,31 @@ def _parametrize_cases(metafunc: pytest.Metafunc, profile) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"--tg-profile: {exc}") from None
     cases = [case for kind in kinds for case in kind.cases(profile)]
-    one_kind = wanted is not None and len(wanted) == 1
+    cases, ids = _of_experiments(metafunc, cases, one_kind=wanted is not None and len(wanted) == 1)
     if not cases:  # one skipped case that says why, rather than pytest's "got empty parameter set"
         which = f"the check kind(s) {', '.join(wanted)}" if wanted else "any check kind"
         reason = f"profile {profile.name} has no case of {which} (not enabled, or nothing to check)"
         metafunc.parametrize("trainguard_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
                              ids=["none"], indirect=True)
     else:
-        metafunc.parametrize("trainguard_case", cases, indirect=True,
-                             ids=[case.id if one_kind else f"{case.kind}-{case.id}" for case in cases])
+        metafunc.parametrize("trainguard_case", cases, indirect=True, ids=ids)
+
+
+def _of_experiments(metafunc: pytest.Metafunc, cases: list, one_kind: bool) -> tuple[list, list[str]]:
+    """The cases a ``trainguard_experiment(*names)`` mark keeps — the declared experiments' (kinds ``experiments``,
+    ``experiment_replay``) whose target NAME it names — and their pytest ids: the kind's id (prefixed with the kind
+    unless the test takes one kind), without the experiment's NAME where the mark names one experiment alone."""
+    marker = metafunc.definition.get_closest_marker("trainguard_experiment")
+    kind_ids = [case.id if one_kind else f"{case.kind}-{case.id}" for case in cases]
+    if marker is None:
+        return cases, kind_ids
+    names = set(marker.args)
+    kept = [(case, id_) for case, id_ in zip(cases, kind_ids)
+            if case.kind in ("experiments", "experiment_replay") and case.params[0].rpartition(":")[2] in names]
+    if len(names) == 1:
+        (name,) = names
+        return [c for c, _ in kept], [id_.replace(f"{name}-", "", 1) if id_ != name else "replay" for _, id_ in kept]
+    return [c for c, _ in kept], [id_ for _, id_ in kept]
 
 
 def _parametrize_golden_runs(metafunc: pytest.Metafunc, profile) -> None:
@@ -326,7 +344,8 @@ def trainguard_matrix(request):
 
     matrix = get_matrix(request.config)
     try:
-        matrix.dataset  # noqa: B018 — load and verify once, fail every case with the same clear message
+        if matrix.profile.models:  # a profile of experiments alone has no data of its own: each reads its own
+            matrix.dataset  # noqa: B018 — load and verify once, fail every case with the same clear message
     except DataError as exc:
         stop(request.config, f"trainguard: {exc}")
     return matrix
@@ -360,8 +379,11 @@ def _update_references(config: pytest.Config) -> None:
 
     night, state = get_night(config), _state(config)
     changes = night.update_references([kind.name for kind in night.checks.kinds if kind.name != "replay"])
-    state.references_updated, state.baseline_changes = True, (baseline_file(night.matrix), changes)
-    _printer(config)(f"[trainguard] rewrote {baseline_file(night.matrix)}:\n  " + "\n  ".join(changes))
+    # a profile of experiments alone has no models' table: its experiments' folder is what was rewritten
+    matrix = night.matrix
+    written = baseline_file(matrix) if matrix.profile.models else matrix.references.directory / "experiments"
+    state.references_updated, state.baseline_changes = True, (written, changes)
+    _printer(config)(f"[trainguard] rewrote {written}:\n  " + "\n  ".join(changes))
 
 
 def _xdist_controller(config: pytest.Config) -> bool:

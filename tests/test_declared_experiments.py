@@ -129,6 +129,43 @@ def test_the_plugin_parametrizes_one_case_per_experiment_variant_and_budget_and_
                                  "PASSED*"])
 
 
+def test_a_test_function_takes_one_experiment_s_cases_named_without_it(pytester, preloaded, monkeypatch):
+    """`@pytest.mark.trainguard_experiment("regression")` keeps that experiment's cases and names them by variant and
+    budget alone ([small-2], [claims]; its replay [replay]); a name the profile does not declare leaves one skipped
+    case saying so."""
+    monkeypatch.delenv("CI", raising=False)
+    (pytester.path / "regression.py").write_text(EXPERIMENT)
+    (pytester.path / "mine.toml").write_text('name = "mine"\nexperiments = ["regression.py:regression"]\n')
+    pytester.makepyfile(test_mine=textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.trainguard_kinds("experiments")
+        @pytest.mark.trainguard_experiment("regression")
+        def test_cell_within_baseline(trainguard_case):
+            trainguard_case.check()
+
+        @pytest.mark.trainguard_kinds("experiment_replay")
+        @pytest.mark.trainguard_experiment("regression")
+        def test_golden(trainguard_case):
+            trainguard_case.check()
+
+        @pytest.mark.trainguard_kinds("experiments")
+        @pytest.mark.trainguard_experiment("elsewhere")
+        def test_other(trainguard_case):
+            trainguard_case.check()
+    '''))
+    args = ["--tg-profile", "mine.toml", "--tg-device", "cpu", "--tg-threads", "1", "--tg-no-figures",
+            "-p", "no:cacheprovider", "-v"]
+    pytester.runpytest_inprocess(*args, "--tg-update-baselines").assert_outcomes(passed=6, skipped=1)
+    for name in [m for m in sys.modules if m.startswith("_trainguard_experiment_")]:
+        sys.modules.pop(name)
+    result = pytester.runpytest_inprocess(*args)
+    result.assert_outcomes(passed=6, skipped=1)
+    result.stdout.fnmatch_lines(["*test_cell_within_baseline?small-2? PASSED*", "*test_cell_within_baseline?large-3? "
+                                 "PASSED*", "*test_cell_within_baseline?claims? PASSED*", "*test_golden?replay? PASSED*",
+                                 "*test_other?none? SKIPPED*"])
+
+
 def test_a_check_seed_whose_function_raises_fails_the_night_with_its_message(project, capsys):
     assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
     (project / "regression.py").write_text(EXPERIMENT.replace(
