@@ -176,6 +176,25 @@ def test_a_foreign_training_script_is_guarded_end_to_end_from_the_wheel(installe
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     # a replay per variant, a band per budget × metric, a cell per budget; the example declares no claim
     assert "7 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
+    # the doc's profile of the experiment alone, and its commands
+    toml, commands = _profile_block()
+    (tmp_path / "mine.toml").write_text(toml)
+    assert [c[0] for c in commands] == ["baselines", "run", "replay"], commands
+    for command in commands:
+        done = trainguard(installed, tmp_path, *command)
+        assert done.returncode == 0, f"{command}: " + done.stdout[-2000:] + done.stderr[-2000:]
+    assert "IDENTICAL  mnist default" in done.stdout, done.stdout[-2000:]
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert "**Result: PASS**" in report and "mnist default: identical to the golden run" in report, report[:3000]
+
+
+def _profile_block() -> tuple[str, list[list[str]]]:
+    """The profile of docs/own-training.md's "### In a profile's night" (its toml block) and the commands of the bash
+    block after it."""
+    text = OWN_TRAINING.read_text().split("### In a profile's night", 1)[1]
+    toml = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    bash = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return toml, [line.split("#")[0].split()[1:] for line in bash.splitlines() if line.startswith("trainguard ")]
 
 
 def _pytest_cases_block() -> str:
