@@ -311,20 +311,22 @@ def _parametrize_cases(metafunc: pytest.Metafunc, profile) -> None:
 
 
 def _of_experiments(metafunc: pytest.Metafunc, cases: list, one_kind: bool) -> tuple[list, list[str]]:
-    """The cases a ``trainguard_experiment(*names)`` mark keeps — the declared experiments' (kinds ``experiments``,
-    ``experiment_replay``) whose target NAME it names — and their pytest ids: the kind's id (prefixed with the kind
-    unless the test takes one kind), without the experiment's NAME where the mark names one experiment alone."""
+    """The cases a ``trainguard_experiment(*names)`` mark keeps and their pytest ids. Of the declared experiments'
+    cases (kinds ``experiments``, ``experiment_replay``) it keeps those whose target NAME it names, each id without
+    that NAME where the mark names one experiment alone ([small-2], [claims], [replay]); the other kinds' cases stay,
+    under their own ids — so one test function takes a profile's models' cells and its experiment's alike
+    ([NewModel2-20]). Without the mark: every case, its id prefixed with its kind unless the test takes one kind."""
     marker = metafunc.definition.get_closest_marker("trainguard_experiment")
-    kind_ids = [case.id if one_kind else f"{case.kind}-{case.id}" for case in cases]
     if marker is None:
-        return cases, kind_ids
-    names = set(marker.args)
-    kept = [(case, id_) for case, id_ in zip(cases, kind_ids)
-            if case.kind in ("experiments", "experiment_replay") and case.params[0].rpartition(":")[2] in names]
-    if len(names) == 1:
-        (name,) = names
-        return [c for c, _ in kept], [id_.replace(f"{name}-", "", 1) if id_ != name else "replay" for _, id_ in kept]
-    return [c for c, _ in kept], [id_ for _, id_ in kept]
+        return cases, [case.id if one_kind else f"{case.kind}-{case.id}" for case in cases]
+    names, kept, ids = set(marker.args), [], []
+    for case in cases:
+        if case.kind not in ("experiments", "experiment_replay"):
+            kept.append(case), ids.append(case.id)
+        elif (name := case.params[0].rpartition(":")[2]) in names:
+            kept.append(case)
+            ids.append(case.id if len(names) > 1 else "replay" if case.id == name else case.id.removeprefix(f"{name}-"))
+    return kept, ids
 
 
 def _parametrize_golden_runs(metafunc: pytest.Metafunc, profile) -> None:

@@ -166,6 +166,26 @@ def test_a_test_function_takes_one_experiment_s_cases_named_without_it(pytester,
                                  "*test_other?none? SKIPPED*"])
 
 
+def test_one_test_function_takes_the_models_cells_and_an_experiment_s_under_the_same_ids(pytester, preloaded):
+    """`trainguard_kinds("baseline", "experiments")` with `trainguard_experiment("regression")`: the models' cells keep
+    their ids ([Baseline1-2]) and the experiment's are named alike ([small-2], [claims]), in one test function."""
+    (pytester.path / "regression.py").write_text(EXPERIMENT)
+    (pytester.path / "mine.toml").write_text(SMOKE.replace('name = "smoke"', 'name = "mine"').replace(
+        'models = ["Baseline1", "Baseline2", "NewModel1", "NewModel2"]', 'models = ["Baseline1"]').replace(
+        'checks = ["baseline"]', 'checks = ["baseline"]\nexperiments = ["regression.py:regression"]'))
+    pytester.makepyfile(test_mine=textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.trainguard_kinds("baseline", "experiments")
+        @pytest.mark.trainguard_experiment("regression")
+        def test_cell_within_baseline(trainguard_case):
+            trainguard_case.check()
+    '''))
+    result = pytester.runpytest_inprocess("--tg-profile", "mine.toml", "--collect-only", "-q", "-p", "no:cacheprovider")
+    ids = [line.split("[", 1)[1].rstrip("]") for line in result.stdout.lines if "::test_cell_within_baseline[" in line]
+    assert ids == ["Baseline1-2", "Baseline1-3", "small-2", "small-3", "large-2", "large-3", "claims"], ids
+
+
 def test_a_check_seed_whose_function_raises_fails_the_night_with_its_message(project, capsys):
     assert cli.main(["baselines", "update", *_dirs(project), "--skip-golden"]) == 0
     (project / "regression.py").write_text(EXPERIMENT.replace(
