@@ -498,6 +498,34 @@ def test_a_profile_of_experiments_alone_names_no_models_data_or_budgets(tmp_path
     assert "trains no models: it has no data set of its own to export" in capsys.readouterr().err
 
 
+def test_the_dashboard_shows_a_declared_experiment_s_golden_replays_and_says_when_no_memory_was_recorded(tmp_path,
+                                                                                                         monkeypatch,
+                                                                                                         page):
+    """The night record keeps each declared experiment's golden replay beside the models' ("NAME VARIANT"), so the
+    dashboard's replay table shows it; a speed chart with nothing recorded (a function that reports no memory) is a
+    sentence, not an empty chart."""
+    from trainguard.stores.ledger import open_ledger
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "regression.py").write_text(EXPERIMENT)
+    (tmp_path / "mine.toml").write_text('name = "mine"\nexperiments = ["regression.py:regression"]\n')
+    ledger, common = f"sqlite:///{tmp_path / 'ledger.sqlite'}", ["--profile", "mine.toml", "--device", "cpu",
+                                                                   "--threads", "1", "--no-figures"]
+    assert cli.main(["baselines", "update", *common]) == 0
+    assert cli.main(["run", *common, "--ledger", ledger]) == 0
+    (night,) = open_ledger(ledger).read("mine", "cpu")
+    assert night["replay"]["regression small"]["status"] == "identical", night["replay"]
+    assert cli.main(["dashboard", "--out", str(tmp_path / "site"), "--ledger", ledger]) == 0
+    page.goto((tmp_path / "site" / "index.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.trend .main-svg').length > 0")
+    assert page.evaluate("() => Array.from(document.querySelectorAll('table.replay th')).map((e) => e.textContent)") \
+        == ["night", "regression large", "regression small"]
+    assert page.evaluate("() => document.querySelector('.speed.empty').textContent") == \
+        "No peak memory (MiB) recorded in these nights."
+    assert page.errors == []
+
+
 def test_a_profile_with_neither_models_nor_experiments_is_refused_naming_its_file(tmp_path):
     from trainguard.core.errors import ConfigError
     from trainguard.core.spec import load_profile

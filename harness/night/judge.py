@@ -109,6 +109,10 @@ def summarize(session: CheckSession, verdicts: list[compare.Verdict], notes: lis
     trend_part["entry"]["failed"] = [v.subject + (f" {v.metric}" if v.metric else "") for v in verdicts if not v.passed]
     # what the dashboard shows per night beside the numbers: the replay's verdicts, the flags, the failures' words
     trend_part["entry"]["replay"] = {o.name: {"status": o.status, "message": o.message} for o in replay_outcomes}
+    if session.profile.experiments:  # and each declared experiment's golden replays
+        from ..replay.experiment_kind import night_record
+
+        trend_part["entry"]["replay"].update(night_record(session))
     trend_part["entry"]["flags"] = [f.message for f in trend_part["flags"] if not f.passed]
     trend_part["entry"]["failures"] = [v.message for v in verdicts if not v.passed][:50]
     trend_part["entry"]["bands"] = {"metric": trend_part["trend_metric"],  # the band each trend chart shades

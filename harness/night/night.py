@@ -109,6 +109,9 @@ class Night:
             # the declared experiments' runs (target → records): the controller's report tables them
             "experiment_runs": {target: [r.to_json() for r in runs.values()]
                                 for target, runs in self._experiment_runs().items()},
+            # their golden replays (target → outcomes): the controller's night record keeps them for the dashboard
+            "experiment_replays": {target: [dataclasses.asdict(o) for o in outcomes]
+                                   for target, outcomes in self.checks.__dict__.get("experiment_replays", {}).items()},
         }
 
     def _experiment_runs(self) -> dict:
@@ -125,6 +128,11 @@ class Night:
         self.notes += [n for n in payload["notes"] if n not in self.notes]
         self.matrix.preload({(h.model, h.seed): h for h in map(History.from_json, payload["histories"])})
         self.checks.replays.update({o["name"]: Outcome.from_json(o) for o in payload.get("replay", [])})
+        from ..replay.experiment_replay import ReplayOutcome
+
+        replays = self.checks.__dict__.setdefault("experiment_replays", {})
+        replays.update({target: [ReplayOutcome(**o) for o in outcomes]
+                        for target, outcomes in payload.get("experiment_replays", {}).items()})
         for target, records in payload.get("experiment_runs", {}).items():
             runs = self._experiment_runs().setdefault(target, {})
             for run in (Record.from_json(r, Path(f"payload of {target}")) for r in records):

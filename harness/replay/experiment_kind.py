@@ -94,3 +94,13 @@ class DeclaredReplays(CheckKind):
                     raise RuntimeError(message)
                 lines.append(message)
         return lines
+
+
+def night_record(session) -> dict:
+    """"NAME VARIANT" → {status, message} of each declared experiment's golden replay this night: the night record's
+    ``replay`` beside the models' golden runs (the dashboard's replay table)."""
+    found = {}
+    for target, outcomes in session.__dict__.get("experiment_replays", {}).items():
+        name = experiment(session, target).name
+        found.update({f"{name} {o.variant}": {"status": o.status, "message": o.message} for o in outcomes})
+    return found

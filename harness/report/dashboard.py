@@ -60,6 +60,7 @@ header a { color: #cde; text-decoration: none; } header h1 { font-size: 18px; ma
 main { padding: 12px 24px 40px; max-width: 1400px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 8px; }
 .chart { height: 300px; border: 1px solid #ddd; }
+.chart.empty { height: auto; padding: 1em; color: #555; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 tr.night { cursor: pointer; } tr.night:hover { background: #eef4fa; }
 .FAIL, .fail { color: #c0392b; font-weight: 600; } .PASS { color: #1e8449; } .flag { color: #b9770e; }
@@ -89,7 +90,8 @@ SCRIPT = r"""
                    marker: {size: 9, color: group.nights.map((n) => n.result === 'PASS' ? data.colors.pass : data.colors.fail),
                             symbol: group.nights.map((n) => n.result === 'PASS' ? 'circle' : 'x')},
                    line: {color: '#7f8c8d'}});
-      Plotly.newPlot(el, traces, {title: {text: s.title, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
+      Plotly.newPlot(el, traces, {title: {text: s.title, font: {size: 14}, x: 0.01, xanchor: 'left'},  // clear of the tool bar
+                                  margin: {l: 60, r: 10, t: 36, b: 48},
                                   xaxis: {title: {text: 'night'}}, yaxis: {title: {text: label}}, showlegend: false},
                      {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => { const p = event.points.find((q) => q.customdata !== undefined); if (p) open(p.customdata); });
@@ -99,7 +101,13 @@ SCRIPT = r"""
       if (!el) continue;
       const traces = Object.entries(group.speed).map(([model, s]) => ({x: group.x, y: s[what], mode: 'lines+markers', name: s.name,
                      customdata: group.nights.map((n) => n.id), connectgaps: false}));
-      Plotly.newPlot(el, traces, {title: {text: label, font: {size: 14}}, margin: {l: 60, r: 10, t: 36, b: 48},
+      if (traces.every((t) => (t.y || []).every((v) => v === null || v === undefined))) {  // an empty chart says nothing
+        el.className += ' empty';
+        el.textContent = 'No ' + label + ' recorded in these nights.';
+        continue;
+      }
+      Plotly.newPlot(el, traces, {title: {text: label, font: {size: 14}, x: 0.01, xanchor: 'left'},
+                                  margin: {l: 60, r: 10, t: 36, b: 48},
                                   xaxis: {title: {text: 'night'}}}, {displaylogo: false, responsive: true});
       el.on('plotly_click', (event) => open(event.points[0].customdata));
     }
