@@ -42,3 +42,22 @@ def test_bar_counts_batches_and_shows_the_epoch(monkeypatch, capsys):
         assert p._bar.n == 3 and p._bar.total == 6
     assert lines == []  # the bar replaces the lines
     assert "NewModel2 seed 1" in capsys.readouterr().err
+
+
+def test_an_experiment_s_progress_line_shows_its_declared_metrics_and_a_millisecond_epoch_in_ms():
+    import re
+
+    import trainguard
+    from trainguard.runs.experiment_runs import epoch_lines, train
+
+    @trainguard.experiment(metrics={"loss": "lower"}, budgets=(2,), baseline_seeds=(0, 1), check_seeds=(100,))
+    def quick(run):
+        for epoch in range(run.budget):
+            run.epoch(loss=1.0 / (epoch + 1))
+
+    lines: list[str] = []
+    record = train(quick, "default", 0, 2, on_epoch=epoch_lines("quick default seed 0", lines.append))
+    assert record.completed, record.message
+    assert [re.sub(r"\d+ms$", "Nms", line) for line in lines] == [
+        "[trainguard] quick default seed 0 | epoch 1/2 | loss 1 | Nms",
+        "[trainguard] quick default seed 0 | epoch 2/2 | loss 0.5 | Nms"]

@@ -265,6 +265,14 @@ def _page(path: Path, title: str, body: str, charts: bool = False, depth: int = 
     return path
 
 
+def _what_charts(chart: dict, nights: list[dict]) -> str:
+    """What a group's trend charts show: the models' checked metric, and each declared experiment's metrics."""
+    experiments = "each metric a declared experiment recorded (the mean over its check seeds)"
+    if not any(n.get("cells") for n in nights):  # a profile of experiments alone
+        return experiments
+    return f"the checked {_e(_label(chart['metric']))} (mean over the night's seeds) or {experiments}"
+
+
 def _group_section(group: dict) -> str:
     chart, nights = group["chart"], group["nights"]
     last = nights[-1]
@@ -273,9 +281,9 @@ def _group_section(group: dict) -> str:
     speed = "".join(f'<div class="chart speed" id="{_e(group["key"])}-{what}"></div>' for what in ("epoch_seconds", "peak_memory_mb"))
     return (f'<section id="{_e(group["key"])}"><h2>{_e(group["profile"])} on {_e(group["device_class"])}</h2>'
             f'<p>{len(nights)} night(s); the last, {_e(str(last.get("time", "?"))[:16])}: '
-            f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: the checked '
-            f'{_e(_label(chart["metric"]))} (mean over the night\'s seeds; a declared experiment: a chart of each metric '
-            f'it recorded) with the baseline band shaded; × marks a night that failed. Click a point for that night\'s report.</p>'
+            f'<span class="{_result_class(last.get("result"))}">{_e(last.get("result", "?"))}</span>. Each chart: '
+            f'{_what_charts(chart, nights)} with the baseline band shaded; × marks a night that failed. Click a point for '
+            f'that night\'s report.</p>'
             f'<h3>Cells</h3><div class="grid">{cells}</div><h3>Speed and memory</h3><div class="grid">{speed}</div>'
             f'<h3>Replay</h3>{_replay_table(nights)}<h3>Nights</h3>{_nights_table(nights)}</section>')
 

@@ -178,7 +178,9 @@ def epoch_lines(label: str, printer):
     def line(run) -> None:
         now, metrics = time.perf_counter(), run.experiment.metrics
         shown = " | ".join(f"{m} {run.epochs[m][-1]:.4g}" for m in metrics)
-        printer(f"[trainguard] {label} | epoch {run.epochs_done}/{run.budget} | {shown} | {now - last[0]:.1f}s")
+        seconds = now - last[0]  # an epoch of a small experiment is milliseconds: shown as such, not as 0.0s
+        printer(f"[trainguard] {label} | epoch {run.epochs_done}/{run.budget} | {shown} | "
+                + (f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f}ms"))
         last[0] = now
 
     return line
