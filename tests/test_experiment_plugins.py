@@ -3,6 +3,7 @@ as a user imports them: the contract's instruments (replay, bands, claims) on th
 numbers equal to the ones the profile's models train. Generated data: fast."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -337,15 +338,16 @@ def test_the_cifar_plug_in_replays_its_committed_golden_runs(capsys):
 @pytest.mark.slow
 def test_the_cifar_plug_in_s_night_on_the_profile_s_check_seeds_is_the_models_night(trainguard_matrix, tmp_path,
                                                                                        capsys):
-    """The switch rehearsed on real data: the CIFAR-10 plug-in, checked through the guard against its committed ci
-    baseline (the models' 64 baseline runs, imported), trains the ci profile's check seeds to the same numbers as the
-    models' night that the main job cached — every metric of every epoch, bit for bit — and passes every band and
-    claim, as the models' night does. Trains the plug-in's 8 runs (minutes on 2 CPU cores); needs the models' runs
-    of the same seeds cached (`trainguard run` first: a skip without them, a failure under CI=true)."""
-    import shutil
-
+    """The switch rehearsed on real data: the ci profile as it will be — the report's two experiments as plug-ins, no
+    models of its own (`name`, `experiments`, `threads`) — through `trainguard run` against the committed baselines
+    (the CIFAR-10 plug-in's: the models' 64 baseline runs, imported; the MNIST plug-in's). It replays every golden
+    run, trains the check seeds to the same numbers as the models' night that the main job cached — every metric of
+    every epoch, bit for bit — and passes every band and claim: 65 checks, as the main job's 62 plus the plug-in's
+    replays of the four golden runs the models' replay covers there, less the inputs. Trains the plug-in's 8 CIFAR-10
+    runs (minutes on 2 CPU cores) and the MNIST check seeds; needs the models' runs of the same seeds cached
+    (`trainguard run` first: a skip without them, a failure under CI=true)."""
     from trainguard import cli
-    from trainguard.core.spec import packaged_baselines_dir, strict_default
+    from trainguard.core.spec import load_profile, packaged_baselines_dir, strict_default
     from trainguard.experiments import cifar_models
 
     import copy
@@ -361,13 +363,20 @@ def test_the_cifar_plug_in_s_night_on_the_profile_s_check_seeds_is_the_models_ni
     if not all(h.completed for h in histories.values()):
         why = f"the models' runs of seeds {list(seeds)} are not cached: run `trainguard run --profile ci` first"
         pytest.fail(why) if strict_default() else pytest.skip(why)
-    directory = tmp_path / "experiments"
-    shutil.copytree(packaged_baselines_dir() / "ci" / "experiments" / experiment.name, directory / experiment.name)
-    code = cli.main(["guard", "trainguard.experiments.cifar_models:ci", "check", "--dir", str(directory),
-                     "--threads", str(matrix.threads)])
+    switched = tmp_path / "ci.toml"
+    targets = ["trainguard.experiments.cifar_models:ci", *load_profile("ci").experiments]
+    switched.write_text(f'name = "ci"\nexperiments = {targets!r}\nthreads = {matrix.threads}\n'.replace("'", '"'))
+    report = tmp_path / "report.md"
+    code = cli.main(["run", "--profile", str(switched), "--baselines-dir", str(packaged_baselines_dir()),
+                     "--results-dir", str(tmp_path / "results"), "--report", str(report), "--no-figures",
+                     "--device", "cpu", "--offline",
+                     *(["--data-dir", str(matrix.options.data_dir)] if matrix.options.data_dir else [])])
     out = capsys.readouterr().out
-    assert code == 0, out[-3000:]
-    store = ExperimentStore(directory)
+    assert code == 0 and "65 passed, 0 failed" in out, out[-3000:]
+    text = report.read_text()
+    assert "| data " not in text.split("## Checks")[0]  # the profile reads no data set: each experiment its own
+    assert re.search(r"cifar-models-ci NewModel2: (identical|numerics differ)", text)  # the plug-in's golden runs
+    store = ExperimentStore(tmp_path / "results" / "experiments")
     for (model, seed), history in histories.items():
         record = store.latest(experiment.name, model, seed, max(experiment.budgets), matrix.threads)
         assert record is not None and record.completed, (model, seed)
