@@ -477,8 +477,9 @@ def _experiment_replays(matrix) -> list:
     """Each declared experiment's golden runs replayed (trainguard.replay.experiment_replay, as a night replays them),
     each an outcome beside the models' ("NAME VARIANT")."""
     from .checks import CheckSession
-    from .checks.declared_experiments import baseline_store, experiment
+    from .checks.declared_experiments import experiment
     from .replay import experiment_replay
+    from .replay.experiment_kind import replayed
     from .stores.golden import INCOMPARABLE, MISSING, Outcome
 
     session, outcomes = CheckSession(matrix), []
@@ -488,12 +489,11 @@ def _experiment_replays(matrix) -> list:
         if why := ("replay_budget 0" if found.replay_budget == 0 else found.unavailable()):
             print(f"experiment {found.name}: not replayed ({why})")
             continue
-        for variant in found.variants:
-            started = time.perf_counter()
-            o = experiment_replay.replay(found, variant, baseline_store(session, found), None,
-                                         device=matrix.device.type, data_dir=matrix.options.data_dir)
-            outcomes.append(Outcome(f"{found.name} {variant}", statuses.get(o.status, o.status), o.message,
+        started = time.perf_counter()
+        for o in replayed(session, found):
+            outcomes.append(Outcome(f"{found.name} {o.variant}", statuses.get(o.status, o.status), o.message,
                                     seconds=time.perf_counter() - started))
+            started = time.perf_counter()
     return outcomes
 
 

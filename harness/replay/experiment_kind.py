@@ -10,9 +10,15 @@ full scale). Like the models' goldens, they are replayed before anything of the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from ..checks import Case, CheckKind, Reference
 from ..checks.declared_experiments import baseline_store, experiment, resolved
 from ..core.compare import Verdict
+
+if TYPE_CHECKING:
+    from .experiment_replay import ReplayOutcome
 
 
 def _name(target: str) -> str:
@@ -58,15 +64,13 @@ class DeclaredReplays(CheckKind):
                                  f"--golden --profile {session.profile.cli_name}")
 
     def deliver(self, session, case, runner=None) -> None:
-        """Replay every variant's golden (in this process: the verdict needs the golden's own arithmetic)."""
-        from .experiment_replay import replay
-
+        """Replay every variant's golden (:func:`replayed`), once a night."""
         found, store, target = experiment(session, case.params[0]), baseline_store(session), case.params[0]
         replays = session.__dict__.setdefault("experiment_replays", {})
         if target in replays or any(not store.golden_path(found.name, v).exists() for v in found.variants):
             return
         session.matrix.printer(f"[trainguard] replaying the golden runs of experiment {found.name}")
-        replays[target] = [replay(found, variant, store, None, **_settings(session)) for variant in found.variants]
+        replays[target] = list(replayed(session, found))
 
     def verdicts(self, session, case, reference) -> list[Verdict]:
         outcomes = session.__dict__.get("experiment_replays", {}).get(case.params[0])
@@ -94,6 +98,16 @@ class DeclaredReplays(CheckKind):
                     raise RuntimeError(message)
                 lines.append(message)
         return lines
+
+
+def replayed(session, found) -> Iterator[ReplayOutcome]:
+    """Each variant's golden run replayed, one after another, in this process (the verdict needs the golden's own
+    arithmetic): a night's execute stage and ``trainguard replay`` alike."""
+    from .experiment_replay import replay
+
+    store = baseline_store(session)
+    for variant in found.variants:
+        yield replay(found, variant, store, None, **_settings(session))
 
 
 def night_record(session) -> dict:
