@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=5000, help="training images per epoch [5000]")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--profile", default="ci", help="batch size and lr per model come from this profile [ci]")
+    parser.add_argument("--profile", default="cifar-models-ci", help="batch size and lr per model come from this profile (the ci profile's CIFAR-10 plug-in's settings) [cifar-models-ci]")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--rounds", type=int, default=3,
                         help="paired rounds per model; cells show the median over rounds (lowest–highest) [3]")

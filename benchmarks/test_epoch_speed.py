@@ -27,7 +27,7 @@ def images():
 
 
 def _config(model):
-    return dataclasses.replace(load_profile("ci").training(model), augment="none")
+    return dataclasses.replace(load_profile("cifar-models-ci").training(model), augment="none")
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -382,6 +382,18 @@ def _write(summary, path, ledger=None, junit_xml=None, mlflow=None) -> int:
     return summary.exit_code
 
 
+def _models_log(profile, logs) -> None:
+    """A run log holds models' runs: a profile of experiments alone has none to read from it (its experiments' runs
+    are re-read from the result cache), so ``--from-log`` there names the profile the log's runs were trained with."""
+    from .core.spec import ConfigError, plugin_settings
+
+    if logs and not profile.models:
+        raise ConfigError(f"--from-log: profile {profile.name} trains no models, and a run log holds models' runs "
+                          f"(its experiments' runs are re-read from --results-dir): pass the profile the log's runs "
+                          f"were trained with as --profile (a .toml path, or a built-in plug-in's settings by name: "
+                          f"{', '.join(plugin_settings())})")
+
+
 def cmd_report(args) -> int:
     """The report from stored runs only: the result cache, or a run log with --from-log. Nothing trains and nothing
     is replayed: the night's judge and record stages over what was stored."""
@@ -389,6 +401,7 @@ def cmd_report(args) -> int:
     from .stores.runlog import histories_from_log
 
     options = _options(args)
+    _models_log(options.profile, args.from_log)
     options.replay = False  # a re-render replays nothing: the replay kind is off (`trainguard replay` does it)
     histories = {}
     for log in args.from_log or []:  # later logs win for a run present in several
@@ -562,6 +575,7 @@ def _update_baselines(matrix, args) -> int:
     runs."""
     from .checks import CheckSession
 
+    _models_log(matrix.profile, args.from_log)
     if args.from_log:  # recompute from recorded runs instead of training (e.g. a committed run log)
         from .stores.runlog import histories_from_log
 
@@ -603,6 +617,8 @@ def _calibrate(matrix, args, path) -> int:
 
     if not matrix.profile.models:  # experiments alone: no models' baseline table
         from .audit.calibration import render_experiments
+
+        _models_log(matrix.profile, args.from_log)
 
         print(render_experiments(matrix.profile, per_check_alpha(matrix.profile), band_check_count(matrix.profile),
                                  _calibrate_experiments(matrix)))
@@ -790,7 +806,10 @@ def _show_ledger(args, store) -> int:
     print(report.markdown_table(report.pd.DataFrame.from_records(history_rows(entries, args.last))))
     for name, rows in experiment_rows(entries, args.last).items():  # the profile's declared experiments, each alone
         print(f"\nexperiment {name}:\n{report.markdown_table(report.pd.DataFrame.from_records(rows))}")
-    if args.plots is not None:
+    if args.plots is not None and not matrix.profile.models:
+        print(f"no trend plots: profile {matrix.profile.name} trains no models, and its experiments' trend charts are "
+              f"the dashboard's (trainguard dashboard)")
+    elif args.plots is not None:
         from .api import trend_bands
 
         table = baseline_kind.checkable(matrix)[0] if "baseline" in matrix.profile.checks else None

@@ -101,7 +101,8 @@ class CommandOption:
 
 
 RUN_OPTIONS = (
-    CommandOption("profile", "profile name (smoke, ci, seed, gpu-timing) or path to a .toml profile", "ci", ini=True),
+    CommandOption("profile", "profile name (smoke, ci, seed, gpu-timing, or a built-in plug-in's settings) or path "
+                             "to a .toml profile", "ci", ini=True),
     CommandOption("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
     CommandOption("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
                   type=_seeds, metavar="N[,N...]"),

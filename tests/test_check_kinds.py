@@ -182,7 +182,11 @@ def test_built_in_names_cannot_be_taken():
 def test_the_built_in_kinds_of_each_shipped_profile():
     names = {p: [k.name for k in enabled_kinds(load_profile(p))] for p in ("smoke", "ci", "seed", "gpu-timing")}
     assert names["smoke"] == ["replay", "baseline"]
-    assert names["ci"] == ["replay", "baseline", "ranking", "budget_improves", "experiments", "experiment_replay"]
+    assert names["ci"] == ["experiments", "experiment_replay"]  # the report's two experiments, as plug-ins
+    from trainguard.experiments import cifar_models
+
+    comparison = [k.name for k in enabled_kinds(load_profile(str(cifar_models.SETTINGS)))]  # the plug-in's settings
+    assert comparison == ["replay", "baseline", "ranking", "budget_improves"]
     assert names["gpu-timing"] == []  # timing only: no check kind
 
 

@@ -494,8 +494,18 @@ def test_a_profile_of_experiments_alone_names_no_models_data_or_budgets(tmp_path
     assert "- regression: leave-1-out over its 4 baseline seeds" in capsys.readouterr().out
     assert cli.main(["selftest", *common, "--report", "r/selftest.md"]) == 1  # it declares no faults: proves nothing
     assert "nothing was injected" in capsys.readouterr().out
+    assert cli.main(["ledger", *common[:2], "--plots", str(tmp_path / "trends")]) == 0  # its nights, no model trends
+    assert "experiment regression:" in (out := capsys.readouterr().out) and "no trend plots: profile mine" in out
     assert cli.main(["data", "export", *common[:2], str(tmp_path / "export")]) == 2
-    assert "trains no models: it has no data set of its own to export" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trains no models: it has no data set of its own to export" in err and "cifar-models-ci" in err
+    log = tmp_path / "models-runlog.jsonl"  # a models' run log is no input of a profile without models: said, not 0 checks
+    log.write_text("")
+    for command in (["report", *common[:2], "--from-log", str(log)],
+                    ["baselines", "calibrate", *common[:2], "--from-log", str(log)],
+                    ["baselines", "update", *common[:2], "--from-log", str(log)]):
+        assert cli.main(command) == 2, command
+        assert "--from-log: profile mine trains no models" in capsys.readouterr().err
 
 
 def test_the_dashboard_shows_a_declared_experiment_s_golden_replays_and_says_when_no_memory_was_recorded(tmp_path,

@@ -3,7 +3,6 @@ as a user imports them: the contract's instruments (replay, bands, claims) on th
 numbers equal to the ones the profile's models train. Generated data: fast."""
 
 import dataclasses
-import re
 
 import numpy as np
 import pytest
@@ -127,6 +126,30 @@ def test_the_cifar_plug_in_s_golden_run_is_the_built_in_golden_run(tmp_path):
     assert again.steps == nudged.steps != builtin.steps
 
 
+def test_the_cifar_plug_in_s_golden_names_a_data_change_past_its_subset(monkeypatch):
+    """The plug-in's golden run trains on the first images of each class, and declares the data at full scale too (as
+    the models' ``inputs`` golden did): one training image past the subset changed leaves every step of the golden run
+    as it was, and the replay still says the data changed, naming the split."""
+    from trainguard.experiments import cifar_models
+    from trainguard.replay.experiment_replay import compare, golden_run
+    from trainguard.stores.experiment_records import GoldenRun
+
+    profile = load_profile("smoke")
+    experiment = cifar_models.make(profile)
+    clean = golden_run(experiment, "Baseline1", experiment.replay_budget, threads=1)
+    assert {"full train x", "full train y", "full test x", "full test y", "x_train"} <= set(clean.inputs)
+    full = cifar_models._data(profile, None)
+    past = np.setdiff1d(np.arange(len(full.y_train)), data.first_per_class(full.y_train,
+                                                                           profile.golden.train_per_class))[0]
+    x_train = full.x_train.copy()
+    x_train[past] = -x_train[past]
+    monkeypatch.setattr(cifar_models, "_data", lambda *_: dataclasses.replace(full, x_train=x_train))
+    changed = golden_run(experiment, "Baseline1", experiment.replay_budget, threads=1)
+    assert changed.steps == clean.steps and changed.epochs == clean.epochs  # no step of the golden sees it
+    outcome = compare(experiment.name, GoldenRun(clean, {}, []), changed)
+    assert not outcome.passed and "its inputs changed (full train x)" in outcome.message, outcome.message
+
+
 def test_the_cifar_plug_in_s_stacked_seeds_are_the_numbers_a_stacked_night_trains(tmp_path):
     """--stack-seeds: the plug-in's train_stacked and a night's Matrix with stack_seeds, the smoke profile's Baseline1
     seed 100: bit for bit."""
@@ -175,7 +198,7 @@ def test_the_cifar_plug_in_s_bands_from_the_ci_baseline_s_runs_are_the_built_in_
     from trainguard.stores import baselines as bl
 
     committed = Path(__file__).parent.parent / "baselines" / "ci"
-    profile, experiment = load_profile("ci"), cifar_models.ci
+    profile, experiment = load_profile(str(cifar_models.SETTINGS)), cifar_models.ci
     table = bl.load_measured(committed / "cpu.csv", profile.models, profile.budgets)
     assert set(experiment.metrics) == set(profile.checked_metrics)
     assert cli.main(["guard", "trainguard.experiments.cifar_models:ci", "baseline", "--from-csv",
@@ -336,49 +359,34 @@ def test_the_cifar_plug_in_replays_its_committed_golden_runs(capsys):
 
 
 @pytest.mark.slow
-def test_the_cifar_plug_in_s_night_on_the_profile_s_check_seeds_is_the_models_night(trainguard_matrix, tmp_path,
-                                                                                       capsys):
-    """The switch rehearsed on real data: the ci profile as it will be — the report's two experiments as plug-ins, no
-    models of its own (`name`, `experiments`, `threads`) — through `trainguard run` against the committed baselines
-    (the CIFAR-10 plug-in's: the models' 64 baseline runs, imported; the MNIST plug-in's). It replays every golden
-    run, trains the check seeds to the same numbers as the models' night that the main job cached — every metric of
-    every epoch, bit for bit — and passes every band and claim: 65 checks, as the main job's 62 plus the plug-in's
-    replays of the four golden runs the models' replay covers there, less the inputs. Trains the plug-in's 8 CIFAR-10
-    runs (minutes on 2 CPU cores) and the MNIST check seeds; needs the models' runs of the same seeds cached
-    (`trainguard run` first: a skip without them, a failure under CI=true)."""
-    from trainguard import cli
-    from trainguard.core.spec import load_profile, packaged_baselines_dir, strict_default
+def test_the_ci_night_s_cifar_runs_are_the_models_night_before_the_switch(trainguard_matrix):
+    """What stays: the ci profile checks the CIFAR-10 comparison through its plug-in since the switch, and the
+    plug-in's runs of the check seeds that this night trained (the main job, `trainguard run`, cached them) are the
+    models' runs of the same seeds measured before the switch through the models' machinery — every metric of every
+    epoch, bit for bit, against the committed run log of that night on an AVX-512 host
+    (baselines/ci/avx512-night-runlog.jsonl). On a host of another instruction set its rounding differs (the bands,
+    not this, compare across machines): a skip that says so. Needs the main job's runs cached (a skip without them,
+    a failure under CI=true)."""
+    import torch
+
+    from trainguard.core.spec import packaged_baselines_dir, strict_default
     from trainguard.experiments import cifar_models
+    from trainguard.stores.runlog import histories_from_log
 
-    import copy
-
-    # a copy with histories of its own: what this test reads is not the session's night (which reports, and exits,
-    # on what its trainguard cases checked)
-    matrix, experiment = copy.copy(trainguard_matrix), cifar_models.ci
-    matrix.histories = {}
-    if matrix.profile.name != "ci":
-        pytest.skip("the plug-in's committed baseline is the ci profile's (--tg-profile ci)")
-    seeds = experiment.check_seeds
-    histories = {(m, s): matrix.history(m, s) for m in matrix.profile.models for s in seeds}
-    if not all(h.completed for h in histories.values()):
-        why = f"the models' runs of seeds {list(seeds)} are not cached: run `trainguard run --profile ci` first"
+    if trainguard_matrix.profile.name != "ci":
+        pytest.skip("the committed night is the ci profile's (--tg-profile ci)")
+    if torch.backends.cpu.get_cpu_capability() != "AVX512" or trainguard_matrix.threads != 2:
+        pytest.skip(f"the committed night ran on AVX512 with 2 threads; this host is "
+                    f"{torch.backends.cpu.get_cpu_capability()} with {trainguard_matrix.threads}")
+    experiment = cifar_models.ci
+    before = histories_from_log(packaged_baselines_dir() / "ci" / "avx512-night-runlog.jsonl", "ci")
+    store = ExperimentStore(trainguard_matrix.options.results_dir / "experiments")
+    records = {(model, seed): store.latest(experiment.name, model, seed, max(experiment.budgets), 2)
+               for model in experiment.variants for seed in experiment.check_seeds}
+    if not all(record is not None and record.completed for record in records.values()):
+        why = "the plug-in's check-seed runs are not cached: run `trainguard run` (the ci profile) first"
         pytest.fail(why) if strict_default() else pytest.skip(why)
-    switched = tmp_path / "ci.toml"
-    targets = ["trainguard.experiments.cifar_models:ci", *load_profile("ci").experiments]
-    switched.write_text(f'name = "ci"\nexperiments = {targets!r}\nthreads = {matrix.threads}\n'.replace("'", '"'))
-    report = tmp_path / "report.md"
-    code = cli.main(["run", "--profile", str(switched), "--baselines-dir", str(packaged_baselines_dir()),
-                     "--results-dir", str(tmp_path / "results"), "--report", str(report), "--no-figures",
-                     "--device", "cpu", "--offline",
-                     *(["--data-dir", str(matrix.options.data_dir)] if matrix.options.data_dir else [])])
-    out = capsys.readouterr().out
-    assert code == 0 and "65 passed, 0 failed" in out, out[-3000:]
-    text = report.read_text()
-    assert "| data " not in text.split("## Checks")[0]  # the profile reads no data set: each experiment its own
-    assert re.search(r"cifar-models-ci NewModel2: (identical|numerics differ)", text)  # the plug-in's golden runs
-    store = ExperimentStore(tmp_path / "results" / "experiments")
-    for (model, seed), history in histories.items():
-        record = store.latest(experiment.name, model, seed, max(experiment.budgets), matrix.threads)
-        assert record is not None and record.completed, (model, seed)
+    for (model, seed), record in records.items():
+        history = before[(model, seed)]
         for metric in experiment.metrics:
             assert record.epochs[metric] == [e.metric(metric) for e in history.epochs], (model, seed, metric)

@@ -100,3 +100,27 @@ def test_the_cli_writes_an_export(full_data, tmp_path, capsys):
     assert "--data-dir" in out and "not exported: the data of the declared experiments" in out
     assert main(["data", "export", "--profile", "smoke", str(tmp_path / "none")]) == 2  # generated data only
     assert "nothing to export" in capsys.readouterr().err
+
+
+def test_the_ci_profile_s_cifar_plug_in_trains_on_an_export_of_its_settings(tmp_path, capsys):
+    """The GPU-host runbook (docs/gpus.md): `trainguard data export --profile cifar-models-ci DIR` writes the view
+    the ci profile's CIFAR-10 plug-in trains on, and the plug-in reads it from --data-dir as from the full copy
+    (generated images of CIFAR-10's layout, 1,500 per class as the view needs; never the network)."""
+    from trainguard.experiments import cifar_models
+
+    rng = np.random.default_rng(1)
+    directory = tmp_path / "full"
+    directory.mkdir()
+    np.savez(directory / data.FILENAMES["cifar10"],
+             x_train=rng.integers(0, 256, size=(16000, 32, 32, 3), dtype=np.uint8),
+             y_train=np.tile(np.arange(10, dtype=np.uint8), 1600),
+             x_test=rng.integers(0, 256, size=(1100, 32, 32, 3), dtype=np.uint8),  # no release's size: unverified
+             y_test=np.tile(np.arange(10, dtype=np.uint8), 110))
+    assert main(["data", "export", "--profile", "cifar-models-ci", str(tmp_path / "out"), "--data-dir",
+                 str(directory), "--offline"]) == 0
+    assert main(["data", "export", "--profile", "ci", str(tmp_path / "none"), "--offline"]) == 2
+    assert "cifar-models-ci" in capsys.readouterr().err  # ci trains no models: it names the plug-in's settings
+    settings = load_profile("cifar-models-ci")
+    exported, full = (cifar_models._data(settings, d) for d in (tmp_path / "out", directory))
+    assert "export for profile ci" in exported.verification
+    assert exported.split_fingerprints() == full.split_fingerprints()

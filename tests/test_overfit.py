@@ -57,7 +57,8 @@ def test_the_torch_arm_reports_each_epoch_and_is_deterministic(data_dir):
 
 def test_the_plug_in_is_the_ci_profile_s_declared_experiment():
     ci = load_profile("ci")
-    assert ci.experiments == ("trainguard.experiments.mnist_overfit:torch", "trainguard.experiments.mnist_overfit:keras")
+    assert ci.experiments == ("trainguard.experiments.cifar_models:ci", "trainguard.experiments.mnist_overfit:torch",
+                              "trainguard.experiments.mnist_overfit:keras")
     torch_arm, keras_arm = mnist_overfit.torch, mnist_overfit.keras
     assert torch_arm.variants == {"nodrop": {"dropout": 0.0}, "dropout": {"dropout": 0.5}}
     assert torch_arm.budgets == (10,) and len(torch_arm.baseline_seeds) == 20 and len(torch_arm.check_seeds) == 6

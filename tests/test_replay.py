@@ -208,9 +208,9 @@ def test_pytest_m_replay_collects_one_case_per_golden_run(pytester, preloaded):
                                           "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == 0, out[-2000:] + result.stderr.str()[-2000:]
-    for name in ("inputs", "Baseline1", "NewModel2"):
-        assert f"test_replay_matches_golden[{name}]" in out
-    assert "5/" in out or "5 tests" in out  # inputs and the four models (the declared experiments replay as theirs)
+    # ci declares the report's experiments: the CIFAR-10 plug-in replays its four models' golden runs as one case
+    assert "test_the_cifar10_plug_in_replays[replay]" in out and "test_replay_matches_golden[none]" in out
+    assert "2 tests" in out or "2/" in out
 
 
 def _corrupted_past_the_goldens(matrix: Matrix) -> None:

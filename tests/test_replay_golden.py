@@ -13,3 +13,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.replay]
 def test_replay_matches_golden(trainguard_replay, trainguard_check, golden_run):
     trainguard_check(trainguard_replay(golden_run))
 
+
+
+@pytest.mark.trainguard_kinds("experiment_replay")
+@pytest.mark.trainguard_experiment("ci")
+def test_the_cifar10_plug_in_replays(trainguard_case):  # [replay]: every model's golden run, as the ci profile's
+    """The CIFAR-10 plug-in's golden runs (the ci profile declares it), step by step, with its full-scale inputs."""
+    trainguard_case.check()

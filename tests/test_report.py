@@ -104,6 +104,8 @@ def test_the_published_note_says_how_far_the_report_s_table_applies(tmp_path):
                                  dataset=NS(test_split="first 1,000 of the 10,000 test images")))
 
     assert note("seed") == "same protocol; this run's test split: first 1,000 of the 10,000 test images"
-    assert note("ci") == "reference only: the report trained on all 50,000 images; this profile uses less data"
+    from trainguard.experiments import cifar_models
+
+    assert note(str(cifar_models.SETTINGS)) == "reference only: the report trained on all 50,000 images; this profile uses less data"
     assert note("smoke") == "reference only: the report measured it on CIFAR-10; this profile trains on synthetic data"
     assert note("seed", tmp_path).startswith("reference only: what it was measured on is not recorded")

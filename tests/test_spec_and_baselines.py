@@ -20,7 +20,14 @@ def test_shipped_profiles_load():
 
 
 def test_ci_profile_is_the_issue_s_reduced_real_data():
-    ci = load_profile("ci")
+    """The ci profile declares the report's two experiments; the CIFAR-10 plug-in's settings are the reduced real
+    data."""
+    from trainguard.experiments import cifar_models
+
+    assert load_profile("ci").experiments[0] == "trainguard.experiments.cifar_models:ci" and not load_profile("ci").models
+    ci = load_profile("cifar-models-ci")  # the plug-in's settings by name, as --profile takes them
+    assert ci == load_profile(str(cifar_models.SETTINGS)) and "cifar-models-ci" not in available_profiles()
+    assert ci.name == "ci" and cifar_models.ci.name == "cifar-models-ci"  # baselines/ci/, the ledger's ci nights
     assert ci.dataset == "cifar10" and ci.budgets == (10, 20) and len(ci.models) == 4
     assert ci.training("Baseline2").lr == 0.01
     assert set(ci.checks) == {"baseline", "ranking", "budget_improves"}

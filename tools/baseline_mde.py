@@ -6,7 +6,7 @@ baseline, of the log's first ``n_old`` seeds, and of all the log's seeds; then t
 over the log's seeds (each group of k seeds checked against bands from the others) and the tail screen, as
 ``trainguard baselines calibrate`` computes them.
 
-    python tools/baseline_mde.py --profile ci --log baselines/ci/cpu-runlog.jsonl \
+    python tools/baseline_mde.py --profile cifar-models-ci --log baselines/ci/cpu-runlog.jsonl \
         --models Baseline1,Baseline2,NewModel1,NewModel2
 """
 

@@ -9,20 +9,20 @@
 # A lent host has torch, pytest, pandas, tabulate, matplotlib and setuptools but no network, no
 # TensorFlow and not ../shared: the script installs trainguard from the checkout without the index
 # (into /tmp, nothing left in the tree), skips the MNIST plug-in's Keras twin, and reads the
-# data from DATA, a directory written here by `trainguard data export --profile ci gpu-data` with mnist.npz copied in
+# data from DATA, a directory written here by `trainguard data export --profile cifar-models-ci gpu-data` with mnist.npz copied in
 # (~48 MB; name it in the device tool's carry). Each part fits one 10-minute command; the baseline
 # part is resumable: rerun it on the same warm machine and the result cache keeps what finished.
 #
 # Everything a part writes goes to WORK and comes back as one archive, $OUT/<part>.tgz (also when
 # the part fails or is cut off: the device tool returns at most 8 files).
-# Overrides, also for a dry run on a CPU: DEVICE (cuda), DATA (gpu-data), PROFILE (ci),
+# Overrides, also for a dry run on a CPU: DEVICE (cuda), DATA (gpu-data), PROFILE (cifar-models-ci: the ci profile's CIFAR-10 comparison through the models' machinery),
 # IMAGES per timed epoch (10000), SEEDS per stack (3), ROUNDS (2; STACK_ROUNDS 1), OUT (reports/gpu), WORK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gpu}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-gpu-data}
-PROFILE=${PROFILE:-ci}
+PROFILE=${PROFILE:-cifar-models-ci}
 PART=${PART:-stack}
 IMAGES=${IMAGES:-10000}
 SEEDS=${SEEDS:-3}
@@ -47,6 +47,7 @@ tg=("$PYTHON" -m trainguard.cli)
 
 profile_file=$PROFILE
 [[ $profile_file == *.toml ]] || profile_file=harness/profiles/$PROFILE.toml
+[[ -f $profile_file ]] || profile_file=harness/experiments/$PROFILE.toml  # a built-in plug-in's settings
 # Without TensorFlow the MNIST plug-in's Keras twin says so (its `requires`) and its cases are skipped.
 
 case $PART in
@@ -74,7 +75,7 @@ baseline)
     echo "pytest -m slow (plugin): exit ${pytest_status:-0}, $(( $(date +%s) - start )) s wall" | tee -a "$WORK/device.txt"
     ;;
 bench)
-    for protocol in seed ci; do
+    for protocol in seed cifar-models-ci; do
         augment=(); [[ $protocol == seed ]] && augment=(--augment)  # the protocol's flip + crop on both sides
         "$PYTHON" -m benchmarks.side_by_side --device "$DEVICE" --images "$IMAGES" --profile "$protocol" --bf16 \
             --compile "${augment[@]}" --rounds "$ROUNDS" | tee "$WORK/side-by-side-$protocol.md"

@@ -8,7 +8,7 @@ change of it at step 1 directly; here that series is left out of the comparison,
 show through the training itself — a stand-in for a change of the recipe that no logged value names. The smallest change still called a change is the check's margin
 on another machine; on the golden's own machine every change that moves one bit is caught.
 
-    TRAINGUARD_DATA_DIR=../shared/data python tools/replay_margin.py --profile ci
+    TRAINGUARD_DATA_DIR=../shared/data python tools/replay_margin.py --profile cifar-models-ci
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The same-report check of a refactor: render the ci night from its committed run log (nothing trains) and run a
+# The same-report check of a refactor: render the ci night (the CIFAR-10 comparison, through the models' machinery: --profile cifar-models-ci) from its committed run log (nothing trains) and run a
 # fresh smoke night (seconds, generated data), into OUTDIR. Run it before and after a change with the same data,
 # then diff the two folders: only times, dates and memory may differ. PYTHON: the interpreter with trainguard.
 #   TRAINGUARD_DATA_DIR=../shared/data tools/report_snapshot.sh /tmp/before   # … change …   then /tmp/after
@@ -10,7 +10,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 cd "$out"
 export PYTHONHASHSEED=0
-"${PYTHON:-python3}" -m trainguard report --profile ci --offline --baselines-dir "$repo/baselines" \
+"${PYTHON:-python3}" -m trainguard report --profile cifar-models-ci --offline --baselines-dir "$repo/baselines" \
     --from-log "$repo/baselines/ci/avx512-night-runlog.jsonl" \
     --report "$out/ci/report.md" --results-dir "$out/ci-results" > "$out/ci.out" 2>&1
 echo "ci rc=$?" >> "$out/ci.out"

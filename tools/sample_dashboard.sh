@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ledger="$work/ledger.sqlite"
 night() {  # a committed night's run log, re-rendered and recorded (dated by its runs)
-    trainguard report --profile ci --offline --from-log "$1" --record --ledger "$ledger" --report "$work/$2/report.md" >/dev/null || true
+    trainguard report --profile cifar-models-ci --offline --from-log "$1" --record --ledger "$ledger" --report "$work/$2/report.md" >/dev/null || true
 }
 night baselines/ci/heldout-runlog.jsonl heldout
 trainguard ledger import docs/nightly-acceptance --ledger "$ledger"

@@ -19,6 +19,9 @@ from .storage import ConfigError  # defined with the stores, the lowest layer th
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the installed `trainguard` (harness/ in a checkout)
 PROFILES_DIR = PACKAGE_DIR / "profiles"
+# The built-in plug-ins' settings files (trainguard/experiments/*.toml), read as profiles by name too: the models'
+# machinery runs a plug-in's comparison from them (``--profile NAME``); a night's profiles are PROFILES_DIR's.
+PLUGIN_SETTINGS_DIR = PACKAGE_DIR / "experiments"
 
 #: Metrics the comparison understands, with the unit shown in reports.
 METRICS = ("train_loss", "train_acc", "test_acc")
@@ -307,6 +310,11 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
+def plugin_settings() -> list[str]:
+    """The built-in plug-ins' settings files, by the name ``--profile`` takes."""
+    return sorted(p.stem for p in PLUGIN_SETTINGS_DIR.glob("*.toml"))
+
+
 def model_search_paths(profile: Profile) -> tuple[Path, ...]:
     """Where a profile's own model modules (and experiment files) are looked for: the profile file's directory, then
     the working one."""
@@ -315,14 +323,17 @@ def model_search_paths(profile: Profile) -> tuple[Path, ...]:
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """Load a profile by name (``ci``) or by path to a TOML file."""
+    """Load a profile by name (``ci``; or a built-in plug-in's settings, :func:`plugin_settings`) or by path to a TOML
+    file."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.toml"
+        if not path.exists() and (PLUGIN_SETTINGS_DIR / f"{name_or_path}.toml").exists():
+            path = PLUGIN_SETTINGS_DIR / f"{name_or_path}.toml"
         if not path.exists():
             raise ConfigError(
-                f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())}, "
-                f"or pass the path to a .toml profile file"
+                f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} (or a "
+                f"built-in plug-in's settings: {', '.join(plugin_settings())}), or pass the path to a .toml profile file"
             )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 whatever the locale

@@ -6,6 +6,6 @@ written as any user's experiment is: ``trainguard guard trainguard.experiments.m
   shrinks the gap" and "dropout lowers the final test loss". The ``ci`` profile declares it
   (``experiments = [...]``): its night checks it as it checks any declared experiment;
 - :mod:`~trainguard.experiments.cifar_models`: the four CIFAR-10 classifiers at lr 0.01, its claims the report's
-  ranking and "more epochs help". The built-in profiles still train these through their own models' machinery
-  (trainguard.runs.matrix); this plug-in trains the same numbers, and a test holds them equal.
+  ranking and "more epochs help", its settings ``cifar-models-ci.toml`` beside it. The ``ci`` profile declares it too;
+  it trains the numbers the models' machinery (trainguard.runs.matrix) trained before, and a test holds them equal.
 """

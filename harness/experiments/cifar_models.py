@@ -1,13 +1,15 @@
 """Experiment 2 of the course report as a plug-in on the Experiment contract: four CIFAR-10 classifiers (Baseline1,
-Baseline2, NewModel1, NewModel2) trained with a profile's training settings (the ``ci`` profile's by default: lr
-0.01 as the report, its data view, budgets and seeds), one variant per model. Its metrics are the profile's checked
+Baseline2, NewModel1, NewModel2) trained with a profile's training settings (by default those in
+``cifar-models-ci.toml`` beside this file, which the ``ci`` profile declares as :data:`ci`: lr 0.01 as the report, its
+data view, budgets and seeds), one variant per model. Its metrics are the profile's checked
 metrics, read as the profile reads them (the mean of its ``window`` last epochs up to each budget), so its bands are
 the built-in profile's bands on the same runs. Its claims are the report's conclusions: the models rank as
 published at every budget, and more epochs help every model.
 
 The course report's table is a reference beside its means, checked within the profile's [published] bands where the
 profile enables that check, on the mean of the profile's [published] seeds (its check seeds where it names none), as
-the built-in check averages them. Its golden runs are the profile's: its [golden] subset and epochs, every step's
+the built-in check averages them. Its golden runs are the profile's: its [golden] subset and epochs (declaring the
+data at full scale too, every split the night's runs receive, so a change past the subset is named), every step's
 loss, gradient norm and learning rate, and the noise envelope of its one-ulp nudges of the initial weights (beside
 another thread count and a lower instruction set). It honours a night's ``--precision`` and ``--compile`` (the
 engine's bf16 autocast and torch.compile). The profile's start of the learning curve (``start_window``, ``start_models``) is its
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 from ..core.experiment import Claim, Experiment, Fault, Reference, Run, Start
 from ..core.spec import Profile, load_profile, packaged_baselines_dir
@@ -138,6 +141,13 @@ def _train_stacked(profile: Profile, runs: list[Run]) -> None:
         _ended(run, history)
 
 
+def _full_inputs(full) -> dict:
+    """Every split of the data at full scale (train, test, and val where the profile holds one out), by name."""
+    splits = {"train": (full.x_train, full.y_train), "test": (full.x_test, full.y_test),
+              **({"val": (full.x_val, full.y_val)} if full.x_val is not None else {})}
+    return {f"full {split} {part}": array for split, (x, y) in splits.items() for part, array in (("x", x), ("y", y))}
+
+
 def _train_as(profile: Profile, full, run: Run) -> None:
     import torch
 
@@ -148,6 +158,8 @@ def _train_as(profile: Profile, full, run: Run) -> None:
     golden = bool(run.settings.get("golden"))
     dataset = _golden_subset(full, profile) if golden else full
     run.inputs(x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test, y_test=dataset.y_test)
+    if golden:  # and the data at full scale, as the night's runs receive it: a change past the subset is named too
+        run.inputs(**_full_inputs(full))
     run.describe_data(_described(dataset) + ("; the golden run's subset" if golden else ""))
     on_step, factory = _golden_hooks(run, model) if golden else (
         lambda step, loss, net, optimizer: run.step(loss=float(loss)), None)
@@ -255,9 +267,12 @@ def start(profile: Profile) -> Start | None:
     return Start(("train_loss",), window, variants=models)
 
 
+SETTINGS = Path(__file__).with_name("cifar-models-ci.toml")  # what the ci profile declares; --profile cifar-models-ci
+
+
 def make(profile: Profile | None = None) -> Experiment:
-    """The experiment at ``profile``'s settings (default: the ci profile)."""
-    profile = profile or load_profile("ci")
+    """The experiment at ``profile``'s settings (default: :data:`SETTINGS`, what the ci profile declares)."""
+    profile = profile or load_profile(str(SETTINGS))
     return Experiment(f"cifar-models-{profile.name}", functools.partial(_train, profile),
                       metrics=metrics(profile), budgets=tuple(profile.budgets), window=profile.statistics.window,
                       resolutions=resolutions(profile), references=published(profile),

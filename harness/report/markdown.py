@@ -87,6 +87,20 @@ def changes_section(source: str, budgets, models, old: dict, new: dict) -> str:
                       markdown_table(changes_table(tuple(budgets), tuple(models), old, new)), ""])
 
 
+def _grouped(verdicts: list[Verdict]) -> list[Verdict]:
+    """The checks in judging order, except that a declared experiment's band checks (judged budget by budget across
+    experiments) stand together per experiment and variant: ``NAME-VARIANT-10`` beside ``NAME-VARIANT-20``."""
+    import re
+
+    kinds = list(dict.fromkeys(v.check for v in verdicts))
+
+    def key(v: Verdict):
+        cell = re.fullmatch(r"(.+)-\d+", v.subject) if v.check == "experiment" else None
+        return kinds.index(v.check), cell.group(1) if cell else ""
+
+    return sorted(verdicts, key=key)
+
+
 def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budget: dict[int, list[dict]],
            verdicts: list[Verdict], published: dict, notes: list[str] = (),
            published_note: str = "reference", extra_sections: list[str] = (), statistics: dict | None = None,
@@ -101,7 +115,7 @@ def render(title: str, environment: dict, budgets: tuple[int, ...], rows_by_budg
     for budget in budgets:
         if rows_by_budget.get(budget):
             lines += budget_section(budget, rows_by_budget[budget], verdicts, published, published_note, statistics)
-    other = [v for v in verdicts if (v.check != "baseline" or v.expected is None) and v.check != "replay"]
+    other = _grouped([v for v in verdicts if (v.check != "baseline" or v.expected is None) and v.check != "replay"])
     if other:
         lines += ["## Checks", "", markdown_table(pd.DataFrame({"check": [v.subject for v in other],
                                                        "verdict": ["pass" if v.passed else "**FAIL**" for v in other],

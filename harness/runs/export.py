@@ -64,8 +64,12 @@ def export_profile_data(profile: Profile, target: Path, source_dir=None, allow_d
     if profile.dataset == "synthetic":
         raise data.DataError(f"profile {profile.name} trains on generated data only: there is nothing to export")
     if not profile.models:
+        from ..core.spec import plugin_settings
+
         raise data.DataError(f"profile {profile.name} trains no models: it has no data set of its own to export (each "
-                             f"of its experiments reads its own data)")
+                             f"of its experiments reads its own data; a plug-in that trains from a profile's settings "
+                             f"exports through them: --profile PATH.toml, or a built-in one by name: "
+                             f"{', '.join(plugin_settings())})")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     (target / data.EXPORT_FILE).unlink(missing_ok=True)  # until the new one is complete, this is no export
