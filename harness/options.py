@@ -104,7 +104,8 @@ RUN_OPTIONS = (
     CommandOption("profile", "profile name (smoke, ci, seed, gpu-timing, or a built-in plug-in's settings) or path "
                              "to a .toml profile", "ci", ini=True),
     CommandOption("device", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N", "auto", type=_device, ini=True),
-    CommandOption("seeds", "seeds to train and check, held out of the baseline [the profile's check_seeds]",
+    CommandOption("seeds", "seeds to train and check, held out of the baseline, for the profile's models and its "
+                           "declared experiments alike [their check_seeds]",
                   type=_seeds, metavar="N[,N...]"),
     CommandOption("allow-baseline-seeds", "allow checking a seed of the baseline (it cannot fail against itself)", flag=True),
     CommandOption("strict", "a missing baseline, a data mismatch or a check with nothing to check fails instead of "

@@ -494,6 +494,11 @@ def test_a_profile_of_experiments_alone_names_no_models_data_or_budgets(tmp_path
     assert "- regression: leave-1-out over its 4 baseline seeds" in capsys.readouterr().out
     assert cli.main(["selftest", *common, "--report", "r/selftest.md"]) == 1  # it declares no faults: proves nothing
     assert "nothing was injected" in capsys.readouterr().out
+    # --seeds checks other held-out seeds of its experiments, as of a profile's models; a baseline seed is refused
+    assert cli.main(["run", *common, "--seeds", "300", "--report", "r/300.md"]) == 0
+    assert "regression small seed 300: training" in capsys.readouterr().out
+    assert cli.main(["run", *common, "--seeds", "1", "--report", "r/1.md"]) == 2
+    assert "--seeds: seed(s) 1 are in experiment regression's baseline_seeds" in capsys.readouterr().err
     assert cli.main(["ledger", *common[:2], "--plots", str(tmp_path / "trends")]) == 0  # its nights, no model trends
     assert "experiment regression:" in (out := capsys.readouterr().out) and "no trend plots: profile mine" in out
     assert cli.main(["data", "export", *common[:2], str(tmp_path / "export")]) == 2

@@ -3,6 +3,7 @@ as a user imports them: the contract's instruments (replay, bands, claims) on th
 numbers equal to the ones the profile's models train. Generated data: fast."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -296,7 +297,8 @@ def test_the_cifar_plug_in_s_nights_continue_the_profile_s_models_in_the_ledger(
     """The smoke profile's night records its models' cells; the plug-in's first night (guard, its baseline imported
     from the committed smoke baseline) reads that night as its earlier one (``formerly``: the profile's name) and
     compares its cells with the models': the same runs, so drift finds no step — the series goes on instead of
-    starting anew."""
+    starting anew. So does the profile's own night once it declares the plug-in instead of its models (the switch the
+    ci profile made)."""
     from pathlib import Path
 
     from trainguard import cli
@@ -313,7 +315,7 @@ def test_the_cifar_plug_in_s_nights_continue_the_profile_s_models_in_the_ledger(
     (tmp_path / "plug.py").write_text("from trainguard.core.spec import load_profile\n"
                                       "from trainguard.experiments import cifar_models\n\n"
                                       "smoke = cifar_models.make(load_profile('smoke'))\n")
-    target, store = f"{tmp_path / 'plug.py'}:smoke", ["--dir", str(tmp_path / "experiments")]
+    target, store = f"{tmp_path / 'plug.py'}:smoke", ["--dir", str(tmp_path / "experiments"), "--threads", "1"]
     committed = Path(__file__).parent.parent / "baselines" / "smoke" / "cpu-seeds.csv"
     assert cli.main(["guard", target, "baseline", "--from-csv", str(committed), *store]) == 0
     capsys.readouterr()
@@ -329,6 +331,26 @@ def test_the_cifar_plug_in_s_nights_continue_the_profile_s_models_in_the_ledger(
     compared = drift_checks(models, plugin)
     assert len(compared) == 4 * 2 * 3  # every model, budget and checked metric: the same cells
     assert all(old == new for *_, old, new in compared)  # the same runs, bit for bit: the series goes on
+    # The switch as the ci profile made it: the profile, under its own name, now declares the plug-in alone; its
+    # first night reads the models' night as its previous one and compares the plug-in's cells with their cells.
+    import shutil
+
+    shutil.copytree(tmp_path / "experiments", baselines / "smoke" / "experiments")
+    (tmp_path / "switched.toml").write_text('name = "smoke"\nexperiments = ["plug.py:smoke"]\n')
+    assert cli.main(["run", "--profile", str(tmp_path / "switched.toml"), "--device", "cpu", "--threads", "1",
+                     "--no-replay", "--no-figures", "--baselines-dir", str(baselines), "--ledger", ledger,
+                     "--results-dir", str(tmp_path),  # its experiments/ store: the guard's, so nothing trains again
+                     "--report", str(tmp_path / "s" / "report.md")]) in (0, 1)
+    assert ": training" not in capsys.readouterr().out  # the guard's runs of the same seeds, from the result cache
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "STEP" not in report and "nothing comparable" not in report and "no earlier run" not in report
+    drift = report[report.index("Drift — each cell against the previous run"):]  # 24 cells, each in its drift band
+    assert "α 1% / 24 = " in drift  # the previous night's value and tonight's, the same run's:
+    assert re.search(r"\| cifar-models-smoke Baseline1-3 \| Train Loss +\| ([\d.]+) +\| \1 \|", drift), drift
+    before, after = open_ledger(ledger).read("smoke", "cpu")
+    compared = drift_checks(before, after, {"cifar-models-smoke": ("smoke",)})
+    assert len(compared) == 4 * 2 * 3 and all(kind == "experiment" for kind, *_ in compared)
+    assert all(old == new for *_, old, new in compared)
 
 
 @pytest.mark.slow

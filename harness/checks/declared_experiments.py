@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.compare import Verdict
+from ..core.errors import ConfigError
 from ..core.spec import model_search_paths
 from . import Case, CheckKind, Part, Reference
 
@@ -61,11 +62,32 @@ def resolved(session, target: str) -> str:
 
 
 def experiment(session, target: str):
-    """The experiment ``target``, loaded once per session (the execute stage and the judge read the same object)."""
+    """The experiment ``target``, loaded once per session (the execute stage and the judge read the same object), with
+    the night's ``--seeds`` as its check seeds where they are given."""
     loaded = session.__dict__.setdefault("declared_experiments", {})
     if target not in loaded:
-        loaded[target] = _load(target, _home(session.profile))
+        loaded[target] = _with_night_seeds(session, _load(target, _home(session.profile)))
     return loaded[target]
+
+
+def _with_night_seeds(session, found):
+    """``--seeds`` (``--tg-seeds``) checks other held-out seeds than the experiment's own, as it does a profile's
+    models'; a seed of its baseline is refused, naming it, unless ``--allow-baseline-seeds`` (it cannot fail)."""
+    import copy
+
+    options = session.matrix.options
+    if not options.seeds:
+        return found
+    seeds = tuple(options.seeds)
+    overlap = sorted(set(seeds) & set(found.baseline_seeds))
+    if overlap and not options.allow_baseline_seeds:
+        raise ConfigError(f"--seeds: seed(s) {', '.join(map(str, overlap))} are in experiment {found.name}'s "
+                          f"baseline_seeds: a run checked against a baseline that contains it cannot fail, so it "
+                          f"proves nothing. Check held-out seeds (its check_seeds {list(found.check_seeds)}, or "
+                          f"others), or pass --tg-allow-baseline-seeds to reproduce a baseline seed on purpose")
+    night = copy.copy(found)
+    object.__setattr__(night, "check_seeds", seeds)  # validated above (an Experiment refuses baseline seeds itself)
+    return night
 
 
 def stacked(session, found) -> bool:
