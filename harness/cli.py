@@ -538,7 +538,7 @@ def cmd_baselines(args) -> int:
               f"(`trainguard baselines calibrate` reads them)", file=sys.stderr)
         return 2
     if matrix.profile.models and not path.exists():
-        print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.name}`",
+        print(f"no baseline at {path}; create it with `trainguard baselines update --profile {matrix.profile.cli_name}`",
               file=sys.stderr)
         return 2
     return {"calibrate": _calibrate, "diff": _diff_published, "show": _show_baseline}[args.action](matrix, args, path)

@@ -19,7 +19,7 @@ def test_shipped_profiles_load():
             assert not set(profile.check_seeds) & set(profile.baseline_seeds), name
 
 
-def test_ci_profile_is_the_issue_s_reduced_real_data():
+def test_ci_profile_is_the_issue_s_reduced_real_data(tmp_path):
     """The ci profile declares the report's two experiments; the CIFAR-10 plug-in's settings are the reduced real
     data."""
     from trainguard.experiments import cifar_models
@@ -28,6 +28,10 @@ def test_ci_profile_is_the_issue_s_reduced_real_data():
     ci = load_profile("cifar-models-ci")  # the plug-in's settings by name, as --profile takes them
     assert ci == load_profile(str(cifar_models.SETTINGS)) and "cifar-models-ci" not in available_profiles()
     assert ci.name == "ci" and cifar_models.ci.name == "cifar-models-ci"  # baselines/ci/, the ledger's ci nights
+    assert ci.cli_name == "cifar-models-ci"  # what a message tells a user to pass as --profile
+    from trainguard.core.spec import baselines_dir_for, packaged_baselines_dir
+
+    assert baselines_dir_for(ci, cwd=tmp_path) == packaged_baselines_dir()  # shipped, as a built-in profile's
     assert ci.dataset == "cifar10" and ci.budgets == (10, 20) and len(ci.models) == 4
     assert ci.training("Baseline2").lr == 0.01
     assert set(ci.checks) == {"baseline", "ranking", "budget_improves"}

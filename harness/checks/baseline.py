@@ -177,7 +177,7 @@ def read(matrix) -> bl.BaselineTable | None:
 def missing_message(matrix) -> str:
     options = matrix.options
     return (f"no baseline {baseline_file(matrix)} for profile {matrix.profile.name} on {matrix.device_class}; create "
-            f"it with: trainguard baselines update --profile {matrix.profile.name} --device {matrix.device.type}"
+            f"it with: trainguard baselines update --profile {matrix.profile.cli_name} --device {matrix.device.type}"
             + (f" --precision {options.precision}" if options.precision != "fp32" else "")
             + (" --compile" if options.compile else "")
             + (" --stack-seeds" if options.stack_seeds else "")

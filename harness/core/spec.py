@@ -174,7 +174,10 @@ class Profile:
 
     @property
     def cli_name(self) -> str:
-        """How a command names this profile: a built-in's name, or the path of a user's profile file."""
+        """How a command names this profile: a built-in's name (a built-in plug-in's settings by their file's), or the
+        path of a user's profile file."""
+        if self.source and Path(self.source).parent.resolve() == PLUGIN_SETTINGS_DIR.resolve():
+            return Path(self.source).stem
         if self.source and Path(self.source).parent.resolve() != PROFILES_DIR.resolve():
             return self.source
         return self.name
@@ -284,7 +287,7 @@ def baselines_dir_for(profile: "Profile", cwd: Path | None = None) -> Path:
     5. ``./baselines``."""
     cwd = Path.cwd() if cwd is None else cwd
     source = Path(profile.source) if profile.source else None
-    builtin = source is None or source.resolve().parent == PROFILES_DIR.resolve()
+    builtin = source is None or source.resolve().parent in (PROFILES_DIR.resolve(), PLUGIN_SETTINGS_DIR.resolve())
     if profile.baselines_dir:
         base = source.parent if source is not None else cwd
         return (base / profile.baselines_dir).resolve()

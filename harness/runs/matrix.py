@@ -140,7 +140,7 @@ class Matrix:
         if history is None:
             return self._not_trained(model, seed, "missing",
                                      f"no stored result (looked for {self.store.path(spec) if self.store.root else 'a result cache'}); "
-                                     f"run `trainguard run --profile {self.profile.name}` first")
+                                     f"run `trainguard run --profile {self.profile.cli_name}` first")
         self.printer(f"[trainguard] {model} seed {seed}: cached result {self.store.path(spec)}")
         self.histories[(model, seed)] = history
         return history
