@@ -61,3 +61,24 @@ def test_an_experiment_s_progress_line_shows_its_declared_metrics_and_a_millisec
     assert [re.sub(r"\d+ms$", "Nms", line) for line in lines] == [
         "[trainguard] quick default seed 0 | epoch 1/2 | loss 1 | Nms",
         "[trainguard] quick default seed 0 | epoch 2/2 | loss 0.5 | Nms"]
+
+
+def test_a_function_that_reports_after_training_shows_each_epoch_s_stated_time():
+    """A function that trains first and then reports its epochs from a framework's history (as the MNIST plug-in
+    does) states each epoch's time (run.epoch_time): its progress line shows that time, once per epoch — not the
+    microseconds between its reports."""
+    import trainguard
+    from trainguard.runs.experiment_runs import epoch_lines, train
+
+    @trainguard.experiment(metrics={"loss": "lower"}, budgets=(2,), baseline_seeds=(0, 1), check_seeds=(100,))
+    def after_the_fact(run):
+        history = [(1.0, 1.5), (0.5, 2.5)]  # (loss, seconds) per epoch, as a framework's history holds them
+        for loss, seconds in history:
+            run.epoch(loss=loss)
+            run.epoch_time(seconds)
+
+    lines: list[str] = []
+    record = train(after_the_fact, "default", 0, 2, on_epoch=epoch_lines("late default seed 0", lines.append))
+    assert record.completed, record.message
+    assert lines == ["[trainguard] late default seed 0 | epoch 1/2 | loss 1 | 1.5s",
+                     "[trainguard] late default seed 0 | epoch 2/2 | loss 0.5 | 2.5s"]

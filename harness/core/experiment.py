@@ -473,6 +473,7 @@ class Run:
         self.experiment, self.variant, self.seed, self.budget = experiment, variant, seed, budget
         self.precision, self.compile = precision, compile  # the arithmetic asked for (Experiment.precisions, compiles)
         self.on_epoch = on_epoch  # the runner's progress line after each epoch (not the function's concern)
+        self._unsaid = False  # an epoch reported whose progress line waits for its time (see _say)
         self.settings = {**experiment.variants[variant], **(overrides or {})}  # overrides: a perturbation's
         self.device, self.threads, self.data_dir, self.deadline = device, threads, data_dir, deadline
         self.steps: dict[str, list[float]] = {}
@@ -498,6 +499,7 @@ class Run:
     def step(self, **scalars: float) -> None:
         """One optimiser step's scalars (a loss, a learning rate, a gradient norm …): the replay compares them.
         Past the night's time limit it raises :class:`OutOfTime`: the run ends as ``timeout`` with what it reported."""
+        self._say()
         self._check_time()
         for name, value in scalars.items():
             self.steps.setdefault(name, []).append(float(value))
@@ -508,14 +510,28 @@ class Run:
         if missing:
             raise ConfigError(f"experiment {self.experiment.name!r}: epoch {self.epochs_done + 1} reported no "
                               f"{', '.join(missing)} (declared in its metrics)")
+        self._say()
         for name, value in metrics.items():
             self.epochs.setdefault(name, []).append(float(value))
         now = time.perf_counter()
         self.epoch_seconds.append(now - self._last_report)
         self._last_report = now
-        if self.on_epoch is not None:
-            self.on_epoch(self)
+        self._unsaid = True
         self._check_time()
+
+    def _say(self) -> None:
+        """The runner's progress line (``on_epoch``) of the epoch last reported, once its time is known: when the
+        function states it (:meth:`epoch_time`), or goes on (its next step or epoch), or returns (:meth:`reported`).
+        A loop that reports each epoch as it ends gets its line at once; one that reports after training (from a
+        framework's history) gets each epoch's stated time, not the microseconds between its reports."""
+        if self._unsaid:
+            self._unsaid = False
+            if self.on_epoch is not None:
+                self.on_epoch(self)
+
+    def reported(self) -> None:
+        """The function returned (or raised): the runner's last progress line, if one still waits."""
+        self._say()
 
     def epoch_time(self, seconds: float) -> None:
         """The epoch just reported took ``seconds`` — what the speed check times instead of the interval between this
@@ -530,6 +546,7 @@ class Run:
                               f"number of seconds, 0 or more")
         self.epoch_seconds[-1] = float(seconds)
         self.epochs_timed.add(len(self.epoch_seconds))
+        self._say()
 
     def _check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:

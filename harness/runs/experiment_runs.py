@@ -32,6 +32,7 @@ def train(experiment: Experiment, variant: str, seed: int, epochs: int, threads:
               overrides=overrides, on_epoch=on_epoch, precision=precision, compile=compile)
     started = time.perf_counter()
     failure = _called(experiment.train, run)
+    run.reported()
     return _record_of(experiment, run, threads, failure, time.perf_counter() - started)
 
 
@@ -172,16 +173,14 @@ def deliver(experiment: Experiment, variant: str, seed: int, store: ExperimentSt
 
 
 def epoch_lines(label: str, printer):
-    """A run's progress: after each epoch it reports, one line with its declared metrics and the epoch's seconds."""
-    last = [time.perf_counter()]
+    """A run's progress: after each epoch it reports, one line with its declared metrics and the epoch's seconds (as
+    the function stated them, else the time since its previous report)."""
 
     def line(run) -> None:
-        now, metrics = time.perf_counter(), run.experiment.metrics
-        shown = " | ".join(f"{m} {run.epochs[m][-1]:.4g}" for m in metrics)
-        seconds = now - last[0]  # an epoch of a small experiment is milliseconds: shown as such, not as 0.0s
+        shown = " | ".join(f"{m} {run.epochs[m][-1]:.4g}" for m in run.experiment.metrics)
+        seconds = run.epoch_seconds[-1]  # an epoch of a small experiment is milliseconds: shown as such, not as 0.0s
         printer(f"[trainguard] {label} | epoch {run.epochs_done}/{run.budget} | {shown} | "
                 + (f"{seconds:.1f}s" if seconds >= 0.1 else f"{seconds * 1000:.0f}ms"))
-        last[0] = now
 
     return line
 
