@@ -143,9 +143,8 @@ def _train_stacked(profile: Profile, runs: list[Run]) -> None:
 
 def _full_inputs(full) -> dict:
     """Every split of the data at full scale (train, test, and val where the profile holds one out), by name."""
-    splits = {"train": (full.x_train, full.y_train), "test": (full.x_test, full.y_test),
-              **({"val": (full.x_val, full.y_val)} if full.x_val is not None else {})}
-    return {f"full {split} {part}": array for split, (x, y) in splits.items() for part, array in (("x", x), ("y", y))}
+    return {f"full {split} {part}": array for split, (x, y) in full.splits().items()
+            for part, array in (("x", x), ("y", y))}
 
 
 def _train_as(profile: Profile, full, run: Run) -> None:

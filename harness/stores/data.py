@@ -77,15 +77,19 @@ class Dataset:
             return f"first {n:,} of the {full:,} test images"
         return f"all {n:,} test images"
 
+    def splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Split name → (images, labels): train, test, and val where there is one."""
+        found = {"train": (self.x_train, self.y_train), "test": (self.x_test, self.y_test)}
+        if self.x_val is not None:
+            found["val"] = (self.x_val, self.y_val)
+        return found
+
     def split_fingerprints(self) -> dict[str, dict]:
         """Per split (train, test, and val where there is one), the images and labels exactly as the engine
         receives them: their count and a sha256 of their bytes, shapes and types. Integers only, so equal on every
         machine; the replay compares them at full scale (its golden runs see only the first images of each class)."""
-        splits = {"train": (self.x_train, self.y_train), "test": (self.x_test, self.y_test)}
-        if self.x_val is not None:
-            splits["val"] = (self.x_val, self.y_val)
         fingerprints = {}
-        for split, arrays in splits.items():
+        for split, arrays in self.splits().items():
             digest = hashlib.sha256()
             for array in map(np.ascontiguousarray, arrays):
                 digest.update(f"{array.shape}{array.dtype}".encode())
